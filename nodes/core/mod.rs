@@ -1,0 +1,26 @@
+//! Engine-level node types: triggers, shell commands, a generic switch, files, a no-op.
+
+mod file;
+mod noop;
+mod shell;
+mod switch;
+mod trigger;
+
+pub use file::{ReadFile, WriteFile};
+pub use noop::Noop;
+pub use shell::Shell;
+pub use switch::Switch;
+pub use trigger::{ManualTrigger, ScheduleTrigger};
+
+use crate::node::Registry;
+
+pub fn register(registry: &mut Registry) {
+    registry
+        .register(ManualTrigger)
+        .register(ScheduleTrigger)
+        .register(Shell)
+        .register(Switch)
+        .register(ReadFile)
+        .register(WriteFile)
+        .register(Noop);
+}

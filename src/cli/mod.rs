@@ -1,0 +1,488 @@
+//! The `flow` command line: argument parsing, output formatting and exit codes.
+//!
+//! Exit codes: 0 success, 1 the run failed or was interrupted (the resume command is printed),
+//! 2 invalid input or usage (including a state store that cannot be used).
+
+mod graph;
+mod progress;
+mod report;
+mod schema;
+
+use std::collections::HashMap;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, anyhow};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::sync::watch;
+
+use crate::compile::{self, LoadError, Workflow};
+use crate::data::{self, Body, Data};
+use crate::executor::{self, ExecOptions, Shutdown};
+use crate::node::Registry;
+use crate::runs::{self, PlanError};
+use crate::store::{RunRecord, RunStatus, SledStore, StateStore, StoreError};
+
+#[derive(Debug, Parser)]
+#[command(name = "flow", version, about = "Run YAML workflows with durable checkpoints and resume.")]
+struct Cli {
+    /// State store directory.
+    #[arg(long, global = true, env = "FLOW_STATE", default_value = ".flow")]
+    state: PathBuf,
+    /// More logging (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a workflow and run it, firing its triggers by hand.
+    Run(RunArgs),
+    /// Continue a failed or interrupted run from its checkpoints.
+    Resume(ResumeArgs),
+    /// Check a workflow and report every error with its line.
+    Validate {
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the workflow graph.
+    Graph {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "mermaid")]
+        format: GraphFormat,
+    },
+    /// List runs (newest first), or inspect one.
+    Runs(RunsArgs),
+    /// List the registered node types and their parameters.
+    Nodes {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the JSON Schema of the workflow format.
+    Schema,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    file: PathBuf,
+    /// Override a workflow param: NAME=VALUE (repeatable).
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
+    /// Fire only this trigger (repeatable; default: all triggers).
+    #[arg(long = "trigger", value_name = "ID")]
+    triggers: Vec<String>,
+    /// Most nodes running at once (the workflow's `concurrency` wins).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+struct ResumeArgs {
+    /// The run id (a unique prefix is enough; `last` is the newest run).
+    run_id: String,
+    /// Re-run this node and everything downstream, even if it succeeded.
+    #[arg(long, value_name = "NODE")]
+    from: Option<String>,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    #[arg(long)]
+    json: bool,
+    /// Show at most this many runs.
+    #[arg(long, default_value_t = 20)]
+    limit: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Per-node status, attempts, duration, rows and errors of a run.
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a node's checkpointed output.
+    Output {
+        run_id: String,
+        node: String,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: OutputFormat,
+        /// For a decision: the case to export.
+        #[arg(long)]
+        case: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Mermaid,
+    Dot,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutputFormat {
+    Csv,
+    Json,
+}
+
+/// An error with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    code: u8,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn invalid(error: impl Into<anyhow::Error>) -> Self {
+        Failure { code: 2, error: error.into() }
+    }
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        Failure::invalid(e)
+    }
+}
+
+impl From<PlanError> for Failure {
+    fn from(e: PlanError) -> Self {
+        Failure::invalid(e)
+    }
+}
+
+type Outcome = Result<ExitCode, Failure>;
+
+/// Entry point of the `flow` binary.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.verbose);
+    // Panics inside nodes are caught and reported as node failures; keep the default hook's
+    // backtrace out of the user's terminal unless they asked for detail.
+    if cli.verbose < 2 {
+        std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
+    }
+    let registry = crate::nodes::builtin_registry();
+    match run_command(cli, &registry) {
+        Ok(code) => code,
+        Err(Failure { code, error }) => {
+            eprintln!("error: {}", format_error(&error));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn format_error(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(&format!(": {cause}"));
+        }
+    }
+    text
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "flow=info",
+        _ => "flow=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+fn run_command(cli: Cli, registry: &Registry) -> Outcome {
+    match cli.command {
+        Command::Validate { file, json } => validate(&file, json, registry),
+        Command::Graph { file, format } => {
+            let wf = load(&file, registry)?;
+            let text = match format {
+                GraphFormat::Mermaid => graph::mermaid(&wf),
+                GraphFormat::Dot => graph::dot(&wf),
+            };
+            print!("{text}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Nodes { json } => {
+            report::nodes(registry, json);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Schema => {
+            println!("{}", serde_json::to_string_pretty(&schema::workflow_schema(registry)).expect("schema"));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => run(&cli.state, args, registry),
+        Command::Resume(args) => resume(&cli.state, args, registry),
+        Command::Runs(args) => {
+            let store = open_store(&cli.state)?;
+            match args.command {
+                None => report::runs(store.as_ref(), args.json, args.limit),
+                Some(RunsCommand::Show { run_id, json }) => {
+                    let run = find_run(store.as_ref(), &run_id)?;
+                    report::show(store.as_ref(), &run, registry, json)
+                }
+                Some(RunsCommand::Output { run_id, node, format, case }) => {
+                    let run = find_run(store.as_ref(), &run_id)?;
+                    export_output(store.as_ref(), &run, &node, format, case.as_deref())
+                }
+            }
+        }
+    }
+}
+
+fn load(file: &Path, registry: &Registry) -> Result<Workflow, Failure> {
+    compile::load(file, registry).map_err(|e| match e {
+        LoadError::Invalid(diags) => {
+            let n = diags.len();
+            Failure::invalid(anyhow!(
+                "{}\n{} invalid: {n} error{}",
+                diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+                file.display(),
+                if n == 1 { "" } else { "s" }
+            ))
+        }
+        io => Failure::invalid(io),
+    })
+}
+
+fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
+    let result = compile::load(file, registry);
+    if json {
+        let (valid, errors) = match &result {
+            Ok(_) => (true, Vec::new()),
+            Err(LoadError::Invalid(diags)) => (false, diags.clone()),
+            Err(e @ LoadError::Io { .. }) => (
+                false,
+                vec![compile::Diagnostic {
+                    file: file.to_path_buf(),
+                    line: None,
+                    column: None,
+                    node: None,
+                    message: e.to_string(),
+                }],
+            ),
+        };
+        let out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        return Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(2) });
+    }
+    let wf = load(file, registry)?;
+    println!(
+        "{}: valid workflow `{}` ({} nodes, {} triggers)",
+        file.display(),
+        wf.name,
+        wf.nodes.len(),
+        wf.triggers().count()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    Ok(Arc::new(SledStore::open(dir)?))
+}
+
+/// Finds a run by id, unique prefix, or `last`.
+fn find_run(store: &dyn StateStore, id: &str) -> Result<RunRecord, Failure> {
+    if let Some(run) = store.run(id)? {
+        return Ok(run);
+    }
+    let runs = store.runs()?;
+    if id == "last" {
+        return runs.into_iter().next().ok_or_else(|| Failure::invalid(anyhow!("there are no runs yet")));
+    }
+    let matches: Vec<RunRecord> = runs.into_iter().filter(|r| r.id.starts_with(id)).collect();
+    match matches.len() {
+        1 => Ok(matches.into_iter().next().expect("one")),
+        0 => Err(Failure::invalid(anyhow!("no run `{id}` in {} (`flow runs` lists them)", store.location()))),
+        n => Err(Failure::invalid(anyhow!(
+            "`{id}` matches {n} runs ({}); give more of the id",
+            matches.iter().take(5).map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+        ))),
+    }
+}
+
+/// Builds a multi-threaded runtime for a run.
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure { code: 1, error: anyhow!("cannot start the async runtime: {e}") })
+}
+
+fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
+    let wf = Arc::new(load(&args.file, registry)?);
+    let params = runs::parse_params(&wf, &args.params)?;
+    let store = open_store(state)?;
+    let record = runs::new_run(&wf, params, "manual", &args.triggers, Utc::now(), None)?;
+    eprintln!("run {} of `{}` ({} nodes)", record.id, wf.name, wf.nodes.len());
+    execute(wf, store, record, HashMap::new(), Default::default(), args.concurrency)
+}
+
+fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
+    let store = open_store(state)?;
+    let mut record = find_run(store.as_ref(), &args.run_id)?;
+    let path = PathBuf::from(&record.workflow_path);
+    if !path.exists() {
+        return Err(Failure::invalid(anyhow!(
+            "run {} used the workflow {}, which no longer exists",
+            record.id,
+            path.display()
+        )));
+    }
+    let wf = Arc::new(load(&path, registry)?);
+    let previous = store.nodes(&record.id)?;
+    let plan = runs::plan_resume(&wf, &record, &previous, args.from.as_deref())?;
+    eprintln!("resuming run {} of `{}`", record.id, wf.name);
+    if plan.workflow_changed {
+        eprintln!("  the workflow changed since this run");
+    }
+    for id in &plan.removed {
+        eprintln!("  node `{id}` is no longer in the workflow (removed or renamed); its checkpoint is kept but not used");
+    }
+    if !plan.reused.is_empty() {
+        eprintln!("  reusing {} finished node{} from checkpoints", plan.reused.len(), if plan.reused.len() == 1 { "" } else { "s" });
+    }
+    for rerun in &plan.reruns {
+        eprintln!("  will run `{}`: {}", rerun.node, rerun.reason);
+    }
+    record.executions += 1;
+    let previous: HashMap<String, _> = previous.into_iter().map(|r| (r.node_id.clone(), r)).collect();
+    execute(wf, store, record, previous, plan.reuse, args.concurrency)
+}
+
+fn execute(
+    wf: Arc<Workflow>,
+    store: Arc<dyn StateStore>,
+    record: RunRecord,
+    previous: HashMap<String, crate::store::NodeRecord>,
+    reuse: std::collections::HashSet<usize>,
+    concurrency: usize,
+) -> Outcome {
+    let rt = runtime()?;
+    let run_id = record.id.clone();
+    let tty = std::io::stderr().is_terminal();
+    let outcome = rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
+        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+        let signals = tokio::spawn(watch_signals(stop_tx));
+        let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
+        let opts = ExecOptions { concurrency, shutdown: stop_rx, events: Some(events_tx) };
+        let result = executor::execute(wf.clone(), store, record, previous, reuse, opts).await;
+        signals.abort();
+        let _ = display.await;
+        result
+    });
+    let outcome = outcome.map_err(|e| Failure { code: 1, error: anyhow!(e) })?;
+    report::summary(&outcome);
+    let _ = std::io::stdout().flush();
+    match outcome.run.status {
+        RunStatus::Succeeded => Ok(ExitCode::SUCCESS),
+        RunStatus::Failed => {
+            eprintln!("run {run_id} failed. Fix the cause, then resume it with:\n  flow resume {run_id}");
+            Ok(ExitCode::from(1))
+        }
+        RunStatus::Interrupted | RunStatus::Running => {
+            eprintln!("run {run_id} was interrupted. Resume it with:\n  flow resume {run_id}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// First Ctrl-C or SIGTERM: start nothing new and let running nodes finish. Second: cancel them.
+async fn watch_signals(stop: watch::Sender<Shutdown>) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return,
+    };
+    for level in [Shutdown::Drain, Shutdown::Cancel] {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        match level {
+            Shutdown::Drain => eprintln!(
+                "stopping: no new nodes will start; waiting for running nodes to finish (press Ctrl-C again to cancel them)"
+            ),
+            _ => eprintln!("cancelling running nodes"),
+        }
+        let _ = stop.send(level);
+    }
+}
+
+fn export_output(
+    store: &dyn StateStore,
+    run: &RunRecord,
+    node: &str,
+    format: OutputFormat,
+    case: Option<&str>,
+) -> Outcome {
+    let bytes = store.output(&run.id, node)?.ok_or_else(|| {
+        let known = store
+            .nodes(&run.id)
+            .map(|n| n.into_iter().filter(|r| r.status == crate::store::NodeStatus::Succeeded).map(|r| r.node_id).collect::<Vec<_>>())
+            .unwrap_or_default();
+        Failure::invalid(anyhow!(
+            "run {} has no checkpointed output for node `{node}` (nodes with outputs: {})",
+            run.id,
+            if known.is_empty() { "none".into() } else { known.join(", ") }
+        ))
+    })?;
+    let output = data::decode(&bytes).map_err(|e| Failure { code: 1, error: anyhow!(e) })?;
+    let data = match (&output.body, case) {
+        (Body::Data(d), None) => d.clone(),
+        (Body::Data(_), Some(c)) => return Err(Failure::invalid(anyhow!("`{node}` is not a decision; it has no case `{c}`"))),
+        (Body::Cases(cases), Some(c)) => match cases.iter().find(|(name, _)| name == c) {
+            Some((_, d)) => d.clone(),
+            None => return Err(Failure::invalid(anyhow!(
+                "decision `{node}` has no case `{c}` (cases: {})",
+                cases.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        },
+        (Body::Cases(cases), None) => {
+            return Err(Failure::invalid(anyhow!(
+                "`{node}` is a decision; choose a case with --case ({})",
+                cases.iter().map(|(n, d)| format!("{n}: {} rows", d.rows())).collect::<Vec<_>>().join(", ")
+            )));
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let written: anyhow::Result<()> = (|| {
+        match (&data, format) {
+            (Data::Table(t), OutputFormat::Csv) => data::write_csv(t, &mut out)?,
+            (Data::Table(t), OutputFormat::Json) => data::write_jsonl(t, &mut out)?,
+            (Data::Json(serde_json::Value::String(s)), OutputFormat::Csv) => writeln!(out, "{s}")?,
+            (Data::Json(v), _) => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+            (Data::Empty, _) => {}
+        }
+        out.flush().context("writing to stdout")?;
+        Ok(())
+    })();
+    written.map_err(|e| Failure { code: 1, error: e })?;
+    Ok(ExitCode::SUCCESS)
+}

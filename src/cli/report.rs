@@ -1,0 +1,208 @@
+//! Tables and JSON for `flow runs`, `flow runs show`, `flow nodes` and the run summary.
+
+use std::process::ExitCode;
+
+use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
+use serde_json::json;
+
+use super::{Failure, Outcome};
+use crate::executor::RunOutcome;
+use crate::node::Registry;
+use crate::store::{NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore};
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_BORDERS_ONLY);
+    t.set_header(header.to_vec());
+    t
+}
+
+/// A run found `running` while this process holds the store lock has no live process: it was
+/// interrupted (killed, or the machine stopped).
+fn shown_status(run: &RunRecord) -> &'static str {
+    match run.status {
+        RunStatus::Running => "interrupted",
+        s => s.as_str(),
+    }
+}
+
+fn shown_node_status(run: &RunRecord, node: &NodeRecord) -> &'static str {
+    match (run.status, node.status) {
+        (_, NodeStatus::Running) => "interrupted",
+        (_, s) => s.as_str(),
+    }
+}
+
+fn duration(ms: Option<u64>) -> String {
+    match ms {
+        None => "-".into(),
+        Some(ms) if ms < 1000 => format!("{ms}ms"),
+        Some(ms) => format!("{:.1}s", ms as f64 / 1000.0),
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    let first = s.lines().next().unwrap_or_default();
+    if first.chars().count() > n || s.lines().count() > 1 {
+        format!("{}…", first.chars().take(n).collect::<String>())
+    } else {
+        first.to_string()
+    }
+}
+
+pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
+    let runs = store.runs()?;
+    if json {
+        let items: Vec<_> = runs
+            .iter()
+            .take(limit)
+            .map(|r| {
+                let mut v = serde_json::to_value(r).expect("json");
+                v["status"] = json!(shown_status(r));
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if runs.is_empty() {
+        println!("no runs yet in {}", store.location());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = table(&["run", "workflow", "status", "fired by", "started", "duration"]);
+    for r in runs.iter().take(limit) {
+        t.add_row(vec![
+            r.id.clone(),
+            r.workflow_name.clone(),
+            shown_status(r).to_string(),
+            r.trigger.fired_by.clone(),
+            r.created_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            format!("{:.1}s", r.duration_secs()),
+        ]);
+    }
+    println!("{t}");
+    if runs.len() > limit {
+        println!("({} older runs not shown; --limit N shows more)", runs.len() - limit);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Node records in workflow order when the file still loads, else by start time.
+fn ordered_nodes(store: &dyn StateStore, run: &RunRecord, registry: &Registry) -> Result<Vec<NodeRecord>, Failure> {
+    let mut nodes = store.nodes(&run.id)?;
+    let order: Option<Vec<String>> = crate::compile::load(std::path::Path::new(&run.workflow_path), registry)
+        .ok()
+        .map(|wf| wf.order.iter().map(|&i| wf.nodes[i].id.clone()).collect());
+    match order {
+        Some(order) => nodes.sort_by_key(|n| order.iter().position(|id| *id == n.node_id).unwrap_or(usize::MAX)),
+        None => nodes.sort_by_key(|n| n.started_at),
+    }
+    Ok(nodes)
+}
+
+pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: bool) -> Outcome {
+    let nodes = ordered_nodes(store, run, registry)?;
+    if json {
+        let mut run_json = serde_json::to_value(run).expect("json");
+        run_json["status"] = json!(shown_status(run));
+        let nodes_json: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let mut v = serde_json::to_value(n).expect("json");
+                v["status"] = json!(shown_node_status(run, n));
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "run": run_json, "nodes": nodes_json })).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("run       {}", run.id);
+    println!("workflow  {} ({})", run.workflow_name, run.workflow_path);
+    println!("status    {}", shown_status(run));
+    println!(
+        "trigger   {} via {} at {}",
+        run.trigger.triggers.join(", "),
+        run.trigger.fired_by,
+        run.trigger.time.to_rfc3339()
+    );
+    println!("started   {}", run.created_at.to_rfc3339());
+    println!("duration  {:.1}s over {} execution(s)", run.duration_secs(), run.executions);
+    if !run.params.is_empty() {
+        let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        println!("params    {}", params.join(" "));
+    }
+    if let Some(e) = &run.error {
+        println!("error     {}", truncate(e, 100));
+    }
+    println!("{}", node_table(&nodes, Some(run)));
+    for n in &nodes {
+        if let Some(cases) = &n.case_rows {
+            let parts: Vec<String> = cases.iter().map(|(c, rows)| format!("{c}: {rows}")).collect();
+            println!("{} cases: {}", n.node_id, parts.join(", "));
+        }
+        if !n.meta.is_empty() {
+            println!("{} {}", n.node_id, serde_json::Value::Object(n.meta.clone()));
+        }
+        if let Some(e) = &n.error {
+            if e.lines().count() > 1 {
+                println!("{} error:\n{e}", n.node_id);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn node_table(nodes: &[NodeRecord], run: Option<&RunRecord>) -> Table {
+    let mut t = table(&["node", "status", "attempts", "duration", "rows in", "rows out", "error / reason"]);
+    for n in nodes {
+        let status = match run {
+            Some(run) => shown_node_status(run, n),
+            None => n.status.as_str(),
+        };
+        let note = n.error.as_deref().or(n.reason.as_deref()).unwrap_or("");
+        t.add_row(vec![
+            n.node_id.clone(),
+            status.to_string(),
+            n.attempts.len().to_string(),
+            duration(n.duration_ms),
+            n.rows_in.to_string(),
+            n.rows_out.to_string(),
+            truncate(note, 60),
+        ]);
+    }
+    t
+}
+
+/// The table printed when a run ends.
+pub fn summary(outcome: &RunOutcome) {
+    let run = &outcome.run;
+    println!("{}", node_table(&outcome.nodes, None));
+    println!("run {} {} in {:.1}s", run.id, run.status.as_str(), run.duration_secs());
+}
+
+pub fn nodes(registry: &Registry, json: bool) {
+    if json {
+        let items: Vec<_> = registry
+            .iter()
+            .map(|t| {
+                json!({
+                    "type": t.name(),
+                    "summary": t.summary(),
+                    "kinds": t.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+                    "params": t.params(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&items).expect("json"));
+        return;
+    }
+    for t in registry.iter() {
+        let kinds: Vec<&str> = t.kinds().iter().map(|k| k.as_str()).collect();
+        println!("{}  ({})\n    {}", t.name(), kinds.join(", "), t.summary());
+        for p in t.params() {
+            let req = if p.required { "required".to_string() } else { p.default.map(|d| format!("default {d}")).unwrap_or("optional".into()) };
+            println!("    {:<14} {:<9} {:<16} {}", p.name, p.ty.as_str(), req, p.doc);
+        }
+        println!();
+    }
+}

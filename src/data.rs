@@ -1,0 +1,362 @@
+//! The data that flows between nodes, and its durable encoding.
+//!
+//! Nodes exchange Arrow tables (one `RecordBatch`) or small JSON values. A decision's output is
+//! partitioned by case. Outputs are checkpointed as a small JSON header followed by one Arrow IPC
+//! stream (or JSON blob) per part, so a resumed run feeds downstream nodes exactly the bytes the
+//! first run produced.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::ArrowError;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// A value passed between nodes.
+#[derive(Debug, Clone, Default)]
+pub enum Data {
+    /// Nothing (a trigger-less side effect, an untaken branch).
+    #[default]
+    Empty,
+    /// A small JSON value: a shell command's text output, a trigger firing, a summary.
+    Json(Json),
+    /// A table.
+    Table(RecordBatch),
+}
+
+impl Data {
+    /// Rows for progress and records: a table's rows, a JSON array's length, 1 for any other
+    /// non-null JSON value, 0 for nothing.
+    pub fn rows(&self) -> u64 {
+        match self {
+            Data::Empty => 0,
+            Data::Json(Json::Null) => 0,
+            Data::Json(Json::Array(items)) => items.len() as u64,
+            Data::Json(_) => 1,
+            Data::Table(batch) => batch.num_rows() as u64,
+        }
+    }
+
+    /// An empty partition is what makes a decision branch "not taken".
+    pub fn is_empty(&self) -> bool {
+        self.rows() == 0
+    }
+
+    pub fn as_table(&self) -> Option<&RecordBatch> {
+        match self {
+            Data::Table(batch) => Some(batch),
+            _ => None,
+        }
+    }
+
+    pub fn as_json(&self) -> Option<&Json> {
+        match self {
+            Data::Json(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> PartKind {
+        match self {
+            Data::Empty => PartKind::Empty,
+            Data::Json(_) => PartKind::Json,
+            Data::Table(_) => PartKind::Table,
+        }
+    }
+}
+
+/// What a node produced.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub body: Body,
+    /// Facts about the output worth showing in `flow runs show` (fitted parameters, counts).
+    pub meta: serde_json::Map<String, Json>,
+}
+
+/// The payload of an output: plain data, or a decision's partitions.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Data(Data),
+    /// One partition per case, in the order the decision declares its cases.
+    Cases(Vec<(String, Data)>),
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Data(Data::Empty)
+    }
+}
+
+impl Output {
+    pub fn data(data: Data) -> Self {
+        Output { body: Body::Data(data), meta: Default::default() }
+    }
+
+    pub fn table(batch: RecordBatch) -> Self {
+        Self::data(Data::Table(batch))
+    }
+
+    pub fn json(value: Json) -> Self {
+        Self::data(Data::Json(value))
+    }
+
+    pub fn cases(cases: Vec<(String, Data)>) -> Self {
+        Output { body: Body::Cases(cases), meta: Default::default() }
+    }
+
+    pub fn with_meta(mut self, key: &str, value: impl Into<Json>) -> Self {
+        self.meta.insert(key.to_string(), value.into());
+        self
+    }
+
+    /// Rows out: the data's rows, or the sum over all partitions.
+    pub fn rows(&self) -> u64 {
+        match &self.body {
+            Body::Data(d) => d.rows(),
+            Body::Cases(cases) => cases.iter().map(|(_, d)| d.rows()).sum(),
+        }
+    }
+
+    /// Rows per case, for a decision.
+    pub fn case_rows(&self) -> Option<BTreeMap<String, u64>> {
+        match &self.body {
+            Body::Data(_) => None,
+            Body::Cases(cases) => Some(cases.iter().map(|(c, d)| (c.clone(), d.rows())).collect()),
+        }
+    }
+
+    /// The data a subscriber receives: the whole output, or one case's partition
+    /// (an undeclared or absent case is empty).
+    pub fn select(&self, case: Option<&str>) -> Data {
+        match (&self.body, case) {
+            (Body::Data(d), _) => d.clone(),
+            (Body::Cases(cases), Some(case)) => {
+                cases.iter().find(|(c, _)| c == case).map(|(_, d)| d.clone()).unwrap_or_default()
+            }
+            // A decision's whole output, when asked without a case (exports): the first
+            // non-empty partition is not meaningful, so callers must name a case.
+            (Body::Cases(_), None) => Data::Empty,
+        }
+    }
+}
+
+/// Errors decoding a stored output.
+#[derive(Debug, thiserror::Error)]
+pub enum CodecError {
+    #[error("stored output is not in a format this flow understands ({0})")]
+    Format(String),
+    #[error("stored table could not be read: {0}")]
+    Arrow(#[from] ArrowError),
+    #[error("stored JSON could not be read: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+const MAGIC: &[u8; 8] = b"FLOWOUT1";
+
+#[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+enum PartKind {
+    Empty,
+    Json,
+    Table,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    meta: serde_json::Map<String, Json>,
+    decision: bool,
+    parts: Vec<PartHeader>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct PartHeader {
+    case: Option<String>,
+    kind: PartKind,
+    len: u64,
+}
+
+/// Encodes an output for the state store.
+pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
+    let parts: Vec<(Option<&str>, &Data)> = match &output.body {
+        Body::Data(d) => vec![(None, d)],
+        Body::Cases(cases) => cases.iter().map(|(c, d)| (Some(c.as_str()), d)).collect(),
+    };
+    let mut blobs = Vec::with_capacity(parts.len());
+    for (_, data) in &parts {
+        blobs.push(encode_part(data)?);
+    }
+    let header = Header {
+        meta: output.meta.clone(),
+        decision: matches!(output.body, Body::Cases(_)),
+        parts: parts
+            .iter()
+            .zip(&blobs)
+            .map(|((case, data), blob)| PartHeader {
+                case: case.map(str::to_string),
+                kind: data.kind(),
+                len: blob.len() as u64,
+            })
+            .collect(),
+    };
+    let header = serde_json::to_vec(&header)?;
+    let total = MAGIC.len() + 4 + header.len() + blobs.iter().map(Vec::len).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    for blob in blobs {
+        out.extend_from_slice(&blob);
+    }
+    Ok(out)
+}
+
+fn encode_part(data: &Data) -> Result<Vec<u8>, CodecError> {
+    Ok(match data {
+        Data::Empty => Vec::new(),
+        Data::Json(v) => serde_json::to_vec(v)?,
+        Data::Table(batch) => {
+            let mut buf = Vec::new();
+            let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())?;
+            writer.write(batch)?;
+            writer.finish()?;
+            drop(writer);
+            buf
+        }
+    })
+}
+
+/// Decodes an output written by [`encode`].
+pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
+    let bad = |why: &str| CodecError::Format(why.to_string());
+    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(bad("missing header"));
+    }
+    let mut at = MAGIC.len();
+    let header_len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+    at += 4;
+    let header_bytes = bytes.get(at..at + header_len).ok_or_else(|| bad("truncated header"))?;
+    let header: Header = serde_json::from_slice(header_bytes)?;
+    at += header_len;
+    let mut parts = Vec::with_capacity(header.parts.len());
+    for part in header.parts {
+        let blob = bytes.get(at..at + part.len as usize).ok_or_else(|| bad("truncated data"))?;
+        at += part.len as usize;
+        let data = match part.kind {
+            PartKind::Empty => Data::Empty,
+            PartKind::Json => Data::Json(serde_json::from_slice(blob)?),
+            PartKind::Table => Data::Table(decode_table(blob)?),
+        };
+        parts.push((part.case, data));
+    }
+    let body = if header.decision {
+        Body::Cases(parts.into_iter().map(|(c, d)| (c.unwrap_or_default(), d)).collect())
+    } else {
+        Body::Data(parts.into_iter().next().map(|(_, d)| d).unwrap_or_default())
+    };
+    Ok(Output { body, meta: header.meta })
+}
+
+fn decode_table(blob: &[u8]) -> Result<RecordBatch, CodecError> {
+    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(blob), None)?;
+    let schema = reader.schema();
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+}
+
+/// Shared, immutable output handed to several downstream nodes.
+pub type SharedOutput = Arc<Output>;
+
+/// Writes a table as CSV with a header row.
+pub fn write_csv(batch: &RecordBatch, out: impl std::io::Write) -> Result<(), ArrowError> {
+    let mut writer = arrow_csv::WriterBuilder::new().with_header(true).build(out);
+    writer.write(batch)
+}
+
+/// Writes a table as JSON Lines.
+pub fn write_jsonl(batch: &RecordBatch, out: impl std::io::Write) -> Result<(), ArrowError> {
+    let mut writer = arrow_json::LineDelimitedWriter::new(out);
+    writer.write(batch)?;
+    writer.finish()
+}
+
+/// Reads CSV text with a header row into a table, inferring column types.
+pub fn read_csv(bytes: &[u8], delimiter: u8) -> Result<RecordBatch, ArrowError> {
+    let format = arrow_csv::reader::Format::default().with_header(true).with_delimiter(delimiter);
+    let (schema, _) = format.infer_schema(Cursor::new(bytes), Some(10_000))?;
+    let schema = Arc::new(schema);
+    let reader = arrow_csv::ReaderBuilder::new(schema.clone())
+        .with_format(format)
+        .with_batch_size(64 * 1024)
+        .build(Cursor::new(bytes))?;
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    arrow_select::concat::concat_batches(&schema, &batches)
+}
+
+/// Reads JSON Lines into a table, inferring column types.
+pub fn read_jsonl(bytes: &[u8]) -> Result<RecordBatch, ArrowError> {
+    let (schema, _) = arrow_json::reader::infer_json_schema(Cursor::new(bytes), Some(10_000))?;
+    let schema = Arc::new(schema);
+    let reader = arrow_json::ReaderBuilder::new(schema.clone())
+        .with_batch_size(64 * 1024)
+        .build(Cursor::new(bytes))?;
+    let batches = reader.collect::<Result<Vec<_>, _>>()?;
+    arrow_select::concat::concat_batches(&schema, &batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, StringArray};
+    use arrow_schema::{DataType, Field, Schema};
+
+    fn table() -> RecordBatch {
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(vec![1, 2, 3])),
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("c")])),
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trips_tables_json_and_cases() {
+        let out = Output::cases(vec![
+            ("vip".into(), Data::Table(table())),
+            ("other".into(), Data::Empty),
+            ("note".into(), Data::Json(serde_json::json!({"a": 1}))),
+        ])
+        .with_meta("fitted", 2.5);
+        let back = decode(&encode(&out).unwrap()).unwrap();
+        assert_eq!(back.meta["fitted"], 2.5);
+        assert_eq!(back.case_rows().unwrap()["vip"], 3);
+        assert_eq!(back.select(Some("vip")).as_table().unwrap(), &table());
+        assert!(back.select(Some("other")).is_empty());
+        assert!(back.select(Some("missing")).is_empty());
+        assert_eq!(back.select(Some("note")).as_json().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(decode(b"nonsense").is_err());
+        let mut bytes = encode(&Output::table(table())).unwrap();
+        bytes.truncate(bytes.len() - 10);
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn csv_round_trip() {
+        let mut buf = Vec::new();
+        write_csv(&table(), &mut buf).unwrap();
+        let back = read_csv(&buf, b',').unwrap();
+        assert_eq!(back.num_rows(), 3);
+        assert_eq!(back.schema().field(0).data_type(), &DataType::Int64);
+    }
+}

@@ -1,0 +1,889 @@
+//! Runs a workflow's nodes as tokio tasks and checkpoints every result.
+//!
+//! The scheduler is one loop that owns all node states. A node becomes ready when every node it
+//! needs is final; it then runs, is skipped (every input was skipped or an untaken branch), or is
+//! marked `upstream_failed` (an input failed). Ready nodes run concurrently up to a limit, each in
+//! its own task; every attempt runs in a further task so a panic fails the attempt, not the
+//! process.
+//!
+//! Durability: a node's output and its `succeeded` record are written in one atomic batch and
+//! flushed before the node counts as done, so downstream work never starts from an output that a
+//! crash could lose. Checkpoints of nodes finishing together share one flush (group commit).
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use serde_json::Value as Json;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use crate::compile::Workflow;
+use crate::data::{self, Body, Output};
+use crate::node::{
+    EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState,
+};
+use crate::store::{
+    Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError, Write,
+};
+use crate::template::RunVars;
+
+/// How far a stop request has gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Shutdown {
+    /// Keep going.
+    None,
+    /// Start nothing new; let running nodes finish and checkpoint.
+    Drain,
+    /// Cancel running nodes too; they are recorded as interrupted.
+    Cancel,
+}
+
+/// Progress events for displays and logs.
+#[derive(Debug, Clone)]
+pub enum Event {
+    Started { node: String, attempt: u32 },
+    Retrying { node: String, attempt: u32, delay: Duration, error: String },
+    Finished { node: String, status: NodeStatus, duration: Duration, rows_out: u64, error: Option<String> },
+    Skipped { node: String, status: NodeStatus, reason: String },
+    Reused { node: String, status: NodeStatus },
+    Draining { running: usize },
+}
+
+/// What to run and how.
+pub struct ExecOptions {
+    pub concurrency: usize,
+    pub shutdown: watch::Receiver<Shutdown>,
+    pub events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+/// The result of executing a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run: RunRecord,
+    pub nodes: Vec<NodeRecord>,
+}
+
+/// Errors that stop a run as a whole (a node's failure is not one of them).
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Executes `run` of `workflow`. Nodes in `reuse` keep their records and stored outputs; all
+/// others run (or are skipped).
+pub async fn execute(
+    workflow: Arc<Workflow>,
+    store: Arc<dyn StateStore>,
+    mut run: RunRecord,
+    previous: HashMap<String, NodeRecord>,
+    reuse: HashSet<usize>,
+    mut opts: ExecOptions,
+) -> Result<RunOutcome, ExecError> {
+    let checkpoints = Checkpointer::start(store.clone());
+    run.status = RunStatus::Running;
+    run.updated_at = Utc::now();
+    run.error = None;
+    run.finished_at = None;
+    checkpoints.durable(vec![Write::Run(run.clone())]).await?;
+
+    let n = workflow.nodes.len();
+    let mut sched = Scheduler {
+        wf: workflow.clone(),
+        status: vec![NodeStatus::Pending; n],
+        records: Vec::with_capacity(n),
+        outputs: vec![None; n],
+        consumers_left: vec![0; n],
+        ready: BTreeSet::new(),
+        position: vec![0; n],
+        events: opts.events.clone(),
+        pending_writes: Vec::new(),
+        execution: run.executions,
+        run_id: run.id.clone(),
+    };
+    for (pos, &i) in workflow.order.iter().enumerate() {
+        sched.position[i] = pos;
+    }
+    for node in &workflow.nodes {
+        let mut record = previous
+            .get(&node.id)
+            .cloned()
+            .unwrap_or_else(|| NodeRecord::new(&node.id));
+        if reuse.contains(&node.index) && record.status.is_reusable() {
+            sched.status[node.index] = record.status;
+            sched.emit(Event::Reused { node: node.id.clone(), status: record.status });
+        } else {
+            record.status = NodeStatus::Pending;
+            record.error = None;
+            record.reason = None;
+            record.fingerprint = node.fingerprint.clone();
+        }
+        sched.records.push(record);
+    }
+    for node in &workflow.nodes {
+        sched.consumers_left[node.index] = workflow.dependents(node.index).count();
+    }
+
+    let fired: HashSet<&str> = run.trigger.triggers.iter().map(String::as_str).collect();
+    let run_vars = RunVars {
+        id: run.id.clone(),
+        trigger_time: run.trigger.time.to_rfc3339(),
+        date: run.trigger.time.format("%Y-%m-%d").to_string(),
+        fired_by: run.trigger.fired_by.clone(),
+        workflow_dir: workflow.dir.display().to_string(),
+    };
+    let trigger_json = serde_json::to_value(&run.trigger).unwrap_or(Json::Null);
+    let base_ctx = BaseContext {
+        run_id: run.id.clone(),
+        workflow_dir: workflow.dir.clone(),
+        params: run.params.clone(),
+        trigger: trigger_json,
+        effects: Arc::new(StoreLedger { store: store.clone() }),
+        store: store.clone(),
+    };
+
+    // Settle what can be settled before anything runs: unfired triggers, skips.
+    for &i in &workflow.order {
+        if sched.status[i] != NodeStatus::Pending {
+            continue;
+        }
+        let node = &workflow.nodes[i];
+        if node.kind == NodeKind::Trigger && !fired.contains(node.id.as_str()) {
+            sched.settle(i, NodeStatus::Skipped, "trigger was not fired in this run".into());
+            continue;
+        }
+        sched.evaluate(i);
+    }
+
+    let limit = workflow.concurrency.unwrap_or(opts.concurrency).max(1);
+    let mut tasks: JoinSet<TaskResult> = JoinSet::new();
+    let mut running: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut stop = *opts.shutdown.borrow();
+    let mut fatal: Option<String> = None;
+    let mut signals_open = true;
+
+    loop {
+        sched.flush_pending_writes(&checkpoints);
+        while stop == Shutdown::None && fatal.is_none() && running.len() < limit {
+            let Some((_, i)) = sched.ready.pop_first() else { break };
+            let job = sched.job(i, &base_ctx, &run_vars, &run.id, &opts, &checkpoints);
+            let handle = tasks.spawn(job.run());
+            running.insert(handle.id(), i);
+        }
+        if running.is_empty() {
+            break;
+        }
+        tokio::select! {
+            joined = tasks.join_next_with_id() => {
+                let Some(joined) = joined else { break };
+                match joined {
+                    Ok((id, result)) => {
+                        running.remove(&id);
+                        if let Some(err) = &result.store_error {
+                            fatal.get_or_insert_with(|| err.clone());
+                        }
+                        sched.finish(result);
+                    }
+                    Err(err) => {
+                        let Some(i) = running.remove(&err.id()) else { continue };
+                        let (status, message) = if err.is_cancelled() {
+                            (NodeStatus::Interrupted, "cancelled by shutdown".to_string())
+                        } else {
+                            (NodeStatus::Failed, format!("node task panicked: {}", panic_text(err.into_panic())))
+                        };
+                        sched.abandon(i, status, message);
+                    }
+                }
+            }
+            changed = opts.shutdown.changed(), if stop != Shutdown::Cancel && signals_open => {
+                if changed.is_err() {
+                    // Nobody can ask for a stop any more.
+                    signals_open = false;
+                    continue;
+                }
+                let level = *opts.shutdown.borrow();
+                if level > stop {
+                    stop = level;
+                    if stop == Shutdown::Drain {
+                        sched.emit(Event::Draining { running: running.len() });
+                    }
+                    if stop == Shutdown::Cancel {
+                        tasks.abort_all();
+                    }
+                }
+            }
+        }
+    }
+    sched.flush_pending_writes(&checkpoints);
+
+    let statuses: Vec<NodeStatus> = sched.status.clone();
+    run.node_fingerprints = workflow
+        .nodes
+        .iter()
+        .map(|node| (node.id.clone(), sched.records[node.index].fingerprint.clone()))
+        .filter(|(_, fp)| !fp.is_empty())
+        .collect();
+    run.status = if let Some(err) = &fatal {
+        run.error = Some(err.clone());
+        RunStatus::Failed
+    } else if statuses.iter().any(|s| matches!(s, NodeStatus::Failed | NodeStatus::UpstreamFailed)) {
+        let failed: Vec<&str> = workflow
+            .nodes
+            .iter()
+            .filter(|n| statuses[n.index] == NodeStatus::Failed)
+            .map(|n| n.id.as_str())
+            .collect();
+        run.error = Some(format!("failed: {}", failed.join(", ")));
+        RunStatus::Failed
+    } else if stop != Shutdown::None || statuses.iter().any(|s| !s.is_final()) {
+        run.error = Some("stopped before all nodes finished".into());
+        RunStatus::Interrupted
+    } else {
+        RunStatus::Succeeded
+    };
+    let now = Utc::now();
+    run.updated_at = now;
+    run.finished_at = Some(now);
+    checkpoints.durable(vec![Write::Run(run.clone())]).await?;
+    checkpoints.close();
+    Ok(RunOutcome { run, nodes: sched.records })
+}
+
+struct Scheduler {
+    wf: Arc<Workflow>,
+    status: Vec<NodeStatus>,
+    records: Vec<NodeRecord>,
+    /// Outputs kept in memory while some dependent still has to start.
+    outputs: Vec<Option<Arc<Output>>>,
+    consumers_left: Vec<usize>,
+    /// Ready nodes by topological position, so runs are deterministic under a limit.
+    ready: BTreeSet<(usize, usize)>,
+    position: Vec<usize>,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    /// Records of skipped nodes, written with the next batch (a lost skip is re-derived).
+    pending_writes: Vec<Write>,
+    execution: u32,
+    run_id: String,
+}
+
+enum Readiness {
+    Waiting,
+    Run,
+    Skip(String),
+    UpstreamFailed(String),
+}
+
+impl Scheduler {
+    fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn readiness(&self, i: usize) -> Readiness {
+        let node = &self.wf.nodes[i];
+        if node.needs.is_empty() {
+            return Readiness::Run;
+        }
+        let mut live = 0;
+        let mut skipped = Vec::new();
+        for need in &node.needs {
+            let dep = &self.wf.nodes[need.node];
+            match self.status[need.node] {
+                NodeStatus::Pending | NodeStatus::Running => return Readiness::Waiting,
+                NodeStatus::Failed | NodeStatus::UpstreamFailed | NodeStatus::Interrupted => {
+                    return Readiness::UpstreamFailed(format!("input `{}` did not succeed", dep.id));
+                }
+                NodeStatus::Skipped => skipped.push(format!("`{}` was skipped", dep.id)),
+                NodeStatus::Succeeded => match &need.case {
+                    Some(case) => {
+                        let rows = self.records[need.node]
+                            .case_rows
+                            .as_ref()
+                            .and_then(|m| m.get(case).copied())
+                            .unwrap_or(0);
+                        if rows == 0 {
+                            skipped.push(format!("branch `{}.{case}` was empty", dep.id));
+                        } else {
+                            live += 1;
+                        }
+                    }
+                    None => live += 1,
+                },
+            }
+        }
+        if live == 0 {
+            Readiness::Skip(skipped.join("; "))
+        } else {
+            Readiness::Run
+        }
+    }
+
+    /// Decides a pending node whose inputs may all be final; cascades skips downstream.
+    fn evaluate(&mut self, start: usize) {
+        let mut work = vec![start];
+        while let Some(i) = work.pop() {
+            if self.status[i] != NodeStatus::Pending {
+                continue;
+            }
+            match self.readiness(i) {
+                Readiness::Waiting => {}
+                Readiness::Run => {
+                    self.ready.insert((self.position[i], i));
+                }
+                Readiness::Skip(reason) => {
+                    self.settle(i, NodeStatus::Skipped, reason);
+                    work.extend(self.wf.dependents(i).map(|(d, _)| d));
+                }
+                Readiness::UpstreamFailed(reason) => {
+                    self.settle(i, NodeStatus::UpstreamFailed, reason);
+                    work.extend(self.wf.dependents(i).map(|(d, _)| d));
+                }
+            }
+        }
+    }
+
+    /// Records a node that does not run.
+    fn settle(&mut self, i: usize, status: NodeStatus, reason: String) {
+        self.status[i] = status;
+        let record = &mut self.records[i];
+        record.status = status;
+        record.reason = Some(reason.clone());
+        record.execution = self.execution;
+        let now = Utc::now();
+        record.started_at = None;
+        record.finished_at = Some(now);
+        record.duration_ms = None;
+        self.pending_writes.push(Write::Node {
+            run_id: self.run_id.clone(),
+            record: record.clone(),
+            output: None,
+        });
+        self.emit(Event::Skipped { node: self.wf.nodes[i].id.clone(), status, reason });
+        self.release_inputs(i);
+    }
+
+    fn flush_pending_writes(&mut self, checkpoints: &Checkpointer) {
+        if !self.pending_writes.is_empty() {
+            checkpoints.lazy(std::mem::take(&mut self.pending_writes));
+        }
+    }
+
+    /// A node finished (its checkpoint is already durable).
+    fn finish(&mut self, result: TaskResult) {
+        let i = result.index;
+        self.status[i] = result.record.status;
+        self.records[i] = result.record;
+        if self.consumers_left[i] > 0 {
+            self.outputs[i] = result.output;
+        }
+        self.release_inputs(i);
+        let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
+        for d in dependents {
+            self.evaluate(d);
+        }
+    }
+
+    /// A node's task died without reporting (cancelled or panicked outside the attempt).
+    fn abandon(&mut self, i: usize, status: NodeStatus, message: String) {
+        let record = &mut self.records[i];
+        record.status = status;
+        record.error = Some(message.clone());
+        record.execution = self.execution;
+        record.finished_at = Some(Utc::now());
+        if let Some(last) = record.attempts.last_mut() {
+            if last.outcome == "running" {
+                last.outcome = status.as_str().to_string();
+                last.finished_at = record.finished_at;
+                last.error = Some(message.clone());
+            }
+        }
+        self.status[i] = status;
+        self.pending_writes.push(Write::Node {
+            run_id: self.run_id.clone(),
+            record: record.clone(),
+            output: None,
+        });
+        self.emit(Event::Finished {
+            node: self.wf.nodes[i].id.clone(),
+            status,
+            duration: Duration::ZERO,
+            rows_out: 0,
+            error: Some(message),
+        });
+        if status != NodeStatus::Interrupted {
+            let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
+            for d in dependents {
+                self.evaluate(d);
+            }
+        }
+    }
+
+    /// Drops in-memory outputs nobody else needs.
+    fn release_inputs(&mut self, i: usize) {
+        for need in &self.wf.nodes[i].needs {
+            let dep = need.node;
+            self.consumers_left[dep] = self.consumers_left[dep].saturating_sub(1);
+            if self.consumers_left[dep] == 0 {
+                self.outputs[dep] = None;
+            }
+        }
+    }
+
+    fn job(
+        &mut self,
+        i: usize,
+        base: &BaseContext,
+        run_vars: &RunVars,
+        run_id: &str,
+        opts: &ExecOptions,
+        checkpoints: &Checkpointer,
+    ) -> Job {
+        let node = &self.wf.nodes[i];
+        self.status[i] = NodeStatus::Running;
+        let mut sources = Vec::new();
+        for need in &node.needs {
+            let dep = &self.wf.nodes[need.node];
+            if self.status[need.node] != NodeStatus::Succeeded {
+                continue;
+            }
+            if let Some(case) = &need.case {
+                let rows = self.records[need.node].case_rows.as_ref().and_then(|m| m.get(case));
+                if rows.copied().unwrap_or(0) == 0 {
+                    continue;
+                }
+            }
+            let source = match &self.outputs[need.node] {
+                Some(out) => Source::Memory(out.clone()),
+                None => Source::Stored,
+            };
+            sources.push((dep.id.clone(), need.case.clone(), source));
+        }
+        let configured = self.wf.configure(i, &base.params, run_vars);
+        Job {
+            index: i,
+            node_id: node.id.clone(),
+            kind: node.kind,
+            declared_cases: node.cases.clone(),
+            type_name: node.type_name.clone(),
+            configured,
+            sources,
+            retry: node.retry.clone(),
+            timeout: node.timeout,
+            record: self.records[i].clone(),
+            run_id: run_id.to_string(),
+            execution: self.execution,
+            base: base.clone(),
+            checkpoints: checkpoints.clone(),
+            events: opts.events.clone(),
+            shutdown: opts.shutdown.clone(),
+        }
+    }
+}
+
+/// Where a node's input comes from.
+enum Source {
+    Memory(Arc<Output>),
+    /// A node reused from an earlier execution: read its checkpoint.
+    Stored,
+}
+
+#[derive(Clone)]
+struct BaseContext {
+    run_id: String,
+    workflow_dir: std::path::PathBuf,
+    params: std::collections::BTreeMap<String, Json>,
+    trigger: Json,
+    effects: Arc<dyn EffectLedger>,
+    store: Arc<dyn StateStore>,
+}
+
+struct Job {
+    index: usize,
+    node_id: String,
+    kind: NodeKind,
+    declared_cases: Vec<String>,
+    type_name: String,
+    configured: Result<Arc<dyn Node>, String>,
+    sources: Vec<(String, Option<String>, Source)>,
+    retry: crate::compile::RetryPolicy,
+    timeout: Option<Duration>,
+    record: NodeRecord,
+    run_id: String,
+    execution: u32,
+    base: BaseContext,
+    checkpoints: Checkpointer,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    shutdown: watch::Receiver<Shutdown>,
+}
+
+struct TaskResult {
+    index: usize,
+    record: NodeRecord,
+    output: Option<Arc<Output>>,
+    store_error: Option<String>,
+}
+
+/// Aborts the attempt task when the node task is dropped (cancelled).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+enum AttemptEnd {
+    Ok(Output),
+    Failed(String),
+    TimedOut(Duration),
+    Stopped,
+}
+
+impl Job {
+    fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    async fn run(mut self) -> TaskResult {
+        let started = Instant::now();
+        let now = Utc::now();
+        self.record.started_at = Some(now);
+        self.record.execution = self.execution;
+        self.record.error = None;
+        self.record.reason = None;
+
+        let outcome = self.attempts().await;
+        let duration = started.elapsed();
+        self.record.finished_at = Some(Utc::now());
+        self.record.duration_ms = Some(duration.as_millis() as u64);
+        let (output, bytes, error) = match outcome {
+            Ok(output) => match data::encode(&output) {
+                Ok(bytes) => (Some(Arc::new(output)), Some(bytes), None),
+                Err(e) => (None, None, Some(format!("cannot checkpoint the output: {e}"))),
+            },
+            Err(e) => (None, None, Some(e)),
+        };
+        match (&output, &error) {
+            (Some(out), None) => {
+                self.record.status = NodeStatus::Succeeded;
+                self.record.rows_out = out.rows();
+                self.record.case_rows = out.case_rows();
+                self.record.meta = out.meta.clone();
+            }
+            _ => {
+                let interrupted = self.record.attempts.last().is_some_and(|a| a.outcome == "interrupted");
+                self.record.status = if interrupted { NodeStatus::Interrupted } else { NodeStatus::Failed };
+                self.record.error = error.clone();
+            }
+        }
+        let write = Write::Node { run_id: self.run_id.clone(), record: self.record.clone(), output: bytes };
+        let store_error = self.checkpoints.durable(vec![write]).await.err().map(|e| e.to_string());
+        let (status, output) = match &store_error {
+            // Not durable, so not done: the node counts as failed and the run stops.
+            Some(e) => {
+                self.record.status = NodeStatus::Failed;
+                self.record.error = Some(format!("cannot save the checkpoint: {e}"));
+                (NodeStatus::Failed, None)
+            }
+            None => (self.record.status, output),
+        };
+        self.emit(Event::Finished {
+            node: self.node_id.clone(),
+            status,
+            duration,
+            rows_out: self.record.rows_out,
+            error: self.record.error.clone(),
+        });
+        TaskResult { index: self.index, record: self.record, output, store_error }
+    }
+
+    /// Runs attempts until one succeeds, the policy gives up, or a stop is requested.
+    async fn attempts(&mut self) -> Result<Output, String> {
+        let node = match &self.configured {
+            Ok(node) => node.clone(),
+            Err(e) => return Err(format!("invalid parameters: {e}")),
+        };
+        let inputs = self.load_inputs().await?;
+        self.record.rows_in = inputs.rows();
+        let mut attempt_in_execution = 0;
+        loop {
+            attempt_in_execution += 1;
+            let number = self.record.attempts.len() as u32 + 1;
+            self.record.attempts.push(Attempt {
+                number,
+                execution: self.execution,
+                started_at: Utc::now(),
+                finished_at: None,
+                outcome: "running".into(),
+                error: None,
+            });
+            self.record.status = NodeStatus::Running;
+            self.checkpoints.lazy(vec![Write::Node {
+                run_id: self.run_id.clone(),
+                record: self.record.clone(),
+                output: None,
+            }]);
+            self.emit(Event::Started { node: self.node_id.clone(), attempt: number });
+
+            let ctx = NodeContext {
+                run_id: self.base.run_id.clone(),
+                node_id: self.node_id.clone(),
+                attempt: number,
+                workflow_dir: self.base.workflow_dir.clone(),
+                params: self.base.params.clone(),
+                trigger: self.base.trigger.clone(),
+                effects: self.base.effects.clone(),
+                state: Arc::new(StoreNodeState {
+                    store: self.base.store.clone(),
+                    namespace: format!("node-state/{}", self.type_name),
+                }),
+            };
+            let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
+                AttemptEnd::Ok(output) => match self.check_output(&output) {
+                    Ok(()) => AttemptEnd::Ok(output),
+                    Err(e) => AttemptEnd::Failed(e),
+                },
+                other => other,
+            };
+            let last = self.record.attempts.last_mut().expect("pushed above");
+            last.finished_at = Some(Utc::now());
+            let error = match end {
+                AttemptEnd::Ok(output) => {
+                    last.outcome = "succeeded".into();
+                    return Ok(output);
+                }
+                AttemptEnd::Failed(e) => {
+                    last.outcome = "failed".into();
+                    e
+                }
+                AttemptEnd::TimedOut(limit) => {
+                    last.outcome = "timed_out".into();
+                    format!("timed out after {}", humantime::format_duration(limit))
+                }
+                AttemptEnd::Stopped => {
+                    last.outcome = "interrupted".into();
+                    last.error = Some("cancelled by shutdown".into());
+                    return Err("cancelled by shutdown".into());
+                }
+            };
+            let last = self.record.attempts.last_mut().expect("pushed above");
+            last.error = Some(error.clone());
+            if attempt_in_execution >= self.retry.max_attempts {
+                return Err(if self.retry.max_attempts > 1 {
+                    format!("{error} (after {attempt_in_execution} attempts)")
+                } else {
+                    error
+                });
+            }
+            let delay = self.retry.delay_after(attempt_in_execution);
+            self.emit(Event::Retrying {
+                node: self.node_id.clone(),
+                attempt: number,
+                delay,
+                error: error.clone(),
+            });
+            tracing::warn!(node = %self.node_id, attempt = number, ?delay, %error, "attempt failed; retrying");
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = reached(self.shutdown.clone(), Shutdown::Drain) => {
+                    return Err(format!("{error} (retries stopped by shutdown)"));
+                }
+            }
+        }
+    }
+
+    async fn one_attempt(&self, node: Arc<dyn Node>, ctx: NodeContext, inputs: Inputs) -> AttemptEnd {
+        let mut handle = AbortOnDrop(tokio::spawn(async move { node.run(ctx, inputs).await }));
+        let guarded = async {
+            tokio::select! {
+                joined = &mut handle.0 => joined_to_end(joined),
+                _ = reached(self.shutdown.clone(), Shutdown::Cancel) => AttemptEnd::Stopped,
+            }
+        };
+        match self.timeout {
+            Some(limit) => match tokio::time::timeout(limit, guarded).await {
+                Ok(end) => end,
+                Err(_) => AttemptEnd::TimedOut(limit),
+            },
+            None => guarded.await,
+        }
+    }
+
+    fn check_output(&self, output: &Output) -> Result<(), String> {
+        match (&output.body, self.kind) {
+            (Body::Cases(cases), NodeKind::Decision) => {
+                for (case, _) in cases {
+                    if !self.declared_cases.contains(case) {
+                        return Err(format!(
+                            "produced undeclared case `{case}` (declared: {})",
+                            self.declared_cases.join(", ")
+                        ));
+                    }
+                }
+                Ok(())
+            }
+            (Body::Data(_), NodeKind::Decision) => {
+                Err("a decision must partition its output into cases".into())
+            }
+            (Body::Cases(_), _) => Err("only a decision node can produce cases".into()),
+            _ => Ok(()),
+        }
+    }
+
+    async fn load_inputs(&self) -> Result<Inputs, String> {
+        let mut inputs = Vec::with_capacity(self.sources.len());
+        for (from, case, source) in &self.sources {
+            let output = match source {
+                Source::Memory(out) => out.clone(),
+                Source::Stored => {
+                    let store = self.base.store.clone();
+                    let (run_id, node_id) = (self.run_id.clone(), from.clone());
+                    let loaded = tokio::task::spawn_blocking(move || {
+                        let bytes = store
+                            .output(&run_id, &node_id)
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| "no checkpointed output".to_string())?;
+                        data::decode(&bytes).map_err(|e| e.to_string())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                    Arc::new(loaded.map_err(|e| format!("cannot load the output of `{from}`: {e}"))?)
+                }
+            };
+            inputs.push(Input { from: from.clone(), case: case.clone(), data: output.select(case.as_deref()) });
+        }
+        Ok(Inputs(inputs))
+    }
+}
+
+/// Resolves once the stop level reaches `level`; never, if the sender is gone.
+async fn reached(mut shutdown: watch::Receiver<Shutdown>, level: Shutdown) {
+    if shutdown.wait_for(|s| *s >= level).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+fn joined_to_end(joined: Result<Result<Output, crate::node::NodeError>, tokio::task::JoinError>) -> AttemptEnd {
+    match joined {
+        Ok(Ok(output)) => AttemptEnd::Ok(output),
+        Ok(Err(e)) => AttemptEnd::Failed(e.to_string()),
+        Err(e) if e.is_panic() => AttemptEnd::Failed(format!("panicked: {}", panic_text(e.into_panic()))),
+        Err(_) => AttemptEnd::Stopped,
+    }
+}
+
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".into()
+    }
+}
+
+/// Batches checkpoint writes from all tasks into shared flushes on a dedicated thread.
+#[derive(Clone)]
+struct Checkpointer {
+    tx: std::sync::mpsc::Sender<Request>,
+}
+
+struct Request {
+    writes: Vec<Write>,
+    ack: Option<oneshot::Sender<Result<(), String>>>,
+}
+
+impl Checkpointer {
+    fn start(store: Arc<dyn StateStore>) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("flow-checkpoint".into())
+            .spawn(move || {
+                while let Ok(first) = rx.recv() {
+                    let mut batch = vec![first];
+                    while let Ok(more) = rx.try_recv() {
+                        batch.push(more);
+                    }
+                    let durable = batch.iter().any(|r| r.ack.is_some());
+                    let mut writes = Vec::new();
+                    let mut acks = Vec::new();
+                    for req in batch {
+                        writes.extend(req.writes);
+                        acks.extend(req.ack);
+                    }
+                    let mut result = store.apply(writes).map_err(|e| e.to_string());
+                    if result.is_ok() && durable {
+                        result = store.flush().map_err(|e| e.to_string());
+                    }
+                    for ack in acks {
+                        let _ = ack.send(result.clone());
+                    }
+                }
+            })
+            .expect("spawn checkpoint thread");
+        Checkpointer { tx }
+    }
+
+    /// Writes and waits until they are flushed to disk.
+    async fn durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Request { writes, ack: Some(ack) })
+            .map_err(|_| StoreError::Io("checkpoint writer stopped".into()))?;
+        match done.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Io(e)),
+            Err(_) => Err(StoreError::Io("checkpoint writer stopped".into())),
+        }
+    }
+
+    /// Writes with the next batch, without waiting for durability.
+    fn lazy(&self, writes: Vec<Write>) {
+        let _ = self.tx.send(Request { writes, ack: None });
+    }
+
+    fn close(self) {}
+}
+
+/// Side effects recorded in the state store.
+struct StoreLedger {
+    store: Arc<dyn StateStore>,
+}
+
+impl EffectLedger for StoreLedger {
+    fn is_done(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.store.get("effects", key)?.is_some())
+    }
+
+    fn mark_done(&self, key: &str, detail: &Json) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(detail).unwrap_or_default();
+        self.store.apply(vec![Write::Put { namespace: "effects".into(), key: key.into(), value }])?;
+        self.store.flush()
+    }
+}
+
+struct StoreNodeState {
+    store: Arc<dyn StateStore>,
+    namespace: String,
+}
+
+impl NodeState for StoreNodeState {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(&self.namespace, key)
+    }
+
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.store.apply(vec![Write::Put {
+            namespace: self.namespace.clone(),
+            key: key.into(),
+            value: value.to_vec(),
+        }])?;
+        self.store.flush()
+    }
+}

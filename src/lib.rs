@@ -1,0 +1,23 @@
+//! flow: a workflow engine for pipelines you can read, edit and trust.
+//!
+//! A workflow is a YAML DAG of trigger, action, decision and output nodes. [`compile`] turns the
+//! file into a validated graph (reporting every error with its line), [`executor`] runs the nodes
+//! as concurrent tokio tasks and checkpoints each result in a [`store`], and [`runs`] plans
+//! resuming a failed or interrupted run from those checkpoints. The built-in node types live in
+//! [`nodes`]; the `flow` command line is [`cli`].
+
+pub mod cli;
+pub mod compile;
+pub mod data;
+pub mod executor;
+pub mod expr;
+pub mod model;
+pub mod node;
+pub mod runs;
+pub mod schedule;
+pub mod source;
+pub mod store;
+pub mod template;
+
+#[path = "../nodes/mod.rs"]
+pub mod nodes;

@@ -1,0 +1,108 @@
+//! The workflow file format: the plain model users edit, before validation.
+//!
+//! These types define the contract of a workflow file and its JSON Schema (`flow schema`).
+//! [`crate::compile`] turns them into a validated [`crate::compile::Workflow`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+use crate::node::NodeKind;
+
+/// A workflow file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkflowDef {
+    /// A short name, shown in `flow runs`.
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Run parameters and their defaults; override with `flow run FILE --param NAME=VALUE`.
+    /// Templates refer to them as `{{ params.NAME }}`.
+    #[serde(default)]
+    pub params: serde_json::Map<String, Json>,
+    /// The most nodes that run at the same time (default: `--concurrency` or 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<usize>,
+    /// The nodes. The graph is defined by each node's `needs`.
+    pub nodes: Vec<NodeDef>,
+}
+
+/// One node of a workflow.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDef {
+    /// Unique id: letters, digits, `_` and `-`.
+    pub id: String,
+    /// The node's role.
+    pub kind: NodeKind,
+    /// A registered node type (`flow nodes` lists them), such as `core.shell`.
+    #[serde(rename = "type")]
+    pub type_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The nodes this one needs; `DECISION.CASE` subscribes to one case of a decision.
+    #[serde(default)]
+    pub needs: Needs,
+    /// The node type's parameters; strings may use `{{ params.NAME }}` and `{{ run.* }}`.
+    #[serde(default, rename = "with")]
+    pub with: serde_json::Map<String, Json>,
+    /// Retry policy: a number of attempts, or the full form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDef>,
+    /// The longest one attempt may take, e.g. `30s`, `5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// `needs: a` or `needs: [a, b.case]`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(untagged)]
+pub enum Needs {
+    #[default]
+    None,
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Needs {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Needs::None => Vec::new(),
+            Needs::One(s) => vec![s.clone()],
+            Needs::Many(v) => v.clone(),
+        }
+    }
+}
+
+/// `retry: 3` or `retry: { max_attempts: 3, backoff: 2s, max_backoff: 1m, factor: 2 }`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RetryDef {
+    Attempts(u32),
+    Policy(RetryPolicyDef),
+}
+
+/// The full retry policy.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicyDef {
+    /// Attempts in all, including the first (default 3).
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    /// The wait before the first retry (default `1s`).
+    #[serde(default)]
+    pub backoff: Option<String>,
+    /// The longest wait between attempts (default `5m`).
+    #[serde(default)]
+    pub max_backoff: Option<String>,
+    /// The wait grows by this factor after each attempt (default 2).
+    #[serde(default)]
+    pub factor: Option<f64>,
+}
+
+/// Top-level keys of a workflow file.
+pub const WORKFLOW_KEYS: &[&str] = &["name", "description", "params", "concurrency", "nodes"];
+/// Keys of a node.
+pub const NODE_KEYS: &[&str] =
+    &["id", "kind", "type", "description", "needs", "with", "retry", "timeout"];

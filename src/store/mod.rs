@@ -1,0 +1,170 @@
+//! Durable run state: run records, node records, checkpointed outputs, and small key-value
+//! state (side-effect ledger, node state kept across runs, scheduler bookkeeping).
+//!
+//! Everything goes through [`StateStore`], so the engine does not depend on sled; an in-memory
+//! store serves unit tests. Writes are grouped into atomic batches and are durable only after
+//! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
+//! batch and flushes it before it starts anything downstream.
+
+mod memory;
+mod records;
+mod sled_store;
+
+use std::path::PathBuf;
+
+pub use memory::MemoryStore;
+pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
+pub use sled_store::SledStore;
+
+/// One write of an atomic batch.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Run(RunRecord),
+    /// A node record and, when it succeeded, its encoded output (written together).
+    Node { run_id: String, record: NodeRecord, output: Option<Vec<u8>> },
+    /// Small state under a namespace (`effects`, `node-state/TYPE`, `schedule`, ...).
+    Put { namespace: String, key: String, value: Vec<u8> },
+}
+
+/// Errors of the state store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the state store {} is in use by another flow process (a running `flow run`, `flow resume` or `flow serve`); wait for it to finish, or use another store with --state DIR or FLOW_STATE",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    #[error(
+        "the state store {} cannot be opened: {reason}. flow has not changed it; move it aside (or pass --state DIR for a new store) and keep it for inspection",
+        path.display()
+    )]
+    Unreadable { path: PathBuf, reason: String },
+    #[error(
+        "the state store {} was written by a newer flow (format {found}, this flow reads format {supported}); upgrade flow or use another --state DIR",
+        path.display()
+    )]
+    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    #[error("state store I/O error: {0}")]
+    Io(String),
+    #[error("a stored record is damaged ({what}): {reason}")]
+    Corrupt { what: String, reason: String },
+}
+
+/// The durable state behind runs.
+pub trait StateStore: Send + Sync {
+    /// Applies all writes atomically (all or none). Not durable until [`StateStore::flush`].
+    fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
+    /// Makes every applied write durable (fsync).
+    fn flush(&self) -> Result<(), StoreError>;
+    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
+    /// All runs, newest first.
+    fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// A run's node records, in no particular order.
+    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
+    fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Keys and values under a namespace whose key starts with `prefix`, in key order.
+    fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
+    /// Where the store lives, for messages.
+    fn location(&self) -> String;
+}
+
+/// Keys shared by the backends, so their layouts cannot drift apart.
+pub(crate) mod keys {
+    pub fn run(run_id: &str) -> String {
+        format!("run/{run_id}")
+    }
+    pub fn node(run_id: &str, node_id: &str) -> String {
+        format!("node/{run_id}/{node_id}")
+    }
+    pub fn node_prefix(run_id: &str) -> String {
+        format!("node/{run_id}/")
+    }
+    pub fn output(run_id: &str, node_id: &str) -> String {
+        format!("out/{run_id}/{node_id}")
+    }
+    pub fn kv(namespace: &str, key: &str) -> String {
+        format!("kv/{namespace}/{key}")
+    }
+    pub const RUN_PREFIX: &str = "run/";
+}
+
+pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|e| StoreError::Io(e.to_string()))
+}
+
+pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt { what: what.to_string(), reason: e.to_string() })
+}
+
+/// Turns writes into key/value pairs; both backends store exactly these.
+pub(crate) fn to_pairs(writes: Vec<Write>) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+    let mut pairs = Vec::with_capacity(writes.len() + 1);
+    for w in writes {
+        match w {
+            Write::Run(run) => pairs.push((keys::run(&run.id), encode_json(&run)?)),
+            Write::Node { run_id, record, output } => {
+                // The output goes first in the same atomic batch: a record never says
+                // `succeeded` without its output being there.
+                if let Some(bytes) = output {
+                    pairs.push((keys::output(&run_id, &record.node_id), bytes));
+                }
+                pairs.push((keys::node(&run_id, &record.node_id), encode_json(&record)?));
+            }
+            Write::Put { namespace, key, value } => pairs.push((keys::kv(&namespace, &key), value)),
+        }
+    }
+    Ok(pairs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exercise(store: &dyn StateStore) {
+        let mut run = RunRecord::new_for_test("20260101-000000-aaaa");
+        store.apply(vec![Write::Run(run.clone())]).unwrap();
+        run.id = "20260102-000000-bbbb".into();
+        let record = NodeRecord::new("a");
+        store
+            .apply(vec![
+                Write::Run(run.clone()),
+                Write::Node { run_id: run.id.clone(), record, output: Some(b"xyz".to_vec()) },
+                Write::Put { namespace: "effects".into(), key: "k1".into(), value: b"1".to_vec() },
+            ])
+            .unwrap();
+        store.flush().unwrap();
+        let runs = store.runs().unwrap();
+        assert_eq!(runs.len(), 2);
+        assert_eq!(runs[0].id, "20260102-000000-bbbb", "newest first");
+        assert_eq!(store.nodes(&run.id).unwrap().len(), 1);
+        assert_eq!(store.output(&run.id, "a").unwrap().unwrap(), b"xyz");
+        assert!(store.output("20260101-000000-aaaa", "a").unwrap().is_none());
+        assert_eq!(store.get("effects", "k1").unwrap().unwrap(), b"1");
+        assert_eq!(store.scan("effects", "k").unwrap().len(), 1);
+        assert!(store.run("nope").unwrap().is_none());
+    }
+
+    #[test]
+    fn memory_store_contract() {
+        exercise(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sled_store_contract_and_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        exercise(&store);
+        match SledStore::open(dir.path()) {
+            Err(StoreError::Locked { .. }) => {}
+            other => panic!("expected a lock error, got {other:?}"),
+        }
+        drop(store);
+        let again = SledStore::open(dir.path()).unwrap();
+        assert_eq!(again.runs().unwrap().len(), 2);
+    }
+}

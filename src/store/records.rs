@@ -1,0 +1,210 @@
+//! The records kept per run and per node.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value as Json;
+
+/// The state of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped by a signal, or found `running` with no process holding the store.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+}
+
+/// The state of one node in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    /// On an untaken branch, or all of its inputs were skipped.
+    Skipped,
+    /// Not run because an input failed.
+    UpstreamFailed,
+    /// Was running when the run was stopped; runs again on resume.
+    Interrupted,
+}
+
+impl NodeStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeStatus::Pending => "pending",
+            NodeStatus::Running => "running",
+            NodeStatus::Succeeded => "succeeded",
+            NodeStatus::Failed => "failed",
+            NodeStatus::Skipped => "skipped",
+            NodeStatus::UpstreamFailed => "upstream_failed",
+            NodeStatus::Interrupted => "interrupted",
+        }
+    }
+
+    /// Finished for good in this run: a resume can reuse it.
+    pub fn is_reusable(self) -> bool {
+        matches!(self, NodeStatus::Succeeded | NodeStatus::Skipped)
+    }
+
+    /// Settled in this execution (nothing more will happen to it).
+    pub fn is_final(self) -> bool {
+        !matches!(self, NodeStatus::Pending | NodeStatus::Running)
+    }
+}
+
+/// How a run was started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerInfo {
+    /// `manual`, `schedule`, ...
+    pub fired_by: String,
+    /// The trigger nodes that fired.
+    pub triggers: Vec<String>,
+    pub time: DateTime<Utc>,
+    /// For scheduled runs: the time the schedule said (may differ from `time` on catch-up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<DateTime<Utc>>,
+}
+
+/// One run of a workflow.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub workflow_name: String,
+    pub workflow_path: String,
+    pub workflow_fingerprint: String,
+    /// Node id -> definition fingerprint at the time the node last ran.
+    pub node_fingerprints: BTreeMap<String, String>,
+    pub params: BTreeMap<String, Json>,
+    pub trigger: TriggerInfo,
+    pub status: RunStatus,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// 1 for the first execution, +1 per resume.
+    pub executions: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl RunRecord {
+    /// Seconds from creation to finish (or to the last update).
+    pub fn duration_secs(&self) -> f64 {
+        let end = self.finished_at.unwrap_or(self.updated_at);
+        (end - self.created_at).num_milliseconds() as f64 / 1000.0
+    }
+
+    #[cfg(test)]
+    pub(crate) fn new_for_test(id: &str) -> Self {
+        let now = Utc::now();
+        RunRecord {
+            id: id.into(),
+            workflow_name: "t".into(),
+            workflow_path: "t.yaml".into(),
+            workflow_fingerprint: "f".into(),
+            node_fingerprints: BTreeMap::new(),
+            params: BTreeMap::new(),
+            trigger: TriggerInfo {
+                fired_by: "manual".into(),
+                triggers: vec![],
+                time: now,
+                scheduled_for: None,
+            },
+            status: RunStatus::Running,
+            created_at: now,
+            updated_at: now,
+            finished_at: None,
+            executions: 1,
+            error: None,
+        }
+    }
+}
+
+/// One attempt at running a node.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub number: u32,
+    /// The run execution (1 = first, 2 = first resume, ...) this attempt belongs to.
+    pub execution: u32,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// `running`, `succeeded`, `failed`, `timed_out`, `interrupted`.
+    pub outcome: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// One node in one run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node_id: String,
+    pub status: NodeStatus,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Why it was skipped or did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub rows_in: u64,
+    #[serde(default)]
+    pub rows_out: u64,
+    /// Rows per case, for a decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub case_rows: Option<BTreeMap<String, u64>>,
+    /// The output's metadata (fitted parameters, counts).
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub meta: serde_json::Map<String, Json>,
+    /// The node definition fingerprint this record belongs to.
+    #[serde(default)]
+    pub fingerprint: String,
+    /// The execution in which the node reached its status.
+    #[serde(default)]
+    pub execution: u32,
+}
+
+impl NodeRecord {
+    pub fn new(node_id: &str) -> Self {
+        NodeRecord {
+            node_id: node_id.into(),
+            status: NodeStatus::Pending,
+            attempts: Vec::new(),
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            error: None,
+            reason: None,
+            rows_in: 0,
+            rows_out: 0,
+            case_rows: None,
+            meta: Default::default(),
+            fingerprint: String::new(),
+            execution: 0,
+        }
+    }
+}
+
