@@ -1,1 +1,112 @@
-fn main(){}
+//! Engine overhead with durable checkpoints (sled, flushed before each node counts as done).
+//!
+//! `cargo bench --bench engine` measures:
+//! - `chain_1000`: 1,000 trivial nodes, each needing the previous one (one flush per node);
+//! - `fanout_1000`: one source, 1,000 independent trivial nodes, one join (shared flushes).
+//!
+//! Targets (issue 2): chain under 0.5 ms per node, fan-out under 100 ms in total.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use flow::compile::{self, Workflow};
+use flow::executor::{self, ExecOptions, Shutdown};
+use flow::store::{RunStatus, SledStore, StateStore};
+
+fn chain(n: usize) -> String {
+    let mut y =
+        String::from("name: chain\nnodes:\n  - { id: n0, kind: action, type: core.noop }\n");
+    for i in 1..n {
+        let _ = writeln!(
+            y,
+            "  - {{ id: n{i}, kind: action, type: core.noop, needs: n{} }}",
+            i - 1
+        );
+    }
+    y
+}
+
+fn fanout(n: usize) -> String {
+    let mut y =
+        String::from("name: fanout\nnodes:\n  - { id: source, kind: action, type: core.noop }\n");
+    for i in 0..n {
+        let _ = writeln!(
+            y,
+            "  - {{ id: f{i}, kind: action, type: core.noop, needs: source }}"
+        );
+    }
+    let needs: Vec<String> = (0..n).map(|i| format!("f{i}")).collect();
+    let _ = writeln!(
+        y,
+        "  - {{ id: join, kind: output, type: core.noop, needs: [{}] }}",
+        needs.join(", ")
+    );
+    y
+}
+
+fn workflow(text: &str) -> Arc<Workflow> {
+    let registry = flow::nodes::builtin_registry();
+    Arc::new(compile::compile(text, std::path::Path::new("bench.yaml"), &registry).expect("valid"))
+}
+
+fn run_once(rt: &tokio::runtime::Runtime, wf: Arc<Workflow>, store: Arc<dyn StateStore>) {
+    let record = flow::runs::new_run(
+        &wf,
+        wf.params.clone(),
+        "bench",
+        &[],
+        chrono::Utc::now(),
+        None,
+    )
+    .expect("run");
+    let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Shutdown::None);
+    let opts = ExecOptions {
+        concurrency: 64,
+        shutdown: stop_rx,
+        events: None,
+    };
+    let outcome = rt
+        .block_on(executor::execute(
+            wf,
+            store,
+            record,
+            HashMap::new(),
+            HashSet::new(),
+            opts,
+        ))
+        .expect("run");
+    assert_eq!(outcome.run.status, RunStatus::Succeeded);
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("engine");
+    group.sample_size(10);
+    for (name, text) in [("chain_1000", chain(1000)), ("fanout_1000", fanout(1000))] {
+        let wf = workflow(&text);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let dir = tempfile::tempdir().expect("tempdir");
+                    let store: Arc<dyn StateStore> =
+                        Arc::new(SledStore::open(dir.path()).expect("store"));
+                    (dir, store)
+                },
+                |(dir, store)| {
+                    run_once(&rt, wf.clone(), store);
+                    dir
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,6 +1,7 @@
 //! The built-in node library. Every type registers through [`builtin_registry`], the same way a
-//! third-party node type would.
+//! third-party node type would. [`analytics`] holds the retail models the segmentation nodes use.
 
+pub mod analytics;
 pub mod core;
 
 use crate::node::Registry;

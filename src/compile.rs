@@ -63,7 +63,11 @@ pub enum LoadError {
 }
 
 fn display_all(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How a node is retried.
@@ -156,8 +160,10 @@ pub struct Workflow {
 
 /// Reads and compiles a workflow file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Workflow, LoadError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| LoadError::Io { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
     compile(&text, path, registry).map_err(LoadError::Invalid)
 }
 
@@ -247,11 +253,19 @@ impl<'a> Compiler<'a> {
         let root = match serde_json::to_value(&yaml) {
             Ok(Json::Object(map)) => map,
             Ok(Json::Null) => {
-                self.error(&[], None, "the file is empty; a workflow needs `name` and `nodes`");
+                self.error(
+                    &[],
+                    None,
+                    "the file is empty; a workflow needs `name` and `nodes`",
+                );
                 return Err(self.diags);
             }
             Ok(_) => {
-                self.error(&[], None, "a workflow must be a mapping with `name` and `nodes`");
+                self.error(
+                    &[],
+                    None,
+                    "a workflow must be a mapping with `name` and `nodes`",
+                );
                 return Err(self.diags);
             }
             Err(e) => {
@@ -264,7 +278,11 @@ impl<'a> Compiler<'a> {
         let name = match root.get("name") {
             Some(Json::String(s)) if !s.trim().is_empty() => s.clone(),
             Some(_) => {
-                self.error(&[Seg::key("name")], None, "`name` must be a non-empty string");
+                self.error(
+                    &[Seg::key("name")],
+                    None,
+                    "`name` must be a non-empty string",
+                );
                 String::new()
             }
             None => {
@@ -272,12 +290,19 @@ impl<'a> Compiler<'a> {
                 String::new()
             }
         };
-        let description = root.get("description").and_then(Json::as_str).map(str::to_string);
+        let description = root
+            .get("description")
+            .and_then(Json::as_str)
+            .map(str::to_string);
         let params: BTreeMap<String, Json> = match root.get("params") {
             None | Some(Json::Null) => BTreeMap::new(),
             Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             Some(_) => {
-                self.error(&[Seg::key("params")], None, "`params` must map names to defaults");
+                self.error(
+                    &[Seg::key("params")],
+                    None,
+                    "`params` must map names to defaults",
+                );
                 BTreeMap::new()
             }
         };
@@ -298,7 +323,11 @@ impl<'a> Compiler<'a> {
         let items = match root.get("nodes") {
             Some(Json::Array(items)) => items.clone(),
             Some(_) => {
-                self.error(&[Seg::key("nodes")], None, "`nodes` must be a list of nodes");
+                self.error(
+                    &[Seg::key("nodes")],
+                    None,
+                    "`nodes` must be a list of nodes",
+                );
                 Vec::new()
             }
             None => {
@@ -332,7 +361,9 @@ impl<'a> Compiler<'a> {
             if let Some(&first) = by_id.get(&node.id) {
                 let first_line = self.map.pos(&node_path(first)).map(|p| p.line);
                 let msg = match first_line {
-                    Some(line) => format!("duplicate id `{}` (first defined on line {line})", node.id),
+                    Some(line) => {
+                        format!("duplicate id `{}` (first defined on line {line})", node.id)
+                    }
                     None => format!("duplicate id `{}`", node.id),
                 };
                 let mut at = node_path(i);
@@ -367,7 +398,11 @@ impl<'a> Compiler<'a> {
                 }
             }
             if kind == NodeKind::Decision && node.cases.is_empty() && self.diags.is_empty() {
-                self.error(&node_path(i), Some(&id), "a decision must declare at least one case");
+                self.error(
+                    &node_path(i),
+                    Some(&id),
+                    "a decision must declare at least one case",
+                );
             }
         }
 
@@ -377,7 +412,11 @@ impl<'a> Compiler<'a> {
             if node.kind == Some(NodeKind::Trigger) && !node.needs.is_empty() {
                 let mut at = node_path(i);
                 at.push(Seg::KeyName("needs".into()));
-                self.error(&at, Some(&node.id), "a trigger starts the run and cannot have `needs`");
+                self.error(
+                    &at,
+                    Some(&node.id),
+                    "a trigger starts the run and cannot have `needs`",
+                );
                 continue;
             }
             let mut seen = HashSet::new();
@@ -410,11 +449,16 @@ impl<'a> Compiler<'a> {
             let first = cycle[0];
             let mut at = node_path(first);
             at.push(Seg::key("needs"));
-            self.error(&at, Some(&parsed[first].id), format!("cycle: {}", names.join(" -> ")));
+            self.error(
+                &at,
+                Some(&parsed[first].id),
+                format!("cycle: {}", names.join(" -> ")),
+            );
         }
 
         if !self.diags.is_empty() {
-            self.diags.sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
+            self.diags
+                .sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
             return Err(self.diags);
         }
 
@@ -439,7 +483,9 @@ impl<'a> Compiler<'a> {
             });
         }
         let mut hasher = Sha256::new();
-        hasher.update(canonical_json(&serde_json::to_value(&params).unwrap_or_default()));
+        hasher.update(canonical_json(
+            &serde_json::to_value(&params).unwrap_or_default(),
+        ));
         for n in &nodes {
             hasher.update(n.id.as_bytes());
             hasher.update(n.fingerprint.as_bytes());
@@ -504,7 +550,11 @@ impl<'a> Compiler<'a> {
             p
         };
         let Json::Object(map) = item else {
-            self.error(&at, None, "a node must be a mapping with `id`, `kind` and `type`");
+            self.error(
+                &at,
+                None,
+                "a node must be a mapping with `id`, `kind` and `type`",
+            );
             return parsed;
         };
         match map.get("id") {
@@ -530,11 +580,21 @@ impl<'a> Compiler<'a> {
                 other => self.error(
                     &field("kind"),
                     id,
-                    format!("unknown kind `{other}` (expected trigger, action, decision or output)"),
+                    format!(
+                        "unknown kind `{other}` (expected trigger, action, decision or output)"
+                    ),
                 ),
             },
-            Some(other) => self.error(&field("kind"), id, format!("`kind` must be a string, got {other}")),
-            None => self.error(&at, id, "missing `kind` (trigger, action, decision or output)"),
+            Some(other) => self.error(
+                &field("kind"),
+                id,
+                format!("`kind` must be a string, got {other}"),
+            ),
+            None => self.error(
+                &at,
+                id,
+                "missing `kind` (trigger, action, decision or output)",
+            ),
         }
         match map.get("type") {
             Some(Json::String(t)) => {
@@ -545,29 +605,44 @@ impl<'a> Compiler<'a> {
                         let hint = suggest(t, self.registry.names())
                             .map(|s| format!("did you mean `{s}`?"))
                             .unwrap_or_else(|| "`flow nodes` lists the known types".into());
-                        self.error(&field("type"), id, format!("unknown node type `{t}` ({hint})"));
+                        self.error(
+                            &field("type"),
+                            id,
+                            format!("unknown node type `{t}` ({hint})"),
+                        );
                     }
                 }
             }
-            Some(other) => self.error(&field("type"), id, format!("`type` must be a string, got {other}")),
-            None => self.error(&at, id, "missing `type` (`flow nodes` lists the node types)"),
+            Some(other) => self.error(
+                &field("type"),
+                id,
+                format!("`type` must be a string, got {other}"),
+            ),
+            None => self.error(
+                &at,
+                id,
+                "missing `type` (`flow nodes` lists the node types)",
+            ),
         }
-        if let (Some(kind), Some(nt)) = (parsed.kind, &parsed.node_type) {
-            if !nt.kinds().contains(&kind) {
-                let allowed: Vec<&str> = nt.kinds().iter().map(|k| k.as_str()).collect();
-                self.error(
-                    &field("kind"),
-                    id,
-                    format!(
-                        "type `{}` cannot be a {kind} node (it can be: {})",
-                        nt.name(),
-                        allowed.join(", ")
-                    ),
-                );
-                parsed.node_type = None;
-            }
+        if let (Some(kind), Some(nt)) = (parsed.kind, &parsed.node_type)
+            && !nt.kinds().contains(&kind)
+        {
+            let allowed: Vec<&str> = nt.kinds().iter().map(|k| k.as_str()).collect();
+            self.error(
+                &field("kind"),
+                id,
+                format!(
+                    "type `{}` cannot be a {kind} node (it can be: {})",
+                    nt.name(),
+                    allowed.join(", ")
+                ),
+            );
+            parsed.node_type = None;
         }
-        parsed.description = map.get("description").and_then(Json::as_str).map(str::to_string);
+        parsed.description = map
+            .get("description")
+            .and_then(Json::as_str)
+            .map(str::to_string);
         match map.get("needs") {
             None | Some(Json::Null) => {}
             Some(Json::String(s)) => parsed.needs = vec![s.clone()],
@@ -578,7 +653,11 @@ impl<'a> Compiler<'a> {
                         other => {
                             let mut p = field("needs");
                             p.push(Seg::Index(j));
-                            self.error(&p, id, format!("`needs` items must be node ids, got {other}"));
+                            self.error(
+                                &p,
+                                id,
+                                format!("`needs` items must be node ids, got {other}"),
+                            );
                         }
                     }
                 }
@@ -592,7 +671,11 @@ impl<'a> Compiler<'a> {
         match map.get("with") {
             None | Some(Json::Null) => {}
             Some(Json::Object(w)) => parsed.with = w.clone(),
-            Some(other) => self.error(&field("with"), id, format!("`with` must be a mapping, got {other}")),
+            Some(other) => self.error(
+                &field("with"),
+                id,
+                format!("`with` must be a mapping, got {other}"),
+            ),
         }
         if let Some(nt) = &parsed.node_type {
             let specs = nt.params();
@@ -607,7 +690,10 @@ impl<'a> Compiler<'a> {
                     self.error(
                         &with_path(i, &[Seg::KeyName(key.clone())]),
                         id,
-                        format!("unknown parameter `{key}` for type `{}` ({hint})", nt.name()),
+                        format!(
+                            "unknown parameter `{key}` for type `{}` ({hint})",
+                            nt.name()
+                        ),
                     );
                 }
             }
@@ -645,7 +731,11 @@ impl<'a> Compiler<'a> {
                 Some(secs) if secs > 0.0 => parsed.timeout = Some(Duration::from_secs_f64(secs)),
                 _ => self.error(&field("timeout"), id, "`timeout` must be longer than zero"),
             },
-            Some(other) => self.error(&field("timeout"), id, format!("`timeout` must be a duration like 30s, got {other}")),
+            Some(other) => self.error(
+                &field("timeout"),
+                id,
+                format!("`timeout` must be a duration like 30s, got {other}"),
+            ),
         }
         parsed
     }
@@ -670,10 +760,15 @@ impl<'a> Compiler<'a> {
         let is_decision = dep.kind == Some(NodeKind::Decision);
         match case {
             None if is_decision => {
-                let options: Vec<String> = dep.cases.iter().map(|c| format!("{target}.{c}")).collect();
+                let options: Vec<String> =
+                    dep.cases.iter().map(|c| format!("{target}.{c}")).collect();
                 Err(format!(
                     "needs decision `{target}` without naming a case; write one of: {}",
-                    if options.is_empty() { format!("{target}.CASE") } else { options.join(", ") }
+                    if options.is_empty() {
+                        format!("{target}.CASE")
+                    } else {
+                        options.join(", ")
+                    }
                 ))
             }
             Some(case) if !is_decision => Err(format!(
@@ -688,13 +783,19 @@ impl<'a> Compiler<'a> {
                     dep.cases.join(", ")
                 ))
             }
-            _ => Ok(Need { node, case: case.map(str::to_string) }),
+            _ => Ok(Need {
+                node,
+                case: case.map(str::to_string),
+            }),
         }
     }
 }
 
 fn valid_id(id: &str) -> bool {
-    !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 fn retry_policy(def: RetryDef) -> Result<RetryPolicy, String> {
@@ -743,29 +844,37 @@ fn configure_node(
     })?;
     let mut errors = Vec::new();
     for spec in node_type.params() {
-        if let Some(value) = rendered.get(spec.name).filter(|v| !v.is_null()) {
-            if !spec.ty.accepts(value) {
-                let expected = match spec.ty {
-                    ParamType::Duration => "a duration such as 30s or 5m".to_string(),
-                    other => format!("a {}", other.as_str()),
-                };
-                errors.push(ParamError::new(
-                    spec.name,
-                    format!("`{}` must be {expected}, got {}", spec.name, short(value)),
-                ));
-            }
+        if let Some(value) = rendered.get(spec.name).filter(|v| !v.is_null())
+            && !spec.ty.accepts(value)
+        {
+            let expected = match spec.ty {
+                ParamType::Duration => "a duration such as 30s or 5m".to_string(),
+                other => format!("a {}", other.as_str()),
+            };
+            errors.push(ParamError::new(
+                spec.name,
+                format!("`{}` must be {expected}, got {}", spec.name, short(value)),
+            ));
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let cx = ConfigureCx { node_id: id, kind, workflow_dir: dir };
+    let cx = ConfigureCx {
+        node_id: id,
+        kind,
+        workflow_dir: dir,
+    };
     node_type.configure(&Params::new(rendered, dir), &cx)
 }
 
 fn short(value: &Json) -> String {
     let s = value.to_string();
-    if s.len() > 60 { format!("{}...", &s[..s.floor_char_boundary(57)]) } else { s }
+    if s.len() > 60 {
+        format!("{}...", &s[..s.floor_char_boundary(57)])
+    } else {
+        s
+    }
 }
 
 impl Workflow {
@@ -785,7 +894,12 @@ impl Workflow {
     pub fn dependents(&self, index: usize) -> impl Iterator<Item = (usize, Option<&str>)> + '_ {
         self.graph
             .edges_directed(NodeIndex::new(index), petgraph::Direction::Outgoing)
-            .map(|e| (self.graph[petgraph::visit::EdgeRef::target(&e)], e.weight().as_deref()))
+            .map(|e| {
+                (
+                    self.graph[petgraph::visit::EdgeRef::target(&e)],
+                    e.weight().as_deref(),
+                )
+            })
     }
 
     /// `start` and every node reachable from it.
@@ -822,7 +936,11 @@ impl Workflow {
             errs.iter()
                 .map(|e| {
                     let at = path_to_string(&e.path);
-                    if at.is_empty() { e.message.clone() } else { format!("with.{at}: {}", e.message) }
+                    if at.is_empty() {
+                        e.message.clone()
+                    } else {
+                        format!("with.{at}: {}", e.message)
+                    }
                 })
                 .collect::<Vec<_>>()
                 .join("; ")
@@ -850,7 +968,10 @@ fn find_cycles(graph: &DiGraph<usize, Option<String>>) -> Vec<Vec<usize>> {
         let mut queue = std::collections::VecDeque::from([start]);
         let mut closing = None;
         while let Some(at) = queue.pop_front() {
-            let mut next: Vec<NodeIndex> = graph.neighbors(at).filter(|n| members.contains(n)).collect();
+            let mut next: Vec<NodeIndex> = graph
+                .neighbors(at)
+                .filter(|n| members.contains(n))
+                .collect();
             next.sort_by_key(|n| graph[*n]);
             if next.contains(&start) {
                 closing = Some(at);
@@ -884,7 +1005,11 @@ fn find_cycles(graph: &DiGraph<usize, Option<String>>) -> Vec<Vec<usize>> {
 fn topo_order(graph: &DiGraph<usize, Option<String>>) -> Vec<usize> {
     let n = graph.node_count();
     let mut indegree: Vec<usize> = (0..n)
-        .map(|i| graph.neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming).count())
+        .map(|i| {
+            graph
+                .neighbors_directed(NodeIndex::new(i), petgraph::Direction::Incoming)
+                .count()
+        })
         .collect();
     let mut ready: std::collections::BTreeSet<usize> =
         (0..n).filter(|&i| indegree[i] == 0).collect();

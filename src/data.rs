@@ -91,7 +91,10 @@ impl Default for Body {
 
 impl Output {
     pub fn data(data: Data) -> Self {
-        Output { body: Body::Data(data), meta: Default::default() }
+        Output {
+            body: Body::Data(data),
+            meta: Default::default(),
+        }
     }
 
     pub fn table(batch: RecordBatch) -> Self {
@@ -103,7 +106,10 @@ impl Output {
     }
 
     pub fn cases(cases: Vec<(String, Data)>) -> Self {
-        Output { body: Body::Cases(cases), meta: Default::default() }
+        Output {
+            body: Body::Cases(cases),
+            meta: Default::default(),
+        }
     }
 
     pub fn with_meta(mut self, key: &str, value: impl Into<Json>) -> Self {
@@ -132,9 +138,11 @@ impl Output {
     pub fn select(&self, case: Option<&str>) -> Data {
         match (&self.body, case) {
             (Body::Data(d), _) => d.clone(),
-            (Body::Cases(cases), Some(case)) => {
-                cases.iter().find(|(c, _)| c == case).map(|(_, d)| d.clone()).unwrap_or_default()
-            }
+            (Body::Cases(cases), Some(case)) => cases
+                .iter()
+                .find(|(c, _)| c == case)
+                .map(|(_, d)| d.clone())
+                .unwrap_or_default(),
             // A decision's whole output, when asked without a case (exports): the first
             // non-empty partition is not meaningful, so callers must name a case.
             (Body::Cases(_), None) => Data::Empty,
@@ -236,12 +244,16 @@ pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
     let mut at = MAGIC.len();
     let header_len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
     at += 4;
-    let header_bytes = bytes.get(at..at + header_len).ok_or_else(|| bad("truncated header"))?;
+    let header_bytes = bytes
+        .get(at..at + header_len)
+        .ok_or_else(|| bad("truncated header"))?;
     let header: Header = serde_json::from_slice(header_bytes)?;
     at += header_len;
     let mut parts = Vec::with_capacity(header.parts.len());
     for part in header.parts {
-        let blob = bytes.get(at..at + part.len as usize).ok_or_else(|| bad("truncated data"))?;
+        let blob = bytes
+            .get(at..at + part.len as usize)
+            .ok_or_else(|| bad("truncated data"))?;
         at += part.len as usize;
         let data = match part.kind {
             PartKind::Empty => Data::Empty,
@@ -251,11 +263,19 @@ pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
         parts.push((part.case, data));
     }
     let body = if header.decision {
-        Body::Cases(parts.into_iter().map(|(c, d)| (c.unwrap_or_default(), d)).collect())
+        Body::Cases(
+            parts
+                .into_iter()
+                .map(|(c, d)| (c.unwrap_or_default(), d))
+                .collect(),
+        )
     } else {
         Body::Data(parts.into_iter().next().map(|(_, d)| d).unwrap_or_default())
     };
-    Ok(Output { body, meta: header.meta })
+    Ok(Output {
+        body,
+        meta: header.meta,
+    })
 }
 
 fn decode_table(blob: &[u8]) -> Result<RecordBatch, CodecError> {
@@ -283,7 +303,9 @@ pub fn write_jsonl(batch: &RecordBatch, out: impl std::io::Write) -> Result<(), 
 
 /// Reads CSV text with a header row into a table, inferring column types.
 pub fn read_csv(bytes: &[u8], delimiter: u8) -> Result<RecordBatch, ArrowError> {
-    let format = arrow_csv::reader::Format::default().with_header(true).with_delimiter(delimiter);
+    let format = arrow_csv::reader::Format::default()
+        .with_header(true)
+        .with_delimiter(delimiter);
     let (schema, _) = format.infer_schema(Cursor::new(bytes), Some(10_000))?;
     let schema = Arc::new(schema);
     let reader = arrow_csv::ReaderBuilder::new(schema.clone())

@@ -21,9 +21,7 @@ use tokio::task::JoinSet;
 
 use crate::compile::Workflow;
 use crate::data::{self, Body, Output};
-use crate::node::{
-    EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState,
-};
+use crate::node::{EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState};
 use crate::store::{
     Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError, Write,
 };
@@ -43,12 +41,35 @@ pub enum Shutdown {
 /// Progress events for displays and logs.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Started { node: String, attempt: u32 },
-    Retrying { node: String, attempt: u32, delay: Duration, error: String },
-    Finished { node: String, status: NodeStatus, duration: Duration, rows_out: u64, error: Option<String> },
-    Skipped { node: String, status: NodeStatus, reason: String },
-    Reused { node: String, status: NodeStatus },
-    Draining { running: usize },
+    Started {
+        node: String,
+        attempt: u32,
+    },
+    Retrying {
+        node: String,
+        attempt: u32,
+        delay: Duration,
+        error: String,
+    },
+    Finished {
+        node: String,
+        status: NodeStatus,
+        duration: Duration,
+        rows_out: u64,
+        error: Option<String>,
+    },
+    Skipped {
+        node: String,
+        status: NodeStatus,
+        reason: String,
+    },
+    Reused {
+        node: String,
+        status: NodeStatus,
+    },
+    Draining {
+        running: usize,
+    },
 }
 
 /// What to run and how.
@@ -113,7 +134,10 @@ pub async fn execute(
             .unwrap_or_else(|| NodeRecord::new(&node.id));
         if reuse.contains(&node.index) && record.status.is_reusable() {
             sched.status[node.index] = record.status;
-            sched.emit(Event::Reused { node: node.id.clone(), status: record.status });
+            sched.emit(Event::Reused {
+                node: node.id.clone(),
+                status: record.status,
+            });
         } else {
             record.status = NodeStatus::Pending;
             record.error = None;
@@ -140,7 +164,9 @@ pub async fn execute(
         workflow_dir: workflow.dir.clone(),
         params: run.params.clone(),
         trigger: trigger_json,
-        effects: Arc::new(StoreLedger { store: store.clone() }),
+        effects: Arc::new(StoreLedger {
+            store: store.clone(),
+        }),
         store: store.clone(),
     };
 
@@ -151,7 +177,11 @@ pub async fn execute(
         }
         let node = &workflow.nodes[i];
         if node.kind == NodeKind::Trigger && !fired.contains(node.id.as_str()) {
-            sched.settle(i, NodeStatus::Skipped, "trigger was not fired in this run".into());
+            sched.settle(
+                i,
+                NodeStatus::Skipped,
+                "trigger was not fired in this run".into(),
+            );
             continue;
         }
         sched.evaluate(i);
@@ -167,7 +197,9 @@ pub async fn execute(
     loop {
         sched.flush_pending_writes(&checkpoints);
         while stop == Shutdown::None && fatal.is_none() && running.len() < limit {
-            let Some((_, i)) = sched.ready.pop_first() else { break };
+            let Some((_, i)) = sched.ready.pop_first() else {
+                break;
+            };
             let job = sched.job(i, &base_ctx, &run_vars, &run.id, &opts, &checkpoints);
             let handle = tasks.spawn(job.run());
             running.insert(handle.id(), i);
@@ -222,13 +254,21 @@ pub async fn execute(
     run.node_fingerprints = workflow
         .nodes
         .iter()
-        .map(|node| (node.id.clone(), sched.records[node.index].fingerprint.clone()))
+        .map(|node| {
+            (
+                node.id.clone(),
+                sched.records[node.index].fingerprint.clone(),
+            )
+        })
         .filter(|(_, fp)| !fp.is_empty())
         .collect();
     run.status = if let Some(err) = &fatal {
         run.error = Some(err.clone());
         RunStatus::Failed
-    } else if statuses.iter().any(|s| matches!(s, NodeStatus::Failed | NodeStatus::UpstreamFailed)) {
+    } else if statuses
+        .iter()
+        .any(|s| matches!(s, NodeStatus::Failed | NodeStatus::UpstreamFailed))
+    {
         let failed: Vec<&str> = workflow
             .nodes
             .iter()
@@ -248,7 +288,10 @@ pub async fn execute(
     run.finished_at = Some(now);
     checkpoints.durable(vec![Write::Run(run.clone())]).await?;
     checkpoints.close();
-    Ok(RunOutcome { run, nodes: sched.records })
+    Ok(RunOutcome {
+        run,
+        nodes: sched.records,
+    })
 }
 
 struct Scheduler {
@@ -294,7 +337,10 @@ impl Scheduler {
             match self.status[need.node] {
                 NodeStatus::Pending | NodeStatus::Running => return Readiness::Waiting,
                 NodeStatus::Failed | NodeStatus::UpstreamFailed | NodeStatus::Interrupted => {
-                    return Readiness::UpstreamFailed(format!("input `{}` did not succeed", dep.id));
+                    return Readiness::UpstreamFailed(format!(
+                        "input `{}` did not succeed",
+                        dep.id
+                    ));
                 }
                 NodeStatus::Skipped => skipped.push(format!("`{}` was skipped", dep.id)),
                 NodeStatus::Succeeded => match &need.case {
@@ -361,7 +407,11 @@ impl Scheduler {
             record: record.clone(),
             output: None,
         });
-        self.emit(Event::Skipped { node: self.wf.nodes[i].id.clone(), status, reason });
+        self.emit(Event::Skipped {
+            node: self.wf.nodes[i].id.clone(),
+            status,
+            reason,
+        });
         self.release_inputs(i);
     }
 
@@ -393,12 +443,12 @@ impl Scheduler {
         record.error = Some(message.clone());
         record.execution = self.execution;
         record.finished_at = Some(Utc::now());
-        if let Some(last) = record.attempts.last_mut() {
-            if last.outcome == "running" {
-                last.outcome = status.as_str().to_string();
-                last.finished_at = record.finished_at;
-                last.error = Some(message.clone());
-            }
+        if let Some(last) = record.attempts.last_mut()
+            && last.outcome == "running"
+        {
+            last.outcome = status.as_str().to_string();
+            last.finished_at = record.finished_at;
+            last.error = Some(message.clone());
         }
         self.status[i] = status;
         self.pending_writes.push(Write::Node {
@@ -450,7 +500,10 @@ impl Scheduler {
                 continue;
             }
             if let Some(case) = &need.case {
-                let rows = self.records[need.node].case_rows.as_ref().and_then(|m| m.get(case));
+                let rows = self.records[need.node]
+                    .case_rows
+                    .as_ref()
+                    .and_then(|m| m.get(case));
                 if rows.copied().unwrap_or(0) == 0 {
                     continue;
                 }
@@ -564,7 +617,11 @@ impl Job {
         let (output, bytes, error) = match outcome {
             Ok(output) => match data::encode(&output) {
                 Ok(bytes) => (Some(Arc::new(output)), Some(bytes), None),
-                Err(e) => (None, None, Some(format!("cannot checkpoint the output: {e}"))),
+                Err(e) => (
+                    None,
+                    None,
+                    Some(format!("cannot checkpoint the output: {e}")),
+                ),
             },
             Err(e) => (None, None, Some(e)),
         };
@@ -576,13 +633,30 @@ impl Job {
                 self.record.meta = out.meta.clone();
             }
             _ => {
-                let interrupted = self.record.attempts.last().is_some_and(|a| a.outcome == "interrupted");
-                self.record.status = if interrupted { NodeStatus::Interrupted } else { NodeStatus::Failed };
+                let interrupted = self
+                    .record
+                    .attempts
+                    .last()
+                    .is_some_and(|a| a.outcome == "interrupted");
+                self.record.status = if interrupted {
+                    NodeStatus::Interrupted
+                } else {
+                    NodeStatus::Failed
+                };
                 self.record.error = error.clone();
             }
         }
-        let write = Write::Node { run_id: self.run_id.clone(), record: self.record.clone(), output: bytes };
-        let store_error = self.checkpoints.durable(vec![write]).await.err().map(|e| e.to_string());
+        let write = Write::Node {
+            run_id: self.run_id.clone(),
+            record: self.record.clone(),
+            output: bytes,
+        };
+        let store_error = self
+            .checkpoints
+            .durable(vec![write])
+            .await
+            .err()
+            .map(|e| e.to_string());
         let (status, output) = match &store_error {
             // Not durable, so not done: the node counts as failed and the run stops.
             Some(e) => {
@@ -599,7 +673,12 @@ impl Job {
             rows_out: self.record.rows_out,
             error: self.record.error.clone(),
         });
-        TaskResult { index: self.index, record: self.record, output, store_error }
+        TaskResult {
+            index: self.index,
+            record: self.record,
+            output,
+            store_error,
+        }
     }
 
     /// Runs attempts until one succeeds, the policy gives up, or a stop is requested.
@@ -628,7 +707,10 @@ impl Job {
                 record: self.record.clone(),
                 output: None,
             }]);
-            self.emit(Event::Started { node: self.node_id.clone(), attempt: number });
+            self.emit(Event::Started {
+                node: self.node_id.clone(),
+                attempt: number,
+            });
 
             let ctx = NodeContext {
                 run_id: self.base.run_id.clone(),
@@ -697,7 +779,12 @@ impl Job {
         }
     }
 
-    async fn one_attempt(&self, node: Arc<dyn Node>, ctx: NodeContext, inputs: Inputs) -> AttemptEnd {
+    async fn one_attempt(
+        &self,
+        node: Arc<dyn Node>,
+        ctx: NodeContext,
+        inputs: Inputs,
+    ) -> AttemptEnd {
         let mut handle = AbortOnDrop(tokio::spawn(async move { node.run(ctx, inputs).await }));
         let guarded = async {
             tokio::select! {
@@ -753,10 +840,16 @@ impl Job {
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r);
-                    Arc::new(loaded.map_err(|e| format!("cannot load the output of `{from}`: {e}"))?)
+                    Arc::new(
+                        loaded.map_err(|e| format!("cannot load the output of `{from}`: {e}"))?,
+                    )
                 }
             };
-            inputs.push(Input { from: from.clone(), case: case.clone(), data: output.select(case.as_deref()) });
+            inputs.push(Input {
+                from: from.clone(),
+                case: case.clone(),
+                data: output.select(case.as_deref()),
+            });
         }
         Ok(Inputs(inputs))
     }
@@ -769,11 +862,15 @@ async fn reached(mut shutdown: watch::Receiver<Shutdown>, level: Shutdown) {
     }
 }
 
-fn joined_to_end(joined: Result<Result<Output, crate::node::NodeError>, tokio::task::JoinError>) -> AttemptEnd {
+fn joined_to_end(
+    joined: Result<Result<Output, crate::node::NodeError>, tokio::task::JoinError>,
+) -> AttemptEnd {
     match joined {
         Ok(Ok(output)) => AttemptEnd::Ok(output),
         Ok(Err(e)) => AttemptEnd::Failed(e.to_string()),
-        Err(e) if e.is_panic() => AttemptEnd::Failed(format!("panicked: {}", panic_text(e.into_panic()))),
+        Err(e) if e.is_panic() => {
+            AttemptEnd::Failed(format!("panicked: {}", panic_text(e.into_panic())))
+        }
         Err(_) => AttemptEnd::Stopped,
     }
 }
@@ -834,7 +931,10 @@ impl Checkpointer {
     async fn durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Request { writes, ack: Some(ack) })
+            .send(Request {
+                writes,
+                ack: Some(ack),
+            })
             .map_err(|_| StoreError::Io("checkpoint writer stopped".into()))?;
         match done.await {
             Ok(Ok(())) => Ok(()),
@@ -863,7 +963,11 @@ impl EffectLedger for StoreLedger {
 
     fn mark_done(&self, key: &str, detail: &Json) -> Result<(), StoreError> {
         let value = serde_json::to_vec(detail).unwrap_or_default();
-        self.store.apply(vec![Write::Put { namespace: "effects".into(), key: key.into(), value }])?;
+        self.store.apply(vec![Write::Put {
+            namespace: "effects".into(),
+            key: key.into(),
+            value,
+        }])?;
         self.store.flush()
     }
 }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch, cast::AsArray, types::*};
-use arrow_schema::{DataType, TimeUnit};
+use arrow_schema::DataType;
 use minijinja::value::{Object, Value};
 use minijinja::{Environment, UndefinedBehavior};
 use serde_json::Value as Json;
@@ -32,9 +32,17 @@ impl RowExpr {
         let translated = translate_operators(source);
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
-        env.compile_expression(&translated)
-            .map_err(|e| format!("invalid expression `{source}`: {}", e.detail().unwrap_or("syntax error")))?;
-        Ok(RowExpr { source: source.to_string(), env: Arc::new(env), translated })
+        env.compile_expression(&translated).map_err(|e| {
+            format!(
+                "invalid expression `{source}`: {}",
+                e.detail().unwrap_or("syntax error")
+            )
+        })?;
+        Ok(RowExpr {
+            source: source.to_string(),
+            env: Arc::new(env),
+            translated,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -43,7 +51,10 @@ impl RowExpr {
 
     /// The variables (column names, `params`, `value`) the expression refers to.
     pub fn variables(&self) -> Vec<String> {
-        let expr = self.env.compile_expression(&self.translated).expect("checked in parse");
+        let expr = self
+            .env
+            .compile_expression(&self.translated)
+            .expect("checked in parse");
         let mut vars: Vec<String> = expr.undeclared_variables(false).into_iter().collect();
         vars.sort();
         vars
@@ -64,10 +75,19 @@ impl RowExpr {
         batch: &RecordBatch,
         params: &BTreeMap<String, Json>,
     ) -> Result<Vec<bool>, String> {
-        let expr = self.env.compile_expression(&self.translated).expect("checked in parse");
+        let expr = self
+            .env
+            .compile_expression(&self.translated)
+            .expect("checked in parse");
         let params = Value::from_serialize(params);
         let columns: Arc<BTreeMap<String, usize>> = Arc::new(
-            batch.schema().fields().iter().enumerate().map(|(i, f)| (f.name().clone(), i)).collect(),
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.name().clone(), i))
+                .collect(),
         );
         let batch = Arc::new(batch.clone());
         let mut out = Vec::with_capacity(batch.num_rows());
@@ -79,7 +99,12 @@ impl RowExpr {
                 params: params.clone(),
             });
             let v = expr.eval(ctx).map_err(|e| {
-                format!("row {}: `{}`: {}", row + 1, self.source, e.detail().unwrap_or(&e.to_string()))
+                format!(
+                    "row {}: `{}`: {}",
+                    row + 1,
+                    self.source,
+                    e.detail().unwrap_or(&e.to_string())
+                )
             })?;
             out.push(v.is_true());
         }
@@ -87,12 +112,23 @@ impl RowExpr {
     }
 
     /// Evaluates the expression once with `value` bound to a JSON value.
-    pub fn eval_value(&self, value: &Json, params: &BTreeMap<String, Json>) -> Result<bool, String> {
-        let expr = self.env.compile_expression(&self.translated).expect("checked in parse");
+    pub fn eval_value(
+        &self,
+        value: &Json,
+        params: &BTreeMap<String, Json>,
+    ) -> Result<bool, String> {
+        let expr = self
+            .env
+            .compile_expression(&self.translated)
+            .expect("checked in parse");
         let ctx = minijinja::context! { value => Value::from_serialize(value), params => Value::from_serialize(params) };
-        expr.eval(ctx)
-            .map(|v| v.is_true())
-            .map_err(|e| format!("`{}`: {}", self.source, e.detail().unwrap_or(&e.to_string())))
+        expr.eval(ctx).map(|v| v.is_true()).map_err(|e| {
+            format!(
+                "`{}`: {}",
+                self.source,
+                e.detail().unwrap_or(&e.to_string())
+            )
+        })
     }
 }
 
@@ -172,7 +208,7 @@ pub fn cell(array: &dyn Array, row: usize) -> Value {
         DataType::Float64 => Value::from(array.as_primitive::<Float64Type>().value(row)),
         DataType::Utf8 => Value::from(array.as_string::<i32>().value(row)),
         DataType::LargeUtf8 => Value::from(array.as_string::<i64>().value(row)),
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(TimeUnit::Second, _) | _ => {
+        _ => {
             // Dates and anything exotic compare as their display text (ISO dates sort right).
             let options = arrow_cast::display::FormatOptions::default();
             match arrow_cast::display::ArrayFormatter::try_new(array, &options) {
@@ -208,24 +244,39 @@ mod tests {
     #[test]
     fn evaluates_per_row_with_c_style_operators() {
         let e = RowExpr::parse("r >= 4 && clv >= 500 || city == 'a && b'").unwrap();
-        assert_eq!(e.eval_rows(&batch(), &BTreeMap::new()).unwrap(), vec![true, false, true]);
+        assert_eq!(
+            e.eval_rows(&batch(), &BTreeMap::new()).unwrap(),
+            vec![true, false, true]
+        );
         let e = RowExpr::parse("!(city == 'York')").unwrap();
-        assert_eq!(e.eval_rows(&batch(), &BTreeMap::new()).unwrap(), vec![true, false, true]);
+        assert_eq!(
+            e.eval_rows(&batch(), &BTreeMap::new()).unwrap(),
+            vec![true, false, true]
+        );
     }
 
     #[test]
     fn params_and_unknown_columns() {
         let e = RowExpr::parse("clv >= params.min and segment != 'x'").unwrap();
-        assert_eq!(e.unknown_columns(["r", "clv", "city"]), vec!["segment".to_string()]);
+        assert_eq!(
+            e.unknown_columns(["r", "clv", "city"]),
+            vec!["segment".to_string()]
+        );
         let e = RowExpr::parse("clv >= params.min").unwrap();
         let params = BTreeMap::from([("min".to_string(), serde_json::json!(500))]);
-        assert_eq!(e.eval_rows(&batch(), &params).unwrap(), vec![true, false, false]);
+        assert_eq!(
+            e.eval_rows(&batch(), &params).unwrap(),
+            vec![true, false, false]
+        );
     }
 
     #[test]
     fn value_expressions_and_errors() {
         let e = RowExpr::parse("value == 'yes'").unwrap();
-        assert!(e.eval_value(&serde_json::json!("yes"), &BTreeMap::new()).unwrap());
+        assert!(
+            e.eval_value(&serde_json::json!("yes"), &BTreeMap::new())
+                .unwrap()
+        );
         assert!(RowExpr::parse("r >= ").is_err());
         let e = RowExpr::parse("missing > 1").unwrap();
         let err = e.eval_rows(&batch(), &BTreeMap::new()).unwrap_err();

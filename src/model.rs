@@ -104,5 +104,13 @@ pub struct RetryPolicyDef {
 /// Top-level keys of a workflow file.
 pub const WORKFLOW_KEYS: &[&str] = &["name", "description", "params", "concurrency", "nodes"];
 /// Keys of a node.
-pub const NODE_KEYS: &[&str] =
-    &["id", "kind", "type", "description", "needs", "with", "retry", "timeout"];
+pub const NODE_KEYS: &[&str] = &[
+    "id",
+    "kind",
+    "type",
+    "description",
+    "needs",
+    "with",
+    "retry",
+    "timeout",
+];

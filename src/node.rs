@@ -131,11 +131,23 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub const fn required(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        ParamSpec { name, ty, required: true, default: None, doc }
+        ParamSpec {
+            name,
+            ty,
+            required: true,
+            default: None,
+            doc,
+        }
     }
 
     pub const fn optional(name: &'static str, ty: ParamType, doc: &'static str) -> Self {
-        ParamSpec { name, ty, required: false, default: None, doc }
+        ParamSpec {
+            name,
+            ty,
+            required: false,
+            default: None,
+            doc,
+        }
     }
 
     pub const fn with_default(
@@ -144,7 +156,13 @@ impl ParamSpec {
         default: &'static str,
         doc: &'static str,
     ) -> Self {
-        ParamSpec { name, ty, required: false, default: Some(default), doc }
+        ParamSpec {
+            name,
+            ty,
+            required: false,
+            default: Some(default),
+            doc,
+        }
     }
 }
 
@@ -158,16 +176,25 @@ pub struct ParamError {
 
 impl ParamError {
     pub fn new(param: &str, message: impl Into<String>) -> Self {
-        ParamError { path: vec![Seg::key(param)], message: message.into() }
+        ParamError {
+            path: vec![Seg::key(param)],
+            message: message.into(),
+        }
     }
 
     pub fn at(path: Vec<Seg>, message: impl Into<String>) -> Self {
-        ParamError { path, message: message.into() }
+        ParamError {
+            path,
+            message: message.into(),
+        }
     }
 
     /// An error about the node as a whole rather than one parameter.
     pub fn node(message: impl Into<String>) -> Self {
-        ParamError { path: Vec::new(), message: message.into() }
+        ParamError {
+            path: Vec::new(),
+            message: message.into(),
+        }
     }
 }
 
@@ -181,7 +208,10 @@ pub struct Params {
 
 impl Params {
     pub fn new(values: serde_json::Map<String, Json>, base_dir: impl Into<PathBuf>) -> Self {
-        Params { values, base_dir: base_dir.into() }
+        Params {
+            values,
+            base_dir: base_dir.into(),
+        }
     }
 
     pub fn raw(&self) -> &serde_json::Map<String, Json> {
@@ -193,14 +223,18 @@ impl Params {
     }
 
     pub fn str(&self, name: &str) -> Result<&str, ParamError> {
-        self.opt_str(name)?.ok_or_else(|| ParamError::new(name, "is required"))
+        self.opt_str(name)?
+            .ok_or_else(|| ParamError::new(name, "is required"))
     }
 
     pub fn opt_str(&self, name: &str) -> Result<Option<&str>, ParamError> {
         match self.get(name) {
             None => Ok(None),
             Some(Json::String(s)) => Ok(Some(s)),
-            Some(other) => Err(ParamError::new(name, format!("must be a string, got {other}"))),
+            Some(other) => Err(ParamError::new(
+                name,
+                format!("must be a string, got {other}"),
+            )),
         }
     }
 
@@ -212,7 +246,10 @@ impl Params {
         match self.get(name) {
             None => Ok(default),
             Some(Json::Bool(b)) => Ok(*b),
-            Some(other) => Err(ParamError::new(name, format!("must be true or false, got {other}"))),
+            Some(other) => Err(ParamError::new(
+                name,
+                format!("must be true or false, got {other}"),
+            )),
         }
     }
 
@@ -237,7 +274,9 @@ impl Params {
     pub fn duration(&self, name: &str) -> Result<Option<Duration>, ParamError> {
         match self.opt_str(name)? {
             None => Ok(None),
-            Some(s) => parse_duration(s).map(Some).map_err(|e| ParamError::new(name, e)),
+            Some(s) => parse_duration(s)
+                .map(Some)
+                .map_err(|e| ParamError::new(name, e)),
         }
     }
 
@@ -249,7 +288,11 @@ impl Params {
     /// Resolves a relative path against the workflow's directory.
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     pub fn base_dir(&self) -> &Path {
@@ -270,10 +313,11 @@ impl Params {
 /// Parses `500ms`, `30s`, `2m`, `1h 30m`; a bare number is seconds.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    if let Ok(secs) = s.parse::<f64>() {
-        if secs >= 0.0 && secs.is_finite() {
-            return Ok(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = s.parse::<f64>()
+        && secs >= 0.0
+        && secs.is_finite()
+    {
+        return Ok(Duration::from_secs_f64(secs));
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("`{s}` is not a duration ({e}); use e.g. 500ms, 30s, 5m, 1h"))
@@ -298,8 +342,11 @@ pub trait NodeType: Send + Sync + 'static {
     /// Declared parameters; any other key under `with:` is an error.
     fn params(&self) -> Vec<ParamSpec>;
     /// Checks the parameter values and builds the runnable node. Report every problem found.
-    fn configure(&self, params: &Params, cx: &ConfigureCx<'_>)
-    -> Result<Arc<dyn Node>, Vec<ParamError>>;
+    fn configure(
+        &self,
+        params: &Params,
+        cx: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>>;
 }
 
 /// A configured node, ready to run.
@@ -337,7 +384,10 @@ impl NodeError {
     }
 
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        NodeError::Io { context: context.into(), source }
+        NodeError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -398,7 +448,9 @@ impl Inputs {
 
     /// All table inputs.
     pub fn tables(&self) -> impl Iterator<Item = (&Input, &arrow_array::RecordBatch)> {
-        self.0.iter().filter_map(|i| i.data.as_table().map(|t| (i, t)))
+        self.0
+            .iter()
+            .filter_map(|i| i.data.as_table().map(|t| (i, t)))
     }
 
     pub fn rows(&self) -> u64 {

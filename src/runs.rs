@@ -19,7 +19,9 @@ pub enum PlanError {
     BadParam(String),
     #[error("unknown trigger `{name}` (the workflow's triggers: {known})")]
     UnknownTrigger { name: String, known: String },
-    #[error("run {run_id} already succeeded; nothing to resume (use --from NODE to re-run part of it)")]
+    #[error(
+        "run {run_id} already succeeded; nothing to resume (use --from NODE to re-run part of it)"
+    )]
     NothingToResume { run_id: String },
     #[error("`--from {node}`: the workflow has no node `{node}`")]
     UnknownFrom { node: String },
@@ -30,7 +32,11 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u128(now.timestamp_nanos_opt().unwrap_or_default() as u128);
     hasher.write_u32(std::process::id());
-    format!("{}-{:04x}", now.format("%Y%m%d-%H%M%S"), hasher.finish() & 0xffff)
+    format!(
+        "{}-{:04x}",
+        now.format("%Y%m%d-%H%M%S"),
+        hasher.finish() & 0xffff
+    )
 }
 
 /// Parses `--param NAME=VALUE` overrides; values are YAML scalars (`7`, `true`, `x`).
@@ -40,13 +46,19 @@ pub fn parse_params(
 ) -> Result<BTreeMap<String, Json>, PlanError> {
     let mut params = workflow.params.clone();
     for item in overrides {
-        let (name, raw) = item.split_once('=').ok_or_else(|| PlanError::BadParam(item.clone()))?;
+        let (name, raw) = item
+            .split_once('=')
+            .ok_or_else(|| PlanError::BadParam(item.clone()))?;
         let name = name.trim();
         if !params.contains_key(name) {
             let declared: Vec<&str> = workflow.params.keys().map(String::as_str).collect();
             return Err(PlanError::UnknownParam {
                 name: name.to_string(),
-                declared: if declared.is_empty() { "none".into() } else { declared.join(", ") },
+                declared: if declared.is_empty() {
+                    "none".into()
+                } else {
+                    declared.join(", ")
+                },
             });
         }
         let value: Json = serde_yaml::from_str::<serde_yaml::Value>(raw)
@@ -74,7 +86,11 @@ pub fn new_run(
         if !known.contains(&t.as_str()) {
             return Err(PlanError::UnknownTrigger {
                 name: t.clone(),
-                known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                known: if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                },
             });
         }
     }
@@ -94,7 +110,12 @@ pub fn new_run(
             .map(|n| (n.id.clone(), n.fingerprint.clone()))
             .collect(),
         params,
-        trigger: TriggerInfo { fired_by: fired_by.into(), triggers: fired, time: now, scheduled_for },
+        trigger: TriggerInfo {
+            fired_by: fired_by.into(),
+            triggers: fired,
+            time: now,
+            scheduled_for,
+        },
         status: RunStatus::Running,
         created_at: now,
         updated_at: now,
@@ -133,7 +154,8 @@ pub fn plan_resume(
     records: &[NodeRecord],
     from: Option<&str>,
 ) -> Result<ResumePlan, PlanError> {
-    let by_id: HashMap<&str, &NodeRecord> = records.iter().map(|r| (r.node_id.as_str(), r)).collect();
+    let by_id: HashMap<&str, &NodeRecord> =
+        records.iter().map(|r| (r.node_id.as_str(), r)).collect();
     let mut roots: Vec<(usize, String)> = Vec::new();
     for node in &workflow.nodes {
         match run.node_fingerprints.get(&node.id) {
@@ -147,7 +169,9 @@ pub fn plan_resume(
     if let Some(from) = from {
         let i = workflow
             .index_of(from)
-            .ok_or_else(|| PlanError::UnknownFrom { node: from.to_string() })?;
+            .ok_or_else(|| PlanError::UnknownFrom {
+                node: from.to_string(),
+            })?;
         roots.push((i, "--from".into()));
     }
     let mut reason: HashMap<usize, String> = HashMap::new();
@@ -180,7 +204,10 @@ pub fn plan_resume(
         let node = &workflow.nodes[i];
         let status = by_id.get(node.id.as_str()).map(|r| r.status);
         if let Some(why) = reason.get(&i) {
-            plan.reruns.push(Rerun { node: node.id.clone(), reason: why.clone() });
+            plan.reruns.push(Rerun {
+                node: node.id.clone(),
+                reason: why.clone(),
+            });
         } else if status.is_some_and(NodeStatus::is_reusable) {
             plan.reuse.insert(i);
             plan.reused.push(node.id.clone());
@@ -189,7 +216,10 @@ pub fn plan_resume(
                 None | Some(NodeStatus::Pending) => "never started".to_string(),
                 Some(s) => format!("it was {}", s.as_str().replace('_', " ")),
             };
-            plan.reruns.push(Rerun { node: node.id.clone(), reason: why });
+            plan.reruns.push(Rerun {
+                node: node.id.clone(),
+                reason: why,
+            });
         }
     }
     let current: HashSet<&str> = workflow.nodes.iter().map(|n| n.id.as_str()).collect();
@@ -202,7 +232,9 @@ pub fn plan_resume(
     removed.sort();
     plan.removed = removed;
     if plan.reruns.is_empty() && run.status == RunStatus::Succeeded {
-        return Err(PlanError::NothingToResume { run_id: run.id.clone() });
+        return Err(PlanError::NothingToResume {
+            run_id: run.id.clone(),
+        });
     }
     Ok(plan)
 }

@@ -35,19 +35,26 @@ impl CronSchedule {
         };
         let weekdays = translate_weekdays(rest[4])
             .map_err(|e| format!("cron expression `{expression}`: weekday field: {e}"))?;
-        let translated =
-            format!("{seconds} {} {} {} {} {weekdays}", rest[0], rest[1], rest[2], rest[3]);
+        let translated = format!(
+            "{seconds} {} {} {} {} {weekdays}",
+            rest[0], rest[1], rest[2], rest[3]
+        );
         let schedule = cron::Schedule::from_str(&translated)
             .map_err(|e| format!("invalid cron expression `{expression}`: {e}"))?;
         if schedule.upcoming(Utc).next().is_none() {
             return Err(format!("cron expression `{expression}` never fires"));
         }
-        Ok(CronSchedule { expression: expression.to_string(), timezone: tz, schedule })
+        Ok(CronSchedule {
+            expression: expression.to_string(),
+            timezone: tz,
+            schedule,
+        })
     }
 
     /// Fire times strictly after `after`.
     pub fn after(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Tz>> + '_ {
-        self.schedule.after_owned(after.with_timezone(&self.timezone))
+        self.schedule
+            .after_owned(after.with_timezone(&self.timezone))
     }
 }
 
@@ -93,7 +100,11 @@ fn translate_weekdays(field: &str) -> Result<String, String> {
         }
     }
     let names: Vec<&str> = (0..7).filter(|&d| days[d]).map(|d| DAY_NAMES[d]).collect();
-    if names.len() == 7 { Ok("*".into()) } else { Ok(names.join(",")) }
+    if names.len() == 7 {
+        Ok("*".into())
+    } else {
+        Ok(names.join(","))
+    }
 }
 
 fn day(s: &str) -> Result<usize, String> {
@@ -103,7 +114,9 @@ fn day(s: &str) -> Result<usize, String> {
     }
     match s.parse::<usize>() {
         Ok(n) if n <= 7 => Ok(n),
-        _ => Err(format!("`{s}` is not a weekday (0-7 with Sunday = 0 or 7, or SUN-SAT)")),
+        _ => Err(format!(
+            "`{s}` is not a weekday (0-7 with Sunday = 0 or 7, or SUN-SAT)"
+        )),
     }
 }
 
@@ -121,7 +134,10 @@ mod tests {
     #[test]
     fn weekday_translation() {
         assert_eq!(translate_weekdays("1-5").unwrap(), "MON,TUE,WED,THU,FRI");
-        assert_eq!(translate_weekdays("MON-FRI").unwrap(), "MON,TUE,WED,THU,FRI");
+        assert_eq!(
+            translate_weekdays("MON-FRI").unwrap(),
+            "MON,TUE,WED,THU,FRI"
+        );
         assert_eq!(translate_weekdays("0").unwrap(), "SUN");
         assert_eq!(translate_weekdays("7").unwrap(), "SUN");
         assert_eq!(translate_weekdays("FRI-SUN").unwrap(), "SUN,FRI,SAT");
@@ -135,10 +151,16 @@ mod tests {
     fn six_am_new_york_across_dst() {
         let s = CronSchedule::parse("0 6 * * *", "America/New_York").unwrap();
         let start = Utc.with_ymd_and_hms(2026, 3, 7, 12, 0, 0).unwrap();
-        let fires: Vec<String> =
-            s.after(start).take(2).map(|t| t.with_timezone(&Utc).to_rfc3339()).collect();
+        let fires: Vec<String> = s
+            .after(start)
+            .take(2)
+            .map(|t| t.with_timezone(&Utc).to_rfc3339())
+            .collect();
         // EST (UTC-5) on March 8 at 06:00 is after the 02:00 switch: EDT, UTC-4.
-        assert_eq!(fires, ["2026-03-08T10:00:00+00:00", "2026-03-09T10:00:00+00:00"]);
+        assert_eq!(
+            fires,
+            ["2026-03-08T10:00:00+00:00", "2026-03-09T10:00:00+00:00"]
+        );
     }
 
     #[test]
@@ -150,13 +172,24 @@ mod tests {
         assert_eq!(next.to_rfc3339(), "2026-11-23T09:30:00+00:00");
         // Sunday = 0 in crontab.
         let sunday = CronSchedule::parse("0 0 * * 0", "UTC").unwrap();
-        assert_eq!(sunday.after(start).next().unwrap().to_rfc3339(), "2026-11-22T00:00:00+00:00");
+        assert_eq!(
+            sunday.after(start).next().unwrap().to_rfc3339(),
+            "2026-11-22T00:00:00+00:00"
+        );
     }
 
     #[test]
     fn rejects_bad_input() {
-        assert!(CronSchedule::parse("0 6 * *", "UTC").unwrap_err().contains("4 fields"));
+        assert!(
+            CronSchedule::parse("0 6 * *", "UTC")
+                .unwrap_err()
+                .contains("4 fields")
+        );
         assert!(CronSchedule::parse("0 25 * * *", "UTC").is_err());
-        assert!(CronSchedule::parse("0 6 * * *", "Mars/Olympus").unwrap_err().contains("time zone"));
+        assert!(
+            CronSchedule::parse("0 6 * * *", "Mars/Olympus")
+                .unwrap_err()
+                .contains("time zone")
+        );
     }
 }

@@ -62,7 +62,9 @@ pub struct SourceMap {
 
 impl fmt::Debug for SourceMap {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SourceMap").field("parsed", &self.root.is_some()).finish()
+        f.debug_struct("SourceMap")
+            .field("parsed", &self.root.is_some())
+            .finish()
     }
 }
 
@@ -70,7 +72,9 @@ impl SourceMap {
     /// Parses `text` for positions. Constructs the parser cannot follow (anchors, tags) leave
     /// the map empty: errors are then reported without a line rather than not at all.
     pub fn new(text: &str) -> Self {
-        SourceMap { root: marked_yaml::parse_yaml(0, text).ok() }
+        SourceMap {
+            root: marked_yaml::parse_yaml(0, text).ok(),
+        }
     }
 
     /// An empty map, for workflows built in code.
@@ -93,11 +97,14 @@ impl SourceMap {
                     best = start_of(node).or(best);
                 }
                 Seg::KeyName(k) => {
-                    if let Some(map) = node.as_mapping() {
-                        if let Some((key, _)) = map.iter().find(|(key, _)| key.as_str() == k) {
-                            let span = key.span();
-                            return span.start().map(|m| Pos { line: m.line(), col: m.column() });
-                        }
+                    if let Some(map) = node.as_mapping()
+                        && let Some((key, _)) = map.iter().find(|(key, _)| key.as_str() == k)
+                    {
+                        let span = key.span();
+                        return span.start().map(|m| Pos {
+                            line: m.line(),
+                            col: m.column(),
+                        });
                     }
                     break;
                 }
@@ -115,7 +122,10 @@ impl SourceMap {
 }
 
 fn start_of(node: &MarkedNode) -> Option<Pos> {
-    node.span().start().map(|m| Pos { line: m.line(), col: m.column() })
+    node.span().start().map(|m| Pos {
+        line: m.line(),
+        col: m.column(),
+    })
 }
 
 #[cfg(test)]
@@ -128,10 +138,25 @@ mod tests {
         let map = SourceMap::new(text);
         let p = |path: &[Seg]| map.pos(path).map(|p| (p.line, p.col));
         assert_eq!(p(&[Seg::key("name")]), Some((1, 7)));
-        assert_eq!(p(&[Seg::key("nodes"), Seg::Index(0), Seg::KeyName("needs".into())]), Some((4, 5)));
-        let needs_c = [Seg::key("nodes"), Seg::Index(0), Seg::key("needs"), Seg::Index(1)];
+        assert_eq!(
+            p(&[
+                Seg::key("nodes"),
+                Seg::Index(0),
+                Seg::KeyName("needs".into())
+            ]),
+            Some((4, 5))
+        );
+        let needs_c = [
+            Seg::key("nodes"),
+            Seg::Index(0),
+            Seg::key("needs"),
+            Seg::Index(1),
+        ];
         assert_eq!(p(&needs_c), Some((4, 16)));
         // A missing key falls back to the enclosing node.
-        assert_eq!(p(&[Seg::key("nodes"), Seg::Index(0), Seg::key("with")]), Some((3, 7)));
+        assert_eq!(
+            p(&[Seg::key("nodes"), Seg::Index(0), Seg::key("with")]),
+            Some((3, 7))
+        );
     }
 }

@@ -79,10 +79,17 @@ impl Renderer {
         let mut out = serde_json::Map::new();
         for (k, v) in value {
             path.push(Seg::key(k.clone()));
-            out.insert(k.clone(), self.render_value(v, &vars, &mut path, &mut errors));
+            out.insert(
+                k.clone(),
+                self.render_value(v, &vars, &mut path, &mut errors),
+            );
             path.pop();
         }
-        if errors.is_empty() { Ok(out) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
     }
 
     fn render_value(
@@ -96,7 +103,10 @@ impl Renderer {
             Json::String(s) if is_template(s) => match self.render_str(s, vars) {
                 Ok(v) => v,
                 Err(message) => {
-                    errors.push(TemplateError { path: path.clone(), message });
+                    errors.push(TemplateError {
+                        path: path.clone(),
+                        message,
+                    });
                     Json::Null
                 }
             },
@@ -130,11 +140,17 @@ impl Renderer {
         let template = self.env.template_from_str(text).map_err(|e| describe(&e))?;
         check_names(template.undeclared_variables(true), vars.params)?;
         if let Some(expr) = single_expression(text) {
-            let expr = self.env.compile_expression(expr).map_err(|e| describe(&e))?;
+            let expr = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| describe(&e))?;
             let value = expr.eval(vars).map_err(|e| describe(&e))?;
             return serde_json::to_value(&value).map_err(|e| e.to_string());
         }
-        template.render(vars).map(Json::String).map_err(|e| describe(&e))
+        template
+            .render(vars)
+            .map(Json::String)
+            .map_err(|e| describe(&e))
     }
 }
 
@@ -149,7 +165,10 @@ fn single_expression(text: &str) -> Option<&str> {
     (!inner.contains("{{") && !inner.contains("}}") && !inner.contains("{%")).then_some(inner)
 }
 
-fn check_names(names: std::collections::HashSet<String>, params: &BTreeMap<String, Json>) -> Result<(), String> {
+fn check_names(
+    names: std::collections::HashSet<String>,
+    params: &BTreeMap<String, Json>,
+) -> Result<(), String> {
     let names: BTreeSet<String> = names.into_iter().collect();
     for name in &names {
         let mut parts = name.splitn(3, '.');
@@ -166,7 +185,11 @@ fn check_names(names: std::collections::HashSet<String>, params: &BTreeMap<Strin
                 let known: Vec<&str> = params.keys().map(String::as_str).collect();
                 return Err(format!(
                     "template refers to unknown param `{p}` (declared params: {})",
-                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
                 ));
             }
             ("run", Some(f)) if !RUN_FIELDS.contains(&f) => {
@@ -186,10 +209,10 @@ fn describe(err: &minijinja::Error) -> String {
         Some(detail) => format!("template error: {detail}"),
         None => format!("template error: {}", err.kind()),
     };
-    if let Some(line) = err.line() {
-        if line > 1 {
-            msg.push_str(&format!(" (template line {line})"));
-        }
+    if let Some(line) = err.line()
+        && line > 1
+    {
+        msg.push_str(&format!(" (template line {line})"));
     }
     msg
 }
@@ -223,7 +246,10 @@ mod tests {
             json!({"n": 21}),
         )
         .unwrap();
-        assert_eq!(out, json!({"n": 21, "s": "run r1 on 2026-01-02", "l": [42]}));
+        assert_eq!(
+            out,
+            json!({"n": 21, "s": "run r1 on 2026-01-02", "l": [42]})
+        );
     }
 
     #[test]
@@ -234,7 +260,11 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errs.len(), 3);
-        assert!(errs[0].message.contains("unknown param `missing`"), "{}", errs[0].message);
+        assert!(
+            errs[0].message.contains("unknown param `missing`"),
+            "{}",
+            errs[0].message
+        );
         assert_eq!(errs[1].path, vec![Seg::key("b"), Seg::key("c")]);
         assert!(errs[2].message.contains("run.idd"));
     }

@@ -26,9 +26,16 @@ fn format_of(params: &Params, path: &Path) -> Result<String, ParamError> {
         if FORMATS.contains(&f) {
             return Ok(f.to_string());
         }
-        return Err(ParamError::new("format", format!("`format` must be one of {}, got `{f}`", FORMATS.join(", "))));
+        return Err(ParamError::new(
+            "format",
+            format!("`format` must be one of {}, got `{f}`", FORMATS.join(", ")),
+        ));
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     Ok(match ext.as_str() {
         "csv" => "csv",
         "tsv" | "tab" => "tsv",
@@ -56,12 +63,27 @@ impl NodeType for ReadFile {
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec::required("path", ParamType::Path, "the file; relative to the workflow's directory"),
-            ParamSpec::optional("format", ParamType::String, "csv, tsv, jsonl, json or text (default: from the extension)"),
+            ParamSpec::required(
+                "path",
+                ParamType::Path,
+                "the file; relative to the workflow's directory",
+            ),
+            ParamSpec::optional(
+                "format",
+                ParamType::String,
+                "csv, tsv, jsonl, json or text (default: from the extension)",
+            ),
         ]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        let path = params.path("path").map_err(|e| vec![e])?.unwrap_or_default();
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        let path = params
+            .path("path")
+            .map_err(|e| vec![e])?
+            .unwrap_or_default();
         let format = format_of(params, &path).map_err(|e| vec![e])?;
         Ok(Arc::new(Reader { path, format }))
     }
@@ -73,7 +95,8 @@ impl Node for Reader {
         let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|e| NodeError::io(format!("cannot read {}", self.path.display()), e))?;
-        let where_ = |e: &dyn std::fmt::Display| NodeError::msg(format!("{}: {e}", self.path.display()));
+        let where_ =
+            |e: &dyn std::fmt::Display| NodeError::msg(format!("{}: {e}", self.path.display()));
         let data = match self.format.as_str() {
             "csv" => Data::Table(data::read_csv(&bytes, b',').map_err(|e| where_(&e))?),
             "tsv" => Data::Table(data::read_csv(&bytes, b'\t').map_err(|e| where_(&e))?),
@@ -102,12 +125,27 @@ impl NodeType for WriteFile {
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec::required("path", ParamType::Path, "the file to write; parent directories are created"),
-            ParamSpec::optional("format", ParamType::String, "csv, tsv, jsonl, json or text (default: from the extension)"),
+            ParamSpec::required(
+                "path",
+                ParamType::Path,
+                "the file to write; parent directories are created",
+            ),
+            ParamSpec::optional(
+                "format",
+                ParamType::String,
+                "csv, tsv, jsonl, json or text (default: from the extension)",
+            ),
         ]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        let path = params.path("path").map_err(|e| vec![e])?.unwrap_or_default();
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        let path = params
+            .path("path")
+            .map_err(|e| vec![e])?
+            .unwrap_or_default();
         let format = format_of(params, &path).map_err(|e| vec![e])?;
         Ok(Arc::new(Writer { path, format }))
     }
@@ -120,15 +158,19 @@ impl Node for Writer {
         let mut buf = Vec::new();
         match (&input.data, self.format.as_str()) {
             (Data::Table(t), "csv") => data::write_csv(t, &mut buf)?,
-            (Data::Table(t), "tsv") => {
-                arrow_csv::WriterBuilder::new().with_header(true).with_delimiter(b'\t').build(&mut buf).write(t)?
-            }
+            (Data::Table(t), "tsv") => arrow_csv::WriterBuilder::new()
+                .with_header(true)
+                .with_delimiter(b'\t')
+                .build(&mut buf)
+                .write(t)?,
             (Data::Table(t), "jsonl" | "json") => data::write_jsonl(t, &mut buf)?,
             (Data::Json(Json::String(s)), _) => buf = s.clone().into_bytes(),
             (Data::Json(v), _) => buf = serde_json::to_vec_pretty(v).unwrap_or_default(),
             (Data::Empty, _) => {}
             (Data::Table(_), other) => {
-                return Err(NodeError::msg(format!("cannot write a table as `{other}`; use csv, tsv or jsonl")));
+                return Err(NodeError::msg(format!(
+                    "cannot write a table as `{other}`; use csv, tsv or jsonl"
+                )));
             }
         }
         if let Some(parent) = self.path.parent() {
@@ -139,7 +181,10 @@ impl Node for Writer {
         // Write beside the target and rename, so readers never see half a file.
         let tmp = self.path.with_extension(format!(
             "{}.tmp",
-            self.path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+            self.path
+                .extension()
+                .and_then(|e| e.to_str())
+                .unwrap_or("out")
         ));
         tokio::fs::write(&tmp, &buf)
             .await

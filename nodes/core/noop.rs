@@ -29,10 +29,20 @@ impl NodeType for Noop {
         &[NodeKind::Action, NodeKind::Output]
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![ParamSpec::optional("delay", ParamType::Duration, "wait this long before finishing")]
+        vec![ParamSpec::optional(
+            "delay",
+            ParamType::Duration,
+            "wait this long before finishing",
+        )]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        Ok(Arc::new(Configured { delay: params.duration("delay").map_err(|e| vec![e])? }))
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        Ok(Arc::new(Configured {
+            delay: params.duration("delay").map_err(|e| vec![e])?,
+        }))
     }
 }
 
@@ -46,7 +56,9 @@ impl Node for Configured {
             [] => Output::data(Data::Empty),
             [one] => Output::data(one.data.clone()),
             many => Output::json(serde_json::Value::Object(
-                many.iter().map(|i| (i.name(), serde_json::Value::from(i.data.rows()))).collect(),
+                many.iter()
+                    .map(|i| (i.name(), serde_json::Value::from(i.data.rows())))
+                    .collect(),
             )),
         })
     }

@@ -47,24 +47,52 @@ impl NodeType for Shell {
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
-            ParamSpec::required("command", ParamType::String, "the command, run with `sh -c` in the workflow's directory"),
-            ParamSpec::with_default("output", ParamType::String, "text", "how stdout is read: text, lines, json, csv, jsonl or none"),
-            ParamSpec::with_default("input_format", ParamType::String, "csv", "how table inputs are written: csv or jsonl"),
+            ParamSpec::required(
+                "command",
+                ParamType::String,
+                "the command, run with `sh -c` in the workflow's directory",
+            ),
+            ParamSpec::with_default(
+                "output",
+                ParamType::String,
+                "text",
+                "how stdout is read: text, lines, json, csv, jsonl or none",
+            ),
+            ParamSpec::with_default(
+                "input_format",
+                ParamType::String,
+                "csv",
+                "how table inputs are written: csv or jsonl",
+            ),
             ParamSpec::optional("env", ParamType::Map, "extra environment variables"),
-            ParamSpec::optional("dir", ParamType::Path, "working directory (default: the workflow's directory)"),
+            ParamSpec::optional(
+                "dir",
+                ParamType::Path,
+                "working directory (default: the workflow's directory)",
+            ),
         ]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
-        let command = params.str("command").map(str::to_string).unwrap_or_else(|e| {
-            errors.push(e);
-            String::new()
-        });
+        let command = params
+            .str("command")
+            .map(str::to_string)
+            .unwrap_or_else(|e| {
+                errors.push(e);
+                String::new()
+            });
         let mut one_of = |name: &str, allowed: &[&str], default: &str| -> String {
             match params.str_or(name, default) {
                 Ok(v) if allowed.contains(&v) => v.to_string(),
                 Ok(v) => {
-                    errors.push(ParamError::new(name, format!("`{name}` must be one of {}, got `{v}`", allowed.join(", "))));
+                    errors.push(ParamError::new(
+                        name,
+                        format!("`{name}` must be one of {}, got `{v}`", allowed.join(", ")),
+                    ));
                     default.to_string()
                 }
                 Err(e) => {
@@ -86,17 +114,30 @@ impl NodeType for Shell {
                         env.insert(k.clone(), v.to_string());
                     }
                     _ => errors.push(ParamError::at(
-                        vec![crate::source::Seg::key("env"), crate::source::Seg::key(k.clone())],
+                        vec![
+                            crate::source::Seg::key("env"),
+                            crate::source::Seg::key(k.clone()),
+                        ],
                         "environment values must be strings, numbers or booleans",
                     )),
                 }
             }
         }
-        let dir = params.path("dir").ok().flatten().unwrap_or_else(|| params.base_dir().to_path_buf());
+        let dir = params
+            .path("dir")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| params.base_dir().to_path_buf());
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Arc::new(Configured { command, output, input_format, env, dir }))
+        Ok(Arc::new(Configured {
+            command,
+            output,
+            input_format,
+            env,
+            dir,
+        }))
     }
 }
 
@@ -119,17 +160,30 @@ impl Drop for GroupGuard {
 
 /// `classify.vip` -> `CLASSIFY_VIP`.
 fn env_name(s: &str) -> String {
-    s.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect()
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 impl Configured {
-    fn write_inputs(&self, dir: &Path, inputs: &Inputs) -> Result<Vec<(String, PathBuf)>, NodeError> {
+    fn write_inputs(
+        &self,
+        dir: &Path,
+        inputs: &Inputs,
+    ) -> Result<Vec<(String, PathBuf)>, NodeError> {
         let mut files = Vec::new();
         for input in inputs.iter() {
             let name = input.name();
             let (ext, bytes) = encode_input(input, &self.input_format)?;
             let path = dir.join(format!("{name}.{ext}"));
-            std::fs::write(&path, bytes).map_err(|e| NodeError::io(format!("writing input {}", path.display()), e))?;
+            std::fs::write(&path, bytes)
+                .map_err(|e| NodeError::io(format!("writing input {}", path.display()), e))?;
             files.push((name, path));
         }
         Ok(files)
@@ -178,7 +232,11 @@ impl Node for Configured {
             .env("FLOW_IDEMPOTENCY_KEY", ctx.idempotency_key("shell"))
             .env(
                 "FLOW_INPUTS",
-                files.iter().map(|(_, p)| p.display().to_string()).collect::<Vec<_>>().join(":"),
+                files
+                    .iter()
+                    .map(|(_, p)| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":"),
             );
         for (name, value) in &ctx.params {
             let text = match value {
@@ -198,7 +256,11 @@ impl Node for Configured {
         let mut stdout = child.stdout.take().expect("piped");
         let mut stderr = child.stderr.take().expect("piped");
         let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (r1, r2, status) = tokio::join!(stdout.read_to_end(&mut out), stderr.read_to_end(&mut err), child.wait());
+        let (r1, r2, status) = tokio::join!(
+            stdout.read_to_end(&mut out),
+            stderr.read_to_end(&mut err),
+            child.wait()
+        );
         guard.pid = None;
         r1.map_err(|e| NodeError::io("reading stdout", e))?;
         r2.map_err(|e| NodeError::io("reading stderr", e))?;
@@ -208,7 +270,10 @@ impl Node for Configured {
             tracing::debug!(node = %ctx.node_id, stderr = %stderr_text.trim_end(), "command stderr");
         }
         if !status.success() {
-            let code = status.code().map(|c| format!("exit code {c}")).unwrap_or_else(|| "a signal".into());
+            let code = status
+                .code()
+                .map(|c| format!("exit code {c}"))
+                .unwrap_or_else(|| "a signal".into());
             let lines: Vec<&str> = stderr_text.trim_end().lines().collect();
             let tail = lines[lines.len().saturating_sub(STDERR_TAIL_LINES)..].join("\n");
             return Err(NodeError::msg(if tail.is_empty() {
@@ -225,17 +290,25 @@ fn parse_stdout(out: &[u8], format: &str) -> Result<Data, NodeError> {
     let text = || String::from_utf8_lossy(out).into_owned();
     Ok(match format {
         "none" => Data::Empty,
-        "lines" => Data::Json(Json::Array(text().lines().map(|l| Json::String(l.to_string())).collect())),
+        "lines" => Data::Json(Json::Array(
+            text()
+                .lines()
+                .map(|l| Json::String(l.to_string()))
+                .collect(),
+        )),
         "json" => Data::Json(
-            serde_json::from_slice(out).map_err(|e| NodeError::msg(format!("stdout is not JSON: {e}")))?,
+            serde_json::from_slice(out)
+                .map_err(|e| NodeError::msg(format!("stdout is not JSON: {e}")))?,
         ),
         "csv" if out.iter().all(u8::is_ascii_whitespace) => Data::Empty,
         "csv" => Data::Table(
-            data::read_csv(out, b',').map_err(|e| NodeError::msg(format!("stdout is not CSV: {e}")))?,
+            data::read_csv(out, b',')
+                .map_err(|e| NodeError::msg(format!("stdout is not CSV: {e}")))?,
         ),
         "jsonl" if out.iter().all(u8::is_ascii_whitespace) => Data::Empty,
         "jsonl" => Data::Table(
-            data::read_jsonl(out).map_err(|e| NodeError::msg(format!("stdout is not JSON Lines: {e}")))?,
+            data::read_jsonl(out)
+                .map_err(|e| NodeError::msg(format!("stdout is not JSON Lines: {e}")))?,
         ),
         _ => Data::Json(Json::String(text().trim_end_matches('\n').to_string())),
     })

@@ -56,13 +56,25 @@ impl NodeType for Switch {
                 ParamType::List,
                 "ordered list of { case: NAME, when: EXPRESSION }; columns (or `value`) are variables",
             ),
-            ParamSpec::optional("default", ParamType::String, "the case for rows no rule matches (dropped if absent)"),
+            ParamSpec::optional(
+                "default",
+                ParamType::String,
+                "the case for rows no rule matches (dropped if absent)",
+            ),
         ]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
         let mut rules = Vec::new();
-        let raw = params.get("rules").and_then(|v| v.as_array()).cloned().unwrap_or_default();
+        let raw = params
+            .get("rules")
+            .and_then(|v| v.as_array())
+            .cloned()
+            .unwrap_or_default();
         if raw.is_empty() {
             errors.push(ParamError::new("rules", "needs at least one rule"));
         }
@@ -73,10 +85,19 @@ impl NodeType for Switch {
                     if !valid_case(&def.case) {
                         let mut p = at.clone();
                         p.push(Seg::key("case"));
-                        errors.push(ParamError::at(p, format!("case `{}` may contain only letters, digits, `_` and `-`", def.case)));
+                        errors.push(ParamError::at(
+                            p,
+                            format!(
+                                "case `{}` may contain only letters, digits, `_` and `-`",
+                                def.case
+                            ),
+                        ));
                     }
                     match RowExpr::parse(&def.when) {
-                        Ok(when) => rules.push(Rule { case: def.case, when }),
+                        Ok(when) => rules.push(Rule {
+                            case: def.case,
+                            when,
+                        }),
                         Err(e) => {
                             let mut p = at.clone();
                             p.push(Seg::key("when"));
@@ -84,10 +105,16 @@ impl NodeType for Switch {
                         }
                     }
                 }
-                Err(e) => errors.push(ParamError::at(at, format!("a rule is {{ case: NAME, when: EXPRESSION }}: {e}"))),
+                Err(e) => errors.push(ParamError::at(
+                    at,
+                    format!("a rule is {{ case: NAME, when: EXPRESSION }}: {e}"),
+                )),
             }
         }
-        let default = params.opt_str("default").map_err(|e| vec![e])?.map(str::to_string);
+        let default = params
+            .opt_str("default")
+            .map_err(|e| vec![e])?
+            .map(str::to_string);
         let mut cases: Vec<String> = Vec::new();
         for case in rules.iter().map(|r| &r.case).chain(default.iter()) {
             if !cases.contains(case) {
@@ -97,12 +124,19 @@ impl NodeType for Switch {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Arc::new(Configured { rules, default, cases }))
+        Ok(Arc::new(Configured {
+            rules,
+            default,
+            cases,
+        }))
     }
 }
 
 fn valid_case(case: &str) -> bool {
-    !case.is_empty() && case.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    !case.is_empty()
+        && case
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 #[async_trait]
@@ -113,8 +147,11 @@ impl Node for Configured {
 
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let input = inputs.single()?;
-        let mut partitions: Vec<(String, Data)> =
-            self.cases.iter().map(|c| (c.clone(), Data::Empty)).collect();
+        let mut partitions: Vec<(String, Data)> = self
+            .cases
+            .iter()
+            .map(|c| (c.clone(), Data::Empty))
+            .collect();
         match &input.data {
             Data::Table(batch) => {
                 let n = batch.num_rows();
@@ -125,8 +162,15 @@ impl Node for Configured {
                     if left == 0 {
                         break;
                     }
-                    let hits = rule.when.eval_rows(batch, &ctx.params).map_err(NodeError::msg)?;
-                    let case = self.cases.iter().position(|c| *c == rule.case).expect("declared");
+                    let hits = rule
+                        .when
+                        .eval_rows(batch, &ctx.params)
+                        .map_err(NodeError::msg)?;
+                    let case = self
+                        .cases
+                        .iter()
+                        .position(|c| *c == rule.case)
+                        .expect("declared");
                     for (slot, hit) in assigned.iter_mut().zip(hits) {
                         if hit && *slot == usize::MAX {
                             *slot = case;
@@ -135,12 +179,20 @@ impl Node for Configured {
                     }
                 }
                 if let Some(default) = &self.default {
-                    let case = self.cases.iter().position(|c| c == default).expect("declared");
-                    assigned.iter_mut().filter(|s| **s == usize::MAX).for_each(|s| *s = case);
+                    let case = self
+                        .cases
+                        .iter()
+                        .position(|c| c == default)
+                        .expect("declared");
+                    assigned
+                        .iter_mut()
+                        .filter(|s| **s == usize::MAX)
+                        .for_each(|s| *s = case);
                 }
                 let unmatched = assigned.iter().filter(|s| **s == usize::MAX).count();
                 for (case, (_, data)) in partitions.iter_mut().enumerate() {
-                    let mask = BooleanArray::from(assigned.iter().map(|s| *s == case).collect::<Vec<_>>());
+                    let mask =
+                        BooleanArray::from(assigned.iter().map(|s| *s == case).collect::<Vec<_>>());
                     *data = Data::Table(arrow_select::filter::filter_record_batch(batch, &mask)?);
                 }
                 let mut out = Output::cases(partitions);
@@ -156,16 +208,24 @@ impl Node for Configured {
                 };
                 let mut chosen = None;
                 for rule in &self.rules {
-                    if rule.when.eval_value(&value, &ctx.params).map_err(NodeError::msg)? {
+                    if rule
+                        .when
+                        .eval_value(&value, &ctx.params)
+                        .map_err(NodeError::msg)?
+                    {
                         chosen = Some(rule.case.clone());
                         break;
                     }
                 }
                 let chosen = chosen.or_else(|| self.default.clone());
-                if let Some(case) = &chosen {
-                    if let Some((_, slot)) = partitions.iter_mut().find(|(c, _)| c == case) {
-                        *slot = if other.is_empty() { Data::Json(serde_json::Value::Bool(true)) } else { other.clone() };
-                    }
+                if let Some(case) = &chosen
+                    && let Some((_, slot)) = partitions.iter_mut().find(|(c, _)| c == case)
+                {
+                    *slot = if other.is_empty() {
+                        Data::Json(serde_json::Value::Bool(true))
+                    } else {
+                        other.clone()
+                    };
                 }
                 Ok(Output::cases(partitions).with_meta("chosen", chosen.unwrap_or_default()))
             }

@@ -76,30 +76,57 @@ impl NodeType for ScheduleTrigger {
                 ParamType::String,
                 "5-field crontab (`0 6 * * *`, Sunday = 0 or 7, MON-FRI) or 6 fields with seconds first",
             ),
-            ParamSpec::with_default("timezone", ParamType::String, "UTC", "IANA time zone, e.g. Europe/London"),
-            ParamSpec::with_default("catchup", ParamType::String, "latest", "missed firings after downtime: none, latest or all"),
-            ParamSpec::with_default("overlap", ParamType::String, "skip", "when the previous run is still going: skip or queue"),
+            ParamSpec::with_default(
+                "timezone",
+                ParamType::String,
+                "UTC",
+                "IANA time zone, e.g. Europe/London",
+            ),
+            ParamSpec::with_default(
+                "catchup",
+                ParamType::String,
+                "latest",
+                "missed firings after downtime: none, latest or all",
+            ),
+            ParamSpec::with_default(
+                "overlap",
+                ParamType::String,
+                "skip",
+                "when the previous run is still going: skip or queue",
+            ),
         ]
     }
-    fn configure(&self, params: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
         let tz = params.str_or("timezone", "UTC").map_err(|e| vec![e])?;
-        if let Ok(cron) = params.str("cron") {
-            if let Err(e) = CronSchedule::parse(cron, tz) {
-                let param = if e.contains("time zone") { "timezone" } else { "cron" };
-                errors.push(ParamError::new(param, e));
-            }
+        if let Ok(cron) = params.str("cron")
+            && let Err(e) = CronSchedule::parse(cron, tz)
+        {
+            let param = if e.contains("time zone") {
+                "timezone"
+            } else {
+                "cron"
+            };
+            errors.push(ParamError::new(param, e));
         }
         for (name, allowed) in [("catchup", CATCHUP), ("overlap", OVERLAP)] {
-            if let Ok(Some(v)) = params.opt_str(name) {
-                if !allowed.contains(&v) {
-                    errors.push(ParamError::new(
-                        name,
-                        format!("`{name}` must be one of {}, got `{v}`", allowed.join(", ")),
-                    ));
-                }
+            if let Ok(Some(v)) = params.opt_str(name)
+                && !allowed.contains(&v)
+            {
+                errors.push(ParamError::new(
+                    name,
+                    format!("`{name}` must be one of {}, got `{v}`", allowed.join(", ")),
+                ));
             }
         }
-        if errors.is_empty() { Ok(Arc::new(Firing)) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(Arc::new(Firing))
+        } else {
+            Err(errors)
+        }
     }
 }

@@ -39,7 +39,10 @@ fn mermaid_id(id: &str) -> String {
 }
 
 pub fn dot(wf: &Workflow) -> String {
-    let mut out = format!("digraph \"{}\" {{\n    rankdir=TB;\n", wf.name.replace('"', "'"));
+    let mut out = format!(
+        "digraph \"{}\" {{\n    rankdir=TB;\n",
+        wf.name.replace('"', "'")
+    );
     for node in &wf.nodes {
         let shape = match node.kind {
             NodeKind::Trigger => "oval",
@@ -47,7 +50,11 @@ pub fn dot(wf: &Workflow) -> String {
             NodeKind::Output => "parallelogram",
             NodeKind::Action => "box",
         };
-        let _ = writeln!(out, "    \"{}\" [shape={shape}, label=\"{}\\n{}\"];", node.id, node.id, node.type_name);
+        let _ = writeln!(
+            out,
+            "    \"{}\" [shape={shape}, label=\"{}\\n{}\"];",
+            node.id, node.id, node.type_name
+        );
     }
     for node in &wf.nodes {
         for need in &node.needs {

@@ -27,7 +27,11 @@ use crate::runs::{self, PlanError};
 use crate::store::{RunRecord, RunStatus, SledStore, StateStore, StoreError};
 
 #[derive(Debug, Parser)]
-#[command(name = "flow", version, about = "Run YAML workflows with durable checkpoints and resume.")]
+#[command(
+    name = "flow",
+    version,
+    about = "Run YAML workflows with durable checkpoints and resume."
+)]
 struct Cli {
     /// State store directory.
     #[arg(long, global = true, env = "FLOW_STATE", default_value = ".flow")]
@@ -147,7 +151,10 @@ pub struct Failure {
 
 impl Failure {
     fn invalid(error: impl Into<anyhow::Error>) -> Self {
-        Failure { code: 2, error: error.into() }
+        Failure {
+            code: 2,
+            error: error.into(),
+        }
     }
 }
 
@@ -233,7 +240,10 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Schema => {
-            println!("{}", serde_json::to_string_pretty(&schema::workflow_schema(registry)).expect("schema"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema::workflow_schema(registry)).expect("schema")
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Run(args) => run(&cli.state, args, registry),
@@ -246,7 +256,12 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                     let run = find_run(store.as_ref(), &run_id)?;
                     report::show(store.as_ref(), &run, registry, json)
                 }
-                Some(RunsCommand::Output { run_id, node, format, case }) => {
+                Some(RunsCommand::Output {
+                    run_id,
+                    node,
+                    format,
+                    case,
+                }) => {
                     let run = find_run(store.as_ref(), &run_id)?;
                     export_output(store.as_ref(), &run, &node, format, case.as_deref())
                 }
@@ -261,7 +276,11 @@ fn load(file: &Path, registry: &Registry) -> Result<Workflow, Failure> {
             let n = diags.len();
             Failure::invalid(anyhow!(
                 "{}\n{} invalid: {n} error{}",
-                diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"),
+                diags
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
                 file.display(),
                 if n == 1 { "" } else { "s" }
             ))
@@ -289,7 +308,11 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
         };
         let out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
-        return Ok(if valid { ExitCode::SUCCESS } else { ExitCode::from(2) });
+        return Ok(if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(2)
+        });
     }
     let wf = load(file, registry)?;
     println!(
@@ -313,15 +336,26 @@ fn find_run(store: &dyn StateStore, id: &str) -> Result<RunRecord, Failure> {
     }
     let runs = store.runs()?;
     if id == "last" {
-        return runs.into_iter().next().ok_or_else(|| Failure::invalid(anyhow!("there are no runs yet")));
+        return runs
+            .into_iter()
+            .next()
+            .ok_or_else(|| Failure::invalid(anyhow!("there are no runs yet")));
     }
     let matches: Vec<RunRecord> = runs.into_iter().filter(|r| r.id.starts_with(id)).collect();
     match matches.len() {
         1 => Ok(matches.into_iter().next().expect("one")),
-        0 => Err(Failure::invalid(anyhow!("no run `{id}` in {} (`flow runs` lists them)", store.location()))),
+        0 => Err(Failure::invalid(anyhow!(
+            "no run `{id}` in {} (`flow runs` lists them)",
+            store.location()
+        ))),
         n => Err(Failure::invalid(anyhow!(
             "`{id}` matches {n} runs ({}); give more of the id",
-            matches.iter().take(5).map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+            matches
+                .iter()
+                .take(5)
+                .map(|r| r.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -331,7 +365,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Failure { code: 1, error: anyhow!("cannot start the async runtime: {e}") })
+        .map_err(|e| Failure {
+            code: 1,
+            error: anyhow!("cannot start the async runtime: {e}"),
+        })
 }
 
 fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
@@ -339,8 +376,20 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
     let record = runs::new_run(&wf, params, "manual", &args.triggers, Utc::now(), None)?;
-    eprintln!("run {} of `{}` ({} nodes)", record.id, wf.name, wf.nodes.len());
-    execute(wf, store, record, HashMap::new(), Default::default(), args.concurrency)
+    eprintln!(
+        "run {} of `{}` ({} nodes)",
+        record.id,
+        wf.name,
+        wf.nodes.len()
+    );
+    execute(
+        wf,
+        store,
+        record,
+        HashMap::new(),
+        Default::default(),
+        args.concurrency,
+    )
 }
 
 fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
@@ -362,16 +411,25 @@ fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
         eprintln!("  the workflow changed since this run");
     }
     for id in &plan.removed {
-        eprintln!("  node `{id}` is no longer in the workflow (removed or renamed); its checkpoint is kept but not used");
+        eprintln!(
+            "  node `{id}` is no longer in the workflow (removed or renamed); its checkpoint is kept but not used"
+        );
     }
     if !plan.reused.is_empty() {
-        eprintln!("  reusing {} finished node{} from checkpoints", plan.reused.len(), if plan.reused.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "  reusing {} finished node{} from checkpoints",
+            plan.reused.len(),
+            if plan.reused.len() == 1 { "" } else { "s" }
+        );
     }
     for rerun in &plan.reruns {
         eprintln!("  will run `{}`: {}", rerun.node, rerun.reason);
     }
     record.executions += 1;
-    let previous: HashMap<String, _> = previous.into_iter().map(|r| (r.node_id.clone(), r)).collect();
+    let previous: HashMap<String, _> = previous
+        .into_iter()
+        .map(|r| (r.node_id.clone(), r))
+        .collect();
     execute(wf, store, record, previous, plan.reuse, args.concurrency)
 }
 
@@ -391,19 +449,28 @@ fn execute(
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
         let signals = tokio::spawn(watch_signals(stop_tx));
         let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
-        let opts = ExecOptions { concurrency, shutdown: stop_rx, events: Some(events_tx) };
+        let opts = ExecOptions {
+            concurrency,
+            shutdown: stop_rx,
+            events: Some(events_tx),
+        };
         let result = executor::execute(wf.clone(), store, record, previous, reuse, opts).await;
         signals.abort();
         let _ = display.await;
         result
     });
-    let outcome = outcome.map_err(|e| Failure { code: 1, error: anyhow!(e) })?;
+    let outcome = outcome.map_err(|e| Failure {
+        code: 1,
+        error: anyhow!(e),
+    })?;
     report::summary(&outcome);
     let _ = std::io::stdout().flush();
     match outcome.run.status {
         RunStatus::Succeeded => Ok(ExitCode::SUCCESS),
         RunStatus::Failed => {
-            eprintln!("run {run_id} failed. Fix the cause, then resume it with:\n  flow resume {run_id}");
+            eprintln!(
+                "run {run_id} failed. Fix the cause, then resume it with:\n  flow resume {run_id}"
+            );
             Ok(ExitCode::from(1))
         }
         RunStatus::Interrupted | RunStatus::Running => {
@@ -444,29 +511,55 @@ fn export_output(
     let bytes = store.output(&run.id, node)?.ok_or_else(|| {
         let known = store
             .nodes(&run.id)
-            .map(|n| n.into_iter().filter(|r| r.status == crate::store::NodeStatus::Succeeded).map(|r| r.node_id).collect::<Vec<_>>())
+            .map(|n| {
+                n.into_iter()
+                    .filter(|r| r.status == crate::store::NodeStatus::Succeeded)
+                    .map(|r| r.node_id)
+                    .collect::<Vec<_>>()
+            })
             .unwrap_or_default();
         Failure::invalid(anyhow!(
             "run {} has no checkpointed output for node `{node}` (nodes with outputs: {})",
             run.id,
-            if known.is_empty() { "none".into() } else { known.join(", ") }
+            if known.is_empty() {
+                "none".into()
+            } else {
+                known.join(", ")
+            }
         ))
     })?;
-    let output = data::decode(&bytes).map_err(|e| Failure { code: 1, error: anyhow!(e) })?;
+    let output = data::decode(&bytes).map_err(|e| Failure {
+        code: 1,
+        error: anyhow!(e),
+    })?;
     let data = match (&output.body, case) {
         (Body::Data(d), None) => d.clone(),
-        (Body::Data(_), Some(c)) => return Err(Failure::invalid(anyhow!("`{node}` is not a decision; it has no case `{c}`"))),
+        (Body::Data(_), Some(c)) => {
+            return Err(Failure::invalid(anyhow!(
+                "`{node}` is not a decision; it has no case `{c}`"
+            )));
+        }
         (Body::Cases(cases), Some(c)) => match cases.iter().find(|(name, _)| name == c) {
             Some((_, d)) => d.clone(),
-            None => return Err(Failure::invalid(anyhow!(
-                "decision `{node}` has no case `{c}` (cases: {})",
-                cases.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
+            None => {
+                return Err(Failure::invalid(anyhow!(
+                    "decision `{node}` has no case `{c}` (cases: {})",
+                    cases
+                        .iter()
+                        .map(|(n, _)| n.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
         },
         (Body::Cases(cases), None) => {
             return Err(Failure::invalid(anyhow!(
                 "`{node}` is a decision; choose a case with --case ({})",
-                cases.iter().map(|(n, d)| format!("{n}: {} rows", d.rows())).collect::<Vec<_>>().join(", ")
+                cases
+                    .iter()
+                    .map(|(n, d)| format!("{n}: {} rows", d.rows()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
     };

@@ -69,32 +69,50 @@ pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
         println!("no runs yet in {}", store.location());
         return Ok(ExitCode::SUCCESS);
     }
-    let mut t = table(&["run", "workflow", "status", "fired by", "started", "duration"]);
+    let mut t = table(&[
+        "run", "workflow", "status", "fired by", "started", "duration",
+    ]);
     for r in runs.iter().take(limit) {
         t.add_row(vec![
             r.id.clone(),
             r.workflow_name.clone(),
             shown_status(r).to_string(),
             r.trigger.fired_by.clone(),
-            r.created_at.with_timezone(&chrono::Local).format("%Y-%m-%d %H:%M:%S").to_string(),
+            r.created_at
+                .with_timezone(&chrono::Local)
+                .format("%Y-%m-%d %H:%M:%S")
+                .to_string(),
             format!("{:.1}s", r.duration_secs()),
         ]);
     }
     println!("{t}");
     if runs.len() > limit {
-        println!("({} older runs not shown; --limit N shows more)", runs.len() - limit);
+        println!(
+            "({} older runs not shown; --limit N shows more)",
+            runs.len() - limit
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Node records in workflow order when the file still loads, else by start time.
-fn ordered_nodes(store: &dyn StateStore, run: &RunRecord, registry: &Registry) -> Result<Vec<NodeRecord>, Failure> {
+fn ordered_nodes(
+    store: &dyn StateStore,
+    run: &RunRecord,
+    registry: &Registry,
+) -> Result<Vec<NodeRecord>, Failure> {
     let mut nodes = store.nodes(&run.id)?;
-    let order: Option<Vec<String>> = crate::compile::load(std::path::Path::new(&run.workflow_path), registry)
-        .ok()
-        .map(|wf| wf.order.iter().map(|&i| wf.nodes[i].id.clone()).collect());
+    let order: Option<Vec<String>> =
+        crate::compile::load(std::path::Path::new(&run.workflow_path), registry)
+            .ok()
+            .map(|wf| wf.order.iter().map(|&i| wf.nodes[i].id.clone()).collect());
     match order {
-        Some(order) => nodes.sort_by_key(|n| order.iter().position(|id| *id == n.node_id).unwrap_or(usize::MAX)),
+        Some(order) => nodes.sort_by_key(|n| {
+            order
+                .iter()
+                .position(|id| *id == n.node_id)
+                .unwrap_or(usize::MAX)
+        }),
         None => nodes.sort_by_key(|n| n.started_at),
     }
     Ok(nodes)
@@ -113,7 +131,11 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&json!({ "run": run_json, "nodes": nodes_json })).expect("json"));
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "run": run_json, "nodes": nodes_json }))
+                .expect("json")
+        );
         return Ok(ExitCode::SUCCESS);
     }
     println!("run       {}", run.id);
@@ -126,7 +148,11 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
         run.trigger.time.to_rfc3339()
     );
     println!("started   {}", run.created_at.to_rfc3339());
-    println!("duration  {:.1}s over {} execution(s)", run.duration_secs(), run.executions);
+    println!(
+        "duration  {:.1}s over {} execution(s)",
+        run.duration_secs(),
+        run.executions
+    );
     if !run.params.is_empty() {
         let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         println!("params    {}", params.join(" "));
@@ -137,23 +163,38 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     println!("{}", node_table(&nodes, Some(run)));
     for n in &nodes {
         if let Some(cases) = &n.case_rows {
-            let parts: Vec<String> = cases.iter().map(|(c, rows)| format!("{c}: {rows}")).collect();
+            let parts: Vec<String> = cases
+                .iter()
+                .map(|(c, rows)| format!("{c}: {rows}"))
+                .collect();
             println!("{} cases: {}", n.node_id, parts.join(", "));
         }
         if !n.meta.is_empty() {
-            println!("{} {}", n.node_id, serde_json::Value::Object(n.meta.clone()));
+            println!(
+                "{} {}",
+                n.node_id,
+                serde_json::Value::Object(n.meta.clone())
+            );
         }
-        if let Some(e) = &n.error {
-            if e.lines().count() > 1 {
-                println!("{} error:\n{e}", n.node_id);
-            }
+        if let Some(e) = &n.error
+            && e.lines().count() > 1
+        {
+            println!("{} error:\n{e}", n.node_id);
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn node_table(nodes: &[NodeRecord], run: Option<&RunRecord>) -> Table {
-    let mut t = table(&["node", "status", "attempts", "duration", "rows in", "rows out", "error / reason"]);
+    let mut t = table(&[
+        "node",
+        "status",
+        "attempts",
+        "duration",
+        "rows in",
+        "rows out",
+        "error / reason",
+    ]);
     for n in nodes {
         let status = match run {
             Some(run) => shown_node_status(run, n),
@@ -177,7 +218,12 @@ fn node_table(nodes: &[NodeRecord], run: Option<&RunRecord>) -> Table {
 pub fn summary(outcome: &RunOutcome) {
     let run = &outcome.run;
     println!("{}", node_table(&outcome.nodes, None));
-    println!("run {} {} in {:.1}s", run.id, run.status.as_str(), run.duration_secs());
+    println!(
+        "run {} {} in {:.1}s",
+        run.id,
+        run.status.as_str(),
+        run.duration_secs()
+    );
 }
 
 pub fn nodes(registry: &Registry, json: bool) {
@@ -200,8 +246,20 @@ pub fn nodes(registry: &Registry, json: bool) {
         let kinds: Vec<&str> = t.kinds().iter().map(|k| k.as_str()).collect();
         println!("{}  ({})\n    {}", t.name(), kinds.join(", "), t.summary());
         for p in t.params() {
-            let req = if p.required { "required".to_string() } else { p.default.map(|d| format!("default {d}")).unwrap_or("optional".into()) };
-            println!("    {:<14} {:<9} {:<16} {}", p.name, p.ty.as_str(), req, p.doc);
+            let req = if p.required {
+                "required".to_string()
+            } else {
+                p.default
+                    .map(|d| format!("default {d}"))
+                    .unwrap_or("optional".into())
+            };
+            println!(
+                "    {:<14} {:<9} {:<16} {}",
+                p.name,
+                p.ty.as_str(),
+                req,
+                p.doc
+            );
         }
         println!();
     }

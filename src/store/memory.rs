@@ -13,7 +13,10 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     fn with<T>(&self, f: impl FnOnce(&mut BTreeMap<String, Vec<u8>>) -> T) -> T {
-        let mut guard = self.map.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut guard = self
+            .map
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         f(&mut guard)
     }
 
@@ -55,7 +58,10 @@ impl StateStore for MemoryStore {
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        self.prefixed(&keys::node_prefix(run_id)).into_iter().map(|(k, v)| decode_json(&k, &v)).collect()
+        self.prefixed(&keys::node_prefix(run_id))
+            .into_iter()
+            .map(|(k, v)| decode_json(&k, &v))
+            .collect()
     }
 
     fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {

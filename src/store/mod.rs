@@ -21,9 +21,17 @@ pub use sled_store::SledStore;
 pub enum Write {
     Run(RunRecord),
     /// A node record and, when it succeeded, its encoded output (written together).
-    Node { run_id: String, record: NodeRecord, output: Option<Vec<u8>> },
+    Node {
+        run_id: String,
+        record: NodeRecord,
+        output: Option<Vec<u8>>,
+    },
     /// Small state under a namespace (`effects`, `node-state/TYPE`, `schedule`, ...).
-    Put { namespace: String, key: String, value: Vec<u8> },
+    Put {
+        namespace: String,
+        key: String,
+        value: Vec<u8>,
+    },
 }
 
 /// Errors of the state store.
@@ -43,7 +51,11 @@ pub enum StoreError {
         "the state store {} was written by a newer flow (format {found}, this flow reads format {supported}); upgrade flow or use another --state DIR",
         path.display()
     )]
-    NewerFormat { path: PathBuf, found: u32, supported: u32 },
+    NewerFormat {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
     #[error("state store I/O error: {0}")]
     Io(String),
     #[error("a stored record is damaged ({what}): {reason}")]
@@ -97,8 +109,10 @@ pub(crate) fn decode_json<T: serde::de::DeserializeOwned>(
     what: &str,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt { what: what.to_string(), reason: e.to_string() })
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Turns writes into key/value pairs; both backends store exactly these.
@@ -107,7 +121,11 @@ pub(crate) fn to_pairs(writes: Vec<Write>) -> Result<Vec<(String, Vec<u8>)>, Sto
     for w in writes {
         match w {
             Write::Run(run) => pairs.push((keys::run(&run.id), encode_json(&run)?)),
-            Write::Node { run_id, record, output } => {
+            Write::Node {
+                run_id,
+                record,
+                output,
+            } => {
                 // The output goes first in the same atomic batch: a record never says
                 // `succeeded` without its output being there.
                 if let Some(bytes) = output {
@@ -115,7 +133,11 @@ pub(crate) fn to_pairs(writes: Vec<Write>) -> Result<Vec<(String, Vec<u8>)>, Sto
                 }
                 pairs.push((keys::node(&run_id, &record.node_id), encode_json(&record)?));
             }
-            Write::Put { namespace, key, value } => pairs.push((keys::kv(&namespace, &key), value)),
+            Write::Put {
+                namespace,
+                key,
+                value,
+            } => pairs.push((keys::kv(&namespace, &key), value)),
         }
     }
     Ok(pairs)
@@ -133,8 +155,16 @@ mod tests {
         store
             .apply(vec![
                 Write::Run(run.clone()),
-                Write::Node { run_id: run.id.clone(), record, output: Some(b"xyz".to_vec()) },
-                Write::Put { namespace: "effects".into(), key: "k1".into(), value: b"1".to_vec() },
+                Write::Node {
+                    run_id: run.id.clone(),
+                    record,
+                    output: Some(b"xyz".to_vec()),
+                },
+                Write::Put {
+                    namespace: "effects".into(),
+                    key: "k1".into(),
+                    value: b"1".to_vec(),
+                },
             ])
             .unwrap();
         store.flush().unwrap();

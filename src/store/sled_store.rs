@@ -7,9 +7,7 @@
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use super::{
-    NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs,
-};
+use super::{NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs};
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -36,16 +34,23 @@ impl SledStore {
             path: dir.to_path_buf(),
             reason: format!("cannot create the directory: {e}"),
         })?;
-        let config = sled::Config::new().path(&db_path).mode(sled::Mode::HighThroughput);
+        let config = sled::Config::new()
+            .path(&db_path)
+            .mode(sled::Mode::HighThroughput);
         // sled panics on some damaged files instead of returning an error.
         let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.open()));
         let db = match opened {
             Ok(Ok(db)) => db,
             Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => {
-                return Err(StoreError::Locked { path: dir.to_path_buf() });
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                });
             }
             Ok(Err(e)) => {
-                return Err(StoreError::Unreadable { path: dir.to_path_buf(), reason: e.to_string() });
+                return Err(StoreError::Unreadable {
+                    path: dir.to_path_buf(),
+                    reason: e.to_string(),
+                });
             }
             Err(panic) => {
                 return Err(StoreError::Unreadable {
@@ -54,10 +59,15 @@ impl SledStore {
                 });
             }
         };
-        let store = SledStore { db, dir: dir.to_path_buf() };
+        let store = SledStore {
+            db,
+            dir: dir.to_path_buf(),
+        };
         match store.db.get(FORMAT_KEY).map_err(io)? {
             Some(bytes) => {
-                let found = std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<u32>().ok());
+                let found = std::str::from_utf8(&bytes)
+                    .ok()
+                    .and_then(|s| s.parse::<u32>().ok());
                 match found {
                     Some(v) if v <= FORMAT => {}
                     Some(v) => {
@@ -82,7 +92,10 @@ impl SledStore {
                 });
             }
             None => {
-                store.db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(io)?;
+                store
+                    .db
+                    .insert(FORMAT_KEY, FORMAT.to_string().as_bytes())
+                    .map_err(io)?;
                 store.db.flush().map_err(io)?;
             }
         }
@@ -152,11 +165,19 @@ impl StateStore for SledStore {
     }
 
     fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(keys::output(run_id, node_id)).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(keys::output(run_id, node_id))
+            .map_err(io)?
+            .map(|v| v.to_vec()))
     }
 
     fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.db.get(keys::kv(namespace, key)).map_err(io)?.map(|v| v.to_vec()))
+        Ok(self
+            .db
+            .get(keys::kv(namespace, key))
+            .map_err(io)?
+            .map(|v| v.to_vec()))
     }
 
     fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
@@ -166,7 +187,10 @@ impl StateStore for SledStore {
             .scan_prefix(full.as_bytes())
             .map(|item| {
                 let (k, v) = item.map_err(io)?;
-                Ok((String::from_utf8_lossy(&k[strip..]).into_owned(), v.to_vec()))
+                Ok((
+                    String::from_utf8_lossy(&k[strip..]).into_owned(),
+                    v.to_vec(),
+                ))
             })
             .collect()
     }
