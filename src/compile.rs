@@ -431,7 +431,17 @@ impl<'a> Compiler<'a> {
                             needs[i].push(resolved);
                         }
                     }
-                    Err(msg) => self.error(&at, Some(&node.id), msg),
+                    Err(msg) => {
+                        self.error(&at, Some(&node.id), msg);
+                        // Keep the edge for cycle detection, so a cycle is reported together
+                        // with a mistake in how it is written.
+                        let target = need.split('.').next().unwrap_or_default();
+                        if let Some(&dep) = by_id.get(target) {
+                            if seen.insert(Need { node: dep, case: None }) {
+                                needs[i].push(Need { node: dep, case: None });
+                            }
+                        }
+                    }
                 }
             }
         }

@@ -91,7 +91,11 @@ impl ParamType {
     pub fn accepts(self, value: &Json) -> bool {
         match self {
             ParamType::String | ParamType::Path => value.is_string(),
-            ParamType::Duration => value.as_str().is_some_and(|s| parse_duration(s).is_ok()),
+            ParamType::Duration => match value {
+                Json::String(s) => parse_duration(s).is_ok(),
+                Json::Number(n) => n.as_f64().is_some_and(|secs| secs >= 0.0),
+                _ => false,
+            },
             ParamType::Integer => value.is_i64() || value.is_u64(),
             ParamType::Number => value.is_number(),
             ParamType::Bool => value.is_boolean(),
@@ -272,11 +276,18 @@ impl Params {
     }
 
     pub fn duration(&self, name: &str) -> Result<Option<Duration>, ParamError> {
-        match self.opt_str(name)? {
+        match self.get(name) {
             None => Ok(None),
-            Some(s) => parse_duration(s)
+            Some(Json::Number(n)) => match n.as_f64() {
+                Some(secs) if secs >= 0.0 && secs.is_finite() => {
+                    Ok(Some(Duration::from_secs_f64(secs)))
+                }
+                _ => Err(ParamError::new(name, format!("`{n}` is not a duration"))),
+            },
+            Some(Json::String(s)) => parse_duration(s)
                 .map(Some)
                 .map_err(|e| ParamError::new(name, e)),
+            Some(other) => Err(ParamError::new(name, format!("`{other}` is not a duration"))),
         }
     }
 

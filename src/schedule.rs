@@ -39,8 +39,12 @@ impl CronSchedule {
             "{seconds} {} {} {} {} {weekdays}",
             rest[0], rest[1], rest[2], rest[3]
         );
-        let schedule = cron::Schedule::from_str(&translated)
-            .map_err(|e| format!("invalid cron expression `{expression}`: {e}"))?;
+        let schedule = cron::Schedule::from_str(&translated).map_err(|e| {
+            // The crate's message quotes the translated expression with a caret; keep the reason.
+            let text = e.to_string();
+            let reason = text.lines().last().unwrap_or_default().trim().to_string();
+            format!("invalid cron expression `{expression}`: {reason}")
+        })?;
         if schedule.upcoming(Utc).next().is_none() {
             return Err(format!("cron expression `{expression}` never fires"));
         }

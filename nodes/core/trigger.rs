@@ -103,15 +103,17 @@ impl NodeType for ScheduleTrigger {
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
         let tz = params.str_or("timezone", "UTC").map_err(|e| vec![e])?;
+        let tz = match crate::schedule::parse_timezone(tz) {
+            Ok(_) => tz,
+            Err(e) => {
+                errors.push(ParamError::new("timezone", e));
+                "UTC"
+            }
+        };
         if let Ok(cron) = params.str("cron")
             && let Err(e) = CronSchedule::parse(cron, tz)
         {
-            let param = if e.contains("time zone") {
-                "timezone"
-            } else {
-                "cron"
-            };
-            errors.push(ParamError::new(param, e));
+            errors.push(ParamError::new("cron", e));
         }
         for (name, allowed) in [("catchup", CATCHUP), ("overlap", OVERLAP)] {
             if let Ok(Some(v)) = params.opt_str(name)

@@ -273,14 +273,13 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
 fn load(file: &Path, registry: &Registry) -> Result<Workflow, Failure> {
     compile::load(file, registry).map_err(|e| match e {
         LoadError::Invalid(diags) => {
+            // One line per problem, `FILE:LINE:COL: message`, as compilers print them.
+            for d in &diags {
+                eprintln!("{d}");
+            }
             let n = diags.len();
             Failure::invalid(anyhow!(
-                "{}\n{} invalid: {n} error{}",
-                diags
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
+                "{} is invalid: {n} error{}",
                 file.display(),
                 if n == 1 { "" } else { "s" }
             ))

@@ -4,6 +4,7 @@
 //! `meta/format`. sled takes an exclusive file lock, so a second process gets
 //! [`StoreError::Locked`].
 
+use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,8 @@ const FORMAT_KEY: &str = "meta/format";
 pub struct SledStore {
     db: sled::Db,
     dir: PathBuf,
+    /// Held for the store's lifetime: the clear "in use" message comes from this lock.
+    _lock: File,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -25,86 +28,174 @@ impl std::fmt::Debug for SledStore {
     }
 }
 
+/// Written when the store is closed cleanly: the database files as they were left.
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct CleanMark {
+    files: Vec<(String, u64, u128)>,
+}
+
+const CLEAN_MARK: &str = "db.clean";
+
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
+    ///
+    /// sled silently starts over when its files are damaged (and may rewrite them), so a store
+    /// that was not closed cleanly is first opened from a scratch copy; only if that copy opens
+    /// as a flow store is the real one opened. A damaged store is reported and left untouched.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db_path = dir.join("db");
-        let existed = db_path.join("conf").exists();
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Unreadable {
-            path: dir.to_path_buf(),
-            reason: format!("cannot create the directory: {e}"),
-        })?;
-        let config = sled::Config::new()
-            .path(&db_path)
-            .mode(sled::Mode::HighThroughput);
-        // sled panics on some damaged files instead of returning an error.
-        let opened = std::panic::catch_unwind(AssertUnwindSafe(|| config.open()));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
+        let unreadable = |reason: String| StoreError::Unreadable { path: dir.to_path_buf(), reason };
+        std::fs::create_dir_all(dir)
+            .map_err(|e| unreadable(format!("cannot create the directory: {e}")))?;
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))
+            .map_err(|e| unreadable(format!("cannot create its lock file: {e}")))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked { path: dir.to_path_buf() });
             }
-            Ok(Err(e)) => {
-                return Err(StoreError::Unreadable {
-                    path: dir.to_path_buf(),
-                    reason: e.to_string(),
-                });
-            }
-            Err(panic) => {
-                return Err(StoreError::Unreadable {
-                    path: dir.to_path_buf(),
-                    reason: format!("the database is damaged ({})", panic_message(&panic)),
-                });
-            }
-        };
-        let store = SledStore {
-            db,
-            dir: dir.to_path_buf(),
-        };
-        match store.db.get(FORMAT_KEY).map_err(io)? {
-            Some(bytes) => {
-                let found = std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.parse::<u32>().ok());
-                match found {
-                    Some(v) if v <= FORMAT => {}
-                    Some(v) => {
-                        return Err(StoreError::NewerFormat {
-                            path: dir.to_path_buf(),
-                            found: v,
-                            supported: FORMAT,
-                        });
-                    }
-                    None => {
-                        return Err(StoreError::Unreadable {
-                            path: dir.to_path_buf(),
-                            reason: "its format marker is damaged".into(),
-                        });
-                    }
-                }
-            }
-            None if existed && !store.db.is_empty() => {
-                return Err(StoreError::Unreadable {
-                    path: dir.to_path_buf(),
-                    reason: "it is not a flow state store (no format marker)".into(),
-                });
-            }
-            None => {
-                store
-                    .db
-                    .insert(FORMAT_KEY, FORMAT.to_string().as_bytes())
-                    .map_err(io)?;
-                store.db.flush().map_err(io)?;
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(unreadable(format!("cannot lock it: {e}")));
             }
         }
-        Ok(store)
+        let db_path = dir.join("db");
+        let existed = db_path.join("conf").exists();
+        if existed && read_clean_mark(dir) != Some(clean_mark(&db_path)) {
+            verify_copy(dir, &db_path)?;
+        }
+        let db = open_db(dir, &db_path)?;
+        check_format(dir, &db, existed)?;
+        // Until closed cleanly, the next open verifies a copy first.
+        let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
+        Ok(SledStore { db, dir: dir.to_path_buf(), _lock: lock })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+}
+
+impl Drop for SledStore {
+    fn drop(&mut self) {
+        if self.db.flush().is_ok() {
+            let mark = clean_mark(&self.dir.join("db"));
+            if let Ok(json) = serde_json::to_vec(&mark) {
+                let _ = std::fs::write(self.dir.join(CLEAN_MARK), json);
+            }
+        }
+    }
+}
+
+fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
+    let config = sled::Config::new().path(db_path).mode(sled::Mode::HighThroughput);
+    // sled panics on some damaged files instead of returning an error.
+    match std::panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => {
+            Err(StoreError::Locked { path: dir.to_path_buf() })
+        }
+        Ok(Err(e)) => Err(StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: e.to_string().replace(" backtrace ()", ""),
+        }),
+        Err(panic) => Err(StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: format!("the database is damaged ({})", panic_message(&panic)),
+        }),
+    }
+}
+
+fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreError> {
+    let unreadable = |reason: &str| StoreError::Unreadable {
+        path: dir.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    match db.get(FORMAT_KEY).map_err(io)? {
+        Some(bytes) => {
+            match std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<u32>().ok()) {
+                Some(v) if v <= FORMAT => Ok(()),
+                Some(v) => Err(StoreError::NewerFormat {
+                    path: dir.to_path_buf(),
+                    found: v,
+                    supported: FORMAT,
+                }),
+                None => Err(unreadable("its format marker is damaged")),
+            }
+        }
+        None if existed => Err(unreadable(
+            "its database files are damaged or it is not a flow state store (no format marker)",
+        )),
+        None => {
+            db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(io)?;
+            db.flush().map_err(io)?;
+            Ok(())
+        }
+    }
+}
+
+/// Opens a scratch copy of the database; the original is untouched if the copy does not open.
+fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
+    let scratch = dir.join(format!("verify-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = copy_dir(db_path, &scratch)
+        .map_err(|e| StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: format!("cannot copy it for a safe check: {e}"),
+        })
+        .and_then(|()| {
+            let db = open_db(dir, &scratch)?;
+            check_format(dir, &db, true)
+        });
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
+
+/// Sizes and modification times of the database files.
+fn clean_mark(db_path: &Path) -> CleanMark {
+    fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64, u128)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&path, base, out);
+            } else {
+                let modified = meta
+                    .modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| d.as_nanos())
+                    .unwrap_or_default();
+                let name = path.strip_prefix(base).unwrap_or(&path).display().to_string();
+                out.push((name, meta.len(), modified));
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(db_path, db_path, &mut files);
+    files.sort();
+    CleanMark { files }
+}
+
+fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
+    serde_json::from_slice(&std::fs::read(dir.join(CLEAN_MARK)).ok()?).ok()
 }
 
 fn is_lock_error(e: &std::io::Error) -> bool {
