@@ -194,6 +194,8 @@ struct Parsed {
     timeout: Option<Duration>,
     raw: Json,
     cases: Vec<String>,
+    /// A required parameter is missing (already reported; configure would only repeat it).
+    missing_required: bool,
 }
 
 fn node_path(i: usize) -> Vec<Seg> {
@@ -379,6 +381,9 @@ impl<'a> Compiler<'a> {
             let (Some(node_type), Some(kind)) = (node.node_type.clone(), node.kind) else {
                 continue;
             };
+            if node.missing_required {
+                continue;
+            }
             let id = node.id.clone();
             match configure_node(
                 &renderer,
@@ -437,8 +442,14 @@ impl<'a> Compiler<'a> {
                         // with a mistake in how it is written.
                         let target = need.split('.').next().unwrap_or_default();
                         if let Some(&dep) = by_id.get(target) {
-                            if seen.insert(Need { node: dep, case: None }) {
-                                needs[i].push(Need { node: dep, case: None });
+                            if seen.insert(Need {
+                                node: dep,
+                                case: None,
+                            }) {
+                                needs[i].push(Need {
+                                    node: dep,
+                                    case: None,
+                                });
                             }
                         }
                     }
@@ -552,6 +563,7 @@ impl<'a> Compiler<'a> {
             timeout: None,
             raw: item.clone(),
             cases: Vec::new(),
+            missing_required: false,
         };
         let at = node_path(i);
         let field = |k: &str| {
@@ -709,6 +721,7 @@ impl<'a> Compiler<'a> {
             }
             for spec in specs.iter().filter(|s| s.required) {
                 if parsed.with.get(spec.name).is_none_or(Json::is_null) {
+                    parsed.missing_required = true;
                     self.error(
                         &field("with"),
                         id,
@@ -1088,4 +1101,203 @@ pub fn suggest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Opt
         .filter(|(d, c)| *d <= 2.max(c.len() / 4) && *d < c.len())
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile_str(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
+        compile(
+            text,
+            Path::new("wf.yaml"),
+            &crate::nodes::builtin_registry(),
+        )
+    }
+
+    fn errors(text: &str) -> Vec<(usize, String)> {
+        compile_str(text)
+            .expect_err("should be invalid")
+            .into_iter()
+            .map(|d| (d.line.unwrap_or(0), d.to_string()))
+            .collect()
+    }
+
+    const VALID: &str = "\
+name: ok
+params: { limit: 3 }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: split
+    kind: decision
+    type: core.switch
+    needs: go
+    with:
+      rules: [{ case: big, when: 'value > params.limit' }]
+      default: small
+  - { id: b, kind: action, type: core.noop, needs: split.big }
+  - { id: s, kind: action, type: core.noop, needs: split.small }
+  - { id: join, kind: output, type: core.noop, needs: [b, s] }
+";
+
+    #[test]
+    fn compiles_graph_order_and_cases() {
+        let wf = compile_str(VALID).unwrap();
+        let ids: Vec<&str> = wf.order.iter().map(|&i| wf.nodes[i].id.as_str()).collect();
+        assert_eq!(ids, ["go", "split", "b", "s", "join"]);
+        assert_eq!(wf.node("split").unwrap().cases, ["big", "small"]);
+        assert_eq!(wf.node("b").unwrap().needs[0].case.as_deref(), Some("big"));
+        let down = wf.downstream(&[wf.index_of("b").unwrap()]);
+        let mut down: Vec<&str> = down.iter().map(|&i| wf.nodes[i].id.as_str()).collect();
+        down.sort();
+        assert_eq!(down, ["b", "join"]);
+    }
+
+    #[test]
+    fn fingerprints_ignore_key_order_but_not_values() {
+        let a = compile_str(VALID).unwrap();
+        let reordered = VALID.replace(
+            "{ id: b, kind: action, type: core.noop, needs: split.big }",
+            "{ kind: action, needs: split.big, id: b, type: core.noop }",
+        );
+        let b = compile_str(&reordered).unwrap();
+        assert_eq!(
+            a.node("b").unwrap().fingerprint,
+            b.node("b").unwrap().fingerprint
+        );
+        let changed = VALID.replace("default: small", "default: small\n      # same\n");
+        assert_eq!(a.fingerprint, compile_str(&changed).unwrap().fingerprint);
+        let changed = VALID.replace("params.limit", "params.limit + 1");
+        let c = compile_str(&changed).unwrap();
+        assert_ne!(
+            a.node("split").unwrap().fingerprint,
+            c.node("split").unwrap().fingerprint
+        );
+        assert_eq!(
+            a.node("b").unwrap().fingerprint,
+            c.node("b").unwrap().fingerprint
+        );
+    }
+
+    #[test]
+    fn reports_every_error_with_its_line() {
+        let text = "\
+name: bad
+nodes:
+  - { id: t, kind: trigger, type: manual, needs: x }
+  - { id: a, kind: action, type: core.nope }
+  - { id: a, kind: action, type: core.noop, with: { dealy: 1s } }
+  - { id: c, kind: action, type: core.shell }
+  - { id: d, kind: decision, type: core.switch, needs: c, with: { rules: [{ case: y, when: 'v > 1' }] } }
+  - { id: e, kind: action, type: core.noop, needs: [d, d.n, ghost] }
+  - { id: f, kind: action, type: core.noop, needs: g }
+  - { id: g, kind: action, type: core.noop, needs: f }
+  - { id: h, kind: sideways, type: core.noop }
+";
+        let errs = errors(text);
+        let expect = [
+            (3, "a trigger starts the run and cannot have `needs`"),
+            (4, "unknown node type `core.nope`"),
+            (5, "duplicate id `a` (first defined on line 4)"),
+            (
+                5,
+                "unknown parameter `dealy` for type `core.noop` (did you mean `delay`?)",
+            ),
+            (6, "missing required parameter `command`"),
+            (
+                8,
+                "needs decision `d` without naming a case; write one of: d.y",
+            ),
+            (8, "decision `d` has no case `n`"),
+            (8, "needs unknown node `ghost`"),
+            (9, "cycle: f -> g -> f"),
+            (11, "unknown kind `sideways`"),
+        ];
+        for (line, text) in expect {
+            assert!(
+                errs.iter().any(|(l, m)| *l == line && m.contains(text)),
+                "missing line {line}: {text}\ngot: {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+        assert!(errs.iter().all(|(_, m)| m.starts_with("wf.yaml:")));
+    }
+
+    #[test]
+    fn cycles_print_their_whole_path() {
+        let text = "\
+name: loop
+nodes:
+  - { id: one, kind: action, type: core.noop, needs: three }
+  - { id: two, kind: action, type: core.noop, needs: one }
+  - { id: three, kind: action, type: core.noop, needs: two }
+  - { id: self, kind: action, type: core.noop, needs: self }
+";
+        let errs = errors(text);
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 3 && m.ends_with("cycle: one -> two -> three -> one")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 6 && m.ends_with("cycle: self -> self")),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn yaml_syntax_and_shape_errors() {
+        let errs = errors("name: x\nnodes:\n  - id: a\n    kind: [\n");
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].1.contains("invalid YAML"), "{errs:?}");
+        let errs = errors("nodes: 3\nextra: 1\n");
+        assert!(errs.iter().any(|(_, m)| m.contains("missing `name`")));
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 1 && m.contains("`nodes` must be a list"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 2 && m.contains("unknown workflow key `extra`"))
+        );
+    }
+
+    #[test]
+    fn templates_and_schedules_are_checked() {
+        let text = "\
+name: t
+params: { day: mon }
+nodes:
+  - { id: s, kind: trigger, type: schedule, with: { cron: '0 6 * *', timezone: Europe/Londn } }
+  - { id: a, kind: action, type: core.shell, needs: s, with: { command: 'echo {{ params.dya }}' } }
+";
+        let errs = errors(text);
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 4 && m.contains("has 4 fields")),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 4 && m.contains("unknown time zone `Europe/Londn`"))
+        );
+        assert!(
+            errs.iter()
+                .any(|(l, m)| *l == 5 && m.contains("unknown param `dya`"))
+        );
+    }
+
+    #[test]
+    fn retry_policy_backoff_grows_to_a_cap() {
+        let p = RetryPolicy {
+            max_attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3),
+            factor: 2.0,
+        };
+        assert_eq!(p.delay_after(1), Duration::from_secs(1));
+        assert_eq!(p.delay_after(2), Duration::from_secs(2));
+        assert_eq!(p.delay_after(3), Duration::from_secs(3));
+    }
 }

@@ -287,7 +287,10 @@ impl Params {
             Some(Json::String(s)) => parse_duration(s)
                 .map(Some)
                 .map_err(|e| ParamError::new(name, e)),
-            Some(other) => Err(ParamError::new(name, format!("`{other}` is not a duration"))),
+            Some(other) => Err(ParamError::new(
+                name,
+                format!("`{other}` is not a duration"),
+            )),
         }
     }
 

@@ -43,7 +43,10 @@ impl SledStore {
     /// that was not closed cleanly is first opened from a scratch copy; only if that copy opens
     /// as a flow store is the real one opened. A damaged store is reported and left untouched.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let unreadable = |reason: String| StoreError::Unreadable { path: dir.to_path_buf(), reason };
+        let unreadable = |reason: String| StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason,
+        };
         std::fs::create_dir_all(dir)
             .map_err(|e| unreadable(format!("cannot create the directory: {e}")))?;
         let lock = File::options()
@@ -55,7 +58,9 @@ impl SledStore {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked { path: dir.to_path_buf() });
+                return Err(StoreError::Locked {
+                    path: dir.to_path_buf(),
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => {
                 return Err(unreadable(format!("cannot lock it: {e}")));
@@ -70,7 +75,11 @@ impl SledStore {
         check_format(dir, &db, existed)?;
         // Until closed cleanly, the next open verifies a copy first.
         let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
-        Ok(SledStore { db, dir: dir.to_path_buf(), _lock: lock })
+        Ok(SledStore {
+            db,
+            dir: dir.to_path_buf(),
+            _lock: lock,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -90,13 +99,15 @@ impl Drop for SledStore {
 }
 
 fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
-    let config = sled::Config::new().path(db_path).mode(sled::Mode::HighThroughput);
+    let config = sled::Config::new()
+        .path(db_path)
+        .mode(sled::Mode::HighThroughput);
     // sled panics on some damaged files instead of returning an error.
     match std::panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => {
-            Err(StoreError::Locked { path: dir.to_path_buf() })
-        }
+        Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
         Ok(Err(e)) => Err(StoreError::Unreadable {
             path: dir.to_path_buf(),
             reason: e.to_string().replace(" backtrace ()", ""),
@@ -115,7 +126,10 @@ fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreErr
     };
     match db.get(FORMAT_KEY).map_err(io)? {
         Some(bytes) => {
-            match std::str::from_utf8(&bytes).ok().and_then(|s| s.parse::<u32>().ok()) {
+            match std::str::from_utf8(&bytes)
+                .ok()
+                .and_then(|s| s.parse::<u32>().ok())
+            {
                 Some(v) if v <= FORMAT => Ok(()),
                 Some(v) => Err(StoreError::NewerFormat {
                     path: dir.to_path_buf(),
@@ -129,7 +143,8 @@ fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreErr
             "its database files are damaged or it is not a flow state store (no format marker)",
         )),
         None => {
-            db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes()).map_err(io)?;
+            db.insert(FORMAT_KEY, FORMAT.to_string().as_bytes())
+                .map_err(io)?;
             db.flush().map_err(io)?;
             Ok(())
         }
@@ -170,7 +185,9 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 /// Sizes and modification times of the database files.
 fn clean_mark(db_path: &Path) -> CleanMark {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64, u128)>) {
-        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
         for entry in entries.flatten() {
             let path = entry.path();
             let Ok(meta) = entry.metadata() else { continue };
@@ -183,7 +200,11 @@ fn clean_mark(db_path: &Path) -> CleanMark {
                     .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
                     .map(|d| d.as_nanos())
                     .unwrap_or_default();
-                let name = path.strip_prefix(base).unwrap_or(&path).display().to_string();
+                let name = path
+                    .strip_prefix(base)
+                    .unwrap_or(&path)
+                    .display()
+                    .to_string();
                 out.push((name, meta.len(), modified));
             }
         }
