@@ -196,6 +196,8 @@ struct Parsed {
     cases: Vec<String>,
     /// A required parameter is missing (already reported; configure would only repeat it).
     missing_required: bool,
+    /// The node configured without knowledge of its inputs (first pass).
+    configured: Option<Arc<dyn Node>>,
 }
 
 fn node_path(i: usize) -> Vec<Seg> {
@@ -394,8 +396,12 @@ impl<'a> Compiler<'a> {
                 &params,
                 &placeholder_run,
                 &self.dir,
+                &[],
             ) {
-                Ok(configured) => node.cases = configured.cases(),
+                Ok(configured) => {
+                    node.cases = configured.cases();
+                    node.configured = Some(configured);
+                }
                 Err(errors) => {
                     for e in errors {
                         self.error(&with_path(i, &e.path), Some(&id), e.message);
@@ -477,13 +483,24 @@ impl<'a> Compiler<'a> {
             );
         }
 
+        let order = topo_order(&graph);
+        if order.len() == parsed.len() {
+            self.check_columns(
+                &order,
+                &parsed,
+                &needs,
+                &renderer,
+                &params,
+                &placeholder_run,
+            );
+        }
+
         if !self.diags.is_empty() {
             self.diags
                 .sort_by_key(|d| (d.line.unwrap_or(0), d.column.unwrap_or(0)));
             return Err(self.diags);
         }
 
-        let order = topo_order(&graph);
         let mut nodes = Vec::with_capacity(parsed.len());
         for (i, (p, node_needs)) in parsed.into_iter().zip(needs).enumerate() {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
@@ -530,6 +547,54 @@ impl<'a> Compiler<'a> {
         })
     }
 
+    /// Second pass in graph order: nodes whose inputs declare their columns are configured
+    /// again with them, so a rule naming a column that cannot exist is reported now.
+    fn check_columns(
+        &mut self,
+        order: &[usize],
+        parsed: &[Parsed],
+        needs: &[Vec<Need>],
+        renderer: &Renderer,
+        params: &BTreeMap<String, Json>,
+        run: &RunVars,
+    ) {
+        let mut columns: Vec<Option<Vec<String>>> = vec![None; parsed.len()];
+        for &i in order {
+            let node = &parsed[i];
+            let Some(first) = &node.configured else {
+                continue;
+            };
+            let inputs: Vec<Option<Vec<String>>> =
+                needs[i].iter().map(|n| columns[n.node].clone()).collect();
+            let mut configured = first.clone();
+            if inputs.iter().any(Option::is_some) {
+                let (Some(node_type), Some(kind)) = (&node.node_type, node.kind) else {
+                    continue;
+                };
+                match configure_node(
+                    renderer,
+                    node_type.as_ref(),
+                    &node.id,
+                    kind,
+                    &node.with,
+                    params,
+                    run,
+                    &self.dir,
+                    &inputs,
+                ) {
+                    Ok(c) => configured = c,
+                    Err(errors) => {
+                        for e in errors {
+                            self.error(&with_path(i, &e.path), Some(&node.id), e.message);
+                        }
+                        continue;
+                    }
+                }
+            }
+            columns[i] = configured.output_columns(&inputs);
+        }
+    }
+
     fn unknown_keys(
         &mut self,
         map: &serde_json::Map<String, Json>,
@@ -564,6 +629,7 @@ impl<'a> Compiler<'a> {
             raw: item.clone(),
             cases: Vec::new(),
             missing_required: false,
+            configured: None,
         };
         let at = node_path(i);
         let field = |k: &str| {
@@ -859,6 +925,7 @@ fn configure_node(
     params: &BTreeMap<String, Json>,
     run: &RunVars,
     dir: &Path,
+    input_columns: &[Option<Vec<String>>],
 ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
     let rendered = renderer.render(with, params, run).map_err(|errs| {
         errs.into_iter()
@@ -887,6 +954,7 @@ fn configure_node(
         node_id: id,
         kind,
         workflow_dir: dir,
+        input_columns,
     };
     node_type.configure(&Params::new(rendered, dir), &cx)
 }
@@ -954,6 +1022,7 @@ impl Workflow {
             params,
             run,
             &self.dir,
+            &[],
         )
         .map_err(|errs| {
             errs.iter()

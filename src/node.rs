@@ -343,6 +343,27 @@ pub struct ConfigureCx<'a> {
     pub node_id: &'a str,
     pub kind: NodeKind,
     pub workflow_dir: &'a Path,
+    /// Per input (in `needs` order): the columns the upstream node declares it produces, when
+    /// it declares them. Lets a node reject a column that cannot exist at validation time.
+    pub input_columns: &'a [Option<Vec<String>>],
+}
+
+impl ConfigureCx<'_> {
+    /// The columns of the inputs when every input declares them (union, in order).
+    pub fn known_columns(&self) -> Option<Vec<&str>> {
+        if self.input_columns.is_empty() {
+            return None;
+        }
+        let mut out: Vec<&str> = Vec::new();
+        for cols in self.input_columns {
+            for c in cols.as_ref()? {
+                if !out.contains(&c.as_str()) {
+                    out.push(c);
+                }
+            }
+        }
+        Some(out)
+    }
 }
 
 /// A registered node type.
@@ -369,6 +390,13 @@ pub trait Node: Send + Sync + 'static {
     /// The cases a decision node routes to, in order. Empty for other kinds.
     fn cases(&self) -> Vec<String> {
         Vec::new()
+    }
+
+    /// The columns of the table this node produces, when known before it runs (given its
+    /// inputs' columns). Downstream nodes use it to check column names at validation time.
+    fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        let _ = input_columns;
+        None
     }
 
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).

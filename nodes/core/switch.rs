@@ -66,9 +66,10 @@ impl NodeType for Switch {
     fn configure(
         &self,
         params: &Params,
-        _: &ConfigureCx<'_>,
+        cx: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
+        let known = cx.known_columns();
         let mut rules = Vec::new();
         let raw = params
             .get("rules")
@@ -93,16 +94,31 @@ impl NodeType for Switch {
                             ),
                         ));
                     }
+                    let mut when_path = at.clone();
+                    when_path.push(Seg::key("when"));
                     match RowExpr::parse(&def.when) {
-                        Ok(when) => rules.push(Rule {
-                            case: def.case,
-                            when,
-                        }),
-                        Err(e) => {
-                            let mut p = at.clone();
-                            p.push(Seg::key("when"));
-                            errors.push(ParamError::at(p, e));
+                        Ok(when) => {
+                            if let Some(columns) = &known {
+                                let unknown = when.unknown_columns(columns.iter().copied());
+                                if !unknown.is_empty() {
+                                    errors.push(ParamError::at(
+                                        when_path,
+                                        format!(
+                                            "`{}` refers to unknown column{} {} (the input has: {})",
+                                            def.when,
+                                            if unknown.len() == 1 { "" } else { "s" },
+                                            unknown.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+                                            columns.join(", ")
+                                        ),
+                                    ));
+                                }
+                            }
+                            rules.push(Rule {
+                                case: def.case,
+                                when,
+                            })
                         }
+                        Err(e) => errors.push(ParamError::at(when_path, e)),
                     }
                 }
                 Err(e) => errors.push(ParamError::at(
@@ -143,6 +159,11 @@ fn valid_case(case: &str) -> bool {
 impl Node for Configured {
     fn cases(&self) -> Vec<String> {
         self.cases.clone()
+    }
+
+    fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        // Rows are routed, not changed.
+        input_columns.first().cloned().flatten()
     }
 
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
