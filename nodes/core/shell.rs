@@ -201,7 +201,14 @@ fn encode_input(input: &Input, format: &str) -> Result<(&'static str, Vec<u8>), 
             data::write_csv(batch, &mut buf)?;
             ("csv", buf)
         }
-        Data::Json(Json::String(s)) => ("txt", s.clone().into_bytes()),
+        Data::Json(Json::String(s)) => {
+            // A text file ends with a newline, so `cat`-ing several inputs keeps lines apart.
+            let mut text = s.clone();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            ("txt", text.into_bytes())
+        }
         Data::Json(v) => ("json", serde_json::to_vec_pretty(v).unwrap_or_default()),
         Data::Empty => ("txt", Vec::new()),
     })
