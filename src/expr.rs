@@ -75,6 +75,17 @@ impl RowExpr {
         batch: &RecordBatch,
         params: &BTreeMap<String, Json>,
     ) -> Result<Vec<bool>, String> {
+        let all: Vec<u32> = (0..batch.num_rows() as u32).collect();
+        self.eval_rows_at(batch, params, &all)
+    }
+
+    /// Evaluates the expression for the given rows (0-based indices) only.
+    pub fn eval_rows_at(
+        &self,
+        batch: &RecordBatch,
+        params: &BTreeMap<String, Json>,
+        rows: &[u32],
+    ) -> Result<Vec<bool>, String> {
         let expr = self
             .env
             .compile_expression(&self.translated)
@@ -90,8 +101,9 @@ impl RowExpr {
                 .collect(),
         );
         let batch = Arc::new(batch.clone());
-        let mut out = Vec::with_capacity(batch.num_rows());
-        for row in 0..batch.num_rows() {
+        let mut out = Vec::with_capacity(rows.len());
+        for &row in rows {
+            let row = row as usize;
             let ctx = Value::from_object(Row {
                 batch: batch.clone(),
                 columns: columns.clone(),

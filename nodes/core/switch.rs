@@ -4,9 +4,10 @@
 //! true (else to `default`). With any other input (a shell command's output, say) the whole input
 //! goes to one case, with the value bound to `value` in the expressions.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow_array::BooleanArray;
+use arrow_array::{BooleanArray, RecordBatch};
 use async_trait::async_trait;
 use serde::Deserialize;
 
@@ -33,10 +34,16 @@ struct Rule {
     when: RowExpr,
 }
 
-struct Configured {
+/// Ordered rules, first match wins, with an optional default case. Shared by the decisions
+/// that route rows (`core.switch`, `segmentation.classify`).
+pub struct RuleSet {
     rules: Vec<Rule>,
     default: Option<String>,
     cases: Vec<String>,
+}
+
+struct Configured {
+    rules: RuleSet,
 }
 
 impl NodeType for Switch {
@@ -68,6 +75,16 @@ impl NodeType for Switch {
         params: &Params,
         cx: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        Ok(Arc::new(Configured {
+            rules: RuleSet::from_params(params, cx)?,
+        }))
+    }
+}
+
+impl RuleSet {
+    /// Reads `rules` and `default`. When the input's columns are known (`cx`), a rule over a
+    /// column the input cannot have is an error.
+    pub fn from_params(params: &Params, cx: &ConfigureCx<'_>) -> Result<Self, Vec<ParamError>> {
         let mut errors = Vec::new();
         let known = cx.known_columns();
         let mut rules = Vec::new();
@@ -140,11 +157,95 @@ impl NodeType for Switch {
         if !errors.is_empty() {
             return Err(errors);
         }
-        Ok(Arc::new(Configured {
+        Ok(RuleSet {
             rules,
             default,
             cases,
-        }))
+        })
+    }
+
+    /// The cases, in order: rule cases as first written, then the default.
+    pub fn cases(&self) -> &[String] {
+        &self.cases
+    }
+
+    /// The case (index into [`RuleSet::cases`]) of each row; `None` when nothing matches and
+    /// there is no default. Each rule is evaluated only on rows no earlier rule took.
+    pub fn assign(
+        &self,
+        batch: &RecordBatch,
+        params: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Vec<Option<usize>>, String> {
+        let mut assigned: Vec<Option<usize>> = vec![None; batch.num_rows()];
+        for rule in &self.rules {
+            let open: Vec<u32> = (0..assigned.len() as u32)
+                .filter(|&i| assigned[i as usize].is_none())
+                .collect();
+            if open.is_empty() {
+                break;
+            }
+            let case = self
+                .cases
+                .iter()
+                .position(|c| *c == rule.case)
+                .expect("declared");
+            let hits = rule.when.eval_rows_at(batch, params, &open)?;
+            for (row, hit) in open.iter().zip(hits) {
+                if hit {
+                    assigned[*row as usize] = Some(case);
+                }
+            }
+        }
+        if let Some(default) = &self.default {
+            let case = self
+                .cases
+                .iter()
+                .position(|c| c == default)
+                .expect("declared");
+            assigned
+                .iter_mut()
+                .filter(|s| s.is_none())
+                .for_each(|s| *s = Some(case));
+        }
+        Ok(assigned)
+    }
+
+    /// Splits `batch` by case, in case order.
+    pub fn partition(
+        &self,
+        batch: &RecordBatch,
+        assigned: &[Option<usize>],
+    ) -> Result<Vec<(String, RecordBatch)>, arrow_schema::ArrowError> {
+        self.cases
+            .iter()
+            .enumerate()
+            .map(|(case, name)| {
+                let mask = BooleanArray::from(
+                    assigned
+                        .iter()
+                        .map(|s| *s == Some(case))
+                        .collect::<Vec<_>>(),
+                );
+                Ok((
+                    name.clone(),
+                    arrow_select::filter::filter_record_batch(batch, &mask)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// The case for a whole value (`value` in the expressions).
+    pub fn choose(
+        &self,
+        value: &serde_json::Value,
+        params: &BTreeMap<String, serde_json::Value>,
+    ) -> Result<Option<String>, String> {
+        for rule in &self.rules {
+            if rule.when.eval_value(value, params)? {
+                return Ok(Some(rule.case.clone()));
+            }
+        }
+        Ok(self.default.clone())
     }
 }
 
@@ -158,7 +259,7 @@ fn valid_case(case: &str) -> bool {
 #[async_trait]
 impl Node for Configured {
     fn cases(&self) -> Vec<String> {
-        self.cases.clone()
+        self.rules.cases.clone()
     }
 
     fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {
@@ -168,55 +269,18 @@ impl Node for Configured {
 
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let input = inputs.single()?;
-        let mut partitions: Vec<(String, Data)> = self
-            .cases
-            .iter()
-            .map(|c| (c.clone(), Data::Empty))
-            .collect();
+        let rules = &self.rules;
         match &input.data {
             Data::Table(batch) => {
-                let n = batch.num_rows();
-                // The case index per row; usize::MAX = unmatched.
-                let mut assigned = vec![usize::MAX; n];
-                let mut left = n;
-                for rule in &self.rules {
-                    if left == 0 {
-                        break;
-                    }
-                    let hits = rule
-                        .when
-                        .eval_rows(batch, &ctx.params)
-                        .map_err(NodeError::msg)?;
-                    let case = self
-                        .cases
-                        .iter()
-                        .position(|c| *c == rule.case)
-                        .expect("declared");
-                    for (slot, hit) in assigned.iter_mut().zip(hits) {
-                        if hit && *slot == usize::MAX {
-                            *slot = case;
-                            left -= 1;
-                        }
-                    }
-                }
-                if let Some(default) = &self.default {
-                    let case = self
-                        .cases
-                        .iter()
-                        .position(|c| c == default)
-                        .expect("declared");
-                    assigned
-                        .iter_mut()
-                        .filter(|s| **s == usize::MAX)
-                        .for_each(|s| *s = case);
-                }
-                let unmatched = assigned.iter().filter(|s| **s == usize::MAX).count();
-                for (case, (_, data)) in partitions.iter_mut().enumerate() {
-                    let mask =
-                        BooleanArray::from(assigned.iter().map(|s| *s == case).collect::<Vec<_>>());
-                    *data = Data::Table(arrow_select::filter::filter_record_batch(batch, &mask)?);
-                }
-                let mut out = Output::cases(partitions);
+                let assigned = rules.assign(batch, &ctx.params).map_err(NodeError::msg)?;
+                let unmatched = assigned.iter().filter(|s| s.is_none()).count();
+                let parts = rules.partition(batch, &assigned)?;
+                let mut out = Output::cases(
+                    parts
+                        .into_iter()
+                        .map(|(c, b)| (c, Data::Table(b)))
+                        .collect(),
+                );
                 if unmatched > 0 {
                     out = out.with_meta("unmatched_rows", unmatched as u64);
                 }
@@ -227,27 +291,23 @@ impl Node for Configured {
                     Data::Json(v) => v.clone(),
                     _ => serde_json::Value::Null,
                 };
-                let mut chosen = None;
-                for rule in &self.rules {
-                    if rule
-                        .when
-                        .eval_value(&value, &ctx.params)
-                        .map_err(NodeError::msg)?
-                    {
-                        chosen = Some(rule.case.clone());
-                        break;
-                    }
-                }
-                let chosen = chosen.or_else(|| self.default.clone());
-                if let Some(case) = &chosen
-                    && let Some((_, slot)) = partitions.iter_mut().find(|(c, _)| c == case)
-                {
-                    *slot = if other.is_empty() {
-                        Data::Json(serde_json::Value::Bool(true))
-                    } else {
-                        other.clone()
-                    };
-                }
+                let chosen = rules.choose(&value, &ctx.params).map_err(NodeError::msg)?;
+                let partitions = rules
+                    .cases()
+                    .iter()
+                    .map(|c| {
+                        let data = if chosen.as_ref() == Some(c) {
+                            if other.is_empty() {
+                                Data::Json(serde_json::Value::Bool(true))
+                            } else {
+                                other.clone()
+                            }
+                        } else {
+                            Data::Empty
+                        };
+                        (c.clone(), data)
+                    })
+                    .collect();
                 Ok(Output::cases(partitions).with_meta("chosen", chosen.unwrap_or_default()))
             }
         }
