@@ -927,13 +927,21 @@ fn configure_node(
     dir: &Path,
     input_columns: &[Option<Vec<String>>],
 ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-    let rendered = renderer.render(with, params, run).map_err(|errs| {
-        errs.into_iter()
-            .map(|TemplateError { path, message }| ParamError::at(path, message))
-            .collect::<Vec<_>>()
-    })?;
+    let specs = node_type.params();
+    let raw: Vec<&str> = specs
+        .iter()
+        .filter(|s| s.ty == ParamType::Template)
+        .map(|s| s.name)
+        .collect();
+    let rendered = renderer
+        .render_except(with, params, run, &raw)
+        .map_err(|errs| {
+            errs.into_iter()
+                .map(|TemplateError { path, message }| ParamError::at(path, message))
+                .collect::<Vec<_>>()
+        })?;
     let mut errors = Vec::new();
-    for spec in node_type.params() {
+    for spec in specs {
         if let Some(value) = rendered.get(spec.name).filter(|v| !v.is_null())
             && !spec.ty.accepts(value)
         {

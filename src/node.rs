@@ -70,6 +70,9 @@ pub enum ParamType {
     Map,
     /// Any YAML value; the node type checks it in `configure`.
     Any,
+    /// A template the node renders itself for each item (e.g. per customer); the engine leaves
+    /// it as written instead of rendering it with the run's params.
+    Template,
 }
 
 impl ParamType {
@@ -84,13 +87,14 @@ impl ParamType {
             ParamType::List => "list",
             ParamType::Map => "mapping",
             ParamType::Any => "any",
+            ParamType::Template => "template",
         }
     }
 
     /// Whether `value` has this type. Durations and paths are strings at this level.
     pub fn accepts(self, value: &Json) -> bool {
         match self {
-            ParamType::String | ParamType::Path => value.is_string(),
+            ParamType::String | ParamType::Path | ParamType::Template => value.is_string(),
             ParamType::Duration => match value {
                 Json::String(s) => parse_duration(s).is_ok(),
                 Json::Number(n) => n.as_f64().is_some_and(|secs| secs >= 0.0),
@@ -109,7 +113,9 @@ impl ParamType {
     pub fn json_schema(self) -> Json {
         use serde_json::json;
         match self {
-            ParamType::String | ParamType::Path | ParamType::Duration => json!({"type": "string"}),
+            ParamType::String | ParamType::Path | ParamType::Duration | ParamType::Template => {
+                json!({"type": "string"})
+            }
             ParamType::Integer => json!({"type": "integer"}),
             ParamType::Number => json!({"type": "number"}),
             ParamType::Bool => json!({"type": "boolean"}),
@@ -597,5 +603,52 @@ impl Registry {
 
     pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
         self.types.keys().copied()
+    }
+}
+
+/// Helpers for unit tests of node types.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use super::{EffectLedger, NodeContext, NodeState};
+    use crate::store::StoreError;
+
+    #[derive(Default)]
+    struct Memory(Mutex<BTreeMap<String, Vec<u8>>>);
+
+    impl EffectLedger for Memory {
+        fn is_done(&self, key: &str) -> Result<bool, StoreError> {
+            Ok(self.0.lock().unwrap().contains_key(key))
+        }
+        fn mark_done(&self, key: &str, _detail: &serde_json::Value) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(key.into(), Vec::new());
+            Ok(())
+        }
+    }
+
+    impl NodeState for Memory {
+        fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.0.lock().unwrap().get(key).cloned())
+        }
+        fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+            self.0.lock().unwrap().insert(key.into(), value.to_vec());
+            Ok(())
+        }
+    }
+
+    /// A context for running a node outside the engine, with in-memory ledger and state.
+    pub fn context() -> NodeContext {
+        NodeContext {
+            run_id: "test-run".into(),
+            node_id: "test-node".into(),
+            attempt: 1,
+            workflow_dir: std::env::temp_dir(),
+            params: BTreeMap::new(),
+            trigger: serde_json::Value::Null,
+            effects: Arc::new(Memory::default()),
+            state: Arc::new(Memory::default()),
+        }
     }
 }

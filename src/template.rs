@@ -73,11 +73,27 @@ impl Renderer {
         params: &BTreeMap<String, Json>,
         run: &RunVars,
     ) -> Result<serde_json::Map<String, Json>, Vec<TemplateError>> {
+        self.render_except(value, params, run, &[])
+    }
+
+    /// Like [`Renderer::render`], leaving the top-level keys in `raw` as written: they are
+    /// templates the node renders itself, per item (campaign message bodies, say).
+    pub fn render_except(
+        &self,
+        value: &serde_json::Map<String, Json>,
+        params: &BTreeMap<String, Json>,
+        run: &RunVars,
+        raw: &[&str],
+    ) -> Result<serde_json::Map<String, Json>, Vec<TemplateError>> {
         let vars = Vars { params, run };
         let mut errors = Vec::new();
         let mut path = Vec::new();
         let mut out = serde_json::Map::new();
         for (k, v) in value {
+            if raw.contains(&k.as_str()) {
+                out.insert(k.clone(), v.clone());
+                continue;
+            }
             path.push(Seg::key(k.clone()));
             out.insert(
                 k.clone(),

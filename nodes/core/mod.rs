@@ -9,7 +9,7 @@ mod trigger;
 pub use file::{ReadFile, WriteFile};
 pub use noop::Noop;
 pub use shell::Shell;
-pub use switch::Switch;
+pub use switch::{RuleSet, Switch};
 pub use trigger::{ManualTrigger, ScheduleTrigger};
 
 use crate::node::Registry;
