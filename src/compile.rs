@@ -447,16 +447,16 @@ impl<'a> Compiler<'a> {
                         // Keep the edge for cycle detection, so a cycle is reported together
                         // with a mistake in how it is written.
                         let target = need.split('.').next().unwrap_or_default();
-                        if let Some(&dep) = by_id.get(target) {
-                            if seen.insert(Need {
+                        if let Some(&dep) = by_id.get(target)
+                            && seen.insert(Need {
                                 node: dep,
                                 case: None,
-                            }) {
-                                needs[i].push(Need {
-                                    node: dep,
-                                    case: None,
-                                });
-                            }
+                            })
+                        {
+                            needs[i].push(Need {
+                                node: dep,
+                                case: None,
+                            });
                         }
                     }
                 }

@@ -123,6 +123,7 @@ pub async fn execute(
         pending_writes: Vec::new(),
         execution: run.executions,
         run_id: run.id.clone(),
+        in_flight: HashMap::new(),
     };
     for (pos, &i) in workflow.order.iter().enumerate() {
         sched.position[i] = pos;
@@ -143,6 +144,16 @@ pub async fn execute(
             record.error = None;
             record.reason = None;
             record.fingerprint = node.fingerprint.clone();
+            // An attempt still `running` belongs to an execution that died (killed, crashed):
+            // it ended there.
+            for attempt in &mut record.attempts {
+                if attempt.outcome == "running" {
+                    attempt.outcome = "interrupted".into();
+                    attempt
+                        .error
+                        .get_or_insert_with(|| "the run stopped during this attempt".into());
+                }
+            }
         }
         sched.records.push(record);
     }
@@ -309,7 +320,13 @@ struct Scheduler {
     pending_writes: Vec<Write>,
     execution: u32,
     run_id: String,
+    /// The attempts of each running node as its task last reported them, so a task that is
+    /// cancelled (or dies) still leaves its attempts in the record.
+    in_flight: HashMap<usize, AttemptLog>,
 }
+
+/// A running node's attempts, shared between its task and the scheduler.
+type AttemptLog = Arc<std::sync::Mutex<Vec<Attempt>>>;
 
 enum Readiness {
     Waiting,
@@ -336,7 +353,9 @@ impl Scheduler {
             let dep = &self.wf.nodes[need.node];
             match self.status[need.node] {
                 NodeStatus::Pending | NodeStatus::Running => return Readiness::Waiting,
-                NodeStatus::Failed | NodeStatus::UpstreamFailed | NodeStatus::Interrupted => {
+                // Stopped by a shutdown: its dependents wait for the resume.
+                NodeStatus::Interrupted => return Readiness::Waiting,
+                NodeStatus::Failed | NodeStatus::UpstreamFailed => {
                     return Readiness::UpstreamFailed(format!(
                         "input `{}` did not succeed",
                         dep.id
@@ -424,6 +443,7 @@ impl Scheduler {
     /// A node finished (its checkpoint is already durable).
     fn finish(&mut self, result: TaskResult) {
         let i = result.index;
+        self.in_flight.remove(&i);
         self.status[i] = result.record.status;
         self.records[i] = result.record;
         if self.consumers_left[i] > 0 {
@@ -438,7 +458,11 @@ impl Scheduler {
 
     /// A node's task died without reporting (cancelled or panicked outside the attempt).
     fn abandon(&mut self, i: usize, status: NodeStatus, message: String) {
+        let attempts = self.in_flight.remove(&i);
         let record = &mut self.records[i];
+        if let Some(attempts) = attempts {
+            record.attempts = attempts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
         record.status = status;
         record.error = Some(message.clone());
         record.execution = self.execution;
@@ -515,6 +539,8 @@ impl Scheduler {
             sources.push((dep.id.clone(), need.case.clone(), source));
         }
         let configured = self.wf.configure(i, &base.params, run_vars);
+        let attempt_log = AttemptLog::default();
+        self.in_flight.insert(i, attempt_log.clone());
         Job {
             index: i,
             node_id: node.id.clone(),
@@ -532,6 +558,7 @@ impl Scheduler {
             checkpoints: checkpoints.clone(),
             events: opts.events.clone(),
             shutdown: opts.shutdown.clone(),
+            attempt_log,
         }
     }
 }
@@ -570,6 +597,8 @@ struct Job {
     checkpoints: Checkpointer,
     events: Option<mpsc::UnboundedSender<Event>>,
     shutdown: watch::Receiver<Shutdown>,
+    /// Where this task reports its attempts as they start and end.
+    attempt_log: AttemptLog,
 }
 
 struct TaskResult {
@@ -702,6 +731,7 @@ impl Job {
                 error: None,
             });
             self.record.status = NodeStatus::Running;
+            self.report_attempts();
             self.checkpoints.lazy(vec![Write::Node {
                 run_id: self.run_id.clone(),
                 record: self.record.clone(),
@@ -755,6 +785,7 @@ impl Job {
             };
             let last = self.record.attempts.last_mut().expect("pushed above");
             last.error = Some(error.clone());
+            self.report_attempts();
             if attempt_in_execution >= self.retry.max_attempts {
                 return Err(if self.retry.max_attempts > 1 {
                     format!("{error} (after {attempt_in_execution} attempts)")
@@ -777,6 +808,11 @@ impl Job {
                 }
             }
         }
+    }
+
+    fn report_attempts(&self) {
+        let mut log = self.attempt_log.lock().unwrap_or_else(|e| e.into_inner());
+        log.clone_from(&self.record.attempts);
     }
 
     async fn one_attempt(
@@ -991,3 +1027,7 @@ impl NodeState for StoreNodeState {
         self.store.flush()
     }
 }
+
+#[cfg(test)]
+#[path = "executor_tests.rs"]
+mod tests;
