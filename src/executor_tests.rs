@@ -55,7 +55,13 @@ impl NodeType for Probe {
 #[async_trait]
 impl Node for ProbeNode {
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        *self.probe.runs.lock().unwrap().entry(ctx.node_id.clone()).or_default() += 1;
+        *self
+            .probe
+            .runs
+            .lock()
+            .unwrap()
+            .entry(ctx.node_id.clone())
+            .or_default() += 1;
         if self.panic {
             panic!("probe panicked on purpose");
         }
@@ -74,7 +80,10 @@ struct Setup {
 
 impl Setup {
     fn new() -> Self {
-        Setup { probe: Probe::default(), store: Arc::new(MemoryStore::default()) }
+        Setup {
+            probe: Probe::default(),
+            store: Arc::new(MemoryStore::default()),
+        }
     }
 
     fn workflow(&self, yaml: &str) -> Arc<Workflow> {
@@ -83,32 +92,71 @@ impl Setup {
         Arc::new(compile(yaml, std::path::Path::new("t.yaml"), &registry).expect("valid"))
     }
 
-    fn run(&self, wf: &Arc<Workflow>, previous: Option<&RunOutcome>, reuse: HashSet<usize>) -> RunOutcome {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    fn run(
+        &self,
+        wf: &Arc<Workflow>,
+        previous: Option<&RunOutcome>,
+        reuse: HashSet<usize>,
+    ) -> RunOutcome {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         let mut record = match previous {
             Some(p) => {
                 let mut r = p.run.clone();
                 r.executions += 1;
                 r
             }
-            None => crate::runs::new_run(wf, wf.params.clone(), "test", &[], chrono::Utc::now(), None).unwrap(),
+            None => {
+                crate::runs::new_run(wf, wf.params.clone(), "test", &[], chrono::Utc::now(), None)
+                    .unwrap()
+            }
         };
         record.workflow_fingerprint = wf.fingerprint.clone();
         let prev: HashMap<String, NodeRecord> = previous
-            .map(|p| p.nodes.iter().map(|n| (n.node_id.clone(), n.clone())).collect())
+            .map(|p| {
+                p.nodes
+                    .iter()
+                    .map(|n| (n.node_id.clone(), n.clone()))
+                    .collect()
+            })
             .unwrap_or_default();
         let (_tx, rx) = watch::channel(Shutdown::None);
-        let opts = ExecOptions { concurrency: 4, shutdown: rx, events: None };
-        rt.block_on(execute(wf.clone(), self.store.clone(), record, prev, reuse, opts)).unwrap()
+        let opts = ExecOptions {
+            concurrency: 4,
+            shutdown: rx,
+            events: None,
+        };
+        rt.block_on(execute(
+            wf.clone(),
+            self.store.clone(),
+            record,
+            prev,
+            reuse,
+            opts,
+        ))
+        .unwrap()
     }
 
     fn runs(&self, id: &str) -> usize {
-        self.probe.runs.lock().unwrap().get(id).copied().unwrap_or(0)
+        self.probe
+            .runs
+            .lock()
+            .unwrap()
+            .get(id)
+            .copied()
+            .unwrap_or(0)
     }
 }
 
 fn status(outcome: &RunOutcome, id: &str) -> NodeStatus {
-    outcome.nodes.iter().find(|n| n.node_id == id).unwrap().status
+    outcome
+        .nodes
+        .iter()
+        .find(|n| n.node_id == id)
+        .unwrap()
+        .status
 }
 
 /// A decision on a shell value: `value` picks the case.
@@ -139,7 +187,10 @@ fn untaken_branch_is_skipped_and_the_join_runs_with_the_live_input() {
     assert_eq!(status(&out, "on_b"), NodeStatus::Skipped);
     assert_eq!(status(&out, "below_b"), NodeStatus::Skipped);
     assert_eq!(status(&out, "join"), NodeStatus::Succeeded);
-    assert_eq!((s.runs("on_b"), s.runs("below_b"), s.runs("join")), (0, 0, 1));
+    assert_eq!(
+        (s.runs("on_b"), s.runs("below_b"), s.runs("join")),
+        (0, 0, 1)
+    );
 }
 
 #[test]
@@ -165,7 +216,11 @@ fn a_failed_input_stops_the_join_and_fails_the_run() {
     assert_eq!(status(&out, "bad"), NodeStatus::Failed);
     assert_eq!(status(&out, "join2"), NodeStatus::UpstreamFailed);
     assert_eq!(status(&out, "after"), NodeStatus::UpstreamFailed);
-    assert_eq!(status(&out, "join"), NodeStatus::Succeeded, "independent join still runs");
+    assert_eq!(
+        status(&out, "join"),
+        NodeStatus::Succeeded,
+        "independent join still runs"
+    );
     assert_eq!((s.runs("join2"), s.runs("after")), (0, 0));
 }
 
@@ -183,7 +238,13 @@ nodes:
     let out = s.run(&wf, None, HashSet::new());
     assert_eq!(status(&out, "boom"), NodeStatus::Failed);
     let boom = out.nodes.iter().find(|n| n.node_id == "boom").unwrap();
-    assert!(boom.error.as_deref().unwrap().contains("probe panicked on purpose"), "{boom:?}");
+    assert!(
+        boom.error
+            .as_deref()
+            .unwrap()
+            .contains("probe panicked on purpose"),
+        "{boom:?}"
+    );
     assert_eq!(status(&out, "calm"), NodeStatus::Succeeded);
     assert_eq!(status(&out, "after"), NodeStatus::UpstreamFailed);
 }
@@ -209,7 +270,15 @@ nodes:
     assert_eq!(reused, ["one", "side"]);
     let second = s.run(&fixed, Some(&first), plan.reuse);
     assert_eq!(second.run.status, RunStatus::Succeeded);
-    assert_eq!((s.runs("one"), s.runs("side"), s.runs("two"), s.runs("three")), (1, 1, 2, 1));
+    assert_eq!(
+        (
+            s.runs("one"),
+            s.runs("side"),
+            s.runs("two"),
+            s.runs("three")
+        ),
+        (1, 1, 2, 1)
+    );
     // `three` received the output of `two`, which came from this execution.
     assert_eq!(second.run.executions, 2);
 }
@@ -217,12 +286,18 @@ nodes:
 #[test]
 fn group_commit_checkpoints_a_wide_fan_out() {
     let s = Setup::new();
-    let mut yaml = String::from("name: fan\nnodes:\n  - { id: src, kind: action, type: core.noop }\n");
+    let mut yaml =
+        String::from("name: fan\nnodes:\n  - { id: src, kind: action, type: core.noop }\n");
     for i in 0..200 {
-        yaml.push_str(&format!("  - {{ id: f{i}, kind: action, type: core.noop, needs: src }}\n"));
+        yaml.push_str(&format!(
+            "  - {{ id: f{i}, kind: action, type: core.noop, needs: src }}\n"
+        ));
     }
     let needs: Vec<String> = (0..200).map(|i| format!("f{i}")).collect();
-    yaml.push_str(&format!("  - {{ id: join, kind: output, type: core.noop, needs: [{}] }}\n", needs.join(", ")));
+    yaml.push_str(&format!(
+        "  - {{ id: join, kind: output, type: core.noop, needs: [{}] }}\n",
+        needs.join(", ")
+    ));
     let out = s.run(&s.workflow(&yaml), None, HashSet::new());
     assert_eq!(out.run.status, RunStatus::Succeeded);
     let stored = s.store.nodes(&out.run.id).unwrap();
@@ -230,4 +305,3 @@ fn group_commit_checkpoints_a_wide_fan_out() {
     assert!(stored.iter().all(|n| n.status == NodeStatus::Succeeded));
     assert!(s.store.output(&out.run.id, "f199").unwrap().is_some());
 }
-

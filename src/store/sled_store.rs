@@ -67,12 +67,14 @@ impl SledStore {
             }
         }
         let db_path = dir.join("db");
-        let existed = db_path.join("conf").exists();
-        if existed && read_clean_mark(dir) != Some(clean_mark(&db_path)) {
+        remove_unfinished_snapshots(&db_path);
+        if !db_path.join("conf").exists() {
+            create_db(dir, &db_path)?;
+        } else if read_clean_mark(dir) != Some(clean_mark(&db_path)) {
             verify_copy(dir, &db_path)?;
         }
         let db = open_db(dir, &db_path)?;
-        check_format(dir, &db, existed)?;
+        check_format(dir, &db, true)?;
         // Until closed cleanly, the next open verifies a copy first.
         let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
         Ok(SledStore {
@@ -149,6 +151,52 @@ fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreErr
             Ok(())
         }
     }
+}
+
+/// sled 0.34 writes a snapshot to `snap.N.generating`, syncs it and renames it to `snap.N`. A
+/// process killed before the rename leaves the `.generating` file, which sled then takes for
+/// the newest snapshot and refuses to open the database as corrupt (sled issue #1527). The file
+/// is sled's scratch copy, never the only copy of anything (sled itself deletes it after its
+/// next snapshot, and recovers from the previous snapshot and the log without it): remove it.
+fn remove_unfinished_snapshots(db_path: &Path) {
+    let Ok(entries) = std::fs::read_dir(db_path) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            tracing::info!(file = %entry.path().display(), "removing an unfinished sled snapshot");
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Creates the database beside `db_path`, with its format marker flushed, and moves it into
+/// place: a `db/` with a `conf` is always a complete store, so a process killed while creating
+/// one leaves only a scratch directory (removed by the next creation), never a store that
+/// looks damaged.
+fn create_db(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
+    // The caller holds the store's lock: scratch directories left here are abandoned.
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with("db.new-") {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    let scratch = dir.join(format!("db.new-{}", std::process::id()));
+    let db = open_db(dir, &scratch)?;
+    check_format(dir, &db, false)?;
+    drop(db);
+    // Replaces an empty `db/`; a non-empty one without `conf` is not ours to replace.
+    std::fs::rename(&scratch, db_path).map_err(|e| {
+        let _ = std::fs::remove_dir_all(&scratch);
+        StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: format!("cannot create its database in {}: {e}", db_path.display()),
+        }
+    })
 }
 
 /// Opens a scratch copy of the database; the original is untouched if the copy does not open.

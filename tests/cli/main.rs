@@ -1,1 +1,15 @@
+//! Integration tests: the real `flow` binary on fixture workflows.
+//!
+//! Every test builds a [`support::Workspace`] (a temporary directory with a workflow and a state
+//! store), runs `flow` in it and checks exit codes, what was printed, what `flow runs show
+//! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
+mod inspect;
+mod kill;
+mod resume;
+mod retry_timeout;
+mod run;
+mod skip_join;
+mod store;
+mod support;
+mod validate;
