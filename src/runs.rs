@@ -213,7 +213,8 @@ pub fn plan_resume(
             plan.reused.push(node.id.clone());
         } else {
             let why = match status {
-                None | Some(NodeStatus::Pending) => "never started".to_string(),
+                // A node killed mid-attempt may not have had its `running` record saved yet.
+                None | Some(NodeStatus::Pending) => "it had not finished".to_string(),
                 Some(s) => format!("it was {}", s.as_str().replace('_', " ")),
             };
             plan.reruns.push(Rerun {
