@@ -3,6 +3,8 @@
 
 pub mod analytics;
 pub mod core;
+pub mod pos;
+pub mod segmentation;
 
 use crate::node::Registry;
 
@@ -10,6 +12,8 @@ use crate::node::Registry;
 pub fn builtin_registry() -> Registry {
     let mut registry = Registry::new();
     core::register(&mut registry);
+    pos::register(&mut registry);
+    segmentation::register(&mut registry);
     registry
 }
 

@@ -71,6 +71,36 @@ enum Command {
     },
     /// Print the JSON Schema of the workflow format.
     Schema,
+    /// Write a deterministic retail sample: transactions, catalog and customers CSVs.
+    SampleData(SampleArgs),
+}
+
+#[derive(Debug, Args)]
+struct SampleArgs {
+    /// Number of customers.
+    #[arg(long, default_value_t = 5000)]
+    customers: u64,
+    /// Number of products in the catalog.
+    #[arg(long, default_value_t = 500)]
+    products: u32,
+    /// Random seed: the same seed gives the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Days of history, ending on --end.
+    #[arg(long, default_value_t = 730)]
+    days: u32,
+    /// Last day of the history (YYYY-MM-DD).
+    #[arg(long, default_value = "2026-10-31")]
+    end: chrono::NaiveDate,
+    /// About this many transaction lines (default: what the customers' purchase rates give).
+    #[arg(long)]
+    lines: Option<u64>,
+    /// Malformed rows to include (to exercise bad-row handling).
+    #[arg(long, default_value_t = 6)]
+    malformed_rows: u32,
+    /// Output directory.
+    #[arg(long, short, default_value = "sample-data")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -246,6 +276,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             );
             Ok(ExitCode::SUCCESS)
         }
+        Command::SampleData(args) => sample_data(args),
         Command::Run(args) => run(&cli.state, args, registry),
         Command::Resume(args) => resume(&cli.state, args, registry),
         Command::Runs(args) => {
@@ -562,19 +593,67 @@ fn export_output(
             )));
         }
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let written: anyhow::Result<()> = (|| {
+    // Render first, then write: a reader that stops early (`| head`) is not an error.
+    let mut buf: Vec<u8> = Vec::new();
+    let rendered: anyhow::Result<()> = (|| {
         match (&data, format) {
-            (Data::Table(t), OutputFormat::Csv) => data::write_csv(t, &mut out)?,
-            (Data::Table(t), OutputFormat::Json) => data::write_jsonl(t, &mut out)?,
-            (Data::Json(serde_json::Value::String(s)), OutputFormat::Csv) => writeln!(out, "{s}")?,
-            (Data::Json(v), _) => writeln!(out, "{}", serde_json::to_string_pretty(v)?)?,
+            (Data::Table(t), OutputFormat::Csv) => data::write_csv(t, &mut buf)?,
+            (Data::Table(t), OutputFormat::Json) => data::write_jsonl(t, &mut buf)?,
+            (Data::Json(serde_json::Value::String(s)), OutputFormat::Csv) => writeln!(buf, "{s}")?,
+            (Data::Json(v), _) => writeln!(buf, "{}", serde_json::to_string_pretty(v)?)?,
             (Data::Empty, _) => {}
         }
-        out.flush().context("writing to stdout")?;
         Ok(())
     })();
+    rendered.map_err(|e| Failure { code: 1, error: e })?;
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout.write_all(&buf).and_then(|()| stdout.flush());
+    let written: anyhow::Result<()> = match written {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.context("writing to stdout"),
+    };
     written.map_err(|e| Failure { code: 1, error: e })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sample_data(args: SampleArgs) -> Outcome {
+    use crate::nodes::pos::generate::{self, GenerateOptions};
+    let start = args.end - chrono::Duration::days(i64::from(args.days.max(1)) - 1);
+    let opts = GenerateOptions {
+        customers: args.customers,
+        products: args.products,
+        start_date: start,
+        days: args.days,
+        seed: args.seed,
+        malformed_rows: args.malformed_rows,
+        target_lines: args.lines,
+    };
+    let invalid = |e: std::io::Error| Failure::invalid(anyhow!("cannot write the sample: {e}"));
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))
+        .map_err(Failure::invalid)?;
+    let create = |name: &str| -> Result<std::io::BufWriter<std::fs::File>, Failure> {
+        let path = args.out.join(name);
+        std::fs::File::create(&path)
+            .map(std::io::BufWriter::new)
+            .with_context(|| format!("cannot create {}", path.display()))
+            .map_err(Failure::invalid)
+    };
+    let stats =
+        generate::write_transactions(&opts, create("transactions.csv")?).map_err(invalid)?;
+    generate::write_catalog(&opts, create("catalog.csv")?).map_err(invalid)?;
+    generate::write_customers(&opts, create("customers.csv")?).map_err(invalid)?;
+    eprintln!(
+        "wrote {} transaction lines ({} orders, {} customers, {} products, {} malformed rows) to {} \
+         (transactions.csv, catalog.csv, customers.csv), {} to {}",
+        stats.lines,
+        stats.orders,
+        stats.customers,
+        args.products,
+        args.malformed_rows,
+        args.out.display(),
+        start,
+        args.end
+    );
     Ok(ExitCode::SUCCESS)
 }

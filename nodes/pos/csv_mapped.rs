@@ -1,0 +1,511 @@
+//! Generic transaction CSV with a column mapping (format `csv`).
+//!
+//! One row = one line item. The default column names are the ones [`super::generate`] writes:
+//! `order_id, customer_id, date, product_id, category, quantity, unit_price, amount`.
+//!
+//! Mapping rules ([`ColumnMap`]):
+//! - `customer`, `order`, `date`, `product` are required (defaults `customer_id`, `order_id`,
+//!   `date`, `product_id`); a missing one is a [`PosError::MissingColumn`] naming the column and
+//!   listing the header.
+//! - Optional columns (`product_name`, `category`, `quantity`, `amount`, `unit_price`,
+//!   `currency`, `name`, `email`, `accepts_marketing`): when set in the mapping they must exist;
+//!   when not set, the default name (`product_name`, `category`, `quantity`, `amount`,
+//!   `unit_price`, `currency`, `customer_name`, `email`, `accepts_marketing`) is used if the
+//!   header has it.
+//! - At least one of `amount` and `unit_price` must be found. Without `amount`,
+//!   amount = quantity x unit_price. Without `quantity`, quantity = 1.
+//! - Money goes through [`super::money`] with the configured decimal separator; the currency is
+//!   the `currency` column, else the one stated in the amount/price text (`€3,50`), else the
+//!   `currency` option.
+//!
+//! Row rules: an empty order id, product id or date, an unparseable date / number / flag, or an
+//! empty quantity or amount is a bad row naming the column. A row with an empty customer is not
+//! bad: anonymous (walk-in) sales are common in POS data; it is counted in
+//! `rows_without_customer` and skipped (rows are validated first, so a malformed anonymous row
+//! is a bad row). Header lookup is exact, then case-insensitive.
+
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::dates::{DateFormat, DateParser};
+use super::model::{
+    BadRow, CustomerBook, CustomerSeen, LineItem, ParseReport, PosError, StreamOutcome, parse_flag,
+};
+use super::money::{DecimalSeparator, parse_money, parse_number};
+use super::table::{Delimiter, Row, TableReader};
+
+/// Which header column holds what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ColumnMap {
+    /// Customer key (required). Default `customer_id`.
+    pub customer: String,
+    /// Order id (required). Default `order_id`.
+    pub order: String,
+    /// Date or date-time (required). Default `date`.
+    pub date: String,
+    /// Product id (required). Default `product_id`.
+    pub product: String,
+    /// Product name. Default: `product_name` if present.
+    pub product_name: Option<String>,
+    /// Category. Default: `category` if present.
+    pub category: Option<String>,
+    /// Quantity. Default: `quantity` if present, else every row is 1 unit.
+    pub quantity: Option<String>,
+    /// Net line amount. Default: `amount` if present.
+    pub amount: Option<String>,
+    /// Unit price. Default: `unit_price` if present.
+    pub unit_price: Option<String>,
+    /// Currency code. Default: `currency` if present.
+    pub currency: Option<String>,
+    /// Customer display name. Default: `customer_name` if present.
+    pub name: Option<String>,
+    /// Customer email. Default: `email` if present.
+    pub email: Option<String>,
+    /// Marketing consent (yes/no). Default: `accepts_marketing` if present.
+    pub accepts_marketing: Option<String>,
+}
+
+impl Default for ColumnMap {
+    fn default() -> Self {
+        ColumnMap {
+            customer: "customer_id".into(),
+            order: "order_id".into(),
+            date: "date".into(),
+            product: "product_id".into(),
+            product_name: None,
+            category: None,
+            quantity: None,
+            amount: None,
+            unit_price: None,
+            currency: None,
+            name: None,
+            email: None,
+            accepts_marketing: None,
+        }
+    }
+}
+
+/// Options of the generic CSV format.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CsvOptions {
+    /// The column mapping.
+    pub columns: ColumnMap,
+    /// How dates are written (default: auto-detect).
+    pub date_format: DateFormat,
+    /// Field separator (default `,`).
+    pub delimiter: Delimiter,
+    /// Decimal separator of amounts and quantities (default `.`).
+    pub decimal: DecimalSeparator,
+    /// Currency to assume when neither a column nor the amounts state one.
+    pub currency: Option<String>,
+    /// Lowercase the customer key (useful when it is an email address).
+    pub lowercase_customer: bool,
+}
+
+struct Cols {
+    customer: usize,
+    order: usize,
+    date: usize,
+    product: usize,
+    product_name: Option<usize>,
+    category: Option<usize>,
+    quantity: Option<usize>,
+    amount: Option<usize>,
+    unit_price: Option<usize>,
+    currency: Option<usize>,
+    name: Option<usize>,
+    email: Option<usize>,
+    accepts: Option<usize>,
+}
+
+fn resolve<R: Read>(t: &TableReader<R>, m: &ColumnMap) -> Result<Cols, PosError> {
+    let cols = Cols {
+        customer: t.require(&m.customer, "customer")?,
+        order: t.require(&m.order, "order")?,
+        date: t.require(&m.date, "date")?,
+        product: t.require(&m.product, "product")?,
+        product_name: t.optional(m.product_name.as_deref(), "product_name", "product_name")?,
+        category: t.optional(m.category.as_deref(), "category", "category")?,
+        quantity: t.optional(m.quantity.as_deref(), "quantity", "quantity")?,
+        amount: t.optional(m.amount.as_deref(), "amount", "amount")?,
+        unit_price: t.optional(m.unit_price.as_deref(), "unit_price", "unit_price")?,
+        currency: t.optional(m.currency.as_deref(), "currency", "currency")?,
+        name: t.optional(m.name.as_deref(), "customer_name", "name")?,
+        email: t.optional(m.email.as_deref(), "email", "email")?,
+        accepts: t.optional(
+            m.accepts_marketing.as_deref(),
+            "accepts_marketing",
+            "accepts_marketing",
+        )?,
+    };
+    if cols.amount.is_none() && cols.unit_price.is_none() {
+        return Err(PosError::MissingColumn {
+            column: "amount".into(),
+            role: "amount (or map `unit_price` to compute quantity x unit price)".into(),
+            header: t.header().to_vec(),
+            hint: String::new(),
+        });
+    }
+    Ok(cols)
+}
+
+/// Parses a generic transaction CSV, handing each line item to `sink`.
+pub fn parse_with<R: Read>(
+    reader: R,
+    opts: &CsvOptions,
+    sink: &mut dyn FnMut(LineItem),
+) -> Result<StreamOutcome, PosError> {
+    let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
+    let default_currency = match &opts.currency {
+        Some(c) => Some(
+            super::money::Currency::from_code(c)
+                .ok_or_else(|| PosError::Config(format!("currency `{c}` is not a 3-letter code")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let mut table = TableReader::new(reader, opts.delimiter)?;
+    let cols = resolve(&table, &opts.columns)?;
+    let header = table.header().to_vec();
+    let mut report = ParseReport::default();
+    let mut book = CustomerBook::default();
+    let ctx = Ctx {
+        cols: &cols,
+        header: &header,
+        dates: &dates,
+        opts,
+        default_currency,
+    };
+    while let Some(row) = table.next_row(&mut report)? {
+        match ctx.row(&row) {
+            Ok(Some((item, seen))) => {
+                book.observe(&item.customer_id, item.timestamp, item.line, seen);
+                report.items += 1;
+                sink(item);
+            }
+            Ok(None) => {
+                report.rows_without_customer += 1;
+                report.excluded_rows += 1;
+            }
+            Err(bad) => report.push_bad(bad),
+        }
+    }
+    report.customers = book.len() as u64;
+    Ok(StreamOutcome {
+        customers: book.into_customers(),
+        report,
+    })
+}
+
+struct Ctx<'a> {
+    cols: &'a Cols,
+    header: &'a [String],
+    dates: &'a DateParser,
+    opts: &'a CsvOptions,
+    default_currency: Option<String>,
+}
+
+impl Ctx<'_> {
+    fn name(&self, idx: usize) -> &str {
+        self.header.get(idx).map_or("?", String::as_str)
+    }
+
+    fn required<'r>(&self, row: &'r Row, idx: usize) -> Result<&'r str, BadRow> {
+        let v = row.get(idx);
+        if v.is_empty() {
+            Err(BadRow::in_column(row.line, self.name(idx), "empty"))
+        } else {
+            Ok(v)
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn row<'r>(&self, row: &'r Row) -> Result<Option<(LineItem, CustomerSeen<'r>)>, BadRow> {
+        let c = self.cols;
+        let line = row.line;
+        let decimal = self.opts.decimal;
+        let order = self.required(row, c.order)?;
+        let ts = self
+            .dates
+            .parse(self.required(row, c.date)?)
+            .map_err(|e| BadRow::in_column(line, self.name(c.date), e))?;
+        let product = self.required(row, c.product)?;
+        let quantity = match c.quantity {
+            Some(i) => parse_number(self.required(row, i)?, decimal)
+                .map_err(|e| BadRow::in_column(line, self.name(i), e))?,
+            None => 1.0,
+        };
+        let mut currency = None;
+        let unit_price = match c.unit_price {
+            Some(i) => match row.opt(Some(i)) {
+                Some(v) => {
+                    let m = parse_money(v, decimal)
+                        .map_err(|e| BadRow::in_column(line, self.name(i), e))?;
+                    currency = currency.or(m.currency);
+                    Some(m.value)
+                }
+                None if c.amount.is_none() => {
+                    return Err(BadRow::in_column(line, self.name(i), "empty"));
+                }
+                None => None,
+            },
+            None => None,
+        };
+        let amount = match c.amount {
+            Some(i) => {
+                let m = parse_money(self.required(row, i)?, decimal)
+                    .map_err(|e| BadRow::in_column(line, self.name(i), e))?;
+                currency = m.currency.or(currency);
+                m.value
+            }
+            None => quantity * unit_price.unwrap_or(0.0),
+        };
+        let accepts_marketing = match row.opt(c.accepts) {
+            Some(v) => parse_flag(v)
+                .map_err(|e| BadRow::in_column(line, self.name(c.accepts.unwrap_or(0)), e))?,
+            None => None,
+        };
+        let customer = row.get(c.customer);
+        if customer.is_empty() {
+            return Ok(None);
+        }
+        let customer_id = if self.opts.lowercase_customer {
+            customer.to_lowercase()
+        } else {
+            customer.to_string()
+        };
+        let currency = row
+            .opt(c.currency)
+            .map(|s| s.to_ascii_uppercase())
+            .or_else(|| currency.map(|c| c.to_string()))
+            .or_else(|| self.default_currency.clone());
+        let item = LineItem {
+            line,
+            order_id: order.to_string(),
+            customer_id,
+            timestamp: ts.local,
+            utc_offset_secs: ts.offset_secs,
+            product_id: product.to_string(),
+            product_name: row.opt(c.product_name).map(str::to_string),
+            category: row.opt(c.category).map(str::to_string),
+            quantity,
+            unit_price,
+            amount,
+            currency,
+        };
+        let seen = CustomerSeen {
+            email: row.opt(c.email),
+            name: row.opt(c.name),
+            accepts_marketing,
+        };
+        Ok(Some((item, seen)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::model::Parsed;
+    use super::*;
+
+    fn parse(text: &str, opts: &CsvOptions) -> Result<Parsed, PosError> {
+        let mut items = Vec::new();
+        let out = parse_with(text.as_bytes(), opts, &mut |i| items.push(i))?;
+        Ok(Parsed {
+            items,
+            customers: out.customers,
+            report: out.report,
+        })
+    }
+
+    fn reasons(p: &Parsed) -> Vec<String> {
+        p.report.bad_rows.iter().map(ToString::to_string).collect()
+    }
+
+    const FIXTURE: &str = include_str!("fixtures/transactions.csv");
+
+    #[test]
+    fn fixture_with_default_mapping() {
+        let p = parse(FIXTURE, &CsvOptions::default()).unwrap();
+        assert_eq!(
+            reasons(&p),
+            vec![
+                "line 9: column `amount`: `12,3x` is not a number (unexpected `x`)",
+                "line 12: column `date`: `2024-02-30 11:00:00` is not a valid date (day 30 does \
+                 not exist in 2024-02)",
+                "line 15: the row has 7 fields but the header has 8",
+                "line 17: column `quantity`: `two` is not a number (no digits)",
+                "line 19: column `order_id`: empty",
+            ]
+        );
+        let r = &p.report;
+        assert_eq!(r.rows_read, 22);
+        assert_eq!(r.rows_without_customer, 1);
+        assert_eq!(r.items, 16);
+        assert_eq!(r.rows_read, r.items + r.bad_row_count + r.excluded_rows);
+        assert_eq!(p.items.len(), 16);
+        let first = &p.items[0];
+        assert_eq!(first.line, 2);
+        assert_eq!(first.order_id, "O1001");
+        assert_eq!(first.customer_id, "C001");
+        assert_eq!(first.timestamp.to_string(), "2024-01-05 09:12:00");
+        assert_eq!(first.product_id, "P010");
+        assert_eq!(first.category.as_deref(), Some("Coffee"));
+        assert_eq!(
+            (first.quantity, first.unit_price, first.amount),
+            (2.0, Some(8.5), 17.0)
+        );
+        // A return line keeps its negative quantity and amount.
+        let ret = p.items.iter().find(|i| i.order_id == "R1003").unwrap();
+        assert_eq!((ret.quantity, ret.amount), (-1.0, -24.0));
+        // Discounted line: amount is taken as given, not qty x price.
+        let disc = p.items.iter().find(|i| i.line == 5).unwrap();
+        assert_eq!((disc.unit_price, disc.amount), (Some(4.0), 3.6));
+        assert_eq!(p.customers.len(), 6);
+        assert_eq!(p.report.customers, 6);
+    }
+
+    #[test]
+    fn custom_mapping_semicolons_decimal_comma_and_unit_price() {
+        let text = "Kunde;Beleg;Datum;Artikel;Menge;Preis;Mail\n\
+                    K1;B1;01.03.2024 10:00;A-1;2;€3,50;Anna@Example.com\n\
+                    K1;B1;01.03.2024 10:00;A-2;1;1.234,00;\n\
+                    K2;B2;02.03.2024;A-1;1,5;2,00;\n";
+        let opts = CsvOptions {
+            columns: ColumnMap {
+                customer: "Kunde".into(),
+                order: "Beleg".into(),
+                date: "Datum".into(),
+                product: "Artikel".into(),
+                quantity: Some("Menge".into()),
+                unit_price: Some("Preis".into()),
+                email: Some("Mail".into()),
+                ..ColumnMap::default()
+            },
+            date_format: DateFormat::AutoDayFirst,
+            delimiter: Delimiter::Semicolon,
+            decimal: DecimalSeparator::Comma,
+            currency: Some("eur".into()),
+            lowercase_customer: false,
+        };
+        let p = parse(text, &opts).unwrap();
+        assert!(p.report.bad_rows.is_empty(), "{:?}", p.report.bad_rows);
+        let amounts: Vec<f64> = p.items.iter().map(|i| i.amount).collect();
+        assert_eq!(amounts, vec![7.0, 1234.0, 3.0]);
+        assert_eq!(p.items[0].currency.as_deref(), Some("EUR"));
+        assert_eq!(p.items[2].currency.as_deref(), Some("EUR"));
+        assert_eq!(p.items[0].timestamp.to_string(), "2024-03-01 10:00:00");
+        assert_eq!(p.customers[0].email.as_deref(), Some("Anna@Example.com"));
+    }
+
+    #[test]
+    fn whitespace_delimited_with_strftime_dates() {
+        let text = "cust order when sku qty amount\n\
+                    c1 o1 2024/03/01-10:00 s1 1 10.00\n\
+                    c2   o2\t2024/03/02-11:30  s2  2  \"1,000.00\"\n\
+                    c3 o3 garbage s3 1 1.00\n";
+        let opts = CsvOptions {
+            columns: ColumnMap {
+                customer: "cust".into(),
+                order: "order".into(),
+                date: "when".into(),
+                product: "sku".into(),
+                quantity: Some("qty".into()),
+                ..ColumnMap::default()
+            },
+            date_format: DateFormat::Strftime("%Y/%m/%d-%H:%M".into()),
+            delimiter: Delimiter::Whitespace,
+            ..CsvOptions::default()
+        };
+        let p = parse(text, &opts).unwrap();
+        assert_eq!(p.items.len(), 2);
+        assert_eq!(p.items[1].amount, 1000.0);
+        assert_eq!(p.items[1].timestamp.to_string(), "2024-03-02 11:30:00");
+        assert_eq!(p.report.bad_rows.len(), 1);
+        assert!(
+            p.report.bad_rows[0]
+                .to_string()
+                .starts_with("line 4: column `when`: `garbage`")
+        );
+    }
+
+    #[test]
+    fn missing_mapped_column_is_one_clear_error() {
+        let text = "customer_id,order_id,when,product_id,amount\nc,o,2024-01-01,p,1\n";
+        let err = parse(text, &CsvOptions::default()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column `date` (for date) is not in the header; the header has 5 columns: \
+             `customer_id`, `order_id`, `when`, `product_id`, `amount`"
+        );
+        // A configured optional column must exist too.
+        let opts = CsvOptions {
+            columns: ColumnMap {
+                date: "when".into(),
+                category: Some("dept".into()),
+                ..ColumnMap::default()
+            },
+            ..CsvOptions::default()
+        };
+        let err = parse(text, &opts).unwrap_err();
+        assert!(
+            err.to_string().starts_with("column `dept` (for category)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn neither_amount_nor_unit_price_is_an_error() {
+        let text = "customer_id,order_id,date,product_id,quantity\nc,o,2024-01-01,p,1\n";
+        let err = parse(text, &CsvOptions::default()).unwrap_err().to_string();
+        assert!(
+            err.contains("column `amount` (for amount (or map `unit_price`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn without_quantity_column_each_row_is_one_unit() {
+        let text = "customer_id,order_id,date,product_id,unit_price\nc,o,2024-01-01,p,2.5\n";
+        let p = parse(text, &CsvOptions::default()).unwrap();
+        assert_eq!((p.items[0].quantity, p.items[0].amount), (1.0, 2.5));
+    }
+
+    #[test]
+    fn empty_unit_price_without_amount_is_bad_and_lowercasing() {
+        let text = "customer_id,order_id,date,product_id,unit_price,accepts_marketing\n\
+                    A@X.COM,o,2024-01-01,p,,yes\n\
+                    A@X.COM,o,2024-01-01,p,1,perhaps\n\
+                    A@X.COM,o,2024-01-01,p,1,YES\n";
+        let opts = CsvOptions {
+            lowercase_customer: true,
+            ..CsvOptions::default()
+        };
+        let p = parse(text, &opts).unwrap();
+        assert_eq!(
+            reasons(&p),
+            vec![
+                "line 2: column `unit_price`: empty",
+                "line 3: column `accepts_marketing`: `perhaps` is not a yes/no value",
+            ]
+        );
+        assert_eq!(p.items[0].customer_id, "a@x.com");
+        assert_eq!(p.customers[0].accepts_marketing, Some(true));
+    }
+
+    #[test]
+    fn options_deserialize_with_defaults_and_reject_unknown_keys() {
+        let json = r#"{"columns": {"customer": "cust", "amount": "total"}, "delimiter": ";",
+                       "decimal": ",", "date_format": "%d/%m/%Y"}"#;
+        let opts: CsvOptions = serde_json::from_str(json).unwrap();
+        assert_eq!(opts.columns.customer, "cust");
+        assert_eq!(opts.columns.order, "order_id");
+        assert_eq!(opts.columns.amount.as_deref(), Some("total"));
+        assert_eq!(opts.delimiter, Delimiter::Semicolon);
+        assert_eq!(opts.decimal, DecimalSeparator::Comma);
+        assert!(serde_json::from_str::<CsvOptions>(r#"{"colums": {}}"#).is_err());
+        assert!(serde_json::from_str::<CsvOptions>(r#"{"columns": {"custmer": "x"}}"#).is_err());
+    }
+}

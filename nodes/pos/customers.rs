@@ -1,0 +1,233 @@
+//! Customers CSV: customer id, name, email, marketing consent (column names mappable), as
+//! [`super::generate`] writes it (`customer_id,name,email,accepts_marketing`).
+//!
+//! Decisions:
+//! - `customer_id` is required; `name` (or `first_name` + `last_name`), `email` and
+//!   `accepts_marketing` are used when present (or must exist when mapped explicitly).
+//! - Emails are trimmed and lowercased (as Shopify keys are); a value without `@` is a bad row.
+//!   `accepts_marketing` takes yes/no, true/false, 1/0 ([`super::model::parse_flag`]).
+//! - A repeated customer id is a bad row counted in `duplicates`; the first occurrence wins.
+
+use std::collections::HashMap;
+use std::io::Read;
+
+use serde::{Deserialize, Serialize};
+
+use super::model::{BadRow, Customer, ParseReport, PosError, parse_flag};
+use super::table::{Delimiter, TableReader};
+
+/// Which header column holds what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CustomerColumns {
+    /// Customer key (required). Default `customer_id`.
+    pub customer_id: String,
+    /// Full name. Default: `name` if present.
+    pub name: Option<String>,
+    /// First name, used when there is no full name. Default: `first_name` if present.
+    pub first_name: Option<String>,
+    /// Last name. Default: `last_name` if present.
+    pub last_name: Option<String>,
+    /// Email. Default: `email` if present.
+    pub email: Option<String>,
+    /// Marketing consent. Default: `accepts_marketing` if present.
+    pub accepts_marketing: Option<String>,
+}
+
+impl Default for CustomerColumns {
+    fn default() -> Self {
+        CustomerColumns {
+            customer_id: "customer_id".into(),
+            name: None,
+            first_name: None,
+            last_name: None,
+            email: None,
+            accepts_marketing: None,
+        }
+    }
+}
+
+/// Options of the customers file.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CustomersOptions {
+    /// The column mapping.
+    pub columns: CustomerColumns,
+    /// Field separator (default `,`).
+    pub delimiter: Delimiter,
+    /// Lowercase the customer id (when it is an email address).
+    pub lowercase_id: bool,
+}
+
+/// A parsed customers file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomerList {
+    /// Customers in file order, without duplicates.
+    pub customers: Vec<Customer>,
+    /// Counts and bad rows (`customers` = customers kept).
+    pub report: ParseReport,
+}
+
+/// Parses a customers CSV.
+pub fn parse_customers<R: Read>(
+    reader: R,
+    opts: &CustomersOptions,
+) -> Result<CustomerList, PosError> {
+    let mut table = TableReader::new(reader, opts.delimiter)?;
+    let m = &opts.columns;
+    let id_col = table.require(&m.customer_id, "customer id")?;
+    let name_col = table.optional(m.name.as_deref(), "name", "name")?;
+    let first_col = table.optional(m.first_name.as_deref(), "first_name", "first name")?;
+    let last_col = table.optional(m.last_name.as_deref(), "last_name", "last name")?;
+    let email_col = table.optional(m.email.as_deref(), "email", "email")?;
+    let flag_col = table.optional(
+        m.accepts_marketing.as_deref(),
+        "accepts_marketing",
+        "accepts_marketing",
+    )?;
+    let header = table.header().to_vec();
+    let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
+    let mut report = ParseReport::default();
+    let mut customers = Vec::new();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    while let Some(row) = table.next_row(&mut report)? {
+        let line = row.line;
+        let raw_id = row.get(id_col);
+        if raw_id.is_empty() {
+            report.push_bad(BadRow::in_column(line, col(Some(id_col)), "empty"));
+            continue;
+        }
+        let id = if opts.lowercase_id {
+            raw_id.to_lowercase()
+        } else {
+            raw_id.to_string()
+        };
+        let email = row.opt(email_col).map(str::to_lowercase);
+        if let Some(e) = &email
+            && !e.contains('@')
+        {
+            report.push_bad(BadRow::in_column(
+                line,
+                col(email_col),
+                format!("`{e}` is not an email address"),
+            ));
+            continue;
+        }
+        let accepts_marketing = match row.opt(flag_col) {
+            Some(v) => match parse_flag(v) {
+                Ok(f) => f,
+                Err(e) => {
+                    report.push_bad(BadRow::in_column(line, col(flag_col), e));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        let name = match row.opt(name_col) {
+            Some(n) => Some(n.to_string()),
+            None => match (row.opt(first_col), row.opt(last_col)) {
+                (Some(f), Some(l)) => Some(format!("{f} {l}")),
+                (Some(n), None) | (None, Some(n)) => Some(n.to_string()),
+                (None, None) => None,
+            },
+        };
+        if let Some(first) = seen.get(&id) {
+            report.duplicates += 1;
+            report.push_bad(BadRow::in_column(
+                line,
+                col(Some(id_col)),
+                format!("duplicate customer id `{id}` (first at line {first})"),
+            ));
+            continue;
+        }
+        seen.insert(id.clone(), line);
+        customers.push(Customer {
+            customer_id: id,
+            email,
+            name,
+            accepts_marketing,
+        });
+    }
+    report.customers = customers.len() as u64;
+    Ok(CustomerList { customers, report })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_generated_layout_with_bad_rows() {
+        let text = "customer_id,name,email,accepts_marketing\n\
+                    C1,Ada Lovelace,Ada@Example.com,yes\n\
+                    C2,Alan Turing,,no\n\
+                    C3,Grace Hopper,grace-at-example.com,yes\n\
+                    C1,Ada Again,ada2@example.com,no\n\
+                    C4,Katherine Johnson,k@example.com,sometimes\n\
+                    ,Nobody,n@example.com,yes\n\
+                    C5,,m@example.com,\n";
+        let list = parse_customers(text.as_bytes(), &CustomersOptions::default()).unwrap();
+        let reasons: Vec<String> = list
+            .report
+            .bad_rows
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            reasons,
+            vec![
+                "line 4: column `email`: `grace-at-example.com` is not an email address",
+                "line 5: column `customer_id`: duplicate customer id `C1` (first at line 2)",
+                "line 6: column `accepts_marketing`: `sometimes` is not a yes/no value",
+                "line 7: column `customer_id`: empty",
+            ]
+        );
+        assert_eq!(list.report.duplicates, 1);
+        assert_eq!(
+            list.customers,
+            vec![
+                Customer {
+                    customer_id: "C1".into(),
+                    email: Some("ada@example.com".into()),
+                    name: Some("Ada Lovelace".into()),
+                    accepts_marketing: Some(true),
+                },
+                Customer {
+                    customer_id: "C2".into(),
+                    email: None,
+                    name: Some("Alan Turing".into()),
+                    accepts_marketing: Some(false),
+                },
+                Customer {
+                    customer_id: "C5".into(),
+                    email: Some("m@example.com".into()),
+                    ..Customer::default()
+                },
+            ]
+        );
+        assert_eq!(list.report.customers, 3);
+    }
+
+    #[test]
+    fn shopify_customers_export_layout() {
+        // Shopify's customer export has no id: the email is the key, names are split.
+        let text =
+            "First Name,Last Name,Email,Accepts Email Marketing\nAda,Lovelace,ADA@x.com,yes\n";
+        let opts = CustomersOptions {
+            columns: CustomerColumns {
+                customer_id: "Email".into(),
+                first_name: Some("First Name".into()),
+                last_name: Some("Last Name".into()),
+                email: Some("Email".into()),
+                accepts_marketing: Some("Accepts Email Marketing".into()),
+                ..CustomerColumns::default()
+            },
+            lowercase_id: true,
+            ..CustomersOptions::default()
+        };
+        let list = parse_customers(text.as_bytes(), &opts).unwrap();
+        assert_eq!(list.customers[0].customer_id, "ada@x.com");
+        assert_eq!(list.customers[0].name.as_deref(), Some("Ada Lovelace"));
+        assert_eq!(list.customers[0].accepts_marketing, Some(true));
+    }
+}

@@ -1,0 +1,641 @@
+//! The normalized model every format parser produces: [`LineItem`]s, [`Customer`]s and a
+//! [`ParseReport`]; and the crate-level error type [`PosError`].
+//!
+//! Decisions that hold for every format:
+//! - `LineItem::line` is the 1-based physical line of the source file where the row (or the JSON
+//!   line) starts; the header is line 1 in CSV files.
+//! - `timestamp` is the wall-clock time *as written in the file* (the shop's local time); the UTC
+//!   offset, when the source states one (Shopify `-0500`, ISO `Z` / `+01:00`), is kept separately in
+//!   `utc_offset_secs`. Daily analyses should use the local date ([`LineItem::date`]): a purchase at
+//!   21:00 in New York belongs to that day, not to the next UTC day.
+//! - `amount` is the net line amount in the currency's major unit (dollars, not cents); refunds are
+//!   negative.
+//! - Customers are collected only from rows that produced a line item. When several rows carry a
+//!   customer's email / name / marketing consent, the value from the row with the latest timestamp
+//!   wins (ties: the later row in the file), so the most recent consent is the one kept.
+//! - Bad rows are counted exactly (`bad_row_count`); the first [`MAX_BAD_ROWS_KEPT`] are kept with
+//!   their line numbers and reasons. Whether they fail the run is the caller's choice
+//!   ([`ParseReport::check`] with [`OnBadRows`]).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{Duration, NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+/// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
+pub const MAX_BAD_ROWS_KEPT: usize = 1000;
+
+/// How many bad rows [`ParseReport::check`] lists in its error.
+pub const BAD_ROWS_SHOWN: usize = 5;
+
+/// One sold (or refunded) line of an order, normalized across formats.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LineItem {
+    /// 1-based line in the source file where the row starts.
+    pub line: u64,
+    /// Order / transaction id (Shopify `Name`, Square `Transaction ID`, JSON `id`).
+    pub order_id: String,
+    /// The customer key (Shopify: email lowercased; Square: `Customer ID`; see each format).
+    pub customer_id: String,
+    /// Local wall-clock time of the order as written in the source.
+    pub timestamp: NaiveDateTime,
+    /// UTC offset of `timestamp` in seconds when the source states it (east of UTC positive).
+    pub utc_offset_secs: Option<i32>,
+    /// Product key (SKU, product id, or the item name when nothing better exists).
+    pub product_id: String,
+    /// Human-readable product name, when the source has one.
+    pub product_name: Option<String>,
+    /// Product category, when the source has one (the catalog usually supplies it).
+    pub category: Option<String>,
+    /// Units; negative for refunded units.
+    pub quantity: f64,
+    /// Price of one unit before line discounts, when known.
+    pub unit_price: Option<f64>,
+    /// Net line amount (after line discounts and refunds); negative for refunds.
+    pub amount: f64,
+    /// ISO 4217 code, when the source states it.
+    pub currency: Option<String>,
+}
+
+impl LineItem {
+    /// The local calendar date of the purchase.
+    pub fn date(&self) -> NaiveDate {
+        self.timestamp.date()
+    }
+
+    /// The timestamp converted to UTC, when the offset is known.
+    pub fn timestamp_utc(&self) -> Option<NaiveDateTime> {
+        let offset = self.utc_offset_secs?;
+        self.timestamp
+            .checked_sub_signed(Duration::seconds(i64::from(offset)))
+    }
+}
+
+/// Customer attributes some formats carry.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Customer {
+    /// The same key as [`LineItem::customer_id`].
+    pub customer_id: String,
+    /// Email address (lowercased where the format uses it as the key).
+    pub email: Option<String>,
+    /// Display name.
+    pub name: Option<String>,
+    /// Whether the customer accepted marketing (email) messages; `None` when unknown.
+    pub accepts_marketing: Option<bool>,
+}
+
+/// A row that could not be used, with where and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BadRow {
+    /// 1-based line in the source file.
+    pub line: u64,
+    /// The column at fault, when a single column is.
+    pub column: Option<String>,
+    /// Why, without the line prefix (e.g. "column `amount`: `12,3x` is not a number ...").
+    pub reason: String,
+}
+
+impl BadRow {
+    /// A bad row not tied to one column.
+    pub fn new(line: u64, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            column: None,
+            reason: reason.into(),
+        }
+    }
+
+    /// A bad row caused by one column's value.
+    pub fn in_column(line: u64, column: &str, message: impl fmt::Display) -> Self {
+        Self {
+            line,
+            column: Some(column.to_string()),
+            reason: format!("column `{column}`: {message}"),
+        }
+    }
+}
+
+impl fmt::Display for BadRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.reason)
+    }
+}
+
+/// What to do when a file has bad rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadRows {
+    /// Any bad row fails the run ([`ParseReport::check`] returns [`PosError::BadRows`]).
+    #[default]
+    Fail,
+    /// Bad rows are skipped (and reported).
+    Skip,
+}
+
+/// Counts and problems of one parse.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct ParseReport {
+    /// Data rows read (CSV records or non-blank JSON lines), bad ones included; blank lines and
+    /// the header are not counted.
+    pub rows_read: u64,
+    /// Line items produced.
+    pub items: u64,
+    /// Distinct customers among the produced items (or records, for a customers file).
+    pub customers: u64,
+    /// Exact number of bad rows.
+    pub bad_row_count: u64,
+    /// The first [`MAX_BAD_ROWS_KEPT`] bad rows, in file order.
+    pub bad_rows: Vec<BadRow>,
+    /// Orders excluded because they were cancelled (Shopify `Cancelled at`, JSON `cancelled_at`).
+    pub cancelled_orders: u64,
+    /// Orders excluded because their payment was voided.
+    pub voided_orders: u64,
+    /// Orders excluded because they were fully refunded.
+    pub refunded_orders: u64,
+    /// Orders kept with their amounts reduced by a partial refund.
+    pub partially_refunded_orders: u64,
+    /// Refund rows kept as negative line items (Square `Event Type` = `Refund`).
+    pub refund_rows: u64,
+    /// Rows without a customer key: skipped (or keyed by order, where the format allows it).
+    pub rows_without_customer: u64,
+    /// Good rows that produced no item: rows of excluded orders and rows without a customer.
+    pub excluded_rows: u64,
+    /// Duplicate keys (catalog products, customers) reported as bad rows.
+    pub duplicates: u64,
+}
+
+impl ParseReport {
+    /// Records a bad row (counted always, kept while fewer than [`MAX_BAD_ROWS_KEPT`]).
+    pub fn push_bad(&mut self, bad: BadRow) {
+        self.bad_row_count += 1;
+        if self.bad_rows.len() < MAX_BAD_ROWS_KEPT {
+            self.bad_rows.push(bad);
+        }
+    }
+
+    /// Applies the bad-row policy: with [`OnBadRows::Fail`] and at least one bad row, an error
+    /// listing the first [`BAD_ROWS_SHOWN`] of them.
+    pub fn check(&self, policy: OnBadRows) -> Result<(), PosError> {
+        if policy == OnBadRows::Fail && self.bad_row_count > 0 {
+            return Err(PosError::BadRows {
+                total: self.bad_row_count,
+                shown: self.bad_rows.iter().take(BAD_ROWS_SHOWN).cloned().collect(),
+            });
+        }
+        Ok(())
+    }
+
+    /// A one-line human summary for logs, e.g.
+    /// `120 rows read, 112 line items, 40 customers, 2 bad rows, 1 cancelled order`.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![
+            plural(self.rows_read, "row read", "rows read"),
+            plural(self.items, "line item", "line items"),
+            plural(self.customers, "customer", "customers"),
+            plural(self.bad_row_count, "bad row", "bad rows"),
+        ];
+        let optional = [
+            (self.cancelled_orders, "cancelled order", "cancelled orders"),
+            (self.voided_orders, "voided order", "voided orders"),
+            (self.refunded_orders, "refunded order", "refunded orders"),
+            (
+                self.partially_refunded_orders,
+                "partially refunded order",
+                "partially refunded orders",
+            ),
+            (self.refund_rows, "refund row", "refund rows"),
+            (
+                self.rows_without_customer,
+                "row without customer",
+                "rows without customer",
+            ),
+            (self.duplicates, "duplicate", "duplicates"),
+        ];
+        for (n, one, many) in optional {
+            if n > 0 {
+                parts.push(plural(n, one, many));
+            }
+        }
+        parts.join(", ")
+    }
+}
+
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Errors that stop a parse (as opposed to bad rows, which are reported).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PosError {
+    /// The file could not be opened or read.
+    Io {
+        /// The file, when known.
+        path: Option<PathBuf>,
+        /// The I/O error kind.
+        kind: io::ErrorKind,
+        /// The I/O error message.
+        message: String,
+    },
+    /// A configured (or required) column is not in the header.
+    MissingColumn {
+        /// The column name looked for.
+        column: String,
+        /// What the column is for (`customer`, `amount`, ...).
+        role: String,
+        /// The header as read.
+        header: Vec<String>,
+        /// A hint (e.g. a likely wrong delimiter), possibly empty.
+        hint: String,
+    },
+    /// The header is unusable (empty file, duplicated column, ...).
+    Header(String),
+    /// The options are invalid (bad date format, conflicting mapping, ...).
+    Config(String),
+    /// [`ParseReport::check`] with [`OnBadRows::Fail`] found bad rows.
+    BadRows {
+        /// Total bad rows.
+        total: u64,
+        /// The first few.
+        shown: Vec<BadRow>,
+    },
+}
+
+impl PosError {
+    /// An I/O error, with the path when known.
+    pub fn io(path: Option<&Path>, err: &io::Error) -> Self {
+        PosError::Io {
+            path: path.map(Path::to_path_buf),
+            kind: err.kind(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Attaches a path to an I/O error that has none.
+    pub fn with_path(self, p: &Path) -> Self {
+        match self {
+            PosError::Io {
+                path: None,
+                kind,
+                message,
+            } => PosError::Io {
+                path: Some(p.to_path_buf()),
+                kind,
+                message,
+            },
+            other => other,
+        }
+    }
+}
+
+impl fmt::Display for PosError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PosError::Io {
+                path: Some(path),
+                message,
+                ..
+            } => {
+                write!(f, "cannot read `{}`: {message}", path.display())
+            }
+            PosError::Io {
+                path: None,
+                message,
+                ..
+            } => write!(f, "read error: {message}"),
+            PosError::MissingColumn {
+                column,
+                role,
+                header,
+                hint,
+            } => {
+                let listed: Vec<String> = header.iter().map(|h| format!("`{h}`")).collect();
+                write!(
+                    f,
+                    "column `{column}` (for {role}) is not in the header; the header has {} \
+                     column{}: {}",
+                    header.len(),
+                    if header.len() == 1 { "" } else { "s" },
+                    listed.join(", ")
+                )?;
+                if !hint.is_empty() {
+                    write!(f, " ({hint})")?;
+                }
+                Ok(())
+            }
+            PosError::Header(message) => write!(f, "bad header: {message}"),
+            PosError::Config(message) => write!(f, "invalid options: {message}"),
+            PosError::BadRows { total, shown } => {
+                write!(
+                    f,
+                    "{total} bad row{} (on_bad_rows: fail)",
+                    if *total == 1 { "" } else { "s" }
+                )?;
+                if !shown.is_empty() {
+                    let what = if (shown.len() as u64) < *total {
+                        "first "
+                    } else {
+                        ""
+                    };
+                    write!(f, "; {what}{}:", shown.len())?;
+                    for bad in shown {
+                        write!(f, "\n  {bad}")?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl std::error::Error for PosError {}
+
+/// Everything a parse produced, collected in memory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Parsed {
+    /// The line items, in file order (Shopify: grouped by order, orders in first-seen order).
+    pub items: Vec<LineItem>,
+    /// The customers seen in produced items, in first-seen order.
+    pub customers: Vec<Customer>,
+    /// Counts and bad rows.
+    pub report: ParseReport,
+}
+
+/// What a streaming parse returns besides the items it handed to the sink.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StreamOutcome {
+    /// The customers seen in produced items, in first-seen order.
+    pub customers: Vec<Customer>,
+    /// Counts and bad rows.
+    pub report: ParseReport,
+}
+
+/// A fast non-cryptographic hasher (the FxHash multiply-rotate) for keys read from local
+/// files, where hash flooding is not a concern; SipHash was a sixth of the parse time.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `HashMap` with [`FxHasher`].
+pub(super) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// Collects customers, keeping for each attribute the value from the latest row.
+#[derive(Debug, Default)]
+pub(super) struct CustomerBook {
+    index: FxMap<String, usize>,
+    entries: Vec<(Customer, [(NaiveDateTime, u64); 3])>,
+}
+
+/// Customer attributes seen on one row.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct CustomerSeen<'a> {
+    pub email: Option<&'a str>,
+    pub name: Option<&'a str>,
+    pub accepts_marketing: Option<bool>,
+}
+
+impl CustomerBook {
+    /// Notes customer `id` on a row at `(ts, line)` with the attributes it carries.
+    pub(super) fn observe(&mut self, id: &str, ts: NaiveDateTime, line: u64, seen: CustomerSeen) {
+        let at = (ts, line);
+        let idx = match self.index.get(id) {
+            Some(&i) => i,
+            None => {
+                let i = self.entries.len();
+                self.index.insert(id.to_string(), i);
+                let customer = Customer {
+                    customer_id: id.to_string(),
+                    ..Customer::default()
+                };
+                self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
+                i
+            }
+        };
+        let Some((customer, stamps)) = self.entries.get_mut(idx) else {
+            return;
+        };
+        if let Some(email) = seen.email
+            && at >= stamps[0]
+        {
+            if customer.email.as_deref() != Some(email) {
+                customer.email = Some(email.to_string());
+            }
+            stamps[0] = at;
+        }
+        if let Some(name) = seen.name
+            && at >= stamps[1]
+        {
+            if customer.name.as_deref() != Some(name) {
+                customer.name = Some(name.to_string());
+            }
+            stamps[1] = at;
+        }
+        if let Some(accepts) = seen.accepts_marketing
+            && at >= stamps[2]
+        {
+            customer.accepts_marketing = Some(accepts);
+            stamps[2] = at;
+        }
+    }
+
+    /// Number of distinct customers.
+    pub(super) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The customers in first-seen order.
+    pub(super) fn into_customers(self) -> Vec<Customer> {
+        self.entries.into_iter().map(|(c, _)| c).collect()
+    }
+}
+
+/// Parses a yes/no flag as exports write it: `yes`/`no`, `true`/`false`, `1`/`0`, `y`/`n`,
+/// `subscribed`/`unsubscribed`/`not_subscribed`, `opted_in`/`opted_out` (any case). Empty is
+/// `Ok(None)`.
+pub fn parse_flag(s: &str) -> Result<Option<bool>, String> {
+    let t = s.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    let lower = t.to_ascii_lowercase();
+    match lower.as_str() {
+        "yes" | "y" | "true" | "t" | "1" | "subscribed" | "opted_in" | "opt_in" => Ok(Some(true)),
+        "no" | "n" | "false" | "f" | "0" | "unsubscribed" | "not_subscribed" | "opted_out"
+        | "opt_out" => Ok(Some(false)),
+        _ => Err(format!("`{t}` is not a yes/no value")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap()
+    }
+
+    #[test]
+    fn bad_row_display_names_line_and_column() {
+        let bad = BadRow::in_column(17, "amount", "`12,3x` is not a number");
+        assert_eq!(
+            bad.to_string(),
+            "line 17: column `amount`: `12,3x` is not a number"
+        );
+        assert_eq!(bad.column.as_deref(), Some("amount"));
+    }
+
+    #[test]
+    fn report_caps_kept_rows_but_counts_all() {
+        let mut report = ParseReport::default();
+        for i in 0..(MAX_BAD_ROWS_KEPT as u64 + 10) {
+            report.push_bad(BadRow::new(i + 2, "x"));
+        }
+        assert_eq!(report.bad_row_count, MAX_BAD_ROWS_KEPT as u64 + 10);
+        assert_eq!(report.bad_rows.len(), MAX_BAD_ROWS_KEPT);
+    }
+
+    #[test]
+    fn check_fails_only_with_fail_policy_and_bad_rows() {
+        let mut report = ParseReport::default();
+        assert!(report.check(OnBadRows::Fail).is_ok());
+        for line in [3, 9, 12, 20, 21, 30, 31] {
+            report.push_bad(BadRow::in_column(line, "amount", "`x` is not a number"));
+        }
+        assert!(report.check(OnBadRows::Skip).is_ok());
+        let err = report.check(OnBadRows::Fail).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("7 bad rows (on_bad_rows: fail); first 5:"),
+            "{text}"
+        );
+        assert!(text.contains("\n  line 3: column `amount`"), "{text}");
+        assert!(
+            text.contains("line 21:") && !text.contains("line 30:"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn summary_mentions_nonzero_counters_only() {
+        let report = ParseReport {
+            rows_read: 10,
+            items: 8,
+            customers: 1,
+            bad_row_count: 1,
+            cancelled_orders: 1,
+            ..ParseReport::default()
+        };
+        assert_eq!(
+            report.summary(),
+            "10 rows read, 8 line items, 1 customer, 1 bad row, 1 cancelled order"
+        );
+    }
+
+    #[test]
+    fn customer_book_keeps_latest_values_per_field() {
+        let mut book = CustomerBook::default();
+        let seen = |email, accepts| CustomerSeen {
+            email,
+            name: None,
+            accepts_marketing: accepts,
+        };
+        // Newest order first, as Shopify exports them.
+        book.observe(
+            "a",
+            ts("2024-03-01 10:00:00"),
+            2,
+            seen(Some("a@x.com"), Some(false)),
+        );
+        book.observe(
+            "a",
+            ts("2024-01-01 10:00:00"),
+            5,
+            seen(Some("old@x.com"), Some(true)),
+        );
+        book.observe("b", ts("2024-01-01 10:00:00"), 6, seen(None, None));
+        book.observe(
+            "a",
+            ts("2024-02-01 10:00:00"),
+            7,
+            CustomerSeen {
+                name: Some("Ann"),
+                ..seen(None, None)
+            },
+        );
+        assert_eq!(book.len(), 2);
+        let customers = book.into_customers();
+        assert_eq!(customers[0].email.as_deref(), Some("a@x.com"));
+        assert_eq!(customers[0].accepts_marketing, Some(false));
+        assert_eq!(customers[0].name.as_deref(), Some("Ann"));
+        assert_eq!(
+            customers[1],
+            Customer {
+                customer_id: "b".into(),
+                ..Customer::default()
+            }
+        );
+    }
+
+    #[test]
+    fn flags_parse_common_spellings() {
+        assert_eq!(parse_flag("Yes"), Ok(Some(true)));
+        assert_eq!(parse_flag(" no "), Ok(Some(false)));
+        assert_eq!(parse_flag("not_subscribed"), Ok(Some(false)));
+        assert_eq!(parse_flag(""), Ok(None));
+        assert!(parse_flag("maybe").unwrap_err().contains("`maybe`"));
+    }
+
+    #[test]
+    fn missing_column_error_lists_header_and_hint() {
+        let err = PosError::MissingColumn {
+            column: "amount".into(),
+            role: "amount".into(),
+            header: vec!["a;b;c".into()],
+            hint: "is the delimiter `;`?".into(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "column `amount` (for amount) is not in the header; the header has 1 column: \
+             `a;b;c` (is the delimiter `;`?)"
+        );
+    }
+
+    #[test]
+    fn utc_conversion_uses_offset() {
+        let item = LineItem {
+            line: 2,
+            order_id: "1".into(),
+            customer_id: "c".into(),
+            timestamp: ts("2024-03-01 21:30:00"),
+            utc_offset_secs: Some(-5 * 3600),
+            product_id: "p".into(),
+            product_name: None,
+            category: None,
+            quantity: 1.0,
+            unit_price: None,
+            amount: 1.0,
+            currency: None,
+        };
+        assert_eq!(item.date(), NaiveDate::from_ymd_opt(2024, 3, 1).unwrap());
+        assert_eq!(item.timestamp_utc(), Some(ts("2024-03-02 02:30:00")));
+    }
+}

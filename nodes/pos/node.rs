@@ -1,0 +1,564 @@
+//! `pos.extract` and `pos.catalog`: POS exports into tables.
+//!
+//! `pos.extract` produces the `transactions` table the segmentation nodes read: one row per line
+//! item with `customer_id, order_id, date, product_id, product_name, category, quantity, amount`
+//! and, when known, `email, customer_name, accepts_marketing`. A catalog fills in product names
+//! and categories; a customers file fills in contact details and marketing consent.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BooleanBuilder, Date32Builder, Float64Builder, Int64Builder, StringBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use async_trait::async_trait;
+use chrono::NaiveDate;
+use serde_json::{Value as Json, json};
+
+use super::{
+    CatalogOptions, Customer, CustomersOptions, Format, LineItem, OnBadRows, ParseReport, PosError,
+};
+use crate::data::Output;
+use crate::node::{
+    ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
+    ParamType, Params,
+};
+
+/// Columns of the `transactions` table, in order.
+pub const TRANSACTION_COLUMNS: [&str; 11] = [
+    "customer_id",
+    "order_id",
+    "date",
+    "product_id",
+    "product_name",
+    "category",
+    "quantity",
+    "amount",
+    "email",
+    "customer_name",
+    "accepts_marketing",
+];
+
+/// Columns of the `catalog` table, in order.
+pub const CATALOG_COLUMNS: [&str; 5] = ["product_id", "name", "category", "price", "stock"];
+
+#[derive(Debug)]
+pub struct Extract;
+
+#[derive(Debug)]
+pub struct CatalogNode;
+
+struct ExtractNode {
+    path: PathBuf,
+    format: Format,
+    catalog: Option<(PathBuf, CatalogOptions)>,
+    customers: Option<(PathBuf, CustomersOptions)>,
+    on_bad_rows: OnBadRows,
+    until: Option<NaiveDate>,
+}
+
+fn on_bad_rows(params: &Params) -> Result<OnBadRows, ParamError> {
+    match params.str_or("on_bad_rows", "fail")? {
+        "fail" => Ok(OnBadRows::Fail),
+        "skip" => Ok(OnBadRows::Skip),
+        other => Err(ParamError::new(
+            "on_bad_rows",
+            format!("`on_bad_rows` must be fail or skip, got `{other}`"),
+        )),
+    }
+}
+
+/// Deserializes an options mapping, locating serde's complaint at the parameter.
+fn options<T: serde::de::DeserializeOwned + Default>(
+    params: &Params,
+    name: &str,
+) -> Result<T, ParamError> {
+    Ok(params.parse::<T>(name)?.unwrap_or_default())
+}
+
+impl NodeType for Extract {
+    fn name(&self) -> &'static str {
+        "pos.extract"
+    }
+    fn summary(&self) -> &'static str {
+        "Reads POS transactions (generic CSV, Shopify orders CSV, Square item sales CSV, JSON Lines) into a transactions table."
+    }
+    fn kinds(&self) -> &'static [NodeKind] {
+        &[NodeKind::Action]
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::required("path", ParamType::Path, "the transactions export"),
+            ParamSpec::with_default(
+                "format",
+                ParamType::String,
+                "csv",
+                "csv, shopify_orders, square_items or jsonl",
+            ),
+            ParamSpec::optional(
+                "options",
+                ParamType::Map,
+                "format options: column mapping, delimiter, date format, decimal separator, ...",
+            ),
+            ParamSpec::optional(
+                "catalog",
+                ParamType::Path,
+                "product catalog CSV: fills in product names and categories",
+            ),
+            ParamSpec::optional(
+                "catalog_options",
+                ParamType::Map,
+                "catalog column mapping and delimiter",
+            ),
+            ParamSpec::optional(
+                "customers",
+                ParamType::Path,
+                "customers CSV: email, name, marketing consent",
+            ),
+            ParamSpec::optional(
+                "customers_options",
+                ParamType::Map,
+                "customers column mapping and delimiter",
+            ),
+            ParamSpec::with_default(
+                "on_bad_rows",
+                ParamType::String,
+                "fail",
+                "fail or skip rows that cannot be read (they are counted and reported with their line numbers)",
+            ),
+            ParamSpec::optional(
+                "until",
+                ParamType::String,
+                "ignore transactions after this date (YYYY-MM-DD)",
+            ),
+        ]
+    }
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        let mut errors = Vec::new();
+        let path = params.path("path").ok().flatten().unwrap_or_default();
+        let format_name = params.str_or("format", "csv").map_err(|e| vec![e])?;
+        let mut tagged = match params.get("options") {
+            Some(Json::Object(map)) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        tagged.insert("format".into(), Json::String(format_name.to_string()));
+        let format = match serde_json::from_value::<Format>(Json::Object(tagged)) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                let msg = e.to_string();
+                let param = if msg.contains("unknown variant") {
+                    "format"
+                } else {
+                    "options"
+                };
+                errors.push(ParamError::new(
+                    param,
+                    format!("{msg} (formats: csv, shopify_orders, square_items, jsonl)"),
+                ));
+                None
+            }
+        };
+        let catalog = match (
+            params.path("catalog"),
+            options::<CatalogOptions>(params, "catalog_options"),
+        ) {
+            (Ok(Some(p)), Ok(o)) => Some((p, o)),
+            (Ok(None), Ok(_)) => None,
+            (Err(e), _) | (_, Err(e)) => {
+                errors.push(e);
+                None
+            }
+        };
+        let customers = match (
+            params.path("customers"),
+            options::<CustomersOptions>(params, "customers_options"),
+        ) {
+            (Ok(Some(p)), Ok(o)) => Some((p, o)),
+            (Ok(None), Ok(_)) => None,
+            (Err(e), _) | (_, Err(e)) => {
+                errors.push(e);
+                None
+            }
+        };
+        let policy = on_bad_rows(params).map_err(|e| errors.push(e)).ok();
+        let until = match params.opt_str("until") {
+            Ok(Some(s)) if !s.is_empty() => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+                Ok(d) => Some(d),
+                Err(_) => {
+                    errors.push(ParamError::new(
+                        "until",
+                        format!("`{s}` is not a date (YYYY-MM-DD)"),
+                    ));
+                    None
+                }
+            },
+            Ok(_) => None,
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Arc::new(ExtractNode {
+            path,
+            format: format.expect("checked"),
+            catalog,
+            customers,
+            on_bad_rows: policy.expect("checked"),
+            until,
+        }))
+    }
+}
+
+fn pos_error(e: PosError) -> NodeError {
+    NodeError::msg(e.to_string())
+}
+
+fn report_json(report: &ParseReport) -> Json {
+    let mut out = serde_json::Map::new();
+    out.insert("rows_read".into(), json!(report.rows_read));
+    out.insert("bad_rows".into(), json!(report.bad_row_count));
+    if !report.bad_rows.is_empty() {
+        let first: Vec<String> = report
+            .bad_rows
+            .iter()
+            .take(5)
+            .map(|b| b.to_string())
+            .collect();
+        out.insert("first_bad_rows".into(), json!(first));
+    }
+    // Only the exclusions that happened, so `flow runs show` stays readable.
+    for (name, count) in [
+        ("cancelled_orders", report.cancelled_orders),
+        ("voided_orders", report.voided_orders),
+        ("refunded_orders", report.refunded_orders),
+        (
+            "partially_refunded_orders",
+            report.partially_refunded_orders,
+        ),
+        ("refund_rows", report.refund_rows),
+        ("rows_without_customer", report.rows_without_customer),
+        ("duplicates", report.duplicates),
+    ] {
+        if count > 0 {
+            out.insert(name.into(), json!(count));
+        }
+    }
+    Json::Object(out)
+}
+
+#[async_trait]
+impl Node for ExtractNode {
+    fn output_columns(&self, _: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        Some(TRANSACTION_COLUMNS.iter().map(|c| c.to_string()).collect())
+    }
+
+    async fn run(&self, _ctx: NodeContext, _inputs: Inputs) -> Result<Output, NodeError> {
+        let path = self.path.clone();
+        let format = self.format.clone();
+        let catalog = self.catalog.clone();
+        let customers = self.customers.clone();
+        let (policy, until) = (self.on_bad_rows, self.until);
+        // Parsing is CPU-bound: keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            extract(&path, &format, catalog, customers, policy, until)
+        })
+        .await
+        .map_err(|e| NodeError::msg(format!("extract task failed: {e}")))?
+    }
+}
+
+fn extract(
+    path: &std::path::Path,
+    format: &Format,
+    catalog: Option<(PathBuf, CatalogOptions)>,
+    customers: Option<(PathBuf, CustomersOptions)>,
+    policy: OnBadRows,
+    until: Option<NaiveDate>,
+) -> Result<Output, NodeError> {
+    let catalog = match &catalog {
+        Some((p, o)) => {
+            let c = super::parse_catalog_file(p, o).map_err(pos_error)?;
+            c.report
+                .check(policy)
+                .map_err(|e| NodeError::msg(format!("{}: {e}", p.display())))?;
+            Some(c)
+        }
+        None => None,
+    };
+    let products: HashMap<&str, (Option<&str>, Option<&str>)> = catalog
+        .iter()
+        .flat_map(|c| c.products.iter())
+        .map(|p| {
+            (
+                p.product_id.as_str(),
+                (p.name.as_deref(), p.category.as_deref()),
+            )
+        })
+        .collect();
+
+    let mut b = Builders::default();
+    let mut after_until = 0u64;
+    let mut keep = |item: LineItem| {
+        let date = item.date();
+        if until.is_some_and(|u| date > u) {
+            after_until += 1;
+            return;
+        }
+        b.push(item, date, &products);
+    };
+    let outcome = super::parse_file_with(path, format, &mut keep).map_err(pos_error)?;
+    let report = outcome.report;
+    report
+        .check(policy)
+        .map_err(|e| NodeError::msg(format!("{}: {e}", path.display())))?;
+    if report.bad_row_count > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "skipped {} bad rows; first: {}",
+            report.bad_row_count,
+            report.bad_rows.first().map(|b| b.to_string()).unwrap_or_default()
+        );
+    }
+
+    // Customer details: from the export itself, overridden by a customers file.
+    let mut people: HashMap<String, Customer> = outcome
+        .customers
+        .into_iter()
+        .map(|c| (c.customer_id.clone(), c))
+        .collect();
+    let mut customers_report = None;
+    if let Some((p, o)) = &customers {
+        let list = super::parse_customers_file(p, o).map_err(pos_error)?;
+        list.report
+            .check(policy)
+            .map_err(|e| NodeError::msg(format!("{}: {e}", p.display())))?;
+        customers_report = Some(report_json(&list.report));
+        for c in list.customers {
+            let entry = people
+                .entry(c.customer_id.clone())
+                .or_insert_with(|| c.clone());
+            entry.email = c.email.or(entry.email.take());
+            entry.name = c.name.or(entry.name.take());
+            entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
+        }
+    }
+    let rows = b.customer_id.len() as u64;
+    let batch = b.finish(&people)?;
+    let mut out = Output::table(batch)
+        .with_meta("source", path.display().to_string())
+        .with_meta("format", format.name())
+        .with_meta("report", report_json(&report))
+        .with_meta("rows", rows);
+    if after_until > 0 {
+        out = out.with_meta("after_until", after_until);
+    }
+    if let Some(c) = &catalog {
+        out = out.with_meta("catalog_products", c.products.len() as u64);
+    }
+    if let Some(r) = customers_report {
+        out = out.with_meta("customers_report", r);
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Builders {
+    customer_id: Vec<String>,
+    order_id: StringBuilder,
+    date: Date32Builder,
+    product_id: StringBuilder,
+    product_name: StringBuilder,
+    category: StringBuilder,
+    quantity: Float64Builder,
+    amount: Float64Builder,
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+
+impl Builders {
+    fn push(
+        &mut self,
+        item: LineItem,
+        date: NaiveDate,
+        products: &HashMap<&str, (Option<&str>, Option<&str>)>,
+    ) {
+        let known = products.get(item.product_id.as_str());
+        self.order_id.append_value(&item.order_id);
+        self.date.append_value((date - EPOCH).num_days() as i32);
+        self.product_id.append_value(&item.product_id);
+        self.product_name
+            .append_option(item.product_name.as_deref().or(known.and_then(|k| k.0)));
+        self.category
+            .append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
+        self.quantity.append_value(item.quantity);
+        self.amount.append_value(item.amount);
+        self.customer_id.push(item.customer_id);
+    }
+
+    fn finish(mut self, people: &HashMap<String, Customer>) -> Result<RecordBatch, NodeError> {
+        let mut customer_id = StringBuilder::new();
+        let mut email = StringBuilder::new();
+        let mut name = StringBuilder::new();
+        let mut consent = BooleanBuilder::new();
+        for id in &self.customer_id {
+            let person = people.get(id);
+            customer_id.append_value(id);
+            email.append_option(person.and_then(|p| p.email.as_deref()));
+            name.append_option(person.and_then(|p| p.name.as_deref()));
+            consent.append_option(person.and_then(|p| p.accepts_marketing));
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(customer_id.finish()),
+            Arc::new(self.order_id.finish()),
+            Arc::new(self.date.finish()),
+            Arc::new(self.product_id.finish()),
+            Arc::new(self.product_name.finish()),
+            Arc::new(self.category.finish()),
+            Arc::new(self.quantity.finish()),
+            Arc::new(self.amount.finish()),
+            Arc::new(email.finish()),
+            Arc::new(name.finish()),
+            Arc::new(consent.finish()),
+        ];
+        let types = [
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Date32,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Float64,
+            DataType::Float64,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Boolean,
+        ];
+        let fields: Vec<Field> = TRANSACTION_COLUMNS
+            .iter()
+            .zip(types)
+            .map(|(name, ty)| {
+                Field::new(
+                    *name,
+                    ty,
+                    !matches!(
+                        *name,
+                        "customer_id" | "order_id" | "date" | "product_id" | "quantity" | "amount"
+                    ),
+                )
+            })
+            .collect();
+        Ok(RecordBatch::try_new(
+            Arc::new(Schema::new(fields)),
+            columns,
+        )?)
+    }
+}
+
+struct CatalogReader {
+    path: PathBuf,
+    options: CatalogOptions,
+    on_bad_rows: OnBadRows,
+}
+
+impl NodeType for CatalogNode {
+    fn name(&self) -> &'static str {
+        "pos.catalog"
+    }
+    fn summary(&self) -> &'static str {
+        "Reads a product catalog CSV (product id, name, category, price, stock) into a table."
+    }
+    fn kinds(&self) -> &'static [NodeKind] {
+        &[NodeKind::Action]
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::required("path", ParamType::Path, "the catalog CSV"),
+            ParamSpec::optional(
+                "options",
+                ParamType::Map,
+                "column mapping (product_id, name, category, price, stock), delimiter, decimal separator",
+            ),
+            ParamSpec::with_default(
+                "on_bad_rows",
+                ParamType::String,
+                "fail",
+                "fail or skip rows that cannot be read",
+            ),
+        ]
+    }
+    fn configure(
+        &self,
+        params: &Params,
+        _: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        let mut errors = Vec::new();
+        let path = params.path("path").ok().flatten().unwrap_or_default();
+        let options = options::<CatalogOptions>(params, "options")
+            .map_err(|e| errors.push(e))
+            .ok();
+        let policy = on_bad_rows(params).map_err(|e| errors.push(e)).ok();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Arc::new(CatalogReader {
+            path,
+            options: options.expect("checked"),
+            on_bad_rows: policy.expect("checked"),
+        }))
+    }
+}
+
+#[async_trait]
+impl Node for CatalogReader {
+    fn output_columns(&self, _: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        Some(CATALOG_COLUMNS.iter().map(|c| c.to_string()).collect())
+    }
+
+    async fn run(&self, _ctx: NodeContext, _inputs: Inputs) -> Result<Output, NodeError> {
+        let catalog = super::parse_catalog_file(&self.path, &self.options).map_err(pos_error)?;
+        catalog
+            .report
+            .check(self.on_bad_rows)
+            .map_err(|e| NodeError::msg(format!("{}: {e}", self.path.display())))?;
+        let mut id = StringBuilder::new();
+        let mut name = StringBuilder::new();
+        let mut category = StringBuilder::new();
+        let mut price = Float64Builder::new();
+        let mut stock = Int64Builder::new();
+        for p in &catalog.products {
+            id.append_value(&p.product_id);
+            name.append_option(p.name.as_deref());
+            category.append_option(p.category.as_deref());
+            price.append_option(p.price);
+            stock.append_option(p.stock);
+        }
+        let schema = Schema::new(vec![
+            Field::new("product_id", DataType::Utf8, false),
+            Field::new("name", DataType::Utf8, true),
+            Field::new("category", DataType::Utf8, true),
+            Field::new("price", DataType::Float64, true),
+            Field::new("stock", DataType::Int64, true),
+        ]);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(id.finish()),
+            Arc::new(name.finish()),
+            Arc::new(category.finish()),
+            Arc::new(price.finish()),
+            Arc::new(stock.finish()),
+        ];
+        let batch = RecordBatch::try_new(Arc::new(schema), columns)?;
+        Ok(Output::table(batch)
+            .with_meta("source", self.path.display().to_string())
+            .with_meta("report", report_json(&catalog.report)))
+    }
+}
