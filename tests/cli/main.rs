@@ -9,6 +9,7 @@ mod kill;
 mod resume;
 mod retry_timeout;
 mod run;
+mod segmentation;
 mod skip_join;
 mod store;
 mod support;

@@ -111,6 +111,7 @@ impl Workspace {
             args: Vec::new(),
             expected: Some(0),
             timeout: Duration::from_secs(60),
+            envs: Vec::new(),
         }
     }
 
@@ -279,6 +280,8 @@ pub struct Flow<'a> {
     /// `None`: any exit code is fine.
     expected: Option<i32>,
     timeout: Duration,
+    /// Extra environment variables for the `flow` process.
+    envs: Vec<(OsString, OsString)>,
 }
 
 impl Flow<'_> {
@@ -293,6 +296,12 @@ impl Flow<'_> {
         S: Into<OsString>,
     {
         self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets an environment variable for the `flow` process.
+    pub fn env(mut self, name: impl Into<OsString>, value: impl Into<OsString>) -> Self {
+        self.envs.push((name.into(), value.into()));
         self
     }
 
@@ -328,6 +337,7 @@ impl Flow<'_> {
             .args(&self.args)
             .env_remove("FLOW_STATE")
             .env_remove("RUST_LOG")
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .timeout(self.timeout);
         let out = cmd.output().expect("run flow");
         let output = Output {
