@@ -185,6 +185,23 @@ mod tests {
     }
 
     #[test]
+    fn large_outputs_live_in_files_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
+        let record = NodeRecord::new("wide");
+        store
+            .apply(vec![Write::Node { run_id: "r1".into(), record, output: Some(big.clone()) }])
+            .unwrap();
+        store.flush().unwrap();
+        assert!(dir.path().join("outputs/r1/wide.out").exists());
+        assert_eq!(store.output("r1", "wide").unwrap().unwrap(), big);
+        drop(store);
+        let again = SledStore::open(dir.path()).unwrap();
+        assert_eq!(again.output("r1", "wide").unwrap().unwrap(), big);
+    }
+
+    #[test]
     fn sled_store_contract_and_lock() {
         let dir = tempfile::tempdir().unwrap();
         let store = SledStore::open(dir.path()).unwrap();

@@ -103,7 +103,9 @@ impl Drop for SledStore {
 fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(db_path)
-        .mode(sled::Mode::HighThroughput);
+        .mode(sled::Mode::HighThroughput)
+        // Records are small (large outputs live in files), so a small cache is enough.
+        .cache_capacity(64 * 1024 * 1024);
     // sled panics on some damaged files instead of returning an error.
     match std::panic::catch_unwind(AssertUnwindSafe(|| config.open())) {
         Ok(Ok(db)) => Ok(db),
@@ -267,6 +269,46 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
     serde_json::from_slice(&std::fs::read(dir.join(CLEAN_MARK)).ok()?).ok()
 }
 
+/// Outputs at least this large live in files beside the database (sled keeps values in its
+/// page cache and log; a large table there costs memory and a second copy on every flush).
+const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
+/// The database value for an output kept in a file: this mark, then the file's relative path.
+const OUTPUT_FILE_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
+
+impl SledStore {
+    /// Writes a large output to `outputs/RUN/NODE.out` (fsynced, renamed into place, directory
+    /// fsynced) and replaces it in the write by a reference. The file is durable before the
+    /// batch that marks the node succeeded, so a crash leaves at worst an unreferenced file,
+    /// which the node's re-run overwrites.
+    fn spill_large_output(&self, write: Write) -> Result<Write, StoreError> {
+        let Write::Node { run_id, record, output: Some(bytes) } = write else {
+            return Ok(write);
+        };
+        if bytes.len() < OUTPUT_FILE_THRESHOLD {
+            return Ok(Write::Node { run_id, record, output: Some(bytes) });
+        }
+        let relative = format!("outputs/{run_id}/{}.out", record.node_id);
+        let path = self.dir.join(&relative);
+        let fail = |e: std::io::Error| {
+            StoreError::Io(format!("cannot write the output file {}: {e}", path.display()))
+        };
+        let parent = path.parent().expect("has a parent");
+        std::fs::create_dir_all(parent).map_err(fail)?;
+        let tmp = path.with_extension("out.tmp");
+        {
+            use std::io::Write as _;
+            let mut file = File::create(&tmp).map_err(fail)?;
+            file.write_all(&bytes).map_err(fail)?;
+            file.sync_all().map_err(fail)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(fail)?;
+        File::open(parent).and_then(|d| d.sync_all()).map_err(fail)?;
+        let mut reference = OUTPUT_FILE_MARK.to_vec();
+        reference.extend_from_slice(relative.as_bytes());
+        Ok(Write::Node { run_id, record, output: Some(reference) })
+    }
+}
+
 fn is_lock_error(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
 }
@@ -287,6 +329,10 @@ fn io(e: sled::Error) -> StoreError {
 
 impl StateStore for SledStore {
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        let writes = writes
+            .into_iter()
+            .map(|w| self.spill_large_output(w))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut batch = sled::Batch::default();
         for (k, v) in to_pairs(writes)? {
             batch.insert(k.as_bytes(), v);
@@ -325,11 +371,19 @@ impl StateStore for SledStore {
     }
 
     fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self
-            .db
-            .get(keys::output(run_id, node_id))
-            .map_err(io)?
-            .map(|v| v.to_vec()))
+        let Some(value) = self.db.get(keys::output(run_id, node_id)).map_err(io)? else {
+            return Ok(None);
+        };
+        match value.strip_prefix(OUTPUT_FILE_MARK) {
+            Some(name) => {
+                let path = self.dir.join(String::from_utf8_lossy(name).as_ref());
+                std::fs::read(&path).map(Some).map_err(|e| StoreError::Corrupt {
+                    what: format!("output of `{node_id}` in run {run_id}"),
+                    reason: format!("cannot read {}: {e}", path.display()),
+                })
+            }
+            None => Ok(Some(value.to_vec())),
+        }
     }
 
     fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
