@@ -17,7 +17,6 @@
 //!   their line numbers and reasons. Whether they fail the run is the caller's choice
 //!   ([`ParseReport::check`] with [`OnBadRows`]).
 
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -372,31 +371,9 @@ pub struct StreamOutcome {
     pub report: ParseReport,
 }
 
-/// A fast non-cryptographic hasher (the FxHash multiply-rotate) for keys read from local
-/// files, where hash flooding is not a concern; SipHash was a sixth of the parse time.
-#[derive(Debug, Default, Clone, Copy)]
-pub(super) struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x517c_c1b7_2722_0a95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-/// `HashMap` with [`FxHasher`].
-pub(super) type FxMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// `HashMap` with rustc-hash's fast hasher. (A plain FxHash without a finishing step leaves
+/// the low bits of ids like `C0000001` equal, and hash tables then degrade to linear scans.)
+pub(super) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 
 /// Collects customers, keeping for each attribute the value from the latest row.
 #[derive(Debug, Default)]

@@ -402,61 +402,10 @@ pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
     (order, rank)
 }
 
-/// FxHash-style hasher for string keys: much faster than SipHash for short ids, and the keys
-/// come from the workflow's own data (no untrusted-input DoS concern for a batch job).
-#[derive(Default, Clone, Copy)]
-pub(crate) struct FastHash;
-
-impl std::hash::BuildHasher for FastHash {
-    type Hasher = FxHasher;
-    fn build_hasher(&self) -> FxHasher {
-        FxHasher(0)
-    }
-}
-
-pub(crate) struct FxHasher(u64);
-
-const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-const FX_FINISH: u64 = 0x9e37_79b9_7f4a_7c15;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(FX_SEED);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            self.add(u64::from_le_bytes(chunk.try_into().expect("8 bytes")));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut buf = [0u8; 8];
-            buf[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(buf));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(u64::from(i));
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        // A multiply only carries differences upwards; fold the high half of a full product
-        // back in so every bit of the state reaches the low bits the table indexes with (keys
-        // such as f64 bit patterns differ only in their high bits).
-        let full = u128::from(self.0) * u128::from(FX_FINISH);
-        (full as u64) ^ ((full >> 64) as u64)
-    }
-}
+/// A fast hasher for the ids of the workflow's own data (no untrusted-input concern for a batch
+/// job). rustc-hash 2 mixes every input bit into the bits a hash table indexes with, so ids that
+/// differ only in their last characters (`C0000001`, `C0000002`, ...) do not collide.
+pub(crate) use rustc_hash::FxBuildHasher as FastHash;
 
 #[cfg(test)]
 pub(crate) mod test_support {
