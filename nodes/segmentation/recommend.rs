@@ -42,7 +42,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -345,6 +345,26 @@ impl<'a> Ids<'a> {
         }
         (id, id == next)
     }
+}
+
+/// [`Ids`] owning its strings, for the index shared across the nodes of a run.
+#[derive(Default)]
+struct OwnedIds {
+    map: HashMap<Box<str>, u32, FastHash>,
+    names: Vec<Box<str>>,
+}
+
+impl OwnedIds {
+    /// The index of `s` and whether it is new.
+    fn intern(&mut self, s: &str) -> (u32, bool) {
+        if let Some(&id) = self.map.get(s) {
+            return (id, false);
+        }
+        let id = self.names.len() as u32;
+        self.map.insert(s.into(), id);
+        self.names.push(s.into());
+        (id, true)
+    }
 
     fn get(&self, s: &str) -> Option<u32> {
         self.map.get(s).copied()
@@ -353,14 +373,20 @@ impl<'a> Ids<'a> {
     fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// The position of each string in sorted order.
+    fn sorted_ranks(&self) -> Vec<u32> {
+        let names: Vec<&str> = self.names.iter().map(|s| &**s).collect();
+        sorted_ranks(&names).1
+    }
 }
 
 /// Products by dense index: catalog items first, then ids seen only in transactions (never
 /// recommended, but they seed cross-sell and name the reason).
 #[derive(Default)]
-struct Products<'a> {
-    ids: Ids<'a>,
-    name: Vec<Option<&'a str>>,
+struct Products {
+    ids: OwnedIds,
+    name: Vec<Option<Box<str>>>,
     category: Vec<Option<u32>>,
     /// Catalog price; NaN when unknown.
     price: Vec<f64>,
@@ -368,12 +394,12 @@ struct Products<'a> {
     available: Vec<bool>,
 }
 
-impl<'a> Products<'a> {
+impl Products {
     /// The index of `id` and whether it is new (added as not in the catalog).
-    fn index(&mut self, id: &'a str, name: Option<&'a str>, category: Option<u32>) -> (u32, bool) {
+    fn index(&mut self, id: &str, name: Option<&str>, category: Option<u32>) -> (u32, bool) {
         let (p, new) = self.ids.intern(id);
         if new {
-            self.name.push(name);
+            self.name.push(name.map(Into::into));
             self.category.push(category);
             self.price.push(f64::NAN);
             self.available.push(false);
@@ -381,8 +407,10 @@ impl<'a> Products<'a> {
         (p, new)
     }
 
-    fn display_name(&self, p: u32) -> &'a str {
-        self.name[p as usize].unwrap_or(self.ids.names[p as usize])
+    fn display_name(&self, p: u32) -> &str {
+        self.name[p as usize]
+            .as_deref()
+            .unwrap_or(&self.ids.names[p as usize])
     }
 }
 
@@ -428,23 +456,23 @@ struct Line {
     category: Option<u32>,
 }
 
-/// Candidate lists built once per run.
+/// Candidate lists built once per run (most of them shared by the run's nodes).
 #[derive(Default)]
-struct Candidates {
+struct Candidates<'r> {
     /// Per category: available items with sales, best first.
-    best_by_category: Vec<Vec<u32>>,
-    best_overall: Vec<u32>,
+    best_by_category: &'r [Vec<u32>],
+    best_overall: &'r [u32],
     /// Units sold per product.
-    units: Vec<f64>,
+    units: &'r [f64],
     /// Rising items with their trend score, best first.
-    trending: Vec<(u32, f64)>,
+    trending: &'r [(u32, f64)],
     /// Per category: available priced items by price ascending.
-    by_price: Vec<Vec<u32>>,
+    by_price: &'r [Vec<u32>],
     /// Cross-sell partners per product (best lift first): CSR offsets into `partners`.
-    partner_offsets: Vec<usize>,
-    partners: Vec<(u32, f64)>,
+    partner_offsets: &'r [usize],
+    partners: &'r [(u32, f64)],
     /// Median repurchase interval per product over all customers (NaN when unknown).
-    interval: Vec<f64>,
+    interval: &'r [f64],
 }
 
 /// Per-customer scratch space, reset by stamping with the customer's number.
@@ -510,7 +538,7 @@ fn median(values: &mut [f64]) -> f64 {
 
 /// What the per-customer strategies share.
 struct Ranker<'r> {
-    cand: &'r Candidates,
+    cand: &'r Candidates<'r>,
     price: &'r [f64],
     available: &'r [bool],
     /// Position of each product id in sorted order (the tie-break).
@@ -653,7 +681,7 @@ impl Ranker<'_> {
     }
 
     fn seasonal(&self, s: &mut Scratch, picks: &mut Vec<Pick>) {
-        for &(p, score) in &self.cand.trending {
+        for &(p, score) in self.cand.trending {
             if picks.len() >= self.top_k {
                 break;
             }
@@ -710,7 +738,7 @@ impl Ranker<'_> {
         }
         self.sort_and_keep(picks, from);
         // Items cut by the truncation stay marked; they are not needed again.
-        for &p in &self.cand.best_overall {
+        for &p in self.cand.best_overall {
             if picks.len() >= self.top_k {
                 break;
             }
@@ -851,29 +879,476 @@ impl OutBuilders {
     }
 }
 
-/// The id of row `i`'s value in an optional text column.
-fn intern_cell<'a>(col: &'a Option<TextColumn>, i: usize, ids: &mut Ids<'a>) -> Option<u32> {
-    col.as_ref().and_then(|c| c.get(i)).map(|s| ids.intern(s).0)
+/// The catalog's columns.
+struct CatalogColumns {
+    id: TextColumn,
+    name: Option<TextColumn>,
+    category: Option<TextColumn>,
+    price: Option<arrow_array::Float64Array>,
+    stock: arrow_array::Float64Array,
+}
+
+impl CatalogColumns {
+    fn new(catalog: &RecordBatch) -> Result<Self, NodeError> {
+        Ok(CatalogColumns {
+            id: text_column(catalog, "product_id")?.ok_or_else(|| {
+                missing_column(catalog, "product_id", "the catalog's product key")
+            })?,
+            name: match text_column(catalog, "name")? {
+                Some(c) => Some(c),
+                None => text_column(catalog, "product_name")?,
+            },
+            category: text_column(catalog, "category")?,
+            price: f64_column(catalog, "price")?,
+            stock: f64_column(catalog, "stock")?
+                .ok_or_else(|| missing_column(catalog, "stock", "inventory availability"))?,
+        })
+    }
+}
+
+/// The segment-independent part of a run: the catalog and the transactions indexed once, for
+/// every recommend node of the run (see [`shared_index`]). Built from the catalog and the
+/// transactions with the `analysis_date` and `recent_days` of the key, nothing else.
+struct SharedIndex {
+    /// Catalog categories, then the ones seen only in transactions.
+    categories: OwnedIds,
+    category_rank: Vec<u32>,
+    products: Products,
+    /// Position of each product id in sorted order.
+    id_rank: Vec<u32>,
+    catalog_items: usize,
+    out_of_stock: u64,
+    duplicate_catalog_rows: u64,
+    end: i32,
+    rows_after: u64,
+    refund_rows: u64,
+    incomplete_rows: u64,
+    /// Every customer of the kept transaction rows, by first appearance.
+    buyers: HashMap<Box<str>, u32, FastHash>,
+    /// The kept transaction rows in input order; `cust` indexes `buyers`.
+    lines: Vec<Line>,
+    /// Rows of `lines` by buyer (CSR offsets per buyer), each buyer's by (item, day); `None`
+    /// when rows with the same buyer, item and day differ, as the order among them (the
+    /// unstable sort's) then matters for sums.
+    by_buyer: Option<(Vec<usize>, Vec<u32>)>,
+    units: Vec<f64>,
+    recent: Vec<f64>,
+    prior: Vec<f64>,
+    /// Candidate lists, each built when a strategy first needs it.
+    bestsellers: OnceLock<(Vec<Vec<u32>>, Vec<u32>)>,
+    trending: OnceLock<Vec<(u32, f64)>>,
+    by_price: OnceLock<Vec<Vec<u32>>>,
+    interval: OnceLock<Vec<f64>>,
+}
+
+impl SharedIndex {
+    fn build(
+        catalog: &RecordBatch,
+        tx: &RecordBatch,
+        analysis_date: Option<i32>,
+        recent_days: i32,
+    ) -> Result<Self, NodeError> {
+        #[cfg(test)]
+        tests::BUILDS.with(|b| b.set(b.get() + 1));
+        let cat = CatalogColumns::new(catalog)?;
+        let need = |name: &str, why: &str| missing_column(tx, name, why);
+        let tx_customer = text_column(tx, "customer_id")?
+            .ok_or_else(|| need("customer_id", "the customer key"))?;
+        let tx_product =
+            text_column(tx, "product_id")?.ok_or_else(|| need("product_id", "the product key"))?;
+        let tx_date = date_column(tx, "date")?.ok_or_else(|| need("date", "the purchase date"))?;
+        let tx_quantity = f64_column(tx, "quantity")?;
+        let tx_amount = f64_column(tx, "amount")?;
+        let tx_category = text_column(tx, "category")?;
+        let tx_name = text_column(tx, "product_name")?;
+
+        // --- Catalog -------------------------------------------------------------------------
+        let mut categories = OwnedIds::default();
+        let mut products = Products::default();
+        let (mut out_of_stock, mut duplicate_catalog_rows) = (0u64, 0u64);
+        for i in 0..catalog.num_rows() {
+            let Some(id) = cat.id.get(i) else { continue };
+            let category = cat
+                .category
+                .as_ref()
+                .and_then(|c| c.get(i))
+                .map(|c| categories.intern(c).0);
+            let name = cat.name.as_ref().and_then(|c| c.get(i));
+            let (p, new) = products.index(id, name, category);
+            if !new {
+                duplicate_catalog_rows += 1;
+                continue;
+            }
+            let p = p as usize;
+            products.price[p] = cat
+                .price
+                .as_ref()
+                .filter(|c| c.is_valid(i))
+                .map_or(f64::NAN, |c| c.value(i));
+            let in_stock = cat.stock.is_valid(i) && cat.stock.value(i) > 0.0;
+            products.available[p] = in_stock;
+            if !in_stock {
+                out_of_stock += 1;
+            }
+        }
+        let catalog_items = products.ids.len();
+
+        // --- Transactions --------------------------------------------------------------------
+        let end = match analysis_date {
+            Some(d) => d,
+            None => (0..tx.num_rows())
+                .filter(|&i| tx_date.is_valid(i))
+                .map(|i| tx_date.value(i))
+                .max()
+                .unwrap_or(0),
+        };
+        let recent_start = end - recent_days; // exclusive
+        let prior_start = recent_start - recent_days; // exclusive
+        let value = |col: &Option<arrow_array::Float64Array>, i: usize| {
+            col.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
+        };
+
+        let mut units_sold: Vec<f64> = Vec::new();
+        let mut recent: Vec<f64> = Vec::new();
+        let mut prior: Vec<f64> = Vec::new();
+        let mut lines: Vec<Line> = Vec::with_capacity(tx.num_rows());
+        let mut buyers: HashMap<Box<str>, u32, FastHash> = HashMap::default();
+        let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
+        let mut last_customer: Option<(&str, u32)> = None;
+        for i in 0..tx.num_rows() {
+            let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
+                incomplete_rows += 1;
+                continue;
+            };
+            if !tx_date.is_valid(i) {
+                incomplete_rows += 1;
+                continue;
+            }
+            let day = tx_date.value(i);
+            if day > end {
+                rows_after += 1;
+                continue;
+            }
+            let quantity = value(&tx_quantity, i);
+            let amount = value(&tx_amount, i);
+            if quantity.is_some_and(|q| q < 0.0) || amount.is_some_and(|a| a < 0.0) {
+                refund_rows += 1;
+                continue;
+            }
+            let category = tx_category
+                .as_ref()
+                .and_then(|col| col.get(i))
+                .map(|s| categories.intern(s).0);
+            let name = tx_name.as_ref().and_then(|col| col.get(i));
+            let (item, _) = products.index(pid, name, category);
+            let p = item as usize;
+            // The catalog's name and category win; the transactions fill in what it lacks.
+            if products.category[p].is_none() {
+                products.category[p] = category;
+            }
+            if products.name[p].is_none() && name.is_some() {
+                products.name[p] = name.map(Into::into);
+            }
+            if p >= units_sold.len() {
+                let len = products.ids.len().max(p + 1);
+                units_sold.resize(len, 0.0);
+                recent.resize(len, 0.0);
+                prior.resize(len, 0.0);
+            }
+            let units = quantity.unwrap_or(1.0);
+            units_sold[p] += units;
+            if day > recent_start {
+                recent[p] += units;
+            } else if day > prior_start {
+                prior[p] += units;
+            }
+            // Rows of one customer usually come together: remember the last look-up.
+            let cust = match last_customer {
+                Some((last, id)) if last == c => id,
+                _ => {
+                    let next = buyers.len() as u32;
+                    let id = match buyers.get(c) {
+                        Some(&id) => id,
+                        None => {
+                            buyers.insert(c.into(), next);
+                            next
+                        }
+                    };
+                    last_customer = Some((c, id));
+                    id
+                }
+            };
+            let price = products.price[p];
+            lines.push(Line {
+                cust,
+                item,
+                day,
+                spend: amount.unwrap_or(if price.is_finite() {
+                    price * units
+                } else {
+                    0.0
+                }),
+                units,
+                category: products.category[p].or(category),
+            });
+        }
+        let by_buyer = group_by_buyer(&lines, buyers.len());
+        let n = products.ids.len();
+        units_sold.resize(n, 0.0);
+        recent.resize(n, 0.0);
+        prior.resize(n, 0.0);
+        Ok(SharedIndex {
+            category_rank: categories.sorted_ranks(),
+            categories,
+            id_rank: products.ids.sorted_ranks(),
+            products,
+            catalog_items,
+            out_of_stock,
+            duplicate_catalog_rows,
+            end,
+            rows_after,
+            refund_rows,
+            incomplete_rows,
+            buyers,
+            lines,
+            by_buyer,
+            units: units_sold,
+            recent,
+            prior,
+            bestsellers: OnceLock::new(),
+            trending: OnceLock::new(),
+            by_price: OnceLock::new(),
+            interval: OnceLock::new(),
+        })
+    }
+
+    /// Best first: higher score, then lower product id.
+    fn order(&self, a: &(u32, f64), b: &(u32, f64)) -> std::cmp::Ordering {
+        b.1.total_cmp(&a.1)
+            .then(self.id_rank[a.0 as usize].cmp(&self.id_rank[b.0 as usize]))
+    }
+
+    /// Per category and overall: available items with sales, best first.
+    fn bestsellers(&self) -> &(Vec<Vec<u32>>, Vec<u32>) {
+        self.bestsellers.get_or_init(|| {
+            let products = &self.products;
+            let mut overall: Vec<(u32, f64)> = (0..self.catalog_items as u32)
+                .filter(|&p| products.available[p as usize] && self.units[p as usize] > 0.0)
+                .map(|p| (p, self.units[p as usize]))
+                .collect();
+            overall.sort_unstable_by(|a, b| self.order(a, b));
+            let mut by_category = vec![Vec::new(); self.categories.len()];
+            for &(p, _) in &overall {
+                if let Some(c) = products.category[p as usize] {
+                    by_category[c as usize].push(p);
+                }
+            }
+            (by_category, overall.into_iter().map(|(p, _)| p).collect())
+        })
+    }
+
+    /// Rising items with their trend score, best first.
+    fn trending(&self) -> &[(u32, f64)] {
+        self.trending.get_or_init(|| {
+            let mut trending: Vec<(u32, f64)> = (0..self.catalog_items as u32)
+                .filter(|&p| self.products.available[p as usize])
+                .filter_map(|p| {
+                    let (r, b) = (self.recent[p as usize], self.prior[p as usize]);
+                    (r > b).then(|| (p, (r - b) / (r + b).sqrt()))
+                })
+                .collect();
+            trending.sort_unstable_by(|a, b| self.order(a, b));
+            trending
+        })
+    }
+
+    /// Per category: available priced items by price ascending.
+    fn by_price(&self) -> &[Vec<u32>] {
+        self.by_price.get_or_init(|| {
+            let products = &self.products;
+            let mut by_price = vec![Vec::new(); self.categories.len()];
+            for p in 0..self.catalog_items {
+                let price = products.price[p];
+                if products.available[p]
+                    && price.is_finite()
+                    && price > 0.0
+                    && let Some(c) = products.category[p]
+                {
+                    by_price[c as usize].push(p as u32);
+                }
+            }
+            for list in &mut by_price {
+                list.sort_unstable_by(|&a, &b| {
+                    products.price[a as usize]
+                        .total_cmp(&products.price[b as usize])
+                        .then(self.id_rank[a as usize].cmp(&self.id_rank[b as usize]))
+                });
+            }
+            by_price
+        })
+    }
+
+    /// Median repurchase interval per product over all customers (NaN when unknown).
+    fn interval(&self) -> &[f64] {
+        self.interval.get_or_init(|| {
+            let mut all_buys: Vec<(u32, u32, i32)> =
+                self.lines.iter().map(|l| (l.item, l.cust, l.day)).collect();
+            all_buys.sort_unstable();
+            all_buys.dedup();
+            let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); self.products.ids.len()];
+            for w in all_buys.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                if a.0 == b.0 && a.1 == b.1 {
+                    gaps[a.0 as usize].push(f64::from(b.2 - a.2));
+                }
+            }
+            gaps.iter_mut().map(|g| median(g)).collect()
+        })
+    }
+}
+
+/// The rows of `lines` by buyer, each buyer's by (item, day): the order sorting a branch's
+/// lines by (customer, item, day) gives, whatever the sort, unless rows with equal keys differ
+/// (then `None`).
+fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<u32>)> {
+    u32::try_from(lines.len()).ok()?;
+    let mut offsets = vec![0usize; buyers + 1];
+    for l in lines {
+        offsets[l.cust as usize + 1] += 1;
+    }
+    for b in 0..buyers {
+        offsets[b + 1] += offsets[b];
+    }
+    let mut next = offsets.clone();
+    let mut order = vec![0u32; lines.len()];
+    for (i, l) in lines.iter().enumerate() {
+        order[next[l.cust as usize]] = i as u32;
+        next[l.cust as usize] += 1;
+    }
+    for b in 0..buyers {
+        let rows = &mut order[offsets[b]..offsets[b + 1]];
+        rows.sort_by_key(|&i| (lines[i as usize].item, lines[i as usize].day));
+        for w in rows.windows(2) {
+            let (x, y) = (&lines[w[0] as usize], &lines[w[1] as usize]);
+            if x.item == y.item
+                && x.day == y.day
+                && (x.spend.to_bits() != y.spend.to_bits()
+                    || x.units.to_bits() != y.units.to_bits()
+                    || x.category != y.category)
+            {
+                return None;
+            }
+        }
+    }
+    Some((offsets, order))
+}
+
+/// What identifies the input of a [`SharedIndex`]: the schema, the row counts and the address
+/// and length of every buffer of the catalog and the transactions, and the parameters the
+/// index depends on.
+#[derive(Debug, PartialEq, Eq)]
+struct IndexKey {
+    words: Vec<usize>,
+    types: String,
+    analysis_date: Option<i32>,
+    recent_days: i32,
+}
+
+impl IndexKey {
+    fn new(tables: &[&RecordBatch], analysis_date: Option<i32>, recent_days: i32) -> Self {
+        use std::fmt::Write as _;
+        fn data(array: &dyn Array, words: &mut Vec<usize>) {
+            let d = array.to_data();
+            words.extend([d.len(), d.offset(), d.buffers().len(), d.child_data().len()]);
+            for b in d.buffers() {
+                words.extend([b.as_ptr() as usize, b.len()]);
+            }
+            match d.nulls() {
+                Some(n) => words.extend([1, n.buffer().as_ptr() as usize, n.offset(), n.len()]),
+                None => words.push(0),
+            }
+            for child in d.child_data() {
+                data(&arrow_array::make_array(child.clone()), words);
+            }
+        }
+        let mut key = IndexKey {
+            words: Vec::new(),
+            types: String::new(),
+            analysis_date,
+            recent_days,
+        };
+        for t in tables {
+            key.words.extend([t.num_rows(), t.num_columns()]);
+            for (field, column) in t.schema().fields().iter().zip(t.columns()) {
+                let _ = write!(key.types, "{:?}:{:?};", field.name(), field.data_type());
+                data(column.as_ref(), &mut key.words);
+            }
+            key.types.push('|');
+        }
+        key
+    }
+}
+
+/// A shared index, built by the first node that asks for it while the others wait.
+struct IndexSlot {
+    /// The indexed tables, held so that no buffer named by the key is freed (and its address
+    /// reused by other data) while the slot lives.
+    _tables: [RecordBatch; 2],
+    index: OnceLock<Result<SharedIndex, String>>,
+}
+
+/// The live shared indices: an entry lives as long as a node holds its slot, so a run's index
+/// is freed with the run's last recommend node, and a dead entry is never hit.
+static INDICES: Mutex<Vec<(IndexKey, Weak<IndexSlot>)>> = Mutex::new(Vec::new());
+
+/// The slot of the shared index of these tables and parameters: the live one if any node of
+/// the run holds it, else a new one. Build it with [`IndexSlot::get`].
+fn shared_index(t: &RecommendInputs, cfg: &RecommendConfig) -> Arc<IndexSlot> {
+    let key = IndexKey::new(
+        &[&t.catalog, &t.transactions],
+        cfg.analysis_date,
+        cfg.recent_days,
+    );
+    let mut live = INDICES.lock().unwrap_or_else(|e| e.into_inner());
+    live.retain(|(_, slot)| slot.strong_count() > 0);
+    if let Some(slot) = live
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, slot)| slot.upgrade())
+    {
+        return slot;
+    }
+    let slot = Arc::new(IndexSlot {
+        _tables: [t.catalog.clone(), t.transactions.clone()],
+        index: OnceLock::new(),
+    });
+    live.push((key, Arc::downgrade(&slot)));
+    slot
+}
+
+impl IndexSlot {
+    fn get(&self, t: &RecommendInputs, cfg: &RecommendConfig) -> Result<&SharedIndex, NodeError> {
+        self.index
+            .get_or_init(|| {
+                SharedIndex::build(
+                    &t.catalog,
+                    &t.transactions,
+                    cfg.analysis_date,
+                    cfg.recent_days,
+                )
+                .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| NodeError::msg(e.clone()))
+    }
 }
 
 /// Computes the recommendations table and its metadata.
 pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Output, NodeError> {
     use std::fmt::Write as _;
-    let catalog = &t.catalog;
-    let tx = &t.transactions;
 
-    // Every text column first: the id maps below borrow their strings.
-    let cat_id = text_column(catalog, "product_id")?
-        .ok_or_else(|| missing_column(catalog, "product_id", "the catalog's product key"))?;
-    let cat_name = match text_column(catalog, "name")? {
-        Some(c) => Some(c),
-        None => text_column(catalog, "product_name")?,
-    };
-    let cat_category = text_column(catalog, "category")?;
-    let cat_price = f64_column(catalog, "price")?;
-    let cat_stock = f64_column(catalog, "stock")?
-        .ok_or_else(|| missing_column(catalog, "stock", "inventory availability"))?;
-
+    // The columns first, in the order their errors are reported.
+    CatalogColumns::new(&t.catalog)?;
     struct CustomerColumns {
         id: TextColumn,
         segment: TextColumn,
@@ -893,17 +1368,10 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
             rows: batch.num_rows(),
         });
     }
-
-    let need = |name: &str, why: &str| missing_column(tx, name, why);
-    let tx_customer =
-        text_column(tx, "customer_id")?.ok_or_else(|| need("customer_id", "the customer key"))?;
-    let tx_product =
-        text_column(tx, "product_id")?.ok_or_else(|| need("product_id", "the product key"))?;
-    let tx_date = date_column(tx, "date")?.ok_or_else(|| need("date", "the purchase date"))?;
-    let tx_quantity = f64_column(tx, "quantity")?;
-    let tx_amount = f64_column(tx, "amount")?;
-    let tx_category = text_column(tx, "category")?;
-    let tx_name = text_column(tx, "product_name")?;
+    let slot = shared_index(t, cfg);
+    let shared = slot.get(t, cfg)?;
+    let products = &shared.products;
+    let categories = &shared.categories;
 
     let affinity_columns = match (&t.affinity, cfg.strategy) {
         (Some(aff), Strategy::CrossSell) => Some((
@@ -918,44 +1386,23 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
         _ => None,
     };
 
-    // --- Catalog -----------------------------------------------------------------------------
-    let mut categories = Ids::default();
-    let mut products = Products::default();
-    let (mut out_of_stock, mut duplicate_catalog_rows) = (0u64, 0u64);
-    for i in 0..catalog.num_rows() {
-        let Some(id) = cat_id.get(i) else { continue };
-        let category = cat_category
-            .as_ref()
-            .and_then(|c| c.get(i))
-            .map(|c| categories.intern(c).0);
-        let name = cat_name.as_ref().and_then(|c| c.get(i));
-        let (p, new) = products.index(id, name, category);
-        if !new {
-            duplicate_catalog_rows += 1;
-            continue;
-        }
-        let p = p as usize;
-        products.price[p] = cat_price
-            .as_ref()
-            .filter(|c| c.is_valid(i))
-            .map_or(f64::NAN, |c| c.value(i));
-        let in_stock = cat_stock.is_valid(i) && cat_stock.value(i) > 0.0;
-        products.available[p] = in_stock;
-        if !in_stock {
-            out_of_stock += 1;
-        }
-    }
-    let catalog_items = products.ids.len();
-
     // --- Customers ---------------------------------------------------------------------------
     struct Customer<'a> {
         id: &'a str,
         segment: &'a str,
         categories: [Option<u32>; 2],
     }
+    // A category no item has holds no candidates: known ones only.
+    let category = |col: &Option<TextColumn>, i: usize| {
+        col.as_ref()
+            .and_then(|c| c.get(i))
+            .and_then(|s| categories.get(s))
+    };
     let mut customers: Vec<Customer<'_>> = Vec::new();
     let mut customer_ids = Ids::default();
     let mut duplicate_customers = 0u64;
+    // Each customer's number among the buyers of the transactions.
+    let mut buyer_of: Vec<Option<u32>> = Vec::new();
     for cols in &customer_columns {
         for i in 0..cols.rows {
             let Some(id) = cols.id.get(i) else { continue };
@@ -963,8 +1410,9 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
                 duplicate_customers += 1;
                 continue;
             }
-            let favourite = intern_cell(&cols.favourite, i, &mut categories);
-            let top = intern_cell(&cols.top, i, &mut categories).filter(|t| Some(*t) != favourite);
+            buyer_of.push(shared.buyers.get(id).copied());
+            let favourite = category(&cols.favourite, i);
+            let top = category(&cols.top, i).filter(|t| Some(*t) != favourite);
             customers.push(Customer {
                 id,
                 segment: cols.segment.get(i).unwrap_or(""),
@@ -972,113 +1420,41 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
             });
         }
     }
-
-    // --- Transactions ------------------------------------------------------------------------
-    let end = match cfg.analysis_date {
-        Some(d) => d,
-        None => (0..tx.num_rows())
-            .filter(|&i| tx_date.is_valid(i))
-            .map(|i| tx_date.value(i))
-            .max()
-            .unwrap_or(0),
-    };
-    let recent_start = end - cfg.recent_days; // exclusive
-    let prior_start = recent_start - cfg.recent_days; // exclusive
-    let value = |col: &Option<arrow_array::Float64Array>, i: usize| {
-        col.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
-    };
-
-    let mut units_sold: Vec<f64> = Vec::new();
-    let mut recent: Vec<f64> = Vec::new();
-    let mut prior: Vec<f64> = Vec::new();
-    let mut lines: Vec<Line> = Vec::new();
-    let need_all_buys = cfg.strategy == Strategy::Replenishment;
-    let branch_customers = customers.len();
-    let mut all_buys: Vec<(u32, u32, i32)> = Vec::new();
-    let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
-    let mut last_customer: Option<(&str, Option<u32>)> = None;
-    for i in 0..tx.num_rows() {
-        let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
-            incomplete_rows += 1;
-            continue;
-        };
-        if !tx_date.is_valid(i) {
-            incomplete_rows += 1;
-            continue;
-        }
-        let day = tx_date.value(i);
-        if day > end {
-            rows_after += 1;
-            continue;
-        }
-        let quantity = value(&tx_quantity, i);
-        let amount = value(&tx_amount, i);
-        if quantity.is_some_and(|q| q < 0.0) || amount.is_some_and(|a| a < 0.0) {
-            refund_rows += 1;
-            continue;
-        }
-        let category = tx_category
-            .as_ref()
-            .and_then(|col| col.get(i))
-            .map(|s| categories.intern(s).0);
-        let name = tx_name.as_ref().and_then(|col| col.get(i));
-        let (item, _) = products.index(pid, name, category);
-        let p = item as usize;
-        // The catalog's name and category win; the transactions fill in what it lacks.
-        if products.category[p].is_none() {
-            products.category[p] = category;
-        }
-        if products.name[p].is_none() {
-            products.name[p] = name;
-        }
-        if p >= units_sold.len() {
-            let len = products.ids.len().max(p + 1);
-            units_sold.resize(len, 0.0);
-            recent.resize(len, 0.0);
-            prior.resize(len, 0.0);
-        }
-        let units = quantity.unwrap_or(1.0);
-        units_sold[p] += units;
-        if day > recent_start {
-            recent[p] += units;
-        } else if day > prior_start {
-            prior[p] += units;
-        }
-        // Rows of one customer usually come together: remember the last look-up. For
-        // replenishment every customer gets an id (branch customers keep theirs, below
-        // `branch_customers`), as repeat intervals come from all customers.
-        let id = match last_customer {
-            Some((last, id)) if last == c => id,
-            _ => {
-                let id = if need_all_buys {
-                    Some(customer_ids.intern(c).0)
-                } else {
-                    customer_ids.get(c)
-                };
-                last_customer = Some((c, id));
-                id
+    // The branch's purchase lines by (customer, item, day).
+    let lines: Vec<Line> = match &shared.by_buyer {
+        // Each buyer's lines come sorted: gather them in the branch's order.
+        Some((offsets, order)) => {
+            let mut lines = Vec::new();
+            for (cust, b) in buyer_of.iter().enumerate() {
+                let Some(b) = b else { continue };
+                let rows = &order[offsets[*b as usize]..offsets[*b as usize + 1]];
+                lines.extend(rows.iter().map(|&i| Line {
+                    cust: cust as u32,
+                    ..shared.lines[i as usize]
+                }));
             }
-        };
-        if need_all_buys && let Some(id) = id {
-            all_buys.push((item, id, day));
+            lines
         }
-        let cust = id.filter(|&id| (id as usize) < branch_customers);
-        if let Some(cust) = cust {
-            let price = products.price[p];
-            lines.push(Line {
-                cust,
-                item,
-                day,
-                spend: amount.unwrap_or(if price.is_finite() {
-                    price * units
-                } else {
-                    0.0
-                }),
-                units,
-                category: products.category[p].or(category),
-            });
+        // As the branch's lines in input order sort.
+        None => {
+            let mut branch_of = vec![u32::MAX; shared.buyers.len()];
+            for (cust, b) in buyer_of.iter().enumerate() {
+                if let Some(b) = b {
+                    branch_of[*b as usize] = cust as u32;
+                }
+            }
+            let mut lines: Vec<Line> = shared
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let cust = branch_of[l.cust as usize];
+                    (cust != u32::MAX).then_some(Line { cust, ..*l })
+                })
+                .collect();
+            lines.sort_unstable_by_key(|l| (l.cust, l.item, l.day));
+            lines
         }
-    }
+    };
 
     // --- Affinity ----------------------------------------------------------------------------
     let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
@@ -1101,65 +1477,27 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
     }
 
     let n = products.ids.len();
-    units_sold.resize(n, 0.0);
-    recent.resize(n, 0.0);
-    prior.resize(n, 0.0);
-    let (_, id_rank) = sorted_ranks(&products.ids.names);
-    let (_, category_rank) = sorted_ranks(&categories.names);
-    let missing_from_catalog = (n - catalog_items) as u64;
-    let order = |a: &(u32, f64), b: &(u32, f64)| {
-        b.1.total_cmp(&a.1)
-            .then(id_rank[a.0 as usize].cmp(&id_rank[b.0 as usize]))
-    };
+    let id_rank = &shared.id_rank;
+    let missing_from_catalog = (n - shared.catalog_items) as u64;
 
     // --- Candidate lists, built once ---------------------------------------------------------
-    let n_categories = categories.len();
-    let mut cand = Candidates::default();
+    let mut cand = Candidates {
+        units: &shared.units,
+        ..Candidates::default()
+    };
     if cfg.strategy == Strategy::Bestsellers || cfg.fallback_bestsellers {
-        let mut overall: Vec<(u32, f64)> = (0..catalog_items as u32)
-            .filter(|&p| products.available[p as usize] && units_sold[p as usize] > 0.0)
-            .map(|p| (p, units_sold[p as usize]))
-            .collect();
-        overall.sort_unstable_by(order);
-        cand.best_by_category = vec![Vec::new(); n_categories];
-        for &(p, _) in &overall {
-            if let Some(c) = products.category[p as usize] {
-                cand.best_by_category[c as usize].push(p);
-            }
-        }
-        cand.best_overall = overall.into_iter().map(|(p, _)| p).collect();
+        let (by_category, overall) = shared.bestsellers();
+        cand.best_by_category = by_category;
+        cand.best_overall = overall;
     }
     if cfg.strategy == Strategy::Seasonal {
-        let mut trending: Vec<(u32, f64)> = (0..catalog_items as u32)
-            .filter(|&p| products.available[p as usize])
-            .filter_map(|p| {
-                let (r, b) = (recent[p as usize], prior[p as usize]);
-                (r > b).then(|| (p, (r - b) / (r + b).sqrt()))
-            })
-            .collect();
-        trending.sort_unstable_by(order);
-        cand.trending = trending;
+        cand.trending = shared.trending();
     }
     if cfg.strategy == Strategy::Upsell {
-        cand.by_price = vec![Vec::new(); n_categories];
-        for p in 0..catalog_items {
-            let price = products.price[p];
-            if products.available[p]
-                && price.is_finite()
-                && price > 0.0
-                && let Some(c) = products.category[p]
-            {
-                cand.by_price[c as usize].push(p as u32);
-            }
-        }
-        for list in &mut cand.by_price {
-            list.sort_unstable_by(|&a, &b| {
-                products.price[a as usize]
-                    .total_cmp(&products.price[b as usize])
-                    .then(id_rank[a as usize].cmp(&id_rank[b as usize]))
-            });
-        }
+        cand.by_price = shared.by_price();
     }
+    let mut partner_offsets: Vec<usize> = Vec::new();
+    let mut partners: Vec<(u32, f64)> = Vec::new();
     if cfg.strategy == Strategy::CrossSell {
         pairs.sort_unstable_by(|x, y| {
             x.0.cmp(&y.0)
@@ -1169,43 +1507,34 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
         // A pair listed twice keeps its higher lift (sorted first).
         let mut seen = std::collections::HashSet::<(u32, u32), FastHash>::default();
         pairs.retain(|&(a, b, _)| seen.insert((a, b)));
-        let mut offsets = vec![0usize; n + 1];
+        partner_offsets = vec![0usize; n + 1];
         for &(a, _, _) in &pairs {
-            offsets[a as usize + 1] += 1;
+            partner_offsets[a as usize + 1] += 1;
         }
         for i in 0..n {
-            offsets[i + 1] += offsets[i];
+            partner_offsets[i + 1] += partner_offsets[i];
         }
-        cand.partner_offsets = offsets;
-        cand.partners = pairs.iter().map(|&(_, b, l)| (b, l)).collect();
+        partners = pairs.iter().map(|&(_, b, l)| (b, l)).collect();
     }
+    cand.partner_offsets = &partner_offsets;
+    cand.partners = &partners;
     if cfg.strategy == Strategy::Replenishment {
-        all_buys.sort_unstable();
-        all_buys.dedup();
-        let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); n];
-        for w in all_buys.windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if a.0 == b.0 && a.1 == b.1 {
-                gaps[a.0 as usize].push(f64::from(b.2 - a.2));
-            }
-        }
-        cand.interval = gaps.iter_mut().map(|g| median(g)).collect();
+        cand.interval = shared.interval();
     }
-    cand.units = units_sold;
+    let end = shared.end;
 
     let ranker = Ranker {
         cand: &cand,
         price: &products.price,
         available: &products.available,
-        id_rank: &id_rank,
-        category_rank: &category_rank,
+        id_rank,
+        category_rank: &shared.category_rank,
         top_k: cfg.top_k,
         exclude_bought: !cfg.include_purchased,
         end,
     };
 
     // --- Per customer ------------------------------------------------------------------------
-    lines.sort_unstable_by_key(|l| (l.cust, l.item, l.day));
     let mut line_at = 0usize;
     let mut scratch = Scratch::new(n);
     let mut bought: Vec<Bought> = Vec::new();
@@ -1279,11 +1608,11 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
         }
         for (rank, pick) in picks.iter().enumerate() {
             let p = pick.item as usize;
-            let category = products.category[p].map(|c| categories.names[c as usize]);
+            let category = products.category[p].map(|c| &*categories.names[c as usize]);
             out.customer_id.append_value(customer.id);
             out.segment.append_value(customer.segment);
             out.rank.append_value(rank as i64 + 1);
-            out.product_id.append_value(products.ids.names[p]);
+            out.product_id.append_value(&products.ids.names[p]);
             out.product_name
                 .append_value(products.display_name(pick.item));
             out.category.append_option(category);
@@ -1330,14 +1659,14 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
         .with_meta("recommendations", rows)
         .with_meta("fallback_recommendations", fallback_rows)
         .with_meta("analysis_date", day_string(end))
-        .with_meta("catalog_items", catalog_items as u64)
-        .with_meta("out_of_stock_items", out_of_stock)
+        .with_meta("catalog_items", shared.catalog_items as u64)
+        .with_meta("out_of_stock_items", shared.out_of_stock)
         .with_meta("missing_from_catalog_items", missing_from_catalog)
-        .with_meta("duplicate_catalog_rows", duplicate_catalog_rows)
+        .with_meta("duplicate_catalog_rows", shared.duplicate_catalog_rows)
         .with_meta("duplicate_customers", duplicate_customers)
-        .with_meta("transactions_after_analysis_date", rows_after)
-        .with_meta("refund_rows_ignored", refund_rows)
-        .with_meta("incomplete_transaction_rows", incomplete_rows))
+        .with_meta("transactions_after_analysis_date", shared.rows_after)
+        .with_meta("refund_rows_ignored", shared.refund_rows)
+        .with_meta("incomplete_transaction_rows", shared.incomplete_rows))
 }
 
 #[cfg(test)]
@@ -1350,6 +1679,11 @@ pub(crate) mod tests {
 
     /// 2024-03-31, the analysis date of the fixtures.
     pub(crate) const D: i32 = 19813;
+
+    thread_local! {
+        /// Shared index builds on this thread.
+        pub(super) static BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
 
     fn strs(v: &[&str]) -> ArrayRef {
         Arc::new(StringArray::from(v.to_vec()))
@@ -1720,6 +2054,139 @@ pub(crate) mod tests {
             let again = recommend(&reversed, &cfg).unwrap();
             assert_eq!(again.body_table(), run(&cfg).2.body_table(), "{strategy}");
         }
+    }
+
+    #[test]
+    fn nodes_over_the_same_tables_share_one_index_build() {
+        let builds = || BUILDS.with(|b| b.get());
+        let body = |t: &RecommendInputs, cfg: &RecommendConfig| {
+            recommend(t, cfg).unwrap().body_table().clone()
+        };
+        let tables = inputs();
+        let strategies = STRATEGIES.map(|s| RecommendConfig {
+            recent_days: 7,
+            fallback_bestsellers: true,
+            ..cfg(Strategy::parse(s).unwrap())
+        });
+        // Alone, every node builds (and frees) its own index.
+        let start = builds();
+        let alone: Vec<RecordBatch> = strategies.iter().map(|c| body(&tables, c)).collect();
+        assert_eq!(builds(), start + strategies.len());
+
+        // While a node of the run holds the index, the others reuse it, with the same answers;
+        // so does another branch over the same buffers.
+        let held = shared_index(&tables, &strategies[0]);
+        let start = builds();
+        for (c, expect) in strategies.iter().zip(&alone) {
+            assert_eq!(&body(&tables, c), expect);
+        }
+        let other_branch = RecommendInputs {
+            customers: vec![customers().slice(1, 2)],
+            ..tables.clone()
+        };
+        body(&other_branch, &strategies[1]);
+        assert_eq!(builds(), start + 1);
+        assert!(Arc::ptr_eq(&held, &shared_index(&tables, &strategies[2])));
+
+        // Equal but different tables, another recent window or analysis date: another index.
+        let copy = inputs();
+        assert_eq!(body(&copy, &strategies[0]), alone[0]);
+        assert_eq!(builds(), start + 2);
+        for c in [
+            RecommendConfig {
+                recent_days: 8,
+                ..strategies[2].clone()
+            },
+            RecommendConfig {
+                analysis_date: Some(D - 1),
+                ..strategies[2].clone()
+            },
+        ] {
+            assert!(!Arc::ptr_eq(&held, &shared_index(&tables, &c)));
+        }
+        let sliced = RecommendInputs {
+            transactions: tables.transactions.slice(0, 17),
+            ..tables.clone()
+        };
+        assert!(!Arc::ptr_eq(&held, &shared_index(&sliced, &strategies[0])));
+
+        // Nodes running at once wait for one build.
+        let barrier = std::sync::Barrier::new(6);
+        let slots: Vec<Arc<IndexSlot>> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..6)
+                .map(|_| {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let slot = shared_index(&copy, &strategies[3]);
+                        slot.get(&copy, &strategies[3]).unwrap();
+                        slot
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        assert!(slots.iter().all(|s| Arc::ptr_eq(s, &slots[0])));
+
+        // Once no node holds it, the index is freed: the next run builds again.
+        drop((held, slots));
+        let start = builds();
+        body(&tables, &strategies[0]);
+        assert_eq!(builds(), start + 1);
+    }
+
+    #[test]
+    fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
+        let tx = transactions();
+        let with = |row: RecordBatch| RecommendInputs {
+            transactions: arrow_select::concat::concat_batches(&tx.schema(), [&tx, &row]).unwrap(),
+            ..inputs()
+        };
+        // B bought Tea twice on one day: the same line twice, or two different ones.
+        let same = with(tx.slice(5, 1));
+        let different = with(batch(vec![
+            ("customer_id", strs(&["B"])),
+            ("order_id", strs(&["o5b"])),
+            ("date", Arc::new(Date32Array::from(vec![D - 10]))),
+            ("product_id", strs(&["P1"])),
+            ("quantity", Arc::new(Float64Array::from(vec![2.0]))),
+            ("amount", Arc::new(Float64Array::from(vec![9.0]))),
+        ]));
+        for (tables, grouped) in [(&same, true), (&different, false)] {
+            for strategy in STRATEGIES {
+                let cfg = RecommendConfig {
+                    include_purchased: true,
+                    ..cfg(Strategy::parse(strategy).unwrap())
+                };
+                let slot = shared_index(tables, &cfg);
+                let shared = slot.get(tables, &cfg).unwrap();
+                assert_eq!(shared.by_buyer.is_some(), grouped);
+                let out = recommend(tables, &cfg).unwrap();
+                assert!(out.body_table().num_rows() > 0, "{strategy}");
+            }
+        }
+        // B's upsell share counts both lines: Tea 5 + 5 + 5 + 9 in drinks, Cookies 6 in food.
+        let (rows, scores, _) = {
+            let out = recommend(&different, &cfg(Strategy::Upsell)).unwrap();
+            let t = out.body_table().clone();
+            let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let (c, p) = (col("customer_id"), col("product_id"));
+            let rows: Vec<(String, String)> = (0..t.num_rows())
+                .map(|i| (c.value(i).to_string(), p.value(i).to_string()))
+                .collect();
+            let scores = t
+                .column_by_name("score")
+                .unwrap()
+                .as_primitive::<arrow_array::types::Float64Type>()
+                .values()
+                .to_vec();
+            (rows, scores, out)
+        };
+        let b = rows.iter().position(|r| r.0 == "B").unwrap();
+        assert_eq!(rows[b].1, "P2");
+        assert!(
+            (scores[b] - 24.0 / 30.0 * 5.0 / 8.0).abs() < 1e-12,
+            "{scores:?}"
+        );
     }
 
     fn node_inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
