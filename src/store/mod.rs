@@ -191,7 +191,11 @@ mod tests {
         let big: Vec<u8> = (0..600_000u32).map(|i| (i % 251) as u8).collect();
         let record = NodeRecord::new("wide");
         store
-            .apply(vec![Write::Node { run_id: "r1".into(), record, output: Some(big.clone()) }])
+            .apply(vec![Write::Node {
+                run_id: "r1".into(),
+                record,
+                output: Some(big.clone()),
+            }])
             .unwrap();
         store.flush().unwrap();
         assert!(dir.path().join("outputs/r1/wide.out").exists());

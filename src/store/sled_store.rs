@@ -281,16 +281,28 @@ impl SledStore {
     /// batch that marks the node succeeded, so a crash leaves at worst an unreferenced file,
     /// which the node's re-run overwrites.
     fn spill_large_output(&self, write: Write) -> Result<Write, StoreError> {
-        let Write::Node { run_id, record, output: Some(bytes) } = write else {
+        let Write::Node {
+            run_id,
+            record,
+            output: Some(bytes),
+        } = write
+        else {
             return Ok(write);
         };
         if bytes.len() < OUTPUT_FILE_THRESHOLD {
-            return Ok(Write::Node { run_id, record, output: Some(bytes) });
+            return Ok(Write::Node {
+                run_id,
+                record,
+                output: Some(bytes),
+            });
         }
         let relative = format!("outputs/{run_id}/{}.out", record.node_id);
         let path = self.dir.join(&relative);
         let fail = |e: std::io::Error| {
-            StoreError::Io(format!("cannot write the output file {}: {e}", path.display()))
+            StoreError::Io(format!(
+                "cannot write the output file {}: {e}",
+                path.display()
+            ))
         };
         let parent = path.parent().expect("has a parent");
         std::fs::create_dir_all(parent).map_err(fail)?;
@@ -302,10 +314,16 @@ impl SledStore {
             file.sync_all().map_err(fail)?;
         }
         std::fs::rename(&tmp, &path).map_err(fail)?;
-        File::open(parent).and_then(|d| d.sync_all()).map_err(fail)?;
+        File::open(parent)
+            .and_then(|d| d.sync_all())
+            .map_err(fail)?;
         let mut reference = OUTPUT_FILE_MARK.to_vec();
         reference.extend_from_slice(relative.as_bytes());
-        Ok(Write::Node { run_id, record, output: Some(reference) })
+        Ok(Write::Node {
+            run_id,
+            record,
+            output: Some(reference),
+        })
     }
 }
 
@@ -377,10 +395,12 @@ impl StateStore for SledStore {
         match value.strip_prefix(OUTPUT_FILE_MARK) {
             Some(name) => {
                 let path = self.dir.join(String::from_utf8_lossy(name).as_ref());
-                std::fs::read(&path).map(Some).map_err(|e| StoreError::Corrupt {
-                    what: format!("output of `{node_id}` in run {run_id}"),
-                    reason: format!("cannot read {}: {e}", path.display()),
-                })
+                std::fs::read(&path)
+                    .map(Some)
+                    .map_err(|e| StoreError::Corrupt {
+                        what: format!("output of `{node_id}` in run {run_id}"),
+                        reason: format!("cannot read {}: {e}", path.display()),
+                    })
             }
             None => Ok(Some(value.to_vec())),
         }
