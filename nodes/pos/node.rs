@@ -5,7 +5,7 @@
 //! and, when known, `email, customer_name, accepts_marketing`. A catalog fills in product names
 //! and categories; a customers file fills in contact details and marketing consent.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
