@@ -639,7 +639,45 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Decimals written for a float column: cents for money, 4 for probabilities and scores, so
+/// a file reads `695.81`, not `695.8100000000001`.
+fn decimals(column: &str) -> i32 {
+    const MONEY: [&str; 6] = ["spend", "value", "clv", "revenue", "amount", "price"];
+    if MONEY.iter().any(|m| column.contains(m)) {
+        2
+    } else {
+        4
+    }
+}
+
+fn rounded(batch: &RecordBatch) -> Result<RecordBatch, NodeError> {
+    let schema = batch.schema();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(
+            |(field, column)| match column.as_any().downcast_ref::<arrow_array::Float64Array>() {
+                Some(values) => {
+                    let scale = 10f64.powi(decimals(field.name()));
+                    let rounded: arrow_array::Float64Array = values.unary(|v| {
+                        if v.is_finite() {
+                            (v * scale).round() / scale
+                        } else {
+                            v
+                        }
+                    });
+                    Arc::new(rounded) as arrow_array::ArrayRef
+                }
+                None => column.clone(),
+            },
+        )
+        .collect();
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
 fn csv_bytes(batch: &RecordBatch) -> Result<Vec<u8>, NodeError> {
+    let batch = &rounded(batch)?;
     let mut buf = Vec::new();
     crate::data::write_csv(batch, &mut buf)?;
     if batch.num_rows() == 0 {
