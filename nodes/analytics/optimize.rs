@@ -387,9 +387,18 @@ where
         alpha *= 2.0;
     }
     let (mut a_lo, mut f_lo, mut d_lo, mut a_hi, mut f_hi, mut d_hi) = lo_hi?;
+    // Objective values this close to `f0` are rounding noise (the objectives are sums over many
+    // observations): once both ends of the bracket are there, interpolating on them cannot find a
+    // real decrease, and zooming on would only spend evaluations (up to `MAX_EVALS` per failed
+    // search, several per fit on large data). Stop and let the caller hand over to the
+    // gradient-only Newton polish.
+    let noise = 1e-14 * f0.abs().max(1e-300);
     while used < MAX_EVALS {
         let width = a_hi - a_lo;
         if width.abs() < 1e-16 * a_lo.abs().max(1e-300) {
+            break;
+        }
+        if (f_lo - f0).abs() <= noise && (f_hi - f0).abs() <= noise {
             break;
         }
         let mut trial = cubic_min(a_lo, f_lo, d_lo, a_hi, f_hi, d_hi);
