@@ -328,10 +328,68 @@ impl Node for Configured {
     }
 }
 
+/// Strings to `u32`, ids of up to 15 bytes packed into the key itself: a look-up in a map of
+/// a million customers then neither follows a pointer to the key's bytes nor calls `memcmp`
+/// (both cache misses that grow with the map).
+#[derive(Default)]
+struct StrMap {
+    short: HashMap<u128, u32, FastHash>,
+    long: HashMap<Box<str>, u32, FastHash>,
+}
+
+impl StrMap {
+    fn with_capacity(n: usize) -> Self {
+        StrMap {
+            short: HashMap::with_capacity_and_hasher(n, FastHash),
+            long: HashMap::default(),
+        }
+    }
+
+    /// The bytes and the length in one integer; `None` above 15 bytes.
+    #[inline]
+    fn pack(s: &str) -> Option<u128> {
+        let b = s.as_bytes();
+        if b.len() > 15 {
+            return None;
+        }
+        let mut buf = [0u8; 16];
+        buf[..b.len()].copy_from_slice(b);
+        buf[15] = b.len() as u8;
+        Some(u128::from_le_bytes(buf))
+    }
+
+    #[inline]
+    fn get(&self, s: &str) -> Option<u32> {
+        match Self::pack(s) {
+            Some(k) => self.short.get(&k).copied(),
+            None => self.long.get(s).copied(),
+        }
+    }
+
+    /// The value of `s`, inserting `next` when absent.
+    #[inline]
+    fn get_or_insert(&mut self, s: &str, next: u32) -> u32 {
+        match Self::pack(s) {
+            Some(k) => *self.short.entry(k).or_insert(next),
+            None => match self.long.get(s) {
+                Some(&v) => v,
+                None => {
+                    self.long.insert(s.into(), next);
+                    next
+                }
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+}
+
 /// Strings to dense indices in first-seen order, with look-up without insertion.
 #[derive(Default)]
 struct Ids<'a> {
-    map: HashMap<&'a str, u32, FastHash>,
+    map: StrMap,
     names: Vec<&'a str>,
 }
 
@@ -339,7 +397,7 @@ impl<'a> Ids<'a> {
     /// The index of `s` and whether it is new.
     fn intern(&mut self, s: &'a str) -> (u32, bool) {
         let next = self.names.len() as u32;
-        let id = *self.map.entry(s).or_insert(next);
+        let id = self.map.get_or_insert(s, next);
         if id == next {
             self.names.push(s);
         }
@@ -350,24 +408,23 @@ impl<'a> Ids<'a> {
 /// [`Ids`] owning its strings, for the index shared across the nodes of a run.
 #[derive(Default)]
 struct OwnedIds {
-    map: HashMap<Box<str>, u32, FastHash>,
+    map: StrMap,
     names: Vec<Box<str>>,
 }
 
 impl OwnedIds {
     /// The index of `s` and whether it is new.
     fn intern(&mut self, s: &str) -> (u32, bool) {
-        if let Some(&id) = self.map.get(s) {
-            return (id, false);
+        let next = self.names.len() as u32;
+        let id = self.map.get_or_insert(s, next);
+        if id == next {
+            self.names.push(s.into());
         }
-        let id = self.names.len() as u32;
-        self.map.insert(s.into(), id);
-        self.names.push(s.into());
-        (id, true)
+        (id, id == next)
     }
 
     fn get(&self, s: &str) -> Option<u32> {
-        self.map.get(s).copied()
+        self.map.get(s)
     }
 
     fn len(&self) -> usize {
@@ -924,13 +981,15 @@ struct SharedIndex {
     refund_rows: u64,
     incomplete_rows: u64,
     /// Every customer of the kept transaction rows, by first appearance.
-    buyers: HashMap<Box<str>, u32, FastHash>,
-    /// The kept transaction rows in input order; `cust` indexes `buyers`.
+    buyers: StrMap,
+    /// The kept transaction rows; `cust` indexes `buyers`. Grouped by buyer, each buyer's by
+    /// (item, day), when `by_buyer` is set (a branch then copies contiguous runs instead of
+    /// gathering rows scattered over the whole table), else in input order.
     lines: Vec<Line>,
-    /// Rows of `lines` by buyer (CSR offsets per buyer), each buyer's by (item, day); `None`
-    /// when rows with the same buyer, item and day differ, as the order among them (the
-    /// unstable sort's) then matters for sums.
-    by_buyer: Option<(Vec<usize>, Vec<u32>)>,
+    /// CSR offsets per buyer into `lines` when grouped; `None` when rows with the same buyer,
+    /// item and day differ, as the order among them (the unstable sort's) then matters for
+    /// sums, so `lines` keeps the input order.
+    by_buyer: Option<Vec<usize>>,
     units: Vec<f64>,
     recent: Vec<f64>,
     prior: Vec<f64>,
@@ -1012,7 +1071,7 @@ impl SharedIndex {
         let mut recent: Vec<f64> = Vec::new();
         let mut prior: Vec<f64> = Vec::new();
         let mut lines: Vec<Line> = Vec::with_capacity(tx.num_rows());
-        let mut buyers: HashMap<Box<str>, u32, FastHash> = HashMap::default();
+        let mut buyers = StrMap::default();
         let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
         let mut last_customer: Option<(&str, u32)> = None;
         for i in 0..tx.num_rows() {
@@ -1066,14 +1125,7 @@ impl SharedIndex {
             let cust = match last_customer {
                 Some((last, id)) if last == c => id,
                 _ => {
-                    let next = buyers.len() as u32;
-                    let id = match buyers.get(c) {
-                        Some(&id) => id,
-                        None => {
-                            buyers.insert(c.into(), next);
-                            next
-                        }
-                    };
+                    let id = buyers.get_or_insert(c, buyers.len() as u32);
                     last_customer = Some((c, id));
                     id
                 }
@@ -1092,7 +1144,10 @@ impl SharedIndex {
                 category: products.category[p].or(category),
             });
         }
-        let by_buyer = group_by_buyer(&lines, buyers.len());
+        let by_buyer = group_by_buyer(&lines, buyers.len()).map(|(offsets, grouped)| {
+            lines = grouped;
+            offsets
+        });
         let n = products.ids.len();
         units_sold.resize(n, 0.0);
         recent.resize(n, 0.0);
@@ -1207,10 +1262,10 @@ impl SharedIndex {
     }
 }
 
-/// The rows of `lines` by buyer, each buyer's by (item, day): the order sorting a branch's
-/// lines by (customer, item, day) gives, whatever the sort, unless rows with equal keys differ
-/// (then `None`).
-fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<u32>)> {
+/// The rows of `lines` grouped by buyer (with CSR offsets per buyer), each buyer's by (item,
+/// day): the order sorting a branch's lines by (customer, item, day) gives, whatever the sort,
+/// unless rows with equal keys differ (then `None`).
+fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<Line>)> {
     u32::try_from(lines.len()).ok()?;
     let mut offsets = vec![0usize; buyers + 1];
     for l in lines {
@@ -1219,17 +1274,20 @@ fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<u32>
     for b in 0..buyers {
         offsets[b + 1] += offsets[b];
     }
+    // The rows themselves, not their indices: each buyer's then sort in place, contiguous.
     let mut next = offsets.clone();
-    let mut order = vec![0u32; lines.len()];
-    for (i, l) in lines.iter().enumerate() {
-        order[next[l.cust as usize]] = i as u32;
+    // Every slot is overwritten: the offsets partition the rows.
+    let mut grouped = lines.to_vec();
+    for l in lines {
+        grouped[next[l.cust as usize]] = *l;
         next[l.cust as usize] += 1;
     }
     for b in 0..buyers {
-        let rows = &mut order[offsets[b]..offsets[b + 1]];
-        rows.sort_by_key(|&i| (lines[i as usize].item, lines[i as usize].day));
+        let rows = &mut grouped[offsets[b]..offsets[b + 1]];
+        // Stable, as sorting the input-order row numbers by (item, day) is.
+        rows.sort_by_key(|l| (l.item, l.day));
         for w in rows.windows(2) {
-            let (x, y) = (&lines[w[0] as usize], &lines[w[1] as usize]);
+            let (x, y) = (&w[0], &w[1]);
             if x.item == y.item
                 && x.day == y.day
                 && (x.spend.to_bits() != y.spend.to_bits()
@@ -1240,7 +1298,7 @@ fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<u32>
             }
         }
     }
-    Some((offsets, order))
+    Some((offsets, grouped))
 }
 
 /// What identifies the input of a [`SharedIndex`]: the schema, the row counts and the address
@@ -1398,11 +1456,15 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
             .and_then(|c| c.get(i))
             .and_then(|s| categories.get(s))
     };
-    let mut customers: Vec<Customer<'_>> = Vec::new();
-    let mut customer_ids = Ids::default();
+    let customer_rows: usize = customer_columns.iter().map(|c| c.rows).sum();
+    let mut customers: Vec<Customer<'_>> = Vec::with_capacity(customer_rows);
+    let mut customer_ids = Ids {
+        map: StrMap::with_capacity(customer_rows),
+        names: Vec::with_capacity(customer_rows),
+    };
     let mut duplicate_customers = 0u64;
     // Each customer's number among the buyers of the transactions.
-    let mut buyer_of: Vec<Option<u32>> = Vec::new();
+    let mut buyer_of: Vec<Option<u32>> = Vec::with_capacity(customer_rows);
     for cols in &customer_columns {
         for i in 0..cols.rows {
             let Some(id) = cols.id.get(i) else { continue };
@@ -1410,7 +1472,7 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
                 duplicate_customers += 1;
                 continue;
             }
-            buyer_of.push(shared.buyers.get(id).copied());
+            buyer_of.push(shared.buyers.get(id));
             let favourite = category(&cols.favourite, i);
             let top = category(&cols.top, i).filter(|t| Some(*t) != favourite);
             customers.push(Customer {
@@ -1423,14 +1485,15 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
     // The branch's purchase lines by (customer, item, day).
     let lines: Vec<Line> = match &shared.by_buyer {
         // Each buyer's lines come sorted: gather them in the branch's order.
-        Some((offsets, order)) => {
-            let mut lines = Vec::new();
+        Some(offsets) => {
+            let range = |b: u32| offsets[b as usize]..offsets[b as usize + 1];
+            let total = buyer_of.iter().flatten().map(|&b| range(b).len()).sum();
+            let mut lines = Vec::with_capacity(total);
             for (cust, b) in buyer_of.iter().enumerate() {
                 let Some(b) = b else { continue };
-                let rows = &order[offsets[*b as usize]..offsets[*b as usize + 1]];
-                lines.extend(rows.iter().map(|&i| Line {
+                lines.extend(shared.lines[range(*b)].iter().map(|l| Line {
                     cust: cust as u32,
-                    ..shared.lines[i as usize]
+                    ..*l
                 }));
             }
             lines
