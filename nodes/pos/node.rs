@@ -352,7 +352,7 @@ fn extract(
             entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
         }
     }
-    let rows = b.customer_id.len() as u64;
+    let rows = b.rows();
     let batch = b.finish(&people)?;
     let mut out = Output::table(batch)
         .with_meta("source", path.display().to_string())
@@ -373,7 +373,11 @@ fn extract(
 
 #[derive(Default)]
 struct Builders {
-    customer_id: Vec<String>,
+    customer_id: StringBuilder,
+    /// Per row, the customer's index in `customers` (contact details are joined per customer,
+    /// not per row).
+    customer_index: Vec<u32>,
+    customers: HashMap<String, u32>,
     order_id: StringBuilder,
     date: Date32Builder,
     product_id: StringBuilder,
@@ -393,6 +397,13 @@ impl Builders {
         products: &HashMap<&str, (Option<&str>, Option<&str>)>,
     ) {
         let known = products.get(item.product_id.as_str());
+        let next = self.customers.len() as u32;
+        let index = *self
+            .customers
+            .entry(item.customer_id.clone())
+            .or_insert(next);
+        self.customer_index.push(index);
+        self.customer_id.append_value(&item.customer_id);
         self.order_id.append_value(&item.order_id);
         self.date.append_value((date - EPOCH).num_days() as i32);
         self.product_id.append_value(&item.product_id);
@@ -402,23 +413,29 @@ impl Builders {
             .append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
         self.quantity.append_value(item.quantity);
         self.amount.append_value(item.amount);
-        self.customer_id.push(item.customer_id);
+    }
+
+    fn rows(&self) -> u64 {
+        self.customer_index.len() as u64
     }
 
     fn finish(mut self, people: &HashMap<String, Customer>) -> Result<RecordBatch, NodeError> {
-        let mut customer_id = StringBuilder::new();
-        let mut email = StringBuilder::new();
-        let mut name = StringBuilder::new();
-        let mut consent = BooleanBuilder::new();
-        for id in &self.customer_id {
-            let person = people.get(id);
-            customer_id.append_value(id);
+        let mut by_index: Vec<Option<&Customer>> = vec![None; self.customers.len()];
+        for (id, &index) in &self.customers {
+            by_index[index as usize] = people.get(id);
+        }
+        let rows = self.customer_index.len();
+        let mut email = StringBuilder::with_capacity(rows, rows * 24);
+        let mut name = StringBuilder::with_capacity(rows, rows * 16);
+        let mut consent = BooleanBuilder::with_capacity(rows);
+        for &index in &self.customer_index {
+            let person = by_index[index as usize];
             email.append_option(person.and_then(|p| p.email.as_deref()));
             name.append_option(person.and_then(|p| p.name.as_deref()));
             consent.append_option(person.and_then(|p| p.accepts_marketing));
         }
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(customer_id.finish()),
+            Arc::new(self.customer_id.finish()),
             Arc::new(self.order_id.finish()),
             Arc::new(self.date.finish()),
             Arc::new(self.product_id.finish()),
