@@ -608,7 +608,6 @@ impl Registry {
 
 /// Helpers for unit tests of node types.
 #[cfg(test)]
-#[allow(dead_code)] // Used by node-type tests as they are added.
 pub(crate) mod tests_support {
     use std::collections::BTreeMap;
     use std::sync::{Arc, Mutex};

@@ -250,29 +250,7 @@ fn log_add_exp(u: f64, v: f64) -> f64 {
     m + (-(u - v).abs()).exp().ln_1p()
 }
 
-/// Options of [`fit`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FitOptions {
-    /// L2 penalty on the parameters, as `lifetimes`' `penalizer_coef` (default 0).
-    pub penalizer: f64,
-    /// Minimum number of customers with `frequency > 0` (default 10).
-    pub min_repeat_customers: usize,
-    /// BFGS stopping tolerance on the largest gradient component of the mean objective.
-    pub gradient_tolerance: f64,
-    /// BFGS iteration cap.
-    pub max_iterations: usize,
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        Self {
-            penalizer: 0.0,
-            min_repeat_customers: 10,
-            gradient_tolerance: 1e-9,
-            max_iterations: 500,
-        }
-    }
-}
+pub use super::optimize::FitOptions;
 
 /// A fitted BG/NBD model.
 #[derive(Debug, Clone, PartialEq)]

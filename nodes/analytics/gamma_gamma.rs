@@ -126,29 +126,7 @@ impl GammaGammaParams {
     }
 }
 
-/// Options of [`fit`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FitOptions {
-    /// L2 penalty on `(p, q, v)`, as `lifetimes`' `penalizer_coef` (default 0).
-    pub penalizer: f64,
-    /// Minimum number of usable repeat customers (default 10).
-    pub min_repeat_customers: usize,
-    /// BFGS stopping tolerance on the largest gradient component of the mean objective.
-    pub gradient_tolerance: f64,
-    /// BFGS iteration cap.
-    pub max_iterations: usize,
-}
-
-impl Default for FitOptions {
-    fn default() -> Self {
-        Self {
-            penalizer: 0.0,
-            min_repeat_customers: 10,
-            gradient_tolerance: 1e-9,
-            max_iterations: 500,
-        }
-    }
-}
+pub use super::optimize::FitOptions;
 
 /// A fitted Gamma-Gamma model.
 #[derive(Debug, Clone, PartialEq)]

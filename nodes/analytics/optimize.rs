@@ -46,6 +46,30 @@ impl Default for BfgsOptions {
     }
 }
 
+/// Options of the maximum-likelihood fits (`bgnbd::fit`, `gamma_gamma::fit`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FitOptions {
+    /// L2 penalty on the parameters, as `lifetimes`' `penalizer_coef` (default 0).
+    pub penalizer: f64,
+    /// Minimum number of usable repeat customers (default 10).
+    pub min_repeat_customers: usize,
+    /// BFGS stopping tolerance on the largest gradient component of the mean objective.
+    pub gradient_tolerance: f64,
+    /// BFGS iteration cap.
+    pub max_iterations: usize,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        Self {
+            penalizer: 0.0,
+            min_repeat_customers: 10,
+            gradient_tolerance: 1e-9,
+            max_iterations: 500,
+        }
+    }
+}
+
 /// A gradient this small, where `f` no longer changes beyond rounding, is a minimum to machine
 /// precision (see the end of [`bfgs`]).
 const STATIONARY_GRADIENT: f64 = 1e-6;

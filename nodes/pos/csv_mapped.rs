@@ -311,13 +311,7 @@ mod tests {
     use super::*;
 
     fn parse(text: &str, opts: &CsvOptions) -> Result<Parsed, PosError> {
-        let mut items = Vec::new();
-        let out = parse_with(text.as_bytes(), opts, &mut |i| items.push(i))?;
-        Ok(Parsed {
-            items,
-            customers: out.customers,
-            report: out.report,
-        })
+        super::super::parse(text.as_bytes(), &super::super::Format::Csv(opts.clone()))
     }
 
     fn reasons(p: &Parsed) -> Vec<String> {

@@ -462,13 +462,7 @@ mod tests {
     const FIXTURE: &str = include_str!("fixtures/orders.jsonl");
 
     fn parse(text: &str, opts: &JsonlOptions) -> Result<Parsed, PosError> {
-        let mut items = Vec::new();
-        let out = parse_with(text.as_bytes(), opts, &mut |i| items.push(i))?;
-        Ok(Parsed {
-            items,
-            customers: out.customers,
-            report: out.report,
-        })
+        super::super::parse(text.as_bytes(), &super::super::Format::Jsonl(opts.clone()))
     }
 
     #[test]

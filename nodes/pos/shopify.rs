@@ -393,13 +393,10 @@ mod tests {
     const FIXTURE: &str = include_str!("fixtures/shopify_orders.csv");
 
     fn parse(text: &str, opts: &ShopifyOptions) -> Result<Parsed, PosError> {
-        let mut items = Vec::new();
-        let out = parse_with(text.as_bytes(), opts, &mut |i| items.push(i))?;
-        Ok(Parsed {
-            items,
-            customers: out.customers,
-            report: out.report,
-        })
+        super::super::parse(
+            text.as_bytes(),
+            &super::super::Format::ShopifyOrders(opts.clone()),
+        )
     }
 
     fn order<'a>(p: &'a Parsed, name: &str) -> Vec<&'a LineItem> {

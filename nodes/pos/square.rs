@@ -232,13 +232,10 @@ mod tests {
     const FIXTURE: &str = include_str!("fixtures/square_items.csv");
 
     fn parse(text: &str, opts: &SquareOptions) -> Result<Parsed, PosError> {
-        let mut items = Vec::new();
-        let out = parse_with(text.as_bytes(), opts, &mut |i| items.push(i))?;
-        Ok(Parsed {
-            items,
-            customers: out.customers,
-            report: out.report,
-        })
+        super::super::parse(
+            text.as_bytes(),
+            &super::super::Format::SquareItems(opts.clone()),
+        )
     }
 
     #[test]
