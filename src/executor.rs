@@ -162,10 +162,12 @@ pub async fn execute(
     }
 
     let fired: HashSet<&str> = run.trigger.triggers.iter().map(String::as_str).collect();
+    // A scheduled run is about its scheduled time, also when it runs late (a catch-up).
+    let logical_time = run.trigger.scheduled_for.unwrap_or(run.trigger.time);
     let run_vars = RunVars {
         id: run.id.clone(),
-        trigger_time: run.trigger.time.to_rfc3339(),
-        date: run.trigger.time.format("%Y-%m-%d").to_string(),
+        trigger_time: logical_time.to_rfc3339(),
+        date: logical_time.format("%Y-%m-%d").to_string(),
         fired_by: run.trigger.fired_by.clone(),
         workflow_dir: workflow.dir.display().to_string(),
     };
@@ -288,7 +290,11 @@ pub async fn execute(
             .collect();
         run.error = Some(format!("failed: {}", failed.join(", ")));
         RunStatus::Failed
-    } else if stop != Shutdown::None || statuses.iter().any(|s| !s.is_final()) {
+    } else if statuses
+        .iter()
+        .any(|s| !s.is_final() || *s == NodeStatus::Interrupted)
+    {
+        // A stop that came after the last node started, and let it finish, stopped nothing.
         run.error = Some("stopped before all nodes finished".into());
         RunStatus::Interrupted
     } else {

@@ -3,7 +3,8 @@
 //! A workflow is a YAML DAG of trigger, action, decision and output nodes. [`compile`] turns the
 //! file into a validated graph (reporting every error with its line), [`executor`] runs the nodes
 //! as concurrent tokio tasks and checkpoints each result in a [`store`], and [`runs`] plans
-//! resuming a failed or interrupted run from those checkpoints. The built-in node types live in
+//! resuming a failed or interrupted run from those checkpoints; [`serve`] fires runs on their
+//! cron schedules. The built-in node types live in
 //! [`nodes`]; the `flow` command line is [`cli`].
 
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod model;
 pub mod node;
 pub mod runs;
 pub mod schedule;
+pub mod serve;
 pub mod source;
 pub mod store;
 pub mod template;

@@ -6,7 +6,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// A parsed schedule in a time zone.
@@ -56,9 +56,84 @@ impl CronSchedule {
     }
 
     /// Fire times strictly after `after`.
+    ///
+    /// A wall-clock time that happens twice (01:30 on the night clocks go back) fires once, at
+    /// its first occurrence; a time that does not happen (02:30 on the night clocks go forward)
+    /// does not fire that day.
     pub fn after(&self, after: DateTime<Utc>) -> impl Iterator<Item = DateTime<Tz>> + '_ {
+        let tz = self.timezone;
         self.schedule
-            .after_owned(after.with_timezone(&self.timezone))
+            .after_owned(after.with_timezone(&tz))
+            .filter(move |t| match tz.from_local_datetime(&t.naive_local()) {
+                chrono::LocalResult::Ambiguous(first, _) => first == *t,
+                _ => true,
+            })
+    }
+}
+
+/// What `flow serve` does with firings it missed while it was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catchup {
+    /// Skip them all.
+    None,
+    /// Run once, for the most recent one.
+    Latest,
+    /// Run each of them, oldest first, one after another (up to a bound).
+    All,
+}
+
+/// What `flow serve` does when a firing comes while the workflow's previous run is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overlap {
+    /// Record the firing as skipped.
+    Skip,
+    /// Run it after the current run.
+    Queue,
+}
+
+impl Catchup {
+    pub const NAMES: &[&str] = &["none", "latest", "all"];
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(Catchup::None),
+            "latest" => Ok(Catchup::Latest),
+            "all" => Ok(Catchup::All),
+            _ => Err(format!(
+                "`catchup` must be one of {}, got `{s}`",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Catchup::None => "none",
+            Catchup::Latest => "latest",
+            Catchup::All => "all",
+        }
+    }
+}
+
+impl Overlap {
+    pub const NAMES: &[&str] = &["skip", "queue"];
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "skip" => Ok(Overlap::Skip),
+            "queue" => Ok(Overlap::Queue),
+            _ => Err(format!(
+                "`overlap` must be one of {}, got `{s}`",
+                Self::NAMES.join(", ")
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+        }
     }
 }
 
@@ -164,6 +239,40 @@ mod tests {
         assert_eq!(
             fires,
             ["2026-03-08T10:00:00+00:00", "2026-03-09T10:00:00+00:00"]
+        );
+    }
+
+    #[test]
+    fn repeated_and_skipped_wall_clock_times() {
+        let at = |expr: &str, y, m, d| -> Vec<String> {
+            let s = CronSchedule::parse(expr, "America/New_York").unwrap();
+            let start = Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap();
+            s.after(start).take(3).map(|t| t.to_rfc3339()).collect()
+        };
+        // 1 November 2026: 01:30 happens in EDT, then again in EST; it fires once.
+        assert_eq!(
+            at("30 1 * * *", 2026, 10, 31),
+            [
+                "2026-11-01T01:30:00-04:00",
+                "2026-11-02T01:30:00-05:00",
+                "2026-11-03T01:30:00-05:00"
+            ]
+        );
+        // Started between the two 01:30s, it does not fire the second one either.
+        let s = CronSchedule::parse("30 1 * * *", "America/New_York").unwrap();
+        let between = Utc.with_ymd_and_hms(2026, 11, 1, 5, 45, 0).unwrap();
+        assert_eq!(
+            s.after(between).next().unwrap().to_rfc3339(),
+            "2026-11-02T01:30:00-05:00"
+        );
+        // 8 March 2026: 02:30 does not happen.
+        assert_eq!(
+            at("30 2 * * *", 2026, 3, 6),
+            [
+                "2026-03-07T02:30:00-05:00",
+                "2026-03-09T02:30:00-04:00",
+                "2026-03-10T02:30:00-04:00"
+            ]
         );
     }
 

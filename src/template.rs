@@ -17,9 +17,9 @@ use crate::source::Seg;
 #[derive(Debug, Clone, Serialize)]
 pub struct RunVars {
     pub id: String,
-    /// The trigger time as RFC 3339.
+    /// The trigger time as RFC 3339 (UTC); for a scheduled run, the time it was scheduled for.
     pub trigger_time: String,
-    /// The trigger time's date (YYYY-MM-DD) in the trigger's time zone.
+    /// That time's date (YYYY-MM-DD, UTC).
     pub date: String,
     pub fired_by: String,
     pub workflow_dir: String,

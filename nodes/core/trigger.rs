@@ -11,7 +11,7 @@ use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
-use crate::schedule::CronSchedule;
+use crate::schedule::{Catchup, CronSchedule, Overlap};
 
 /// Fired by hand with `flow run`.
 #[derive(Debug)]
@@ -55,10 +55,6 @@ impl NodeType for ManualTrigger {
     }
 }
 
-/// `catchup` and `overlap` values, shared with `flow serve`.
-pub const CATCHUP: &[&str] = &["none", "latest", "all"];
-pub const OVERLAP: &[&str] = &["skip", "queue"];
-
 impl NodeType for ScheduleTrigger {
     fn name(&self) -> &'static str {
         "schedule"
@@ -94,6 +90,12 @@ impl NodeType for ScheduleTrigger {
                 "skip",
                 "when the previous run is still going: skip or queue",
             ),
+            ParamSpec::with_default(
+                "resume_interrupted",
+                ParamType::Bool,
+                "false",
+                "on start, `flow serve` resumes runs of this trigger left interrupted by a crash",
+            ),
         ]
     }
     fn configure(
@@ -115,15 +117,18 @@ impl NodeType for ScheduleTrigger {
         {
             errors.push(ParamError::new("cron", e));
         }
-        for (name, allowed) in [("catchup", CATCHUP), ("overlap", OVERLAP)] {
-            if let Ok(Some(v)) = params.opt_str(name)
-                && !allowed.contains(&v)
-            {
-                errors.push(ParamError::new(
-                    name,
-                    format!("`{name}` must be one of {}, got `{v}`", allowed.join(", ")),
-                ));
-            }
+        if let Ok(Some(v)) = params.opt_str("catchup")
+            && let Err(e) = Catchup::parse(v)
+        {
+            errors.push(ParamError::new("catchup", e));
+        }
+        if let Ok(Some(v)) = params.opt_str("overlap")
+            && let Err(e) = Overlap::parse(v)
+        {
+            errors.push(ParamError::new("overlap", e));
+        }
+        if let Err(e) = params.bool_or("resume_interrupted", false) {
+            errors.push(e);
         }
         if errors.is_empty() {
             Ok(Arc::new(Firing))

@@ -7,6 +7,7 @@ mod graph;
 mod progress;
 mod report;
 mod schema;
+mod serve;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write as _};
@@ -24,7 +25,7 @@ use crate::data::{self, Body, Data};
 use crate::executor::{self, ExecOptions, Shutdown};
 use crate::node::Registry;
 use crate::runs::{self, PlanError};
-use crate::store::{RunRecord, RunStatus, SledStore, StateStore, StoreError};
+use crate::store::{RemoteStore, RunRecord, RunStatus, SledStore, StateStore, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +69,18 @@ enum Command {
     Nodes {
         #[arg(long)]
         json: bool,
+    },
+    /// Fire workflows on their schedule triggers until stopped (Ctrl-C or SIGTERM).
+    ///
+    /// Other flow commands (`flow runs`, `flow run`, `flow resume`) keep working beside it:
+    /// they reach the state store through the server.
+    Serve(ServeArgs),
+    /// Print the next fire times of a workflow's schedule triggers, in their time zone and UTC.
+    Schedule {
+        file: PathBuf,
+        /// How many fire times to print per trigger.
+        #[arg(long, short = 'n', default_value_t = 5)]
+        count: usize,
     },
     /// Print the JSON Schema of the workflow format.
     Schema,
@@ -115,6 +128,22 @@ struct RunArgs {
     /// Most nodes running at once (the workflow's `concurrency` wins).
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Workflow files, or directories of them (`*.yaml`, `*.yml`; new files are picked up).
+    #[arg(required = true, value_name = "FILE|DIR")]
+    sources: Vec<PathBuf>,
+    /// Most nodes running at once within a run (a workflow's `concurrency` wins).
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// `catchup: all` runs at most this many missed firings per trigger (the latest ones).
+    #[arg(long, default_value_t = 50)]
+    max_catchup: usize,
+    /// How often workflow files are checked for changes.
+    #[arg(long, default_value = "2s", value_parser = serve::parse_interval)]
+    reload_interval: std::time::Duration,
 }
 
 #[derive(Debug, Args)]
@@ -277,6 +306,19 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::SampleData(args) => sample_data(args),
+        Command::Serve(args) => serve::serve(
+            serve::ServeCommand {
+                state: &cli.state,
+                sources: args.sources,
+                opts: crate::serve::ServeOptions {
+                    concurrency: args.concurrency,
+                    reload_interval: args.reload_interval,
+                    max_catchup: args.max_catchup,
+                },
+            },
+            registry,
+        ),
+        Command::Schedule { file, count } => serve::schedule(&file, count, registry),
         Command::Run(args) => run(&cli.state, args, registry),
         Command::Resume(args) => resume(&cli.state, args, registry),
         Command::Runs(args) => {
@@ -301,7 +343,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
     }
 }
 
-fn load(file: &Path, registry: &Registry) -> Result<Workflow, Failure> {
+pub(super) fn load(file: &Path, registry: &Registry) -> Result<Workflow, Failure> {
     compile::load(file, registry).map_err(|e| match e {
         LoadError::Invalid(diags) => {
             // One line per problem, `FILE:LINE:COL: message`, as compilers print them.
@@ -355,8 +397,21 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Opens the state store; while `flow serve` holds it, reaches it through the server.
 fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
-    Ok(Arc::new(SledStore::open(dir)?))
+    match SledStore::open(dir) {
+        Ok(store) => Ok(Arc::new(store)),
+        Err(StoreError::Locked { path }) => match RemoteStore::connect(dir)? {
+            Some(remote) => {
+                tracing::info!(
+                    "the state store is held by flow serve; using it through the server"
+                );
+                Ok(Arc::new(remote))
+            }
+            None => Err(StoreError::Locked { path }.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Finds a run by id, unique prefix, or `last`.
@@ -391,7 +446,7 @@ fn find_run(store: &dyn StateStore, id: &str) -> Result<RunRecord, Failure> {
 }
 
 /// Builds a multi-threaded runtime for a run.
-fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -425,6 +480,12 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
 fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
     let store = open_store(state)?;
     let mut record = find_run(store.as_ref(), &args.run_id)?;
+    if store.live_runs()?.contains(&record.id) {
+        return Err(Failure::invalid(anyhow!(
+            "run {} is running right now (in flow serve or another flow command); wait for it to end",
+            record.id
+        )));
+    }
     let path = PathBuf::from(&record.workflow_path);
     if !path.exists() {
         return Err(Failure::invalid(anyhow!(
@@ -477,7 +538,7 @@ fn execute(
     let outcome = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let signals = tokio::spawn(watch_signals(stop_tx));
+        let signals = tokio::spawn(watch_signals(stop_tx, true));
         let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
         let opts = ExecOptions {
             concurrency,
@@ -511,7 +572,8 @@ fn execute(
 }
 
 /// First Ctrl-C or SIGTERM: start nothing new and let running nodes finish. Second: cancel them.
-async fn watch_signals(stop: watch::Sender<Shutdown>) {
+/// `announce`: say so (the server logs it itself).
+pub(super) async fn watch_signals(stop: watch::Sender<Shutdown>, announce: bool) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
         Err(_) => return,
@@ -522,6 +584,7 @@ async fn watch_signals(stop: watch::Sender<Shutdown>) {
             _ = term.recv() => {}
         }
         match level {
+            _ if !announce => {}
             Shutdown::Drain => eprintln!(
                 "stopping: no new nodes will start; waiting for running nodes to finish (press Ctrl-C again to cancel them)"
             ),

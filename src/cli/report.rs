@@ -17,19 +17,19 @@ fn table(header: &[&str]) -> Table {
     t
 }
 
-/// A run found `running` while this process holds the store lock has no live process: it was
-/// interrupted (killed, or the machine stopped).
-fn shown_status(run: &RunRecord) -> &'static str {
+/// A run recorded as `running` that no process is executing (see
+/// [`StateStore::live_runs`]) was interrupted: killed, or the machine stopped.
+fn shown_status(run: &RunRecord, live: bool) -> &'static str {
     match run.status {
-        RunStatus::Running => "interrupted",
+        RunStatus::Running if !live => "interrupted",
         s => s.as_str(),
     }
 }
 
-fn shown_node_status(run: &RunRecord, node: &NodeRecord) -> &'static str {
-    match (run.status, node.status) {
-        (_, NodeStatus::Running) => "interrupted",
-        (_, s) => s.as_str(),
+fn shown_node_status(node: &NodeRecord, live: bool) -> &'static str {
+    match node.status {
+        NodeStatus::Running if !live => "interrupted",
+        s => s.as_str(),
     }
 }
 
@@ -52,13 +52,14 @@ fn truncate(s: &str, n: usize) -> String {
 
 pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
     let runs = store.runs()?;
+    let live = store.live_runs()?;
     if json {
         let items: Vec<_> = runs
             .iter()
             .take(limit)
             .map(|r| {
                 let mut v = serde_json::to_value(r).expect("json");
-                v["status"] = json!(shown_status(r));
+                v["status"] = json!(shown_status(r, live.contains(&r.id)));
                 v
             })
             .collect();
@@ -76,7 +77,7 @@ pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
         t.add_row(vec![
             r.id.clone(),
             r.workflow_name.clone(),
-            shown_status(r).to_string(),
+            shown_status(r, live.contains(&r.id)).to_string(),
             r.trigger.fired_by.clone(),
             r.created_at
                 .with_timezone(&chrono::Local)
@@ -120,14 +121,15 @@ fn ordered_nodes(
 
 pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: bool) -> Outcome {
     let nodes = ordered_nodes(store, run, registry)?;
+    let live = store.live_runs()?.contains(&run.id);
     if json {
         let mut run_json = serde_json::to_value(run).expect("json");
-        run_json["status"] = json!(shown_status(run));
+        run_json["status"] = json!(shown_status(run, live));
         let nodes_json: Vec<_> = nodes
             .iter()
             .map(|n| {
                 let mut v = serde_json::to_value(n).expect("json");
-                v["status"] = json!(shown_node_status(run, n));
+                v["status"] = json!(shown_node_status(n, live));
                 v
             })
             .collect();
@@ -140,13 +142,16 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     }
     println!("run       {}", run.id);
     println!("workflow  {} ({})", run.workflow_name, run.workflow_path);
-    println!("status    {}", shown_status(run));
+    println!("status    {}", shown_status(run, live));
     println!(
         "trigger   {} via {} at {}",
         run.trigger.triggers.join(", "),
         run.trigger.fired_by,
         run.trigger.time.to_rfc3339()
     );
+    if let Some(scheduled) = run.trigger.scheduled_for {
+        println!("scheduled {}", scheduled.to_rfc3339());
+    }
     println!("started   {}", run.created_at.to_rfc3339());
     println!(
         "duration  {:.1}s over {} execution(s)",
@@ -160,7 +165,7 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     if let Some(e) = &run.error {
         println!("error     {}", truncate(e, 100));
     }
-    println!("{}", node_table(&nodes, Some(run)));
+    println!("{}", node_table(&nodes, Some(live)));
     for n in &nodes {
         if let Some(cases) = &n.case_rows {
             let parts: Vec<String> = cases
@@ -185,7 +190,8 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     Ok(ExitCode::SUCCESS)
 }
 
-fn node_table(nodes: &[NodeRecord], run: Option<&RunRecord>) -> Table {
+/// `live`: whether the nodes' run is being executed right now (`None`: show as recorded).
+fn node_table(nodes: &[NodeRecord], live: Option<bool>) -> Table {
     let mut t = table(&[
         "node",
         "status",
@@ -196,8 +202,8 @@ fn node_table(nodes: &[NodeRecord], run: Option<&RunRecord>) -> Table {
         "error / reason",
     ]);
     for n in nodes {
-        let status = match run {
-            Some(run) => shown_node_status(run, n),
+        let status = match live {
+            Some(live) => shown_node_status(n, live),
             None => n.status.as_str(),
         };
         let note = n.error.as_deref().or(n.reason.as_deref()).unwrap_or("");

@@ -8,12 +8,15 @@
 
 mod memory;
 mod records;
+mod remote;
 mod sled_store;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
+pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
 pub use sled_store::SledStore;
 
 /// One write of an atomic batch.
@@ -58,6 +61,8 @@ pub enum StoreError {
     },
     #[error("state store I/O error: {0}")]
     Io(String),
+    #[error("the `flow serve` holding the state store {} reported: {reason}", path.display())]
+    Remote { path: PathBuf, reason: String },
     #[error("a stored record is damaged ({what}): {reason}")]
     Corrupt { what: String, reason: String },
 }
@@ -79,6 +84,11 @@ pub trait StateStore: Send + Sync {
     fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Where the store lives, for messages.
     fn location(&self) -> String;
+    /// Runs some process is executing right now. A run recorded as `running` that is not live
+    /// was interrupted. A store opened directly holds the lock, so no other process runs anything.
+    fn live_runs(&self) -> Result<HashSet<String>, StoreError> {
+        Ok(HashSet::new())
+    }
 }
 
 /// Keys shared by the backends, so their layouts cannot drift apart.
@@ -145,6 +155,8 @@ pub(crate) fn to_pairs(writes: Vec<Write>) -> Result<Vec<(String, Vec<u8>)>, Sto
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn exercise(store: &dyn StateStore) {
@@ -203,6 +215,59 @@ mod tests {
         drop(store);
         let again = SledStore::open(dir.path()).unwrap();
         assert_eq!(again.output("r1", "wide").unwrap().unwrap(), big);
+    }
+
+    #[test]
+    fn remote_store_contract_and_live_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let live = LiveRuns::default();
+        let _server = StoreServer::start(dir.path(), sled.clone(), live.clone()).unwrap();
+        let remote = RemoteStore::connect(dir.path())
+            .unwrap()
+            .expect("server answers");
+        exercise(&remote);
+        // Large outputs arrive intact.
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+        remote
+            .apply(vec![Write::Node {
+                run_id: "r9".into(),
+                record: NodeRecord::new("big"),
+                output: Some(big.clone()),
+            }])
+            .unwrap();
+        remote.flush().unwrap();
+        assert_eq!(sled.output("r9", "big").unwrap().unwrap(), big);
+        // The last record the client wrote says running: live until the client goes away.
+        let mut running = RunRecord::new_for_test("20260103-000000-cccc");
+        remote.apply(vec![Write::Run(running.clone())]).unwrap();
+        assert!(remote.live_runs().unwrap().contains(&running.id));
+        live.start("server-run");
+        assert!(remote.live_runs().unwrap().contains("server-run"));
+        running.status = RunStatus::Succeeded;
+        remote.apply(vec![Write::Run(running.clone())]).unwrap();
+        assert!(!remote.live_runs().unwrap().contains(&running.id));
+        running.status = RunStatus::Running;
+        remote.apply(vec![Write::Run(running.clone())]).unwrap();
+        drop(remote);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while live.contains(&running.id) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            !live.contains(&running.id),
+            "a client that went away runs nothing"
+        );
+        assert!(live.contains("server-run"));
+    }
+
+    #[test]
+    fn no_server_means_no_remote_store() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(RemoteStore::connect(dir.path()).unwrap().is_none());
+        // A socket file left by a crashed server is not a server.
+        std::fs::write(dir.path().join(SOCKET), b"").unwrap();
+        assert!(RemoteStore::connect(dir.path()).unwrap().is_none());
     }
 
     #[test]

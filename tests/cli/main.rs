@@ -10,6 +10,7 @@ mod resume;
 mod retry_timeout;
 mod run;
 mod segmentation;
+mod serve;
 mod skip_join;
 mod store;
 mod support;

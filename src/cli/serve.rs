@@ -1,0 +1,319 @@
+//! `flow serve` (log lines for the scheduler's events) and `flow schedule` (next fire times).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::anyhow;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use tokio::sync::{mpsc, watch};
+
+use super::{Failure, Outcome, load, runtime};
+use crate::executor::Shutdown;
+use crate::node::Registry;
+use crate::serve::{
+    self, EventKind, ServeError, ServeEvent, ServeOptions, Server, SystemClock, TriggerSummary,
+};
+use crate::store::{
+    LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer,
+};
+
+pub struct ServeCommand<'a> {
+    pub state: &'a Path,
+    pub sources: Vec<PathBuf>,
+    pub opts: ServeOptions,
+}
+
+pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
+    let store = match SledStore::open(cmd.state) {
+        Ok(store) => Arc::new(store),
+        Err(StoreError::Locked { path }) => {
+            let served = matches!(RemoteStore::connect(cmd.state), Ok(Some(_)));
+            return Err(Failure::invalid(if served {
+                anyhow!(
+                    "another `flow serve` is already serving the state store {}; stop it first (one server per store)",
+                    path.display()
+                )
+            } else {
+                anyhow!(StoreError::Locked { path })
+            }));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let store: Arc<dyn StateStore> = store;
+    let live = LiveRuns::default();
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let server = Server::new(
+        cmd.sources,
+        registry.clone(),
+        store.clone(),
+        Arc::new(SystemClock),
+        live.clone(),
+        events_tx,
+        cmd.opts,
+    )
+    .map_err(|e| match e {
+        ServeError::Invalid { count, errors } => {
+            for line in &errors {
+                eprintln!("{line}");
+            }
+            Failure::invalid(anyhow!(ServeError::Invalid { count, errors }))
+        }
+        other => Failure::invalid(other),
+    })?;
+    let socket = StoreServer::start(cmd.state, store.clone(), live)?;
+    log_line(
+        Utc::now(),
+        &format!(
+            "serving with the state store {}; `flow runs` and `flow run` reach it through {}",
+            cmd.state.display(),
+            socket.socket().display()
+        ),
+    );
+    let rt = runtime()?;
+    let result = rt.block_on(async move {
+        let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
+        let signals = tokio::spawn(super::watch_signals(stop_tx, false));
+        let logger = tokio::spawn(log_events(events_rx));
+        let result = server.run(stop_rx).await;
+        signals.abort();
+        let _ = logger.await;
+        result
+    });
+    drop(socket);
+    result.map_err(|e| Failure {
+        code: 1,
+        error: anyhow!(e),
+    })?;
+    log_line(Utc::now(), "stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn log_events(mut events: mpsc::UnboundedReceiver<ServeEvent>) {
+    while let Some(event) = events.recv().await {
+        if let Some(text) = describe(&event.kind) {
+            log_line(event.at, &text);
+        }
+    }
+}
+
+fn log_line(at: DateTime<Utc>, text: &str) {
+    eprintln!("{} {text}", at.format("%Y-%m-%dT%H:%M:%SZ"));
+}
+
+fn local(t: &DateTime<Tz>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S %Z").to_string()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
+}
+
+fn triggers_text(triggers: &[TriggerSummary]) -> String {
+    if triggers.is_empty() {
+        return "no schedule trigger; nothing to fire".into();
+    }
+    triggers
+        .iter()
+        .map(|t| {
+            format!(
+                "trigger `{}` \"{}\" {}, next {}",
+                t.id,
+                t.expression,
+                t.timezone,
+                t.next.as_ref().map_or("never".into(), local)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// The log line for an event (`None` for those that are only for tests and tools).
+fn describe(kind: &EventKind) -> Option<String> {
+    Some(match kind {
+        EventKind::Loaded {
+            workflow,
+            path,
+            triggers,
+            reloaded,
+        } => format!(
+            "{} `{workflow}` ({}): {}",
+            if *reloaded { "reloaded" } else { "loaded" },
+            path.display(),
+            triggers_text(triggers)
+        ),
+        EventKind::ReloadFailed {
+            path,
+            errors,
+            kept_previous,
+        } => {
+            let mut text = format!(
+                "{} changed but is invalid; {}:",
+                path.display(),
+                if *kept_previous {
+                    "keeping the previous definition"
+                } else {
+                    "not loading it"
+                }
+            );
+            for e in errors {
+                text.push_str("\n  ");
+                text.push_str(e);
+            }
+            text
+        }
+        EventKind::Removed { path } => {
+            format!("{} is gone; it is no longer scheduled", path.display())
+        }
+        EventKind::Missed {
+            workflow,
+            trigger,
+            missed,
+            first,
+            last,
+            policy,
+            will_run,
+        } => format!(
+            "`{workflow}` trigger `{trigger}` missed {} while flow serve was not running ({} .. {}); catchup: {} runs {}",
+            plural(*missed, "firing"),
+            local(first),
+            local(last),
+            policy.as_str(),
+            will_run
+        ),
+        EventKind::Fired {
+            workflow,
+            trigger,
+            scheduled_for,
+            run_id,
+            catchup,
+        } => format!(
+            "fired `{workflow}` trigger `{trigger}` for {}{} -> run {run_id}",
+            local(scheduled_for),
+            if *catchup { " (catch-up)" } else { "" }
+        ),
+        EventKind::Skipped {
+            workflow,
+            trigger,
+            scheduled_for,
+            running,
+        } => format!(
+            "skipped `{workflow}` trigger `{trigger}` for {}: run {running} is still running (overlap: skip)",
+            local(scheduled_for)
+        ),
+        EventKind::Queued {
+            workflow,
+            trigger,
+            scheduled_for,
+            behind,
+        } => format!(
+            "queued `{workflow}` trigger `{trigger}` for {}: it runs after run {behind}",
+            local(scheduled_for)
+        ),
+        EventKind::RunStarted {
+            workflow,
+            run_id,
+            resumed,
+        } => format!(
+            "run {run_id} of `{workflow}` {}",
+            if *resumed { "resumed" } else { "started" }
+        ),
+        EventKind::RunFinished {
+            workflow,
+            run_id,
+            status,
+            duration,
+            error,
+        } => {
+            let mut text = format!(
+                "run {run_id} of `{workflow}` {} in {:.1}s",
+                status.as_str(),
+                duration.as_secs_f64()
+            );
+            match status {
+                RunStatus::Succeeded => {}
+                RunStatus::Failed => {
+                    if let Some(e) = error {
+                        text.push_str(&format!(": {}", e.lines().next().unwrap_or_default()));
+                    }
+                    text.push_str(&format!("; fix the cause, then: flow resume {run_id}"));
+                }
+                _ => text.push_str(&format!("; resume it with: flow resume {run_id}")),
+            }
+            text
+        }
+        EventKind::FoundInterrupted {
+            workflow,
+            run_id,
+            resuming,
+        } => {
+            if *resuming {
+                format!("run {run_id} of `{workflow}` was left unfinished; resuming it")
+            } else {
+                format!(
+                    "run {run_id} of `{workflow}` was left unfinished; resume it with `flow resume {run_id}` (or set resume_interrupted: true on its trigger)"
+                )
+            }
+        }
+        EventKind::Problem { message } => format!("error: {message}"),
+        EventKind::Stopping { running } => {
+            if *running == 0 {
+                "stopping: nothing is running".to_string()
+            } else {
+                format!(
+                    "stopping: no more firings; waiting for {} to checkpoint (press Ctrl-C again to cancel)",
+                    plural(*running, "run")
+                )
+            }
+        }
+        EventKind::Cancelling { running } => {
+            format!(
+                "cancelling {}; they can be resumed",
+                plural(*running, "run")
+            )
+        }
+        EventKind::Waiting { .. } => return None,
+    })
+}
+
+/// `flow schedule FILE --count N`.
+pub fn schedule(file: &Path, count: usize, registry: &Registry) -> Outcome {
+    // Compile errors print like `flow validate`'s.
+    let wf = load(file, registry)?;
+    let triggers = serve::ScheduleTrigger::all(&wf)
+        .map_err(|e| Failure::invalid(anyhow!("{}: {e}", file.display())))?;
+    if triggers.is_empty() {
+        eprintln!(
+            "{}: `{}` has no schedule trigger; `flow serve` would never fire it",
+            file.display(),
+            wf.name
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let now = Utc::now();
+    for t in &triggers {
+        println!(
+            "trigger `{}`: \"{}\" in {} (catchup: {}, overlap: {})",
+            t.id,
+            t.schedule.expression,
+            t.schedule.timezone,
+            t.catchup.as_str(),
+            t.overlap.as_str()
+        );
+        for time in t.schedule.after(now).take(count) {
+            println!(
+                "{}  {}",
+                time.format("%a %Y-%m-%d %H:%M:%S %Z"),
+                time.with_timezone(&Utc).format("%Y-%m-%d %H:%M:%S UTC")
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Polling interval for workflow file changes, as a CLI value.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| e.to_string())
+}
