@@ -318,7 +318,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             },
             registry,
         ),
-        Command::Schedule { file, count } => serve::schedule(&file, count, registry),
+        Command::Schedule { file, count } => serve::schedule(&cli.state, &file, count, registry),
         Command::Run(args) => run(&cli.state, args, registry),
         Command::Resume(args) => resume(&cli.state, args, registry),
         Command::Runs(args) => {
@@ -398,7 +398,7 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
 }
 
 /// Opens the state store; while `flow serve` holds it, reaches it through the server.
-fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
     match SledStore::open(dir) {
         Ok(store) => Ok(Arc::new(store)),
         Err(StoreError::Locked { path }) => match RemoteStore::connect(dir)? {
@@ -535,10 +535,14 @@ fn execute(
     let rt = runtime()?;
     let run_id = record.id.clone();
     let tty = std::io::stderr().is_terminal();
+    let signals = {
+        let _runtime = rt.enter();
+        Signals::install()?
+    };
     let outcome = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
         let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let signals = tokio::spawn(watch_signals(stop_tx, true));
+        let signals = tokio::spawn(signals.forward(stop_tx, true));
         let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
         let opts = ExecOptions {
             concurrency,
@@ -571,26 +575,43 @@ fn execute(
     }
 }
 
-/// First Ctrl-C or SIGTERM: start nothing new and let running nodes finish. Second: cancel them.
-/// `announce`: say so (the server logs it itself).
-pub(super) async fn watch_signals(stop: watch::Sender<Shutdown>, announce: bool) {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return,
-    };
-    for level in [Shutdown::Drain, Shutdown::Cancel] {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers, installed before anything that a signal should stop cleanly.
+pub(super) struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Must be called inside the runtime.
+    pub(super) fn install() -> Result<Self, Failure> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let failed = |e: std::io::Error| Failure {
+            code: 1,
+            error: anyhow!("cannot install signal handlers: {e}"),
+        };
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt()).map_err(failed)?,
+            terminate: signal(SignalKind::terminate()).map_err(failed)?,
+        })
+    }
+
+    /// First Ctrl-C or SIGTERM: start nothing new and let running nodes finish. Second: cancel
+    /// them. `announce`: say so (the server logs it itself).
+    pub(super) async fn forward(mut self, stop: watch::Sender<Shutdown>, announce: bool) {
+        for level in [Shutdown::Drain, Shutdown::Cancel] {
+            tokio::select! {
+                _ = self.interrupt.recv() => {}
+                _ = self.terminate.recv() => {}
+            }
+            match level {
+                _ if !announce => {}
+                Shutdown::Drain => eprintln!(
+                    "stopping: no new nodes will start; waiting for running nodes to finish (press Ctrl-C again to cancel them)"
+                ),
+                _ => eprintln!("cancelling running nodes"),
+            }
+            let _ = stop.send(level);
         }
-        match level {
-            _ if !announce => {}
-            Shutdown::Drain => eprintln!(
-                "stopping: no new nodes will start; waiting for running nodes to finish (press Ctrl-C again to cancel them)"
-            ),
-            _ => eprintln!("cancelling running nodes"),
-        }
-        let _ = stop.send(level);
     }
 }
 

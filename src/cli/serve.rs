@@ -27,22 +27,7 @@ pub struct ServeCommand<'a> {
 }
 
 pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
-    let store = match SledStore::open(cmd.state) {
-        Ok(store) => Arc::new(store),
-        Err(StoreError::Locked { path }) => {
-            let served = matches!(RemoteStore::connect(cmd.state), Ok(Some(_)));
-            return Err(Failure::invalid(if served {
-                anyhow!(
-                    "another `flow serve` is already serving the state store {}; stop it first (one server per store)",
-                    path.display()
-                )
-            } else {
-                anyhow!(StoreError::Locked { path })
-            }));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let store: Arc<dyn StateStore> = store;
+    let store: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
     let live = LiveRuns::default();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let server = Server::new(
@@ -63,6 +48,12 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         }
         other => Failure::invalid(other),
     })?;
+    let rt = runtime()?;
+    // Handlers first: a SIGTERM from the moment other commands can reach us drains cleanly.
+    let signals = {
+        let _runtime = rt.enter();
+        super::Signals::install()?
+    };
     let socket = StoreServer::start(cmd.state, store.clone(), live)?;
     log_line(
         Utc::now(),
@@ -72,10 +63,9 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             socket.socket().display()
         ),
     );
-    let rt = runtime()?;
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
-        let signals = tokio::spawn(super::watch_signals(stop_tx, false));
+        let signals = tokio::spawn(signals.forward(stop_tx, false));
         let logger = tokio::spawn(log_events(events_rx));
         let result = server.run(stop_rx).await;
         signals.abort();
@@ -89,6 +79,37 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
     })?;
     log_line(Utc::now(), "stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Opens the store for serving. Another server is an error; a `flow run` or `flow runs` holding
+/// it is waited for (a server started by systemd should not fail because someone was looking).
+fn open_when_free(state: &Path) -> Result<SledStore, Failure> {
+    let mut said = false;
+    loop {
+        match SledStore::open(state) {
+            Ok(store) => return Ok(store),
+            Err(StoreError::Locked { path }) => {
+                if matches!(RemoteStore::connect(state), Ok(Some(_))) {
+                    return Err(Failure::invalid(anyhow!(
+                        "another `flow serve` is already serving the state store {}; stop it first (one server per store)",
+                        path.display()
+                    )));
+                }
+                if !said {
+                    log_line(
+                        Utc::now(),
+                        &format!(
+                            "the state store {} is in use by another flow command; waiting for it to finish",
+                            path.display()
+                        ),
+                    );
+                    said = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 async fn log_events(mut events: mpsc::UnboundedReceiver<ServeEvent>) {
@@ -278,8 +299,9 @@ fn describe(kind: &EventKind) -> Option<String> {
     })
 }
 
-/// `flow schedule FILE --count N`.
-pub fn schedule(file: &Path, count: usize, registry: &Registry) -> Outcome {
+/// `flow schedule FILE --count N`: the next fire times, then what `flow serve` recorded for the
+/// trigger when the state store has it.
+pub fn schedule(state: &Path, file: &Path, count: usize, registry: &Registry) -> Outcome {
     // Compile errors print like `flow validate`'s.
     let wf = load(file, registry)?;
     let triggers = serve::ScheduleTrigger::all(&wf)
@@ -310,8 +332,32 @@ pub fn schedule(file: &Path, count: usize, registry: &Registry) -> Outcome {
             );
         }
     }
+    // Recent firings go to stderr, so stdout stays one fire time a line.
+    if state.join("db").exists() {
+        let store = super::open_store(state)?;
+        let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        for t in &triggers {
+            let log = serve::firings(store.as_ref(), &path, &t.id)?;
+            if log.is_empty() {
+                continue;
+            }
+            eprintln!("recent firings of `{}` (flow serve):", t.id);
+            for f in log.iter().rev().take(RECENT_FIRINGS).rev() {
+                let when = f.scheduled_for.with_timezone(&t.schedule.timezone);
+                let what = match (&f.run_id, &f.reason) {
+                    (Some(run), _) => format!("{} -> run {run}", f.outcome),
+                    (None, Some(reason)) => format!("{}: {reason}", f.outcome),
+                    (None, None) => f.outcome.clone(),
+                };
+                eprintln!("  {}  {what}", local(&when));
+            }
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
+
+/// How many recorded firings `flow schedule` shows per trigger.
+const RECENT_FIRINGS: usize = 10;
 
 /// Polling interval for workflow file changes, as a CLI value.
 pub fn parse_interval(s: &str) -> Result<Duration, String> {

@@ -154,7 +154,9 @@ fn serve_fires_while_other_commands_use_the_store_then_stops_cleanly() {
     ] {
         assert!(log.contains(expected), "log lacks {expected:?}:\n{log}");
     }
-    assert!(!log.contains("in use"), "{log}");
+    for out in [&list, &manual, &shown] {
+        assert!(!out.stderr.contains("in use"), "{out}");
+    }
 
     // The store is released and holds both kinds of runs, each scheduled run with its time.
     let runs = ws
@@ -233,4 +235,33 @@ fn serve_refuses_an_invalid_workflow_and_a_second_server() {
     second.assert_stderr_contains("already serving");
     let (code, log) = stop(server);
     assert_eq!(code, 0, "{log}");
+}
+
+#[test]
+fn serve_waits_for_a_command_that_holds_the_store() {
+    let ws = Workspace::with_workflow(&EVERY_SECOND.replace("* * * * * *", "0 0 6 * * *"));
+    ws.write(
+        "slow.yaml",
+        MANUAL.replace("echo hello", "touch started && sleep 2"),
+    );
+    let run = ws
+        .command(["run", "slow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn flow run");
+    assert!(wait_until(Duration::from_secs(20), || ws.exists("started")));
+    let server = spawn_serve(&ws, &["flow.yaml"]);
+    let served = wait_until(Duration::from_secs(30), || {
+        ws.state_dir().join("serve.sock").exists()
+    });
+    let run = run.wait_with_output().expect("flow run ends");
+    let (code, log) = stop(server);
+    assert!(run.status.success());
+    assert!(served, "{log}");
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains("is in use by another flow command; waiting"),
+        "{log}"
+    );
 }
