@@ -265,3 +265,59 @@ fn serve_waits_for_a_command_that_holds_the_store() {
         "{log}"
     );
 }
+
+#[test]
+fn serve_killed_mid_run_resumes_it_on_restart() {
+    let ws = Workspace::with_workflow(
+        &EVERY_SECOND
+            .replace(
+                "timezone: Europe/London }",
+                "timezone: Europe/London, resume_interrupted: true }",
+            )
+            .replace(
+                "sh record.sh && echo tick",
+                "sh record.sh; if [ ! -f slept ]; then touch slept started; sleep 5; fi",
+            ),
+    );
+    let mut server = spawn_serve(&ws, &["flow.yaml"]);
+    assert!(wait_until(Duration::from_secs(30), || ws.exists("started")));
+    server.kill().expect("SIGKILL flow serve");
+    let first = server.wait_with_output().expect("wait");
+    let first_log = String::from_utf8_lossy(&first.stderr).into_owned();
+    let run_id = first_log
+        .lines()
+        .find_map(|l| l.split("-> run ").nth(1))
+        .unwrap_or_else(|| panic!("no firing logged:\n{first_log}"))
+        .trim()
+        .to_string();
+
+    let server = spawn_serve(&ws, &["flow.yaml"]);
+    let resumed = wait_until(Duration::from_secs(30), || {
+        let show = ws
+            .flow()
+            .args(["runs", "show", &run_id, "--json"])
+            .any_exit()
+            .run();
+        show.code == 0 && show.json()["run"]["status"] == "succeeded"
+    });
+    let (code, log) = stop(server);
+    assert!(resumed, "run {run_id} was not resumed:\n{log}");
+    assert_eq!(code, 0, "{log}");
+    assert!(
+        log.contains(&format!(
+            "run {run_id} of `ticker` was left unfinished; resuming it"
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("run {run_id} of `ticker` resumed")),
+        "{log}"
+    );
+    let show = ws.show(&run_id);
+    assert_eq!(show["run"]["executions"], 2);
+    // The trigger's checkpoint was reused (the firing is not redone); `work` ran again.
+    let nodes = ws.node_records(&run_id);
+    assert_eq!(nodes["tick"]["execution"], 1);
+    assert_eq!(nodes["work"]["execution"], 2);
+    assert_eq!(nodes["work"]["status"], "succeeded");
+}
