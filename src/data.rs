@@ -214,7 +214,9 @@ pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
             .collect(),
     };
     let slot = serde_json::to_vec(&header)?.len();
-    let mut out = Vec::new();
+    // Reserved up front: growing a buffer of a gigabyte or more by doubling copies it each time.
+    let tables: usize = parts.iter().map(|(_, data)| table_size_hint(data)).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + slot + tables);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&(slot as u32).to_le_bytes());
     let header_at = out.len();
@@ -227,6 +229,19 @@ pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
     let json = serde_json::to_vec(&header)?;
     out[header_at..header_at + json.len()].copy_from_slice(&json);
     Ok(out)
+}
+
+/// About the size of a table part's IPC stream: its buffers, plus room for each batch's
+/// metadata and padding.
+fn table_size_hint(data: &Data) -> usize {
+    let Data::Table(batch) = data else { return 0 };
+    let buffers: usize = batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum();
+    let batches = batch.num_rows() / IPC_CHUNK_ROWS + 1;
+    buffers + batches * (1024 + 256 * batch.num_columns())
 }
 
 fn encode_part(data: &Data, out: &mut Vec<u8>) -> Result<(), CodecError> {
