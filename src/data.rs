@@ -185,54 +185,86 @@ struct PartHeader {
     len: u64,
 }
 
+/// Tables are written to the IPC stream in slices of this many rows: the IPC writer assembles
+/// each message in memory before writing it, so whole-table messages would briefly hold a second
+/// copy of a large table.
+const IPC_CHUNK_ROWS: usize = 64 * 1024;
+
 /// Encodes an output for the state store.
+///
+/// The parts are written straight into the returned buffer, after a slot for the header sized
+/// for the longest part lengths it can state; the header is then written into the slot and
+/// padded with spaces (whitespace that JSON ignores). A large table is thus encoded once, with
+/// no copy of the encoded bytes.
 pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
     let parts: Vec<(Option<&str>, &Data)> = match &output.body {
         Body::Data(d) => vec![(None, d)],
         Body::Cases(cases) => cases.iter().map(|(c, d)| (Some(c.as_str()), d)).collect(),
     };
-    let mut blobs = Vec::with_capacity(parts.len());
-    for (_, data) in &parts {
-        blobs.push(encode_part(data)?);
-    }
-    let header = Header {
+    let mut header = Header {
         meta: output.meta.clone(),
         decision: matches!(output.body, Body::Cases(_)),
         parts: parts
             .iter()
-            .zip(&blobs)
-            .map(|((case, data), blob)| PartHeader {
+            .map(|(case, data)| PartHeader {
                 case: case.map(str::to_string),
                 kind: data.kind(),
-                len: blob.len() as u64,
+                len: u64::MAX,
             })
             .collect(),
     };
-    let header = serde_json::to_vec(&header)?;
-    let total = MAGIC.len() + 4 + header.len() + blobs.iter().map(Vec::len).sum::<usize>();
-    let mut out = Vec::with_capacity(total);
+    let slot = serde_json::to_vec(&header)?.len();
+    // Reserved up front: growing a buffer of a gigabyte or more by doubling copies it each time.
+    let tables: usize = parts.iter().map(|(_, data)| table_size_hint(data)).sum();
+    let mut out = Vec::with_capacity(MAGIC.len() + 4 + slot + tables);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
-    out.extend_from_slice(&header);
-    for blob in blobs {
-        out.extend_from_slice(&blob);
+    out.extend_from_slice(&(slot as u32).to_le_bytes());
+    let header_at = out.len();
+    out.resize(header_at + slot, b' ');
+    for (part, (_, data)) in header.parts.iter_mut().zip(&parts) {
+        let start = out.len();
+        encode_part(data, &mut out)?;
+        part.len = (out.len() - start) as u64;
     }
+    let json = serde_json::to_vec(&header)?;
+    out[header_at..header_at + json.len()].copy_from_slice(&json);
     Ok(out)
 }
 
-fn encode_part(data: &Data) -> Result<Vec<u8>, CodecError> {
-    Ok(match data {
-        Data::Empty => Vec::new(),
-        Data::Json(v) => serde_json::to_vec(v)?,
+/// About the size of a table part's IPC stream: its buffers, plus room for each batch's
+/// metadata and padding.
+fn table_size_hint(data: &Data) -> usize {
+    let Data::Table(batch) = data else { return 0 };
+    let buffers: usize = batch
+        .columns()
+        .iter()
+        .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0))
+        .sum();
+    let batches = batch.num_rows() / IPC_CHUNK_ROWS + 1;
+    buffers + batches * (1024 + 256 * batch.num_columns())
+}
+
+fn encode_part(data: &Data, out: &mut Vec<u8>) -> Result<(), CodecError> {
+    match data {
+        Data::Empty => {}
+        Data::Json(v) => serde_json::to_writer(out, v)?,
         Data::Table(batch) => {
-            let mut buf = Vec::new();
-            let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut buf, &batch.schema())?;
-            writer.write(batch)?;
+            let mut writer = arrow_ipc::writer::StreamWriter::try_new(out, &batch.schema())?;
+            // An empty table is still written as one (empty) batch.
+            let rows = batch.num_rows();
+            let mut start = 0;
+            loop {
+                let len = IPC_CHUNK_ROWS.min(rows - start);
+                writer.write(&batch.slice(start, len))?;
+                start += len;
+                if start >= rows {
+                    break;
+                }
+            }
             writer.finish()?;
-            drop(writer);
-            buf
         }
-    })
+    }
+    Ok(())
 }
 
 /// Decodes an output written by [`encode`].
@@ -363,6 +395,33 @@ mod tests {
         assert!(back.select(Some("other")).is_empty());
         assert!(back.select(Some("missing")).is_empty());
         assert_eq!(back.select(Some("note")).as_json().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn large_tables_round_trip_across_chunks() {
+        // Several IPC chunks, a chunk boundary inside a run of nulls, and a ragged last chunk.
+        let rows = 2 * IPC_CHUNK_ROWS + 123;
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        let names: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 7 != 0).then(|| format!("name {i}")))
+            .collect();
+        let schema = Schema::new(vec![
+            Field::new("id", DataType::Int64, false),
+            Field::new("name", DataType::Utf8, true),
+        ]);
+        let batch = RecordBatch::try_new(
+            Arc::new(schema),
+            vec![
+                Arc::new(Int64Array::from(ids)),
+                Arc::new(StringArray::from(names)),
+            ],
+        )
+        .unwrap();
+        let back = decode(&encode(&Output::table(batch.clone())).unwrap()).unwrap();
+        assert_eq!(back.select(None).as_table().unwrap(), &batch);
+        let empty = batch.slice(0, 0);
+        let back = decode(&encode(&Output::table(empty.clone())).unwrap()).unwrap();
+        assert_eq!(back.select(None).as_table().unwrap(), &empty);
     }
 
     #[test]

@@ -32,7 +32,7 @@ use super::dates::{DateFormat, DateParser};
 use super::model::{
     BadRow, CustomerBook, CustomerSeen, LineItem, ParseReport, PosError, StreamOutcome, parse_flag,
 };
-use super::money::{DecimalSeparator, parse_money, parse_number};
+use super::money::{Currency, DecimalSeparator, parse_money, parse_number};
 use super::table::{Delimiter, Row, TableReader};
 
 /// Which header column holds what.
@@ -156,7 +156,7 @@ fn resolve<R: Read>(t: &TableReader<R>, m: &ColumnMap) -> Result<Cols, PosError>
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &CsvOptions,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let default_currency = match &opts.currency {
@@ -179,12 +179,14 @@ pub fn parse_with<R: Read>(
         opts,
         default_currency,
     };
+    // One item for every row: its strings keep their buffers, so a row allocates nothing.
+    let mut item = LineItem::default();
     while let Some(row) = table.next_row(&mut report)? {
-        match ctx.row(&row) {
-            Ok(Some((item, seen))) => {
+        match ctx.row(&row, &mut item) {
+            Ok(Some(seen)) => {
                 book.observe(&item.customer_id, item.timestamp, item.line, seen);
                 report.items += 1;
-                sink(item);
+                sink(&item);
             }
             Ok(None) => {
                 report.rows_without_customer += 1;
@@ -222,8 +224,13 @@ impl Ctx<'_> {
         }
     }
 
-    #[allow(clippy::type_complexity)]
-    fn row<'r>(&self, row: &'r Row) -> Result<Option<(LineItem, CustomerSeen<'r>)>, BadRow> {
+    /// Reads a row into `item` (every field is overwritten when the row gives an item; `item`
+    /// is left in an unspecified state otherwise). `Ok(None)`: a row without a customer.
+    fn row<'r>(
+        &self,
+        row: &'r Row,
+        item: &mut LineItem,
+    ) -> Result<Option<CustomerSeen<'r>>, BadRow> {
         let c = self.cols;
         let line = row.line;
         let decimal = self.opts.decimal;
@@ -272,36 +279,54 @@ impl Ctx<'_> {
         if customer.is_empty() {
             return Ok(None);
         }
-        let customer_id = if self.opts.lowercase_customer {
-            customer.to_lowercase()
+        if self.opts.lowercase_customer {
+            item.customer_id = customer.to_lowercase();
         } else {
-            customer.to_string()
-        };
-        let currency = row
-            .opt(c.currency)
-            .map(|s| s.to_ascii_uppercase())
-            .or_else(|| currency.map(|c| c.to_string()))
-            .or_else(|| self.default_currency.clone());
-        let item = LineItem {
-            line,
-            order_id: order.to_string(),
-            customer_id,
-            timestamp: ts.local,
-            utc_offset_secs: ts.offset_secs,
-            product_id: product.to_string(),
-            product_name: row.opt(c.product_name).map(str::to_string),
-            category: row.opt(c.category).map(str::to_string),
-            quantity,
-            unit_price,
-            amount,
-            currency,
-        };
-        let seen = CustomerSeen {
+            set(&mut item.customer_id, customer);
+        }
+        match row.opt(c.currency) {
+            Some(code) => {
+                let dst = item.currency.get_or_insert_default();
+                set(dst, code);
+                dst.make_ascii_uppercase();
+            }
+            None => set_opt(
+                &mut item.currency,
+                currency
+                    .as_ref()
+                    .map(Currency::as_str)
+                    .or(self.default_currency.as_deref()),
+            ),
+        }
+        item.line = line;
+        set(&mut item.order_id, order);
+        item.timestamp = ts.local;
+        item.utc_offset_secs = ts.offset_secs;
+        set(&mut item.product_id, product);
+        set_opt(&mut item.product_name, row.opt(c.product_name));
+        set_opt(&mut item.category, row.opt(c.category));
+        item.quantity = quantity;
+        item.unit_price = unit_price;
+        item.amount = amount;
+        Ok(Some(CustomerSeen {
             email: row.opt(c.email),
             name: row.opt(c.name),
             accepts_marketing,
-        };
-        Ok(Some((item, seen)))
+        }))
+    }
+}
+
+/// Overwrites `dst` with `src`, keeping its buffer.
+fn set(dst: &mut String, src: &str) {
+    dst.clear();
+    dst.push_str(src);
+}
+
+/// [`set`] for an optional value.
+fn set_opt(dst: &mut Option<String>, src: Option<&str>) {
+    match src {
+        Some(s) => set(dst.get_or_insert_default(), s),
+        None => *dst = None,
     }
 }
 

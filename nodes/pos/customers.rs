@@ -8,12 +8,11 @@
 //!   `accepts_marketing` takes yes/no, true/false, 1/0 ([`super::model::parse_flag`]).
 //! - A repeated customer id is a bad row counted in `duplicates`; the first occurrence wins.
 
-use std::collections::HashMap;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{BadRow, Customer, ParseReport, PosError, parse_flag};
+use super::model::{BadRow, Customer, FxMap, ParseReport, PosError, parse_flag};
 use super::table::{Delimiter, TableReader};
 
 /// Which header column holds what.
@@ -89,7 +88,7 @@ pub fn parse_customers<R: Read>(
     let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
     let mut report = ParseReport::default();
     let mut customers = Vec::new();
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut seen: FxMap<String, u64> = FxMap::default();
     while let Some(row) = table.next_row(&mut report)? {
         let line = row.line;
         let raw_id = row.get(id_col);

@@ -1562,7 +1562,7 @@ mod tests {
     fn items(text: &str) -> (Vec<LineItem>, super::super::model::ParseReport) {
         let mut items = Vec::new();
         let out = parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i| {
-            items.push(i)
+            items.push(i.clone())
         })
         .unwrap();
         (items, out.report)

@@ -71,7 +71,7 @@ pub struct JsonlOptions {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &JsonlOptions,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let mut reader = BufReader::new(reader);
@@ -146,7 +146,7 @@ pub fn parse_with<R: Read>(
         }
         for it in order.items {
             report.items += 1;
-            sink(LineItem {
+            sink(&LineItem {
                 line,
                 order_id: order.id.clone(),
                 customer_id: customer_id.clone(),

@@ -97,11 +97,12 @@ impl Format {
     }
 }
 
-/// Parses transactions, handing each [`LineItem`] to `sink` as soon as it is known.
+/// Parses transactions, handing each [`LineItem`] to `sink` as soon as it is known. The item is
+/// lent, not given: a parser may reuse one item's buffers for every row.
 pub fn parse_with<R: Read>(
     reader: R,
     format: &Format,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     match format {
         Format::Csv(o) => csv_mapped::parse_with(reader, o, sink),
@@ -114,7 +115,7 @@ pub fn parse_with<R: Read>(
 /// Parses transactions into memory.
 pub fn parse<R: Read>(reader: R, format: &Format) -> Result<Parsed, PosError> {
     let mut items = Vec::new();
-    let out = parse_with(reader, format, &mut |item| items.push(item))?;
+    let out = parse_with(reader, format, &mut |item| items.push(item.clone()))?;
     Ok(Parsed {
         items,
         customers: out.customers,
@@ -130,7 +131,7 @@ fn open(path: &Path) -> Result<File, PosError> {
 pub fn parse_file_with(
     path: &Path,
     format: &Format,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     parse_with(open(path)?, format, sink).map_err(|e| e.with_path(path))
 }

@@ -31,7 +31,7 @@ pub const MAX_BAD_ROWS_KEPT: usize = 1000;
 pub const BAD_ROWS_SHOWN: usize = 5;
 
 /// One sold (or refunded) line of an order, normalized across formats.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct LineItem {
     /// 1-based line in the source file where the row starts.
     pub line: u64,

@@ -308,7 +308,7 @@ fn extract(
 
     let mut b = Builders::default();
     let mut after_until = 0u64;
-    let mut keep = |item: LineItem| {
+    let mut keep = |item: &LineItem| {
         let date = item.date();
         if until.is_some_and(|u| date > u) {
             after_until += 1;
@@ -330,12 +330,14 @@ fn extract(
         );
     }
 
-    // Customer details: from the export itself, overridden by a customers file.
-    let mut people: HashMap<String, Customer> = outcome
-        .customers
-        .into_iter()
-        .map(|c| (c.customer_id.clone(), c))
-        .collect();
+    // Customer details, by the builders' customer index: from the export itself, overridden by
+    // a customers file. Customers without a kept row are not needed.
+    let mut people: Vec<Customer> = vec![Customer::default(); b.customers.len()];
+    for c in outcome.customers {
+        if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
+            people[index as usize] = c;
+        }
+    }
     let mut customers_report = None;
     if let Some((p, o)) = &customers {
         let list = super::parse_customers_file(p, o).map_err(pos_error)?;
@@ -344,12 +346,12 @@ fn extract(
             .map_err(|e| NodeError::msg(format!("{}: {e}", p.display())))?;
         customers_report = Some(report_json(&list.report));
         for c in list.customers {
-            let entry = people
-                .entry(c.customer_id.clone())
-                .or_insert_with(|| c.clone());
-            entry.email = c.email.or(entry.email.take());
-            entry.name = c.name.or(entry.name.take());
-            entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
+            if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
+                let entry = &mut people[index as usize];
+                entry.email = c.email.or(entry.email.take());
+                entry.name = c.name.or(entry.name.take());
+                entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
+            }
         }
     }
     let rows = b.rows();
@@ -392,16 +394,20 @@ const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date"
 impl Builders {
     fn push(
         &mut self,
-        item: LineItem,
+        item: &LineItem,
         date: NaiveDate,
         products: &HashMap<&str, (Option<&str>, Option<&str>)>,
     ) {
         let known = products.get(item.product_id.as_str());
-        let next = self.customers.len() as u32;
-        let index = *self
-            .customers
-            .entry(item.customer_id.clone())
-            .or_insert(next);
+        // Look up before inserting: only a new customer's id is copied.
+        let index = match self.customers.get(item.customer_id.as_str()) {
+            Some(&index) => index,
+            None => {
+                let index = self.customers.len() as u32;
+                self.customers.insert(item.customer_id.clone(), index);
+                index
+            }
+        };
         self.customer_index.push(index);
         self.customer_id.append_value(&item.customer_id);
         self.order_id.append_value(&item.order_id);
@@ -419,20 +425,17 @@ impl Builders {
         self.customer_index.len() as u64
     }
 
-    fn finish(mut self, people: &HashMap<String, Customer>) -> Result<RecordBatch, NodeError> {
-        let mut by_index: Vec<Option<&Customer>> = vec![None; self.customers.len()];
-        for (id, &index) in &self.customers {
-            by_index[index as usize] = people.get(id);
-        }
+    /// `people[i]`: the details of the customer with index `i`.
+    fn finish(mut self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
         let rows = self.customer_index.len();
         let mut email = StringBuilder::with_capacity(rows, rows * 24);
         let mut name = StringBuilder::with_capacity(rows, rows * 16);
         let mut consent = BooleanBuilder::with_capacity(rows);
         for &index in &self.customer_index {
-            let person = by_index[index as usize];
-            email.append_option(person.and_then(|p| p.email.as_deref()));
-            name.append_option(person.and_then(|p| p.name.as_deref()));
-            consent.append_option(person.and_then(|p| p.accepts_marketing));
+            let person = &people[index as usize];
+            email.append_option(person.email.as_deref());
+            name.append_option(person.name.as_deref());
+            consent.append_option(person.accepts_marketing);
         }
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.customer_id.finish()),

@@ -146,7 +146,7 @@ struct Order {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &ShopifyOptions,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let mut table = TableReader::new(reader, Delimiter::Comma)?;
@@ -260,7 +260,7 @@ pub fn parse_with<R: Read>(
         }
         for l in order.lines {
             report.items += 1;
-            sink(LineItem {
+            sink(&LineItem {
                 line: l.line,
                 order_id: order.name.clone(),
                 customer_id: customer_id.clone(),

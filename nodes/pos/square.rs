@@ -83,7 +83,7 @@ fn resolve<R: Read>(t: &TableReader<R>) -> Result<Cols, PosError> {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &SquareOptions,
-    sink: &mut dyn FnMut(LineItem),
+    sink: &mut dyn FnMut(&LineItem),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let currency = match &opts.currency {
@@ -121,7 +121,7 @@ pub fn parse_with<R: Read>(
                 };
                 book.observe(&item.customer_id, item.timestamp, item.line, seen);
                 report.items += 1;
-                sink(item);
+                sink(&item);
             }
             Err(bad) => report.push_bad(bad),
         }

@@ -725,10 +725,21 @@ fn write_outputs(
     let segs = text(&camp, "segment");
     let send = bools(&camp, "send");
     let clv = floats(&camp, "clv");
+    let (skip_reason, spend) = (text(&camp, "skip_reason"), floats(&camp, "total_spend"));
+    let (orders, p_purchase) = (ints(&camp, "orders"), floats(&camp, "p_purchase"));
     let mut segment_index: HashMap<String, usize> = HashMap::new();
+    // Looked up by `&str` first: only a new segment's name is copied.
+    let mut segment_of = |seg: &str, stats: &mut Vec<SegmentStats>| match segment_index.get(seg) {
+        Some(&s) => s,
+        None => {
+            stats.push(SegmentStats::named(seg));
+            segment_index.insert(seg.to_string(), stats.len() - 1);
+            stats.len() - 1
+        }
+    };
     let mut stats: Vec<SegmentStats> = Vec::new();
     let mut profiles: Vec<(usize, ProfileRow)> = Vec::new(); // (row, profile)
-    let mut seen: HashSet<&str> = HashSet::new();
+    let mut seen: rustc_hash::FxHashSet<&str> = Default::default();
     let mut duplicates = 0u64;
     let mut skipped: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..camp.num_rows() {
@@ -737,25 +748,26 @@ fn write_outputs(
             duplicates += 1;
             continue;
         }
-        let seg = opt_str(segs, i).unwrap_or("");
-        let s = *segment_index.entry(seg.to_string()).or_insert_with(|| {
-            stats.push(SegmentStats::named(seg));
-            stats.len() - 1
-        });
+        let s = segment_of(opt_str(segs, i).unwrap_or(""), &mut stats);
         let sent = send.is_valid(i) && send.value(i);
         if !sent {
-            let reason = opt_str(text(&camp, "skip_reason"), i).unwrap_or("not sent");
-            *skipped.entry(reason.to_string()).or_default() += 1;
+            let reason = opt_str(skip_reason, i).unwrap_or("not sent");
+            match skipped.get_mut(reason) {
+                Some(n) => *n += 1,
+                None => {
+                    skipped.insert(reason.to_string(), 1);
+                }
+            }
         }
         profiles.push((
             i,
             ProfileRow {
                 segment: s,
                 sent,
-                spend: opt_f64(floats(&camp, "total_spend"), i),
-                orders: opt_i64(ints(&camp, "orders"), i),
+                spend: opt_f64(spend, i),
+                orders: opt_i64(orders, i),
                 clv: opt_f64(clv, i),
-                p_purchase: opt_f64(floats(&camp, "p_purchase"), i),
+                p_purchase: opt_f64(p_purchase, i),
             },
         ));
     }
@@ -766,11 +778,7 @@ fn write_outputs(
     }
     let rec_seg = text(&recs, "segment");
     for i in 0..recs.num_rows() {
-        let seg = opt_str(rec_seg, i).unwrap_or("");
-        let s = *segment_index.entry(seg.to_string()).or_insert_with(|| {
-            stats.push(SegmentStats::named(seg));
-            stats.len() - 1
-        });
+        let s = segment_of(opt_str(rec_seg, i).unwrap_or(""), &mut stats);
         stats[s].recommendations += 1;
         totals.recommendations += 1;
     }
