@@ -306,7 +306,10 @@ fn extract(
         })
         .collect();
 
-    let mut b = Builders::default();
+    let mut b = Builders {
+        expected_rows: expected_rows(path),
+        ..Builders::default()
+    };
     let mut after_until = 0u64;
     let mut keep = |item: &LineItem| {
         let date = item.date();
@@ -373,8 +376,31 @@ fn extract(
     Ok(out)
 }
 
+/// About how many rows a transactions file holds, from its size and the lines in its first
+/// 64 KiB (a capacity hint only: the builders still grow if it is short).
+fn expected_rows(path: &std::path::Path) -> usize {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let len = file.metadata().map_or(0, |m| m.len()) as usize;
+    let mut sample = Vec::with_capacity(64 * 1024);
+    if file.take(64 * 1024).read_to_end(&mut sample).is_err() || sample.is_empty() {
+        return 0;
+    }
+    let lines = sample.iter().filter(|&&b| b == b'\n').count().max(1);
+    // A little over, so a file of slightly shorter lines does not grow every column once more.
+    (len / (sample.len() / lines).max(1)) * 21 / 20
+}
+
+/// Rows after which the builders are re-created with room for the whole file.
+const SIZING_ROWS: usize = 4096;
+
 #[derive(Default)]
 struct Builders {
+    /// The capacity hint; the builders are sized from it once [`SIZING_ROWS`] rows show how long
+    /// the values are. Growing a column of a gigabyte by doubling copies it each time.
+    expected_rows: usize,
     customer_id: StringBuilder,
     /// Per row, the customer's index in `customers` (contact details are joined per customer,
     /// not per row).
@@ -419,6 +445,40 @@ impl Builders {
             .append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
         self.quantity.append_value(item.quantity);
         self.amount.append_value(item.amount);
+        if self.customer_index.len() == SIZING_ROWS && self.expected_rows > 2 * SIZING_ROWS {
+            self.size_for(self.expected_rows);
+        }
+    }
+
+    /// Re-creates the builders with room for `rows` rows, keeping what they hold.
+    fn size_for(&mut self, rows: usize) {
+        use arrow_array::builder::ArrayBuilder;
+        fn strings(b: &mut StringBuilder, rows: usize) {
+            let so_far = b.len().max(1);
+            // The values so far tell their average length.
+            let bytes = b.values_slice().len() / so_far + 1;
+            let mut old = std::mem::replace(b, StringBuilder::with_capacity(rows, rows * bytes));
+            b.extend(old.finish().iter());
+        }
+        fn numbers(b: &mut Float64Builder, rows: usize) {
+            let mut old = std::mem::replace(b, Float64Builder::with_capacity(rows));
+            b.extend(old.finish().iter());
+        }
+        for b in [
+            &mut self.customer_id,
+            &mut self.order_id,
+            &mut self.product_id,
+            &mut self.product_name,
+            &mut self.category,
+        ] {
+            strings(b, rows);
+        }
+        numbers(&mut self.quantity, rows);
+        numbers(&mut self.amount, rows);
+        let mut old = std::mem::replace(&mut self.date, Date32Builder::with_capacity(rows));
+        self.date.extend(old.finish().iter());
+        self.customer_index
+            .reserve(rows.saturating_sub(self.customer_index.len()));
     }
 
     fn rows(&self) -> u64 {
@@ -580,5 +640,65 @@ impl Node for CatalogReader {
         Ok(Output::table(batch)
             .with_meta("source", self.path.display().to_string())
             .with_meta("report", report_json(&catalog.report)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::nodes::pos::csv_mapped::CsvOptions;
+
+    #[test]
+    fn builders_sized_from_the_file_hold_the_same_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(
+            f,
+            "order_id,customer_id,date,product_id,category,quantity,unit_price,amount"
+        )
+        .unwrap();
+        // Enough rows to be re-sized, with values longer after the sizing sample than in it.
+        for i in 0..20_000u32 {
+            let long = if i < SIZING_ROWS as u32 {
+                ""
+            } else {
+                "-with-a-longer-name"
+            };
+            writeln!(
+                f,
+                "O{i},C{}{long},2025-01-{:02} 10:00:00,P{}{long},Cat{},{},2.5,{}",
+                i % 977,
+                i % 28 + 1,
+                i % 101,
+                i % 7,
+                i % 3 + 1,
+                f64::from(i % 3 + 1) * 2.5
+            )
+            .unwrap();
+        }
+        drop(f);
+        let expected = expected_rows(&path);
+        // Estimated from the (shorter) first lines: more than there are, and enough to re-size.
+        assert!((20_000..40_000).contains(&expected), "{expected}");
+
+        let format = Format::Csv(CsvOptions::default());
+        let products = HashMap::default();
+        let table = |expected_rows: usize| {
+            let mut b = Builders {
+                expected_rows,
+                ..Builders::default()
+            };
+            let mut keep = |item: &LineItem| b.push(item, item.date(), &products);
+            crate::nodes::pos::parse_file_with(&path, &format, &mut keep).unwrap();
+            let people = vec![Customer::default(); b.customers.len()];
+            b.finish(&people).unwrap()
+        };
+        let grown = table(0);
+        let sized = table(expected);
+        assert_eq!(grown.num_rows(), 20_000);
+        assert_eq!(grown, sized);
     }
 }
