@@ -28,7 +28,7 @@ use tokio::task::JoinSet;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 
-use crate::compile::{self, LoadError, Workflow};
+use crate::compile::{self, Workflow};
 use crate::executor::{self, ExecError, ExecOptions, RunOutcome, Shutdown};
 use crate::node::Registry;
 use crate::runs;
@@ -1024,22 +1024,4 @@ async fn changed(rx: &mut watch::Receiver<Shutdown>) {
     if rx.changed().await.is_err() {
         std::future::pending::<()>().await;
     }
-}
-
-/// Loads a workflow for `flow schedule`.
-pub fn load_for_schedule(
-    path: &Path,
-    registry: &Registry,
-) -> Result<(Workflow, Vec<ScheduleTrigger>), LoadError> {
-    let wf = compile::load(path, registry)?;
-    let triggers = ScheduleTrigger::all(&wf).map_err(|e| {
-        LoadError::Invalid(vec![compile::Diagnostic {
-            file: path.to_path_buf(),
-            line: None,
-            column: None,
-            node: None,
-            message: e,
-        }])
-    })?;
-    Ok((wf, triggers))
 }

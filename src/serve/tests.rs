@@ -445,12 +445,16 @@ async fn catch_up_all_is_bounded() {
     h.stop().await;
 }
 
-#[tokio::test]
-async fn overlap_skip_records_firings_that_came_while_running() {
-    let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), &workflow("* * * * *", "UTC", "", "test.gate"));
+/// A gated every-minute workflow whose 06:00 run is still going at 06:01 and 06:02; `seen`
+/// says what happened to those two firings (by their minute).
+async fn firings_during_a_long_run(
+    dir: &Path,
+    extra: &str,
+    seen: fn(&EventKind, u32) -> bool,
+) -> Harness {
+    write(dir, &workflow("* * * * *", "UTC", extra, "test.gate"));
     let store = Arc::new(MemoryStore::default());
-    let mut h = Harness::started(dir.path(), store, utc(2026, 3, 1, 5, 59), NEVER).await;
+    let mut h = Harness::started(dir, store, utc(2026, 3, 1, 5, 59), NEVER).await;
     h.clock.set(utc(2026, 3, 1, 6, 0));
     h.wait_for("the first run", |e| {
         matches!(e.kind, EventKind::RunStarted { .. })
@@ -458,12 +462,19 @@ async fn overlap_skip_records_firings_that_came_while_running() {
     .await;
     for minute in 1..=2 {
         h.clock.set(utc(2026, 3, 1, 6, minute));
-        h.wait_for("a skip", |e| {
-            matches!(&e.kind, EventKind::Skipped { scheduled_for, .. }
-                if scheduled_for.minute() == minute)
-        })
-        .await;
+        h.wait_for("the firing to be handled", |e| seen(&e.kind, minute))
+            .await;
     }
+    h
+}
+
+#[tokio::test]
+async fn overlap_skip_records_firings_that_came_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = firings_during_a_long_run(dir.path(), "", |k, minute| {
+        matches!(k, EventKind::Skipped { scheduled_for, .. } if scheduled_for.minute() == minute)
+    })
+    .await;
     h.gate.add_permits(1);
     h.wait_count("the run to end", 1, |k| {
         matches!(k, EventKind::RunFinished { .. })
@@ -497,25 +508,10 @@ async fn overlap_skip_records_firings_that_came_while_running() {
 #[tokio::test]
 async fn overlap_queue_runs_firings_one_after_another() {
     let dir = tempfile::tempdir().unwrap();
-    write(
-        dir.path(),
-        &workflow("* * * * *", "UTC", ", overlap: queue", "test.gate"),
-    );
-    let store = Arc::new(MemoryStore::default());
-    let mut h = Harness::started(dir.path(), store, utc(2026, 3, 1, 5, 59), NEVER).await;
-    h.clock.set(utc(2026, 3, 1, 6, 0));
-    h.wait_for("the first run", |e| {
-        matches!(e.kind, EventKind::RunStarted { .. })
+    let mut h = firings_during_a_long_run(dir.path(), ", overlap: queue", |k, minute| {
+        matches!(k, EventKind::Queued { scheduled_for, .. } if scheduled_for.minute() == minute)
     })
     .await;
-    for minute in 1..=2 {
-        h.clock.set(utc(2026, 3, 1, 6, minute));
-        h.wait_for("a queued firing", |e| {
-            matches!(&e.kind, EventKind::Queued { scheduled_for, .. }
-                if scheduled_for.minute() == minute)
-        })
-        .await;
-    }
     assert_eq!(h.fired().len(), 1, "queued firings wait for the run");
     for ended in 1..=3 {
         h.gate.add_permits(1);
