@@ -197,7 +197,12 @@ fn describe(kind: &EventKind) -> Option<String> {
             policy,
             will_run,
         } => format!(
-            "`{workflow}` trigger `{trigger}` missed {} while flow serve was not running ({} .. {}); catchup: {} runs {}",
+            "`{workflow}` trigger `{trigger}` missed {}{} while flow serve was not running ({} .. {}); catchup: {} runs {}",
+            if *missed >= crate::serve::MISSED_COUNT_LIMIT {
+                "at least "
+            } else {
+                ""
+            },
             plural(*missed, "firing"),
             local(first),
             local(last),

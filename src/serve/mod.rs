@@ -43,8 +43,9 @@ pub const FIRINGS: &str = "firings";
 /// A firing this much later than its scheduled time counts as missed (the server was down,
 /// or the machine asleep) and goes through the catch-up policy.
 const GRACE: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-/// Missed firings are counted up to this many (an every-second schedule and a long outage).
-const COUNT_LIMIT: usize = 1_000_000;
+/// Missed firings are counted up to this many (an every-second schedule and a long outage);
+/// the log then says "at least".
+pub const MISSED_COUNT_LIMIT: usize = 1_000_000;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -626,7 +627,8 @@ impl Server {
         let s = &entry.triggers[t];
         let trigger = s.trigger.clone();
         let workflow = entry.wf.name.clone();
-        // Due times, keeping only as many of the oldest as could ever be run.
+        // Due times, keeping only the most recent missed ones (as many as could ever run).
+        let keep = self.opts.max_catchup.max(1);
         let mut missed: VecDeque<DateTime<Utc>> = VecDeque::new();
         let mut on_time: Vec<DateTime<Utc>> = Vec::new();
         let mut missed_count = 0usize;
@@ -640,10 +642,18 @@ impl Server {
                 missed_count += 1;
                 first_missed.get_or_insert(time);
                 missed.push_back(time);
-                if missed.len() > self.opts.max_catchup.max(1) {
+                if missed.len() > keep {
                     missed.pop_front();
                 }
-                if missed_count >= COUNT_LIMIT {
+                if missed_count >= MISSED_COUNT_LIMIT {
+                    // Counted enough; the latest ones are found from a window before now.
+                    missed = latest_missed(&trigger.schedule, s.cursor, now, keep);
+                    on_time = trigger
+                        .schedule
+                        .after(now - GRACE - chrono::TimeDelta::nanoseconds(1))
+                        .map(|t| t.with_timezone(&Utc))
+                        .take_while(|t| *t <= now)
+                        .collect();
                     break;
                 }
             } else {
@@ -1008,6 +1018,33 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// The last `keep` firings after `cursor` that are more than [`GRACE`] before `now`, found by
+/// widening a window back from now (there are too many to walk from the cursor).
+fn latest_missed(
+    schedule: &CronSchedule,
+    cursor: DateTime<Utc>,
+    now: DateTime<Utc>,
+    keep: usize,
+) -> VecDeque<DateTime<Utc>> {
+    let end = now - GRACE;
+    let mut span = chrono::TimeDelta::hours(1);
+    loop {
+        let from = (end - span).max(cursor);
+        let found: Vec<DateTime<Utc>> = schedule
+            .after(from)
+            .map(|t| t.with_timezone(&Utc))
+            .take_while(|t| *t < end)
+            .collect();
+        if found.len() >= keep || from == cursor {
+            return found[found.len().saturating_sub(keep)..]
+                .iter()
+                .copied()
+                .collect();
+        }
+        span = span * 2;
     }
 }
 

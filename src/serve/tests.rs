@@ -664,3 +664,20 @@ async fn interrupted_runs_are_reported_and_resumed_when_asked() {
         h.stop().await;
     }
 }
+
+#[test]
+fn latest_missed_finds_the_most_recent_firings_without_walking_them_all() {
+    let every_second = CronSchedule::parse("* * * * * *", "UTC").unwrap();
+    let now = utc(2026, 3, 13, 12, 0);
+    let latest = latest_missed(&every_second, utc(2026, 3, 1, 0, 0), now, 3);
+    let end = now - GRACE;
+    let seconds = |n| end - chrono::TimeDelta::seconds(n);
+    assert_eq!(Vec::from(latest), [seconds(3), seconds(2), seconds(1)]);
+    // Fewer than asked for since the cursor: all of them.
+    let daily = CronSchedule::parse("0 6 * * *", "UTC").unwrap();
+    let latest = latest_missed(&daily, utc(2026, 3, 11, 7, 0), now, 50);
+    assert_eq!(
+        Vec::from(latest),
+        [utc(2026, 3, 12, 6, 0), utc(2026, 3, 13, 6, 0)]
+    );
+}
