@@ -262,6 +262,27 @@ mod tests {
     }
 
     #[test]
+    fn stopping_the_server_closes_its_clients_and_frees_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let sled: Arc<dyn StateStore> = Arc::new(SledStore::open(dir.path()).unwrap());
+        let weak = Arc::downgrade(&sled);
+        let server = StoreServer::start(dir.path(), sled, LiveRuns::default()).unwrap();
+        let remote = RemoteStore::connect(dir.path())
+            .unwrap()
+            .expect("server answers");
+        assert!(remote.runs().unwrap().is_empty());
+        drop(server);
+        assert!(remote.runs().is_err(), "the connection is closed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while weak.strong_count() > 0 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(weak.strong_count(), 0, "client threads let go of the store");
+        // So it closes, and the lock is free again.
+        assert!(SledStore::open(dir.path()).is_ok());
+    }
+
+    #[test]
     fn no_server_means_no_remote_store() {
         let dir = tempfile::tempdir().unwrap();
         assert!(RemoteStore::connect(dir.path()).unwrap().is_none());

@@ -398,6 +398,9 @@ impl LiveRuns {
 pub struct StoreServer {
     path: PathBuf,
     stopping: Arc<AtomicBool>,
+    /// Open client connections, closed when the server stops so their threads let go of the
+    /// store (which then closes cleanly).
+    clients: Arc<Mutex<HashMap<u64, UnixStream>>>,
 }
 
 impl StoreServer {
@@ -420,6 +423,8 @@ impl StoreServer {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         let stopping = Arc::new(AtomicBool::new(false));
         let stop = stopping.clone();
+        let open: Arc<Mutex<HashMap<u64, UnixStream>>> = Arc::default();
+        let connections = open.clone();
         let clients = AtomicU64::new(0);
         std::thread::Builder::new()
             .name("flow-store-server".into())
@@ -430,18 +435,27 @@ impl StoreServer {
                     }
                     let Ok(conn) = conn else { continue };
                     let client = clients.fetch_add(1, Ordering::SeqCst);
+                    if let Ok(handle) = conn.try_clone() {
+                        lock(&connections).insert(client, handle);
+                    }
                     let store = store.clone();
                     let live = live.clone();
+                    let connections = connections.clone();
                     let _ = std::thread::Builder::new()
                         .name(format!("flow-store-client-{client}"))
                         .spawn(move || {
                             serve_client(conn, store.as_ref(), &live, client);
                             live.client_gone(client);
+                            lock(&connections).remove(&client);
                         });
                 }
             })
             .map_err(io)?;
-        Ok(StoreServer { path, stopping })
+        Ok(StoreServer {
+            path,
+            stopping,
+            clients: open,
+        })
     }
 
     pub fn socket(&self) -> &Path {
@@ -455,7 +469,14 @@ impl Drop for StoreServer {
         // Wake the accept loop so it sees the flag.
         let _ = UnixStream::connect(&self.path);
         let _ = std::fs::remove_file(&self.path);
+        for conn in lock(&self.clients).values() {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+        }
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn serve_client(conn: UnixStream, store: &dyn StateStore, live: &LiveRuns, client: u64) {
