@@ -33,7 +33,7 @@
 //! depend on `x` only are computed once per distinct `x`, so 100k customers fit in well under a
 //! second. If BFGS fails to converge, Nelder-Mead restarts polish the point and BFGS runs again.
 
-use super::optimize::{BfgsOptions, NelderMeadOptions, bfgs, nelder_mead};
+use super::optimize::fit_log_params;
 use super::special::{digamma, hyp2f1_many, ln_gamma};
 use super::summary::CustomerSummary;
 use super::{AnalyticsError, AnalyticsResult, ensure_finite};
@@ -305,40 +305,14 @@ pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdF
     }
     let scale = 10.0 / max_t;
     let scaled = Patterns::new(data, scale);
-    let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-        scaled.negative_mean_ll(theta, Some(grad), options.penalizer)
-    };
-    let bfgs_options = BfgsOptions {
-        gradient_tolerance: options.gradient_tolerance,
-        max_iterations: options.max_iterations,
-    };
-    let mut best = bfgs(objective, &[0.1; 4], &bfgs_options);
-    let mut iterations = best.iterations;
-    if !best.converged {
-        let simplex = nelder_mead(
-            |theta: &[f64]| scaled.negative_mean_ll(theta, None, options.penalizer),
-            &best.x,
-            &NelderMeadOptions::default(),
-        );
-        iterations += simplex.iterations;
-        let start = if simplex.value < best.value {
-            simplex.x
-        } else {
-            best.x.clone()
-        };
-        let polished = bfgs(objective, &start, &bfgs_options);
-        iterations += polished.iterations;
-        if polished.value <= best.value || polished.converged {
-            best = polished;
-        }
-    }
-    let too_far = best.x.iter().any(|v| !v.is_finite() || v.abs() > 60.0);
-    if !best.value.is_finite() || too_far {
-        return Err(AnalyticsError::NoConvergence(format!(
-            "BG/NBD fit ran off to degenerate parameters (log-parameters {:?})",
-            best.x
-        )));
-    }
+    let (best, iterations) = fit_log_params(
+        |theta: &[f64], grad: Option<&mut [f64]>| {
+            scaled.negative_mean_ll(theta, grad, options.penalizer)
+        },
+        &[0.1; 4],
+        options,
+        "BG/NBD",
+    )?;
     let params = BgNbdParams {
         r: best.x[0].exp(),
         alpha: best.x[1].exp() / scale,

@@ -17,7 +17,7 @@
 //! `E[M]` needs `q > 1`. [`fit`] minimises `-mean(LL) + penalizer (p² + q² + v²)` over the
 //! log-parameters with BFGS (analytic gradient) from `ln θ = 0.1`, like `lifetimes`.
 
-use super::optimize::{BfgsOptions, NelderMeadOptions, bfgs, nelder_mead};
+use super::optimize::fit_log_params;
 use super::special::{digamma, ln_gamma};
 use super::summary::CustomerSummary;
 use super::{AnalyticsError, AnalyticsResult, ensure_finite};
@@ -173,39 +173,14 @@ pub fn fit(data: &[SpendObservation], options: &FitOptions) -> AnalyticsResult<G
         });
     }
     let data_set = SpendData::new(rows);
-    let objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
-        data_set.negative_mean_ll(theta, Some(grad), options.penalizer)
-    };
-    let bfgs_options = BfgsOptions {
-        gradient_tolerance: options.gradient_tolerance,
-        max_iterations: options.max_iterations,
-    };
-    let mut best = bfgs(objective, &[0.1; 3], &bfgs_options);
-    let mut iterations = best.iterations;
-    if !best.converged {
-        let simplex = nelder_mead(
-            |theta: &[f64]| data_set.negative_mean_ll(theta, None, options.penalizer),
-            &best.x,
-            &NelderMeadOptions::default(),
-        );
-        iterations += simplex.iterations;
-        let start = if simplex.value < best.value {
-            simplex.x
-        } else {
-            best.x.clone()
-        };
-        let polished = bfgs(objective, &start, &bfgs_options);
-        iterations += polished.iterations;
-        if polished.value <= best.value || polished.converged {
-            best = polished;
-        }
-    }
-    if !best.value.is_finite() || best.x.iter().any(|v| !v.is_finite() || v.abs() > 60.0) {
-        return Err(AnalyticsError::NoConvergence(format!(
-            "Gamma-Gamma fit ran off to degenerate parameters (log-parameters {:?})",
-            best.x
-        )));
-    }
+    let (best, iterations) = fit_log_params(
+        |theta: &[f64], grad: Option<&mut [f64]>| {
+            data_set.negative_mean_ll(theta, grad, options.penalizer)
+        },
+        &[0.1; 3],
+        options,
+        "Gamma-Gamma",
+    )?;
     let params = GammaGammaParams {
         p: best.x[0].exp(),
         q: best.x[1].exp(),

@@ -70,6 +70,54 @@ impl Default for FitOptions {
     }
 }
 
+/// Minimises a penalised mean negative log-likelihood over log-parameters, as both model fits
+/// do: BFGS from `x0`; if it does not converge, Nelder-Mead from where it stopped, then BFGS
+/// again from the better of the two. `objective(theta, Some(grad))` also fills the gradient.
+/// Returns the best minimum and the iterations of all stages; a point that ran off to
+/// non-finite or huge log-parameters is an error naming `model`.
+pub fn fit_log_params<F>(
+    objective: F,
+    x0: &[f64],
+    options: &FitOptions,
+    model: &str,
+) -> Result<(Minimum, usize), super::AnalyticsError>
+where
+    F: Fn(&[f64], Option<&mut [f64]>) -> f64,
+{
+    let with_gradient = |theta: &[f64], grad: &mut [f64]| objective(theta, Some(grad));
+    let bfgs_options = BfgsOptions {
+        gradient_tolerance: options.gradient_tolerance,
+        max_iterations: options.max_iterations,
+    };
+    let mut best = bfgs(with_gradient, x0, &bfgs_options);
+    let mut iterations = best.iterations;
+    if !best.converged {
+        let simplex = nelder_mead(
+            |theta: &[f64]| objective(theta, None),
+            &best.x,
+            &NelderMeadOptions::default(),
+        );
+        iterations += simplex.iterations;
+        let start = if simplex.value < best.value {
+            simplex.x
+        } else {
+            best.x.clone()
+        };
+        let polished = bfgs(with_gradient, &start, &bfgs_options);
+        iterations += polished.iterations;
+        if polished.value <= best.value || polished.converged {
+            best = polished;
+        }
+    }
+    if !best.value.is_finite() || best.x.iter().any(|v| !v.is_finite() || v.abs() > 60.0) {
+        return Err(super::AnalyticsError::NoConvergence(format!(
+            "{model} fit ran off to degenerate parameters (log-parameters {:?})",
+            best.x
+        )));
+    }
+    Ok((best, iterations))
+}
+
 /// A gradient this small, where `f` no longer changes beyond rounding, is a minimum to machine
 /// precision (see the end of [`bfgs`]).
 const STATIONARY_GRADIENT: f64 = 1e-6;

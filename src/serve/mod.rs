@@ -301,6 +301,16 @@ struct Entry {
     triggers: Vec<Scheduled>,
 }
 
+impl Entry {
+    /// The time zone firings of `trigger` are shown in (UTC for a trigger no longer there).
+    fn timezone_of(&self, trigger: &str) -> Tz {
+        self.triggers
+            .iter()
+            .find(|s| s.trigger.id == trigger)
+            .map_or(Tz::UTC, |s| s.trigger.schedule.timezone)
+    }
+}
+
 struct Scheduled {
     trigger: ScheduleTrigger,
     /// Every firing at or before this has been looked at.
@@ -749,11 +759,7 @@ impl Server {
             } = &job
             {
                 let entry = &self.entries[path];
-                let tz = entry
-                    .triggers
-                    .iter()
-                    .find(|s| &s.trigger.id == trigger)
-                    .map_or(Tz::UTC, |s| s.trigger.schedule.timezone);
+                let tz = entry.timezone_of(trigger);
                 let event = EventKind::Queued {
                     workflow: entry.wf.name.clone(),
                     trigger: trigger.clone(),
@@ -862,11 +868,7 @@ impl Server {
                     None,
                 )
                 .map_err(|e| format!("{}: cannot record firing `{trigger}`: {e}", wf.name))?;
-                let tz = entry
-                    .triggers
-                    .iter()
-                    .find(|s| s.trigger.id == trigger)
-                    .map_or(Tz::UTC, |s| s.trigger.schedule.timezone);
+                let tz = entry.timezone_of(&trigger);
                 self.emit(EventKind::Fired {
                     workflow: wf.name.clone(),
                     trigger,

@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    SplitMix64, WORKFLOW, Workspace, count, counts_of, node_statuses, wait_until,
+    SplitMix64, WORKFLOW, Workspace, count, counts_of, node_statuses, sigterm, wait_until,
 };
 
 const ORDERS: &str = "id,amount\n1,5\n2,150\n3,40\n4,900\n5,75\n6,120\n";
@@ -285,14 +285,6 @@ nodes:
     needs: [slow]
     with: { command: "sh record.sh && echo after" }
 "#;
-
-fn sigterm(child: &Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
-}
 
 fn finish(child: Child, limit: Duration) -> (i32, String) {
     let start = Instant::now();

@@ -6,7 +6,7 @@
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use crate::support::{Workspace, wait_until};
+use crate::support::{Workspace, sigterm, wait_until};
 
 const EVERY_SECOND: &str = r#"name: ticker
 nodes:
@@ -39,14 +39,6 @@ fn spawn_serve(ws: &Workspace, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn flow serve")
-}
-
-fn sigterm(child: &Child) {
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(status.success());
 }
 
 /// Stops the server with SIGTERM; its exit code and log.
