@@ -18,6 +18,7 @@ pub mod runs;
 pub mod schedule;
 pub mod serve;
 pub mod source;
+pub mod spreadsheet;
 pub mod store;
 pub mod template;
 

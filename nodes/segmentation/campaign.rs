@@ -18,7 +18,8 @@
 //!
 //! The body is HTML and auto-escaped: `{{ p.name }}` of a product called `<b>Tea & Co</b>`
 //! comes out as `&lt;b&gt;Tea &amp; Co&lt;/b&gt;` (use `|safe` only for trusted markup). The
-//! subject and action are plain text; line breaks in the subject become spaces.
+//! subject and action are plain text; line breaks and other control characters in the subject
+//! (from the template or from customer data) become spaces.
 //!
 //! Consent: a customer gets a message (`send = true`) only when `accepts_marketing` is true
 //! and the email address is usable; otherwise `skip_reason` says why (`no marketing consent`,
@@ -278,19 +279,20 @@ fn first_name(name: &str) -> &str {
     name.split_whitespace().next().unwrap_or("")
 }
 
-/// Whether an address looks deliverable: `local@domain`, no spaces or line breaks.
+/// Whether an address is one a message can be sent to: it parses as an RFC 5322 address
+/// (the same check deploy makes before writing the message).
 fn valid_email(email: &str) -> bool {
-    match email.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty()
-                && domain.contains('.')
-                && !domain.starts_with('.')
-                && !domain.ends_with('.')
-                && !domain.contains('@')
-                && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        }
-        None => false,
-    }
+    email.parse::<lettre::Address>().is_ok()
+}
+
+/// A rendered subject on one line: line breaks, tabs and other control characters (and the
+/// Unicode line and paragraph separators) become single spaces.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split(|c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}'))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl NodeType for Campaign {
@@ -378,7 +380,7 @@ impl NodeType for Campaign {
         let body = template("body", email).unwrap_or_default();
         let action = template("action", false);
         let sender = match params.str_or("sender", "shop@example.com") {
-            Ok(s) if valid_email(address_of(s)) => s.to_string(),
+            Ok(s) if s.trim().parse::<lettre::message::Mailbox>().is_ok() => s.to_string(),
             Ok(s) => {
                 errors.push(ParamError::new(
                     "sender",
@@ -406,14 +408,6 @@ impl NodeType for Campaign {
         } else {
             Err(errors)
         }
-    }
-}
-
-/// `a@b.c` from `Name <a@b.c>` or `a@b.c`.
-pub(crate) fn address_of(sender: &str) -> &str {
-    match (sender.rfind('<'), sender.rfind('>')) {
-        (Some(l), Some(r)) if l < r => sender[l + 1..r].trim(),
-        _ => sender.trim(),
     }
 }
 
@@ -821,14 +815,7 @@ pub(crate) fn campaign(
             }
             match (skip, &subject_t, &body_t) {
                 (None, Some(s), Some(b)) => {
-                    let subject = render(s, "subject")?;
-                    let subject: String = subject
-                        .split(['\r', '\n'])
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    subject_col.append_value(subject);
+                    subject_col.append_value(one_line(&render(s, "subject")?));
                     body_col.append_value(render(b, "body")?);
                     send_col.append_value(true);
                     skip_col.append_null();
@@ -1292,5 +1279,121 @@ action: "Call {{ customer.customer_name }} about {{ products|length }} items"
             "Spring preview"
         );
         assert_eq!(label("{}"), "no offer");
+    }
+
+    /// One customer with `name` (accepting marketing) and one recommendation.
+    fn hostile(name: &str, email: &str, product: &str, category: &str) -> Vec<RecordBatch> {
+        let text = |v: &str| -> ArrayRef { Arc::new(StringArray::from(vec![v])) };
+        let customers = RecordBatch::try_from_iter(vec![
+            ("customer_id", text("C1")),
+            ("email", text(email)),
+            ("customer_name", text(name)),
+            (
+                "accepts_marketing",
+                Arc::new(BooleanArray::from(vec![true])) as ArrayRef,
+            ),
+            ("segment", text("vip")),
+        ])
+        .unwrap();
+        let recs = RecordBatch::try_from_iter(vec![
+            ("customer_id", text("C1")),
+            ("segment", text("vip")),
+            ("rank", Arc::new(Int64Array::from(vec![1])) as ArrayRef),
+            ("product_id", text("P1")),
+            ("product_name", text(product)),
+            ("category", text(category)),
+            ("reason", text("x")),
+        ])
+        .unwrap();
+        vec![recs, customers]
+    }
+
+    #[test]
+    fn line_breaks_from_data_never_leave_the_subject_line() {
+        let node = configure(
+            "subject: \"Hi {{ customer.customer_name }}, {{ products[0].name }}\"\nbody: x\n",
+            &[],
+        )
+        .unwrap();
+        let out = run(
+            &node,
+            hostile(
+                "Bob\r\nBcc: victim@evil.example",
+                "bob@example.com",
+                "Tea\u{2028}Cc: a@evil.example\u{85}\u{0b}x",
+                "food",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            texts(table(&out), "subject")[0].as_deref(),
+            Some("Hi Bob Bcc: victim@evil.example, Tea Cc: a@evil.example x")
+        );
+    }
+
+    #[test]
+    fn addresses_that_do_not_parse_get_no_message() {
+        let node = configure("subject: hi\nbody: x\n", &[]).unwrap();
+        for bad in [
+            "bob@example.com\r\nBcc: victim@evil.example",
+            "a@b@example.com",
+            "a@example.com, b@example.com",
+            "<a@example.com>",
+            "a@-example.com",
+        ] {
+            let out = run(&node, hostile("Bob", bad, "Tea", "food")).unwrap();
+            let t = table(&out);
+            assert_eq!(
+                texts(t, "skip_reason")[0].as_deref(),
+                Some("invalid email address"),
+                "{bad:?}"
+            );
+            assert_eq!(out.meta["skipped_invalid_email"], 1, "{bad:?}");
+        }
+        // The sender is checked when the workflow is validated.
+        let Err(errs) = configure(
+            "subject: hi\nbody: x\nsender: \"Shop <shop@example.com>\\r\\nBcc: x@evil.example\"\n",
+            &[],
+        ) else {
+            panic!("a sender with a line break is accepted")
+        };
+        assert!(
+            errs[0].message.contains("is not an email address"),
+            "{errs:?}"
+        );
+        assert!(
+            configure(
+                "subject: hi\nbody: x\nsender: \"Corner Shop <shop@example.com>\"\n",
+                &[]
+            )
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn html_from_data_is_escaped_in_every_place() {
+        let node = configure(
+            "subject: hi\nbody: \"<p title=\\\"{{ customer.customer_name }}\\\">{{ customer.first_name }}</p>\
+             {% for p in products %}<a title='{{ p.name }}'>{{ p.category }}</a>{% endfor %}\"\n",
+            &[],
+        )
+        .unwrap();
+        let out = run(
+            &node,
+            hostile(
+                "<script>alert(1)</script>\"><img src=x onerror=alert(2)>",
+                "a@example.com",
+                "'><script>p()</script>",
+                "<svg onload=c()>",
+            ),
+        )
+        .unwrap();
+        let body = texts(table(&out), "body_html")[0].clone().unwrap();
+        assert_eq!(
+            body,
+            "<p title=\"&lt;script&gt;alert(1)&lt;&#x2f;script&gt;&quot;&gt;&lt;img src=x \
+             onerror=alert(2)&gt;\">&lt;script&gt;alert(1)&lt;&#x2f;script&gt;&quot;&gt;&lt;img</p>\
+             <a title='&#x27;&gt;&lt;script&gt;p()&lt;&#x2f;script&gt;'>&lt;svg onload=c()&gt;</a>"
+        );
     }
 }

@@ -26,12 +26,14 @@
 //! Files and state are written first, so a failing endpoint leaves the files in place; a resumed
 //! run sends only the batches the endpoint has not acknowledged.
 
+mod message;
 mod pos;
+mod private_files;
+mod recipients;
 mod report;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +54,9 @@ use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
+use message::{Draft, Unsubscribe};
 use pos::{PosConfig, PosReport};
+pub(crate) use private_files::write_atomic;
 
 const NODE: &str = "segmentation.deploy";
 
@@ -150,6 +154,7 @@ pub(crate) struct DeployConfig {
     out_dir: PathBuf,
     messages: Messages,
     pos: Option<PosConfig>,
+    unsubscribe: Unsubscribe,
 }
 
 impl NodeType for Deploy {
@@ -209,6 +214,17 @@ impl NodeType for Deploy {
                 ParamType::Duration,
                 "500ms",
                 "wait before the first retry; doubled for each further retry",
+            ),
+            ParamSpec::optional(
+                "unsubscribe_url",
+                ParamType::String,
+                "https URL for one-click unsubscribe (List-Unsubscribe); {customer_id} and \
+                 {segment} are filled in",
+            ),
+            ParamSpec::optional(
+                "unsubscribe_email",
+                ParamType::String,
+                "address for unsubscribe requests by email (List-Unsubscribe mailto:)",
             ),
         ]
     }
@@ -335,18 +351,49 @@ impl NodeType for Deploy {
                 None
             }
         };
+        let unsubscribe = unsubscribe(params, &mut errors);
         if errors.is_empty() {
             Ok(Arc::new(Configured {
                 cfg: DeployConfig {
                     out_dir,
                     messages,
                     pos,
+                    unsubscribe,
                 },
             }))
         } else {
             Err(errors)
         }
     }
+}
+
+/// The unsubscribe parameters; an empty value (a parameter left at its empty default) is none.
+fn unsubscribe(params: &Params, errors: &mut Vec<ParamError>) -> Unsubscribe {
+    let mut get = |name: &str| match params.opt_str(name) {
+        Ok(v) => v
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string),
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    let (url, email) = (get("unsubscribe_url"), get("unsubscribe_email"));
+    let mut out = Unsubscribe::default();
+    if let Some(url) = url {
+        match Unsubscribe::check_url(&url) {
+            Ok(()) => out.url = Some(url),
+            Err(e) => errors.push(ParamError::new("unsubscribe_url", e)),
+        }
+    }
+    if let Some(email) = email {
+        match message::recipient_address(&email) {
+            Ok(a) => out.email = Some(a),
+            Err(e) => errors.push(ParamError::new("unsubscribe_email", e.to_string())),
+        }
+    }
+    out
 }
 
 fn is_env_name(s: &str) -> bool {
@@ -623,22 +670,6 @@ fn opt_i64(a: &Int64Array, i: usize) -> Option<i64> {
     (!a.is_null(i)).then(|| a.value(i))
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, renamed.
-pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let io = |what: &str, e: std::io::Error| NodeError::io(format!("{what} {}", path.display()), e);
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".flow-tmp-")
-        .tempfile_in(dir)
-        .map_err(|e| io("cannot create a temporary file for", e))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(|e| io("cannot write", e))?;
-    tmp.persist(path)
-        .map_err(|e| io("cannot move into place", e.error))?;
-    Ok(())
-}
-
 /// Decimals written for a float column: cents for money, 4 for probabilities and scores, so
 /// a file reads `695.81`, not `695.8100000000001`.
 fn decimals(column: &str) -> i32 {
@@ -679,7 +710,8 @@ fn rounded(batch: &RecordBatch) -> Result<RecordBatch, NodeError> {
 fn csv_bytes(batch: &RecordBatch) -> Result<Vec<u8>, NodeError> {
     let batch = &rounded(batch)?;
     let mut buf = Vec::new();
-    crate::data::write_csv(batch, &mut buf)?;
+    // These files are opened in spreadsheets: formula-like text cells are neutralised.
+    crate::spreadsheet::write_csv_for_spreadsheets(batch, &mut buf)?;
     if batch.num_rows() == 0 {
         // The Arrow writer writes no header for an empty batch; a reader still wants one.
         let schema = batch.schema();
@@ -715,10 +747,9 @@ fn write_outputs(
     recommendations: &[RecordBatch],
 ) -> Result<Written, NodeError> {
     let now = run_time(ctx);
-    let camp = normalize(campaigns, &CAMPAIGN_COLUMNS)?;
+    let camp = recipients::unsendable_to_skipped(&normalize(campaigns, &CAMPAIGN_COLUMNS)?)?;
     let recs = normalize(recommendations, &RECOMMENDATION_COLUMNS)?;
-    std::fs::create_dir_all(&cfg.out_dir)
-        .map_err(|e| NodeError::io(format!("cannot create {}", cfg.out_dir.display()), e))?;
+    private_files::create_dirs(&cfg.out_dir)?;
 
     // --- Profiles ------------------------------------------------------------------------------
     let ids = text(&camp, "customer_id");
@@ -822,7 +853,7 @@ fn write_outputs(
     write_atomic(&recommendations_path, &csv_bytes(&recs)?)?;
     let message_files = match cfg.messages {
         Messages::None => 0,
-        format => write_messages(out, format, ctx, &camp, &profiles, &now)?,
+        format => write_messages(out, format, ctx, &camp, &profiles, &now, &cfg.unsubscribe)?,
     };
 
     // --- Changes since the previous run ----------------------------------------------------------
@@ -986,12 +1017,14 @@ fn write_messages(
     camp: &RecordBatch,
     profiles: &[(usize, ProfileRow)],
     now: &DateTime<FixedOffset>,
+    unsubscribe: &Unsubscribe,
 ) -> Result<u64, NodeError> {
     let staging = tempfile::Builder::new()
         .prefix(".messages-")
         .tempdir_in(out)
         .map_err(|e| NodeError::io(format!("cannot create a folder in {}", out.display()), e))?;
     let root = staging.path();
+    private_files::set_dir_mode(root)?;
     let io =
         |p: &Path, e: std::io::Error| NodeError::io(format!("cannot write {}", p.display()), e);
     let ids = text(camp, "customer_id");
@@ -1002,7 +1035,8 @@ fn write_messages(
     let bodies = text(camp, "body_html");
     let senders = text(camp, "sender");
     let offers = text(camp, "offer");
-    let date = now.to_rfc2822();
+    let date = std::time::SystemTime::from(*now);
+    let mut senders_parsed: HashMap<&str, lettre::message::Mailbox> = HashMap::new();
     let mut files = 0u64;
     let mut used: HashSet<PathBuf> = HashSet::new();
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
@@ -1016,11 +1050,21 @@ fn write_messages(
         let id = ids.value(i);
         let segment = opt_str(segs, i).unwrap_or("");
         let sender = opt_str(senders, i).unwrap_or("shop@example.com");
+        let from = match senders_parsed.get(sender) {
+            Some(m) => m.clone(),
+            None => {
+                let m = message::sender_mailbox(sender).map_err(|e| {
+                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
+                })?;
+                senders_parsed.insert(sender, m.clone());
+                m
+            }
+        };
         let key = ctx.idempotency_key(&format!("message/{segment}/{id}"));
         let message_id = format!(
             "<{}@{}>",
             message_id_local(&key),
-            domain_of(super::campaign::address_of(sender))
+            domain_of(from.email.as_ref())
         );
         let email = opt_str(emails, i).unwrap_or("");
         let name = opt_str(names, i).unwrap_or("");
@@ -1030,7 +1074,7 @@ fn write_messages(
             Messages::Eml => {
                 let dir = root.join(file_stem(segment));
                 if made_dirs.insert(dir.clone()) {
-                    std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
+                    private_files::create_dirs(&dir)?;
                 }
                 let stem = file_stem(id);
                 let mut path = dir.join(format!("{stem}.eml"));
@@ -1039,18 +1083,23 @@ fn write_messages(
                     path = dir.join(format!("{stem}-{n}.eml"));
                     n += 1;
                 }
-                let eml = eml(
-                    sender,
+                let to = message::recipient_address(email).map_err(|e| {
+                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
+                })?;
+                let eml = message::eml(&Draft {
+                    from: &from,
                     name,
-                    email,
+                    to,
                     subject,
-                    &date,
-                    &message_id,
-                    body,
+                    date,
+                    message_id: &message_id,
+                    body_html: body,
                     segment,
-                    id,
-                );
-                std::fs::write(&path, eml).map_err(|e| io(&path, e))?;
+                    customer: id,
+                    unsubscribe,
+                })
+                .map_err(|e| NodeError::msg(format!("customer {id} (segment {segment}): {e}")))?;
+                private_files::write_new(&path, &eml)?;
                 files += 1;
             }
             Messages::Csv => per_segment.entry(segment.to_string()).or_default().push([
@@ -1082,7 +1131,7 @@ fn write_messages(
         );
         let table = RecordBatch::try_new(Arc::new(schema), columns)?;
         let path = root.join(format!("{}.csv", file_stem(&segment)));
-        std::fs::write(&path, csv_bytes(&table)?).map_err(|e| io(&path, e))?;
+        private_files::write_new(&path, &csv_bytes(&table)?)?;
         files += 1;
     }
     // Swap the folder in: the old one is removed only once the new one is complete.
@@ -1121,140 +1170,6 @@ fn domain_of(address: &str) -> &str {
         .map(|(_, d)| d)
         .filter(|d| !d.is_empty())
         .unwrap_or("flow.localhost")
-}
-
-/// A header value: as is when plain ASCII, else an RFC 2047 encoded word (UTF-8, base64), in
-/// chunks so that no encoded word is longer than 75 characters.
-fn header_text(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .map(|c| if c == '\r' || c == '\n' { ' ' } else { c })
-        .collect();
-    if clean.is_ascii() && !clean.contains("=?") {
-        return clean;
-    }
-    let mut words = Vec::new();
-    let mut chunk = String::new();
-    for c in clean.chars() {
-        if chunk.len() + c.len_utf8() > 45 {
-            words.push(format!("=?UTF-8?B?{}?=", base64(chunk.as_bytes())));
-            chunk.clear();
-        }
-        chunk.push(c);
-    }
-    if !chunk.is_empty() {
-        words.push(format!("=?UTF-8?B?{}?=", base64(chunk.as_bytes())));
-    }
-    words.join("\r\n ")
-}
-
-/// `Name <address>`, with the name quoted or encoded as needed.
-fn mailbox(name: &str, address: &str) -> String {
-    let name = name.trim();
-    if name.is_empty() {
-        return address.to_string();
-    }
-    if name.is_ascii() {
-        let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
-        format!("\"{quoted}\" <{address}>")
-    } else {
-        format!("{} <{address}>", header_text(name))
-    }
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for k in 0..4 {
-            if k <= chunk.len() {
-                out.push(TABLE[(n >> (18 - 6 * k) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-/// Quoted-printable (RFC 2045) with CRLF line ends and soft breaks before 76 characters.
-fn quoted_printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len() + text.len() / 8);
-    let normalized = text.replace("\r\n", "\n");
-    for (n, line) in normalized.split('\n').enumerate() {
-        if n > 0 {
-            out.push_str("\r\n");
-        }
-        let bytes = line.as_bytes();
-        let mut width = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let last = i + 1 == bytes.len();
-            let literal =
-                (b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=';
-            let piece_len = if literal { 1 } else { 3 };
-            if width + piece_len > 75 {
-                out.push_str("=\r\n");
-                width = 0;
-            }
-            if literal {
-                out.push(b as char);
-            } else {
-                let _ = write!(out, "={b:02X}");
-            }
-            width += piece_len;
-        }
-    }
-    out
-}
-
-/// One campaign message as an RFC 5322 / MIME document.
-#[allow(clippy::too_many_arguments)]
-fn eml(
-    sender: &str,
-    name: &str,
-    email: &str,
-    subject: &str,
-    date: &str,
-    message_id: &str,
-    body: &str,
-    segment: &str,
-    customer: &str,
-) -> String {
-    let from = {
-        let address = super::campaign::address_of(sender);
-        match sender.find('<') {
-            Some(l) if sender[..l].trim().is_empty() => address.to_string(),
-            Some(l) => mailbox(sender[..l].trim().trim_matches('"'), address),
-            None => address.to_string(),
-        }
-    };
-    let mut m = String::new();
-    let mut header = |k: &str, v: &str| {
-        m.push_str(k);
-        m.push_str(": ");
-        m.push_str(v);
-        m.push_str("\r\n");
-    };
-    header("From", &from);
-    header("To", &mailbox(name, email));
-    header("Subject", &header_text(subject));
-    header("Date", date);
-    header("Message-ID", message_id);
-    header("MIME-Version", "1.0");
-    header("Content-Type", "text/html; charset=utf-8");
-    header("Content-Transfer-Encoding", "quoted-printable");
-    header("X-Flow-Segment", &header_text(segment));
-    header("X-Flow-Customer", &header_text(customer));
-    m.push_str("\r\n");
-    m.push_str(&quoted_printable(body));
-    m.push_str("\r\n");
-    m
 }
 
 /// The POS update batches: one item per customer (profiles and customers with only

@@ -681,7 +681,10 @@ fn export_output(
     let mut buf: Vec<u8> = Vec::new();
     let rendered: anyhow::Result<()> = (|| {
         match (&data, format) {
-            (Data::Table(t), OutputFormat::Csv) => data::write_csv(t, &mut buf)?,
+            // CSV output is opened in spreadsheets: formula-like text cells are neutralised.
+            (Data::Table(t), OutputFormat::Csv) => {
+                crate::spreadsheet::write_csv_for_spreadsheets(t, &mut buf)?
+            }
             (Data::Table(t), OutputFormat::Json) => data::write_jsonl(t, &mut buf)?,
             (Data::Json(serde_json::Value::String(s)), OutputFormat::Csv) => writeln!(buf, "{s}")?,
             (Data::Json(v), _) => writeln!(buf, "{}", serde_json::to_string_pretty(v)?)?,

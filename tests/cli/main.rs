@@ -14,4 +14,5 @@ mod serve;
 mod skip_join;
 mod store;
 mod support;
+mod untrusted;
 mod validate;
