@@ -218,3 +218,41 @@ fn hostile_names_reach_the_files_as_harmless_text() {
         assert_eq!(mode, want, "{} is {mode:o}", path.display());
     }
 }
+
+#[test]
+fn runs_output_as_csv_neutralises_formulas_and_keeps_numbers() {
+    let ws = Workspace::with_workflow(
+        r#"name: export
+nodes:
+  - { id: start, kind: trigger, type: manual }
+  - id: customers
+    kind: output
+    type: core.shell
+    needs: [start]
+    with: { command: "cat customers.csv", output: csv }
+"#,
+    );
+    ws.write(
+        "customers.csv",
+        "name,spend\n\"=HYPERLINK(\"\"http://evil.example\"\")\",-12.5\n@cmd,3\nAda,1\n",
+    );
+    let id = ws.run().run().run_id();
+    let csv = ws
+        .flow()
+        .args(["runs", "output", &id, "customers", "--format", "csv"])
+        .run();
+    assert_eq!(
+        csv.stdout,
+        "name,spend\n\"'=HYPERLINK(\"\"http://evil.example\"\")\",-12.5\n'@cmd,3.0\nAda,1.0\n"
+    );
+    // JSON gives the values as stored.
+    let json = ws
+        .flow()
+        .args(["runs", "output", &id, "customers", "--format", "json"])
+        .run();
+    assert!(
+        json.stdout.starts_with("{\"name\":\"=HYPERLINK("),
+        "{}",
+        json.stdout
+    );
+}
