@@ -21,6 +21,7 @@ mod campaign;
 mod classify;
 mod deploy;
 mod metrics;
+mod no_products;
 mod recommend;
 mod retail_inputs;
 
