@@ -392,7 +392,11 @@ impl fmt::Display for PosError {
                     .iter()
                     .map(|m| format!("`{}` (for {})", m.column, m.role))
                     .collect();
-                let listed: Vec<String> = header.iter().map(|h| format!("`{h}`")).collect();
+                // A quoted header cell may hold a line break: keep the error on one line.
+                let listed: Vec<String> = header
+                    .iter()
+                    .map(|h| format!("`{}`", one_line(h.clone())))
+                    .collect();
                 write!(
                     f,
                     "{} {} {} not in the header; the header has {}: {}",
@@ -735,13 +739,13 @@ mod tests {
         );
         let err = PosError::MissingColumns {
             missing: vec![missing("date", "date"), missing("sku", "product")],
-            header: vec!["a".into(), "b".into()],
+            header: vec!["a".into(), "b\nc".into()],
             hint: String::new(),
         };
         assert_eq!(
             err.to_string(),
             "columns `date` (for date), `sku` (for product) are not in the header; the header \
-             has 2 columns: `a`, `b`"
+             has 2 columns: `a`, `b\\nc`"
         );
     }
 
