@@ -91,6 +91,17 @@ impl ParamType {
         }
     }
 
+    /// The type as a message says what a value must be: `an integer`, `a duration such as 30s`.
+    pub fn expected(self) -> String {
+        match self {
+            ParamType::Duration => "a duration such as 30s or 5m".to_string(),
+            other => {
+                let name = other.as_str();
+                format!("{} {name}", crate::plural::article(name))
+            }
+        }
+    }
+
     /// Whether `value` has this type. Durations and paths are strings at this level.
     pub fn accepts(self, value: &Json) -> bool {
         match self {
@@ -650,5 +661,23 @@ pub(crate) mod tests_support {
             effects: Arc::new(Memory::default()),
             state: Arc::new(Memory::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod param_type_tests {
+    use super::ParamType;
+
+    #[test]
+    fn expected_types_read_as_english() {
+        assert_eq!(ParamType::Integer.expected(), "an integer");
+        assert_eq!(ParamType::Number.expected(), "a number");
+        assert_eq!(ParamType::String.expected(), "a string");
+        assert_eq!(ParamType::Bool.expected(), "a boolean");
+        assert_eq!(ParamType::Map.expected(), "a mapping");
+        assert_eq!(
+            ParamType::Duration.expected(),
+            "a duration such as 30s or 5m"
+        );
     }
 }

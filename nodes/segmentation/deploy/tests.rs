@@ -568,7 +568,7 @@ fn only_recommendations_and_bad_inputs() {
     .to_string();
     assert!(err.contains("campaign rows (a `send` column"), "{err}");
     assert!(
-        err.contains("inputs received: `classify.vip` (table of 1 rows: segment)"),
+        err.contains("inputs received: `classify.vip` (table of 1 row: segment)"),
         "{err}"
     );
 }
