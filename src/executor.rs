@@ -806,7 +806,10 @@ impl Job {
                 delay,
                 error: error.clone(),
             });
-            tracing::warn!(node = %self.node_id, attempt = number, ?delay, %error, "attempt failed; retrying");
+            // Whoever receives the events shows the retry; without them the log is the place.
+            if self.events.is_none() {
+                tracing::warn!(node = %self.node_id, attempt = number, ?delay, %error, "attempt failed; retrying");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = reached(self.shutdown.clone(), Shutdown::Drain) => {
@@ -827,7 +830,12 @@ impl Job {
         ctx: NodeContext,
         inputs: Inputs,
     ) -> AttemptEnd {
-        let mut handle = AbortOnDrop(tokio::spawn(async move { node.run(ctx, inputs).await }));
+        // Whatever the node logs is attributed to it. A `warn` span: enabled whenever warnings are.
+        let span = tracing::warn_span!("node", node = %self.node_id);
+        let mut handle = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
+            async move { node.run(ctx, inputs).await },
+            span,
+        )));
         let guarded = async {
             tokio::select! {
                 joined = &mut handle.0 => joined_to_end(joined),

@@ -470,6 +470,17 @@ impl Input {
     }
 }
 
+/// `tokio::task::spawn_blocking` for a node's CPU-bound work: what the work logs is still
+/// attributed to the node (the caller's tracing span goes with it).
+pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
+}
+
 /// The inputs of a node, in the order of its `needs`; skipped inputs are absent.
 #[derive(Debug, Clone, Default)]
 pub struct Inputs(pub Vec<Input>);

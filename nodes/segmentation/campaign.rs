@@ -516,7 +516,7 @@ impl Node for Configured {
             .collect();
         let cfg = self.cfg.clone();
         let params = Value::from_serialize(&ctx.params);
-        tokio::task::spawn_blocking(move || campaign(&cfg, &customers, &recommendations, params))
+        crate::node::spawn_blocking(move || campaign(&cfg, &customers, &recommendations, params))
             .await
             .map_err(|e| NodeError::msg(format!("campaign rendering stopped: {e}")))?
     }

@@ -388,7 +388,7 @@ impl Node for Configured {
         }
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        let written = crate::node::spawn_blocking(move || {
             write_outputs(&cfg, &job_ctx, &campaigns, &recommendations)
         })
         .await

@@ -322,7 +322,7 @@ impl Node for Configured {
             },
         };
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || recommend(&tables, &cfg))
+        crate::node::spawn_blocking(move || recommend(&tables, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }

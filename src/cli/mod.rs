@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the run failed or was interrupted (the resume command is printed),
 //! 2 invalid input or usage (including a state store that cannot be used).
 
+mod console;
 mod graph;
 mod progress;
 mod report;
@@ -276,10 +277,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // Log lines go through the console, like the progress lines: one format, above the live view.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(console::ConsoleLayer::new())
         .try_init();
 }
 
