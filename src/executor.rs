@@ -175,6 +175,7 @@ pub async fn execute(
     let base_ctx = BaseContext {
         run_id: run.id.clone(),
         workflow_dir: workflow.dir.clone(),
+        workflow_path: std::path::PathBuf::from(&run.workflow_path),
         params: run.params.clone(),
         trigger: trigger_json,
         effects: Arc::new(StoreLedger {
@@ -580,6 +581,7 @@ enum Source {
 struct BaseContext {
     run_id: String,
     workflow_dir: std::path::PathBuf,
+    workflow_path: std::path::PathBuf,
     params: std::collections::BTreeMap<String, Json>,
     trigger: Json,
     effects: Arc<dyn EffectLedger>,
@@ -753,6 +755,7 @@ impl Job {
                 node_id: self.node_id.clone(),
                 attempt: number,
                 workflow_dir: self.base.workflow_dir.clone(),
+                workflow_path: self.base.workflow_path.clone(),
                 params: self.base.params.clone(),
                 trigger: self.base.trigger.clone(),
                 effects: self.base.effects.clone(),

@@ -549,6 +549,8 @@ pub struct NodeContext {
     pub node_id: String,
     pub attempt: u32,
     pub workflow_dir: PathBuf,
+    /// The workflow file of the run (node state that belongs to one workflow is keyed by it).
+    pub workflow_path: PathBuf,
     /// The run's parameters after defaults and `--param` overrides.
     pub params: BTreeMap<String, Json>,
     /// The firing that started the run (trigger id, time, how it was fired).
@@ -667,6 +669,7 @@ pub(crate) mod tests_support {
             node_id: "test-node".into(),
             attempt: 1,
             workflow_dir: std::env::temp_dir(),
+            workflow_path: std::env::temp_dir().join("test.yaml"),
             params: BTreeMap::new(),
             trigger: serde_json::Value::Null,
             effects: Arc::new(Memory::default()),

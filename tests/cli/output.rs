@@ -1,5 +1,10 @@
 //! What a user sees: the log lines of a run without a terminal (warnings in the same plain
-//! format as every other line, the count of nodes done) and errors that name the file.
+//! format as every other line, the count of nodes done), and the segmentation report (currency,
+//! period, labels, offers, and which earlier run it compares with).
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
 
 use crate::support::Workspace;
 
@@ -169,5 +174,157 @@ fn an_empty_file_fails_where_it_is_read_naming_its_path() {
             line.contains(&ws.path(name).display().to_string()),
             "{line}"
         );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The segmentation report
+// ---------------------------------------------------------------------------------------------
+
+const WF: &str = "segmentation.yaml";
+
+fn repo_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A workspace with the shipped workflow and its sample data.
+fn shipped() -> Workspace {
+    let ws = Workspace::new();
+    ws.write(
+        WF,
+        std::fs::read(repo_path("workflows/segmentation.yaml")).expect("shipped workflow"),
+    );
+    for name in ["transactions.csv", "catalog.csv", "customers.csv"] {
+        ws.write(
+            &format!("data/{name}"),
+            std::fs::read(repo_path(&format!("workflows/data/{name}"))).expect("sample"),
+        );
+    }
+    ws
+}
+
+/// The one dated output directory under `out/`.
+fn out_dir(ws: &Workspace) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(ws.path("out"))
+        .expect("out/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
+fn summary(ws: &Workspace) -> Json {
+    serde_json::from_str(&std::fs::read_to_string(out_dir(ws).join("summary.json")).unwrap())
+        .unwrap()
+}
+
+fn report(ws: &Workspace) -> String {
+    std::fs::read_to_string(out_dir(ws).join("report.html")).unwrap()
+}
+
+/// The first and last dates of the sample's well-formed rows.
+fn sample_dates(ws: &Workspace) -> (String, String) {
+    let text = ws.read("data/transactions.csv");
+    let mut dates: Vec<String> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').nth(2))
+        .filter_map(|d| chrono::NaiveDate::parse_from_str(d.get(..10)?, "%Y-%m-%d").ok())
+        .map(|d| d.to_string())
+        .collect();
+    dates.sort();
+    (dates[0].clone(), dates[dates.len() - 1].clone())
+}
+
+#[test]
+fn the_report_compares_with_the_previous_run_of_the_same_workflow_and_params() {
+    let ws = shipped();
+    let run = |params: &[(&str, &str)]| {
+        let mut flow = ws.flow().args(["run", WF]);
+        for (k, v) in params {
+            flow = flow.param(k, v);
+        }
+        flow.run().run_id()
+    };
+    let first = run(&[]);
+    assert!(summary(&ws)["changes"].is_null());
+    assert!(report(&ws).contains("This is the first run of this workflow with these parameters"));
+
+    let second = run(&[]);
+    assert_eq!(summary(&ws)["changes"]["previous_run_id"], first.as_str());
+
+    // An experiment is compared with nothing: it has no earlier run with its parameters.
+    run(&[("vip_min_clv", "800")]);
+    assert!(
+        summary(&ws)["changes"].is_null(),
+        "{}",
+        summary(&ws)["changes"]
+    );
+
+    // The next plain run compares with the last plain run, not with the experiment.
+    run(&[]);
+    let s = summary(&ws);
+    assert_eq!(
+        s["changes"]["previous_run_id"],
+        second.as_str(),
+        "{}",
+        s["changes"]
+    );
+    let html = report(&ws);
+    assert!(
+        html.contains(&format!(
+            "Compared with run {second} of {}",
+            &s["changes"]["previous_run_at"].as_str().unwrap()[..10]
+        )),
+        "{html}"
+    );
+    assert!(html.contains("the previous run of this workflow with the same parameters"));
+
+    // Currency, period, labels and offers.
+    assert_eq!(s["currency"], "USD");
+    let (first_day, last_day) = sample_dates(&ws);
+    assert_eq!(
+        s["period"]["first_transaction"],
+        first_day.as_str(),
+        "{}",
+        s["period"]
+    );
+    assert_eq!(
+        s["period"]["last_transaction"],
+        last_day.as_str(),
+        "{}",
+        s["period"]
+    );
+    assert_eq!(
+        s["period"]["analysis_date"],
+        last_day.as_str(),
+        "{}",
+        s["period"]
+    );
+    assert!(html.contains("amounts in USD"), "{html}");
+    assert!(html.contains("<th>Revenue (USD)</th>"), "{html}");
+    assert!(
+        html.contains(&format!(
+            "Transactions from {first_day} to {last_day} · analysis date {last_day}"
+        )),
+        "{html}"
+    );
+    for (segment, label, offer) in [
+        ("vip", "VIP", "early access"),
+        ("at_risk", "At risk", "20% off"),
+        ("new", "New customers", "10% off"),
+        ("frequent", "Frequent buyers", "free shipping"),
+        ("lapsed", "Lapsed", "15% off"),
+        ("regular", "Regular", "no offer (no message)"),
+    ] {
+        let row = format!("<td>{label}<span class=\"code\">{segment}</span></td><td>{offer}</td>");
+        assert!(html.contains(&row), "no {row:?} in\n{html}");
+        let stats = s["segments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["segment"] == segment)
+            .unwrap_or_else(|| panic!("no {segment} in {}", s["segments"]));
+        assert_eq!(stats["label"], label);
     }
 }
