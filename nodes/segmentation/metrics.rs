@@ -594,9 +594,9 @@ fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Models {
     let repeat = summaries.iter().filter(|s| s.frequency > 0).count();
     if repeat < cfg.min_repeat_customers {
         m.fallback.push(format!(
-            "too few repeat customers to fit the models: {repeat} of {} customers bought on more \
+            "too few repeat customers to fit the models: {repeat} of {} bought on more \
              than one day, min_repeat_customers is {}",
-            summaries.len(),
+            crate::plural::plural(summaries.len() as u64, "customer"),
             cfg.min_repeat_customers
         ));
         return m;
