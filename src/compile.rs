@@ -945,10 +945,7 @@ fn configure_node(
         if let Some(value) = rendered.get(spec.name).filter(|v| !v.is_null())
             && !spec.ty.accepts(value)
         {
-            let expected = match spec.ty {
-                ParamType::Duration => "a duration such as 30s or 5m".to_string(),
-                other => format!("a {}", other.as_str()),
-            };
+            let expected = spec.ty.expected();
             errors.push(ParamError::new(
                 spec.name,
                 format!("`{}` must be {expected}, got {}", spec.name, short(value)),

@@ -27,6 +27,9 @@ pub struct Switch;
 struct RuleDef {
     case: String,
     when: String,
+    /// How reports name the case (`At risk` for `at_risk`).
+    #[serde(default)]
+    label: Option<String>,
 }
 
 struct Rule {
@@ -40,6 +43,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     default: Option<String>,
     cases: Vec<String>,
+    /// Case -> label, for the cases whose rules give one.
+    labels: BTreeMap<String, String>,
 }
 
 struct Configured {
@@ -88,6 +93,7 @@ impl RuleSet {
         let mut errors = Vec::new();
         let known = cx.known_columns();
         let mut rules = Vec::new();
+        let mut labels: BTreeMap<String, String> = BTreeMap::new();
         let raw = params
             .get("rules")
             .and_then(|v| v.as_array())
@@ -110,6 +116,29 @@ impl RuleSet {
                                 def.case
                             ),
                         ));
+                    }
+                    if let Some(label) = &def.label {
+                        let mut p = at.clone();
+                        p.push(Seg::key("label"));
+                        let label = label.trim();
+                        match labels.get(&def.case) {
+                            _ if label.is_empty() || label.contains(['\r', '\n']) => {
+                                errors.push(ParamError::at(
+                                    p,
+                                    "a label is one line of text (it names the case in reports)",
+                                ))
+                            }
+                            Some(other) if other != label => errors.push(ParamError::at(
+                                p,
+                                format!(
+                                    "case `{}` already has the label `{other}`; give one label per case",
+                                    def.case
+                                ),
+                            )),
+                            _ => {
+                                labels.insert(def.case.clone(), label.to_string());
+                            }
+                        }
                     }
                     let mut when_path = at.clone();
                     when_path.push(Seg::key("when"));
@@ -140,7 +169,9 @@ impl RuleSet {
                 }
                 Err(e) => errors.push(ParamError::at(
                     at,
-                    format!("a rule is {{ case: NAME, when: EXPRESSION }}: {e}"),
+                    format!(
+                        "a rule is {{ case: NAME, when: EXPRESSION, label: TEXT (optional) }}: {e}"
+                    ),
                 )),
             }
         }
@@ -161,7 +192,18 @@ impl RuleSet {
             rules,
             default,
             cases,
+            labels,
         })
+    }
+
+    /// The case of rows no rule matches.
+    pub fn default_case(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The label a rule gives `case`, if any.
+    pub fn label(&self, case: &str) -> Option<&str> {
+        self.labels.get(case).map(String::as_str)
     }
 
     /// The cases, in order: rule cases as first written, then the default.

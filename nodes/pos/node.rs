@@ -312,7 +312,7 @@ impl Node for ExtractNode {
         let customers = self.customers.clone();
         let (policy, max_bad, until) = (self.on_bad_rows, self.max_bad_rows, self.until);
         // Parsing is CPU-bound: keep it off the async workers.
-        tokio::task::spawn_blocking(move || {
+        crate::node::spawn_blocking(move || {
             extract(&path, &format, catalog, customers, (policy, max_bad), until)
         })
         .await

@@ -179,7 +179,7 @@ impl Node for Configured {
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let batch = table_input(&inputs, &REQUIRED)?.clone();
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || compute(&batch, &cfg))
+        crate::node::spawn_blocking(move || compute(&batch, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("affinity computation stopped: {e}")))?
     }

@@ -446,6 +446,7 @@ pub(crate) mod test_support {
             node_id: "test-node".into(),
             attempt: 1,
             workflow_dir: std::env::temp_dir(),
+            workflow_path: std::env::temp_dir().join("test.yaml"),
             params: BTreeMap::new(),
             trigger: Json::Null,
             effects: Arc::new(NoEffects),

@@ -322,7 +322,7 @@ impl Node for Configured {
             },
         };
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || recommend(&tables, &cfg))
+        crate::node::spawn_blocking(move || recommend(&tables, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }
@@ -1695,8 +1695,8 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
                 (Reason::Due(days), _) => {
                     write!(
                         buf,
-                        "due again (bought every ~{} days)",
-                        days.round() as i64
+                        "due again (bought every ~{})",
+                        crate::plural::plural(days.round().max(0.0) as u64, "day")
                     )
                 }
             };

@@ -7,6 +7,7 @@
 mod exports;
 mod inspect;
 mod kill;
+mod output;
 mod resume;
 mod retry_timeout;
 mod run;
