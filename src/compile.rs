@@ -5,7 +5,7 @@
 //! templates) appends a [`Diagnostic`] instead of returning early, so `flow validate` reports all
 //! problems at once, each as `FILE:LINE:COL: message`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::model::{NODE_KEYS, RetryDef, WORKFLOW_KEYS};
 use crate::node::{ConfigureCx, Node, NodeKind, ParamError, ParamType, Params, Registry};
 use crate::node::{NodeType, parse_duration};
+use crate::params::{self, ParamDecl, ParamKind};
 use crate::source::{Pos, Seg, SourceMap, path_to_string};
 use crate::template::{Renderer, RunVars, TemplateError};
 
@@ -123,7 +124,35 @@ pub struct CompiledNode {
     pub cases: Vec<String>,
     /// Hash of the node's definition: resume re-runs a node whose fingerprint changed.
     pub fingerprint: String,
+    /// The params the node's `with:` uses (by name, in templates, expressions or
+    /// `FLOW_PARAM_NAME`): changing one re-runs the node on resume.
+    pub params_used: BTreeSet<String>,
     pub pos: Option<Pos>,
+}
+
+impl CompiledNode {
+    /// The definition's fingerprint combined with the values of the params the node uses, as
+    /// recorded for a run. A node that uses no params keeps its definition's fingerprint.
+    pub fn fingerprint_with(&self, params: &BTreeMap<String, Json>) -> String {
+        if self.params_used.is_empty() {
+            return self.fingerprint.clone();
+        }
+        let used: serde_json::Map<String, Json> = self
+            .params_used
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    params.get(name).cloned().unwrap_or(Json::Null),
+                )
+            })
+            .collect();
+        hash_hex(&format!(
+            "{}|{}",
+            self.fingerprint,
+            canonical_json(&Json::Object(used))
+        ))
+    }
 }
 
 impl fmt::Debug for CompiledNode {
@@ -146,7 +175,12 @@ pub struct Workflow {
     pub path: PathBuf,
     /// Relative paths in parameters resolve against this directory.
     pub dir: PathBuf,
+    /// The file as named when it was loaded, for messages.
+    pub file: PathBuf,
+    /// Each param's default.
     pub params: BTreeMap<String, Json>,
+    /// Each param's declaration: type, default, limits, where it is declared.
+    pub param_decls: BTreeMap<String, ParamDecl>,
     pub concurrency: Option<usize>,
     pub nodes: Vec<CompiledNode>,
     pub graph: DiGraph<usize, Option<String>>,
@@ -298,18 +332,7 @@ impl<'a> Compiler<'a> {
             .get("description")
             .and_then(Json::as_str)
             .map(str::to_string);
-        let params: BTreeMap<String, Json> = match root.get("params") {
-            None | Some(Json::Null) => BTreeMap::new(),
-            Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Some(_) => {
-                self.error(
-                    &[Seg::key("params")],
-                    None,
-                    "`params` must map names to defaults",
-                );
-                BTreeMap::new()
-            }
-        };
+        let (param_decls, params) = self.declare_params(root.get("params"));
         let concurrency = match root.get("concurrency") {
             None | Some(Json::Null) => None,
             Some(v) => match v.as_u64() {
@@ -400,6 +423,14 @@ impl<'a> Compiler<'a> {
             ) {
                 Ok(configured) => {
                     node.cases = configured.cases();
+                    self.check_param_uses(
+                        i,
+                        &id,
+                        node_type.as_ref(),
+                        &node.with,
+                        &configured,
+                        (&param_decls, &params),
+                    );
                     node.configured = Some(configured);
                 }
                 Err(errors) => {
@@ -504,7 +535,14 @@ impl<'a> Compiler<'a> {
         let mut nodes = Vec::with_capacity(parsed.len());
         for (i, (p, node_needs)) in parsed.into_iter().zip(needs).enumerate() {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
+            let uses = params::used_by(&p.with, &param_decls);
+            let params_used = if uses.all {
+                param_decls.keys().cloned().collect()
+            } else {
+                uses.names
+            };
             nodes.push(CompiledNode {
+                params_used,
                 index: i,
                 pos: self.map.pos(&node_path(i)),
                 id: p.id,
@@ -535,7 +573,9 @@ impl<'a> Compiler<'a> {
             description,
             path,
             dir: self.dir,
+            file: self.path,
             params,
+            param_decls,
             concurrency,
             nodes,
             graph,
@@ -592,6 +632,118 @@ impl<'a> Compiler<'a> {
                 }
             }
             columns[i] = configured.output_columns(&inputs);
+        }
+    }
+
+    /// Reads `params:`: the declarations, and each param's default (also for a param whose
+    /// declaration is wrong, so its uses are not reported as unknown on top).
+    fn declare_params(
+        &mut self,
+        raw: Option<&Json>,
+    ) -> (BTreeMap<String, ParamDecl>, BTreeMap<String, Json>) {
+        let raw = match raw {
+            None | Some(Json::Null) => return Default::default(),
+            Some(Json::Object(m)) => m,
+            Some(_) => {
+                self.error(
+                    &[Seg::key("params")],
+                    None,
+                    "`params` must map names to defaults (`NAME: VALUE` or `NAME: { type, default }`)",
+                );
+                return Default::default();
+            }
+        };
+        let (mut decls, errors) = params::declare(raw);
+        for e in errors {
+            self.error(&e.path, None, e.message);
+        }
+        for (name, decl) in &mut decls {
+            decl.pos = self
+                .map
+                .pos(&[Seg::key("params"), Seg::KeyName(name.clone())]);
+        }
+        let defaults = raw
+            .iter()
+            .map(|(name, value)| {
+                let default = match decls.get(name) {
+                    Some(d) => d.default.clone(),
+                    None => match value {
+                        Json::Object(m) if m.contains_key("default") => m["default"].clone(),
+                        Json::Object(m) if m.contains_key("type") => Json::Null,
+                        other => other.clone(),
+                    },
+                };
+                (name.clone(), default)
+            })
+            .collect();
+        (decls, defaults)
+    }
+
+    /// Params named in a node's rule expressions and self-rendered templates must be
+    /// declared, and a param compared with a literal must have the literal's type. (Templates
+    /// rendered by the engine are checked when they are rendered.)
+    fn check_param_uses(
+        &mut self,
+        i: usize,
+        id: &str,
+        node_type: &dyn NodeType,
+        with: &serde_json::Map<String, Json>,
+        configured: &Arc<dyn Node>,
+        (decls, known): (&BTreeMap<String, ParamDecl>, &BTreeMap<String, Json>),
+    ) {
+        let unknown = |name: &str| {
+            let hint = match suggest(name, known.keys().map(String::as_str)) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if known.is_empty() => "the workflow declares no params".to_string(),
+                None => format!(
+                    "declared params: {}",
+                    known.keys().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            };
+            format!("unknown param `{name}` ({hint})")
+        };
+        for (path, expr) in configured.expressions() {
+            let at = with_path(i, &path);
+            for name in expr.param_names() {
+                if !known.contains_key(&name) {
+                    let msg = format!("`{}` refers to {}", expr.source(), unknown(&name));
+                    self.error(&at, Some(id), msg);
+                }
+            }
+            for (name, op, literal) in expr.param_literal_comparisons() {
+                let Some(decl) = decls.get(&name) else {
+                    continue;
+                };
+                let fits = match decl.kind {
+                    ParamKind::Integer | ParamKind::Number => literal.is_number(),
+                    ParamKind::String => literal.is_string(),
+                    ParamKind::Boolean => literal.is_boolean(),
+                    ParamKind::List | ParamKind::Mapping => true,
+                };
+                if !fits {
+                    let msg = format!(
+                        "`{}`: param `{name}` is {} but is compared (`{op}`) with {}",
+                        expr.source(),
+                        decl.kind.described(),
+                        params::show(&literal)
+                    );
+                    self.error(&at, Some(id), msg);
+                }
+            }
+        }
+        for spec in node_type.params() {
+            if spec.ty != ParamType::Template {
+                continue;
+            }
+            let Some(Json::String(text)) = with.get(spec.name) else {
+                continue;
+            };
+            for name in crate::template::param_names(text).unwrap_or_default() {
+                if !known.contains_key(&name) {
+                    let msg = format!("template refers to {}", unknown(&name));
+                    self.error(&with_path(i, &[Seg::key(spec.name)]), Some(id), msg);
+                }
+            }
         }
     }
 
@@ -1363,6 +1515,155 @@ nodes:
             errs.iter()
                 .any(|(l, m)| *l == 5 && m.contains("unknown param `dya`"))
         );
+    }
+
+    #[test]
+    fn params_are_typed_and_their_declarations_checked_where_written() {
+        let wf = compile_str(
+            "\
+name: p
+params:
+  min: 300
+  days: { type: integer, default: 30, min: 1, description: recent }
+  tier: { default: gold, allowed: [gold, silver] }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+",
+        )
+        .unwrap();
+        let kinds: Vec<(&str, ParamKind)> = wf
+            .param_decls
+            .values()
+            .map(|d| (d.name.as_str(), d.kind))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("days", ParamKind::Integer),
+                ("min", ParamKind::Number),
+                ("tier", ParamKind::String)
+            ]
+        );
+        assert_eq!(wf.param_decls["days"].pos.map(|p| p.line), Some(4));
+        assert_eq!(wf.params["days"], serde_json::json!(30));
+
+        let errs = errors(
+            "\
+name: p
+params:
+  a: { type: integr, default: 1 }
+  b: { type: integer, default: 2.5 }
+  c: { default: 5, max: 3 }
+  d: ~
+nodes:
+  - { id: go, kind: trigger, type: manual }
+",
+        );
+        let expect = [
+            (3, "unknown param type `integr` (did you mean `integer`?"),
+            (4, "the default of param `b`: expected an integer, got 2.5"),
+            (5, "the default of param `c`: 5 is above the maximum 3"),
+            (6, "param `d` has no default"),
+        ];
+        for (line, text) in expect {
+            assert!(
+                errs.iter().any(|(l, m)| *l == line && m.contains(text)),
+                "missing line {line}: {text}\ngot: {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn undeclared_params_in_rules_and_templates_are_errors_at_their_line() {
+        let errs = errors(
+            "\
+name: p
+params: { limit: 3, tier: gold }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: split
+    kind: decision
+    type: core.switch
+    needs: go
+    with:
+      rules:
+        - { case: big, when: 'value > params.limt' }
+        - { case: odd, when: 'params.tier > 2' }
+        - { case: fine, when: 'value > params.limit and params.tier == \"gold\"' }
+      default: small
+  - { id: b, kind: action, type: core.shell, needs: split.big, with: { command: 'echo {{ params.tierr }}' } }
+",
+        );
+        let expect = [
+            (
+                11,
+                "`value > params.limt` refers to unknown param `limt` (did you mean `limit`?)",
+            ),
+            (
+                12,
+                "`params.tier > 2`: param `tier` is a string but is compared (`>`) with 2",
+            ),
+            (15, "template refers to unknown param `tierr`"),
+        ];
+        for (line, text) in expect {
+            assert!(
+                errs.iter().any(|(l, m)| *l == line && m.contains(text)),
+                "missing line {line}: {text}\ngot: {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn nodes_record_the_params_they_use_and_fingerprint_their_values() {
+        let text = "\
+name: p
+params: { limit: 3, label: x, unused: 1 }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: split
+    kind: decision
+    type: core.switch
+    needs: go
+    with:
+      rules: [{ case: big, when: 'value > params.limit' }]
+      default: small
+  - { id: env, kind: action, type: core.shell, needs: go, with: { command: 'echo $FLOW_PARAM_LABEL' } }
+  - { id: all, kind: action, type: core.shell, needs: go, with: { command: 'echo {{ params }}' } }
+  - { id: none, kind: action, type: core.shell, needs: go, with: { command: 'echo params.limit' } }
+";
+        let wf = compile_str(text).unwrap();
+        let used = |id: &str| -> Vec<&str> {
+            wf.node(id)
+                .unwrap()
+                .params_used
+                .iter()
+                .map(String::as_str)
+                .collect()
+        };
+        assert_eq!(used("split"), ["limit"]);
+        assert_eq!(used("env"), ["label"]);
+        assert_eq!(used("all"), ["label", "limit", "unused"]);
+        // A plain string that mentions a param counts: re-running is the safe mistake.
+        assert_eq!(used("none"), ["limit"]);
+        assert!(used("go").is_empty());
+
+        let mut params = wf.params.clone();
+        let split = wf.node("split").unwrap();
+        let env = wf.node("env").unwrap();
+        let go = wf.node("go").unwrap();
+        let (split_fp, env_fp) = (
+            split.fingerprint_with(&params),
+            env.fingerprint_with(&params),
+        );
+        assert_eq!(go.fingerprint_with(&params), go.fingerprint);
+        params.insert("limit".into(), serde_json::json!(4));
+        assert_ne!(split.fingerprint_with(&params), split_fp);
+        assert_eq!(env.fingerprint_with(&params), env_fp);
+        params.insert("unused".into(), serde_json::json!(2));
+        params.insert("limit".into(), serde_json::json!(3));
+        assert_eq!(split.fingerprint_with(&params), split_fp);
     }
 
     #[test]

@@ -175,6 +175,24 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
 
+/// The params a template names as `params.NAME`, sorted; `None` when it does not parse (the
+/// node that renders it reports that).
+pub fn param_names(text: &str) -> Option<Vec<String>> {
+    let env = Environment::new();
+    let template = env.template_from_str(text).ok()?;
+    let mut names: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|v| {
+            let rest = v.strip_prefix("params.")?;
+            Some(rest.split('.').next().unwrap_or(rest).to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
 /// The inner expression of a string that is exactly `{{ expr }}`.
 fn single_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -283,6 +301,17 @@ mod tests {
         );
         assert_eq!(errs[1].path, vec![Seg::key("b"), Seg::key("c")]);
         assert!(errs[2].message.contains("run.idd"));
+    }
+
+    #[test]
+    fn param_names_of_a_template() {
+        assert_eq!(
+            param_names(
+                "Hi {{ customer.name }}, {{ params.offer }} {% if params.vip %}!{% endif %}"
+            ),
+            Some(vec!["offer".to_string(), "vip".to_string()])
+        );
+        assert_eq!(param_names("{{ oops"), None);
     }
 
     #[test]
