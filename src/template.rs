@@ -217,14 +217,12 @@ fn check_names(
         match (root, field) {
             ("params", Some(p)) if !params.contains_key(p) => {
                 let known: Vec<&str> = params.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "template refers to unknown param `{p}` (declared params: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
+                let hint = match crate::compile::suggest(p, known.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if known.is_empty() => "declared params: none".to_string(),
+                    None => format!("declared params: {}", known.join(", ")),
+                };
+                return Err(format!("template refers to unknown param `{p}` ({hint})"));
             }
             ("run", Some(f)) if !RUN_FIELDS.contains(&f) => {
                 return Err(format!(
@@ -295,12 +293,19 @@ mod tests {
         .unwrap_err();
         assert_eq!(errs.len(), 3);
         assert!(
-            errs[0].message.contains("unknown param `missing`"),
+            errs[0]
+                .message
+                .contains("unknown param `missing` (declared params: n)"),
             "{}",
             errs[0].message
         );
         assert_eq!(errs[1].path, vec![Seg::key("b"), Seg::key("c")]);
         assert!(errs[2].message.contains("run.idd"));
+        let errs = render(json!({"a": "{{ params.lmit }}"}), json!({"limit": 1})).unwrap_err();
+        assert_eq!(
+            errs[0].message,
+            "template refers to unknown param `lmit` (did you mean `limit`?)"
+        );
     }
 
     #[test]
