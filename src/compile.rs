@@ -1593,6 +1593,11 @@ nodes:
         - { case: fine, when: 'value > params.limit and params.tier == \"gold\"' }
       default: small
   - { id: b, kind: action, type: core.shell, needs: split.big, with: { command: 'echo {{ params.tierr }}' } }
+  - id: mail
+    kind: action
+    type: segmentation.campaign
+    needs: split.small
+    with: { channel: none, action: 'Call {{ customer.first_name }} about {{ params.tire }}' }
 ",
         );
         let expect = [
@@ -1605,6 +1610,10 @@ nodes:
                 "`params.tier > 2`: param `tier` is a string but is compared (`>`) with 2",
             ),
             (15, "template refers to unknown param `tierr`"),
+            (
+                20,
+                "template refers to unknown param `tire` (did you mean `tier`?)",
+            ),
         ];
         for (line, text) in expect {
             assert!(
