@@ -128,7 +128,8 @@ fn declared_at(workflow: &Workflow, decl: &crate::params::ParamDecl) -> String {
 }
 
 /// A fresh run record for `workflow`, fired by `fired_by` through `triggers` (all triggers
-/// when empty).
+/// when empty), with param values `params`. Its overrides are the values that differ from the
+/// defaults; a caller that knows which values were given (`--param`) records those instead.
 pub fn new_run(
     workflow: &Workflow,
     params: BTreeMap<String, Json>,
