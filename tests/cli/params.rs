@@ -134,6 +134,12 @@ fn a_run_failed_by_a_param_is_fixed_by_resuming_with_a_new_value() {
         .expect_exit(2)
         .run()
         .assert_stderr_contains("`--param n=two`: `two` is not an integer");
+    ws.resume(&id)
+        .args(["--param", "lable=y"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("unknown param `lable` (did you mean `label`?)");
+    assert_eq!(ws.counts()["check"], 1, "a refused resume runs nothing");
 
     let resumed = ws.resume(&id).args(["--param", "n=3"]).run();
     resumed.assert_stderr_contains("params.n: 1 -> 3");
