@@ -300,3 +300,29 @@ fn the_schema_describes_both_forms_of_a_param() {
         assert!(kinds.contains(&format!("\"{kind}\"")), "{kinds}");
     }
 }
+
+#[test]
+fn the_shipped_workflow_refuses_a_threshold_that_is_not_a_number() {
+    let ws = Workspace::new();
+    let shipped =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("workflows/segmentation.yaml");
+    let text = std::fs::read_to_string(&shipped).unwrap();
+    ws.write("segmentation.yaml", &text);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("  vip_min_clv:"))
+        .expect("vip_min_clv is declared")
+        + 1;
+    let out = ws
+        .flow()
+        .args(["run", "segmentation.yaml", "--param", "vip_min_clv=abc"])
+        .expect_exit(2)
+        .run();
+    out.assert_stderr_contains(&format!(
+        "segmentation.yaml:{line}:3: `--param vip_min_clv=abc`: `abc` is not a number (param `vip_min_clv` is declared here)"
+    ));
+    assert!(
+        !ws.state_dir().join("db").exists(),
+        "no run was recorded\n{out}"
+    );
+}
