@@ -44,6 +44,12 @@ pub enum PlanError {
         value: String,
         message: String,
     },
+    #[error("node `{node}` cannot run with {values} (given with --param): {message}")]
+    ParamBreaksNode {
+        node: String,
+        values: String,
+        message: String,
+    },
     #[error("unknown trigger `{name}` (the workflow's triggers: {known})")]
     UnknownTrigger { name: String, known: String },
     #[error(

@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 use super::PlanError;
 use crate::compile::Workflow;
 use crate::store::RunRecord;
+use crate::template::RunVars;
 
 /// A run's param values: the declared defaults with the overrides on top.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,7 +30,44 @@ impl RunParams {
 /// Reads `--param NAME=VALUE` overrides as their declared types and checks them.
 pub fn parse_params(workflow: &Workflow, items: &[String]) -> Result<RunParams, PlanError> {
     let overrides = parse_overrides(workflow, items)?;
-    Ok(RunParams::new(workflow, overrides))
+    let params = RunParams::new(workflow, overrides);
+    check_nodes(workflow, &params)?;
+    Ok(params)
+}
+
+/// Configures each node that uses an overridden param with the run's values, as validation
+/// configured it with the defaults, so a value that fits its param but not a node's parameter
+/// (`delay: "{{ params.wait }}"` with `wait=soon`) stops the command before anything runs.
+fn check_nodes(workflow: &Workflow, params: &RunParams) -> Result<(), PlanError> {
+    if params.overrides.is_empty() {
+        return Ok(());
+    }
+    let run = RunVars {
+        id: "check".into(),
+        trigger_time: "2000-01-01T00:00:00Z".into(),
+        date: "2000-01-01".into(),
+        fired_by: "check".into(),
+        workflow_dir: workflow.dir.display().to_string(),
+    };
+    for node in &workflow.nodes {
+        let used: Vec<String> = params
+            .overrides
+            .iter()
+            .filter(|(name, _)| node.params_used.contains(*name))
+            .map(|(name, value)| format!("params.{name} = {}", crate::params::show(value)))
+            .collect();
+        if used.is_empty() {
+            continue;
+        }
+        if let Err(message) = workflow.configure(node.index, &params.values, &run) {
+            return Err(PlanError::ParamBreaksNode {
+                node: node.id.clone(),
+                values: used.join(", "),
+                message,
+            });
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn parse_overrides(
@@ -131,5 +169,7 @@ pub(super) fn resume_params(
         overrides.insert(name.clone(), value.clone());
     }
     overrides.extend(given);
-    Ok(RunParams::new(workflow, overrides))
+    let params = RunParams::new(workflow, overrides);
+    check_nodes(workflow, &params)?;
+    Ok(params)
 }

@@ -326,3 +326,51 @@ fn the_shipped_workflow_refuses_a_threshold_that_is_not_a_number() {
         "no run was recorded\n{out}"
     );
 }
+
+#[test]
+fn a_value_that_fits_its_param_but_not_a_node_stops_the_command_first() {
+    let ws = Workspace::with_workflow(
+        r#"
+name: waits
+params:
+  wait: 0s
+nodes:
+  - { id: start, kind: trigger, type: manual }
+  - { id: pause, kind: action, type: core.noop, needs: start, with: { delay: "{{ params.wait }}" } }
+  - id: fail
+    kind: action
+    type: core.shell
+    needs: pause
+    with: { command: 'sh record.sh && cat ready.txt' }
+"#,
+    );
+    let message = "node `pause` cannot run with params.wait = \"soon\" (given with --param): with.delay: `delay` must be a duration such as 30s or 5m, got \"soon\"";
+    ws.run()
+        .args(["--param", "wait=soon"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains(message);
+    assert!(!ws.exists("exec.log"), "nothing ran");
+
+    // The same check guards a resume.
+    let id = ws.run().expect_exit(1).run().run_id();
+    ws.resume(&id)
+        .args(["--param", "wait=soon"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains(message);
+    assert_eq!(ws.counts(), counts_of(&[("fail", 1)]));
+    ws.write("ready.txt", "ok\n");
+    let resumed = ws.resume(&id).args(["--param", "wait=10ms"]).run();
+    assert_eq!(
+        plan(&resumed),
+        plan_of(&[
+            (
+                "start",
+                "the run's params changed (its firing records them)"
+            ),
+            ("pause", "it uses params.wait, which changed"),
+            ("fail", "downstream of `pause`"),
+        ])
+    );
+}
