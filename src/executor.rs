@@ -143,7 +143,7 @@ pub async fn execute(
             record.status = NodeStatus::Pending;
             record.error = None;
             record.reason = None;
-            record.fingerprint = node.fingerprint.clone();
+            record.fingerprint = node.fingerprint_with(&run.params);
             // An attempt still `running` belongs to an execution that died (killed, crashed):
             // it ended there.
             for attempt in &mut record.attempts {

@@ -416,6 +416,12 @@ pub trait Node: Send + Sync + 'static {
         None
     }
 
+    /// The row expressions among this node's parameters, each with its path under `with:`,
+    /// so validation can check the params they use.
+    fn expressions(&self) -> Vec<(Vec<Seg>, &crate::expr::RowExpr)> {
+        Vec::new()
+    }
+
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError>;
 }

@@ -35,6 +35,8 @@ struct RuleDef {
 struct Rule {
     case: String,
     when: RowExpr,
+    /// Where `when` is written, under `with:`.
+    path: Vec<Seg>,
 }
 
 /// Ordered rules, first match wins, with an optional default case. Shared by the decisions
@@ -148,7 +150,7 @@ impl RuleSet {
                                 let unknown = when.unknown_columns(columns.iter().copied());
                                 if !unknown.is_empty() {
                                     errors.push(ParamError::at(
-                                        when_path,
+                                        when_path.clone(),
                                         format!(
                                             "`{}` refers to unknown column{} {} (the input has: {})",
                                             def.when,
@@ -162,6 +164,7 @@ impl RuleSet {
                             rules.push(Rule {
                                 case: def.case,
                                 when,
+                                path: when_path,
                             })
                         }
                         Err(e) => errors.push(ParamError::at(when_path, e)),
@@ -204,6 +207,14 @@ impl RuleSet {
     /// The label a rule gives `case`, if any.
     pub fn label(&self, case: &str) -> Option<&str> {
         self.labels.get(case).map(String::as_str)
+    }
+
+    /// Each rule's `when`, with its path under `with:`.
+    pub fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules
+            .iter()
+            .map(|r| (r.path.clone(), &r.when))
+            .collect()
     }
 
     /// The cases, in order: rule cases as first written, then the default.
@@ -302,6 +313,10 @@ fn valid_case(case: &str) -> bool {
 impl Node for Configured {
     fn cases(&self) -> Vec<String> {
         self.rules.cases.clone()
+    }
+
+    fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules.expressions()
     }
 
     fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {

@@ -15,11 +15,13 @@ use arrow_schema::{DataType, Field, Schema};
 use async_trait::async_trait;
 
 use crate::data::{Data, Output};
+use crate::expr::RowExpr;
 use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
 use crate::nodes::core::RuleSet;
+use crate::source::Seg;
 
 #[derive(Debug)]
 pub struct Classify;
@@ -96,6 +98,10 @@ impl NodeType for Classify {
 impl Node for Configured {
     fn cases(&self) -> Vec<String> {
         self.rules.cases().to_vec()
+    }
+
+    fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules.expressions()
     }
 
     fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {

@@ -155,6 +155,10 @@ struct ResumeArgs {
     /// Re-run this node and everything downstream, even if it succeeded.
     #[arg(long, value_name = "NODE")]
     from: Option<String>,
+    /// Set a workflow param for the rest of the run: NAME=VALUE (repeatable). Nodes that use a
+    /// changed param run again, with what follows them.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
 }
@@ -464,7 +468,15 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
-    let record = runs::new_run(&wf, params, "manual", &args.triggers, Utc::now(), None)?;
+    let mut record = runs::new_run(
+        &wf,
+        params.values,
+        "manual",
+        &args.triggers,
+        Utc::now(),
+        None,
+    )?;
+    record.param_overrides = Some(params.overrides);
     eprintln!(
         "run {} of `{}` ({})",
         record.id,
@@ -500,11 +512,15 @@ fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
     }
     let wf = Arc::new(load(&path, registry)?);
     let previous = store.nodes(&record.id)?;
-    let plan = runs::plan_resume(&wf, &record, &previous, args.from.as_deref())?;
+    let plan = runs::plan_resume(&wf, &record, &previous, args.from.as_deref(), &args.params)?;
     eprintln!("resuming run {} of `{}`", record.id, wf.name);
     if plan.workflow_changed {
         eprintln!("  the workflow changed since this run");
     }
+    for change in &plan.changed_params {
+        eprintln!("  {change}");
+    }
+    plan.apply_params(&mut record);
     for id in &plan.removed {
         eprintln!(
             "  node `{id}` is no longer in the workflow (removed or renamed); its checkpoint is kept but not used"

@@ -8,6 +8,7 @@ mod exports;
 mod inspect;
 mod kill;
 mod output;
+mod params;
 mod resume;
 mod retry_timeout;
 mod run;
