@@ -5,7 +5,7 @@
 //! templates) appends a [`Diagnostic`] instead of returning early, so `flow validate` reports all
 //! problems at once, each as `FILE:LINE:COL: message`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,8 +19,11 @@ use sha2::{Digest, Sha256};
 use crate::model::{NODE_KEYS, RetryDef, WORKFLOW_KEYS};
 use crate::node::{ConfigureCx, Node, NodeKind, ParamError, ParamType, Params, Registry};
 use crate::node::{NodeType, parse_duration};
+use crate::params::{self, ParamDecl};
 use crate::source::{Pos, Seg, SourceMap, path_to_string};
 use crate::template::{Renderer, RunVars, TemplateError};
+
+mod param_checks;
 
 /// One validation problem.
 #[derive(Debug, Clone, Serialize)]
@@ -123,7 +126,35 @@ pub struct CompiledNode {
     pub cases: Vec<String>,
     /// Hash of the node's definition: resume re-runs a node whose fingerprint changed.
     pub fingerprint: String,
+    /// The params the node's `with:` uses (by name, in templates, expressions or
+    /// `FLOW_PARAM_NAME`): changing one re-runs the node on resume.
+    pub params_used: BTreeSet<String>,
     pub pos: Option<Pos>,
+}
+
+impl CompiledNode {
+    /// The definition's fingerprint combined with the values of the params the node uses, as
+    /// recorded for a run. A node that uses no params keeps its definition's fingerprint.
+    pub fn fingerprint_with(&self, params: &BTreeMap<String, Json>) -> String {
+        if self.params_used.is_empty() {
+            return self.fingerprint.clone();
+        }
+        let used: serde_json::Map<String, Json> = self
+            .params_used
+            .iter()
+            .map(|name| {
+                (
+                    name.clone(),
+                    params.get(name).cloned().unwrap_or(Json::Null),
+                )
+            })
+            .collect();
+        hash_hex(&format!(
+            "{}|{}",
+            self.fingerprint,
+            canonical_json(&Json::Object(used))
+        ))
+    }
 }
 
 impl fmt::Debug for CompiledNode {
@@ -146,7 +177,12 @@ pub struct Workflow {
     pub path: PathBuf,
     /// Relative paths in parameters resolve against this directory.
     pub dir: PathBuf,
+    /// The file as named when it was loaded, for messages.
+    pub file: PathBuf,
+    /// Each param's default.
     pub params: BTreeMap<String, Json>,
+    /// Each param's declaration: type, default, limits, where it is declared.
+    pub param_decls: BTreeMap<String, ParamDecl>,
     pub concurrency: Option<usize>,
     pub nodes: Vec<CompiledNode>,
     pub graph: DiGraph<usize, Option<String>>,
@@ -298,18 +334,7 @@ impl<'a> Compiler<'a> {
             .get("description")
             .and_then(Json::as_str)
             .map(str::to_string);
-        let params: BTreeMap<String, Json> = match root.get("params") {
-            None | Some(Json::Null) => BTreeMap::new(),
-            Some(Json::Object(m)) => m.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-            Some(_) => {
-                self.error(
-                    &[Seg::key("params")],
-                    None,
-                    "`params` must map names to defaults",
-                );
-                BTreeMap::new()
-            }
-        };
+        let (param_decls, params) = self.declare_params(root.get("params"));
         let concurrency = match root.get("concurrency") {
             None | Some(Json::Null) => None,
             Some(v) => match v.as_u64() {
@@ -400,6 +425,14 @@ impl<'a> Compiler<'a> {
             ) {
                 Ok(configured) => {
                     node.cases = configured.cases();
+                    self.check_param_uses(
+                        i,
+                        &id,
+                        node_type.as_ref(),
+                        &node.with,
+                        &configured,
+                        (&param_decls, &params),
+                    );
                     node.configured = Some(configured);
                 }
                 Err(errors) => {
@@ -504,7 +537,14 @@ impl<'a> Compiler<'a> {
         let mut nodes = Vec::with_capacity(parsed.len());
         for (i, (p, node_needs)) in parsed.into_iter().zip(needs).enumerate() {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
+            let uses = params::used_by(&p.with, &param_decls);
+            let params_used = if uses.all {
+                param_decls.keys().cloned().collect()
+            } else {
+                uses.names
+            };
             nodes.push(CompiledNode {
+                params_used,
                 index: i,
                 pos: self.map.pos(&node_path(i)),
                 id: p.id,
@@ -535,7 +575,9 @@ impl<'a> Compiler<'a> {
             description,
             path,
             dir: self.dir,
+            file: self.path,
             params,
+            param_decls,
             concurrency,
             nodes,
             graph,
@@ -945,10 +987,7 @@ fn configure_node(
         if let Some(value) = rendered.get(spec.name).filter(|v| !v.is_null())
             && !spec.ty.accepts(value)
         {
-            let expected = match spec.ty {
-                ParamType::Duration => "a duration such as 30s or 5m".to_string(),
-                other => format!("a {}", other.as_str()),
-            };
+            let expected = spec.ty.expected();
             errors.push(ParamError::new(
                 spec.name,
                 format!("`{}` must be {expected}, got {}", spec.name, short(value)),

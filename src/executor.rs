@@ -143,7 +143,7 @@ pub async fn execute(
             record.status = NodeStatus::Pending;
             record.error = None;
             record.reason = None;
-            record.fingerprint = node.fingerprint.clone();
+            record.fingerprint = node.fingerprint_with(&run.params);
             // An attempt still `running` belongs to an execution that died (killed, crashed):
             // it ended there.
             for attempt in &mut record.attempts {
@@ -175,6 +175,7 @@ pub async fn execute(
     let base_ctx = BaseContext {
         run_id: run.id.clone(),
         workflow_dir: workflow.dir.clone(),
+        workflow_path: std::path::PathBuf::from(&run.workflow_path),
         params: run.params.clone(),
         trigger: trigger_json,
         effects: Arc::new(StoreLedger {
@@ -580,6 +581,7 @@ enum Source {
 struct BaseContext {
     run_id: String,
     workflow_dir: std::path::PathBuf,
+    workflow_path: std::path::PathBuf,
     params: std::collections::BTreeMap<String, Json>,
     trigger: Json,
     effects: Arc<dyn EffectLedger>,
@@ -753,6 +755,7 @@ impl Job {
                 node_id: self.node_id.clone(),
                 attempt: number,
                 workflow_dir: self.base.workflow_dir.clone(),
+                workflow_path: self.base.workflow_path.clone(),
                 params: self.base.params.clone(),
                 trigger: self.base.trigger.clone(),
                 effects: self.base.effects.clone(),
@@ -806,7 +809,10 @@ impl Job {
                 delay,
                 error: error.clone(),
             });
-            tracing::warn!(node = %self.node_id, attempt = number, ?delay, %error, "attempt failed; retrying");
+            // Whoever receives the events shows the retry; without them the log is the place.
+            if self.events.is_none() {
+                tracing::warn!(node = %self.node_id, attempt = number, ?delay, %error, "attempt failed; retrying");
+            }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = reached(self.shutdown.clone(), Shutdown::Drain) => {
@@ -827,7 +833,12 @@ impl Job {
         ctx: NodeContext,
         inputs: Inputs,
     ) -> AttemptEnd {
-        let mut handle = AbortOnDrop(tokio::spawn(async move { node.run(ctx, inputs).await }));
+        // Whatever the node logs is attributed to it. A `warn` span: enabled whenever warnings are.
+        let span = tracing::warn_span!("node", node = %self.node_id);
+        let mut handle = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
+            async move { node.run(ctx, inputs).await },
+            span,
+        )));
         let guarded = async {
             tokio::select! {
                 joined = &mut handle.0 => joined_to_end(joined),

@@ -264,7 +264,7 @@ nodes:
     assert_eq!(first.run.status, RunStatus::Failed);
     // The fix: the node no longer fails. Its definition changed, so it and its downstream run.
     let fixed = s.workflow(&failing.replace("FAIL", "false"));
-    let plan = crate::runs::plan_resume(&fixed, &first.run, &first.nodes, None).unwrap();
+    let plan = crate::runs::plan_resume(&fixed, &first.run, &first.nodes, None, &[]).unwrap();
     let mut reused = plan.reused.clone();
     reused.sort();
     assert_eq!(reused, ["one", "side"]);

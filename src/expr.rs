@@ -60,6 +60,63 @@ impl RowExpr {
         vars
     }
 
+    /// The params the expression names as `params.NAME`, sorted.
+    pub fn param_names(&self) -> Vec<String> {
+        let expr = self
+            .env
+            .compile_expression(&self.translated)
+            .expect("checked in parse");
+        let mut names: Vec<String> = expr
+            .undeclared_variables(true)
+            .into_iter()
+            .filter_map(|v| {
+                let rest = v.strip_prefix("params.")?;
+                Some(rest.split('.').next().unwrap_or(rest).to_string())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Comparisons of a param with a literal (`params.min >= 500`, `'gold' == params.tier`):
+    /// the param's name, the operator and the literal. Other operands (columns, arithmetic)
+    /// have no type before the data arrives and are left out.
+    pub fn param_literal_comparisons(&self) -> Vec<(String, String, Json)> {
+        let tokens = tokenize(&self.translated);
+        let mut out = Vec::new();
+        for i in 0..tokens.len().saturating_sub(2) {
+            let (left, op, right) = (&tokens[i], &tokens[i + 1], &tokens[i + 2]);
+            let Tok::Op(op) = op else { continue };
+            if !COMPARISONS.contains(&op.as_str()) {
+                continue;
+            }
+            // The operand must be whole: not `x * params.n` or `params.n + 1`.
+            let before = i.checked_sub(1).map(|j| &tokens[j]);
+            let after = tokens.get(i + 3);
+            const ARITHMETIC: [&str; 8] = ["+", "-", "*", "/", "//", "%", "**", "~"];
+            let op_in = |t: Option<&Tok>, set: &[&str]| matches!(t, Some(Tok::Op(o)) if set.contains(&o.as_str()));
+            if op_in(before, &ARITHMETIC)
+                || op_in(after, &ARITHMETIC)
+                || op_in(after, &["(", "[", "|"])
+            {
+                continue;
+            }
+            let pair = match (left, right) {
+                (Tok::Name(n), lit) | (lit, Tok::Name(n)) => {
+                    n.strip_prefix("params.").zip(lit.literal())
+                }
+                _ => None,
+            };
+            if let Some((name, literal)) = pair
+                && !name.contains('.')
+            {
+                out.push((name.to_string(), op.clone(), literal));
+            }
+        }
+        out
+    }
+
     /// Columns the expression uses that `columns` lacks (ignoring `params` and `value`).
     pub fn unknown_columns<'a>(&self, columns: impl IntoIterator<Item = &'a str>) -> Vec<String> {
         let known: Vec<&str> = columns.into_iter().collect();
@@ -181,6 +238,90 @@ fn translate_operators(source: &str) -> String {
     out
 }
 
+const COMPARISONS: [&str; 6] = ["==", "!=", "<", "<=", ">", ">="];
+
+/// A token of an expression, as far as spotting `params.NAME OP LITERAL` needs.
+#[derive(Debug, PartialEq)]
+enum Tok {
+    /// A dotted name such as `params.min` or `clv`.
+    Name(String),
+    Number(f64),
+    Str(String),
+    Op(String),
+}
+
+impl Tok {
+    fn literal(&self) -> Option<Json> {
+        match self {
+            Tok::Number(n) if n.fract() == 0.0 && n.abs() < 1e15 => Some(Json::from(*n as i64)),
+            Tok::Number(n) => serde_json::Number::from_f64(*n).map(Json::Number),
+            Tok::Str(s) => Some(Json::String(s.clone())),
+            Tok::Name(n) if matches!(n.as_str(), "true" | "True") => Some(Json::Bool(true)),
+            Tok::Name(n) if matches!(n.as_str(), "false" | "False") => Some(Json::Bool(false)),
+            _ => None,
+        }
+    }
+}
+
+fn tokenize(source: &str) -> Vec<Tok> {
+    let chars: Vec<char> = source.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '"' || c == '\'' {
+            let mut text = String::new();
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                if chars[i] == '\\' && i + 1 < chars.len() {
+                    i += 1;
+                }
+                text.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            out.push(Tok::Str(text));
+        } else if c.is_ascii_digit() {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_ascii_alphanumeric() || chars[i] == '.' || chars[i] == '_')
+            {
+                i += 1;
+            }
+            let text: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+            out.push(match text.parse::<f64>() {
+                Ok(n) => Tok::Number(n),
+                Err(_) => Tok::Name(text),
+            });
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while i < chars.len()
+                && (chars[i].is_alphanumeric() || chars[i] == '_' || chars[i] == '.')
+            {
+                i += 1;
+            }
+            let word: String = chars[start..i].iter().collect();
+            // Keyword operators split operands like symbols do.
+            out.push(match word.as_str() {
+                "and" | "or" | "not" | "in" | "is" | "if" | "else" => Tok::Op(word),
+                _ => Tok::Name(word),
+            });
+        } else {
+            let two: String = chars[i..(i + 2).min(chars.len())].iter().collect();
+            if ["==", "!=", "<=", ">=", "//", "**"].contains(&two.as_str()) {
+                out.push(Tok::Op(two));
+                i += 2;
+            } else {
+                out.push(Tok::Op(c.to_string()));
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
 /// One row of a table seen as template variables.
 #[derive(Debug)]
 struct Row {
@@ -280,6 +421,29 @@ mod tests {
             e.eval_rows(&batch(), &params).unwrap(),
             vec![true, false, false]
         );
+    }
+
+    #[test]
+    fn params_and_their_literal_comparisons() {
+        let e =
+            RowExpr::parse("clv >= params.min && params.tier == 'gold' || 3 < params.n").unwrap();
+        assert_eq!(e.param_names(), ["min", "n", "tier"]);
+        assert_eq!(
+            e.param_literal_comparisons(),
+            vec![
+                (
+                    "tier".to_string(),
+                    "==".to_string(),
+                    serde_json::json!("gold")
+                ),
+                ("n".to_string(), "<".to_string(), serde_json::json!(3)),
+            ]
+        );
+        // Arithmetic around the param leaves the comparison's operand types unknown here.
+        let e = RowExpr::parse("params.n * 2 > 'x' and 'y' == params.s ~ 'z'").unwrap();
+        assert!(e.param_literal_comparisons().is_empty());
+        let e = RowExpr::parse("(params.on == true) and (params.rate != 0.5)").unwrap();
+        assert_eq!(e.param_literal_comparisons().len(), 2);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub mod executor;
 pub mod expr;
 pub mod model;
 pub mod node;
+pub mod params;
+pub mod plural;
 pub mod runs;
 pub mod schedule;
 pub mod serve;

@@ -17,15 +17,59 @@ pub struct WorkflowDef {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// Run parameters and their defaults; override with `flow run FILE --param NAME=VALUE`.
-    /// Templates refer to them as `{{ params.NAME }}`.
+    /// Run parameters: `NAME: DEFAULT` (the type is inferred from the default) or
+    /// `NAME: { type, default, description, allowed, min, max }`. Override with
+    /// `flow run FILE --param NAME=VALUE`; templates and rules refer to them as `params.NAME`.
     #[serde(default)]
-    pub params: serde_json::Map<String, Json>,
+    pub params: std::collections::BTreeMap<String, ParamDef>,
     /// The most nodes that run at the same time (default: `--concurrency` or 8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<usize>,
     /// The nodes. The graph is defined by each node's `needs`.
     pub nodes: Vec<NodeDef>,
+}
+
+/// A param declaration.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ParamDef {
+    /// The long form.
+    Declared(ParamSpecDef),
+    /// The short form: the default, whose type is the param's (any number is `number`).
+    Default(ShortDefault),
+}
+
+/// A short-form default. A mapping default needs the long form.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ShortDefault {
+    Boolean(bool),
+    Number(f64),
+    String(String),
+    List(Vec<Json>),
+}
+
+/// `NAME: { type: number, default: 300, description: ..., min: 0 }`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ParamSpecDef {
+    /// string, integer (whole numbers only), number, boolean, list or mapping; inferred from
+    /// `default` when absent.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<crate::params::ParamKind>,
+    /// The value runs use unless `--param NAME=VALUE` is given.
+    pub default: Json,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The only values the param may take.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed: Option<Vec<Json>>,
+    /// The smallest value (integer and number params).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// The largest value (integer and number params).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
 }
 
 /// One node of a workflow.

@@ -91,6 +91,17 @@ impl ParamType {
         }
     }
 
+    /// The type as a message says what a value must be: `an integer`, `a duration such as 30s`.
+    pub fn expected(self) -> String {
+        match self {
+            ParamType::Duration => "a duration such as 30s or 5m".to_string(),
+            other => {
+                let name = other.as_str();
+                format!("{} {name}", crate::plural::article(name))
+            }
+        }
+    }
+
     /// Whether `value` has this type. Durations and paths are strings at this level.
     pub fn accepts(self, value: &Json) -> bool {
         match self {
@@ -405,6 +416,12 @@ pub trait Node: Send + Sync + 'static {
         None
     }
 
+    /// The row expressions among this node's parameters, each with its path under `with:`,
+    /// so validation can check the params they use.
+    fn expressions(&self) -> Vec<(Vec<Seg>, &crate::expr::RowExpr)> {
+        Vec::new()
+    }
+
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError>;
 }
@@ -457,6 +474,17 @@ impl Input {
             None => self.from.clone(),
         }
     }
+}
+
+/// `tokio::task::spawn_blocking` for a node's CPU-bound work: what the work logs is still
+/// attributed to the node (the caller's tracing span goes with it).
+pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(work))
 }
 
 /// The inputs of a node, in the order of its `needs`; skipped inputs are absent.
@@ -527,6 +555,8 @@ pub struct NodeContext {
     pub node_id: String,
     pub attempt: u32,
     pub workflow_dir: PathBuf,
+    /// The workflow file of the run (node state that belongs to one workflow is keyed by it).
+    pub workflow_path: PathBuf,
     /// The run's parameters after defaults and `--param` overrides.
     pub params: BTreeMap<String, Json>,
     /// The firing that started the run (trigger id, time, how it was fired).
@@ -645,10 +675,29 @@ pub(crate) mod tests_support {
             node_id: "test-node".into(),
             attempt: 1,
             workflow_dir: std::env::temp_dir(),
+            workflow_path: std::env::temp_dir().join("test.yaml"),
             params: BTreeMap::new(),
             trigger: serde_json::Value::Null,
             effects: Arc::new(Memory::default()),
             state: Arc::new(Memory::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod param_type_tests {
+    use super::ParamType;
+
+    #[test]
+    fn expected_types_read_as_english() {
+        assert_eq!(ParamType::Integer.expected(), "an integer");
+        assert_eq!(ParamType::Number.expected(), "a number");
+        assert_eq!(ParamType::String.expected(), "a string");
+        assert_eq!(ParamType::Bool.expected(), "a boolean");
+        assert_eq!(ParamType::Map.expected(), "a mapping");
+        assert_eq!(
+            ParamType::Duration.expected(),
+            "a duration such as 30s or 5m"
+        );
     }
 }

@@ -8,15 +8,48 @@ use serde::Serialize;
 use serde_json::Value as Json;
 
 use crate::compile::Workflow;
+use crate::node::NodeKind;
 use crate::store::{NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
+
+mod run_params;
+
+use run_params::resume_params;
+pub use run_params::{ParamChange, RunParams, parse_params};
 
 /// Errors preparing a run or a resume.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("unknown param `{name}` (the workflow declares: {declared})")]
-    UnknownParam { name: String, declared: String },
+    #[error("`--param {item}`: unknown param `{name}` ({hint})")]
+    UnknownParam {
+        item: String,
+        name: String,
+        hint: String,
+    },
     #[error("`--param {0}`: expected NAME=VALUE")]
     BadParam(String),
+    #[error("{location}: `--param {item}`: {message} (param `{name}` is declared here)")]
+    InvalidParam {
+        location: String,
+        item: String,
+        name: String,
+        message: String,
+    },
+    #[error(
+        "{location}: run {run_id} ran with param `{name}` = {value}, which the declaration no longer allows ({message}); give a value with `--param {name}=VALUE`"
+    )]
+    StaleParam {
+        location: String,
+        run_id: String,
+        name: String,
+        value: String,
+        message: String,
+    },
+    #[error("node `{node}` cannot run with {values} (given with --param): {message}")]
+    ParamBreaksNode {
+        node: String,
+        values: String,
+        message: String,
+    },
     #[error("unknown trigger `{name}` (the workflow's triggers: {known})")]
     UnknownTrigger { name: String, known: String },
     #[error(
@@ -39,40 +72,9 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     )
 }
 
-/// Parses `--param NAME=VALUE` overrides; values are YAML scalars (`7`, `true`, `x`).
-pub fn parse_params(
-    workflow: &Workflow,
-    overrides: &[String],
-) -> Result<BTreeMap<String, Json>, PlanError> {
-    let mut params = workflow.params.clone();
-    for item in overrides {
-        let (name, raw) = item
-            .split_once('=')
-            .ok_or_else(|| PlanError::BadParam(item.clone()))?;
-        let name = name.trim();
-        if !params.contains_key(name) {
-            let declared: Vec<&str> = workflow.params.keys().map(String::as_str).collect();
-            return Err(PlanError::UnknownParam {
-                name: name.to_string(),
-                declared: if declared.is_empty() {
-                    "none".into()
-                } else {
-                    declared.join(", ")
-                },
-            });
-        }
-        let value: Json = serde_yaml::from_str::<serde_yaml::Value>(raw)
-            .ok()
-            .and_then(|v| serde_json::to_value(v).ok())
-            .filter(|v| !v.is_object() && !v.is_array())
-            .unwrap_or_else(|| Json::String(raw.to_string()));
-        params.insert(name.to_string(), value);
-    }
-    Ok(params)
-}
-
 /// A fresh run record for `workflow`, fired by `fired_by` through `triggers` (all triggers
-/// when empty).
+/// when empty), with param values `params`. Its overrides are the values that differ from the
+/// defaults; a caller that knows which values were given (`--param`) records those instead.
 pub fn new_run(
     workflow: &Workflow,
     params: BTreeMap<String, Json>,
@@ -99,17 +101,24 @@ pub fn new_run(
     } else {
         triggers.to_vec()
     };
+    let node_fingerprints = workflow
+        .nodes
+        .iter()
+        .map(|n| (n.id.clone(), n.fingerprint_with(&params)))
+        .collect();
+    let overrides: BTreeMap<String, Json> = params
+        .iter()
+        .filter(|(k, v)| workflow.params.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     Ok(RunRecord {
         id: new_run_id(now),
         workflow_name: workflow.name.clone(),
         workflow_path: workflow.path.display().to_string(),
         workflow_fingerprint: workflow.fingerprint.clone(),
-        node_fingerprints: workflow
-            .nodes
-            .iter()
-            .map(|n| (n.id.clone(), n.fingerprint.clone()))
-            .collect(),
+        node_fingerprints,
         params,
+        param_overrides: Some(overrides),
         trigger: TriggerInfo {
             fired_by: fired_by.into(),
             triggers: fired,
@@ -145,6 +154,19 @@ pub struct ResumePlan {
     pub removed: Vec<String>,
     /// Whether the workflow file changed since the run.
     pub workflow_changed: bool,
+    /// Params whose value differs from the one the run last executed with.
+    pub changed_params: Vec<ParamChange>,
+    /// The params the resumed run executes with.
+    #[serde(skip)]
+    pub params: RunParams,
+}
+
+impl ResumePlan {
+    /// Makes `run` execute with the plan's params.
+    pub fn apply_params(&self, run: &mut RunRecord) {
+        run.params = self.params.values.clone();
+        run.param_overrides = Some(self.params.overrides.clone());
+    }
 }
 
 /// Plans resuming `run` with the current `workflow`.
@@ -153,17 +175,52 @@ pub fn plan_resume(
     run: &RunRecord,
     records: &[NodeRecord],
     from: Option<&str>,
+    param_items: &[String],
 ) -> Result<ResumePlan, PlanError> {
+    let params = resume_params(workflow, run, param_items)?;
+    let mut names: Vec<&String> = run.params.keys().chain(params.values.keys()).collect();
+    names.sort();
+    names.dedup();
+    let changed_params: Vec<ParamChange> = names
+        .into_iter()
+        .filter(|n| run.params.get(*n) != params.values.get(*n))
+        .map(|n| ParamChange {
+            name: n.clone(),
+            before: run.params.get(n).cloned(),
+            after: params.values.get(n).cloned(),
+        })
+        .collect();
     let by_id: HashMap<&str, &NodeRecord> =
         records.iter().map(|r| (r.node_id.as_str(), r)).collect();
     let mut roots: Vec<(usize, String)> = Vec::new();
+    // Triggers run again when params changed so their firing records the new values; that
+    // alone does not re-run what follows them.
+    let mut refire: Vec<usize> = Vec::new();
     for node in &workflow.nodes {
-        match run.node_fingerprints.get(&node.id) {
-            None => roots.push((node.index, "new node".into())),
-            Some(fp) if *fp != node.fingerprint => {
-                roots.push((node.index, "its definition changed".into()))
-            }
-            Some(_) => {}
+        let changed_used: Vec<String> = changed_params
+            .iter()
+            .filter(|c| node.params_used.contains(&c.name))
+            .map(|c| format!("params.{}", c.name))
+            .collect();
+        let Some(fp) = run.node_fingerprints.get(&node.id) else {
+            roots.push((node.index, "new node".into()));
+            continue;
+        };
+        // A run recorded before params were part of fingerprints holds the definition's
+        // fingerprint alone: its node ran with the run's params.
+        let same = *fp == node.fingerprint_with(&params.values)
+            || (*fp == node.fingerprint && changed_used.is_empty());
+        if !same {
+            let definition_same =
+                *fp == node.fingerprint_with(&run.params) || *fp == node.fingerprint;
+            let why = if definition_same && !changed_used.is_empty() {
+                format!("it uses {}, which changed", changed_used.join(", "))
+            } else {
+                "its definition changed".to_string()
+            };
+            roots.push((node.index, why));
+        } else if node.kind == NodeKind::Trigger && !changed_params.is_empty() {
+            refire.push(node.index);
         }
     }
     if let Some(from) = from {
@@ -177,6 +234,11 @@ pub fn plan_resume(
     let mut reason: HashMap<usize, String> = HashMap::new();
     for (i, why) in &roots {
         reason.entry(*i).or_insert_with(|| why.clone());
+    }
+    for i in refire {
+        reason
+            .entry(i)
+            .or_insert_with(|| "the run's params changed (its firing records them)".into());
     }
     // Everything downstream of a changed node runs again, in topological order so the
     // reason names the nearest changed ancestor.
@@ -199,6 +261,8 @@ pub fn plan_resume(
         reruns: Vec::new(),
         removed: Vec::new(),
         workflow_changed: run.workflow_fingerprint != workflow.fingerprint,
+        changed_params,
+        params,
     };
     for &i in &workflow.order {
         let node = &workflow.nodes[i];
@@ -238,4 +302,118 @@ pub fn plan_resume(
         });
     }
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const WF: &str = "\
+name: p
+params: { n: 1, m: 2 }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - { id: a, kind: action, type: core.shell, needs: go, with: { command: 'echo {{ params.n }}' } }
+  - { id: b, kind: action, type: core.shell, needs: go, with: { command: 'echo b' } }
+  - { id: c, kind: action, type: core.shell, needs: b, with: { command: 'exit 1' } }
+";
+
+    fn workflow(text: &str) -> Workflow {
+        crate::compile::compile(
+            text,
+            std::path::Path::new("wf.yaml"),
+            &crate::nodes::builtin_registry(),
+        )
+        .unwrap()
+    }
+
+    /// A run of `wf` with `params` where every node succeeded but `c`.
+    fn failed_run(wf: &Workflow, params: BTreeMap<String, Json>) -> (RunRecord, Vec<NodeRecord>) {
+        let mut run = new_run(wf, params, "manual", &[], Utc::now(), None).unwrap();
+        run.status = RunStatus::Failed;
+        let records = wf
+            .nodes
+            .iter()
+            .map(|n| {
+                let mut r = NodeRecord::new(&n.id);
+                r.status = if n.id == "c" {
+                    NodeStatus::Failed
+                } else {
+                    NodeStatus::Succeeded
+                };
+                r
+            })
+            .collect();
+        (run, records)
+    }
+
+    fn reruns(plan: &ResumePlan) -> Vec<(&str, &str)> {
+        plan.reruns
+            .iter()
+            .map(|r| (r.node.as_str(), r.reason.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn a_run_recorded_before_overrides_were_kept_apart_keeps_its_values() {
+        let wf = workflow(WF);
+        let (mut run, records) = failed_run(&wf, BTreeMap::from([("n".into(), json!(5))]));
+        // As older versions recorded it: no overrides, definition-only fingerprints.
+        run.param_overrides = None;
+        run.params = BTreeMap::from([("n".into(), json!(5)), ("m".into(), json!(2))]);
+        for n in &wf.nodes {
+            run.node_fingerprints
+                .insert(n.id.clone(), n.fingerprint.clone());
+        }
+        let plan = plan_resume(&wf, &run, &records, None, &[]).unwrap();
+        assert!(plan.changed_params.is_empty(), "{:?}", plan.changed_params);
+        assert_eq!(plan.params.values["n"], json!(5));
+        assert_eq!(reruns(&plan), [("c", "it was failed")]);
+
+        let plan = plan_resume(&wf, &run, &records, None, &["n=6".into()]).unwrap();
+        assert_eq!(plan.changed_params[0].to_string(), "params.n: 5 -> 6");
+        assert_eq!(
+            reruns(&plan),
+            [
+                ("go", "the run's params changed (its firing records them)"),
+                ("a", "it uses params.n, which changed"),
+                ("c", "it was failed"),
+            ]
+        );
+    }
+
+    #[test]
+    fn earlier_overrides_are_checked_against_the_current_declarations() {
+        let wf = workflow(WF);
+        let (mut run, records) = failed_run(&wf, wf.params.clone());
+        run.param_overrides = Some(BTreeMap::from([
+            ("n".into(), json!("five")),
+            ("gone".into(), json!(1)),
+        ]));
+        let err = plan_resume(&wf, &run, &records, None, &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "wf.yaml:2:11: run {} ran with param `n` = \"five\", which the declaration no longer allows (expected a number, got \"five\"); give a value with `--param n=VALUE`",
+                run.id
+            )
+        );
+        // A new value replaces it; the override of a param no longer declared is dropped.
+        run.params.insert("gone".into(), json!(1));
+        let plan = plan_resume(&wf, &run, &records, None, &["n=1".into()]).unwrap();
+        let changes: Vec<String> = plan.changed_params.iter().map(|c| c.to_string()).collect();
+        assert_eq!(changes, ["params.gone: 1 -> (not declared)"]);
+        assert_eq!(
+            plan.params.overrides,
+            BTreeMap::from([("n".into(), json!(1))])
+        );
+        assert_eq!(
+            reruns(&plan),
+            [
+                ("go", "the run's params changed (its firing records them)"),
+                ("c", "it was failed")
+            ]
+        );
+    }
 }

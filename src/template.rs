@@ -175,6 +175,24 @@ pub fn is_template(s: &str) -> bool {
     s.contains("{{") || s.contains("{%")
 }
 
+/// The params a template names as `params.NAME`, sorted; `None` when it does not parse (the
+/// node that renders it reports that).
+pub fn param_names(text: &str) -> Option<Vec<String>> {
+    let env = Environment::new();
+    let template = env.template_from_str(text).ok()?;
+    let mut names: Vec<String> = template
+        .undeclared_variables(true)
+        .into_iter()
+        .filter_map(|v| {
+            let rest = v.strip_prefix("params.")?;
+            Some(rest.split('.').next().unwrap_or(rest).to_string())
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    Some(names)
+}
+
 /// The inner expression of a string that is exactly `{{ expr }}`.
 fn single_expression(text: &str) -> Option<&str> {
     let inner = text.trim().strip_prefix("{{")?.strip_suffix("}}")?;
@@ -199,14 +217,12 @@ fn check_names(
         match (root, field) {
             ("params", Some(p)) if !params.contains_key(p) => {
                 let known: Vec<&str> = params.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "template refers to unknown param `{p}` (declared params: {})",
-                    if known.is_empty() {
-                        "none".to_string()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
+                let hint = match crate::compile::suggest(p, known.iter().copied()) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None if known.is_empty() => "declared params: none".to_string(),
+                    None => format!("declared params: {}", known.join(", ")),
+                };
+                return Err(format!("template refers to unknown param `{p}` ({hint})"));
             }
             ("run", Some(f)) if !RUN_FIELDS.contains(&f) => {
                 return Err(format!(
@@ -277,12 +293,30 @@ mod tests {
         .unwrap_err();
         assert_eq!(errs.len(), 3);
         assert!(
-            errs[0].message.contains("unknown param `missing`"),
+            errs[0]
+                .message
+                .contains("unknown param `missing` (declared params: n)"),
             "{}",
             errs[0].message
         );
         assert_eq!(errs[1].path, vec![Seg::key("b"), Seg::key("c")]);
         assert!(errs[2].message.contains("run.idd"));
+        let errs = render(json!({"a": "{{ params.lmit }}"}), json!({"limit": 1})).unwrap_err();
+        assert_eq!(
+            errs[0].message,
+            "template refers to unknown param `lmit` (did you mean `limit`?)"
+        );
+    }
+
+    #[test]
+    fn param_names_of_a_template() {
+        assert_eq!(
+            param_names(
+                "Hi {{ customer.name }}, {{ params.offer }} {% if params.vip %}!{% endif %}"
+            ),
+            Some(vec!["offer".to_string(), "vip".to_string()])
+        );
+        assert_eq!(param_names("{{ oops"), None);
     }
 
     #[test]

@@ -97,6 +97,19 @@ impl Node for Reader {
             .map_err(|e| NodeError::io(format!("cannot read {}", self.path.display()), e))?;
         let where_ =
             |e: &dyn std::fmt::Display| NodeError::msg(format!("{}: {e}", self.path.display()));
+        // Without this an empty CSV reads as a table with no columns, and the failure shows up
+        // in some later node that cannot name the file.
+        if self.format != "text" && bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(NodeError::msg(format!(
+                "{} is empty: expected {}",
+                self.path.display(),
+                match self.format.as_str() {
+                    "csv" | "tsv" => "a header row",
+                    "jsonl" => "JSON lines",
+                    _ => "a JSON value",
+                }
+            )));
+        }
         let data = match self.format.as_str() {
             "csv" => Data::Table(data::read_csv(&bytes, b',').map_err(|e| where_(&e))?),
             "tsv" => Data::Table(data::read_csv(&bytes, b'\t').map_err(|e| where_(&e))?),

@@ -27,11 +27,16 @@ pub struct Switch;
 struct RuleDef {
     case: String,
     when: String,
+    /// How reports name the case (`At risk` for `at_risk`).
+    #[serde(default)]
+    label: Option<String>,
 }
 
 struct Rule {
     case: String,
     when: RowExpr,
+    /// Where `when` is written, under `with:`.
+    path: Vec<Seg>,
 }
 
 /// Ordered rules, first match wins, with an optional default case. Shared by the decisions
@@ -40,6 +45,8 @@ pub struct RuleSet {
     rules: Vec<Rule>,
     default: Option<String>,
     cases: Vec<String>,
+    /// Case -> label, for the cases whose rules give one.
+    labels: BTreeMap<String, String>,
 }
 
 struct Configured {
@@ -88,6 +95,7 @@ impl RuleSet {
         let mut errors = Vec::new();
         let known = cx.known_columns();
         let mut rules = Vec::new();
+        let mut labels: BTreeMap<String, String> = BTreeMap::new();
         let raw = params
             .get("rules")
             .and_then(|v| v.as_array())
@@ -111,6 +119,29 @@ impl RuleSet {
                             ),
                         ));
                     }
+                    if let Some(label) = &def.label {
+                        let mut p = at.clone();
+                        p.push(Seg::key("label"));
+                        let label = label.trim();
+                        match labels.get(&def.case) {
+                            _ if label.is_empty() || label.contains(['\r', '\n']) => {
+                                errors.push(ParamError::at(
+                                    p,
+                                    "a label is one line of text (it names the case in reports)",
+                                ))
+                            }
+                            Some(other) if other != label => errors.push(ParamError::at(
+                                p,
+                                format!(
+                                    "case `{}` already has the label `{other}`; give one label per case",
+                                    def.case
+                                ),
+                            )),
+                            _ => {
+                                labels.insert(def.case.clone(), label.to_string());
+                            }
+                        }
+                    }
                     let mut when_path = at.clone();
                     when_path.push(Seg::key("when"));
                     match RowExpr::parse(&def.when) {
@@ -119,7 +150,7 @@ impl RuleSet {
                                 let unknown = when.unknown_columns(columns.iter().copied());
                                 if !unknown.is_empty() {
                                     errors.push(ParamError::at(
-                                        when_path,
+                                        when_path.clone(),
                                         format!(
                                             "`{}` refers to unknown column{} {} (the input has: {})",
                                             def.when,
@@ -133,6 +164,7 @@ impl RuleSet {
                             rules.push(Rule {
                                 case: def.case,
                                 when,
+                                path: when_path,
                             })
                         }
                         Err(e) => errors.push(ParamError::at(when_path, e)),
@@ -140,7 +172,9 @@ impl RuleSet {
                 }
                 Err(e) => errors.push(ParamError::at(
                     at,
-                    format!("a rule is {{ case: NAME, when: EXPRESSION }}: {e}"),
+                    format!(
+                        "a rule is {{ case: NAME, when: EXPRESSION, label: TEXT (optional) }}: {e}"
+                    ),
                 )),
             }
         }
@@ -161,7 +195,26 @@ impl RuleSet {
             rules,
             default,
             cases,
+            labels,
         })
+    }
+
+    /// The case of rows no rule matches.
+    pub fn default_case(&self) -> Option<&str> {
+        self.default.as_deref()
+    }
+
+    /// The label a rule gives `case`, if any.
+    pub fn label(&self, case: &str) -> Option<&str> {
+        self.labels.get(case).map(String::as_str)
+    }
+
+    /// Each rule's `when`, with its path under `with:`.
+    pub fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules
+            .iter()
+            .map(|r| (r.path.clone(), &r.when))
+            .collect()
     }
 
     /// The cases, in order: rule cases as first written, then the default.
@@ -260,6 +313,10 @@ fn valid_case(case: &str) -> bool {
 impl Node for Configured {
     fn cases(&self) -> Vec<String> {
         self.rules.cases.clone()
+    }
+
+    fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules.expressions()
     }
 
     fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {

@@ -106,11 +106,13 @@ impl Catalog {
 pub fn parse_catalog<R: Read>(reader: R, opts: &CatalogOptions) -> Result<Catalog, PosError> {
     let mut table = TableReader::new(reader, opts.delimiter)?;
     let m = &opts.columns;
-    let id_col = table.require(&m.product_id, "product id")?;
-    let name_col = table.optional(m.name.as_deref(), "name", "product name")?;
-    let cat_col = table.optional(m.category.as_deref(), "category", "category")?;
-    let price_col = table.optional(m.price.as_deref(), "price", "price")?;
-    let stock_col = table.optional(m.stock.as_deref(), "stock", "stock")?;
+    let mut c = table.columns();
+    let id_col = c.require(&m.product_id, "product id");
+    let name_col = c.optional(m.name.as_deref(), "name", "product name");
+    let cat_col = c.optional(m.category.as_deref(), "category", "category");
+    let price_col = c.optional(m.price.as_deref(), "price", "price");
+    let stock_col = c.optional(m.stock.as_deref(), "stock", "stock");
+    c.finish()?;
     let header = table.header().to_vec();
     let col = |i: usize| header.get(i).map_or("?", String::as_str);
     let mut report = ParseReport::default();

@@ -5,8 +5,13 @@
 //!
 //! Mapping rules ([`ColumnMap`]):
 //! - `customer`, `order`, `date`, `product` are required (defaults `customer_id`, `order_id`,
-//!   `date`, `product_id`); a missing one is a [`PosError::MissingColumn`] naming the column and
-//!   listing the header.
+//!   `date`, `product_id`). All missing columns are reported together in one
+//!   [`PosError::MissingColumns`] listing the header.
+//! - `order: null` and `product: null` read exports without them (payment exports often have
+//!   only customer, date and amount): without orders each row is one order (order id
+//!   `line:<N>`); without products the line items have an empty product id (a null
+//!   `product_id` in the `transactions` table). This is explicit so that a misspelt column is
+//!   never mistaken for an absent one.
 //! - Optional columns (`product_name`, `category`, `quantity`, `amount`, `unit_price`,
 //!   `currency`, `name`, `email`, `accepts_marketing`): when set in the mapping they must exist;
 //!   when not set, the default name (`product_name`, `category`, `quantity`, `amount`,
@@ -24,6 +29,7 @@
 //! `rows_without_customer` and skipped (rows are validated first, so a malformed anonymous row
 //! is a bad row). Header lookup is exact, then case-insensitive.
 
+use std::fmt::Write as _;
 use std::io::Read;
 
 use serde::{Deserialize, Serialize};
@@ -41,12 +47,14 @@ use super::table::{Delimiter, Row, TableReader};
 pub struct ColumnMap {
     /// Customer key (required). Default `customer_id`.
     pub customer: String,
-    /// Order id (required). Default `order_id`.
-    pub order: String,
+    /// Order id. Default `order_id`, required; `null` for an export without order ids (each
+    /// row is then one order).
+    pub order: Option<String>,
     /// Date or date-time (required). Default `date`.
     pub date: String,
-    /// Product id (required). Default `product_id`.
-    pub product: String,
+    /// Product id. Default `product_id`, required; `null` for an export without products (a
+    /// payments export: the rows then carry no product).
+    pub product: Option<String>,
     /// Product name. Default: `product_name` if present.
     pub product_name: Option<String>,
     /// Category. Default: `category` if present.
@@ -71,9 +79,9 @@ impl Default for ColumnMap {
     fn default() -> Self {
         ColumnMap {
             customer: "customer_id".into(),
-            order: "order_id".into(),
+            order: Some("order_id".into()),
             date: "date".into(),
-            product: "product_id".into(),
+            product: Some("product_id".into()),
             product_name: None,
             category: None,
             quantity: None,
@@ -107,9 +115,9 @@ pub struct CsvOptions {
 
 struct Cols {
     customer: usize,
-    order: usize,
+    order: Option<usize>,
     date: usize,
-    product: usize,
+    product: Option<usize>,
     product_name: Option<usize>,
     category: Option<usize>,
     quantity: Option<usize>,
@@ -122,33 +130,43 @@ struct Cols {
 }
 
 fn resolve<R: Read>(t: &TableReader<R>, m: &ColumnMap) -> Result<Cols, PosError> {
+    let mut c = t.columns();
     let cols = Cols {
-        customer: t.require(&m.customer, "customer")?,
-        order: t.require(&m.order, "order")?,
-        date: t.require(&m.date, "date")?,
-        product: t.require(&m.product, "product")?,
-        product_name: t.optional(m.product_name.as_deref(), "product_name", "product_name")?,
-        category: t.optional(m.category.as_deref(), "category", "category")?,
-        quantity: t.optional(m.quantity.as_deref(), "quantity", "quantity")?,
-        amount: t.optional(m.amount.as_deref(), "amount", "amount")?,
-        unit_price: t.optional(m.unit_price.as_deref(), "unit_price", "unit_price")?,
-        currency: t.optional(m.currency.as_deref(), "currency", "currency")?,
-        name: t.optional(m.name.as_deref(), "customer_name", "name")?,
-        email: t.optional(m.email.as_deref(), "email", "email")?,
-        accepts: t.optional(
+        customer: c.require(&m.customer, "customer"),
+        order: m.order.as_deref().map(|name| {
+            c.require(
+                name,
+                "order; map `order: null` if the export has no order ids",
+            )
+        }),
+        date: c.require(&m.date, "date"),
+        product: m.product.as_deref().map(|name| {
+            c.require(
+                name,
+                "product; map `product: null` if the export has no products",
+            )
+        }),
+        product_name: c.optional(m.product_name.as_deref(), "product_name", "product_name"),
+        category: c.optional(m.category.as_deref(), "category", "category"),
+        quantity: c.optional(m.quantity.as_deref(), "quantity", "quantity"),
+        amount: c.optional(m.amount.as_deref(), "amount", "amount"),
+        unit_price: c.optional(m.unit_price.as_deref(), "unit_price", "unit_price"),
+        currency: c.optional(m.currency.as_deref(), "currency", "currency"),
+        name: c.optional(m.name.as_deref(), "customer_name", "name"),
+        email: c.optional(m.email.as_deref(), "email", "email"),
+        accepts: c.optional(
             m.accepts_marketing.as_deref(),
             "accepts_marketing",
             "accepts_marketing",
-        )?,
+        ),
     };
     if cols.amount.is_none() && cols.unit_price.is_none() {
-        return Err(PosError::MissingColumn {
-            column: "amount".into(),
-            role: "amount (or map `unit_price` to compute quantity x unit price)".into(),
-            header: t.header().to_vec(),
-            hint: String::new(),
-        });
+        c.missing(
+            "amount",
+            "amount (or map `unit_price` to compute quantity x unit price)",
+        );
     }
+    c.finish()?;
     Ok(cols)
 }
 
@@ -234,12 +252,18 @@ impl Ctx<'_> {
         let c = self.cols;
         let line = row.line;
         let decimal = self.opts.decimal;
-        let order = self.required(row, c.order)?;
+        let order = match c.order {
+            Some(i) => Some(self.required(row, i)?),
+            None => None,
+        };
         let ts = self
             .dates
             .parse(self.required(row, c.date)?)
             .map_err(|e| BadRow::in_column(line, self.name(c.date), e))?;
-        let product = self.required(row, c.product)?;
+        let product = match c.product {
+            Some(i) => self.required(row, i)?,
+            None => "",
+        };
         let quantity = match c.quantity {
             Some(i) => parse_number(self.required(row, i)?, decimal)
                 .map_err(|e| BadRow::in_column(line, self.name(i), e))?,
@@ -299,7 +323,14 @@ impl Ctx<'_> {
             ),
         }
         item.line = line;
-        set(&mut item.order_id, order);
+        match order {
+            Some(order) => set(&mut item.order_id, order),
+            None => {
+                // Without order ids each row is one order, keyed by its line.
+                item.order_id.clear();
+                write!(item.order_id, "line:{line}").expect("writing to a String");
+            }
+        }
         item.timestamp = ts.local;
         item.utc_offset_secs = ts.offset_secs;
         set(&mut item.product_id, product);
@@ -395,9 +426,9 @@ mod tests {
         let opts = CsvOptions {
             columns: ColumnMap {
                 customer: "Kunde".into(),
-                order: "Beleg".into(),
+                order: Some("Beleg".into()),
                 date: "Datum".into(),
-                product: "Artikel".into(),
+                product: Some("Artikel".into()),
                 quantity: Some("Menge".into()),
                 unit_price: Some("Preis".into()),
                 email: Some("Mail".into()),
@@ -428,9 +459,9 @@ mod tests {
         let opts = CsvOptions {
             columns: ColumnMap {
                 customer: "cust".into(),
-                order: "order".into(),
+                order: Some("order".into()),
                 date: "when".into(),
-                product: "sku".into(),
+                product: Some("sku".into()),
                 quantity: Some("qty".into()),
                 ..ColumnMap::default()
             },
@@ -473,6 +504,86 @@ mod tests {
             err.to_string().starts_with("column `dept` (for category)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn every_missing_column_is_listed_in_one_error() {
+        let text = "customer_id,when,sku,total\nc,2024-01-01,p,1\n";
+        let err = parse(text, &CsvOptions::default()).unwrap_err();
+        let PosError::MissingColumns {
+            missing, header, ..
+        } = &err
+        else {
+            panic!("{err}")
+        };
+        let names: Vec<&str> = missing.iter().map(|m| m.column.as_str()).collect();
+        assert_eq!(names, ["order_id", "date", "product_id", "amount"]);
+        assert_eq!(header.len(), 4);
+        let text = err.to_string();
+        assert!(
+            text.starts_with(
+                "columns `order_id` (for order; map `order: null` if the export has no order \
+                 ids), `date` (for date), `product_id` (for product; map `product: null` if the \
+                 export has no products), `amount` (for amount (or map `unit_price`"
+            ),
+            "{text}"
+        );
+        // Mapped optional columns count too.
+        let opts = CsvOptions {
+            columns: ColumnMap {
+                category: Some("dept".into()),
+                email: Some("mail".into()),
+                ..ColumnMap::default()
+            },
+            ..CsvOptions::default()
+        };
+        let text = "customer_id,order_id,date,product_id,amount\nc,o,2024-01-01,p,1\n";
+        let err = parse(text, &opts).unwrap_err().to_string();
+        assert!(
+            err.starts_with("columns `dept` (for category), `mail` (for email) are not"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_payments_export_without_orders_or_products() {
+        let text = include_str!("fixtures/payments.csv");
+        let opts: CsvOptions = serde_json::from_str(
+            r#"{"columns": {"customer": "customer", "date": "paid_at", "amount": "amount",
+                            "order": null, "product": null}}"#,
+        )
+        .unwrap();
+        let p = parse(text, &opts).unwrap();
+        assert!(p.report.bad_rows.is_empty(), "{:?}", p.report.bad_rows);
+        let rows = text.lines().count() as u64 - 1;
+        assert_eq!(p.report.items, rows);
+        // Each row is its own order, keyed by its line; no product.
+        for item in &p.items {
+            assert_eq!(item.order_id, format!("line:{}", item.line));
+            assert_eq!(item.product_id, "");
+            assert_eq!(item.quantity, 1.0);
+        }
+        let orders: std::collections::HashSet<&str> =
+            p.items.iter().map(|i| i.order_id.as_str()).collect();
+        assert_eq!(orders.len() as u64, rows);
+        assert_eq!(p.customers.len(), 30);
+        // Without `null`, the default names are still required.
+        let plain: CsvOptions = serde_json::from_str(
+            r#"{"columns": {"customer": "customer", "date": "paid_at", "amount": "amount"}}"#,
+        )
+        .unwrap();
+        let err = parse(text, &plain).unwrap_err().to_string();
+        assert!(
+            err.contains("`order_id` (for order; map `order: null`"),
+            "{err}"
+        );
+        // A row's empty order id is still bad when orders are mapped.
+        let p = parse(
+            "customer_id,order_id,date,amount,product_id\nc,,2024-01-01,1,p\n",
+            &CsvOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(reasons(&p), ["line 2: column `order_id`: empty"]);
     }
 
     #[test]
@@ -520,7 +631,7 @@ mod tests {
                        "decimal": ",", "date_format": "%d/%m/%Y"}"#;
         let opts: CsvOptions = serde_json::from_str(json).unwrap();
         assert_eq!(opts.columns.customer, "cust");
-        assert_eq!(opts.columns.order, "order_id");
+        assert_eq!(opts.columns.order.as_deref(), Some("order_id"));
         assert_eq!(opts.columns.amount.as_deref(), Some("total"));
         assert_eq!(opts.delimiter, Delimiter::Semicolon);
         assert_eq!(opts.decimal, DecimalSeparator::Comma);

@@ -74,16 +74,18 @@ pub fn parse_customers<R: Read>(
 ) -> Result<CustomerList, PosError> {
     let mut table = TableReader::new(reader, opts.delimiter)?;
     let m = &opts.columns;
-    let id_col = table.require(&m.customer_id, "customer id")?;
-    let name_col = table.optional(m.name.as_deref(), "name", "name")?;
-    let first_col = table.optional(m.first_name.as_deref(), "first_name", "first name")?;
-    let last_col = table.optional(m.last_name.as_deref(), "last_name", "last name")?;
-    let email_col = table.optional(m.email.as_deref(), "email", "email")?;
-    let flag_col = table.optional(
+    let mut c = table.columns();
+    let id_col = c.require(&m.customer_id, "customer id");
+    let name_col = c.optional(m.name.as_deref(), "name", "name");
+    let first_col = c.optional(m.first_name.as_deref(), "first_name", "first name");
+    let last_col = c.optional(m.last_name.as_deref(), "last_name", "last name");
+    let email_col = c.optional(m.email.as_deref(), "email", "email");
+    let flag_col = c.optional(
         m.accepts_marketing.as_deref(),
         "accepts_marketing",
         "accepts_marketing",
-    )?;
+    );
+    c.finish()?;
     let header = table.header().to_vec();
     let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
     let mut report = ParseReport::default();

@@ -28,14 +28,17 @@
 //! own line numbers skip blank lines and miscount CRLF files).
 
 pub mod catalog;
+mod columns;
 pub mod csv_mapped;
 pub mod customers;
 pub mod dates;
 pub mod generate;
 pub mod jsonl;
+pub mod max_bad_rows;
 pub mod model;
 pub mod money;
 mod node;
+mod runaway_quote;
 pub mod shopify;
 pub mod square;
 mod table;
@@ -51,8 +54,10 @@ pub use csv_mapped::{ColumnMap, CsvOptions};
 pub use customers::{CustomerColumns, CustomerList, CustomersOptions, parse_customers};
 pub use dates::{DateFormat, DateParser, Timestamp};
 pub use jsonl::{CustomerKey, JsonlOptions};
+pub use max_bad_rows::MaxBadRows;
 pub use model::{
-    BadRow, Customer, LineItem, OnBadRows, ParseReport, Parsed, PosError, StreamOutcome,
+    BadRow, Customer, LineItem, MissingColumn, OnBadRows, ParseReport, Parsed, PosError,
+    StreamOutcome,
 };
 pub use money::{DecimalSeparator, parse_money, parse_number};
 pub use node::{CATALOG_COLUMNS, CatalogNode, Extract, TRANSACTION_COLUMNS};
@@ -94,6 +99,16 @@ impl Format {
             Format::SquareItems(_) => "square_items",
             Format::Jsonl(_) => "jsonl",
         }
+    }
+
+    /// Whether the rows carry order ids (else each row is one order).
+    pub fn has_orders(&self) -> bool {
+        !matches!(self, Format::Csv(o) if o.columns.order.is_none())
+    }
+
+    /// Whether the rows carry products (a payments export has none).
+    pub fn has_products(&self) -> bool {
+        !matches!(self, Format::Csv(o) if o.columns.product.is_none())
     }
 }
 
@@ -226,6 +241,124 @@ mod tests {
             ids.dedup();
             assert_eq!(ids.len(), p.customers.len());
         }
+    }
+
+    /// Every CSV-based reader: the transaction formats, the catalog and the customers file.
+    fn read_csv_like(kind: &str, text: &str) -> Result<u64, PosError> {
+        let bytes = text.as_bytes();
+        Ok(match kind {
+            "csv" => {
+                parse(bytes, &Format::Csv(CsvOptions::default()))?
+                    .report
+                    .rows_read
+            }
+            "shopify" => {
+                parse(bytes, &Format::ShopifyOrders(ShopifyOptions::default()))?
+                    .report
+                    .rows_read
+            }
+            "square" => {
+                parse(bytes, &Format::SquareItems(SquareOptions::default()))?
+                    .report
+                    .rows_read
+            }
+            "catalog" => {
+                parse_catalog(bytes, &CatalogOptions::default())?
+                    .report
+                    .rows_read
+            }
+            "customers" => {
+                parse_customers(bytes, &CustomersOptions::default())?
+                    .report
+                    .rows_read
+            }
+            other => panic!("{other}"),
+        })
+    }
+
+    #[test]
+    fn a_stray_quote_fails_every_csv_reader_naming_its_line() {
+        let customers = "customer_id,name,email\nC1,Ann,a@x.com\nC2,Bob,b@x.com\nC3,Cy,c@x.com\n";
+        let cases = [
+            ("csv", include_str!("fixtures/transactions.csv")),
+            ("shopify", include_str!("fixtures/shopify_orders.csv")),
+            ("square", include_str!("fixtures/square_items.csv")),
+            ("catalog", include_str!("fixtures/catalog.csv")),
+            ("customers", customers),
+        ];
+        for (kind, fixture) in cases {
+            assert!(read_csv_like(kind, fixture).is_ok(), "{kind}");
+            let mut lines: Vec<String> = fixture.lines().map(str::to_string).collect();
+            // After the fixture's own quoted fields, so the stray quote is the only open one.
+            let at = lines.len() - 2;
+            let (first, rest) = lines[at].split_once(',').unwrap();
+            lines[at] = format!("{first},\"{rest}");
+            let line = at as u64 + 1;
+            // Up to the end of the file.
+            let text = lines.join("\n") + "\n";
+            assert_eq!(
+                read_csv_like(kind, &text),
+                Err(PosError::RunawayQuote { line, to_end: true }),
+                "{kind}"
+            );
+            // Followed by more good rows than a quoted field may span: the rows it would
+            // swallow are not lost as one bad row, the parse fails at the quote's line.
+            let good = lines[1].clone();
+            let mut longer = lines.clone();
+            longer.extend(std::iter::repeat_n(good, 150));
+            let text = longer.join("\r\n") + "\r\n";
+            let err = read_csv_like(kind, &text).unwrap_err();
+            assert_eq!(
+                err,
+                PosError::RunawayQuote {
+                    line,
+                    to_end: false
+                },
+                "{kind}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "the quoted field opened on line {line} is still open after 100 lines or \
+                     64 KiB (a stray `\"`?)"
+                )
+            );
+        }
+        // A stray quote in the header.
+        let err = read_csv_like("csv", "customer_id,\"order_id,date\nc,o,d\n").unwrap_err();
+        assert_eq!(
+            err,
+            PosError::RunawayQuote {
+                line: 1,
+                to_end: true
+            }
+        );
+        // Whitespace-delimited files have no multi-line fields: an open quote is one bad row.
+        let opts = CsvOptions {
+            delimiter: Delimiter::Whitespace,
+            ..CsvOptions::default()
+        };
+        let text = "customer_id order_id date product_id amount\n\
+                    c \"o d p 1\nc o2 2024-01-01 p 1\n";
+        let p = parse(text.as_bytes(), &Format::Csv(opts)).unwrap();
+        assert_eq!((p.items.len(), p.report.bad_row_count), (1, 1));
+    }
+
+    #[test]
+    fn empty_files_are_errors_and_header_only_files_read_no_rows() {
+        for kind in ["csv", "shopify", "square", "catalog", "customers"] {
+            for empty in ["", "\n\n", " , \r\n"] {
+                assert_eq!(read_csv_like(kind, empty), Err(PosError::Empty), "{kind}");
+            }
+        }
+        assert_eq!(
+            PosError::Empty.to_string(),
+            "the file is empty: no header and no data rows"
+        );
+        let header = "customer_id,order_id,date,product_id,amount\n\n";
+        assert_eq!(read_csv_like("csv", header), Ok(0));
+        let p = parse(&b"\n\n"[..], &Format::Jsonl(JsonlOptions::default())).unwrap();
+        assert_eq!(p.report.rows_read, 0);
     }
 
     #[test]

@@ -24,11 +24,29 @@ use std::path::{Path, PathBuf};
 use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+use super::max_bad_rows::MaxBadRows;
+
 /// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
 pub const MAX_BAD_ROWS_KEPT: usize = 1000;
 
 /// How many bad rows [`ParseReport::check`] lists in its error.
 pub const BAD_ROWS_SHOWN: usize = 5;
+
+/// Line breaks a quoted field may hold before it is taken for a runaway quote.
+pub const MAX_QUOTED_LINES: u64 = 100;
+
+/// Bytes a quoted field may hold before it is taken for a runaway quote (twice the 32,767
+/// characters a spreadsheet cell can hold).
+pub const MAX_QUOTED_BYTES: u64 = 64 * 1024;
+
+/// A column the mapping needs that the header lacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingColumn {
+    /// The column name looked for.
+    pub column: String,
+    /// What the column is for (`customer`, `amount`, ...).
+    pub role: String,
+}
 
 /// One sold (or refunded) line of an order, normalized across formats.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -103,7 +121,7 @@ impl BadRow {
         Self {
             line,
             column: None,
-            reason: reason.into(),
+            reason: one_line(reason.into()),
         }
     }
 
@@ -112,9 +130,26 @@ impl BadRow {
         Self {
             line,
             column: Some(column.to_string()),
-            reason: format!("column `{column}`: {message}"),
+            reason: one_line(format!("column `{column}`: {message}")),
         }
     }
+}
+
+/// Escapes line breaks and other control characters, so a reason quoting a value from the file
+/// (a multi-line quoted field, say) stays on its own line in a report.
+fn one_line(text: String) -> String {
+    if !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| match c {
+            '\n' => "\\n".to_string(),
+            '\r' => "\\r".to_string(),
+            '\t' => "\\t".to_string(),
+            c if c.is_control() => c.escape_unicode().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 impl fmt::Display for BadRow {
@@ -187,6 +222,23 @@ impl ParseReport {
         Ok(())
     }
 
+    /// [`ParseReport::check`], and with [`OnBadRows::Skip`] the `max_bad_rows` bound: more
+    /// bad rows than it allows fail the read, listing the first [`BAD_ROWS_SHOWN`].
+    pub fn check_bounded(&self, policy: OnBadRows, max: MaxBadRows) -> Result<(), PosError> {
+        self.check(policy)?;
+        let limit = max.limit(self.rows_read);
+        if self.bad_row_count > limit {
+            return Err(PosError::TooManyBadRows {
+                total: self.bad_row_count,
+                rows_read: self.rows_read,
+                limit,
+                setting: max.to_string(),
+                shown: self.bad_rows.iter().take(BAD_ROWS_SHOWN).cloned().collect(),
+            });
+        }
+        Ok(())
+    }
+
     /// A one-line human summary for logs, e.g.
     /// `120 rows read, 112 line items, 40 customers, 2 bad rows, 1 cancelled order`.
     pub fn summary(&self) -> String {
@@ -222,7 +274,8 @@ impl ParseReport {
     }
 }
 
-fn plural(n: u64, one: &str, many: &str) -> String {
+/// `1 row`, `2 rows`.
+pub(super) fn plural(n: u64, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
@@ -238,16 +291,42 @@ pub enum PosError {
         /// The I/O error message.
         message: String,
     },
-    /// A configured (or required) column is not in the header.
-    MissingColumn {
-        /// The column name looked for.
-        column: String,
-        /// What the column is for (`customer`, `amount`, ...).
-        role: String,
+    /// Configured (or required) columns are not in the header; all of them are listed.
+    MissingColumns {
+        /// The columns looked for, in mapping order.
+        missing: Vec<MissingColumn>,
         /// The header as read.
         header: Vec<String>,
         /// A hint (e.g. a likely wrong delimiter), possibly empty.
         hint: String,
+    },
+    /// A quoted field opened and ran on for more than [`MAX_QUOTED_LINES`] lines or
+    /// [`MAX_QUOTED_BYTES`] bytes, or to the end of the file: almost always a stray `"`, which
+    /// would otherwise swallow the rest of the file into one field.
+    RunawayQuote {
+        /// The line where the quote opened.
+        line: u64,
+        /// Whether the field reached the end of the file (else it passed a limit).
+        to_end: bool,
+    },
+    /// The file has a header but no data rows.
+    NoDataRows,
+    /// The file is empty: not even a header.
+    Empty,
+    /// Every row was bad, excluded or filtered out; the summary says how many of each.
+    NoUsableRows(String),
+    /// With [`OnBadRows::Skip`], more bad rows than `max_bad_rows` allows.
+    TooManyBadRows {
+        /// Total bad rows.
+        total: u64,
+        /// Data rows read, bad ones included.
+        rows_read: u64,
+        /// The bad rows allowed.
+        limit: u64,
+        /// The setting the limit came from, as written for the user.
+        setting: String,
+        /// The first few bad rows.
+        shown: Vec<BadRow>,
     },
     /// The header is unusable (empty file, duplicated column, ...).
     Header(String),
@@ -304,19 +383,31 @@ impl fmt::Display for PosError {
                 message,
                 ..
             } => write!(f, "read error: {message}"),
-            PosError::MissingColumn {
-                column,
-                role,
+            PosError::MissingColumns {
+                missing,
                 header,
                 hint,
             } => {
-                let listed: Vec<String> = header.iter().map(|h| format!("`{h}`")).collect();
+                let wanted: Vec<String> = missing
+                    .iter()
+                    .map(|m| format!("`{}` (for {})", m.column, m.role))
+                    .collect();
+                // A quoted header cell may hold a line break: keep the error on one line.
+                let listed: Vec<String> = header
+                    .iter()
+                    .map(|h| format!("`{}`", one_line(h.clone())))
+                    .collect();
                 write!(
                     f,
-                    "column `{column}` (for {role}) is not in the header; the header has {} \
-                     column{}: {}",
-                    header.len(),
-                    if header.len() == 1 { "" } else { "s" },
+                    "{} {} {} not in the header; the header has {}: {}",
+                    if missing.len() == 1 {
+                        "column"
+                    } else {
+                        "columns"
+                    },
+                    wanted.join(", "),
+                    if missing.len() == 1 { "is" } else { "are" },
+                    plural(header.len() as u64, "column", "columns"),
                     listed.join(", ")
                 )?;
                 if !hint.is_empty() {
@@ -324,29 +415,66 @@ impl fmt::Display for PosError {
                 }
                 Ok(())
             }
+            PosError::RunawayQuote { line, to_end: true } => write!(
+                f,
+                "the quoted field opened on line {line} is never closed: it runs to the end of \
+                 the file (a stray `\"`?)"
+            ),
+            PosError::RunawayQuote {
+                line,
+                to_end: false,
+            } => write!(
+                f,
+                "the quoted field opened on line {line} is still open after {MAX_QUOTED_LINES} \
+                 lines or {} KiB (a stray `\"`?)",
+                MAX_QUOTED_BYTES / 1024
+            ),
+            PosError::NoDataRows => write!(f, "the file has a header but no data rows"),
+            PosError::Empty => write!(f, "the file is empty: no header and no data rows"),
+            PosError::NoUsableRows(summary) => write!(f, "no usable rows: {summary}"),
+            PosError::TooManyBadRows {
+                total,
+                rows_read,
+                limit,
+                setting,
+                shown,
+            } => {
+                write!(
+                    f,
+                    "{total} of {} are bad, more than the {limit} that `max_bad_rows` ({setting}) \
+                     allows; is the format, delimiter or mapping right?",
+                    plural(*rows_read, "data row", "data rows"),
+                )?;
+                write_shown(f, *total, shown)
+            }
             PosError::Header(message) => write!(f, "bad header: {message}"),
             PosError::Config(message) => write!(f, "invalid options: {message}"),
             PosError::BadRows { total, shown } => {
                 write!(
                     f,
-                    "{total} bad row{} (on_bad_rows: fail)",
-                    if *total == 1 { "" } else { "s" }
+                    "{} (on_bad_rows: fail)",
+                    plural(*total, "bad row", "bad rows")
                 )?;
-                if !shown.is_empty() {
-                    let what = if (shown.len() as u64) < *total {
-                        "first "
-                    } else {
-                        ""
-                    };
-                    write!(f, "; {what}{}:", shown.len())?;
-                    for bad in shown {
-                        write!(f, "\n  {bad}")?;
-                    }
-                }
-                Ok(())
+                write_shown(f, *total, shown)
             }
         }
     }
+}
+
+/// The listed bad rows, one per line, after `; first N:`.
+fn write_shown(f: &mut fmt::Formatter<'_>, total: u64, shown: &[BadRow]) -> fmt::Result {
+    if !shown.is_empty() {
+        let what = if (shown.len() as u64) < total {
+            "first "
+        } else {
+            ""
+        };
+        write!(f, "; {what}{}:", shown.len())?;
+        for bad in shown {
+            write!(f, "\n  {bad}")?;
+        }
+    }
+    Ok(())
 }
 
 impl std::error::Error for PosError {}
@@ -481,6 +609,18 @@ mod tests {
     }
 
     #[test]
+    fn bad_row_reasons_stay_on_one_line() {
+        let bad = BadRow::in_column(4, "date", "`1 May\r\nBcc: x` is not a valid date");
+        assert_eq!(
+            bad.to_string(),
+            "line 4: column `date`: `1 May\\r\\nBcc: x` is not a valid date"
+        );
+        let bad = BadRow::new(9, "tab\there, bell\u{7}");
+        assert_eq!(bad.to_string(), "line 9: tab\\there, bell\\u{7}");
+        assert!(!bad.to_string().contains('\n'));
+    }
+
+    #[test]
     fn report_caps_kept_rows_but_counts_all() {
         let mut report = ParseReport::default();
         for i in 0..(MAX_BAD_ROWS_KEPT as u64 + 10) {
@@ -583,9 +723,12 @@ mod tests {
 
     #[test]
     fn missing_column_error_lists_header_and_hint() {
-        let err = PosError::MissingColumn {
-            column: "amount".into(),
-            role: "amount".into(),
+        let missing = |column: &str, role: &str| MissingColumn {
+            column: column.into(),
+            role: role.into(),
+        };
+        let err = PosError::MissingColumns {
+            missing: vec![missing("amount", "amount")],
             header: vec!["a;b;c".into()],
             hint: "is the delimiter `;`?".into(),
         };
@@ -593,6 +736,16 @@ mod tests {
             err.to_string(),
             "column `amount` (for amount) is not in the header; the header has 1 column: \
              `a;b;c` (is the delimiter `;`?)"
+        );
+        let err = PosError::MissingColumns {
+            missing: vec![missing("date", "date"), missing("sku", "product")],
+            header: vec!["a".into(), "b\nc".into()],
+            hint: String::new(),
+        };
+        assert_eq!(
+            err.to_string(),
+            "columns `date` (for date), `sku` (for product) are not in the header; the header \
+             has 2 columns: `a`, `b\\nc`"
         );
     }
 

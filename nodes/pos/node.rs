@@ -18,8 +18,10 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde_json::{Value as Json, json};
 
+use super::model::plural;
 use super::{
-    CatalogOptions, Customer, CustomersOptions, Format, LineItem, OnBadRows, ParseReport, PosError,
+    CatalogOptions, Customer, CustomersOptions, Format, LineItem, MaxBadRows, OnBadRows,
+    ParseReport, PosError,
 };
 use crate::data::Output;
 use crate::node::{
@@ -57,6 +59,7 @@ struct ExtractNode {
     catalog: Option<(PathBuf, CatalogOptions)>,
     customers: Option<(PathBuf, CustomersOptions)>,
     on_bad_rows: OnBadRows,
+    max_bad_rows: MaxBadRows,
     until: Option<NaiveDate>,
 }
 
@@ -69,6 +72,24 @@ fn on_bad_rows(params: &Params) -> Result<OnBadRows, ParamError> {
             format!("`on_bad_rows` must be fail or skip, got `{other}`"),
         )),
     }
+}
+
+fn max_bad_rows(params: &Params) -> Result<MaxBadRows, ParamError> {
+    match params.get("max_bad_rows") {
+        None | Some(Json::Null) => Ok(MaxBadRows::Default),
+        Some(value) => MaxBadRows::from_json(value).map_err(|e| ParamError::new("max_bad_rows", e)),
+    }
+}
+
+fn max_bad_rows_spec() -> ParamSpec {
+    ParamSpec::with_default(
+        "max_bad_rows",
+        ParamType::Any,
+        "5%",
+        "with on_bad_rows: skip, fail when more rows than this are bad: a count (100), a \
+         fraction (0.05) or a percentage (\"5%\"); the default allows 5% of the data rows, at \
+         least 10",
+    )
 }
 
 /// Deserializes an options mapping, locating serde's complaint at the parameter.
@@ -129,6 +150,7 @@ impl NodeType for Extract {
                 "fail",
                 "fail or skip rows that cannot be read (they are counted and reported with their line numbers)",
             ),
+            max_bad_rows_spec(),
             ParamSpec::optional(
                 "until",
                 ParamType::String,
@@ -188,6 +210,7 @@ impl NodeType for Extract {
             }
         };
         let policy = on_bad_rows(params).map_err(|e| errors.push(e)).ok();
+        let max_bad = max_bad_rows(params).map_err(|e| errors.push(e)).ok();
         let until = match params.opt_str("until") {
             Ok(Some(s)) if !s.is_empty() => match NaiveDate::parse_from_str(s, "%Y-%m-%d") {
                 Ok(d) => Some(d),
@@ -214,13 +237,33 @@ impl NodeType for Extract {
             catalog,
             customers,
             on_bad_rows: policy.expect("checked"),
+            max_bad_rows: max_bad.expect("checked"),
             until,
         }))
     }
 }
 
-fn pos_error(e: PosError) -> NodeError {
-    NodeError::msg(e.to_string())
+/// A parse error of the file at `path`, naming it (I/O errors name it already).
+fn file_error(path: &std::path::Path, e: PosError) -> NodeError {
+    match e {
+        PosError::Io { path: Some(_), .. } => NodeError::msg(e.to_string()),
+        e => NodeError::msg(format!("{}: {e}", path.display())),
+    }
+}
+
+/// Parses with the bad-row policy and bound applied, and refuses a file without data rows.
+fn checked(
+    path: &std::path::Path,
+    report: &ParseReport,
+    policy: OnBadRows,
+    max: MaxBadRows,
+) -> Result<(), NodeError> {
+    if report.rows_read == 0 {
+        return Err(file_error(path, PosError::NoDataRows));
+    }
+    report
+        .check_bounded(policy, max)
+        .map_err(|e| file_error(path, e))
 }
 
 fn report_json(report: &ParseReport) -> Json {
@@ -267,10 +310,10 @@ impl Node for ExtractNode {
         let format = self.format.clone();
         let catalog = self.catalog.clone();
         let customers = self.customers.clone();
-        let (policy, until) = (self.on_bad_rows, self.until);
+        let (policy, max_bad, until) = (self.on_bad_rows, self.max_bad_rows, self.until);
         // Parsing is CPU-bound: keep it off the async workers.
-        tokio::task::spawn_blocking(move || {
-            extract(&path, &format, catalog, customers, policy, until)
+        crate::node::spawn_blocking(move || {
+            extract(&path, &format, catalog, customers, (policy, max_bad), until)
         })
         .await
         .map_err(|e| NodeError::msg(format!("extract task failed: {e}")))?
@@ -282,15 +325,13 @@ fn extract(
     format: &Format,
     catalog: Option<(PathBuf, CatalogOptions)>,
     customers: Option<(PathBuf, CustomersOptions)>,
-    policy: OnBadRows,
+    (policy, max_bad): (OnBadRows, MaxBadRows),
     until: Option<NaiveDate>,
 ) -> Result<Output, NodeError> {
     let catalog = match &catalog {
         Some((p, o)) => {
-            let c = super::parse_catalog_file(p, o).map_err(pos_error)?;
-            c.report
-                .check(policy)
-                .map_err(|e| NodeError::msg(format!("{}: {e}", p.display())))?;
+            let c = super::parse_catalog_file(p, o).map_err(|e| file_error(p, e))?;
+            checked(p, &c.report, policy, max_bad)?;
             Some(c)
         }
         None => None,
@@ -319,18 +360,24 @@ fn extract(
         }
         b.push(item, date, &products);
     };
-    let outcome = super::parse_file_with(path, format, &mut keep).map_err(pos_error)?;
+    let outcome =
+        super::parse_file_with(path, format, &mut keep).map_err(|e| file_error(path, e))?;
     let report = outcome.report;
-    report
-        .check(policy)
-        .map_err(|e| NodeError::msg(format!("{}: {e}", path.display())))?;
+    checked(path, &report, policy, max_bad)?;
     if report.bad_row_count > 0 {
         tracing::warn!(
             path = %path.display(),
-            "skipped {} bad rows; first: {}",
-            report.bad_row_count,
+            "skipped {}; first: {}",
+            plural(report.bad_row_count, "bad row", "bad rows"),
             report.bad_rows.first().map(|b| b.to_string()).unwrap_or_default()
         );
+    }
+    if b.rows() == 0 {
+        let mut why = report.summary();
+        if after_until > 0 {
+            why.push_str(&format!(", {after_until} after `until`"));
+        }
+        return Err(file_error(path, PosError::NoUsableRows(why)));
     }
 
     // Customer details, by the builders' customer index: from the export itself, overridden by
@@ -343,10 +390,8 @@ fn extract(
     }
     let mut customers_report = None;
     if let Some((p, o)) = &customers {
-        let list = super::parse_customers_file(p, o).map_err(pos_error)?;
-        list.report
-            .check(policy)
-            .map_err(|e| NodeError::msg(format!("{}: {e}", p.display())))?;
+        let list = super::parse_customers_file(p, o).map_err(|e| file_error(p, e))?;
+        checked(p, &list.report, policy, max_bad)?;
         customers_report = Some(report_json(&list.report));
         for c in list.customers {
             if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
@@ -358,6 +403,7 @@ fn extract(
         }
     }
     let rows = b.rows();
+    let (has_orders, has_products) = (format.has_orders(), format.has_products());
     let batch = b.finish(&people)?;
     let mut out = Output::table(batch)
         .with_meta("source", path.display().to_string())
@@ -366,6 +412,19 @@ fn extract(
         .with_meta("rows", rows);
     if after_until > 0 {
         out = out.with_meta("after_until", after_until);
+    }
+    // Exports without order ids or products (payment exports) still give RFM and CLV; say what
+    // is missing so that empty product-based outputs downstream are not a surprise.
+    if !has_orders {
+        tracing::info!(path = %path.display(), "the export has no order ids: each row is one order");
+        out = out.with_meta("orders", "none in the export: each row is one order");
+    }
+    if !has_products {
+        tracing::info!(
+            path = %path.display(),
+            "the export has no products: product affinity and recommendations will be empty"
+        );
+        out = out.with_meta("products", "none in the export");
     }
     if let Some(c) = &catalog {
         out = out.with_meta("catalog_products", c.products.len() as u64);
@@ -438,7 +497,9 @@ impl Builders {
         self.customer_id.append_value(&item.customer_id);
         self.order_id.append_value(&item.order_id);
         self.date.append_value((date - EPOCH).num_days() as i32);
-        self.product_id.append_value(&item.product_id);
+        // An export without products (a payments export) has no product id: null, not "".
+        self.product_id
+            .append_option((!item.product_id.is_empty()).then_some(item.product_id.as_str()));
         self.product_name
             .append_option(item.product_name.as_deref().or(known.and_then(|k| k.0)));
         self.category
@@ -532,7 +593,7 @@ impl Builders {
                     ty,
                     !matches!(
                         *name,
-                        "customer_id" | "order_id" | "date" | "product_id" | "quantity" | "amount"
+                        "customer_id" | "order_id" | "date" | "quantity" | "amount"
                     ),
                 )
             })
@@ -548,6 +609,7 @@ struct CatalogReader {
     path: PathBuf,
     options: CatalogOptions,
     on_bad_rows: OnBadRows,
+    max_bad_rows: MaxBadRows,
 }
 
 impl NodeType for CatalogNode {
@@ -574,6 +636,7 @@ impl NodeType for CatalogNode {
                 "fail",
                 "fail or skip rows that cannot be read",
             ),
+            max_bad_rows_spec(),
         ]
     }
     fn configure(
@@ -587,6 +650,7 @@ impl NodeType for CatalogNode {
             .map_err(|e| errors.push(e))
             .ok();
         let policy = on_bad_rows(params).map_err(|e| errors.push(e)).ok();
+        let max_bad = max_bad_rows(params).map_err(|e| errors.push(e)).ok();
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -594,6 +658,7 @@ impl NodeType for CatalogNode {
             path,
             options: options.expect("checked"),
             on_bad_rows: policy.expect("checked"),
+            max_bad_rows: max_bad.expect("checked"),
         }))
     }
 }
@@ -605,11 +670,14 @@ impl Node for CatalogReader {
     }
 
     async fn run(&self, _ctx: NodeContext, _inputs: Inputs) -> Result<Output, NodeError> {
-        let catalog = super::parse_catalog_file(&self.path, &self.options).map_err(pos_error)?;
-        catalog
-            .report
-            .check(self.on_bad_rows)
-            .map_err(|e| NodeError::msg(format!("{}: {e}", self.path.display())))?;
+        let catalog = super::parse_catalog_file(&self.path, &self.options)
+            .map_err(|e| file_error(&self.path, e))?;
+        checked(
+            &self.path,
+            &catalog.report,
+            self.on_bad_rows,
+            self.max_bad_rows,
+        )?;
         let mut id = StringBuilder::new();
         let mut name = StringBuilder::new();
         let mut category = StringBuilder::new();
@@ -649,6 +717,203 @@ mod tests {
 
     use super::*;
     use crate::nodes::pos::csv_mapped::CsvOptions;
+
+    /// `extract` of `text` written to a file, without catalog or customers.
+    fn extract_text(
+        text: &str,
+        format: &Format,
+        policy: OnBadRows,
+        max: MaxBadRows,
+    ) -> (PathBuf, Result<Output, NodeError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("export.csv");
+        std::fs::write(&path, text).unwrap();
+        let out = extract(&path, format, None, None, (policy, max), None);
+        // Keep the path for the messages; the directory goes.
+        (path, out)
+    }
+
+    fn error_of(r: (PathBuf, Result<Output, NodeError>)) -> (String, String) {
+        let (path, out) = r;
+        let Err(err) = out else {
+            panic!("the extract of {} should fail", path.display())
+        };
+        let err = err.to_string();
+        (path.display().to_string(), err)
+    }
+
+    fn table_of(out: &Output) -> &RecordBatch {
+        match &out.body {
+            crate::data::Body::Data(crate::data::Data::Table(batch)) => batch,
+            _ => panic!("not a table"),
+        }
+    }
+
+    fn formats() -> Vec<Format> {
+        vec![
+            Format::Csv(CsvOptions::default()),
+            Format::ShopifyOrders(Default::default()),
+            Format::SquareItems(Default::default()),
+            Format::Jsonl(Default::default()),
+        ]
+    }
+
+    #[test]
+    fn empty_and_header_only_files_fail_naming_the_path_in_every_format() {
+        let headers = [
+            "order_id,customer_id,date,product_id,amount\n",
+            "Name,Email,Created at,Lineitem quantity,Lineitem name,Lineitem price\n",
+            "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n",
+            "\n",
+        ];
+        for (format, header) in formats().iter().zip(headers) {
+            for policy in [OnBadRows::Fail, OnBadRows::Skip] {
+                let (path, err) = error_of(extract_text("", format, policy, MaxBadRows::Default));
+                let expected = if matches!(format, Format::Jsonl(_)) {
+                    "the file has a header but no data rows"
+                } else {
+                    "the file is empty: no header and no data rows"
+                };
+                assert_eq!(err, format!("{path}: {expected}"), "{}", format.name());
+                let (path, err) =
+                    error_of(extract_text(header, format, policy, MaxBadRows::Default));
+                assert_eq!(
+                    err,
+                    format!("{path}: the file has a header but no data rows"),
+                    "{}",
+                    format.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn max_bad_rows_bounds_skipped_rows_at_its_boundary() {
+        // 40 data rows, `bad` of them with an unreadable amount.
+        let text = |bad: usize| {
+            let mut t = String::from("order_id,customer_id,date,product_id,amount\n");
+            for i in 0..40 {
+                let amount = if i < bad { "x1" } else { "2.50" };
+                t.push_str(&format!(
+                    "O{i},C{},2024-01-{:02},P1,{amount}\n",
+                    i % 7,
+                    i % 28 + 1
+                ));
+            }
+            t
+        };
+        let csv = Format::Csv(CsvOptions::default());
+        let rows = |r: (PathBuf, Result<Output, NodeError>)| {
+            let out = r.1.unwrap();
+            out.meta["rows"].as_u64().unwrap()
+        };
+        let skip = OnBadRows::Skip;
+        for (max, allowed) in [
+            (MaxBadRows::Count(3), 3),
+            (MaxBadRows::Fraction(0.1), 4),
+            (MaxBadRows::Default, 10),
+            (MaxBadRows::Count(0), 0),
+        ] {
+            assert_eq!(
+                rows(extract_text(&text(allowed), &csv, skip, max)),
+                40 - allowed as u64,
+                "{max}"
+            );
+            let (path, err) = error_of(extract_text(&text(allowed + 1), &csv, skip, max));
+            assert!(
+                err.starts_with(&format!(
+                    "{path}: {} of 40 data rows are bad, more than the {allowed} that \
+                     `max_bad_rows` ({max}) allows",
+                    allowed + 1
+                )),
+                "{err}"
+            );
+            assert!(
+                err.contains("\n  line 2: column `amount`: `x1` is not a number"),
+                "{err}"
+            );
+        }
+        // `fail` fails on the first bad row, whatever the bound.
+        let (_, err) = error_of(extract_text(
+            &text(1),
+            &csv,
+            OnBadRows::Fail,
+            MaxBadRows::Count(5),
+        ));
+        assert!(err.contains("1 bad row (on_bad_rows: fail)"), "{err}");
+    }
+
+    #[test]
+    fn an_export_of_only_bad_rows_fails_at_the_extract_in_every_format() {
+        let texts = [
+            "order_id,customer_id,date,product_id,amount\nO1,C1,never,P1,1\nO2,C2,never,P2,1\n",
+            "Name,Email,Created at,Lineitem quantity,Lineitem name,Lineitem price\n\
+             #1,a@x.com,never,1,Mug,3.00\n#2,b@x.com,never,1,Mug,3.00\n",
+            "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n\
+             never,Mug,1,$3.00,T1,C1\nnever,Mug,1,$3.00,T2,C2\n",
+            "{\"id\": 1}\nnot json\n",
+        ];
+        for (format, text) in formats().iter().zip(texts) {
+            // Even a bound that allows them all leaves nothing to work with.
+            let (path, err) = error_of(extract_text(
+                text,
+                format,
+                OnBadRows::Skip,
+                MaxBadRows::Count(100),
+            ));
+            assert!(
+                err.starts_with(&format!(
+                    "{path}: no usable rows: 2 rows read, 0 line items"
+                )),
+                "{}: {err}",
+                format.name()
+            );
+            let (_, err) = error_of(extract_text(
+                text,
+                format,
+                OnBadRows::Skip,
+                MaxBadRows::Default,
+            ));
+            assert!(err.contains("no usable rows"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_payments_export_has_null_products_and_says_so() {
+        let format: Format = serde_json::from_value(serde_json::json!({
+            "format": "csv",
+            "columns": {"customer": "customer", "date": "paid_at", "amount": "amount",
+                        "order": null, "product": null}
+        }))
+        .unwrap();
+        let (_, out) = extract_text(
+            include_str!("fixtures/payments.csv"),
+            &format,
+            OnBadRows::Fail,
+            MaxBadRows::Default,
+        );
+        let out = out.unwrap();
+        assert_eq!(out.meta["products"], "none in the export");
+        assert_eq!(
+            out.meta["orders"],
+            "none in the export: each row is one order"
+        );
+        let batch = table_of(&out);
+        let product = batch.column_by_name("product_id").unwrap();
+        assert_eq!(product.null_count(), batch.num_rows());
+        assert!(batch.num_rows() > 30);
+        // An export with products says nothing of the kind.
+        let (_, out) = extract_text(
+            include_str!("fixtures/transactions.csv"),
+            &Format::Csv(CsvOptions::default()),
+            OnBadRows::Skip,
+            MaxBadRows::Default,
+        );
+        let out = out.unwrap();
+        assert!(out.meta.get("products").is_none() && out.meta.get("orders").is_none());
+        let batch = table_of(&out);
+        assert_eq!(batch.column_by_name("product_id").unwrap().null_count(), 0);
+    }
 
     #[test]
     fn builders_sized_from_the_file_hold_the_same_table() {

@@ -90,24 +90,27 @@ struct Cols {
 }
 
 fn resolve<R: Read>(t: &TableReader<R>) -> Result<Cols, PosError> {
-    Ok(Cols {
-        name: t.require("Name", "order number")?,
-        email: t.find("Email")?,
-        financial_status: t.find("Financial Status")?,
-        accepts_marketing: t.find("Accepts Marketing")?,
-        currency: t.find("Currency")?,
-        total: t.find("Total")?,
-        created_at: t.require("Created at", "order date")?,
-        quantity: t.require("Lineitem quantity", "quantity")?,
-        item_name: t.require("Lineitem name", "product name")?,
-        price: t.require("Lineitem price", "unit price")?,
-        sku: t.find("Lineitem sku")?,
-        discount: t.find("Lineitem discount")?,
-        cancelled_at: t.find("Cancelled at")?,
-        refunded: t.find("Refunded Amount")?,
-        billing_name: t.find("Billing Name")?,
-        shipping_name: t.find("Shipping Name")?,
-    })
+    let mut c = t.columns();
+    let cols = Cols {
+        name: c.require("Name", "order number"),
+        email: c.find("Email"),
+        financial_status: c.find("Financial Status"),
+        accepts_marketing: c.find("Accepts Marketing"),
+        currency: c.find("Currency"),
+        total: c.find("Total"),
+        created_at: c.require("Created at", "order date"),
+        quantity: c.require("Lineitem quantity", "quantity"),
+        item_name: c.require("Lineitem name", "product name"),
+        price: c.require("Lineitem price", "unit price"),
+        sku: c.find("Lineitem sku"),
+        discount: c.find("Lineitem discount"),
+        cancelled_at: c.find("Cancelled at"),
+        refunded: c.find("Refunded Amount"),
+        billing_name: c.find("Billing Name"),
+        shipping_name: c.find("Shipping Name"),
+    };
+    c.finish()?;
+    Ok(cols)
 }
 
 #[derive(Debug)]
@@ -567,8 +570,12 @@ mod tests {
         )
         .unwrap_err()
         .to_string();
+        // Every missing column at once, not one per run.
         assert!(
-            err.starts_with("column `Lineitem quantity` (for quantity) is not in the header"),
+            err.starts_with(
+                "columns `Lineitem quantity` (for quantity), `Lineitem name` (for product \
+                 name), `Lineitem price` (for unit price) are not in the header"
+            ),
             "{err}"
         );
     }

@@ -62,21 +62,24 @@ struct Cols {
 }
 
 fn resolve<R: Read>(t: &TableReader<R>) -> Result<Cols, PosError> {
-    Ok(Cols {
-        date: t.require("Date", "date")?,
-        time: t.find("Time")?,
-        zone: t.find("Time Zone")?,
-        category: t.find("Category")?,
-        item: t.require("Item", "product name")?,
-        qty: t.require("Qty", "quantity")?,
-        sku: t.find("SKU")?,
-        gross: t.find("Gross Sales")?,
-        net: t.require("Net Sales", "amount")?,
-        transaction: t.require("Transaction ID", "order")?,
-        event: t.find("Event Type")?,
-        customer: t.require("Customer ID", "customer")?,
-        customer_name: t.find("Customer Name")?,
-    })
+    let mut c = t.columns();
+    let cols = Cols {
+        date: c.require("Date", "date"),
+        time: c.find("Time"),
+        zone: c.find("Time Zone"),
+        category: c.find("Category"),
+        item: c.require("Item", "product name"),
+        qty: c.require("Qty", "quantity"),
+        sku: c.find("SKU"),
+        gross: c.find("Gross Sales"),
+        net: c.require("Net Sales", "amount"),
+        transaction: c.require("Transaction ID", "order"),
+        event: c.find("Event Type"),
+        customer: c.require("Customer ID", "customer"),
+        customer_name: c.find("Customer Name"),
+    };
+    c.finish()?;
+    Ok(cols)
 }
 
 /// Parses a Square item sales export, handing each line item to `sink`.
@@ -315,6 +318,20 @@ mod tests {
                 Some("Lena Fischer"),
                 None
             ]
+        );
+    }
+
+    #[test]
+    fn missing_required_columns_are_named_together() {
+        let err = parse("Date,Item,Qty\n", &SquareOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "columns `Net Sales` (for amount), `Transaction ID` (for order), `Customer ID` \
+                 (for customer) are not in the header"
+            ),
+            "{err}"
         );
     }
 

@@ -17,7 +17,9 @@ use std::io::{self, BufRead, BufReader, Read};
 use csv::StringRecord;
 use serde::{Deserialize, Serialize};
 
+use super::columns::Columns;
 use super::model::{BadRow, ParseReport, PosError};
+use super::runaway_quote::QuoteTracker;
 
 /// Field separator of a delimited file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -96,6 +98,7 @@ struct LineCounter<R> {
     /// Offsets of `\r` / `\n` bytes not yet passed, with whether each is a `\n`.
     terminators: VecDeque<(u64, bool)>,
     newlines_before: u64,
+    quotes: QuoteTracker,
 }
 
 impl<R: Read> Read for LineCounter<R> {
@@ -108,6 +111,10 @@ impl<R: Read> Read for LineCounter<R> {
                 self.terminators
                     .push_back((self.offset + i as u64, b == b'\n'));
             }
+        }
+        self.quotes.feed(filled);
+        if n == 0 && !buf.is_empty() {
+            self.quotes.end();
         }
         self.offset += n as u64;
         Ok(n)
@@ -182,7 +189,7 @@ enum Next {
 }
 
 impl<R: Read> TableReader<R> {
-    /// Opens a reader and reads the header. An empty input is a [`PosError::Header`].
+    /// Opens a reader and reads the header. An empty input is a [`PosError::Empty`].
     pub fn new(reader: R, delimiter: Delimiter) -> Result<Self, PosError> {
         let source = match delimiter.byte() {
             Some(b) => Source::Csv(
@@ -195,6 +202,7 @@ impl<R: Read> TableReader<R> {
                         offset: 0,
                         terminators: VecDeque::new(),
                         newlines_before: 0,
+                        quotes: QuoteTracker::new(b),
                     }),
             ),
             None => Source::Whitespace {
@@ -212,11 +220,7 @@ impl<R: Read> TableReader<R> {
         };
         loop {
             match table.read_raw()? {
-                Next::Eof => {
-                    return Err(PosError::Header(
-                        "the file is empty: expected a header row".into(),
-                    ));
-                }
+                Next::Eof => return Err(PosError::Empty),
                 Next::Bad(bad) => {
                     return Err(PosError::Header(format!("the header is unreadable: {bad}")));
                 }
@@ -267,30 +271,13 @@ impl<R: Read> TableReader<R> {
         }
     }
 
-    /// Index of a column that must exist; the error names the column, its role and the header.
-    pub fn require(&self, name: &str, role: &str) -> Result<usize, PosError> {
-        self.find(name)?.ok_or_else(|| PosError::MissingColumn {
-            column: name.to_string(),
-            role: role.to_string(),
-            header: self.header.clone(),
-            hint: self.delimiter_hint(),
-        })
+    /// A lookup of the columns a format needs, reporting every missing one at once.
+    pub fn columns(&self) -> Columns<'_, R> {
+        Columns::new(self)
     }
 
-    /// A column that must exist when configured, and is used when present otherwise.
-    pub fn optional(
-        &self,
-        configured: Option<&str>,
-        default: &str,
-        role: &str,
-    ) -> Result<Option<usize>, PosError> {
-        match configured {
-            Some(name) => self.require(name, role).map(Some),
-            None => self.find(default),
-        }
-    }
-
-    fn delimiter_hint(&self) -> String {
+    /// A guess at why the header does not have a column (a wrong delimiter), or "".
+    pub fn delimiter_hint(&self) -> String {
         if self.header.len() == 1 {
             let h = &self.header[0];
             for (c, name) in [(',', ","), (';', ";"), ('\t', "\\t"), ('|', "|")] {
@@ -344,32 +331,40 @@ impl<R: Read> TableReader<R> {
 
     fn read_raw(&mut self) -> Result<Next, PosError> {
         match &mut self.source {
-            Source::Csv(reader) => match reader.read_record(&mut self.record) {
-                Ok(false) => Ok(Next::Eof),
-                Ok(true) => {
-                    let pos = self.record.position().map(csv::Position::byte);
-                    let line = pos.map_or(self.line + 1, |p| reader.get_mut().line_at(p));
-                    Ok(Next::Record(line))
+            Source::Csv(reader) => {
+                let read = reader.read_record(&mut self.record);
+                // The reader reads ahead: a runaway quote is found before the rows it swallowed
+                // are handed out, and fails the parse rather than making them one bad row.
+                if let Some((line, to_end)) = reader.get_ref().quotes.runaway() {
+                    return Err(PosError::RunawayQuote { line, to_end });
                 }
-                Err(e) => {
-                    let pos = e.position().map(csv::Position::byte);
-                    let line = pos.map_or(self.line + 1, |p| reader.get_mut().line_at(p));
-                    match e.into_kind() {
-                        csv::ErrorKind::Io(io) => Err(PosError::io(None, &io)),
-                        csv::ErrorKind::Utf8 { .. } => {
-                            self.line = line;
-                            Ok(Next::Bad(BadRow::new(line, "the row is not valid UTF-8")))
-                        }
-                        other => {
-                            self.line = line;
-                            Ok(Next::Bad(BadRow::new(
-                                line,
-                                format!("unreadable row: {other:?}"),
-                            )))
+                match read {
+                    Ok(false) => Ok(Next::Eof),
+                    Ok(true) => {
+                        let pos = self.record.position().map(csv::Position::byte);
+                        let line = pos.map_or(self.line + 1, |p| reader.get_mut().line_at(p));
+                        Ok(Next::Record(line))
+                    }
+                    Err(e) => {
+                        let pos = e.position().map(csv::Position::byte);
+                        let line = pos.map_or(self.line + 1, |p| reader.get_mut().line_at(p));
+                        match e.into_kind() {
+                            csv::ErrorKind::Io(io) => Err(PosError::io(None, &io)),
+                            csv::ErrorKind::Utf8 { .. } => {
+                                self.line = line;
+                                Ok(Next::Bad(BadRow::new(line, "the row is not valid UTF-8")))
+                            }
+                            other => {
+                                self.line = line;
+                                Ok(Next::Bad(BadRow::new(
+                                    line,
+                                    format!("unreadable row: {other:?}"),
+                                )))
+                            }
                         }
                     }
                 }
-            },
+            }
             Source::Whitespace { reader, line, buf } => {
                 buf.clear();
                 let n = reader
@@ -547,7 +542,9 @@ mod tests {
         assert_eq!(table.find("customer id").unwrap(), Some(0));
         assert_eq!(table.find("Amount").unwrap(), Some(1));
         assert_eq!(table.find("nope").unwrap(), None);
-        let err = table.require("order_id", "order").unwrap_err().to_string();
+        let mut columns = table.columns();
+        columns.require("order_id", "order");
+        let err = columns.finish().unwrap_err().to_string();
         assert_eq!(
             err,
             "column `order_id` (for order) is not in the header; the header has 2 columns: \
@@ -571,7 +568,9 @@ mod tests {
     #[test]
     fn wrong_delimiter_hint() {
         let table = TableReader::new("a;b;c\n1;2;3\n".as_bytes(), Delimiter::Comma).unwrap();
-        let err = table.require("b", "amount").unwrap_err().to_string();
+        let mut columns = table.columns();
+        columns.require("b", "amount");
+        let err = columns.finish().unwrap_err().to_string();
         assert!(
             err.ends_with("(is the delimiter `;`? it is set to `,`)"),
             "{err}"

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 
 use super::{
     Interner, check_known_columns, date_column, date_param, f64_column, missing_column,
-    sorted_ranks, table_input, text_column,
+    no_products, sorted_ranks, table_input, text_column,
 };
 use crate::data::Output;
 use crate::node::{
@@ -179,7 +179,7 @@ impl Node for Configured {
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let batch = table_input(&inputs, &REQUIRED)?.clone();
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || compute(&batch, &cfg))
+        crate::node::spawn_blocking(move || compute(&batch, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("affinity computation stopped: {e}")))?
     }
@@ -274,7 +274,12 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
         Arc::new(Float64Array::from(lift)),
     ];
     let table = RecordBatch::try_new(Arc::new(schema), columns)?;
-    Ok(Output::table(table)
+    let mut out = Output::table(table);
+    if no_products::has_no_products(batch) {
+        tracing::info!("{}", no_products::MESSAGE);
+        out = out.with_meta(no_products::META_KEY, no_products::MESSAGE);
+    }
+    Ok(out
         .with_meta("orders", u64::from(result.orders))
         .with_meta("items", result.items.len() as u64)
         .with_meta("pairs_kept", pairs as u64)
@@ -374,6 +379,33 @@ mod tests {
                 )
             })
             .collect()
+    }
+
+    #[test]
+    fn transactions_without_products_give_an_empty_table_that_says_why() {
+        // A payments export: each row its own order, no product.
+        let batch = RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("order_id", DataType::Utf8, false),
+                Field::new("product_id", DataType::Utf8, true),
+                Field::new("amount", DataType::Float64, false),
+            ])),
+            vec![
+                Arc::new(StringArray::from(vec!["line:2", "line:3", "line:4"])),
+                Arc::new(StringArray::from(vec![None::<&str>, None, None])),
+                Arc::new(Float64Array::from(vec![5.0, 7.5, -2.0])),
+            ],
+        )
+        .unwrap();
+        let out = compute(&batch, &cfg(1, 50)).unwrap();
+        assert!(rows(&out).is_empty());
+        let note = out.meta["no_products"].as_str().unwrap();
+        assert!(note.contains("no products"), "{note}");
+        // With products, or with no rows at all, there is nothing to explain.
+        let out = compute(&baskets(), &cfg(1, 50)).unwrap();
+        assert!(!out.meta.contains_key("no_products"));
+        let out = compute(&batch.slice(0, 0), &cfg(1, 50)).unwrap();
+        assert!(rows(&out).is_empty() && !out.meta.contains_key("no_products"));
     }
 
     #[test]

@@ -55,9 +55,10 @@ use crate::node::{
 const NODE: &str = "segmentation.campaign";
 
 /// The output columns, in order.
-pub const OUTPUT_COLUMNS: [&str; 25] = [
+pub const OUTPUT_COLUMNS: [&str; 29] = [
     "customer_id",
     "segment",
+    "segment_label",
     "email",
     "customer_name",
     "accepts_marketing",
@@ -72,6 +73,9 @@ pub const OUTPUT_COLUMNS: [&str; 25] = [
     "orders",
     "total_spend",
     "avg_order_value",
+    "first_purchase",
+    "last_purchase",
+    "days_since_last",
     "recommended_products",
     "recommended_action",
     "channel",
@@ -83,8 +87,10 @@ pub const OUTPUT_COLUMNS: [&str; 25] = [
     "sender",
 ];
 
-/// Customer columns copied to the output, with their output type.
-const PROFILE_COLUMNS: [(&str, DataType); 14] = [
+/// Customer columns copied to the output, with their output type (the label and dates let a
+/// report name the segment and the analysed period).
+const PROFILE_COLUMNS: [(&str, DataType); 18] = [
+    ("segment_label", DataType::Utf8),
     ("email", DataType::Utf8),
     ("customer_name", DataType::Utf8),
     ("accepts_marketing", DataType::Boolean),
@@ -99,6 +105,9 @@ const PROFILE_COLUMNS: [(&str, DataType); 14] = [
     ("orders", DataType::Int64),
     ("total_spend", DataType::Float64),
     ("avg_order_value", DataType::Float64),
+    ("first_purchase", DataType::Date32),
+    ("last_purchase", DataType::Date32),
+    ("days_since_last", DataType::Int64),
 ];
 
 /// Template variables besides minijinja's own globals.
@@ -510,7 +519,7 @@ impl Node for Configured {
             .collect();
         let cfg = self.cfg.clone();
         let params = Value::from_serialize(&ctx.params);
-        tokio::task::spawn_blocking(move || campaign(&cfg, &customers, &recommendations, params))
+        crate::node::spawn_blocking(move || campaign(&cfg, &customers, &recommendations, params))
             .await
             .map_err(|e| NodeError::msg(format!("campaign rendering stopped: {e}")))?
     }

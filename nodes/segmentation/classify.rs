@@ -3,7 +3,10 @@
 //!
 //! It is `core.switch` for customers: the same rule language and validation (a rule over a column
 //! the metrics do not have is an error with its line), plus a `segment` column on every row so
-//! profiles and campaigns downstream know which rule placed the customer.
+//! profiles and campaigns downstream know which rule placed the customer, and a
+//! `segment_label` column with the segment's readable name for reports: the rule's `label`
+//! (`{ case: at_risk, label: "At risk", when: ... }`), `default_label` for the default case,
+//! else the case name humanised (`at_risk` -> `At risk`).
 
 use std::sync::Arc;
 
@@ -12,11 +15,13 @@ use arrow_schema::{DataType, Field, Schema};
 use async_trait::async_trait;
 
 use crate::data::{Data, Output};
+use crate::expr::RowExpr;
 use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
 use crate::nodes::core::RuleSet;
+use crate::source::Seg;
 
 #[derive(Debug)]
 pub struct Classify;
@@ -24,6 +29,7 @@ pub struct Classify;
 struct Configured {
     rules: RuleSet,
     column: String,
+    default_label: Option<String>,
 }
 
 impl NodeType for Classify {
@@ -41,12 +47,17 @@ impl NodeType for Classify {
             ParamSpec::required(
                 "rules",
                 ParamType::List,
-                "ordered list of { case: SEGMENT, when: EXPRESSION } over the metric columns",
+                "ordered list of { case: SEGMENT, when: EXPRESSION, label: TEXT } over the metric columns (label optional)",
             ),
             ParamSpec::required(
                 "default",
                 ParamType::String,
                 "the segment of customers no rule matches",
+            ),
+            ParamSpec::optional(
+                "default_label",
+                ParamType::String,
+                "how reports name the default segment (default: its name humanised)",
             ),
             ParamSpec::with_default(
                 "column",
@@ -66,7 +77,20 @@ impl NodeType for Classify {
             .str_or("column", "segment")
             .map_err(|e| vec![e])?
             .to_string();
-        Ok(Arc::new(Configured { rules, column }))
+        let default_label = match params.opt_str("default_label").map_err(|e| vec![e])? {
+            Some(l) if l.trim().is_empty() || l.contains(['\r', '\n']) => {
+                return Err(vec![ParamError::new(
+                    "default_label",
+                    "a label is one line of text (it names the segment in reports)",
+                )]);
+            }
+            l => l.map(|l| l.trim().to_string()),
+        };
+        Ok(Arc::new(Configured {
+            rules,
+            column,
+            default_label,
+        }))
     }
 }
 
@@ -76,10 +100,16 @@ impl Node for Configured {
         self.rules.cases().to_vec()
     }
 
+    fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
+        self.rules.expressions()
+    }
+
     fn output_columns(&self, input_columns: &[Option<Vec<String>>]) -> Option<Vec<String>> {
         let mut columns = input_columns.first().cloned().flatten()?;
-        if !columns.contains(&self.column) {
-            columns.push(self.column.clone());
+        for c in [self.column.clone(), self.label_column()] {
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
         }
         Some(columns)
     }
@@ -98,10 +128,38 @@ impl Node for Configured {
             .map_err(NodeError::msg)?;
         let mut parts = Vec::new();
         for (segment, rows) in self.rules.partition(batch, &assigned)? {
+            let label = self.label(&segment);
             let tagged = with_segment(&rows, &self.column, &segment)?;
+            let tagged = with_segment(&tagged, &self.label_column(), &label)?;
             parts.push((segment, Data::Table(tagged)));
         }
         Ok(Output::cases(parts).with_meta("customers", batch.num_rows() as u64))
+    }
+}
+
+impl Configured {
+    fn label_column(&self) -> String {
+        format!("{}_label", self.column)
+    }
+
+    fn label(&self, case: &str) -> String {
+        if let Some(l) = self.rules.label(case) {
+            return l.to_string();
+        }
+        match &self.default_label {
+            Some(l) if self.rules.default_case() == Some(case) => l.clone(),
+            _ => humanize(case),
+        }
+    }
+}
+
+/// A case name as words: `at_risk` -> `At risk`, `high-value` -> `High value`.
+pub(crate) fn humanize(case: &str) -> String {
+    let words = case.replace(['_', '-'], " ");
+    let mut chars = words.trim().chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
     }
 }
 
@@ -195,6 +253,53 @@ mod tests {
         assert_eq!(ids("vip"), ["a"]);
         assert_eq!(ids("frequent"), ["b", "d"]);
         assert_eq!(ids("other"), ["c"]);
+    }
+
+    #[test]
+    fn rows_carry_the_label_of_their_segment() {
+        let p = params(
+            "rules:\n  - { case: vip, label: VIP, when: 'clv >= 500' }\n  - { case: at_risk, when: 'r_score <= 2' }\ndefault: other\ndefault_label: Everyone else\n",
+        );
+        let node = Classify.configure(&p, &cx(&[])).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let inputs = Inputs(vec![crate::node::Input {
+            from: "m".into(),
+            case: None,
+            data: Data::Table(customers()),
+        }]);
+        let out = rt
+            .block_on(node.run(crate::node::tests_support::context(), inputs))
+            .unwrap();
+        let labels = |case: &str| -> Vec<String> {
+            let t = out.select(Some(case));
+            let t = t.as_table().unwrap();
+            t.column_by_name("segment_label")
+                .unwrap()
+                .as_string::<i32>()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(labels("vip"), ["VIP"]);
+        assert_eq!(labels("at_risk"), ["At risk", "At risk"]);
+        assert_eq!(labels("other"), ["Everyone else"]);
+        assert_eq!(humanize("high-value_customers"), "High value customers");
+    }
+
+    #[test]
+    fn a_label_must_be_one_line_and_one_per_case() {
+        let p = params(
+            "rules:\n  - { case: vip, label: VIP, when: 'clv >= 500' }\n  - { case: vip, label: Best, when: 'clv >= 400' }\n  - { case: new, label: '', when: 'clv < 1' }\ndefault: other\n",
+        );
+        let errors = Classify.configure(&p, &cx(&[])).err().unwrap();
+        let paths: Vec<String> = errors
+            .iter()
+            .map(|e| crate::source::path_to_string(&e.path))
+            .collect();
+        assert_eq!(paths, ["rules[1].label", "rules[2].label"], "{errors:?}");
+        assert!(errors[0].message.contains("already has the label `VIP`"));
     }
 
     #[test]

@@ -15,8 +15,9 @@
 //!   since the previous run.
 //!
 //! # Changes between runs
-//! The profiles (customer → segment, CLV) are kept in the node state under
-//! `profiles:<workflow dir>#<node id>`. The next run compares with them: customers who moved
+//! The profiles (customer → segment, CLV) are kept in the node state, per workflow file, node
+//! and effective parameters (see [`lineage`]). The next run of the same workflow with the same
+//! parameters compares with them: customers who moved
 //! between segments (`12 customers moved from vip to at_risk`), new and lost customers, and the
 //! total and mean CLV before and after. A retried or resumed attempt of the same run compares
 //! with the same previous run, not with itself.
@@ -26,7 +27,9 @@
 //! Files and state are written first, so a failing endpoint leaves the files in place; a resumed
 //! run sends only the batches the endpoint has not acknowledged.
 
+mod lineage;
 mod message;
+mod overview;
 mod pos;
 mod private_files;
 mod recipients;
@@ -61,9 +64,13 @@ pub(crate) use private_files::write_atomic;
 const NODE: &str = "segmentation.deploy";
 
 /// The campaign columns deploy reads, with their types.
-const CAMPAIGN_COLUMNS: [(&str, DataType); 25] = [
+const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
     ("customer_id", DataType::Utf8),
     ("segment", DataType::Utf8),
+    ("segment_label", DataType::Utf8),
+    ("first_purchase", DataType::Date32),
+    ("last_purchase", DataType::Date32),
+    ("days_since_last", DataType::Int64),
     ("email", DataType::Utf8),
     ("customer_name", DataType::Utf8),
     ("accepts_marketing", DataType::Boolean),
@@ -155,6 +162,8 @@ pub(crate) struct DeployConfig {
     messages: Messages,
     pos: Option<PosConfig>,
     unsubscribe: Unsubscribe,
+    /// ISO 4217 code the report names for amounts.
+    currency: Option<String>,
 }
 
 impl NodeType for Deploy {
@@ -180,6 +189,11 @@ impl NodeType for Deploy {
                 ParamType::String,
                 "eml",
                 "eml (one RFC 5322 file per message), csv (one file per segment) or none",
+            ),
+            ParamSpec::optional(
+                "currency",
+                ParamType::String,
+                "ISO 4217 code of the amounts (USD, EUR, GBP, ...), named in the report",
             ),
             ParamSpec::optional(
                 "pos_url",
@@ -352,6 +366,20 @@ impl NodeType for Deploy {
             }
         };
         let unsubscribe = unsubscribe(params, &mut errors);
+        let currency = match params
+            .opt_str("currency")
+            .map(|c| c.map(overview::currency).transpose())
+        {
+            Ok(Ok(c)) => c.flatten(),
+            Ok(Err(e)) => {
+                errors.push(ParamError::new("currency", e));
+                None
+            }
+            Err(e) => {
+                errors.push(e);
+                None
+            }
+        };
         if errors.is_empty() {
             Ok(Arc::new(Configured {
                 cfg: DeployConfig {
@@ -359,6 +387,7 @@ impl NodeType for Deploy {
                     messages,
                     pos,
                     unsubscribe,
+                    currency,
                 },
             }))
         } else {
@@ -435,7 +464,7 @@ impl Node for Configured {
         }
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
-        let written = tokio::task::spawn_blocking(move || {
+        let written = crate::node::spawn_blocking(move || {
             write_outputs(&cfg, &job_ctx, &campaigns, &recommendations)
         })
         .await
@@ -453,6 +482,12 @@ impl Node for Configured {
 #[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct SegmentStats {
     pub(crate) segment: String,
+    /// The readable name: the classify rule's label, else the name humanised.
+    pub(crate) label: String,
+    /// The campaign's offer (`20% off`, `free shipping`, `no offer`).
+    pub(crate) offer: Option<String>,
+    /// The campaign's channel (`email`, `none`).
+    pub(crate) channel: Option<String>,
     pub(crate) customers: u64,
     pub(crate) messages_sent: u64,
     pub(crate) recommendations: u64,
@@ -472,6 +507,7 @@ impl SegmentStats {
     fn named(segment: &str) -> Self {
         SegmentStats {
             segment: segment.to_string(),
+            label: super::classify::humanize(segment),
             ..Default::default()
         }
     }
@@ -553,6 +589,10 @@ pub(crate) struct Files {
 pub(crate) struct Summary {
     pub(crate) run_id: String,
     pub(crate) generated_at: String,
+    /// ISO 4217 code of every amount, when the workflow states it.
+    pub(crate) currency: Option<String>,
+    /// The dates the data covers.
+    pub(crate) period: Option<overview::Period>,
     pub(crate) totals: SegmentStats,
     pub(crate) segments: Vec<SegmentStats>,
     pub(crate) messages_skipped: BTreeMap<String, u64>,
@@ -577,11 +617,6 @@ struct Stored {
     current: Snapshot,
     /// The run `current` was compared with (kept so a resumed run compares with it again).
     baseline: Option<Snapshot>,
-}
-
-/// The state key: workflow directory and node id.
-fn state_key(ctx: &NodeContext) -> String {
-    format!("profiles:{}#{}", ctx.workflow_dir.display(), ctx.node_id)
 }
 
 /// One customer's profile fields deploy computes with.
@@ -803,6 +838,7 @@ fn write_outputs(
         ));
     }
     let mut totals = SegmentStats::named("all");
+    totals.label = "All customers".into();
     for (_, p) in &profiles {
         stats[p.segment].add(p);
         totals.add(p);
@@ -817,6 +853,12 @@ fn write_outputs(
         s.finish();
     }
     totals.finish();
+    overview::label_and_offer(
+        &mut stats,
+        &camp,
+        profiles.iter().map(|(i, p)| (*i, p.segment)),
+    );
+    let period = overview::period(&camp, profiles.iter().map(|(i, _)| *i));
 
     // --- Files ---------------------------------------------------------------------------------
     let out = &cfg.out_dir;
@@ -870,7 +912,7 @@ fn write_outputs(
             })
             .collect(),
     };
-    let key = state_key(ctx);
+    let key = lineage::state_key(ctx);
     let stored: Option<Stored> = match ctx.state.get(&key)? {
         Some(bytes) => serde_json::from_slice(&bytes).ok(),
         None => None,
@@ -907,6 +949,8 @@ fn write_outputs(
     let mut summary = Summary {
         run_id: ctx.run_id.clone(),
         generated_at: now.to_rfc3339(),
+        currency: cfg.currency.clone(),
+        period,
         totals,
         segments: stats,
         messages_skipped: skipped,

@@ -562,7 +562,7 @@ impl Node for Configured {
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let batch = table_input(&inputs, &TRANSACTION_COLUMNS)?.clone();
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || compute(&batch, &cfg))
+        crate::node::spawn_blocking(move || compute(&batch, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("metrics computation stopped: {e}")))?
     }
@@ -594,9 +594,9 @@ fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Models {
     let repeat = summaries.iter().filter(|s| s.frequency > 0).count();
     if repeat < cfg.min_repeat_customers {
         m.fallback.push(format!(
-            "too few repeat customers to fit the models: {repeat} of {} customers bought on more \
+            "too few repeat customers to fit the models: {repeat} of {} bought on more \
              than one day, min_repeat_customers is {}",
-            summaries.len(),
+            crate::plural::plural(summaries.len() as u64, "customer"),
             cfg.min_repeat_customers
         ));
         return m;

@@ -21,6 +21,7 @@ mod campaign;
 mod classify;
 mod deploy;
 mod metrics;
+mod no_products;
 mod recommend;
 mod retail_inputs;
 
@@ -445,6 +446,7 @@ pub(crate) mod test_support {
             node_id: "test-node".into(),
             attempt: 1,
             workflow_dir: std::env::temp_dir(),
+            workflow_path: std::env::temp_dir().join("test.yaml"),
             params: BTreeMap::new(),
             trigger: Json::Null,
             effects: Arc::new(NoEffects),

@@ -52,7 +52,7 @@ use async_trait::async_trait;
 use super::retail_inputs::{Sorted, TableKind, check_declared_inputs};
 use super::{
     FastHash, TextColumn, date_column, date_param, day_string, f64_column, missing_column,
-    sorted_ranks, text_column,
+    no_products, sorted_ranks, text_column,
 };
 use crate::data::Output;
 use crate::node::{
@@ -322,7 +322,7 @@ impl Node for Configured {
             },
         };
         let cfg = self.cfg.clone();
-        tokio::task::spawn_blocking(move || recommend(&tables, &cfg))
+        crate::node::spawn_blocking(move || recommend(&tables, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }
@@ -1695,8 +1695,8 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
                 (Reason::Due(days), _) => {
                     write!(
                         buf,
-                        "due again (bought every ~{} days)",
-                        days.round() as i64
+                        "due again (bought every ~{})",
+                        crate::plural::plural(days.round().max(0.0) as u64, "day")
                     )
                 }
             };
@@ -1711,7 +1711,12 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
 
     let table = out.finish()?;
     let rows = table.num_rows() as u64;
-    Ok(Output::table(table)
+    let mut output = Output::table(table);
+    if no_products::has_no_products(&t.transactions) {
+        tracing::info!("{}", no_products::MESSAGE);
+        output = output.with_meta(no_products::META_KEY, no_products::MESSAGE);
+    }
+    Ok(output
         .with_meta("strategy", cfg.strategy.as_str())
         .with_meta("customers", customers.len() as u64)
         .with_meta("customers_with_recommendations", with_recs)
@@ -1890,6 +1895,51 @@ pub(crate) mod tests {
             catalog: catalog(),
             affinity: Some(affinity()),
         }
+    }
+
+    #[test]
+    fn transactions_without_products_give_empty_lists_that_say_why() {
+        // A payments export: the same purchases with no product ids.
+        let tx = transactions();
+        let nulls: ArrayRef = Arc::new(StringArray::from(vec![None::<&str>; tx.num_rows()]));
+        let schema = tx.schema();
+        let columns: Vec<(&str, ArrayRef)> = schema
+            .fields()
+            .iter()
+            .zip(tx.columns())
+            .map(|(f, c)| {
+                let c = if f.name() == "product_id" {
+                    nulls.clone()
+                } else {
+                    c.clone()
+                };
+                (f.name().as_str(), c)
+            })
+            .collect();
+        let inputs = RecommendInputs {
+            transactions: batch(columns),
+            // What segmentation.affinity makes of such transactions: no pairs.
+            affinity: Some(affinity().slice(0, 0)),
+            ..inputs()
+        };
+        for strategy in [
+            Strategy::CrossSell,
+            Strategy::Upsell,
+            Strategy::Seasonal,
+            Strategy::Bestsellers,
+            Strategy::Replenishment,
+        ] {
+            let cfg = RecommendConfig {
+                fallback_bestsellers: true,
+                ..cfg(strategy)
+            };
+            let out = recommend(&inputs, &cfg).unwrap();
+            assert_eq!(out.body_table().num_rows(), 0, "{}", strategy.as_str());
+            let note = out.meta["no_products"].as_str().unwrap();
+            assert!(note.contains("no products"), "{note}");
+        }
+        let out = recommend(&super::tests::inputs(), &cfg(Strategy::Bestsellers)).unwrap();
+        assert!(!out.meta.contains_key("no_products"));
     }
 
     /// (customer, product, reason) rows, plus the scores.

@@ -149,7 +149,10 @@ pub(crate) fn describe_inputs(inputs: &Inputs) -> String {
                     if more > 0 {
                         text.push_str(&format!(", … {more} more"));
                     }
-                    format!("table of {} rows: {text}", batch.num_rows())
+                    format!(
+                        "table of {}: {text}",
+                        crate::plural::plural(batch.num_rows() as u64, "row")
+                    )
                 }
                 (None, Some(_)) => "a JSON value".to_string(),
                 (None, None) => "nothing".to_string(),

@@ -3,6 +3,7 @@
 //! Exit codes: 0 success, 1 the run failed or was interrupted (the resume command is printed),
 //! 2 invalid input or usage (including a state store that cannot be used).
 
+mod console;
 mod graph;
 mod progress;
 mod report;
@@ -24,6 +25,7 @@ use crate::compile::{self, LoadError, Workflow};
 use crate::data::{self, Body, Data};
 use crate::executor::{self, ExecOptions, Shutdown};
 use crate::node::Registry;
+use crate::plural::plural;
 use crate::runs::{self, PlanError};
 use crate::store::{RemoteStore, RunRecord, RunStatus, SledStore, StateStore, StoreError};
 
@@ -153,6 +155,10 @@ struct ResumeArgs {
     /// Re-run this node and everything downstream, even if it succeeded.
     #[arg(long, value_name = "NODE")]
     from: Option<String>,
+    /// Set a workflow param for the rest of the run: NAME=VALUE (repeatable). Nodes that use a
+    /// changed param run again, with what follows them.
+    #[arg(long = "param", short = 'p', value_name = "NAME=VALUE")]
+    params: Vec<String>,
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
 }
@@ -275,10 +281,12 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    // Log lines go through the console, like the progress lines: one format, above the live view.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(console::ConsoleLayer::new())
         .try_init();
 }
 
@@ -388,11 +396,11 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
     }
     let wf = load(file, registry)?;
     println!(
-        "{}: valid workflow `{}` ({} nodes, {} triggers)",
+        "{}: valid workflow `{}` ({}, {})",
         file.display(),
         wf.name,
-        wf.nodes.len(),
-        wf.triggers().count()
+        plural(wf.nodes.len() as u64, "node"),
+        plural(wf.triggers().count() as u64, "trigger")
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -460,12 +468,20 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
-    let record = runs::new_run(&wf, params, "manual", &args.triggers, Utc::now(), None)?;
+    let mut record = runs::new_run(
+        &wf,
+        params.values,
+        "manual",
+        &args.triggers,
+        Utc::now(),
+        None,
+    )?;
+    record.param_overrides = Some(params.overrides);
     eprintln!(
-        "run {} of `{}` ({} nodes)",
+        "run {} of `{}` ({})",
         record.id,
         wf.name,
-        wf.nodes.len()
+        plural(wf.nodes.len() as u64, "node")
     );
     execute(
         wf,
@@ -496,11 +512,15 @@ fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
     }
     let wf = Arc::new(load(&path, registry)?);
     let previous = store.nodes(&record.id)?;
-    let plan = runs::plan_resume(&wf, &record, &previous, args.from.as_deref())?;
+    let plan = runs::plan_resume(&wf, &record, &previous, args.from.as_deref(), &args.params)?;
     eprintln!("resuming run {} of `{}`", record.id, wf.name);
     if plan.workflow_changed {
         eprintln!("  the workflow changed since this run");
     }
+    for change in &plan.changed_params {
+        eprintln!("  {change}");
+    }
+    plan.apply_params(&mut record);
     for id in &plan.removed {
         eprintln!(
             "  node `{id}` is no longer in the workflow (removed or renamed); its checkpoint is kept but not used"
@@ -671,7 +691,7 @@ fn export_output(
                 "`{node}` is a decision; choose a case with --case ({})",
                 cases
                     .iter()
-                    .map(|(n, d)| format!("{n}: {} rows", d.rows()))
+                    .map(|(n, d)| format!("{n}: {}", plural(d.rows(), "row")))
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
@@ -731,13 +751,13 @@ fn sample_data(args: SampleArgs) -> Outcome {
     generate::write_catalog(&opts, create("catalog.csv")?).map_err(invalid)?;
     generate::write_customers(&opts, create("customers.csv")?).map_err(invalid)?;
     eprintln!(
-        "wrote {} transaction lines ({} orders, {} customers, {} products, {} malformed rows) to {} \
+        "wrote {} ({}, {}, {}, {}) to {} \
          (transactions.csv, catalog.csv, customers.csv), {} to {}",
-        stats.lines,
-        stats.orders,
-        stats.customers,
-        args.products,
-        args.malformed_rows,
+        plural(stats.lines, "transaction line"),
+        plural(stats.orders, "order"),
+        plural(stats.customers, "customer"),
+        plural(args.products, "product"),
+        plural(args.malformed_rows, "malformed row"),
         args.out.display(),
         start,
         args.end

@@ -89,8 +89,8 @@ pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
     println!("{t}");
     if runs.len() > limit {
         println!(
-            "({} older runs not shown; --limit N shows more)",
-            runs.len() - limit
+            "({} not shown; --limit N shows more)",
+            crate::plural::plural((runs.len() - limit) as u64, "older run")
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -154,9 +154,9 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     }
     println!("started   {}", run.created_at.to_rfc3339());
     println!(
-        "duration  {:.1}s over {} execution(s)",
+        "duration  {:.1}s over {}",
         run.duration_secs(),
-        run.executions
+        crate::plural::plural(run.executions, "execution")
     );
     if !run.params.is_empty() {
         let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();

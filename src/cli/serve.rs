@@ -27,6 +27,7 @@ pub struct ServeCommand<'a> {
 }
 
 pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
+    super::console::set_stamp(super::console::Stamp::Utc);
     let store: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
     let live = LiveRuns::default();
     let (events_tx, events_rx) = mpsc::unbounded_channel();

@@ -886,8 +886,9 @@ impl Server {
                     .map_err(|e| cannot(e.to_string()))?
                     .ok_or_else(|| cannot("it is no longer in the store".into()))?;
                 let nodes = store.nodes(&run_id).map_err(|e| cannot(e.to_string()))?;
-                let plan = runs::plan_resume(&wf, &record, &nodes, None)
+                let plan = runs::plan_resume(&wf, &record, &nodes, None, &[])
                     .map_err(|e| cannot(e.to_string()))?;
+                plan.apply_params(&mut record);
                 record.executions += 1;
                 let previous = nodes.into_iter().map(|r| (r.node_id.clone(), r)).collect();
                 (record, previous, plan.reuse, true)

@@ -90,7 +90,12 @@ pub struct RunRecord {
     pub workflow_fingerprint: String,
     /// Node id -> definition fingerprint at the time the node last ran.
     pub node_fingerprints: BTreeMap<String, String>,
+    /// The params the run last executed with (defaults and overrides).
     pub params: BTreeMap<String, Json>,
+    /// The values given with `--param` (at the start or on a resume). `None` for runs recorded
+    /// before overrides were kept apart: resume then keeps every value in `params`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_overrides: Option<BTreeMap<String, Json>>,
     pub trigger: TriggerInfo,
     pub status: RunStatus,
     pub created_at: DateTime<Utc>,
@@ -120,6 +125,7 @@ impl RunRecord {
             workflow_fingerprint: "f".into(),
             node_fingerprints: BTreeMap::new(),
             params: BTreeMap::new(),
+            param_overrides: Some(BTreeMap::new()),
             trigger: TriggerInfo {
                 fired_by: "manual".into(),
                 triggers: vec![],

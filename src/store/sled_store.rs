@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use super::{NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs};
 
@@ -73,7 +74,7 @@ impl SledStore {
         } else if read_clean_mark(dir) != Some(clean_mark(&db_path)) {
             verify_copy(dir, &db_path)?;
         }
-        let db = open_db(dir, &db_path)?;
+        let db = open_db_when_released(dir, &db_path)?;
         check_format(dir, &db, true)?;
         // Until closed cleanly, the next open verifies a copy first.
         let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
@@ -120,6 +121,24 @@ fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
             path: dir.to_path_buf(),
             reason: format!("the database is damaged ({})", panic_message(&panic)),
         }),
+    }
+}
+
+/// Opens the database, waiting a bounded time for sled's own file lock.
+///
+/// The caller holds the store's `LOCK`, so no other flow process can hold sled's lock: only a
+/// database handle of this process that is still closing can (sled lets go of its files on a
+/// background thread after the last handle is dropped, as after `create_db`'s scratch copy).
+fn open_db_when_released(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
+    const WAIT: Duration = Duration::from_secs(10);
+    let start = Instant::now();
+    loop {
+        match open_db(dir, db_path) {
+            Err(StoreError::Locked { .. }) if start.elapsed() < WAIT => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result,
+        }
     }
 }
 

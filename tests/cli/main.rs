@@ -4,8 +4,11 @@
 //! store), runs `flow` in it and checks exit codes, what was printed, what `flow runs show
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
+mod exports;
 mod inspect;
 mod kill;
+mod output;
+mod params;
 mod resume;
 mod retry_timeout;
 mod run;

@@ -512,7 +512,7 @@ nodes:
 "#,
     );
     let out = ws.flow().args(["validate", WORKFLOW]).run();
-    out.assert_stdout_contains("valid workflow `fine` (2 nodes, 1 triggers)");
+    out.assert_stdout_contains("valid workflow `fine` (2 nodes, 1 trigger)");
     let json = ws
         .flow()
         .args(["validate", WORKFLOW, "--json"])

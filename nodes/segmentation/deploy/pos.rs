@@ -203,7 +203,7 @@ async fn send_with_retries(
         }
         *attempts += 1;
         let (c, k, b) = (client.clone(), key.clone(), body.clone());
-        let outcome = tokio::task::spawn_blocking(move || c.post(&k, &b))
+        let outcome = crate::node::spawn_blocking(move || c.post(&k, &b))
             .await
             .map_err(|e| NodeError::msg(format!("POS request stopped: {e}")))?;
         match outcome {

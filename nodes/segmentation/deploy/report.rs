@@ -1,8 +1,13 @@
 //! `report.html`: one self-contained page (inline CSS, no scripts, no external assets) with the
-//! key metrics per segment, CSS bar charts, and the changes since the previous run.
+//! key metrics per segment (under the segments' labels, with their offers), CSS bar charts, and
+//! the changes since the previous run of the same workflow with the same parameters. It names
+//! the currency and the period the data covers.
 
 use std::fmt::Write as _;
 
+use crate::plural::plural;
+
+use super::overview::label_of;
 use super::{SegmentStats, Summary};
 
 /// Escapes text for HTML element content and attribute values.
@@ -81,7 +86,25 @@ tfoot td { font-weight: 600; }
 .row .num { text-align: right; font-variant-numeric: tabular-nums; }
 .up { color: #1b7f3b; } .down { color: #b42318; }
 ul { margin: 6px 0; }
+.code { display: block; color: #66788a; font-size: 11px; }
+.segments th:nth-child(2), .segments td:nth-child(2) { text-align: left; }
 ";
+
+/// An RFC 3339 time as `2026-12-01 06:00`; other text as it is.
+fn when(rfc3339: &str) -> String {
+    chrono::DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_string())
+}
+
+/// What a segment is offered: the campaign's offer, and whether a message goes out at all.
+fn offer_text(s: &SegmentStats) -> String {
+    let offer = s.offer.as_deref().unwrap_or("–");
+    match s.channel.as_deref() {
+        Some("none") => format!("{offer} (no message)"),
+        _ => offer.to_string(),
+    }
+}
 
 /// A horizontal bar chart of one metric over the segments.
 fn chart(
@@ -103,7 +126,7 @@ fn chart(
             "<div class=\"row\"><span class=\"label\" title=\"{seg}\">{seg}</span>\
              <div class=\"track\"><div class=\"bar\" style=\"width:{width:.1}%\"></div></div>\
              <span class=\"num\">{num}</span></div>",
-            seg = escape(&s.segment),
+            seg = escape(&s.label),
             num = v.map_or_else(|| "–".to_string(), &label),
         );
     }
@@ -121,37 +144,62 @@ pub(crate) fn render(summary: &Summary) -> String {
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <title>Customer segments – {date}</title><style>{STYLE}</style></head><body><main>\
          <h1>Customer segments and campaigns</h1>\
-         <div class=\"muted\">Run {run} · {date}</div>",
+         <div class=\"muted\">Run {run} · {date} · {currency}</div>",
         run = escape(&summary.run_id),
-        date = escape(&summary.generated_at),
+        date = escape(&when(&summary.generated_at)),
+        currency = match &summary.currency {
+            Some(c) => format!("amounts in {}", escape(c)),
+            None => "currency not stated (set <code>currency</code> on the deploy node)".into(),
+        },
     );
+    if let Some(p) = &summary.period {
+        let _ = write!(
+            h,
+            "<div class=\"muted\">Transactions from {} to {} · analysis date {}</div>",
+            escape(&p.first_transaction),
+            escape(&p.last_transaction),
+            escape(&p.analysis_date),
+        );
+    }
+    // `Revenue (USD)` when the currency is known.
+    let amount = |k: &str| match &summary.currency {
+        Some(c) => format!("{k} ({c})"),
+        None => k.to_string(),
+    };
 
     // Key figures.
     h.push_str("<div class=\"cards\">");
     let cards = [
-        ("Customers", t.customers.to_string()),
-        ("Revenue", money(t.revenue)),
-        ("Average order value", opt_money(t.avg_order_value)),
-        ("Mean CLV", opt_money(t.mean_clv)),
-        ("Predicted conversion", percent(t.predicted_conversion)),
-        ("Messages to send", t.messages_sent.to_string()),
-        ("Recommendations", t.recommendations.to_string()),
+        ("Customers".to_string(), t.customers.to_string()),
+        (amount("Revenue"), money(t.revenue)),
+        (amount("Average order value"), opt_money(t.avg_order_value)),
+        (amount("Mean CLV"), opt_money(t.mean_clv)),
+        (
+            "Predicted conversion".to_string(),
+            percent(t.predicted_conversion),
+        ),
+        ("Messages to send".to_string(), t.messages_sent.to_string()),
+        ("Recommendations".to_string(), t.recommendations.to_string()),
     ];
     for (k, v) in cards {
         let _ = write!(
             h,
             "<div class=\"card\"><div class=\"v\">{}</div><div class=\"k\">{}</div></div>",
             escape(&v),
-            escape(k)
+            escape(&k)
         );
     }
     h.push_str("</div>");
 
     // Per segment.
-    h.push_str(
-        "<h2>Segments</h2><table><thead><tr><th>Segment</th><th>Customers</th><th>Share</th>\
-         <th>Revenue</th><th>Avg order value</th><th>Mean CLV</th><th>Predicted conversion</th>\
+    let _ = write!(
+        h,
+        "<h2>Segments</h2><table class=\"segments\"><thead><tr><th>Segment</th><th>Offer</th><th>Customers</th>\
+         <th>Share</th><th>{}</th><th>{}</th><th>{}</th><th>Predicted conversion</th>\
          <th>Messages</th><th>Recommendations</th></tr></thead><tbody>",
+        escape(&amount("Revenue")),
+        escape(&amount("Avg order value")),
+        escape(&amount("Mean CLV")),
     );
     let share = |n: u64| {
         if t.customers > 0 {
@@ -160,11 +208,11 @@ pub(crate) fn render(summary: &Summary) -> String {
             None
         }
     };
-    let row = |s: &SegmentStats, tag: &str| {
+    let row = |s: &SegmentStats, name: &str, offer: &str| {
         format!(
-            "<tr><{tag}>{}</{tag}><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
+            "<tr><td>{name}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
              <td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&s.segment),
+            escape(offer),
             s.customers,
             percent(share(s.customers)),
             money(s.revenue),
@@ -176,14 +224,16 @@ pub(crate) fn render(summary: &Summary) -> String {
         )
     };
     for s in &summary.segments {
-        h.push_str(&row(s, "td"));
+        // The label, with the segment's name as the files (segments.csv) spell it.
+        let name = format!(
+            "{}<span class=\"code\">{}</span>",
+            escape(&s.label),
+            escape(&s.segment)
+        );
+        h.push_str(&row(s, &name, &offer_text(s)));
     }
     h.push_str("</tbody><tfoot>");
-    let all = SegmentStats {
-        segment: "All customers".to_string(),
-        ..t.clone()
-    };
-    h.push_str(&row(&all, "td"));
+    h.push_str(&row(t, "All customers", ""));
     h.push_str("</tfoot></table>");
 
     // Charts.
@@ -195,8 +245,8 @@ pub(crate) fn render(summary: &Summary) -> String {
         |s| Some(s.customers as f64),
         |v| format!("{v:.0}"),
     ));
-    h.push_str(&chart("Revenue", segs, |s| Some(s.revenue), money));
-    h.push_str(&chart("Mean CLV", segs, |s| s.mean_clv, money));
+    h.push_str(&chart(&amount("Revenue"), segs, |s| Some(s.revenue), money));
+    h.push_str(&chart(&amount("Mean CLV"), segs, |s| s.mean_clv, money));
     h.push_str(&chart(
         "Predicted conversion",
         segs,
@@ -204,7 +254,7 @@ pub(crate) fn render(summary: &Summary) -> String {
         |v| percent(Some(v)),
     ));
     h.push_str(&chart(
-        "Average order value",
+        &amount("Average order value"),
         segs,
         |s| s.avg_order_value,
         money,
@@ -214,16 +264,18 @@ pub(crate) fn render(summary: &Summary) -> String {
     // Changes.
     h.push_str("<h2>Changes since the previous run</h2>");
     match &summary.changes {
-        None => {
-            h.push_str("<p class=\"muted\">This is the first run: nothing to compare with yet.</p>")
-        }
+        None => h.push_str(
+            "<p class=\"muted\">This is the first run of this workflow with these parameters: \
+             nothing to compare with yet.</p>",
+        ),
         Some(c) => {
             let _ = write!(
                 h,
-                "<p class=\"muted\">Compared with run {} ({}): {} customers in both runs, {} new, {} no longer present.</p>",
+                "<p class=\"muted\">Compared with run {} of {}, the previous run of this workflow \
+                 with the same parameters: {} in both runs, {} new, {} no longer present.</p>",
                 escape(&c.previous_run_id),
-                escape(&c.previous_run_at),
-                c.customers_compared,
+                escape(&when(&c.previous_run_at)),
+                plural(c.customers_compared, "customer"),
                 c.new_customers,
                 c.lost_customers
             );
@@ -238,9 +290,10 @@ pub(crate) fn render(summary: &Summary) -> String {
             };
             let _ = write!(
                 h,
-                "<table><thead><tr><th>CLV</th><th>Previous</th><th>Now</th><th>Change</th></tr></thead><tbody>\
+                "<table><thead><tr><th>{}</th><th>Previous</th><th>Now</th><th>Change</th></tr></thead><tbody>\
                  <tr><td>Total</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>\
                  <tr><td>Mean per customer</td><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr></tbody></table>",
+                escape(&amount("CLV")),
                 money(c.clv.previous_total),
                 money(c.clv.current_total),
                 class(c.clv.total_change),
@@ -257,12 +310,18 @@ pub(crate) fn render(summary: &Summary) -> String {
             } else {
                 let _ = write!(
                     h,
-                    "<p>{} customer{} changed segment:</p><ul>",
-                    c.moved,
-                    if c.moved == 1 { "" } else { "s" }
+                    "<p>{} changed segment:</p><ul>",
+                    plural(c.moved, "customer")
                 );
-                for s in &c.sentences {
-                    let _ = write!(h, "<li>{}</li>", escape(s));
+                let label = |segment: &str| label_of(&summary.segments, segment);
+                for t in &c.transitions {
+                    let _ = write!(
+                        h,
+                        "<li>{} moved from {} to {}</li>",
+                        plural(t.customers, "customer"),
+                        escape(&label(&t.from)),
+                        escape(&label(&t.to))
+                    );
                 }
                 h.push_str("</ul>");
             }
@@ -295,7 +354,129 @@ pub(crate) fn render(summary: &Summary) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::overview::Period;
+    use super::super::{Changes, ClvChange, Files, Transition};
     use super::*;
+
+    fn segment(
+        name: &str,
+        label: &str,
+        offer: &str,
+        channel: &str,
+        customers: u64,
+    ) -> SegmentStats {
+        SegmentStats {
+            label: label.into(),
+            offer: Some(offer.into()),
+            channel: Some(channel.into()),
+            customers,
+            revenue: 100.0 * customers as f64,
+            ..SegmentStats::named(name)
+        }
+    }
+
+    fn summary(changes: Option<Changes>) -> Summary {
+        let segments = vec![
+            segment("vip", "VIP", "early access", "email", 3),
+            segment("at_risk", "At risk", "20% off", "email", 1),
+            segment("regular", "Regular", "no offer", "none", 1),
+        ];
+        Summary {
+            run_id: "r2".into(),
+            generated_at: "2026-12-01T06:00:00+00:00".into(),
+            currency: Some("USD".into()),
+            period: Some(Period {
+                first_transaction: "2024-11-01".into(),
+                last_transaction: "2026-10-31".into(),
+                analysis_date: "2026-10-31".into(),
+            }),
+            totals: segment("all", "All customers", "", "", 5),
+            segments,
+            messages_skipped: Default::default(),
+            changes,
+            files: Files {
+                out_dir: "out".into(),
+                segments: "out/segments.csv".into(),
+                recommendations: "out/recommendations.csv".into(),
+                summary: "out/summary.json".into(),
+                report: "out/report.html".into(),
+                messages: None,
+                message_files: 0,
+            },
+            pos: None,
+        }
+    }
+
+    fn changes() -> Changes {
+        Changes {
+            previous_run_id: "r1".into(),
+            previous_run_at: "2026-11-30T06:00:00+00:00".into(),
+            customers_compared: 5,
+            moved: 3,
+            transitions: vec![
+                Transition {
+                    from: "vip".into(),
+                    to: "at_risk".into(),
+                    customers: 2,
+                },
+                Transition {
+                    from: "gone_segment".into(),
+                    to: "vip".into(),
+                    customers: 1,
+                },
+            ],
+            new_customers: 0,
+            lost_customers: 0,
+            clv: ClvChange {
+                previous_total: 10.0,
+                current_total: 12.0,
+                total_change: 2.0,
+                previous_mean: Some(2.0),
+                current_mean: Some(2.4),
+                mean_change: Some(0.4),
+            },
+            sentences: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_currency_period_labels_and_offers() {
+        let html = render(&summary(None));
+        for needle in [
+            "amounts in USD",
+            "Transactions from 2024-11-01 to 2026-10-31 · analysis date 2026-10-31",
+            "<th>Revenue (USD)</th>",
+            "<td>VIP<span class=\"code\">vip</span></td><td>early access</td>",
+            "<td>At risk<span class=\"code\">at_risk</span></td><td>20% off</td>",
+            "<td>no offer (no message)</td>",
+            "title=\"At risk\">At risk</span>",
+            "Run r2 · 2026-12-01 06:00",
+            "This is the first run of this workflow with these parameters",
+        ] {
+            assert!(html.contains(needle), "no {needle:?} in\n{html}");
+        }
+        let mut unknown = summary(None);
+        unknown.currency = None;
+        unknown.period = None;
+        let html = render(&unknown);
+        assert!(html.contains("currency not stated"), "{html}");
+        assert!(html.contains("<th>Revenue</th>"), "{html}");
+        assert!(!html.contains("Transactions from"), "{html}");
+    }
+
+    #[test]
+    fn changes_name_the_baseline_and_use_labels() {
+        let html = render(&summary(Some(changes())));
+        for needle in [
+            "Compared with run r1 of 2026-11-30 06:00, the previous run of this workflow with the same parameters: 5 customers in both runs",
+            "<p>3 customers changed segment:</p>",
+            "<li>2 customers moved from VIP to At risk</li>",
+            // A segment this run no longer has: its name humanised.
+            "<li>1 customer moved from Gone segment to VIP</li>",
+        ] {
+            assert!(html.contains(needle), "no {needle:?} in\n{html}");
+        }
+    }
 
     #[test]
     fn formats_and_escapes() {

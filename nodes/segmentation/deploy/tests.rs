@@ -66,6 +66,7 @@ impl Stores {
             node_id: "deploy".into(),
             attempt: 1,
             workflow_dir: "/work/shop".into(),
+            workflow_path: "/work/shop/segmentation.yaml".into(),
             params: Default::default(),
             trigger: json!({ "time": "2024-04-01T06:00:00+02:00" }),
             effects: Arc::new(self.effects.clone()),
@@ -371,8 +372,8 @@ fn writes_profiles_recommendations_messages_summary_and_report() {
     let report = read(&out_dir.join("report.html"));
     assert!(report.starts_with("<!DOCTYPE html>"));
     assert!(
-        report.contains("<td>vip</td><td>2</td>"),
-        "a table row per segment"
+        report.contains("<td>Vip<span class=\"code\">vip</span></td>"),
+        "a table row per segment, under its label (humanised without one)"
     );
     assert!(report.contains("class=\"bar\""), "bar charts");
     assert!(report.contains("first run"));
@@ -488,7 +489,7 @@ fn a_second_run_reports_transitions_and_clv_change() {
     assert_eq!(summary["changes"]["clv"]["current_total"], 1000.0);
     let report = read(&dir.path().join("report.html"));
     assert!(
-        report.contains("1 customer moved from vip to at_risk"),
+        report.contains("1 customer moved from Vip to At risk"),
         "report shows transitions"
     );
     assert!(report.contains("+100.00"), "report shows the CLV change");
@@ -562,7 +563,7 @@ fn only_recommendations_and_bad_inputs() {
     .to_string();
     assert!(err.contains("campaign rows (a `send` column"), "{err}");
     assert!(
-        err.contains("inputs received: `classify.vip` (table of 1 rows: segment)"),
+        err.contains("inputs received: `classify.vip` (table of 1 row: segment)"),
         "{err}"
     );
 }
