@@ -30,7 +30,7 @@ pub(crate) enum MessageError {
     Build(#[from] lettre::error::Error),
 }
 
-/// The recipient's address, parsed; `None` when it is not a usable address.
+/// The recipient's address, parsed; an error when it is not an RFC 5322 address.
 pub(crate) fn recipient_address(email: &str) -> Result<Address, MessageError> {
     email
         .trim()
