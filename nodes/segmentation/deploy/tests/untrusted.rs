@@ -614,17 +614,26 @@ fn every_file_and_folder_with_personal_data_is_private() {
 }
 
 #[test]
-fn the_report_escapes_segment_names_and_reasons() {
+fn the_report_escapes_segment_names_labels_offers_and_reasons() {
     let dir = tempfile::tempdir().unwrap();
     let node = deploy_to(dir.path(), "");
     let evil = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
-    let mut table =
-        campaign_table(&[("C1", evil, "ok@example.com", "Ok", false, 1.0, 1.0, 1, 0.5)]);
-    let reason: ArrayRef = Arc::new(StringArray::from(vec![evil]));
-    let idx = table.schema().index_of("skip_reason").unwrap();
-    let mut cols = table.columns().to_vec();
-    cols[idx] = reason;
-    table = RecordBatch::try_new(table.schema(), cols).unwrap();
+    let table = campaign_table(&[("C1", evil, "ok@example.com", "Ok", false, 1.0, 1.0, 1, 0.5)]);
+    // The skip reason and offer replaced, a segment label added: all text from the data.
+    let evil_column =
+        |tag: &str| -> ArrayRef { Arc::new(StringArray::from(vec![format!("{evil}{tag}")])) };
+    let mut columns: Vec<(String, ArrayRef)> = table
+        .schema()
+        .fields()
+        .iter()
+        .zip(table.columns())
+        .filter(|(f, _)| !matches!(f.name().as_str(), "skip_reason" | "offer"))
+        .map(|(f, c)| (f.name().clone(), c.clone()))
+        .collect();
+    for (name, tag) in [("skip_reason", "R"), ("offer", "O"), ("segment_label", "L")] {
+        columns.push((name.to_string(), evil_column(tag)));
+    }
+    let table = RecordBatch::try_from_iter(columns).unwrap();
     run(
         &node,
         Stores::new().ctx("r1"),
@@ -641,8 +650,13 @@ fn the_report_escapes_segment_names_and_reasons() {
     assert!(!report.contains("<script"), "{report}");
     assert!(!report.contains("<img"), "{report}");
     assert!(!report.contains("\"'>"), "{report}");
-    assert!(
-        report.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{report}"
-    );
+    // Each value is shown, escaped: the segment name, its label, its offer and the skip reason.
+    let escaped =
+        "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&gt;&lt;img src=x onerror=alert(2)&gt;";
+    for tag in ["", "L", "O", "R"] {
+        assert!(
+            report.contains(&format!("{escaped}{tag}")),
+            "{tag}: {report}"
+        );
+    }
 }
