@@ -20,6 +20,7 @@ pub mod serve;
 pub mod source;
 pub mod store;
 pub mod template;
+pub mod trigger_rule;
 
 #[path = "../nodes/mod.rs"]
 pub mod nodes;

@@ -370,6 +370,7 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
             Err(e @ LoadError::Io { .. }) => (
                 false,
                 vec![compile::Diagnostic {
+                    severity: compile::Severity::Error,
                     file: file.to_path_buf(),
                     line: None,
                     column: None,
@@ -378,7 +379,11 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
                 }],
             ),
         };
-        let out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
+        let mut out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
+        if let Ok(wf) = &result {
+            out["warnings"] = serde_json::json!(wf.warnings);
+            out["nodes"] = serde_json::json!(graph::summary_json(wf));
+        }
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
         return Ok(if valid {
             ExitCode::SUCCESS
@@ -387,13 +392,22 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
         });
     }
     let wf = load(file, registry)?;
+    for w in &wf.warnings {
+        eprintln!("{w}");
+    }
     println!(
-        "{}: valid workflow `{}` ({} nodes, {} triggers)",
+        "{}: valid workflow `{}` ({} nodes, {} triggers){}",
         file.display(),
         wf.name,
         wf.nodes.len(),
-        wf.triggers().count()
+        wf.triggers().count(),
+        match wf.warnings.len() {
+            0 => String::new(),
+            1 => ", 1 warning".to_string(),
+            n => format!(", {n} warnings"),
+        }
     );
+    print!("{}", graph::trigger_rules(&wf));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -467,6 +481,9 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         wf.name,
         wf.nodes.len()
     );
+    for w in &wf.warnings {
+        eprintln!("{w}");
+    }
     execute(
         wf,
         store,

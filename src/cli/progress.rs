@@ -81,7 +81,8 @@ pub async fn display(mut events: UnboundedReceiver<Event>, wf: Arc<Workflow>, tt
                 bar.set_style(done.clone());
                 bar.finish_with_message(plain_status(&event));
             }
-            Event::Draining { .. } => {
+            // Printed above the live lines, so the redraw does not erase them.
+            Event::Draining { .. } | Event::Warning { .. } => {
                 let _ = multi.println(plain(&event));
             }
         }
@@ -152,5 +153,6 @@ fn plain(event: &Event) -> String {
         Event::Draining { running } => {
             format!("stopping: waiting for {running} running node(s) to finish")
         }
+        Event::Warning { node, message } => format!("warning: node {node}: {message}"),
     }
 }

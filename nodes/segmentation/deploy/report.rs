@@ -225,7 +225,7 @@ pub(crate) fn render(summary: &Summary) -> String {
                 escape(&c.previous_run_at),
                 c.customers_compared,
                 c.new_customers,
-                c.lost_customers
+                c.customers_gone_since_previous
             );
             let class = |v: f64| {
                 if v > 0.0 {
