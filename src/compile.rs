@@ -1523,6 +1523,101 @@ nodes:
     }
 
     #[test]
+    fn trigger_rules_default_by_kind_and_are_checked() {
+        let wf = compile_str(VALID).unwrap();
+        let rule = |id: &str| {
+            let n = wf.node(id).unwrap();
+            (n.trigger_rule, n.trigger_rule_set)
+        };
+        assert_eq!(rule("b"), (TriggerRule::AllSuccess, false));
+        assert_eq!(rule("split"), (TriggerRule::AllSuccess, false));
+        assert_eq!(rule("join"), (TriggerRule::NoneFailedMinOneSuccess, false));
+        let set = VALID.replace(
+            "needs: split.big }",
+            "needs: split.big, trigger_rule: all_done }",
+        );
+        let wf = compile_str(&set).unwrap();
+        let b = wf.node("b").unwrap();
+        assert_eq!(
+            (b.trigger_rule, b.trigger_rule_set),
+            (TriggerRule::AllDone, true)
+        );
+
+        let text = "\
+name: rules
+nodes:
+  - { id: go, kind: trigger, type: manual, trigger_rule: all_done }
+  - { id: a, kind: action, type: core.noop, needs: go, trigger_rule: one_faild }
+  - { id: b, kind: action, type: core.noop, needs: go, trigger_rule: 3 }
+";
+        let errs = errors(text);
+        let expect = [
+            (
+                3,
+                "a trigger has no inputs, so `trigger_rule: all_done` means nothing",
+            ),
+            (
+                4,
+                "unknown trigger rule `one_faild` (did you mean `one_failed`?",
+            ),
+            (5, "`trigger_rule` must be a string, got 3"),
+        ];
+        for (line, text) in expect {
+            assert!(
+                errs.iter().any(|(l, m)| *l == line && m.contains(text)),
+                "missing line {line}: {text}\ngot: {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn cases_that_reach_no_output_are_warnings_at_their_rule() {
+        let text = "\
+name: warn
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: split
+    kind: decision
+    type: core.switch
+    needs: go
+    with:
+      rules:
+        - { case: big, when: 'value > 3' }
+        - { case: mid, when: 'value > 2' }
+      default: small
+  - { id: b, kind: action, type: core.noop, needs: split.big }
+  - { id: s, kind: action, type: core.noop, needs: split.small }
+  - { id: out, kind: output, type: core.noop, needs: b }
+";
+        let wf = compile_str(text).unwrap();
+        let warnings: Vec<(usize, String)> = wf
+            .warnings
+            .iter()
+            .map(|d| (d.line.unwrap(), d.to_string()))
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                (
+                    11,
+                    "wf.yaml:11:19: warning: node `split`: case `mid` has no subscriber (no node needs it); its rows will not be delivered".to_string()
+                ),
+                (
+                    12,
+                    "wf.yaml:12:16: warning: node `split`: case `small` leads to no output node; its rows will not be delivered".to_string()
+                ),
+            ]
+        );
+        assert!(wf.warnings.iter().all(|d| d.severity == Severity::Warning));
+        // Without output nodes only the case nobody subscribes to is a warning.
+        let no_outputs = text.replace("kind: output", "kind: action");
+        let wf = compile_str(&no_outputs).unwrap();
+        assert_eq!(wf.warnings.len(), 1);
+        assert!(wf.warnings[0].message.contains("`mid` has no subscriber"));
+    }
+
+    #[test]
     fn retry_policy_backoff_grows_to_a_cap() {
         let p = RetryPolicy {
             max_attempts: 5,
