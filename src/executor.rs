@@ -2,9 +2,9 @@
 //!
 //! The scheduler is one loop that owns all node states. When the nodes a node needs settle, its
 //! trigger rule ([`crate::trigger_rule`]) decides: it runs, is skipped (a branch was not taken,
-//! or for a join every input was skipped), or is marked `upstream_failed` (an input failed). Ready nodes run concurrently up to a limit, each in
-//! its own task; every attempt runs in a further task so a panic fails the attempt, not the
-//! process.
+//! or for a join every input was skipped), or is marked `upstream_failed` (an input failed).
+//! Ready nodes run concurrently up to a limit, each in its own task; every attempt runs in a
+//! further task so a panic fails the attempt, not the process.
 //!
 //! Durability: a node's output and its `succeeded` record are written in one atomic batch and
 //! flushed before the node counts as done, so downstream work never starts from an output that a
