@@ -22,12 +22,23 @@ use crate::node::{NodeType, parse_duration};
 use crate::params::{self, ParamDecl};
 use crate::source::{Pos, Seg, SourceMap, path_to_string};
 use crate::template::{Renderer, RunVars, TemplateError};
+use crate::trigger_rule::TriggerRule;
+
+/// How bad a diagnostic is: errors make the file invalid, warnings do not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warning,
+}
 
 mod param_checks;
 
 /// One validation problem.
 #[derive(Debug, Clone, Serialize)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub file: PathBuf,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
@@ -45,6 +56,9 @@ impl fmt::Display for Diagnostic {
             write!(f, ":{line}:{col}")?;
         }
         write!(f, ": ")?;
+        if self.severity == Severity::Warning {
+            write!(f, "warning: ")?;
+        }
         if let Some(node) = &self.node {
             write!(f, "node `{node}`: ")?;
         }
@@ -118,6 +132,12 @@ pub struct CompiledNode {
     pub node_type: Arc<dyn NodeType>,
     pub description: Option<String>,
     pub needs: Vec<Need>,
+    /// When the node runs, given how its inputs ended (the kind's default if not set).
+    pub trigger_rule: TriggerRule,
+    /// Whether `trigger_rule` was written in the file.
+    pub trigger_rule_set: bool,
+    /// A decision's cases whose rows reach no output, with why (no subscriber, no path).
+    pub undelivered_cases: Vec<(String, String)>,
     /// `with:` as written (templates not rendered).
     pub with: serde_json::Map<String, Json>,
     pub retry: RetryPolicy,
@@ -189,6 +209,8 @@ pub struct Workflow {
     /// Node indices, each after everything it needs (file order among independent nodes).
     pub order: Vec<usize>,
     pub fingerprint: String,
+    /// Problems that do not stop the workflow from running (`flow validate` prints them).
+    pub warnings: Vec<Diagnostic>,
     by_id: HashMap<String, usize>,
     renderer: Arc<Renderer>,
     registry: Registry,
@@ -215,6 +237,7 @@ struct Compiler<'a> {
     map: SourceMap,
     registry: &'a Registry,
     diags: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
 }
 
 /// A node after shape checks, before graph checks.
@@ -225,6 +248,7 @@ struct Parsed {
     node_type: Option<Arc<dyn NodeType>>,
     description: Option<String>,
     needs: Vec<String>,
+    trigger_rule: Option<TriggerRule>,
     with: serde_json::Map<String, Json>,
     retry: RetryPolicy,
     timeout: Option<Duration>,
@@ -258,18 +282,36 @@ impl<'a> Compiler<'a> {
             map: SourceMap::new(text),
             registry,
             diags: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 
     fn error(&mut self, at: &[Seg], node: Option<&str>, message: impl Into<String>) {
+        let d = self.diagnostic(Severity::Error, at, node, message.into());
+        self.diags.push(d);
+    }
+
+    fn warning(&mut self, at: &[Seg], node: Option<&str>, message: impl Into<String>) {
+        let d = self.diagnostic(Severity::Warning, at, node, message.into());
+        self.warnings.push(d);
+    }
+
+    fn diagnostic(
+        &self,
+        severity: Severity,
+        at: &[Seg],
+        node: Option<&str>,
+        message: String,
+    ) -> Diagnostic {
         let pos = self.map.pos(at);
-        self.diags.push(Diagnostic {
+        Diagnostic {
+            severity,
             file: self.path.clone(),
             line: pos.map(|p| p.line),
             column: pos.map(|p| p.col),
             node: node.map(str::to_string),
-            message: message.into(),
-        });
+            message,
+        }
     }
 
     fn run(mut self) -> Result<Workflow, Vec<Diagnostic>> {
@@ -281,6 +323,7 @@ impl<'a> Compiler<'a> {
                 // serde_yaml appends " at line L column C"; the position goes in front instead.
                 let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
                 self.diags.push(Diagnostic {
+                    severity: Severity::Error,
                     file: self.path.clone(),
                     line: loc.as_ref().map(|l| l.line()),
                     column: loc.as_ref().map(|l| l.column()),
@@ -534,8 +577,22 @@ impl<'a> Compiler<'a> {
             return Err(self.diags);
         }
 
+        let undelivered = undelivered_cases(&parsed, &needs, &graph);
+        for (i, cases) in undelivered.iter().enumerate() {
+            for (case, why) in cases {
+                let at = case_path(i, &parsed[i].with, case);
+                self.warning(
+                    &at,
+                    Some(&parsed[i].id),
+                    format!("case `{case}` {why}; its rows will not be delivered"),
+                );
+            }
+        }
+
         let mut nodes = Vec::with_capacity(parsed.len());
-        for (i, (p, node_needs)) in parsed.into_iter().zip(needs).enumerate() {
+        for (i, ((p, node_needs), undelivered_cases)) in
+            parsed.into_iter().zip(needs).zip(undelivered).enumerate()
+        {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
             let uses = params::used_by(&p.with, &param_decls);
             let params_used = if uses.all {
@@ -543,16 +600,20 @@ impl<'a> Compiler<'a> {
             } else {
                 uses.names
             };
+            let kind = p.kind.expect("validated");
             nodes.push(CompiledNode {
                 params_used,
                 index: i,
                 pos: self.map.pos(&node_path(i)),
                 id: p.id,
-                kind: p.kind.expect("validated"),
+                kind,
                 type_name: p.type_name,
                 node_type: p.node_type.expect("validated"),
                 description: p.description,
                 needs: node_needs,
+                trigger_rule: p.trigger_rule.unwrap_or(TriggerRule::default_for(kind)),
+                trigger_rule_set: p.trigger_rule.is_some(),
+                undelivered_cases,
                 with: p.with,
                 retry: p.retry,
                 timeout: p.timeout,
@@ -583,6 +644,7 @@ impl<'a> Compiler<'a> {
             graph,
             order,
             fingerprint,
+            warnings: self.warnings,
             by_id,
             renderer,
             registry: self.registry.clone(),
@@ -665,6 +727,7 @@ impl<'a> Compiler<'a> {
             node_type: None,
             description: None,
             needs: Vec::new(),
+            trigger_rule: None,
             with: serde_json::Map::new(),
             retry: RetryPolicy::default(),
             timeout: None,
@@ -798,6 +861,36 @@ impl<'a> Compiler<'a> {
                 format!("`needs` must be a node id or a list of them, got {other}"),
             ),
         }
+        match map.get("trigger_rule") {
+            None | Some(Json::Null) => {}
+            Some(Json::String(s)) => match TriggerRule::parse(s) {
+                Some(rule) if parsed.kind == Some(NodeKind::Trigger) => self.error(
+                    &field("trigger_rule"),
+                    id,
+                    format!("a trigger has no inputs, so `trigger_rule: {rule}` means nothing"),
+                ),
+                Some(rule) => parsed.trigger_rule = Some(rule),
+                None => {
+                    let names = TriggerRule::ALL.map(TriggerRule::as_str);
+                    let hint = suggest(s, names.iter().copied())
+                        .map(|n| format!("did you mean `{n}`? "))
+                        .unwrap_or_default();
+                    self.error(
+                        &field("trigger_rule"),
+                        id,
+                        format!(
+                            "unknown trigger rule `{s}` ({hint}expected one of: {})",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            },
+            Some(other) => self.error(
+                &field("trigger_rule"),
+                id,
+                format!("`trigger_rule` must be a string, got {other}"),
+            ),
+        }
         match map.get("with") {
             None | Some(Json::Null) => {}
             Some(Json::Object(w)) => parsed.with = w.clone(),
@@ -920,6 +1013,70 @@ impl<'a> Compiler<'a> {
             }),
         }
     }
+}
+
+/// Per node, the decision cases whose rows reach no output: a case nobody subscribes to, or
+/// (when the workflow has output nodes) one from which no path leads to an output.
+fn undelivered_cases(
+    parsed: &[Parsed],
+    needs: &[Vec<Need>],
+    graph: &DiGraph<usize, Option<String>>,
+) -> Vec<Vec<(String, String)>> {
+    let has_outputs = parsed.iter().any(|p| p.kind == Some(NodeKind::Output));
+    let mut out = vec![Vec::new(); parsed.len()];
+    for (d, node) in parsed.iter().enumerate() {
+        if node.kind != Some(NodeKind::Decision) {
+            continue;
+        }
+        for case in &node.cases {
+            let subscribers: Vec<usize> = (0..parsed.len())
+                .filter(|&i| {
+                    needs[i]
+                        .iter()
+                        .any(|n| n.node == d && n.case.as_deref() == Some(case.as_str()))
+                })
+                .collect();
+            if subscribers.is_empty() {
+                out[d].push((case.clone(), "has no subscriber (no node needs it)".into()));
+                continue;
+            }
+            if !has_outputs {
+                continue;
+            }
+            let mut seen: HashSet<usize> = HashSet::new();
+            let mut stack = subscribers;
+            let mut delivers = false;
+            while let Some(i) = stack.pop() {
+                if !seen.insert(i) {
+                    continue;
+                }
+                if parsed[i].kind == Some(NodeKind::Output) {
+                    delivers = true;
+                    break;
+                }
+                stack.extend(graph.neighbors(NodeIndex::new(i)).map(|n| graph[n]));
+            }
+            if !delivers {
+                out[d].push((case.clone(), "leads to no output node".into()));
+            }
+        }
+    }
+    out
+}
+
+/// Where a decision names `case`: its rule (`with.rules[k].case`), its `default`, or the node.
+fn case_path(i: usize, with: &serde_json::Map<String, Json>, case: &str) -> Vec<Seg> {
+    if let Some(Json::Array(rules)) = with.get("rules")
+        && let Some(k) = rules
+            .iter()
+            .position(|r| r.get("case").and_then(Json::as_str) == Some(case))
+    {
+        return with_path(i, &[Seg::key("rules"), Seg::Index(k), Seg::key("case")]);
+    }
+    if with.get("default").and_then(Json::as_str) == Some(case) {
+        return with_path(i, &[Seg::key("default")]);
+    }
+    node_path(i)
 }
 
 fn valid_id(id: &str) -> bool {
@@ -1402,6 +1559,101 @@ nodes:
             errs.iter()
                 .any(|(l, m)| *l == 5 && m.contains("unknown param `dya`"))
         );
+    }
+
+    #[test]
+    fn trigger_rules_default_by_kind_and_are_checked() {
+        let wf = compile_str(VALID).unwrap();
+        let rule = |id: &str| {
+            let n = wf.node(id).unwrap();
+            (n.trigger_rule, n.trigger_rule_set)
+        };
+        assert_eq!(rule("b"), (TriggerRule::AllSuccess, false));
+        assert_eq!(rule("split"), (TriggerRule::AllSuccess, false));
+        assert_eq!(rule("join"), (TriggerRule::NoneFailedMinOneSuccess, false));
+        let set = VALID.replace(
+            "needs: split.big }",
+            "needs: split.big, trigger_rule: all_done }",
+        );
+        let wf = compile_str(&set).unwrap();
+        let b = wf.node("b").unwrap();
+        assert_eq!(
+            (b.trigger_rule, b.trigger_rule_set),
+            (TriggerRule::AllDone, true)
+        );
+
+        let text = "\
+name: rules
+nodes:
+  - { id: go, kind: trigger, type: manual, trigger_rule: all_done }
+  - { id: a, kind: action, type: core.noop, needs: go, trigger_rule: one_faild }
+  - { id: b, kind: action, type: core.noop, needs: go, trigger_rule: 3 }
+";
+        let errs = errors(text);
+        let expect = [
+            (
+                3,
+                "a trigger has no inputs, so `trigger_rule: all_done` means nothing",
+            ),
+            (
+                4,
+                "unknown trigger rule `one_faild` (did you mean `one_failed`?",
+            ),
+            (5, "`trigger_rule` must be a string, got 3"),
+        ];
+        for (line, text) in expect {
+            assert!(
+                errs.iter().any(|(l, m)| *l == line && m.contains(text)),
+                "missing line {line}: {text}\ngot: {errs:#?}"
+            );
+        }
+        assert_eq!(errs.len(), expect.len(), "{errs:#?}");
+    }
+
+    #[test]
+    fn cases_that_reach_no_output_are_warnings_at_their_rule() {
+        let text = "\
+name: warn
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: split
+    kind: decision
+    type: core.switch
+    needs: go
+    with:
+      rules:
+        - { case: big, when: 'value > 3' }
+        - { case: mid, when: 'value > 2' }
+      default: small
+  - { id: b, kind: action, type: core.noop, needs: split.big }
+  - { id: s, kind: action, type: core.noop, needs: split.small }
+  - { id: out, kind: output, type: core.noop, needs: b }
+";
+        let wf = compile_str(text).unwrap();
+        let warnings: Vec<(usize, String)> = wf
+            .warnings
+            .iter()
+            .map(|d| (d.line.unwrap(), d.to_string()))
+            .collect();
+        assert_eq!(
+            warnings,
+            [
+                (
+                    11,
+                    "wf.yaml:11:19: warning: node `split`: case `mid` has no subscriber (no node needs it); its rows will not be delivered".to_string()
+                ),
+                (
+                    12,
+                    "wf.yaml:12:16: warning: node `split`: case `small` leads to no output node; its rows will not be delivered".to_string()
+                ),
+            ]
+        );
+        assert!(wf.warnings.iter().all(|d| d.severity == Severity::Warning));
+        // Without output nodes only the case nobody subscribes to is a warning.
+        let no_outputs = text.replace("kind: output", "kind: action");
+        let wf = compile_str(&no_outputs).unwrap();
+        assert_eq!(wf.warnings.len(), 1);
+        assert!(wf.warnings[0].message.contains("`mid` has no subscriber"));
     }
 
     #[test]

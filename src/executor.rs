@@ -1,10 +1,10 @@
 //! Runs a workflow's nodes as tokio tasks and checkpoints every result.
 //!
-//! The scheduler is one loop that owns all node states. A node becomes ready when every node it
-//! needs is final; it then runs, is skipped (every input was skipped or an untaken branch), or is
-//! marked `upstream_failed` (an input failed). Ready nodes run concurrently up to a limit, each in
-//! its own task; every attempt runs in a further task so a panic fails the attempt, not the
-//! process.
+//! The scheduler is one loop that owns all node states. When the nodes a node needs settle, its
+//! trigger rule ([`crate::trigger_rule`]) decides: it runs, is skipped (a branch was not taken,
+//! or for a join every input was skipped), or is marked `upstream_failed` (an input failed).
+//! Ready nodes run concurrently up to a limit, each in its own task; every attempt runs in a
+//! further task so a panic fails the attempt, not the process.
 //!
 //! Durability: a node's output and its `succeeded` record are written in one atomic batch and
 //! flushed before the node counts as done, so downstream work never starts from an output that a
@@ -21,11 +21,14 @@ use tokio::task::JoinSet;
 
 use crate::compile::Workflow;
 use crate::data::{self, Body, Output};
-use crate::node::{EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState};
+use crate::node::{
+    EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState, RoutedCase,
+};
 use crate::store::{
     Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError, Write,
 };
 use crate::template::RunVars;
+use crate::trigger_rule::{self, InputState, Readiness};
 
 /// How far a stop request has gone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -69,6 +72,11 @@ pub enum Event {
     },
     Draining {
         running: usize,
+    },
+    /// A problem that does not fail the node.
+    Warning {
+        node: String,
+        message: String,
     },
 }
 
@@ -143,6 +151,7 @@ pub async fn execute(
             record.status = NodeStatus::Pending;
             record.error = None;
             record.reason = None;
+            record.warnings.clear();
             record.fingerprint = node.fingerprint_with(&run.params);
             // An attempt still `running` belongs to an execution that died (killed, crashed):
             // it ended there.
@@ -335,13 +344,6 @@ struct Scheduler {
 /// A running node's attempts, shared between its task and the scheduler.
 type AttemptLog = Arc<std::sync::Mutex<Vec<Attempt>>>;
 
-enum Readiness {
-    Waiting,
-    Run,
-    Skip(String),
-    UpstreamFailed(String),
-}
-
 impl Scheduler {
     fn emit(&self, event: Event) {
         if let Some(tx) = &self.events {
@@ -349,48 +351,69 @@ impl Scheduler {
         }
     }
 
+    /// How the node's trigger rule judges its inputs' states now.
     fn readiness(&self, i: usize) -> Readiness {
         let node = &self.wf.nodes[i];
-        if node.needs.is_empty() {
-            return Readiness::Run;
-        }
-        let mut live = 0;
-        let mut skipped = Vec::new();
-        for need in &node.needs {
-            let dep = &self.wf.nodes[need.node];
-            match self.status[need.node] {
-                NodeStatus::Pending | NodeStatus::Running => return Readiness::Waiting,
-                // Stopped by a shutdown: its dependents wait for the resume.
-                NodeStatus::Interrupted => return Readiness::Waiting,
-                NodeStatus::Failed | NodeStatus::UpstreamFailed => {
-                    return Readiness::UpstreamFailed(format!(
-                        "input `{}` did not succeed",
-                        dep.id
-                    ));
-                }
-                NodeStatus::Skipped => skipped.push(format!("`{}` was skipped", dep.id)),
-                NodeStatus::Succeeded => match &need.case {
-                    Some(case) => {
-                        let rows = self.records[need.node]
-                            .case_rows
-                            .as_ref()
-                            .and_then(|m| m.get(case).copied())
-                            .unwrap_or(0);
-                        if rows == 0 {
-                            skipped.push(format!("branch `{}.{case}` was empty", dep.id));
-                        } else {
-                            live += 1;
-                        }
+        let inputs: Vec<InputState> = node
+            .needs
+            .iter()
+            .map(|need| {
+                let dep = &self.wf.nodes[need.node];
+                match self.status[need.node] {
+                    NodeStatus::Pending | NodeStatus::Running => InputState::Waiting,
+                    // Stopped by a shutdown: its dependents wait for the resume.
+                    NodeStatus::Interrupted => InputState::Waiting,
+                    NodeStatus::Failed | NodeStatus::UpstreamFailed => {
+                        InputState::Failed(format!("input `{}` did not succeed", dep.id))
                     }
-                    None => live += 1,
-                },
+                    NodeStatus::Skipped => InputState::Skipped(format!("`{}` was skipped", dep.id)),
+                    NodeStatus::Succeeded => match &need.case {
+                        Some(case) if self.case_rows(need.node, case) == 0 => {
+                            InputState::Skipped(format!("branch `{}.{case}` was empty", dep.id))
+                        }
+                        _ => InputState::Succeeded,
+                    },
+                }
+            })
+            .collect();
+        trigger_rule::decide(node.trigger_rule, &inputs)
+    }
+
+    /// For each case of a succeeded decision from which a path leads to node `i`, the rows it
+    /// routed there.
+    fn routed_toward(&self, i: usize) -> Vec<RoutedCase> {
+        let mut routed = Vec::new();
+        for d in &self.wf.nodes {
+            if d.kind != NodeKind::Decision || self.status[d.index] != NodeStatus::Succeeded {
+                continue;
+            }
+            for case in &d.cases {
+                let subscribers: Vec<usize> = self
+                    .wf
+                    .dependents(d.index)
+                    .filter(|(_, c)| *c == Some(case.as_str()))
+                    .map(|(n, _)| n)
+                    .collect();
+                if !subscribers.is_empty() && self.wf.downstream(&subscribers).contains(&i) {
+                    routed.push(RoutedCase {
+                        decision: d.id.clone(),
+                        decision_type: d.type_name.clone(),
+                        case: case.clone(),
+                        rows: self.case_rows(d.index, case),
+                    });
+                }
             }
         }
-        if live == 0 {
-            Readiness::Skip(skipped.join("; "))
-        } else {
-            Readiness::Run
-        }
+        routed
+    }
+
+    /// The rows a succeeded decision routed to `case`.
+    fn case_rows(&self, decision: usize, case: &str) -> u64 {
+        self.records[decision]
+            .case_rows
+            .as_ref()
+            .and_then(|m| m.get(case).copied())
+            .unwrap_or(0)
     }
 
     /// Decides a pending node whose inputs may all be final; cascades skips downstream.
@@ -530,14 +553,10 @@ impl Scheduler {
             if self.status[need.node] != NodeStatus::Succeeded {
                 continue;
             }
-            if let Some(case) = &need.case {
-                let rows = self.records[need.node]
-                    .case_rows
-                    .as_ref()
-                    .and_then(|m| m.get(case));
-                if rows.copied().unwrap_or(0) == 0 {
-                    continue;
-                }
+            if let Some(case) = &need.case
+                && self.case_rows(need.node, case) == 0
+            {
+                continue;
             }
             let source = match &self.outputs[need.node] {
                 Some(out) => Source::Memory(out.clone()),
@@ -553,6 +572,8 @@ impl Scheduler {
             node_id: node.id.clone(),
             kind: node.kind,
             declared_cases: node.cases.clone(),
+            undelivered_cases: node.undelivered_cases.clone(),
+            routed: self.routed_toward(i),
             type_name: node.type_name.clone(),
             configured,
             sources,
@@ -593,6 +614,9 @@ struct Job {
     node_id: String,
     kind: NodeKind,
     declared_cases: Vec<String>,
+    /// Cases whose rows reach no output (see [`crate::compile::CompiledNode`]).
+    undelivered_cases: Vec<(String, String)>,
+    routed: Vec<RoutedCase>,
     type_name: String,
     configured: Result<Arc<dyn Node>, String>,
     sources: Vec<(String, Option<String>, Source)>,
@@ -646,6 +670,7 @@ impl Job {
         self.record.execution = self.execution;
         self.record.error = None;
         self.record.reason = None;
+        self.record.warnings.clear();
 
         let outcome = self.attempts().await;
         let duration = started.elapsed();
@@ -668,6 +693,7 @@ impl Job {
                 self.record.rows_out = out.rows();
                 self.record.case_rows = out.case_rows();
                 self.record.meta = out.meta.clone();
+                self.record.warnings = self.undelivered_rows();
             }
             _ => {
                 let interrupted = self
@@ -703,6 +729,14 @@ impl Job {
             }
             None => (self.record.status, output),
         };
+        if status == NodeStatus::Succeeded {
+            for message in &self.record.warnings {
+                self.emit(Event::Warning {
+                    node: self.node_id.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
         self.emit(Event::Finished {
             node: self.node_id.clone(),
             status,
@@ -716,6 +750,25 @@ impl Job {
             output,
             store_error,
         }
+    }
+
+    /// Warnings for rows this decision routed to cases that reach no output.
+    fn undelivered_rows(&self) -> Vec<String> {
+        let Some(rows) = &self.record.case_rows else {
+            return Vec::new();
+        };
+        self.undelivered_cases
+            .iter()
+            .filter_map(|(case, why)| {
+                let n = rows.get(case).copied().unwrap_or(0);
+                (n > 0).then(|| {
+                    format!(
+                        "{n} row{} routed to case `{case}`, which {why}: they are not delivered",
+                        if n == 1 { "" } else { "s" }
+                    )
+                })
+            })
+            .collect()
     }
 
     /// Runs attempts until one succeeds, the policy gives up, or a stop is requested.
@@ -763,6 +816,7 @@ impl Job {
                     store: self.base.store.clone(),
                     namespace: format!("node-state/{}", self.type_name),
                 }),
+                routed: self.routed.clone(),
             };
             let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
                 AttemptEnd::Ok(output) => match self.check_output(&output) {

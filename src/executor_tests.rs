@@ -305,3 +305,236 @@ fn group_commit_checkpoints_a_wide_fan_out() {
     assert!(stored.iter().all(|n| n.status == NodeStatus::Succeeded));
     assert!(s.store.output(&out.run.id, "f199").unwrap().is_some());
 }
+
+fn record<'a>(outcome: &'a RunOutcome, id: &str) -> &'a NodeRecord {
+    outcome.nodes.iter().find(|n| n.node_id == id).unwrap()
+}
+
+/// The names of the inputs a probe received (its output).
+fn probe_inputs(s: &Setup, outcome: &RunOutcome, id: &str) -> Vec<String> {
+    let bytes = s
+        .store
+        .output(&outcome.run.id, id)
+        .unwrap()
+        .expect("output");
+    match crate::data::decode(&bytes).unwrap().select(None) {
+        Data::Json(v) => serde_json::from_value(v).unwrap(),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_node_inside_an_untaken_branch_is_skipped_whatever_its_other_inputs() {
+    // `on_b_too` subscribes to the empty case `d.b` and also needs `src`, which succeeded: it
+    // belongs to branch b, so it is skipped. The same node as a join runs with `src`.
+    let extra = "  - { id: on_b_too, kind: action, type: test.probe, needs: [d.b, src] }
+  - id: join_b_too
+    kind: action
+    type: test.probe
+    needs: [d.b, src]
+    trigger_rule: none_failed_min_one_success
+  - { id: under, kind: action, type: test.probe, needs: [on_b_too, on_a] }
+";
+    let s = Setup::new();
+    let out = s.run(&s.workflow(&branchy("a", extra)), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(status(&out, "on_b_too"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "on_b_too").reason.as_deref(),
+        Some("branch `d.b` was empty")
+    );
+    assert_eq!(status(&out, "under"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "under").reason.as_deref(),
+        Some("`on_b_too` was skipped")
+    );
+    assert_eq!(status(&out, "join_b_too"), NodeStatus::Succeeded);
+    assert_eq!(probe_inputs(&s, &out, "join_b_too"), ["src"]);
+    assert_eq!(
+        (s.runs("on_b_too"), s.runs("under"), s.runs("join_b_too")),
+        (0, 0, 1)
+    );
+}
+
+#[test]
+fn when_every_branch_is_skipped_the_output_join_is_skipped_and_the_run_succeeds() {
+    let s = Setup::new();
+    let out = s.run(&s.workflow(&branchy("neither", "")), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(status(&out, "join"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "join").reason.as_deref(),
+        Some("every input was skipped (`on_a` was skipped; `below_b` was skipped)")
+    );
+}
+
+/// An outer decision on the shell value, an inner decision inside branch `a`, and a join of
+/// every leaf.
+fn nested(choice: &str) -> String {
+    format!(
+        "name: nested
+nodes:
+  - {{ id: src, kind: action, type: core.shell, with: {{ command: 'echo {choice}' }} }}
+  - id: outer
+    kind: decision
+    type: core.switch
+    needs: src
+    with: {{ rules: [{{ case: b, when: \"value == 'b'\" }}], default: a }}
+  - id: inner
+    kind: decision
+    type: core.switch
+    needs: outer.a
+    with: {{ rules: [{{ case: one, when: \"value == 'a1'\" }}, {{ case: two, when: \"value == 'a2'\" }}] }}
+  - {{ id: on_one, kind: action, type: test.probe, needs: inner.one }}
+  - {{ id: on_two, kind: action, type: test.probe, needs: [inner.two, src] }}
+  - {{ id: on_b, kind: action, type: test.probe, needs: outer.b }}
+  - {{ id: join, kind: output, type: test.probe, needs: [on_one, on_two, on_b] }}
+"
+    )
+}
+
+#[test]
+fn nested_decisions_skip_the_inner_branches_when_either_case_is_empty() {
+    let s = Setup::new();
+    // Outer case `a` taken, inner case `two` empty.
+    let out = s.run(&s.workflow(&nested("a1")), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(status(&out, "inner"), NodeStatus::Succeeded);
+    assert_eq!(status(&out, "on_one"), NodeStatus::Succeeded);
+    assert_eq!(status(&out, "on_two"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "on_two").reason.as_deref(),
+        Some("branch `inner.two` was empty")
+    );
+    assert_eq!(status(&out, "on_b"), NodeStatus::Skipped);
+    assert_eq!(probe_inputs(&s, &out, "join"), ["on_one"]);
+
+    // Outer case `a` empty: the inner decision and everything under it are skipped, although
+    // `on_two` also needs `src`, which succeeded.
+    let s = Setup::new();
+    let out = s.run(&s.workflow(&nested("b")), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(status(&out, "inner"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "inner").reason.as_deref(),
+        Some("branch `outer.a` was empty")
+    );
+    assert_eq!(status(&out, "on_one"), NodeStatus::Skipped);
+    assert_eq!(status(&out, "on_two"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "on_two").reason.as_deref(),
+        Some("`inner` was skipped")
+    );
+    assert_eq!(probe_inputs(&s, &out, "join"), ["on_b"]);
+    assert_eq!((s.runs("on_one"), s.runs("on_two")), (0, 0));
+
+    // Outer case `a` taken, both inner cases empty: every leaf is skipped, so is the join, and
+    // the run succeeds.
+    let s = Setup::new();
+    let out = s.run(&s.workflow(&nested("a3")), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Succeeded);
+    assert_eq!(status(&out, "inner"), NodeStatus::Succeeded);
+    for id in ["on_one", "on_two", "on_b", "join"] {
+        assert_eq!(status(&out, id), NodeStatus::Skipped, "{id}");
+    }
+}
+
+#[test]
+fn a_join_of_a_skipped_branch_and_a_failed_node_by_rule() {
+    let extra = "  - { id: bad, kind: action, type: test.probe, with: { fail: true } }
+  - { id: join_rule, kind: output, type: test.probe, needs: [on_b, bad] }
+  - { id: strict, kind: action, type: test.probe, needs: [on_b, bad] }
+  - { id: lenient, kind: action, type: test.probe, needs: [on_b, bad], trigger_rule: none_failed }
+  - { id: done, kind: action, type: test.probe, needs: [on_b, bad, on_a], trigger_rule: all_done }
+  - { id: alert, kind: action, type: test.probe, needs: [on_b, bad], trigger_rule: one_failed }
+  - { id: quiet, kind: action, type: test.probe, needs: [on_a], trigger_rule: one_failed }
+";
+    let s = Setup::new();
+    let out = s.run(&s.workflow(&branchy("a", extra)), None, HashSet::new());
+    assert_eq!(out.run.status, RunStatus::Failed);
+    for id in ["join_rule", "strict", "lenient"] {
+        assert_eq!(status(&out, id), NodeStatus::UpstreamFailed, "{id}");
+        assert_eq!(
+            record(&out, id).reason.as_deref(),
+            Some("input `bad` did not succeed")
+        );
+        assert_eq!(s.runs(id), 0, "{id}");
+    }
+    assert_eq!(status(&out, "done"), NodeStatus::Succeeded);
+    assert_eq!(probe_inputs(&s, &out, "done"), ["on_a"]);
+    assert_eq!(status(&out, "alert"), NodeStatus::Succeeded);
+    assert!(probe_inputs(&s, &out, "alert").is_empty());
+    assert_eq!(status(&out, "quiet"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "quiet").reason.as_deref(),
+        Some("no input failed")
+    );
+}
+
+#[test]
+fn rows_routed_to_a_case_that_reaches_no_output_are_reported() {
+    // Case `b` has no subscriber; `c` has one, but it leads to no output.
+    let yaml = "name: t
+nodes:
+  - { id: src, kind: action, type: core.shell, with: { command: 'echo VALUE' } }
+  - id: d
+    kind: decision
+    type: core.switch
+    needs: src
+    with: { rules: [{ case: a, when: \"value == 'a'\" }, { case: b, when: \"value == 'b'\" }], default: c }
+  - { id: on_a, kind: action, type: test.probe, needs: d.a }
+  - { id: on_c, kind: action, type: test.probe, needs: d.c }
+  - { id: out, kind: output, type: test.probe, needs: on_a }
+";
+    let s = Setup::new();
+    let wf = s.workflow(&yaml.replace("VALUE", "a"));
+    let cases: Vec<&str> = wf
+        .node("d")
+        .unwrap()
+        .undelivered_cases
+        .iter()
+        .map(|(c, _)| c.as_str())
+        .collect();
+    assert_eq!(cases, ["b", "c"]);
+    let out = s.run(&wf, None, HashSet::new());
+    assert!(record(&out, "d").warnings.is_empty());
+
+    for (value, case, why) in [
+        ("b", "b", "has no subscriber"),
+        ("z", "c", "leads to no output node"),
+    ] {
+        let wf = s.workflow(&yaml.replace("VALUE", value));
+        let out = s.run(&wf, None, HashSet::new());
+        assert_eq!(out.run.status, RunStatus::Succeeded);
+        let warnings = &record(&out, "d").warnings;
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(&format!("1 row routed to case `{case}`, which {why}")),
+            "{warnings:?}"
+        );
+    }
+}
+
+#[test]
+fn changing_a_trigger_rule_reruns_the_node_on_resume() {
+    let s = Setup::new();
+    let yaml = "name: t
+nodes:
+  - { id: one, kind: action, type: test.probe }
+  - { id: two, kind: action, type: test.probe, needs: one RULE}
+  - { id: three, kind: action, type: test.probe, needs: two, with: { fail: true } }
+";
+    let wf = s.workflow(&yaml.replace("RULE", ""));
+    let first = s.run(&wf, None, HashSet::new());
+    assert_eq!(first.run.status, RunStatus::Failed);
+    let changed = s.workflow(&yaml.replace("RULE", ", trigger_rule: all_done "));
+    assert_ne!(
+        wf.node("two").unwrap().fingerprint,
+        changed.node("two").unwrap().fingerprint
+    );
+    let plan = crate::runs::plan_resume(&changed, &first.run, &first.nodes, None).unwrap();
+    assert_eq!(plan.reused, ["one"]);
+    let rerun: Vec<&str> = plan.reruns.iter().map(|r| r.node.as_str()).collect();
+    assert_eq!(rerun, ["two", "three"]);
+    assert_eq!(plan.reruns[0].reason, "its definition changed");
+}

@@ -23,6 +23,7 @@ pub mod source;
 pub mod spreadsheet;
 pub mod store;
 pub mod template;
+pub mod trigger_rule;
 
 #[path = "../nodes/mod.rs"]
 pub mod nodes;

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
 use crate::node::NodeKind;
+use crate::trigger_rule::TriggerRule;
 
 /// A workflow file.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -88,6 +89,12 @@ pub struct NodeDef {
     /// The nodes this one needs; `DECISION.CASE` subscribes to one case of a decision.
     #[serde(default)]
     pub needs: Needs,
+    /// When the node runs, given how its inputs ended: `all_success` (the default for actions
+    /// and decisions: skipped when an input was skipped or a subscribed case is empty),
+    /// `none_failed_min_one_success` (the default for outputs: a join of branches),
+    /// `none_failed`, `all_done` or `one_failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_rule: Option<TriggerRule>,
     /// The node type's parameters; strings may use `{{ params.NAME }}` and `{{ run.* }}`.
     #[serde(default, rename = "with")]
     pub with: serde_json::Map<String, Json>,
@@ -154,6 +161,7 @@ pub const NODE_KEYS: &[&str] = &[
     "type",
     "description",
     "needs",
+    "trigger_rule",
     "with",
     "retry",
     "timeout",

@@ -564,6 +564,20 @@ pub struct NodeContext {
     pub effects: Arc<dyn EffectLedger>,
     /// State kept across runs, namespaced by the node type name by the engine.
     pub state: Arc<dyn NodeState>,
+    /// What the decisions upstream routed toward this node, so a join can tell whether a branch
+    /// lost rows on the way.
+    pub routed: Vec<RoutedCase>,
+}
+
+/// The rows a decision that succeeded routed to one of its cases from which a path leads to
+/// the node receiving this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutedCase {
+    pub decision: String,
+    /// The decision's node type, such as `segmentation.classify`.
+    pub decision_type: String,
+    pub case: String,
+    pub rows: u64,
 }
 
 impl fmt::Debug for NodeContext {
@@ -680,6 +694,7 @@ pub(crate) mod tests_support {
             trigger: serde_json::Value::Null,
             effects: Arc::new(Memory::default()),
             state: Arc::new(Memory::default()),
+            routed: Vec::new(),
         }
     }
 }

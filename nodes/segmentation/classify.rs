@@ -163,6 +163,15 @@ pub(crate) fn humanize(case: &str) -> String {
     }
 }
 
+/// A segment without customers: what a branch node works on when its rule lets it run although
+/// its segment is empty (say `trigger_rule: all_done`), so it produces an empty output.
+pub(crate) fn no_customers() -> RecordBatch {
+    RecordBatch::new_empty(Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, false),
+        Field::new("segment", DataType::Utf8, false),
+    ])))
+}
+
 /// `rows` with the segment column set (replaced if the input already has one).
 fn with_segment(rows: &RecordBatch, column: &str, segment: &str) -> Result<RecordBatch, NodeError> {
     let schema = rows.schema();

@@ -18,7 +18,9 @@
 //! The profiles (customer → segment, CLV) are kept in the node state, per workflow file, node
 //! and effective parameters (see [`lineage`]). The next run of the same workflow with the same
 //! parameters compares with them: customers who moved
-//! between segments (`12 customers moved from vip to at_risk`), new and lost customers, and the
+//! between segments (`12 customers moved from vip to at_risk`), new customers and customers no
+//! longer in the export (in the previous profiles, absent now: not customers a branch lost, which
+//! fail the run instead; see [`routed`]), and the
 //! total and mean CLV before and after. A retried or resumed attempt of the same run compares
 //! with the same previous run, not with itself.
 //!
@@ -34,6 +36,7 @@ mod pos;
 mod private_files;
 mod recipients;
 mod report;
+mod routed;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -462,6 +465,7 @@ impl Node for Configured {
                 sorted.received
             )));
         }
+        routed::check(&ctx.routed, &campaigns)?;
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
         let written = crate::node::spawn_blocking(move || {
@@ -566,7 +570,9 @@ pub(crate) struct Changes {
     /// Largest first.
     pub(crate) transitions: Vec<Transition>,
     pub(crate) new_customers: u64,
-    pub(crate) lost_customers: u64,
+    /// Customers in the previous run's profiles who are absent from this export (not customers
+    /// a branch dropped: those stop deploy with an error).
+    pub(crate) customers_gone_since_previous: u64,
     pub(crate) clv: ClvChange,
     /// The transitions in words: "12 customers moved from vip to at_risk".
     pub(crate) sentences: Vec<String>,
@@ -1039,7 +1045,7 @@ fn compare(before: &Snapshot, now: &Snapshot) -> Changes {
         moved,
         transitions,
         new_customers,
-        lost_customers: lost,
+        customers_gone_since_previous: lost,
         clv: ClvChange {
             previous_total,
             current_total,
@@ -1352,7 +1358,10 @@ fn output(summary: &Summary, pos: Option<&PosReport>) -> Output {
                 .with_meta("customers_moved", c.moved)
                 .with_meta("transitions", c.sentences.clone())
                 .with_meta("new_customers", c.new_customers)
-                .with_meta("lost_customers", c.lost_customers)
+                .with_meta(
+                    "customers_gone_since_previous",
+                    c.customers_gone_since_previous,
+                )
                 .with_meta("clv_total_change", round2(c.clv.total_change));
             if let Some(m) = c.clv.mean_change {
                 out = out.with_meta("clv_mean_change", round2(m));

@@ -451,6 +451,7 @@ pub(crate) mod test_support {
             trigger: Json::Null,
             effects: Arc::new(NoEffects),
             state: Arc::new(NoState),
+            routed: Vec::new(),
         }
     }
 }

@@ -309,9 +309,12 @@ impl Node for Configured {
             .into_iter()
             .cloned()
             .collect();
-        if customers.is_empty() {
-            return Err(sorted.missing(TableKind::Customers, NODE));
-        }
+        // An empty segment (the node's rule let it run anyway) recommends nothing.
+        let customers = if customers.is_empty() {
+            vec![super::classify::no_customers()]
+        } else {
+            customers
+        };
         let tables = RecommendInputs {
             customers,
             transactions: sorted.require(TableKind::Transactions, NODE)?.clone(),

@@ -2,13 +2,107 @@
 
 use std::fmt::Write;
 
-use crate::compile::Workflow;
+use serde_json::{Value as Json, json};
+
+use crate::compile::{CompiledNode, Workflow};
 use crate::node::NodeKind;
+use crate::trigger_rule::TriggerRule;
+
+/// The trigger rule worth showing on a node: a join rule, or one written in the file.
+fn shown_rule(node: &CompiledNode) -> Option<TriggerRule> {
+    (!node.needs.is_empty() && (node.trigger_rule.is_join() || node.trigger_rule_set))
+        .then_some(node.trigger_rule)
+}
+
+/// What a rule means, in a few words.
+fn meaning(rule: TriggerRule) -> &'static str {
+    match rule {
+        TriggerRule::AllSuccess => {
+            "runs when every input succeeded; skipped when an input was skipped or a subscribed case is empty"
+        }
+        TriggerRule::NoneFailedMinOneSuccess => {
+            "runs with the inputs that succeeded; skipped when every input was skipped"
+        }
+        TriggerRule::NoneFailed => "runs unless an input failed, even when every input was skipped",
+        TriggerRule::AllDone => "runs once every input is done, whatever happened",
+        TriggerRule::OneFailed => "runs only when an input failed",
+    }
+}
+
+/// `flow validate`: the nodes' trigger rules, joins and rules set in the file by name.
+pub fn trigger_rules(wf: &Workflow) -> String {
+    let mut out = String::new();
+    let shown: Vec<&CompiledNode> = wf
+        .order
+        .iter()
+        .map(|&i| &wf.nodes[i])
+        .filter(|n| shown_rule(n).is_some())
+        .collect();
+    let width = shown.iter().map(|n| n.id.len()).max().unwrap_or(0);
+    for node in &shown {
+        let _ = writeln!(
+            out,
+            "  {:<width$}  {} ({} input{}): {}",
+            node.id,
+            node.trigger_rule,
+            node.needs.len(),
+            if node.needs.len() == 1 { "" } else { "s" },
+            meaning(node.trigger_rule)
+        );
+    }
+    let others = wf
+        .nodes
+        .iter()
+        .filter(|n| !n.needs.is_empty() && shown_rule(n).is_none())
+        .count();
+    if others > 0 {
+        let _ = writeln!(
+            out,
+            "  {} other node{}: {} ({})",
+            others,
+            if others == 1 { "" } else { "s" },
+            TriggerRule::AllSuccess,
+            meaning(TriggerRule::AllSuccess)
+        );
+    }
+    out
+}
+
+/// `flow validate --json`: every node with its inputs and effective trigger rule.
+pub fn summary_json(wf: &Workflow) -> Vec<Json> {
+    wf.nodes
+        .iter()
+        .map(|n| {
+            let needs: Vec<String> = n
+                .needs
+                .iter()
+                .map(|need| {
+                    let from = &wf.nodes[need.node].id;
+                    match &need.case {
+                        Some(case) => format!("{from}.{case}"),
+                        None => from.clone(),
+                    }
+                })
+                .collect();
+            json!({
+                "id": n.id,
+                "kind": n.kind.as_str(),
+                "type": n.type_name,
+                "needs": needs,
+                "trigger_rule": n.trigger_rule,
+                "trigger_rule_set": n.trigger_rule_set,
+            })
+        })
+        .collect()
+}
 
 pub fn mermaid(wf: &Workflow) -> String {
     let mut out = String::from("flowchart TD\n");
     for node in &wf.nodes {
-        let label = format!("{}<br/><small>{}</small>", node.id, node.type_name);
+        let mut label = format!("{}<br/><small>{}</small>", node.id, node.type_name);
+        if let Some(rule) = shown_rule(node) {
+            let _ = write!(label, "<br/><small><i>{rule}</i></small>");
+        }
         let shape = match node.kind {
             NodeKind::Trigger => format!("([\"{label}\"])"),
             NodeKind::Decision => format!("{{\"{label}\"}}"),
@@ -50,9 +144,12 @@ pub fn dot(wf: &Workflow) -> String {
             NodeKind::Output => "parallelogram",
             NodeKind::Action => "box",
         };
+        let rule = shown_rule(node)
+            .map(|r| format!("\\n[{r}]"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "    \"{}\" [shape={shape}, label=\"{}\\n{}\"];",
+            "    \"{}\" [shape={shape}, label=\"{}\\n{}{rule}\"];",
             node.id, node.id, node.type_name
         );
     }

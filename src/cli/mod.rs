@@ -378,6 +378,7 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
             Err(e @ LoadError::Io { .. }) => (
                 false,
                 vec![compile::Diagnostic {
+                    severity: compile::Severity::Error,
                     file: file.to_path_buf(),
                     line: None,
                     column: None,
@@ -386,7 +387,11 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
                 }],
             ),
         };
-        let out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
+        let mut out = serde_json::json!({ "file": file, "valid": valid, "errors": errors });
+        if let Ok(wf) = &result {
+            out["warnings"] = serde_json::json!(wf.warnings);
+            out["nodes"] = serde_json::json!(graph::summary_json(wf));
+        }
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
         return Ok(if valid {
             ExitCode::SUCCESS
@@ -395,13 +400,21 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
         });
     }
     let wf = load(file, registry)?;
+    for w in &wf.warnings {
+        eprintln!("{w}");
+    }
     println!(
-        "{}: valid workflow `{}` ({}, {})",
+        "{}: valid workflow `{}` ({}, {}){}",
         file.display(),
         wf.name,
         plural(wf.nodes.len() as u64, "node"),
-        plural(wf.triggers().count() as u64, "trigger")
+        plural(wf.triggers().count() as u64, "trigger"),
+        match wf.warnings.len() {
+            0 => String::new(),
+            n => format!(", {}", plural(n as u64, "warning")),
+        }
     );
+    print!("{}", graph::trigger_rules(&wf));
     Ok(ExitCode::SUCCESS)
 }
 
@@ -483,6 +496,9 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         wf.name,
         plural(wf.nodes.len() as u64, "node")
     );
+    for w in &wf.warnings {
+        eprintln!("{w}");
+    }
     execute(
         wf,
         store,

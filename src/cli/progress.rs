@@ -165,7 +165,8 @@ impl Live {
                 bar.set_style(self.done_style.clone());
                 bar.finish_with_message(plain_status(event));
             }
-            Event::Draining { .. } => console::line(&plain(event)),
+            // Printed above the live lines by the console, so the redraw does not erase them.
+            Event::Draining { .. } | Event::Warning { .. } => console::line(&plain(event)),
         }
     }
 
@@ -242,6 +243,7 @@ fn plain(event: &Event) -> String {
                 plural(*running as u64, "running node")
             )
         }
+        Event::Warning { node, message } => format!("warning: node {node}: {message}"),
     }
 }
 

@@ -181,6 +181,9 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
                 serde_json::Value::Object(n.meta.clone())
             );
         }
+        for w in &n.warnings {
+            println!("{} warning: {w}", n.node_id);
+        }
         if let Some(e) = &n.error
             && e.lines().count() > 1
         {
@@ -224,6 +227,11 @@ fn node_table(nodes: &[NodeRecord], live: Option<bool>) -> Table {
 pub fn summary(outcome: &RunOutcome) {
     let run = &outcome.run;
     println!("{}", node_table(&outcome.nodes, None));
+    for n in &outcome.nodes {
+        for w in &n.warnings {
+            println!("warning: node `{}`: {w}", n.node_id);
+        }
+    }
     println!(
         "run {} {} in {:.1}s",
         run.id,

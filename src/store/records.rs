@@ -191,6 +191,9 @@ pub struct NodeRecord {
     /// The execution in which the node reached its status.
     #[serde(default)]
     pub execution: u32,
+    /// Problems that did not fail the node, such as rows routed to a case that reaches no output.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl NodeRecord {
@@ -210,6 +213,7 @@ impl NodeRecord {
             meta: Default::default(),
             fingerprint: String::new(),
             execution: 0,
+            warnings: Vec::new(),
         }
     }
 }

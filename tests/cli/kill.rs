@@ -70,6 +70,7 @@ nodes:
     kind: action
     type: core.shell
     needs: [double, count, checksum, big_total, small_total, negative_total]
+    trigger_rule: none_failed_min_one_success
     with:
       command: 'sh record.sh && sleep 0.05 && for f in $(echo "$FLOW_INPUTS" | tr ":" " "); do echo "${f##*/}: $(cat "$f" | tr "\n" " ")"; done'
   - id: write_summary

@@ -392,6 +392,7 @@ nodes:
     kind: action
     type: core.shell
     needs: [on_approve, on_reject]
+    trigger_rule: none_failed_min_one_success
     with: {{ command: "sh record.sh" }}
 "#
         )

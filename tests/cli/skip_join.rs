@@ -1,10 +1,11 @@
-//! Decisions, skip propagation and join rules, in every combination:
-//! - a branch with an empty partition is skipped, and so is everything reachable only through it;
-//! - a join runs when all inputs are succeeded or skipped and at least one succeeded, and then
-//!   receives only the live inputs;
+//! Decisions, skip propagation and trigger rules, in every combination:
+//! - a branch with an empty partition is skipped, and so is every node below it that keeps the
+//!   default rule (`all_success`), whatever its other inputs did;
+//! - a join (`trigger_rule: none_failed_min_one_success`) runs when all inputs are succeeded or
+//!   skipped and at least one succeeded, and then receives only the live inputs;
 //! - a join whose inputs were all skipped is skipped;
 //! - a node with a failed (or upstream-failed) input does not run (`upstream_failed`), whatever
-//!   its other inputs did, and the run fails.
+//!   its other inputs did, and the run fails; an `all_done` node runs anyway.
 
 use crate::support::{Exec, Workspace, counts_of, statuses_of};
 
@@ -20,6 +21,20 @@ fn shell(id: &str, needs: &[&str], extra: &str) -> String {
     format!(
         "  - id: {id}\n    kind: action\n    type: core.shell\n    needs: [{}]\n    with: {{ command: '{command}' }}\n",
         needs.join(", ")
+    )
+}
+
+/// A shell node that joins branches: it runs with whichever inputs succeeded.
+fn join(id: &str, needs: &[&str], extra: &str) -> String {
+    with_rule(&shell(id, needs, extra), "none_failed_min_one_success")
+}
+
+/// `node` (as written by [`shell`]) with a trigger rule.
+fn with_rule(node: &str, rule: &str) -> String {
+    node.replacen(
+        "    with:",
+        &format!("    trigger_rule: {rule}\n    with:"),
+        1,
     )
 }
 
@@ -71,19 +86,27 @@ nodes:
     yaml.push_str(&shell("huge_child", &["huge_n"], ""));
     yaml.push_str(&shell("huge_grandchild", &["huge_child"], ""));
     // (succeeded, skipped) -> runs with the live input only.
-    yaml.push_str(&shell("live_join", &["large_n", "huge_n"], ""));
+    yaml.push_str(&join("live_join", &["large_n", "huge_n"], ""));
+    // The same inputs under the default rule: inside the untaken branch, so skipped.
+    yaml.push_str(&shell("strict_join", &["large_n", "huge_n"], ""));
     // (skipped, skipped) -> skipped.
-    yaml.push_str(&shell("dead_join", &["huge_n", "huge_child"], ""));
+    yaml.push_str(&join("dead_join", &["huge_n", "huge_child"], ""));
     // Two cases of one decision, both non-empty.
     yaml.push_str(&shell("two_cases", &["split.small", "split.large"], ""));
-    // Two cases of one decision, one of them empty.
-    yaml.push_str(&shell(
+    // Two cases of one decision, one of them empty: a join runs, the default rule skips.
+    yaml.push_str(&join(
         "case_and_empty_case",
         &["split.large", "split.huge"],
         "",
     ));
+    yaml.push_str(&shell("strict_cases", &["split.large", "split.huge"], ""));
     // (skipped join, succeeded) -> runs.
-    yaml.push_str(&shell("after_dead", &["dead_join", "small_n"], ""));
+    yaml.push_str(&join("after_dead", &["dead_join", "small_n"], ""));
+    // Under `none_failed`, even (skipped, skipped) runs, with no inputs.
+    yaml.push_str(&with_rule(
+        &shell("none_failed", &["huge_n", "huge_child"], ""),
+        "none_failed",
+    ));
     yaml
 }
 
@@ -105,10 +128,13 @@ fn empty_branches_are_skipped_and_joins_get_only_live_inputs() {
             ("huge_child", "skipped"),
             ("huge_grandchild", "skipped"),
             ("live_join", "succeeded"),
+            ("strict_join", "skipped"),
             ("dead_join", "skipped"),
             ("two_cases", "succeeded"),
             ("case_and_empty_case", "succeeded"),
+            ("strict_cases", "skipped"),
             ("after_dead", "succeeded"),
+            ("none_failed", "succeeded"),
         ])
     );
     let log = ws.log();
@@ -122,6 +148,7 @@ fn empty_branches_are_skipped_and_joins_get_only_live_inputs() {
             ("two_cases", 1),
             ("case_and_empty_case", 1),
             ("after_dead", 1),
+            ("none_failed", 1),
         ]),
         "skipped nodes must not execute"
     );
@@ -137,6 +164,7 @@ fn empty_branches_are_skipped_and_joins_get_only_live_inputs() {
     );
     assert_eq!(exec_of(&log, "case_and_empty_case").inputs, ["split.large"]);
     assert_eq!(exec_of(&log, "after_dead").inputs, ["small_n"]);
+    assert!(exec_of(&log, "none_failed").inputs.is_empty());
 
     // Rows were routed by the rules; rows_in counts only live inputs.
     let nodes = ws.node_records(&id);
@@ -165,6 +193,15 @@ fn empty_branches_are_skipped_and_joins_get_only_live_inputs() {
             .unwrap()
             .contains("`huge_n` was skipped")
     );
+    assert_eq!(nodes["strict_join"]["reason"], "`huge_n` was skipped");
+    assert_eq!(
+        nodes["strict_cases"]["reason"],
+        "branch `split.huge` was empty"
+    );
+    assert_eq!(
+        nodes["dead_join"]["reason"],
+        "every input was skipped (`huge_n` was skipped; `huge_child` was skipped)"
+    );
 }
 
 #[test]
@@ -179,14 +216,17 @@ fn a_decision_over_an_empty_table_skips_every_branch_and_their_join() {
         "huge_n",
         "huge_child",
         "live_join",
+        "strict_join",
         "dead_join",
         "two_cases",
+        "strict_cases",
         "after_dead",
     ] {
         assert_eq!(statuses[node], "skipped", "`{node}`: {statuses:?}");
     }
     assert_eq!(statuses["split"], "succeeded");
-    assert_eq!(ws.counts(), counts_of(&[("orders", 1)]));
+    assert_eq!(statuses["none_failed"], "succeeded");
+    assert_eq!(ws.counts(), counts_of(&[("orders", 1), ("none_failed", 1)]));
     assert_eq!(
         ws.show(&id)["run"]["status"],
         "succeeded",
@@ -227,11 +267,13 @@ nodes:
     kind: action
     type: core.shell
     needs: [route.approve, route.reject]
+    trigger_rule: none_failed_min_one_success
     with: { command: "sh record.sh" }
   - id: after
     kind: action
     type: core.shell
     needs: [on_approve, on_reject]
+    trigger_rule: none_failed_min_one_success
     with: { command: "sh record.sh" }
 "#;
 
@@ -331,19 +373,34 @@ nodes:
     yaml.push_str(&shell("bad", &["start"], "echo boom >&2 && exit 3"));
     yaml.push_str(&shell("missed", &["gate.miss"], ""));
     yaml.push_str(&shell("hit", &["gate.hit"], ""));
-    // (succeeded, failed) and (skipped, failed): neither runs.
-    yaml.push_str(&shell("join_ok_bad", &["ok", "bad"], ""));
-    yaml.push_str(&shell("join_skip_bad", &["missed", "bad"], ""));
+    // (succeeded, failed) and (skipped, failed): neither runs, under either rule.
+    yaml.push_str(&join("join_ok_bad", &["ok", "bad"], ""));
+    yaml.push_str(&join("join_skip_bad", &["missed", "bad"], ""));
+    yaml.push_str(&shell("strict_skip_bad", &["missed", "bad"], ""));
     // Below an upstream-failed node, and (skipped, upstream_failed).
     yaml.push_str(&shell("below", &["join_ok_bad"], ""));
-    yaml.push_str(&shell(
+    yaml.push_str(&join(
         "join_skip_upstream_failed",
         &["missed", "join_skip_bad"],
         "",
     ));
     // (succeeded, skipped) still runs, and independent branches carry on.
-    yaml.push_str(&shell("join_ok_skip", &["hit", "missed"], ""));
+    yaml.push_str(&join("join_ok_skip", &["hit", "missed"], ""));
     yaml.push_str(&shell("independent", &["ok"], "sleep 0.2"));
+    // `all_done` runs after (succeeded, skipped, failed) with the input that succeeded;
+    // `one_failed` runs because `bad` failed.
+    yaml.push_str(&with_rule(
+        &shell("cleanup", &["hit", "missed", "bad"], ""),
+        "all_done",
+    ));
+    yaml.push_str(&with_rule(
+        &shell("alert", &["ok", "bad"], ""),
+        "one_failed",
+    ));
+    yaml.push_str(&with_rule(
+        &shell("no_alert", &["ok", "hit"], ""),
+        "one_failed",
+    ));
 
     let ws = Workspace::with_workflow(&yaml);
     let out = ws.run().expect_exit(1).run();
@@ -360,10 +417,14 @@ nodes:
             ("hit", "succeeded"),
             ("join_ok_bad", "upstream_failed"),
             ("join_skip_bad", "upstream_failed"),
+            ("strict_skip_bad", "upstream_failed"),
             ("below", "upstream_failed"),
             ("join_skip_upstream_failed", "upstream_failed"),
             ("join_ok_skip", "succeeded"),
             ("independent", "succeeded"),
+            ("cleanup", "succeeded"),
+            ("alert", "succeeded"),
+            ("no_alert", "skipped"),
         ])
     );
     assert_eq!(
@@ -373,10 +434,14 @@ nodes:
             ("bad", 1),
             ("hit", 1),
             ("join_ok_skip", 1),
-            ("independent", 1)
+            ("independent", 1),
+            ("cleanup", 1),
+            ("alert", 1),
         ])
     );
     assert_eq!(exec_of(&ws.log(), "join_ok_skip").inputs, ["hit"]);
+    assert_eq!(exec_of(&ws.log(), "cleanup").inputs, ["hit"]);
+    assert_eq!(exec_of(&ws.log(), "alert").inputs, ["ok"]);
     let show = ws.show(&id);
     assert_eq!(show["run"]["status"], "failed");
     assert_eq!(show["run"]["error"], "failed: bad");
@@ -409,7 +474,7 @@ nodes:
     yaml.push_str(&shell("m", &["morning"], ""));
     yaml.push_str(&shell("e", &["evening"], ""));
     yaml.push_str(&shell("e_child", &["e"], ""));
-    yaml.push_str(&shell("both", &["m", "e"], ""));
+    yaml.push_str(&join("both", &["m", "e"], ""));
 
     let ws = Workspace::with_workflow(&yaml);
     let id = ws.run().args(["--trigger", "morning"]).run().run_id();

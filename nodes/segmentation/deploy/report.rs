@@ -277,7 +277,7 @@ pub(crate) fn render(summary: &Summary) -> String {
                 escape(&when(&c.previous_run_at)),
                 plural(c.customers_compared, "customer"),
                 c.new_customers,
-                c.lost_customers
+                c.customers_gone_since_previous
             );
             let class = |v: f64| {
                 if v > 0.0 {

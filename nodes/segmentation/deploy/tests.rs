@@ -71,6 +71,7 @@ impl Stores {
             trigger: json!({ "time": "2024-04-01T06:00:00+02:00" }),
             effects: Arc::new(self.effects.clone()),
             state: Arc::new(self.state.clone()),
+            routed: Vec::new(),
         }
     }
 }
@@ -475,7 +476,7 @@ fn a_second_run_reports_transitions_and_clv_change() {
             json!(["1 customer moved from vip to at_risk"])
         );
         assert_eq!(out.meta["new_customers"], 1);
-        assert_eq!(out.meta["lost_customers"], 0);
+        assert_eq!(out.meta["customers_gone_since_previous"], 0);
         assert_eq!(out.meta["clv_total_change"], 100.0); // 1000 - 900
         assert_eq!(out.meta["clv_mean_change"], -50.0); // 250 - 300
     };
