@@ -532,7 +532,7 @@ nodes:
         wf.node("two").unwrap().fingerprint,
         changed.node("two").unwrap().fingerprint
     );
-    let plan = crate::runs::plan_resume(&changed, &first.run, &first.nodes, None).unwrap();
+    let plan = crate::runs::plan_resume(&changed, &first.run, &first.nodes, None, &[]).unwrap();
     assert_eq!(plan.reused, ["one"]);
     let rerun: Vec<&str> = plan.reruns.iter().map(|r| r.node.as_str()).collect();
     assert_eq!(rerun, ["two", "three"]);

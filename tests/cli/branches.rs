@@ -47,8 +47,8 @@ fn rule_of(segment: &str) -> &'static str {
 fn never(yaml: &str, segment: &str) -> String {
     replace_once(
         yaml,
-        &format!("{{ case: {segment}, when: \"{}\" }}", rule_of(segment)),
-        &format!("{{ case: {segment}, when: \"orders < 0\" }}"),
+        &format!("when: \"{}\"", rule_of(segment)),
+        "when: \"orders < 0\"",
     )
 }
 
@@ -213,11 +213,17 @@ fn all_but_one_segment_empty() {
 
 #[test]
 fn every_segment_empty_skips_deploy_and_the_run_succeeds() {
-    // No transaction before 2000: no customers at all.
+    // Every rule never true, `regular` made a rule too, and the default a segment that no branch
+    // takes: every branch is empty, and the customers reach no output (a warning, not a loss in
+    // silence).
+    let mut yaml = shipped_yaml();
+    for segment in &SEGMENTS[..5] {
+        yaml = never(&yaml, segment);
+    }
     let yaml = replace_once(
-        &shipped_yaml(),
-        "      on_bad_rows: skip",
-        "      until: \"2000-01-01\"\n      on_bad_rows: skip",
+        &yaml,
+        "      default: regular",
+        "        - { case: regular, when: \"orders < 0\" }\n      default: unsegmented",
     );
     let ws = workspace(&yaml);
     let out = ws.flow().args(["run", WF]).run();
@@ -356,7 +362,7 @@ fn segments_that_reach_no_output_are_warnings_at_their_lines_and_in_the_run() {
         .filter(|l| l.contains("warning"))
         .collect();
     assert_eq!(warnings, expected, "{out}");
-    out.assert_stdout_contains("valid workflow `segmentation` (19 nodes, 1 triggers), 2 warnings");
+    out.assert_stdout_contains("valid workflow `segmentation` (19 nodes, 1 trigger), 2 warnings");
 
     let json = ws.flow().args(["validate", WF, "--json"]).run().json();
     assert_eq!(json["valid"], true);

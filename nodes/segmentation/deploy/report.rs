@@ -426,7 +426,7 @@ mod tests {
                 },
             ],
             new_customers: 0,
-            lost_customers: 0,
+            customers_gone_since_previous: 0,
             clv: ClvChange {
                 previous_total: 10.0,
                 current_total: 12.0,
