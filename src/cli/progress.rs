@@ -243,7 +243,7 @@ fn plain(event: &Event) -> String {
                 plural(*running as u64, "running node")
             )
         }
-        Event::Warning { node, message } => format!("warning: node {node}: {message}"),
+        Event::Warning { node, message } => format!("node {node} warning: {message}"),
     }
 }
 

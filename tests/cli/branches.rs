@@ -384,7 +384,7 @@ fn segments_that_reach_no_output_are_warnings_at_their_lines_and_in_the_run() {
     assert_eq!(nodes["classify"]["warnings"], serde_json::json!([message]));
     assert!(
         out.stderr
-            .contains(&format!("warning: node classify: {message}")),
+            .contains(&format!("node classify warning: {message}")),
         "{out}"
     );
     assert!(
