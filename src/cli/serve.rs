@@ -20,6 +20,17 @@ use crate::store::{
     LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer,
 };
 
+/// What `flow serve` keeps of finished runs (applied at start and after each run).
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// Keep the newest N runs of each workflow; older finished runs are removed.
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<usize>,
+    /// Keep runs younger than this (`90d`, `12h`); older finished runs are removed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub keep_for: Option<Duration>,
+}
+
 pub struct ServeCommand<'a> {
     pub state: &'a Path,
     pub sources: Vec<PathBuf>,
@@ -283,6 +294,16 @@ fn describe(kind: &EventKind) -> Option<String> {
                 )
             }
         }
+        EventKind::Pruned {
+            runs,
+            firings,
+            bytes,
+        } => format!(
+            "retention removed {} and {firings} firing-log {} ({} of records and outputs)",
+            plural(*runs, "old run"),
+            if *firings == 1 { "entry" } else { "entries" },
+            crate::store::human_bytes(*bytes)
+        ),
         EventKind::Problem { message } => format!("error: {message}"),
         EventKind::Stopping { running } => {
             if *running == 0 {

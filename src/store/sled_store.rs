@@ -8,7 +8,10 @@ use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 
-use super::{NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs};
+use super::{
+    NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
+    to_pairs,
+};
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -274,6 +277,8 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
 const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
 /// The database value for an output kept in a file: this mark, then the file's relative path.
 const OUTPUT_FILE_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
+/// The directory of output files, one subdirectory per run.
+const OUTPUTS: &str = "outputs";
 
 impl SledStore {
     /// Writes a large output to `outputs/RUN/NODE.out` (fsynced, renamed into place, directory
@@ -296,7 +301,7 @@ impl SledStore {
                 output: Some(bytes),
             });
         }
-        let relative = format!("outputs/{run_id}/{}.out", record.node_id);
+        let relative = format!("{OUTPUTS}/{run_id}/{}.out", record.node_id);
         let path = self.dir.join(&relative);
         let fail = |e: std::io::Error| {
             StoreError::Io(format!(
@@ -431,5 +436,79 @@ impl StateStore for SledStore {
 
     fn location(&self) -> String {
         self.dir.display().to_string()
+    }
+
+    /// The database entries go in one batch, flushed before any output file is deleted: a
+    /// kill at any point leaves either the run whole or its records gone and (at worst) some
+    /// unreferenced output files, which the next removal sweeps up.
+    fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
+        let mut removed = Removed::default();
+        let mut batch = sled::Batch::default();
+        let mut count = |key: &[u8], value: &[u8], removed: &mut Removed| {
+            batch.remove(key);
+            removed.entries += 1;
+            removed.bytes += (key.len() + value.len()) as u64;
+        };
+        for run_id in &removal.run_ids {
+            let key = keys::run(run_id);
+            if let Some(value) = self.db.get(&key).map_err(io)? {
+                removed.runs += 1;
+                count(key.as_bytes(), &value, &mut removed);
+            }
+            for prefix in keys::run_prefixes(run_id) {
+                for item in self.db.scan_prefix(prefix.as_bytes()) {
+                    let (key, value) = item.map_err(io)?;
+                    count(&key, &value, &mut removed);
+                }
+            }
+        }
+        for (namespace, key) in &removal.keys {
+            let key = keys::kv(namespace, key);
+            if let Some(value) = self.db.get(&key).map_err(io)? {
+                count(key.as_bytes(), &value, &mut removed);
+            }
+        }
+        self.db.apply_batch(batch).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        let outputs = self.dir.join(OUTPUTS);
+        for run_id in &removal.run_ids {
+            removed.bytes += remove_output_dir(&outputs.join(run_id))?;
+        }
+        removed.bytes += self.sweep_unreferenced_outputs()?;
+        Ok(removed)
+    }
+}
+
+/// Deletes a run's output files; the bytes they held.
+fn remove_output_dir(dir: &Path) -> Result<u64, StoreError> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let bytes = super::disk_usage(dir);
+    std::fs::remove_dir_all(dir).map_err(|e| {
+        StoreError::Io(format!(
+            "cannot remove the output files {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(bytes)
+}
+
+impl SledStore {
+    /// Output directories of runs that have no record: left by a removal that was killed after
+    /// its batch. A run's record is written before any of its outputs, so a directory
+    /// without one belongs to no run.
+    fn sweep_unreferenced_outputs(&self) -> Result<u64, StoreError> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(OUTPUTS)) else {
+            return Ok(0);
+        };
+        let mut bytes = 0;
+        for entry in entries.flatten() {
+            let run_id = entry.file_name().to_string_lossy().into_owned();
+            if !self.db.contains_key(keys::run(&run_id)).map_err(io)? {
+                bytes += remove_output_dir(&entry.path())?;
+            }
+        }
+        Ok(bytes)
     }
 }

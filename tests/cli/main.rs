@@ -6,6 +6,7 @@
 
 mod inspect;
 mod kill;
+mod prune;
 mod resume;
 mod retry_timeout;
 mod run;
