@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -11,7 +12,7 @@ use serde_json::json;
 
 use super::{Failure, Outcome, open_store};
 use crate::serve::retention;
-use crate::store::{Retention, disk_usage, human_bytes};
+use crate::store::{Retention, SledStore, StateStore, StoreError, disk_usage, human_bytes};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {
@@ -63,12 +64,29 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
             "say which runs to keep: --keep N (newest runs per workflow), --older-than DURATION or --before DATE"
         )));
     }
-    let store = open_store(state)?;
+    // Opened here (rather than reached through flow serve), the database can be compacted.
+    let (store, direct): (Arc<dyn StateStore>, bool) = match SledStore::open(state) {
+        Ok(store) => (Arc::new(store), true),
+        Err(StoreError::Locked { .. }) => (open_store(state)?, false),
+        Err(e) => return Err(e.into()),
+    };
     let live: HashSet<String> = store.live_runs()?;
     let before = disk_usage(state);
     let pruned = retention::prune(store.as_ref(), &policy, &live, args.dry_run)?;
-    let after = disk_usage(state);
     let spared = spared_resumable(store.as_ref(), &policy, &live)?;
+    let location = store.location();
+    drop(store);
+    let compacted = if direct && !args.dry_run && !pruned.runs.is_empty() {
+        match SledStore::compact(state) {
+            Ok(_) => true,
+            // Someone took the store between the two opens: the removal stands.
+            Err(StoreError::Locked { .. }) => false,
+            Err(e) => return Err(e.into()),
+        }
+    } else {
+        false
+    };
+    let after = disk_usage(state);
     if args.json {
         let out = json!({
             "dry_run": args.dry_run,
@@ -83,6 +101,7 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
             "bytes_removed": pruned.removed.bytes,
             "store_bytes_before": before,
             "store_bytes_after": after,
+            "compacted": compacted,
             "resumable_kept": spared,
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
@@ -113,13 +132,22 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
     };
     if args.dry_run {
         println!("dry run: {verb} {runs}{firings}; nothing was changed");
+    } else if pruned.runs.is_empty() && pruned.firings == 0 {
+        println!(
+            "nothing to remove; the store takes {} in {location}",
+            human_bytes(after)
+        );
     } else {
         println!(
-            "{verb} {runs}{firings}: {} of records and outputs; the store now takes {} (was {}) in {}",
+            "{verb} {runs}{firings}: {} of records and outputs; the store now takes {} (was {}) in {location}{}",
             human_bytes(pruned.removed.bytes),
             human_bytes(after),
             human_bytes(before),
-            store.location()
+            if compacted {
+                ", its database compacted"
+            } else {
+                ""
+            }
         );
     }
     if spared > 0 {
@@ -134,7 +162,7 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
 
 /// Resumable runs the policy would have removed had they finished.
 fn spared_resumable(
-    store: &dyn crate::store::StateStore,
+    store: &dyn StateStore,
     policy: &Retention,
     live: &HashSet<String>,
 ) -> Result<usize, Failure> {

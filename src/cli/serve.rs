@@ -38,6 +38,23 @@ pub struct ServeCommand<'a> {
 }
 
 pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
+    let retention = cmd.opts.keep_runs.is_some() || cmd.opts.keep_for.is_some();
+    if retention && cmd.state.join("db").exists() {
+        // What the runs retention removed while serving last left in the database comes back
+        // now, before the store is shared. A store in use is left for `open_when_free`.
+        match SledStore::compact(cmd.state) {
+            Ok(c) => log_line(
+                Utc::now(),
+                &format!(
+                    "compacted the state store's database: {} -> {}",
+                    crate::store::human_bytes(c.before),
+                    crate::store::human_bytes(c.after)
+                ),
+            ),
+            Err(StoreError::Locked { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let store: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
     let live = LiveRuns::default();
     let (events_tx, events_rx) = mpsc::unbounded_channel();

@@ -6,6 +6,7 @@
 //! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
 //! batch and flushes it before it starts anything downstream.
 
+mod compact;
 mod memory;
 mod records;
 mod remote;
@@ -17,6 +18,7 @@ mod usage;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};

@@ -19,10 +19,10 @@ const FORMAT_KEY: &str = "meta/format";
 
 /// A state store in a directory (default `.flow/`).
 pub struct SledStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     dir: PathBuf,
     /// Held for the store's lifetime: the clear "in use" message comes from this lock.
-    _lock: File,
+    pub(super) lock: File,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -33,11 +33,11 @@ impl std::fmt::Debug for SledStore {
 
 /// Written when the store is closed cleanly: the database files as they were left.
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct CleanMark {
+pub(super) struct CleanMark {
     files: Vec<(String, u64, u128)>,
 }
 
-const CLEAN_MARK: &str = "db.clean";
+pub(super) const CLEAN_MARK: &str = "db.clean";
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
@@ -70,6 +70,7 @@ impl SledStore {
             }
         }
         let db_path = dir.join("db");
+        super::compact::finish_interrupted(dir, &db_path)?;
         remove_unfinished_snapshots(&db_path);
         if !db_path.join("conf").exists() {
             create_db(dir, &db_path)?;
@@ -83,7 +84,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -103,7 +104,7 @@ impl Drop for SledStore {
     }
 }
 
-fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(db_path)
         .mode(sled::Mode::HighThroughput)
@@ -126,7 +127,7 @@ fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
     }
 }
 
-fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreError> {
+pub(super) fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreError> {
     let unreadable = |reason: &str| StoreError::Unreadable {
         path: dir.to_path_buf(),
         reason: reason.to_string(),
@@ -221,7 +222,7 @@ fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
     result
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(super) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -236,7 +237,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Sizes and modification times of the database files.
-fn clean_mark(db_path: &Path) -> CleanMark {
+pub(super) fn clean_mark(db_path: &Path) -> CleanMark {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64, u128)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -346,7 +347,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn io(e: sled::Error) -> StoreError {
+pub(super) fn io(e: sled::Error) -> StoreError {
     StoreError::Io(e.to_string())
 }
 

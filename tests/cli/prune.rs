@@ -97,6 +97,8 @@ fn prune_keeps_the_newest_and_resumable_runs_and_removes_the_rest_entirely() {
     let removed = prune(&ws, &["--keep", "1", "--include-resumable"]);
     assert_eq!(removed["runs"][0]["id"], ids[2].as_str(), "{removed:#}");
     assert_eq!(removed["runs"][0]["status"], "failed");
+    // Opened directly (no flow serve), the database was rewritten to give its space back.
+    assert_eq!(removed["compacted"], true, "{removed:#}");
     assert_eq!(run_ids(&ws), [ids[3].clone()]);
 }
 
@@ -122,6 +124,7 @@ fn dry_run_lists_what_would_go_and_changes_nothing() {
     assert_eq!(json["dry_run"], true);
     assert_eq!(json["runs"].as_array().unwrap().len(), 2);
     assert_eq!(json["bytes_removed"], 0);
+    assert_eq!(json["compacted"], false);
     assert_eq!(run_ids(&ws), before);
 }
 
