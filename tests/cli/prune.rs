@@ -262,4 +262,20 @@ fn serve_keeps_runs_to_its_retention_and_prune_works_beside_it() {
         let id = line.rsplit(' ').next().unwrap();
         assert!(remaining.iter().any(|r| r == id), "{line} ({remaining:?})");
     }
+    // Started again with a retention, the server first compacts the database.
+    let server = ws
+        .command(["serve", "flow.yaml", "--keep-runs", "2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow serve");
+    let up = wait_until(Duration::from_secs(20), || ws.exists(".flow/serve.sock"));
+    sigterm(&server);
+    let out = server.wait_with_output().expect("wait for flow serve");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(up, "{log}");
+    assert!(
+        log.contains("compacted the state store's database: "),
+        "{log}"
+    );
 }
