@@ -143,10 +143,12 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
             human_bytes(pruned.removed.bytes),
             human_bytes(after),
             human_bytes(before),
-            if compacted {
-                ", its database compacted"
-            } else {
-                ""
+            match (compacted, direct) {
+                (true, _) => ", its database compacted",
+                (false, true) => "",
+                // The server holds the database open; it compacts when it next starts.
+                (false, false) =>
+                    "; flow serve compacts the database when it next starts with a retention",
             }
         );
     }
