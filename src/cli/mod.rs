@@ -6,6 +6,7 @@
 mod console;
 mod graph;
 mod progress;
+mod prune;
 mod report;
 mod schema;
 mod serve;
@@ -146,6 +147,8 @@ struct ServeArgs {
     /// How often workflow files are checked for changes.
     #[arg(long, default_value = "2s", value_parser = serve::parse_interval)]
     reload_interval: std::time::Duration,
+    #[command(flatten)]
+    retention: serve::RetentionArgs,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +195,13 @@ enum RunsCommand {
         /// For a decision: the case to export.
         #[arg(long)]
         case: Option<String>,
+    },
+    /// Remove old runs with their outputs; failed and interrupted runs stay unless asked.
+    Prune(prune::PruneArgs),
+    /// The space the state store takes on disk: database and output files.
+    Size {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -322,6 +332,8 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                     concurrency: args.concurrency,
                     reload_interval: args.reload_interval,
                     max_catchup: args.max_catchup,
+                    keep_runs: args.retention.keep_runs,
+                    keep_for: args.retention.keep_for,
                 },
             },
             registry,
@@ -329,10 +341,14 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
         Command::Schedule { file, count } => serve::schedule(&cli.state, &file, count, registry),
         Command::Run(args) => run(&cli.state, args, registry),
         Command::Resume(args) => resume(&cli.state, args, registry),
+        Command::Runs(RunsArgs {
+            command: Some(RunsCommand::Prune(args)),
+            ..
+        }) => prune::prune(&cli.state, args),
         Command::Runs(args) => {
             let store = open_store(&cli.state)?;
             match args.command {
-                None => report::runs(store.as_ref(), args.json, args.limit),
+                None => report::runs(store.as_ref(), &cli.state, args.json, args.limit),
                 Some(RunsCommand::Show { run_id, json }) => {
                     let run = find_run(store.as_ref(), &run_id)?;
                     report::show(store.as_ref(), &run, registry, json)
@@ -346,6 +362,8 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                     let run = find_run(store.as_ref(), &run_id)?;
                     export_output(store.as_ref(), &run, &node, format, case.as_deref())
                 }
+                Some(RunsCommand::Size { json }) => report::size(store.as_ref(), &cli.state, json),
+                Some(RunsCommand::Prune(_)) => unreachable!("handled above"),
             }
         }
     }
@@ -451,7 +469,7 @@ fn find_run(store: &dyn StateStore, id: &str) -> Result<RunRecord, Failure> {
     match matches.len() {
         1 => Ok(matches.into_iter().next().expect("one")),
         0 => Err(Failure::invalid(anyhow!(
-            "no run `{id}` in {} (`flow runs` lists them)",
+            "no run `{id}` in {} (`flow runs` lists them; a run removed by `flow runs prune` or flow serve's retention is gone for good)",
             store.location()
         ))),
         n => Err(Failure::invalid(anyhow!(

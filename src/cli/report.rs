@@ -50,7 +50,7 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
+pub fn runs(store: &dyn StateStore, state: &std::path::Path, json: bool, limit: usize) -> Outcome {
     let runs = store.runs()?;
     let live = store.live_runs()?;
     if json {
@@ -91,6 +91,42 @@ pub fn runs(store: &dyn StateStore, json: bool, limit: usize) -> Outcome {
         println!(
             "({} not shown; --limit N shows more)",
             crate::plural::plural((runs.len() - limit) as u64, "older run")
+        );
+    }
+    println!(
+        "store: {} in {} run{} ({}; `flow runs prune` removes old runs)",
+        crate::store::human_bytes(crate::store::disk_usage(state)),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" },
+        state.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flow runs size`: the store's space on disk, database and output files apart.
+pub fn size(store: &dyn StateStore, state: &std::path::Path, json: bool) -> Outcome {
+    let runs = store.runs()?.len();
+    let total = crate::store::disk_usage(state);
+    let outputs = crate::store::disk_usage(&state.join("outputs"));
+    let database = crate::store::disk_usage(&state.join("db"));
+    if json {
+        let out = json!({
+            "path": state,
+            "runs": runs,
+            "bytes": total,
+            "database_bytes": database,
+            "output_file_bytes": outputs,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+    } else {
+        use crate::store::human_bytes;
+        println!(
+            "store: {} in {runs} run{} ({}): database {}, output files {}",
+            human_bytes(total),
+            if runs == 1 { "" } else { "s" },
+            state.display(),
+            human_bytes(database),
+            human_bytes(outputs)
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -20,6 +20,17 @@ use crate::store::{
     LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer,
 };
 
+/// What `flow serve` keeps of finished runs (applied at start and after each run).
+#[derive(Debug, clap::Args)]
+pub struct RetentionArgs {
+    /// Keep the newest N runs of each workflow; older finished runs are removed.
+    #[arg(long, value_name = "N")]
+    pub keep_runs: Option<usize>,
+    /// Keep runs younger than this (`90d`, `12h`); older finished runs are removed.
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval)]
+    pub keep_for: Option<Duration>,
+}
+
 pub struct ServeCommand<'a> {
     pub state: &'a Path,
     pub sources: Vec<PathBuf>,
@@ -28,6 +39,23 @@ pub struct ServeCommand<'a> {
 
 pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
     super::console::set_stamp(super::console::Stamp::Utc);
+    let retention = cmd.opts.keep_runs.is_some() || cmd.opts.keep_for.is_some();
+    if retention && cmd.state.join("db").exists() {
+        // What the runs retention removed while serving last left in the database comes back
+        // now, before the store is shared. A store in use is left for `open_when_free`.
+        match SledStore::compact(cmd.state) {
+            Ok(c) => log_line(
+                Utc::now(),
+                &format!(
+                    "compacted the state store's database: {} -> {}",
+                    crate::store::human_bytes(c.before),
+                    crate::store::human_bytes(c.after)
+                ),
+            ),
+            Err(StoreError::Locked { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
     let store: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
     let live = LiveRuns::default();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
@@ -284,6 +312,16 @@ fn describe(kind: &EventKind) -> Option<String> {
                 )
             }
         }
+        EventKind::Pruned {
+            runs,
+            firings,
+            bytes,
+        } => format!(
+            "retention removed {} and {firings} firing-log {} ({} of records and outputs)",
+            plural(*runs, "old run"),
+            if *firings == 1 { "entry" } else { "entries" },
+            crate::store::human_bytes(*bytes)
+        ),
         EventKind::Problem { message } => format!("error: {message}"),
         EventKind::Stopping { running } => {
             if *running == 0 {

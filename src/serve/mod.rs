@@ -12,6 +12,7 @@
 //! [`ServeEvent`]s, which the command line prints as log lines.
 
 pub mod clock;
+pub mod retention;
 #[cfg(test)]
 mod tests;
 
@@ -33,7 +34,7 @@ use crate::executor::{self, ExecError, ExecOptions, RunOutcome, Shutdown};
 use crate::node::Registry;
 use crate::runs;
 use crate::schedule::{Catchup, CronSchedule, Overlap};
-use crate::store::{LiveRuns, RunRecord, RunStatus, StateStore, StoreError, Write};
+use crate::store::{LiveRuns, Retention, RunRecord, RunStatus, StateStore, StoreError, Write};
 
 /// Store namespace of the watermarks, keyed `WORKFLOW_PATH#TRIGGER`.
 pub const WATERMARKS: &str = "schedule";
@@ -56,6 +57,11 @@ pub struct ServeOptions {
     pub reload_interval: Duration,
     /// `catchup: all` runs at most this many missed firings (the most recent ones).
     pub max_catchup: usize,
+    /// Keep the newest N runs of each workflow; older finished runs are removed at start and
+    /// after each run.
+    pub keep_runs: Option<usize>,
+    /// Keep runs younger than this; older finished runs are removed likewise.
+    pub keep_for: Option<Duration>,
 }
 
 impl Default for ServeOptions {
@@ -64,6 +70,8 @@ impl Default for ServeOptions {
             concurrency: 8,
             reload_interval: Duration::from_secs(2),
             max_catchup: 50,
+            keep_runs: None,
+            keep_for: None,
         }
     }
 }
@@ -162,6 +170,12 @@ pub enum EventKind {
         workflow: String,
         run_id: String,
         resuming: bool,
+    },
+    /// Retention removed old runs (and their firing-log entries).
+    Pruned {
+        runs: usize,
+        firings: usize,
+        bytes: u64,
     },
     /// A store or planning problem that did not stop the server.
     Problem {
@@ -424,6 +438,7 @@ impl Server {
             self.announce(path, false);
         }
         self.recover_interrupted()?;
+        self.apply_retention();
         let mut next_poll = now + self.opts.reload_interval;
         loop {
             if *shutdown.borrow() != Shutdown::None {
@@ -943,7 +958,40 @@ impl Server {
             duration,
             error,
         });
+        self.apply_retention();
         self.start_queued(&path);
+    }
+
+    /// Removes the runs the retention options let go. Runs in progress, and runs queued to
+    /// resume, stay; so do failed and interrupted runs (`flow runs prune --include-resumable`
+    /// removes those).
+    fn apply_retention(&self) {
+        let policy = Retention {
+            keep: self.opts.keep_runs,
+            since: self
+                .opts
+                .keep_for
+                .map(|d| retention::cutoff(self.clock.now(), d)),
+            include_resumable: false,
+        };
+        if policy.is_empty() {
+            return;
+        }
+        let mut live = self.live.ids();
+        live.extend(self.busy.values().cloned());
+        live.extend(self.queues.values().flatten().filter_map(|job| match job {
+            Job::Resume { run_id } => Some(run_id.clone()),
+            Job::Fire { .. } => None,
+        }));
+        match retention::prune(self.store.as_ref(), &policy, &live, false) {
+            Ok(pruned) if pruned.runs.is_empty() && pruned.firings == 0 => {}
+            Ok(pruned) => self.emit(EventKind::Pruned {
+                runs: pruned.runs.len(),
+                firings: pruned.firings,
+                bytes: pruned.removed.bytes,
+            }),
+            Err(e) => self.problem(format!("cannot remove old runs: {e}")),
+        }
     }
 
     /// Picks up changed, new and removed workflow files. An invalid change is reported once

@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs};
+use super::{
+    NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
+    to_pairs,
+};
 
 /// A store that lives as long as the process.
 #[derive(Debug, Default)]
@@ -83,5 +86,34 @@ impl StateStore for MemoryStore {
 
     fn location(&self) -> String {
         "memory".into()
+    }
+
+    fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
+        let mut doomed: Vec<String> = Vec::new();
+        let mut removed = Removed::default();
+        self.with(|m| {
+            for run_id in &removal.run_ids {
+                let key = keys::run(run_id);
+                if m.contains_key(&key) {
+                    removed.runs += 1;
+                    doomed.push(key);
+                }
+                for prefix in keys::run_prefixes(run_id) {
+                    doomed.extend(
+                        m.range(prefix.clone()..)
+                            .take_while(|(k, _)| k.starts_with(&prefix))
+                            .map(|(k, _)| k.clone()),
+                    );
+                }
+            }
+            doomed.extend(removal.keys.iter().map(|(ns, k)| keys::kv(ns, k)));
+            for key in doomed {
+                if let Some(value) = m.remove(&key) {
+                    removed.entries += 1;
+                    removed.bytes += (key.len() + value.len()) as u64;
+                }
+            }
+        });
+        Ok(removed)
     }
 }

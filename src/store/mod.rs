@@ -6,18 +6,26 @@
 //! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
 //! batch and flushes it before it starts anything downstream.
 
+mod compact;
 mod memory;
 mod records;
 mod remote;
+mod removal;
+mod retention;
 mod sled_store;
+mod usage;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
+pub use removal::{Removal, Removed};
+pub use retention::Retention;
 pub use sled_store::SledStore;
+pub use usage::{disk_usage, human_bytes};
 
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
@@ -89,6 +97,10 @@ pub trait StateStore: Send + Sync {
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {
         Ok(HashSet::new())
     }
+    /// Removes runs with everything stored for them (run and node records, outputs, output
+    /// files, effect-ledger entries) and the listed keys, in one atomic batch, then flushes.
+    /// Node state kept across runs stays: later runs build on it.
+    fn remove(&self, removal: &Removal) -> Result<Removed, StoreError>;
 }
 
 /// Keys shared by the backends, so their layouts cannot drift apart.
@@ -109,6 +121,16 @@ pub(crate) mod keys {
         format!("kv/{namespace}/{key}")
     }
     pub const RUN_PREFIX: &str = "run/";
+    /// The effect ledger's namespace; its keys start with the run id (`RUN/NODE/ITEM`).
+    pub const EFFECTS: &str = "effects";
+    /// Key prefixes holding everything of one run besides its record.
+    pub fn run_prefixes(run_id: &str) -> [String; 3] {
+        [
+            node_prefix(run_id),
+            format!("out/{run_id}/"),
+            kv(EFFECTS, &format!("{run_id}/")),
+        ]
+    }
 }
 
 pub(crate) fn encode_json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
@@ -191,9 +213,104 @@ mod tests {
         assert!(store.run("nope").unwrap().is_none());
     }
 
+    /// Removing a run takes its records, outputs (large ones too) and ledger entries, and the
+    /// listed keys; other runs and node state stay.
+    fn exercise_remove(store: &dyn StateStore) {
+        let big: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        let mut writes = Vec::new();
+        for id in ["20270101-000000-gone", "20270102-000000-kept"] {
+            let mut run = RunRecord::new_for_test(id);
+            run.status = RunStatus::Succeeded;
+            writes.push(Write::Run(run));
+            for (node, output) in [("small", b"tiny".to_vec()), ("large", big.clone())] {
+                writes.push(Write::Node {
+                    run_id: id.into(),
+                    record: NodeRecord::new(node),
+                    output: Some(output),
+                });
+            }
+            writes.push(Write::Put {
+                namespace: keys::EFFECTS.into(),
+                key: format!("{id}/small/item"),
+                value: b"{}".to_vec(),
+            });
+        }
+        writes.push(Write::Put {
+            namespace: "node-state/deploy".into(),
+            key: "baseline".into(),
+            value: b"snapshot".to_vec(),
+        });
+        writes.push(Write::Put {
+            namespace: "firings".into(),
+            key: "wf#t@1".into(),
+            value: b"{}".to_vec(),
+        });
+        store.apply(writes).unwrap();
+        store.flush().unwrap();
+
+        let removal = Removal {
+            run_ids: vec!["20270101-000000-gone".into(), "never-existed".into()],
+            keys: vec![("firings".into(), "wf#t@1".into())],
+        };
+        let removed = store.remove(&removal).unwrap();
+        assert_eq!(removed.runs, 1, "{removed:?}");
+        // Run record, two node records, two outputs, one ledger entry, one listed key.
+        assert_eq!(removed.entries, 7, "{removed:?}");
+        assert!(removed.bytes >= big.len() as u64, "{removed:?}");
+
+        let gone = "20270101-000000-gone";
+        assert!(store.run(gone).unwrap().is_none());
+        assert!(store.nodes(gone).unwrap().is_empty());
+        assert!(store.output(gone, "small").unwrap().is_none());
+        assert!(store.output(gone, "large").unwrap().is_none());
+        assert!(store.scan(keys::EFFECTS, gone).unwrap().is_empty());
+        assert!(store.get("firings", "wf#t@1").unwrap().is_none());
+
+        let kept = "20270102-000000-kept";
+        assert!(store.run(kept).unwrap().is_some());
+        assert_eq!(store.nodes(kept).unwrap().len(), 2);
+        assert_eq!(store.output(kept, "large").unwrap().unwrap(), big);
+        assert_eq!(store.scan(keys::EFFECTS, kept).unwrap().len(), 1);
+        assert_eq!(
+            store.get("node-state/deploy", "baseline").unwrap().unwrap(),
+            b"snapshot"
+        );
+        // Removing again finds nothing.
+        assert_eq!(
+            store.remove(&removal).unwrap(),
+            Removed::default(),
+            "a second removal removes nothing"
+        );
+    }
+
     #[test]
     fn memory_store_contract() {
         exercise(&MemoryStore::default());
+        exercise_remove(&MemoryStore::default());
+    }
+
+    #[test]
+    fn sled_store_removes_runs_with_their_output_files_for_good() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path()).unwrap();
+        exercise_remove(&store);
+        assert!(!dir.path().join("outputs/20270101-000000-gone").exists());
+        assert!(
+            dir.path()
+                .join("outputs/20270102-000000-kept/large.out")
+                .exists()
+        );
+        // An output directory whose run has no record (a removal killed after its batch) is
+        // swept up by the next removal.
+        std::fs::create_dir_all(dir.path().join("outputs/orphan")).unwrap();
+        std::fs::write(dir.path().join("outputs/orphan/x.out"), [0u8; 4096]).unwrap();
+        let removed = store.remove(&Removal::default()).unwrap();
+        assert!(removed.bytes >= 4096);
+        assert!(!dir.path().join("outputs/orphan").exists());
+        drop(store);
+        let again = SledStore::open(dir.path()).unwrap();
+        assert!(again.run("20270101-000000-gone").unwrap().is_none());
+        assert_eq!(again.runs().unwrap().len(), 1);
     }
 
     #[test]
@@ -227,6 +344,7 @@ mod tests {
             .unwrap()
             .expect("server answers");
         exercise(&remote);
+        exercise_remove(&remote);
         // Large outputs arrive intact.
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
         remote
@@ -259,6 +377,19 @@ mod tests {
             "a client that went away runs nothing"
         );
         assert!(live.contains("server-run"));
+        // The server never removes a run it knows to be live, whatever the client asked.
+        let mut served = RunRecord::new_for_test("server-run");
+        served.status = RunStatus::Failed;
+        sled.apply(vec![Write::Run(served)]).unwrap();
+        let remote = RemoteStore::connect(dir.path()).unwrap().expect("server");
+        let removed = remote
+            .remove(&Removal {
+                run_ids: vec!["server-run".into()],
+                keys: vec![],
+            })
+            .unwrap();
+        assert_eq!(removed.runs, 0);
+        assert!(sled.run("server-run").unwrap().is_some());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{NodeRecord, RunRecord, RunStatus, StateStore, StoreError, Write};
+use super::{NodeRecord, Removal, Removed, RunRecord, RunStatus, StateStore, StoreError, Write};
 
 /// The socket's file name inside the store directory.
 pub const SOCKET: &str = "serve.sock";
@@ -64,6 +64,9 @@ enum Request {
         prefix: String,
     },
     LiveRuns,
+    Remove {
+        removal: Removal,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -334,6 +337,16 @@ impl StateStore for RemoteStore {
         let (value, _) = self.call(&Request::LiveRuns, &[])?;
         Self::decode("live runs", value)
     }
+
+    fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
+        let (value, _) = self.call(
+            &Request::Remove {
+                removal: removal.clone(),
+            },
+            &[],
+        )?;
+        Self::decode("what was removed", value)
+    }
 }
 
 fn io(e: std::io::Error) -> StoreError {
@@ -581,6 +594,12 @@ fn answer(
             (Json::from(keys), values)
         }
         Request::LiveRuns => (json(&live.ids())?, Vec::new()),
+        Request::Remove { mut removal } => {
+            // A run may have started (or been resumed) since the client looked.
+            let running = live.ids();
+            removal.run_ids.retain(|id| !running.contains(id));
+            (json(&store.remove(&removal)?)?, Vec::new())
+        }
     })
 }
 

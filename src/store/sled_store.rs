@@ -9,7 +9,10 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{NodeRecord, RunRecord, StateStore, StoreError, Write, decode_json, keys, to_pairs};
+use super::{
+    NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
+    to_pairs,
+};
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -17,10 +20,10 @@ const FORMAT_KEY: &str = "meta/format";
 
 /// A state store in a directory (default `.flow/`).
 pub struct SledStore {
-    db: sled::Db,
+    pub(super) db: sled::Db,
     dir: PathBuf,
     /// Held for the store's lifetime: the clear "in use" message comes from this lock.
-    _lock: File,
+    pub(super) lock: File,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -31,11 +34,11 @@ impl std::fmt::Debug for SledStore {
 
 /// Written when the store is closed cleanly: the database files as they were left.
 #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-struct CleanMark {
+pub(super) struct CleanMark {
     files: Vec<(String, u64, u128)>,
 }
 
-const CLEAN_MARK: &str = "db.clean";
+pub(super) const CLEAN_MARK: &str = "db.clean";
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`.
@@ -68,6 +71,7 @@ impl SledStore {
             }
         }
         let db_path = dir.join("db");
+        super::compact::finish_interrupted(dir, &db_path)?;
         remove_unfinished_snapshots(&db_path);
         if !db_path.join("conf").exists() {
             create_db(dir, &db_path)?;
@@ -81,7 +85,7 @@ impl SledStore {
         Ok(SledStore {
             db,
             dir: dir.to_path_buf(),
-            _lock: lock,
+            lock,
         })
     }
 
@@ -101,7 +105,7 @@ impl Drop for SledStore {
     }
 }
 
-fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
     let config = sled::Config::new()
         .path(db_path)
         .mode(sled::Mode::HighThroughput)
@@ -129,7 +133,7 @@ fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
 /// The caller holds the store's `LOCK`, so no other flow process can hold sled's lock: only a
 /// database handle of this process that is still closing can (sled lets go of its files on a
 /// background thread after the last handle is dropped, as after `create_db`'s scratch copy).
-fn open_db_when_released(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
+pub(super) fn open_db_when_released(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError> {
     const WAIT: Duration = Duration::from_secs(10);
     let start = Instant::now();
     loop {
@@ -142,7 +146,7 @@ fn open_db_when_released(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreEr
     }
 }
 
-fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreError> {
+pub(super) fn check_format(dir: &Path, db: &sled::Db, existed: bool) -> Result<(), StoreError> {
     let unreadable = |reason: &str| StoreError::Unreadable {
         path: dir.to_path_buf(),
         reason: reason.to_string(),
@@ -237,7 +241,7 @@ fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
     result
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+pub(super) fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
@@ -252,7 +256,7 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 }
 
 /// Sizes and modification times of the database files.
-fn clean_mark(db_path: &Path) -> CleanMark {
+pub(super) fn clean_mark(db_path: &Path) -> CleanMark {
     fn walk(dir: &Path, base: &Path, out: &mut Vec<(String, u64, u128)>) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
@@ -293,6 +297,8 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
 const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
 /// The database value for an output kept in a file: this mark, then the file's relative path.
 const OUTPUT_FILE_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
+/// The directory of output files, one subdirectory per run.
+const OUTPUTS: &str = "outputs";
 
 impl SledStore {
     /// Writes a large output to `outputs/RUN/NODE.out` (fsynced, renamed into place, directory
@@ -315,7 +321,7 @@ impl SledStore {
                 output: Some(bytes),
             });
         }
-        let relative = format!("outputs/{run_id}/{}.out", record.node_id);
+        let relative = format!("{OUTPUTS}/{run_id}/{}.out", record.node_id);
         let path = self.dir.join(&relative);
         let fail = |e: std::io::Error| {
             StoreError::Io(format!(
@@ -360,7 +366,7 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-fn io(e: sled::Error) -> StoreError {
+pub(super) fn io(e: sled::Error) -> StoreError {
     StoreError::Io(e.to_string())
 }
 
@@ -450,5 +456,79 @@ impl StateStore for SledStore {
 
     fn location(&self) -> String {
         self.dir.display().to_string()
+    }
+
+    /// The database entries go in one batch, flushed before any output file is deleted: a
+    /// kill at any point leaves either the run whole or its records gone and (at worst) some
+    /// unreferenced output files, which the next removal sweeps up.
+    fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
+        let mut removed = Removed::default();
+        let mut batch = sled::Batch::default();
+        let mut count = |key: &[u8], value: &[u8], removed: &mut Removed| {
+            batch.remove(key);
+            removed.entries += 1;
+            removed.bytes += (key.len() + value.len()) as u64;
+        };
+        for run_id in &removal.run_ids {
+            let key = keys::run(run_id);
+            if let Some(value) = self.db.get(&key).map_err(io)? {
+                removed.runs += 1;
+                count(key.as_bytes(), &value, &mut removed);
+            }
+            for prefix in keys::run_prefixes(run_id) {
+                for item in self.db.scan_prefix(prefix.as_bytes()) {
+                    let (key, value) = item.map_err(io)?;
+                    count(&key, &value, &mut removed);
+                }
+            }
+        }
+        for (namespace, key) in &removal.keys {
+            let key = keys::kv(namespace, key);
+            if let Some(value) = self.db.get(&key).map_err(io)? {
+                count(key.as_bytes(), &value, &mut removed);
+            }
+        }
+        self.db.apply_batch(batch).map_err(io)?;
+        self.db.flush().map_err(io)?;
+        let outputs = self.dir.join(OUTPUTS);
+        for run_id in &removal.run_ids {
+            removed.bytes += remove_output_dir(&outputs.join(run_id))?;
+        }
+        removed.bytes += self.sweep_unreferenced_outputs()?;
+        Ok(removed)
+    }
+}
+
+/// Deletes a run's output files; the bytes they held.
+fn remove_output_dir(dir: &Path) -> Result<u64, StoreError> {
+    if !dir.exists() {
+        return Ok(0);
+    }
+    let bytes = super::disk_usage(dir);
+    std::fs::remove_dir_all(dir).map_err(|e| {
+        StoreError::Io(format!(
+            "cannot remove the output files {}: {e}",
+            dir.display()
+        ))
+    })?;
+    Ok(bytes)
+}
+
+impl SledStore {
+    /// Output directories of runs that have no record: left by a removal that was killed after
+    /// its batch. A run's record is written before any of its outputs, so a directory
+    /// without one belongs to no run.
+    fn sweep_unreferenced_outputs(&self) -> Result<u64, StoreError> {
+        let Ok(entries) = std::fs::read_dir(self.dir.join(OUTPUTS)) else {
+            return Ok(0);
+        };
+        let mut bytes = 0;
+        for entry in entries.flatten() {
+            let run_id = entry.file_name().to_string_lossy().into_owned();
+            if !self.db.contains_key(keys::run(&run_id)).map_err(io)? {
+                bytes += remove_output_dir(&entry.path())?;
+            }
+        }
+        Ok(bytes)
     }
 }

@@ -10,6 +10,7 @@ mod inspect;
 mod kill;
 mod output;
 mod params;
+mod prune;
 mod resume;
 mod retry_timeout;
 mod run;
