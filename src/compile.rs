@@ -1380,7 +1380,7 @@ pub fn suggest<'c>(word: &str, candidates: impl Iterator<Item = &'c str>) -> Opt
 mod tests {
     use super::*;
 
-    fn compile_str(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
+    pub(super) fn compile_str(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
         compile(
             text,
             Path::new("wf.yaml"),
@@ -1388,7 +1388,7 @@ mod tests {
         )
     }
 
-    fn errors(text: &str) -> Vec<(usize, String)> {
+    pub(super) fn errors(text: &str) -> Vec<(usize, String)> {
         compile_str(text)
             .expect_err("should be invalid")
             .into_iter()

@@ -25,6 +25,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::max_bad_rows::MaxBadRows;
+use crate::plural::plural_of;
 
 /// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
 pub const MAX_BAD_ROWS_KEPT: usize = 1000;
@@ -243,10 +244,10 @@ impl ParseReport {
     /// `120 rows read, 112 line items, 40 customers, 2 bad rows, 1 cancelled order`.
     pub fn summary(&self) -> String {
         let mut parts = vec![
-            plural(self.rows_read, "row read", "rows read"),
-            plural(self.items, "line item", "line items"),
-            plural(self.customers, "customer", "customers"),
-            plural(self.bad_row_count, "bad row", "bad rows"),
+            plural_of(self.rows_read, "row read", "rows read"),
+            plural_of(self.items, "line item", "line items"),
+            plural_of(self.customers, "customer", "customers"),
+            plural_of(self.bad_row_count, "bad row", "bad rows"),
         ];
         let optional = [
             (self.cancelled_orders, "cancelled order", "cancelled orders"),
@@ -267,16 +268,11 @@ impl ParseReport {
         ];
         for (n, one, many) in optional {
             if n > 0 {
-                parts.push(plural(n, one, many));
+                parts.push(plural_of(n, one, many));
             }
         }
         parts.join(", ")
     }
-}
-
-/// `1 row`, `2 rows`.
-pub(super) fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// Errors that stop a parse (as opposed to bad rows, which are reported).
@@ -407,7 +403,7 @@ impl fmt::Display for PosError {
                     },
                     wanted.join(", "),
                     if missing.len() == 1 { "is" } else { "are" },
-                    plural(header.len() as u64, "column", "columns"),
+                    plural_of(header.len() as u64, "column", "columns"),
                     listed.join(", ")
                 )?;
                 if !hint.is_empty() {
@@ -443,7 +439,7 @@ impl fmt::Display for PosError {
                     f,
                     "{total} of {} are bad, more than the {limit} that `max_bad_rows` ({setting}) \
                      allows; is the format, delimiter or mapping right?",
-                    plural(*rows_read, "data row", "data rows"),
+                    plural_of(*rows_read, "data row", "data rows"),
                 )?;
                 write_shown(f, *total, shown)
             }
@@ -453,7 +449,7 @@ impl fmt::Display for PosError {
                 write!(
                     f,
                     "{} (on_bad_rows: fail)",
-                    plural(*total, "bad row", "bad rows")
+                    plural_of(*total, "bad row", "bad rows")
                 )?;
                 write_shown(f, *total, shown)
             }

@@ -18,7 +18,6 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use serde_json::{Value as Json, json};
 
-use super::model::plural;
 use super::{
     CatalogOptions, Customer, CustomersOptions, Format, LineItem, MaxBadRows, OnBadRows,
     ParseReport, PosError,
@@ -28,6 +27,7 @@ use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
+use crate::plural::plural_of;
 
 /// Columns of the `transactions` table, in order.
 pub const TRANSACTION_COLUMNS: [&str; 11] = [
@@ -368,7 +368,7 @@ fn extract(
         tracing::warn!(
             path = %path.display(),
             "skipped {}; first: {}",
-            plural(report.bad_row_count, "bad row", "bad rows"),
+            plural_of(report.bad_row_count, "bad row", "bad rows"),
             report.bad_rows.first().map(|b| b.to_string()).unwrap_or_default()
         );
     }

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 use super::{Failure, Outcome, load, runtime};
 use crate::executor::Shutdown;
 use crate::node::Registry;
+use crate::plural::plural;
 use crate::serve::{
     self, EventKind, ServeError, ServeEvent, ServeOptions, Server, SystemClock, TriggerSummary,
 };
@@ -157,10 +158,6 @@ fn local(t: &DateTime<Tz>) -> String {
     t.format("%Y-%m-%d %H:%M:%S %Z").to_string()
 }
 
-fn plural(n: usize, word: &str) -> String {
-    format!("{n} {word}{}", if n == 1 { "" } else { "s" })
-}
-
 fn triggers_text(triggers: &[TriggerSummary]) -> String {
     if triggers.is_empty() {
         return "no schedule trigger; nothing to fire".into();
@@ -232,7 +229,7 @@ fn describe(kind: &EventKind) -> Option<String> {
             } else {
                 ""
             },
-            plural(*missed, "firing"),
+            plural(*missed as u64, "firing"),
             local(first),
             local(last),
             policy.as_str(),
@@ -318,7 +315,7 @@ fn describe(kind: &EventKind) -> Option<String> {
             bytes,
         } => format!(
             "retention removed {} and {firings} firing-log {} ({} of records and outputs)",
-            plural(*runs, "old run"),
+            plural(*runs as u64, "old run"),
             if *firings == 1 { "entry" } else { "entries" },
             crate::store::human_bytes(*bytes)
         ),
@@ -329,14 +326,14 @@ fn describe(kind: &EventKind) -> Option<String> {
             } else {
                 format!(
                     "stopping: no more firings; waiting for {} to checkpoint (press Ctrl-C again to cancel)",
-                    plural(*running, "run")
+                    plural(*running as u64, "run")
                 )
             }
         }
         EventKind::Cancelling { running } => {
             format!(
                 "cancelling {}; they can be resumed",
-                plural(*running, "run")
+                plural(*running as u64, "run")
             )
         }
         EventKind::Waiting { .. } => return None,

@@ -127,26 +127,8 @@ impl Compiler<'_> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
-    use super::super::{Diagnostic, Workflow, compile};
+    use super::super::tests::{compile_str, errors};
     use crate::params::ParamKind;
-
-    fn compile_str(text: &str) -> Result<Workflow, Vec<Diagnostic>> {
-        compile(
-            text,
-            Path::new("wf.yaml"),
-            &crate::nodes::builtin_registry(),
-        )
-    }
-
-    fn errors(text: &str) -> Vec<(usize, String)> {
-        compile_str(text)
-            .expect_err("should be invalid")
-            .into_iter()
-            .map(|d| (d.line.unwrap_or(0), d.to_string()))
-            .collect()
-    }
 
     #[test]
     fn params_are_typed_and_their_declarations_checked_where_written() {
