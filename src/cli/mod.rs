@@ -468,6 +468,7 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
+    let newest = store.runs()?.into_iter().next().map(|r| r.id);
     let mut record = runs::new_run(
         &wf,
         params.values,
@@ -475,6 +476,7 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         &args.triggers,
         Utc::now(),
         None,
+        newest.as_deref(),
     )?;
     record.param_overrides = Some(params.overrides);
     eprintln!(

@@ -1,0 +1,37 @@
+//! Run ids sort by creation: `last` is the newest run even when many runs start in one second.
+
+use crate::support::Workspace;
+
+const ONE_NODE: &str = "name: quick\nnodes:\n  - { id: start, kind: trigger, type: manual }\n  - { id: step, kind: action, type: core.noop, needs: start }\n";
+
+#[test]
+fn last_is_the_tenth_of_ten_quick_runs_and_ids_sort_by_creation() {
+    let ws = Workspace::with_workflow(ONE_NODE);
+    let ids: Vec<String> = (0..10).map(|_| ws.run().run().run_id()).collect();
+
+    // Text order is creation order, for runs in the same second too.
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids do not sort in creation order");
+
+    let tenth = &ids[9];
+    let show = ws.show("last");
+    assert_eq!(show["run"]["id"].as_str(), Some(tenth.as_str()), "{show:#}");
+
+    // `flow resume last` picks the tenth: it already succeeded, and the message names it.
+    ws.resume("last")
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains(&format!("run {tenth} already succeeded"));
+
+    // `flow runs` lists newest first.
+    let listed = ws.flow().args(["runs", "--json"]).run().json();
+    let listed: Vec<&str> = listed
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["id"].as_str().expect("id"))
+        .collect();
+    let newest_first: Vec<&str> = ids.iter().rev().map(String::as_str).collect();
+    assert_eq!(listed, newest_first);
+}
