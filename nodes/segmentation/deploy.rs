@@ -940,7 +940,7 @@ fn write_outputs(
         Some(pos) => {
             let batches = pos_batches(ctx, &camp, &recs, &profiles, pos.batch_size)?;
             let info =
-                json!({ "url": pos.url, "batches": batches.len(), "batch_size": pos.batch_size });
+                json!({ "url": pos.shown_url(), "batches": batches.len(), "batch_size": pos.batch_size });
             (batches, Some(info))
         }
         None => (Vec::new(), None),

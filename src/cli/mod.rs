@@ -5,6 +5,7 @@
 
 mod console;
 mod graph;
+mod log_filter;
 mod progress;
 mod report;
 mod schema;
@@ -281,12 +282,17 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::layer::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     // Log lines go through the console, like the progress lines: one format, above the live view.
+    // The HTTP client's wire logs are dropped at every level (they quote tokens).
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(console::ConsoleLayer::new())
+        .with(
+            console::ConsoleLayer::new()
+                .with_filter(tracing_subscriber::filter::filter_fn(log_filter::allowed)),
+        )
         .try_init();
 }
 

@@ -5,6 +5,7 @@
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
 mod exports;
+mod fake_pos;
 mod ids;
 mod inspect;
 mod kill;
@@ -13,8 +14,10 @@ mod params;
 mod resume;
 mod retry_timeout;
 mod run;
+mod secrets;
 mod segmentation;
 mod serve;
+mod shipped;
 mod skip_join;
 mod store;
 mod support;
