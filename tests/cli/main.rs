@@ -4,6 +4,7 @@
 //! store), runs `flow` in it and checks exit codes, what was printed, what `flow runs show
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
+mod deploy_leftovers;
 mod exports;
 mod fake_pos;
 mod ids;
