@@ -12,6 +12,7 @@ mod inspect;
 mod kill;
 mod output;
 mod params;
+mod pos_push;
 mod resume;
 mod retry_timeout;
 mod run;
