@@ -59,6 +59,7 @@ fn run_once(rt: &tokio::runtime::Runtime, wf: Arc<Workflow>, store: Arc<dyn Stat
         &[],
         chrono::Utc::now(),
         None,
+        None,
     )
     .expect("run");
     let (_stop_tx, stop_rx) = tokio::sync::watch::channel(Shutdown::None);

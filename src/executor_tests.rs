@@ -108,10 +108,16 @@ impl Setup {
                 r.executions += 1;
                 r
             }
-            None => {
-                crate::runs::new_run(wf, wf.params.clone(), "test", &[], chrono::Utc::now(), None)
-                    .unwrap()
-            }
+            None => crate::runs::new_run(
+                wf,
+                wf.params.clone(),
+                "test",
+                &[],
+                chrono::Utc::now(),
+                None,
+                None,
+            )
+            .unwrap(),
         };
         record.workflow_fingerprint = wf.fingerprint.clone();
         let prev: HashMap<String, NodeRecord> = previous

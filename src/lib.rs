@@ -16,6 +16,8 @@ pub mod model;
 pub mod node;
 pub mod params;
 pub mod plural;
+pub mod redact;
+pub mod run_id;
 pub mod runs;
 pub mod schedule;
 pub mod serve;

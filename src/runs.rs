@@ -1,7 +1,6 @@
 //! Starting and resuming runs: run records, run ids, and the resume plan.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::hash::{BuildHasher, Hasher};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -60,21 +59,10 @@ pub enum PlanError {
     UnknownFrom { node: String },
 }
 
-/// A new run id: its creation time (so ids sort by age) and a random suffix.
-pub fn new_run_id(now: DateTime<Utc>) -> String {
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(now.timestamp_nanos_opt().unwrap_or_default() as u128);
-    hasher.write_u32(std::process::id());
-    format!(
-        "{}-{:04x}",
-        now.format("%Y%m%d-%H%M%S"),
-        hasher.finish() & 0xffff
-    )
-}
-
 /// A fresh run record for `workflow`, fired by `fired_by` through `triggers` (all triggers
 /// when empty), with param values `params`. Its overrides are the values that differ from the
 /// defaults; a caller that knows which values were given (`--param`) records those instead.
+/// `newest` is the newest run id in the store, which the new id sorts after.
 pub fn new_run(
     workflow: &Workflow,
     params: BTreeMap<String, Json>,
@@ -82,6 +70,7 @@ pub fn new_run(
     triggers: &[String],
     now: DateTime<Utc>,
     scheduled_for: Option<DateTime<Utc>>,
+    newest: Option<&str>,
 ) -> Result<RunRecord, PlanError> {
     let known: Vec<&str> = workflow.triggers().map(|n| n.id.as_str()).collect();
     for t in triggers {
@@ -112,7 +101,7 @@ pub fn new_run(
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     Ok(RunRecord {
-        id: new_run_id(now),
+        id: crate::run_id::new_run_id(now, newest),
         workflow_name: workflow.name.clone(),
         workflow_path: workflow.path.display().to_string(),
         workflow_fingerprint: workflow.fingerprint.clone(),
@@ -330,7 +319,7 @@ nodes:
 
     /// A run of `wf` with `params` where every node succeeded but `c`.
     fn failed_run(wf: &Workflow, params: BTreeMap<String, Json>) -> (RunRecord, Vec<NodeRecord>) {
-        let mut run = new_run(wf, params, "manual", &[], Utc::now(), None).unwrap();
+        let mut run = new_run(wf, params, "manual", &[], Utc::now(), None, None).unwrap();
         run.status = RunStatus::Failed;
         let records = wf
             .nodes

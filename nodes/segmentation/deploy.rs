@@ -37,6 +37,7 @@ mod private_files;
 mod recipients;
 mod report;
 mod routed;
+mod staging;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -791,6 +792,12 @@ fn write_outputs(
     let camp = recipients::unsendable_to_skipped(&normalize(campaigns, &CAMPAIGN_COLUMNS)?)?;
     let recs = normalize(recommendations, &RECOMMENDATION_COLUMNS)?;
     private_files::create_dirs(&cfg.out_dir)?;
+    // Staging folders a killed deploy left behind hold partial messages: remove them first. The
+    // lock is held until this deploy's own messages are in place.
+    let (staging_lock, removed) = staging::lock_and_sweep(&cfg.out_dir)?;
+    for dir in removed {
+        tracing::info!("removed the leftover staging folder {}", dir.display());
+    }
 
     // --- Profiles ------------------------------------------------------------------------------
     let ids = text(&camp, "customer_id");
@@ -903,6 +910,7 @@ fn write_outputs(
         Messages::None => 0,
         format => write_messages(out, format, ctx, &camp, &profiles, &now, &cfg.unsubscribe)?,
     };
+    drop(staging_lock);
 
     // --- Changes since the previous run ----------------------------------------------------------
     let current = Snapshot {
@@ -945,8 +953,7 @@ fn write_outputs(
     let (batches, pos_summary) = match &cfg.pos {
         Some(pos) => {
             let batches = pos_batches(ctx, &camp, &recs, &profiles, pos.batch_size)?;
-            let info =
-                json!({ "url": pos.url, "batches": batches.len(), "batch_size": pos.batch_size });
+            let info = json!({ "url": pos.shown_url(), "batches": batches.len(), "batch_size": pos.batch_size });
             (batches, Some(info))
         }
         None => (Vec::new(), None),
@@ -1070,7 +1077,7 @@ fn write_messages(
     unsubscribe: &Unsubscribe,
 ) -> Result<u64, NodeError> {
     let staging = tempfile::Builder::new()
-        .prefix(".messages-")
+        .prefix(staging::PREFIX)
         .tempdir_in(out)
         .map_err(|e| NodeError::io(format!("cannot create a folder in {}", out.display()), e))?;
     let root = staging.path();
@@ -1188,7 +1195,7 @@ fn write_messages(
     let target = out.join("messages");
     let staged = staging.keep();
     if target.exists() {
-        let old = out.join(format!(".messages-old-{}", std::process::id()));
+        let old = out.join(format!("{}old-{}", staging::PREFIX, std::process::id()));
         let _ = std::fs::remove_dir_all(&old);
         std::fs::rename(&target, &old).map_err(|e| io(&target, e))?;
         std::fs::rename(&staged, &target).map_err(|e| io(&target, e))?;

@@ -5,6 +5,7 @@
 
 mod console;
 mod graph;
+mod log_filter;
 mod progress;
 mod prune;
 mod report;
@@ -291,12 +292,17 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    use tracing_subscriber::layer::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     // Log lines go through the console, like the progress lines: one format, above the live view.
+    // The HTTP client's wire logs are dropped at every level (they quote tokens).
     let _ = tracing_subscriber::registry()
         .with(filter)
-        .with(console::ConsoleLayer::new())
+        .with(
+            console::ConsoleLayer::new()
+                .with_filter(tracing_subscriber::filter::filter_fn(log_filter::allowed)),
+        )
         .try_init();
 }
 
@@ -499,6 +505,7 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
+    let newest = store.runs()?.into_iter().next().map(|r| r.id);
     let mut record = runs::new_run(
         &wf,
         params.values,
@@ -506,6 +513,7 @@ fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         &args.triggers,
         Utc::now(),
         None,
+        newest.as_deref(),
     )?;
     record.param_overrides = Some(params.overrides);
     eprintln!(

@@ -195,7 +195,12 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
         crate::plural::plural(run.executions, "execution")
     );
     if !run.params.is_empty() {
-        let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        // A URL param (a POS endpoint) may carry credentials.
+        let params: Vec<String> = run
+            .params
+            .iter()
+            .map(|(k, v)| crate::redact::urls_in(&format!("{k}={v}")))
+            .collect();
         println!("params    {}", params.join(" "));
     }
     if let Some(e) = &run.error {

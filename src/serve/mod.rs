@@ -864,6 +864,13 @@ impl Server {
                 scheduled_for,
                 catchup,
             } => {
+                let newest = self
+                    .store
+                    .runs()
+                    .map_err(|e| format!("{}: cannot fire `{trigger}`: {e}", wf.name))?
+                    .into_iter()
+                    .next()
+                    .map(|r| r.id);
                 let record = runs::new_run(
                     &wf,
                     wf.params.clone(),
@@ -871,6 +878,7 @@ impl Server {
                     std::slice::from_ref(&trigger),
                     now,
                     Some(scheduled_for),
+                    newest.as_deref(),
                 )
                 .map_err(|e| format!("{}: cannot fire `{trigger}`: {e}", wf.name))?;
                 // The run record and the watermark that covers it land together.

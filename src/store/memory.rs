@@ -56,7 +56,7 @@ impl StateStore for MemoryStore {
             .into_iter()
             .map(|(k, v)| decode_json(&k, &v))
             .collect::<Result<Vec<RunRecord>, _>>()?;
-        runs.reverse();
+        crate::run_id::newest_first(&mut runs);
         Ok(runs)
     }
 

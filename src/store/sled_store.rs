@@ -396,11 +396,11 @@ impl StateStore for SledStore {
 
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let mut runs = Vec::new();
-        // Run ids start with their creation time, so reverse key order is newest first.
         for item in self.db.scan_prefix(keys::RUN_PREFIX).rev() {
             let (key, bytes) = item.map_err(io)?;
             runs.push(decode_json(&String::from_utf8_lossy(&key), &bytes)?);
         }
+        crate::run_id::newest_first(&mut runs);
         Ok(runs)
     }
 

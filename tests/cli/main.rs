@@ -5,17 +5,23 @@
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
 mod branches;
+mod deploy_leftovers;
 mod exports;
+mod fake_pos;
+mod ids;
 mod inspect;
 mod kill;
 mod output;
 mod params;
+mod pos_push;
 mod prune;
 mod resume;
 mod retry_timeout;
 mod run;
+mod secrets;
 mod segmentation;
 mod serve;
+mod shipped;
 mod skip_join;
 mod store;
 mod support;

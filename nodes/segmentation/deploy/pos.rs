@@ -29,6 +29,11 @@ pub(crate) struct PosConfig {
 }
 
 impl PosConfig {
+    /// The URL as it may be printed: without credentials (see [`crate::redact::url`]).
+    pub(crate) fn shown_url(&self) -> String {
+        crate::redact::url(&self.url)
+    }
+
     /// The bearer token from the environment; an error when the variable is not set.
     pub(crate) fn token(&self) -> Result<Option<String>, NodeError> {
         let Some(var) = &self.token_env else {
@@ -47,11 +52,11 @@ impl PosConfig {
     }
 }
 
-/// Whether `url` is an http(s) URL with a host.
+/// Whether `url` is an http(s) URL with a host. The error quotes the URL without credentials.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    let uri = url.parse::<ureq::http::Uri>();
+    let url = crate::redact::url(url);
+    let uri = uri.map_err(|e| format!("`{url}` is not a URL ({e})"))?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
         _ => return Err(format!("`{url}` must start with http:// or https://")),
@@ -129,7 +134,8 @@ impl Client {
                     .unwrap_or_default();
                 Attempt::Status(status, text)
             }
-            Err(e) => Attempt::Transport(e.to_string()),
+            // A transport error may quote the URL it was sending to.
+            Err(e) => Attempt::Transport(crate::redact::urls_in(&e.to_string())),
         }
     }
 }
@@ -156,7 +162,7 @@ pub(crate) async fn deliver(
     let client = Arc::new(Client::new(cfg, token));
     let total = batches.len();
     let mut report = PosReport {
-        url: cfg.url.clone(),
+        url: cfg.shown_url(),
         batches: total,
         ..Default::default()
     };
@@ -178,7 +184,7 @@ pub(crate) async fn deliver(
                 return Err(NodeError::msg(format!(
                     "POS endpoint {}: batch {n} of {total} failed: {e}. {acked} earlier \
                      batch{} acknowledged and will not be sent again when the run is resumed",
-                    cfg.url,
+                    cfg.shown_url(),
                     if acked == 1 { " was" } else { "es were" }
                 )));
             }
