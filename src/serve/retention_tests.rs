@@ -111,8 +111,17 @@ fn daily_runs(dir: &std::path::Path, days: i64, how: Daily) -> u64 {
     let mut largest = 0;
     for day in 0..days {
         let now = first + TimeDelta::days(day);
-        let record =
-            crate::runs::new_run(&wf, wf.params.clone(), "schedule", &[], now, None).unwrap();
+        let newest = store.runs().unwrap().first().map(|r| r.id.clone());
+        let record = crate::runs::new_run(
+            &wf,
+            wf.params.clone(),
+            "schedule",
+            &[],
+            now,
+            None,
+            newest.as_deref(),
+        )
+        .unwrap();
         let (_stop, shutdown) = watch::channel(Shutdown::None);
         let opts = ExecOptions {
             concurrency: 2,
