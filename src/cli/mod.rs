@@ -443,19 +443,30 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
 }
 
 /// Opens the state store; while `flow serve` holds it, reaches it through the server.
+///
+/// A lock held by no server gets a short grace period before the store counts as in use: a flow
+/// process that was just killed can leave a child between fork and exec that shares its open
+/// files (and so its lock) for a moment, and a command that is finishing lets go within it.
 pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
-    match SledStore::open(dir) {
-        Ok(store) => Ok(Arc::new(store)),
-        Err(StoreError::Locked { path }) => match RemoteStore::connect(dir)? {
-            Some(remote) => {
-                tracing::info!(
-                    "the state store is held by flow serve; using it through the server"
-                );
-                Ok(Arc::new(remote))
-            }
-            None => Err(StoreError::Locked { path }.into()),
-        },
-        Err(e) => Err(e.into()),
+    const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+    let start = std::time::Instant::now();
+    loop {
+        match SledStore::open(dir) {
+            Ok(store) => return Ok(Arc::new(store)),
+            Err(StoreError::Locked { path }) => match RemoteStore::connect(dir)? {
+                Some(remote) => {
+                    tracing::info!(
+                        "the state store is held by flow serve; using it through the server"
+                    );
+                    return Ok(Arc::new(remote));
+                }
+                None if start.elapsed() < GRACE => {
+                    std::thread::sleep(std::time::Duration::from_millis(25));
+                }
+                None => return Err(StoreError::Locked { path }.into()),
+            },
+            Err(e) => return Err(e.into()),
+        }
     }
 }
 

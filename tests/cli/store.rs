@@ -14,7 +14,7 @@ nodes:
   - id: slow
     kind: action
     type: core.shell
-    with: { command: "sh record.sh && touch started && sleep 3" }
+    with: { command: "sh record.sh && touch started && sleep 30" }
 "#;
 
 const QUICK: &str = r#"
