@@ -23,7 +23,11 @@ use crate::params::{self, ParamDecl};
 use crate::source::{Pos, Seg, SourceMap, path_to_string};
 use crate::template::{Renderer, RunVars, TemplateError};
 
+pub mod limits;
 mod param_checks;
+mod read;
+
+pub use read::{decode, read_bytes, read_source};
 
 /// One validation problem.
 #[derive(Debug, Clone, Serialize)]
@@ -196,15 +200,14 @@ pub struct Workflow {
 
 /// Reads and compiles a workflow file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Workflow, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_source(path)?;
     compile(&text, path, registry).map_err(LoadError::Invalid)
 }
 
 /// Compiles workflow text; `path` names the file in messages and anchors relative paths.
 pub fn compile(text: &str, path: &Path, registry: &Registry) -> Result<Workflow, Vec<Diagnostic>> {
+    // Before any parser: deep nesting would overflow the stack or take quadratic time.
+    read::check_limits(text, path)?;
     Compiler::new(text, path, registry).run()
 }
 
