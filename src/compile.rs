@@ -23,6 +23,8 @@ use crate::params::{self, ParamDecl};
 use crate::source::{Pos, Seg, SourceMap, path_to_string};
 use crate::template::{Renderer, RunVars, TemplateError};
 
+#[cfg(test)]
+mod fuzz_tests;
 pub mod limits;
 mod param_checks;
 mod read;
