@@ -5,6 +5,7 @@
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
 mod exports;
+mod input_limits;
 mod inspect;
 mod kill;
 mod output;
