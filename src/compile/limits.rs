@@ -6,9 +6,11 @@
 //!
 //! The scan is a conservative model of YAML's structure, not a parser: it tracks flow `[`/`{`
 //! nesting and block indentation levels (each `- `, `? ` and key at a deeper column opens one),
-//! skipping quoted, block and plain multi-line scalars and comments. It may count a level or so
-//! more than the parser nests, never fewer; the limits are far beyond any real workflow, so the
-//! difference never matters for a file that is not built to hurt.
+//! skipping quoted, block and plain multi-line scalars and comments. Its count differs from the
+//! parser's a little: a scalar at the start of a line counts as a level, and a sequence written at
+//! its key's indentation shares the key's level (so the parser nests at most about twice the
+//! count). The limit is far beyond any real workflow, so the difference never matters for a file
+//! that is not built to hurt, and the parsers' depth stays bounded either way.
 
 use std::fmt;
 
