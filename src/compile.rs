@@ -33,7 +33,13 @@ pub enum Severity {
     Warning,
 }
 
+#[cfg(test)]
+mod fuzz_tests;
+pub mod limits;
 mod param_checks;
+mod read;
+
+pub use read::{decode, read_bytes, read_source};
 
 /// One validation problem.
 #[derive(Debug, Clone, Serialize)]
@@ -218,15 +224,14 @@ pub struct Workflow {
 
 /// Reads and compiles a workflow file.
 pub fn load(path: &Path, registry: &Registry) -> Result<Workflow, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = read_source(path)?;
     compile(&text, path, registry).map_err(LoadError::Invalid)
 }
 
 /// Compiles workflow text; `path` names the file in messages and anchors relative paths.
 pub fn compile(text: &str, path: &Path, registry: &Registry) -> Result<Workflow, Vec<Diagnostic>> {
+    // Before any parser: deep nesting would overflow the stack or take quadratic time.
+    read::check_limits(text, path)?;
     Compiler::new(text, path, registry).run()
 }
 

@@ -29,6 +29,8 @@ impl std::fmt::Debug for RowExpr {
 impl RowExpr {
     /// Parses an expression; the error says what is wrong with it.
     pub fn parse(source: &str) -> Result<Self, String> {
+        crate::template_limits::check_expression(source)
+            .map_err(|e| format!("invalid expression: {e}"))?;
         let translated = translate_operators(source);
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -201,7 +203,9 @@ impl RowExpr {
     }
 }
 
-/// Rewrites `&&`, `||` and `!` (outside string literals) into minijinja's keywords.
+/// Rewrites `&&`, `||` and `!` (outside string literals) into minijinja's keywords, and
+/// spaces out `}}`: minijinja's lexer reads it as the end of a `{{ }}` block and panics when
+/// anything follows it in an expression; `} }` is the same two closing braces.
 fn translate_operators(source: &str) -> String {
     let mut out = String::with_capacity(source.len() + 8);
     let mut chars = source.chars().peekable();
@@ -232,6 +236,7 @@ fn translate_operators(source: &str) -> String {
                 out.push_str(" or ");
             }
             '!' if chars.peek() != Some(&'=') => out.push_str(" not "),
+            '}' if chars.peek() == Some(&'}') => out.push_str("} "),
             _ => out.push(c),
         }
     }
@@ -392,6 +397,20 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[test]
+    fn closing_braces_followed_by_more_are_an_error_not_a_panic() {
+        for bad in ["x }}<= y", "}}x", "x -}}y", "x }}}", "r > 1 }} r"] {
+            let err = RowExpr::parse(bad).unwrap_err();
+            assert!(
+                err.starts_with(&format!("invalid expression `{bad}`")),
+                "{err}"
+            );
+        }
+        // Nested mapping literals still close; braces inside strings are left alone.
+        let e = RowExpr::parse("{'a': {'b': 1}}.a.b == 1 && city != '}}'").unwrap();
+        assert_eq!(e.variables(), ["city"]);
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod compile;
 pub mod data;
 pub mod executor;
 pub mod expr;
+#[cfg(test)]
+mod fuzz;
 pub mod model;
 pub mod node;
 pub mod params;
@@ -25,6 +27,7 @@ pub mod source;
 pub mod spreadsheet;
 pub mod store;
 pub mod template;
+pub mod template_limits;
 pub mod trigger_rule;
 
 #[path = "../nodes/mod.rs"]

@@ -153,6 +153,7 @@ impl Renderer {
     }
 
     fn render_str(&self, text: &str, vars: &Vars<'_>) -> Result<Json, String> {
+        crate::template_limits::check_template(text)?;
         let template = self.env.template_from_str(text).map_err(|e| describe(&e))?;
         check_names(template.undeclared_variables(true), vars.params)?;
         if let Some(expr) = single_expression(text) {
@@ -178,6 +179,7 @@ pub fn is_template(s: &str) -> bool {
 /// The params a template names as `params.NAME`, sorted; `None` when it does not parse (the
 /// node that renders it reports that).
 pub fn param_names(text: &str) -> Option<Vec<String>> {
+    crate::template_limits::check_template(text).ok()?;
     let env = Environment::new();
     let template = env.template_from_str(text).ok()?;
     let mut names: Vec<String> = template

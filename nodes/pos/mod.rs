@@ -32,6 +32,8 @@ mod columns;
 pub mod csv_mapped;
 pub mod customers;
 pub mod dates;
+#[cfg(test)]
+mod fuzz_tests;
 pub mod generate;
 pub mod jsonl;
 pub mod max_bad_rows;

@@ -41,6 +41,8 @@ use minijinja::value::{Enumerator, Object};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value, context};
 use serde::Deserialize;
 
+use crate::template_limits::checked_template;
+
 use super::retail_inputs::{Sorted, TableKind, check_declared_inputs};
 use super::{
     FastHash, TextColumn, bool_column, date_column, day_string, f64_column, missing_column,
@@ -251,13 +253,16 @@ impl CampaignConfig {
         });
         env.set_keep_trailing_newline(true);
         if self.email {
-            env.add_template(SUBJECT, &self.subject)
+            checked_template(&self.subject)
+                .and_then(|t| env.add_template(SUBJECT, t))
                 .map_err(|e| ("subject", e))?;
-            env.add_template(BODY, &self.body)
+            checked_template(&self.body)
+                .and_then(|t| env.add_template(BODY, t))
                 .map_err(|e| ("body", e))?;
         }
         if let Some(action) = &self.action {
-            env.add_template(ACTION, action)
+            checked_template(action)
+                .and_then(|t| env.add_template(ACTION, t))
                 .map_err(|e| ("action", e))?;
         }
         Ok(env)

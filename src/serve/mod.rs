@@ -359,7 +359,7 @@ pub struct Server {
     sources: Vec<PathBuf>,
     entries: BTreeMap<PathBuf, Entry>,
     /// Invalid contents already reported, so a poll does not report them again.
-    rejected: HashMap<PathBuf, String>,
+    rejected: HashMap<PathBuf, Vec<u8>>,
     /// Workflow file -> the run in progress.
     busy: HashMap<PathBuf, String>,
     queues: HashMap<PathBuf, VecDeque<Job>>,
@@ -523,8 +523,14 @@ impl Server {
 
     /// Compiles a file; its problems as lines on failure.
     fn load(&self, path: &Path) -> Result<Entry, Vec<String>> {
-        let text = std::fs::read_to_string(path)
+        let bytes = compile::read_bytes(path)
             .map_err(|e| vec![format!("{}: cannot read it: {e}", path.display())])?;
+        self.load_bytes(path, bytes)
+    }
+
+    /// Compiles a file's contents as read; not UTF-8 is one of its problems.
+    fn load_bytes(&self, path: &Path, bytes: Vec<u8>) -> Result<Entry, Vec<String>> {
+        let text = compile::decode(path, bytes).map_err(|d| vec![d.to_string()])?;
         let wf = compile::compile(&text, path, &self.registry).map_err(|diags| {
             diags
                 .iter()
@@ -1019,17 +1025,21 @@ impl Server {
             self.emit(EventKind::Removed { path });
         }
         for path in files {
-            let Ok(text) = std::fs::read_to_string(&path) else {
+            // Bytes, not text: a file changed to invalid UTF-8 is a change to report.
+            let Ok(bytes) = compile::read_bytes(&path) else {
                 continue;
             };
-            let unchanged = self.entries.get(&path).is_some_and(|e| e.text == text)
-                || self.rejected.get(&path) == Some(&text);
+            let unchanged = self
+                .entries
+                .get(&path)
+                .is_some_and(|e| e.text.as_bytes() == bytes)
+                || self.rejected.get(&path) == Some(&bytes);
             if unchanged {
                 continue;
             }
-            match self.load(&path) {
+            match self.load_bytes(&path, bytes.clone()) {
                 Err(errors) => {
-                    self.rejected.insert(path.clone(), text);
+                    self.rejected.insert(path.clone(), bytes);
                     self.emit(EventKind::ReloadFailed {
                         kept_previous: self.entries.contains_key(&path),
                         path,

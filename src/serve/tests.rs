@@ -807,3 +807,50 @@ async fn retention_removes_old_runs_at_start_and_after_each_run() {
     );
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_reload_to_invalid_utf8_is_reported_once_and_the_old_schedule_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), &workflow("0 6 * * *", "UTC", "", "core.noop"));
+    let store = Arc::new(MemoryStore::default());
+    let mut h = Harness::started(
+        dir.path(),
+        store,
+        utc(2026, 3, 1, 5, 0),
+        Duration::from_secs(60),
+    )
+    .await;
+    h.advance(utc(2026, 3, 1, 5, 0)).await;
+    // The same workflow with one byte that is not UTF-8 in its second line.
+    let mut bytes = workflow("0 6 * * *", "UTC", "", "core.noop").into_bytes();
+    let second_line = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+    bytes.insert(second_line + 2, 0xFF);
+    std::fs::write(dir.path().join("wf.yaml"), &bytes).unwrap();
+    h.advance(utc(2026, 3, 1, 5, 1)).await;
+    let i = h
+        .wait_for("the reload error", |e| {
+            matches!(e.kind, EventKind::ReloadFailed { .. })
+        })
+        .await;
+    let EventKind::ReloadFailed {
+        errors,
+        kept_previous,
+        path,
+    } = &h.seen[i].kind
+    else {
+        unreachable!()
+    };
+    assert!(kept_previous);
+    assert!(path.ends_with("wf.yaml"), "{path:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("wf.yaml:2:3: not valid UTF-8 (byte 0xFF)")),
+        "{errors:?}"
+    );
+    h.advance(utc(2026, 3, 1, 5, 10)).await;
+    assert_eq!(h.count(|k| matches!(k, EventKind::ReloadFailed { .. })), 1);
+    h.advance(utc(2026, 3, 1, 6, 0)).await;
+    assert_eq!(h.fired().len(), 1, "the old schedule still fires");
+    h.stop().await;
+}

@@ -9,6 +9,7 @@ mod deploy_leftovers;
 mod exports;
 mod fake_pos;
 mod ids;
+mod input_limits;
 mod inspect;
 mod kill;
 mod output;
