@@ -104,6 +104,13 @@ fn fuzz_regressions_workflow_loader() {
     let deep_block: String = (0..3_000)
         .map(|i| format!("{}k:\n", " ".repeat(i)))
         .collect();
+    // The line of the shipped workflow's `new` rule, where both rule cases below point.
+    let rule_line = SEEDS[0]
+        .lines()
+        .position(|l| l.contains("orders == 1 &&"))
+        .expect("the shipped workflow has a `new` rule")
+        + 1;
+    let at_rule = format!("fuzz.yaml:{rule_line}:");
     let cases: Vec<(Vec<u8>, &str)> = vec![
         // Stack overflow (SIGABRT) in the position parser.
         (
@@ -130,7 +137,7 @@ fn fuzz_regressions_workflow_loader() {
                 SEEDS[0].replace("days_since_last <=", "days_since_last }}<=")
             )
             .into_bytes(),
-            "fuzz.yaml:81:",
+            &at_rule,
         ),
         // minijinja recursed once per operator of a long chain: a stack overflow.
         (
@@ -149,7 +156,7 @@ fn fuzz_regressions_workflow_loader() {
                     &format!("orders{} == 1 &&", "+1".repeat(40_000)),
                 )
                 .into_bytes(),
-            "fuzz.yaml:81:",
+            &at_rule,
         ),
         // Not UTF-8.
         (
