@@ -6,6 +6,7 @@
 
 mod branches;
 mod exports;
+mod full_disk;
 mod inspect;
 mod kill;
 mod output;
