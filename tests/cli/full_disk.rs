@@ -6,10 +6,10 @@
 //! it they fail with a message saying so rather than pass without testing anything).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{Workspace, counts_of};
+use crate::support::{Workspace, counts_of, sigterm, wait_until};
 
 /// A tmpfs mounted for one test, unmounted when dropped (also when the test fails).
 struct Tmpfs {
@@ -190,4 +190,73 @@ nodes:
     assert_ne!(out.code, 0, "{out}");
     out.assert_stderr_contains("FLOW_CHECKPOINT_TIMEOUT=\"soon\" is not a duration");
     assert!(ws.counts().is_empty(), "a node ran\n{out}");
+}
+
+/// Spawns `flow run` with every store write hanging, as on a disk that never answers.
+fn spawn_stalled(ws: &Workspace) -> std::process::Child {
+    ws.command(["run", crate::support::WORKFLOW])
+        .env("FLOW_FAULT_STALL_WRITES", "1")
+        .env("FLOW_CHECKPOINT_TIMEOUT", "600")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow")
+}
+
+const SLEEPER: &str = r#"
+name: sleeper
+nodes:
+  - id: nap
+    kind: action
+    type: core.shell
+    with: { command: "sh record.sh && sleep 30" }
+"#;
+
+/// Waits for `child` to exit within `limit` (killing it and failing if it does not); returns
+/// its exit code and stderr.
+fn exit_within(mut child: std::process::Child, limit: Duration) -> (i32, String) {
+    let exited = wait_until(limit, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(exited, "flow did not exit within {limit:?}\n{stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+#[test]
+fn a_second_sigterm_ends_the_process_even_when_a_store_write_never_finishes() {
+    let ws = Workspace::with_workflow(SLEEPER);
+    let child = spawn_stalled(&ws);
+    std::thread::sleep(Duration::from_millis(800));
+    sigterm(&child);
+    std::thread::sleep(Duration::from_millis(300));
+    sigterm(&child);
+    let start = Instant::now();
+    let (code, stderr) = exit_within(child, Duration::from_secs(30));
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(15), "took {took:?}\n{stderr}");
+    assert_eq!(code, 143, "{stderr}");
+    assert!(stderr.contains("cancelling running nodes"), "{stderr}");
+    assert!(stderr.contains("exiting without waiting"), "{stderr}");
+    assert!(stderr.contains("flow resume"), "{stderr}");
+}
+
+#[test]
+fn a_third_signal_ends_the_process_at_once() {
+    let ws = Workspace::with_workflow(SLEEPER);
+    let child = spawn_stalled(&ws);
+    std::thread::sleep(Duration::from_millis(800));
+    for _ in 0..3 {
+        sigterm(&child);
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let start = Instant::now();
+    let (code, stderr) = exit_within(child, Duration::from_secs(30));
+    // Well before the grace period after the second signal runs out.
+    assert!(start.elapsed() < Duration::from_secs(3), "{stderr}");
+    assert_eq!(code, 143, "{stderr}");
+    assert!(stderr.contains("stopped a third time"), "{stderr}");
 }
