@@ -339,11 +339,15 @@ impl SledStore {
         let parent = path.parent().expect("has a parent");
         std::fs::create_dir_all(parent).map_err(fail)?;
         let tmp = path.with_extension("out.tmp");
-        {
+        let written = File::create(&tmp).and_then(|mut file| {
             use std::io::Write as _;
-            let mut file = File::create(&tmp).map_err(fail)?;
-            file.write_all(&bytes).map_err(fail)?;
-            file.sync_all().map_err(fail)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            // A partial file on a full disk only takes the space a retry needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
         }
         std::fs::rename(&tmp, &path).map_err(fail)?;
         File::open(parent)

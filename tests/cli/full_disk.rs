@@ -61,7 +61,8 @@ fn workspace_on(fs: &Tmpfs, yaml: &str) -> Workspace {
 
 /// `first` succeeds; `fill` fills the store's disk the first time it runs (as another program
 /// writing to the same disk would), so its own checkpoint cannot be written; `last` needs it.
-fn filling_workflow(filler: &Path) -> String {
+/// `output` is what `fill` prints: small outputs go into the database, large ones into files.
+fn filling_workflow(filler: &Path, output: &str) -> String {
     format!(
         r#"
 name: full
@@ -75,14 +76,14 @@ nodes:
     type: core.shell
     needs: [first]
     with:
-      command: 'sh record.sh && if [ ! -e filled ]; then touch filled; cat /dev/zero > {filler} 2>/dev/null; fi; seq 1 30000'
+      command: 'sh record.sh && if [ ! -e filled ]; then touch filled; cat /dev/zero > {filler} 2>/dev/null; fi; {output}'
   - id: last
     kind: action
     type: core.shell
     needs: [fill]
     with: {{ command: "sh record.sh && echo last" }}
 "#,
-        filler = filler.display()
+        filler = filler.display(),
     )
 }
 
@@ -97,9 +98,20 @@ fn started_run(stderr: &str) -> String {
 
 #[test]
 fn a_full_disk_fails_the_run_in_bounded_time_and_the_run_resumes_once_space_is_freed() {
+    // About 170 kB: kept in the database.
+    full_disk_then_resume("seq 1 30000", None);
+}
+
+#[test]
+fn a_full_disk_while_writing_an_output_file_fails_the_run_naming_the_file() {
+    // About 590 kB: written to a file of its own beside the database.
+    full_disk_then_resume("seq 1 100000", Some("cannot write the output file"));
+}
+
+fn full_disk_then_resume(output: &str, expected: Option<&str>) {
     let fs = Tmpfs::mount("8m");
     let filler: PathBuf = fs.path().join("filler");
-    let ws = workspace_on(&fs, &filling_workflow(&filler));
+    let ws = workspace_on(&fs, &filling_workflow(&filler, output));
     let state = ws.state_dir().display().to_string();
 
     let start = Instant::now();
@@ -114,6 +126,15 @@ fn a_full_disk_fails_the_run_in_bounded_time_and_the_run_resumes_once_space_is_f
     out.assert_stderr_contains("No space left on device")
         .assert_stderr_contains(&state)
         .assert_stderr_contains("flow resume");
+    if let Some(expected) = expected {
+        out.assert_stderr_contains(expected);
+    }
+    // A partly written output file is not left behind to take the space.
+    let partial: Vec<_> = walk(&fs.path().join("state"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(partial.is_empty(), "{partial:?}");
     let run = started_run(&out.stderr);
     assert!(filler.exists(), "the disk was not filled\n{out}");
 
@@ -259,4 +280,18 @@ fn a_third_signal_ends_the_process_at_once() {
     assert!(start.elapsed() < Duration::from_secs(3), "{stderr}");
     assert_eq!(code, 143, "{stderr}");
     assert!(stderr.contains("stopped a third time"), "{stderr}");
+}
+
+/// Every file under `dir`.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
