@@ -78,7 +78,7 @@ pub enum StoreError {
     )]
     NotDurable { path: PathBuf, reason: String },
     #[error(
-        "the state store {} cannot be opened: {reason}. Its disk is full; flow has not changed the store: free space on that disk, then try again (after an unclean stop flow first checks a copy of the store, which needs as much free space as the store's db/ directory)",
+        "the state store {} cannot be opened: {reason}. Its disk is full: free space on that disk, then try again (after an unclean stop flow first checks a copy of the store, which needs as much free space as the store's db/ directory)",
         path.display()
     )]
     NoSpace { path: PathBuf, reason: String },
