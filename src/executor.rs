@@ -25,7 +25,8 @@ use crate::node::{
     EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState, RoutedCase,
 };
 use crate::store::{
-    Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError, Write,
+    Attempt, BoundedStore, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError,
+    Write,
 };
 use crate::template::RunVars;
 use crate::trigger_rule::{self, InputState, Readiness};
@@ -111,6 +112,8 @@ pub async fn execute(
     reuse: HashSet<usize>,
     mut opts: ExecOptions,
 ) -> Result<RunOutcome, ExecError> {
+    // A write that cannot become durable (a full disk) fails the run instead of hanging it.
+    let store: Arc<dyn StateStore> = Arc::new(BoundedStore::new(store)?);
     let checkpoints = Checkpointer::start(store.clone());
     run.status = RunStatus::Running;
     run.updated_at = Utc::now();
@@ -1000,7 +1003,7 @@ struct Checkpointer {
 
 struct Request {
     writes: Vec<Write>,
-    ack: Option<oneshot::Sender<Result<(), String>>>,
+    ack: Option<oneshot::Sender<Result<(), Arc<StoreError>>>>,
 }
 
 impl Checkpointer {
@@ -1021,9 +1024,9 @@ impl Checkpointer {
                         writes.extend(req.writes);
                         acks.extend(req.ack);
                     }
-                    let mut result = store.apply(writes).map_err(|e| e.to_string());
+                    let mut result = store.apply(writes).map_err(Arc::new);
                     if result.is_ok() && durable {
-                        result = store.flush().map_err(|e| e.to_string());
+                        result = store.flush().map_err(Arc::new);
                     }
                     for ack in acks {
                         let _ = ack.send(result.clone());
@@ -1045,7 +1048,13 @@ impl Checkpointer {
             .map_err(|_| StoreError::Io("checkpoint writer stopped".into()))?;
         match done.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Io(e)),
+            Ok(Err(e)) => Err(match e.as_ref() {
+                StoreError::NotDurable { path, reason } => StoreError::NotDurable {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                },
+                other => StoreError::Io(other.to_string()),
+            }),
             Err(_) => Err(StoreError::Io("checkpoint writer stopped".into())),
         }
     }

@@ -4,6 +4,7 @@
 //! 2 invalid input or usage (including a state store that cannot be used).
 
 mod console;
+mod forced_exit;
 mod graph;
 mod log_filter;
 mod progress;
@@ -669,13 +670,11 @@ impl Signals {
     }
 
     /// First Ctrl-C or SIGTERM: start nothing new and let running nodes finish. Second: cancel
-    /// them. `announce`: say so (the server logs it itself).
+    /// them, and exit anyway if that has not ended the process in time; a third exits at once.
+    /// `announce`: say so (the server logs it itself).
     pub(super) async fn forward(mut self, stop: watch::Sender<Shutdown>, announce: bool) {
         for level in [Shutdown::Drain, Shutdown::Cancel] {
-            tokio::select! {
-                _ = self.interrupt.recv() => {}
-                _ = self.terminate.recv() => {}
-            }
+            let signal = self.next().await;
             match level {
                 _ if !announce => {}
                 Shutdown::Drain => eprintln!(
@@ -684,6 +683,19 @@ impl Signals {
                 _ => eprintln!("cancelling running nodes"),
             }
             let _ = stop.send(level);
+            if level == Shutdown::Cancel {
+                forced_exit::after_grace(forced_exit::code(signal));
+            }
+        }
+        let signal = self.next().await;
+        forced_exit::now(forced_exit::code(signal), "stopped a third time");
+    }
+
+    /// Waits for SIGINT or SIGTERM; returns its number.
+    async fn next(&mut self) -> i32 {
+        tokio::select! {
+            _ = self.interrupt.recv() => 2,
+            _ = self.terminate.recv() => 15,
         }
     }
 }

@@ -6,7 +6,9 @@
 //! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
 //! batch and flushes it before it starts anything downstream.
 
+mod bounded;
 mod compact;
+mod full_disk;
 mod memory;
 mod records;
 mod remote;
@@ -18,6 +20,7 @@ mod usage;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+pub use bounded::{BoundedStore, DEADLINE_ENV};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
@@ -69,6 +72,16 @@ pub enum StoreError {
     },
     #[error("state store I/O error: {0}")]
     Io(String),
+    #[error(
+        "the state store {} cannot save checkpoints: {reason}. Checkpoints saved before are kept; free space on its disk (or fix the disk), then continue with `flow resume`",
+        path.display()
+    )]
+    NotDurable { path: PathBuf, reason: String },
+    #[error(
+        "the state store {} cannot be opened: {reason}. Its disk is full: free space on that disk, then try again (after an unclean stop flow first checks a copy of the store, which needs as much free space as the store's db/ directory)",
+        path.display()
+    )]
+    NoSpace { path: PathBuf, reason: String },
     #[error("the `flow serve` holding the state store {} reported: {reason}", path.display())]
     Remote { path: PathBuf, reason: String },
     #[error("a stored record is damaged ({what}): {reason}")]

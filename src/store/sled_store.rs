@@ -9,6 +9,7 @@ use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::full_disk::{is_full, no_space};
 use super::{
     NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
     to_pairs,
@@ -117,6 +118,9 @@ pub(super) fn open_db(dir: &Path, db_path: &Path) -> Result<sled::Db, StoreError
         Ok(Err(sled::Error::Io(e))) if is_lock_error(&e) => Err(StoreError::Locked {
             path: dir.to_path_buf(),
         }),
+        Ok(Err(sled::Error::Io(e))) if is_full(&e) => {
+            Err(no_space(dir, "sled cannot write its files", &e))
+        }
         Ok(Err(e)) => Err(StoreError::Unreadable {
             path: dir.to_path_buf(),
             reason: e.to_string().replace(" backtrace ()", ""),
@@ -229,9 +233,12 @@ fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
     let scratch = dir.join(format!("verify-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&scratch);
     let result = copy_dir(db_path, &scratch)
-        .map_err(|e| StoreError::Unreadable {
-            path: dir.to_path_buf(),
-            reason: format!("cannot copy it for a safe check: {e}"),
+        .map_err(|e| match is_full(&e) {
+            true => no_space(dir, "cannot copy it for a safe check", &e),
+            false => StoreError::Unreadable {
+                path: dir.to_path_buf(),
+                reason: format!("cannot copy it for a safe check: {e}"),
+            },
         })
         .and_then(|()| {
             let db = open_db(dir, &scratch)?;
@@ -332,11 +339,15 @@ impl SledStore {
         let parent = path.parent().expect("has a parent");
         std::fs::create_dir_all(parent).map_err(fail)?;
         let tmp = path.with_extension("out.tmp");
-        {
+        let written = File::create(&tmp).and_then(|mut file| {
             use std::io::Write as _;
-            let mut file = File::create(&tmp).map_err(fail)?;
-            file.write_all(&bytes).map_err(fail)?;
-            file.sync_all().map_err(fail)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        });
+        if let Err(e) = written {
+            // A partial file on a full disk only takes the space a retry needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
         }
         std::fs::rename(&tmp, &path).map_err(fail)?;
         File::open(parent)

@@ -8,6 +8,7 @@ mod branches;
 mod deploy_leftovers;
 mod exports;
 mod fake_pos;
+mod full_disk;
 mod ids;
 mod input_limits;
 mod inspect;
