@@ -7,8 +7,10 @@
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::high_water::{self, HighWater};
 use super::{
     NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
     to_pairs,
@@ -24,6 +26,10 @@ pub struct SledStore {
     dir: PathBuf,
     /// Held for the store's lifetime: the clear "in use" message comes from this lock.
     pub(super) lock: File,
+    /// Write batches committed so far; each batch stores the new count in the database.
+    commits: Mutex<u64>,
+    /// Where the count of durable batches is recorded after each flush.
+    high_water: Mutex<HighWater>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -74,29 +80,75 @@ impl SledStore {
         super::compact::finish_interrupted(dir, &db_path)?;
         remove_unfinished_snapshots(&db_path);
         if !db_path.join("conf").exists() {
+            refuse_lost_db(dir)?;
             create_db(dir, &db_path)?;
         } else if read_clean_mark(dir) != Some(clean_mark(&db_path)) {
             verify_copy(dir, &db_path)?;
         }
         let db = open_db_when_released(dir, &db_path)?;
         check_format(dir, &db, true)?;
+        high_water::check(dir, &db)?;
+        let commits = high_water::in_db(&db)?;
+        let high_water = HighWater::open(dir, commits)?;
         // Until closed cleanly, the next open verifies a copy first.
         let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
         Ok(SledStore {
             db,
             dir: dir.to_path_buf(),
             lock,
+            commits: Mutex::new(commits),
+            high_water: Mutex::new(high_water),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Applies a batch with the next commit count in it. Under one lock, so the counts reach
+    /// the database in order.
+    fn commit(&self, mut batch: sled::Batch) -> Result<(), StoreError> {
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = *commits + 1;
+        batch.insert(high_water::KEY, &next.to_be_bytes());
+        self.db.apply_batch(batch).map_err(io)?;
+        *commits = next;
+        Ok(())
+    }
+
+    /// The count of committed batches; durable once the database has flushed after reading it.
+    fn commits(&self) -> u64 {
+        *self.commits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `count` batches are durable.
+    fn record_high_water(&self, count: u64) -> Result<(), StoreError> {
+        self.high_water
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(count)
+    }
+}
+
+/// A store directory that has held a database (its high-water file, clean mark or output
+/// files say so) but has none now lost it: an empty store in its place would hide that.
+fn refuse_lost_db(dir: &Path) -> Result<(), StoreError> {
+    let evidence = [high_water::FILE, CLEAN_MARK, OUTPUTS]
+        .into_iter()
+        .find(|name| dir.join(name).exists());
+    match evidence {
+        Some(name) => Err(StoreError::Missing {
+            path: dir.to_path_buf(),
+            evidence: format!("{}/{name}", dir.display()),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        if self.db.flush().is_ok() {
+        let commits = self.commits();
+        if self.db.flush().is_ok() && self.record_high_water(commits).is_ok() {
             let mark = clean_mark(&self.dir.join("db"));
             if let Ok(json) = serde_json::to_vec(&mark) {
                 let _ = std::fs::write(self.dir.join(CLEAN_MARK), json);
@@ -235,7 +287,8 @@ fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
         })
         .and_then(|()| {
             let db = open_db(dir, &scratch)?;
-            check_format(dir, &db, true)
+            check_format(dir, &db, true)?;
+            high_water::check(dir, &db)
         });
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -380,11 +433,13 @@ impl StateStore for SledStore {
         for (k, v) in to_pairs(writes)? {
             batch.insert(k.as_bytes(), v);
         }
-        self.db.apply_batch(batch).map_err(io)
+        self.commit(batch)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        let commits = self.commits();
+        self.db.flush().map(|_| ()).map_err(io)?;
+        self.record_high_water(commits)
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -488,8 +543,10 @@ impl StateStore for SledStore {
                 count(key.as_bytes(), &value, &mut removed);
             }
         }
-        self.db.apply_batch(batch).map_err(io)?;
+        self.commit(batch)?;
+        let commits = self.commits();
         self.db.flush().map_err(io)?;
+        self.record_high_water(commits)?;
         let outputs = self.dir.join(OUTPUTS);
         for run_id in &removal.run_ids {
             removed.bytes += remove_output_dir(&outputs.join(run_id))?;
