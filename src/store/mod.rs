@@ -9,6 +9,7 @@
 mod compact;
 mod high_water;
 mod memory;
+mod output_file;
 mod records;
 mod remote;
 mod removal;

@@ -11,6 +11,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::high_water::{self, HighWater};
+use super::output_file;
 use super::{
     NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
     to_pairs,
@@ -348,10 +349,8 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
 /// Outputs at least this large live in files beside the database (sled keeps values in its
 /// page cache and log; a large table there costs memory and a second copy on every flush).
 const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
-/// The database value for an output kept in a file: this mark, then the file's relative path.
-const OUTPUT_FILE_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
 /// The directory of output files, one subdirectory per run.
-const OUTPUTS: &str = "outputs";
+pub(super) const OUTPUTS: &str = "outputs";
 
 impl SledStore {
     /// Writes a large output to `outputs/RUN/NODE.out` (fsynced, renamed into place, directory
@@ -395,12 +394,10 @@ impl SledStore {
         File::open(parent)
             .and_then(|d| d.sync_all())
             .map_err(fail)?;
-        let mut reference = OUTPUT_FILE_MARK.to_vec();
-        reference.extend_from_slice(relative.as_bytes());
         Ok(Write::Node {
             run_id,
             record,
-            output: Some(reference),
+            output: Some(output_file::reference(&relative, &bytes)),
         })
     }
 }
@@ -472,16 +469,11 @@ impl StateStore for SledStore {
         let Some(value) = self.db.get(keys::output(run_id, node_id)).map_err(io)? else {
             return Ok(None);
         };
-        match value.strip_prefix(OUTPUT_FILE_MARK) {
-            Some(name) => {
-                let path = self.dir.join(String::from_utf8_lossy(name).as_ref());
-                std::fs::read(&path)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        what: format!("output of `{node_id}` in run {run_id}"),
-                        reason: format!("cannot read {}: {e}", path.display()),
-                    })
-            }
+        match output_file::parse(&value) {
+            Some(file) => output_file::read(&self.dir, &file, || {
+                format!("output of `{node_id}` in run {run_id}")
+            })
+            .map(Some),
             None => Ok(Some(value.to_vec())),
         }
     }

@@ -208,3 +208,29 @@ fn a_deleted_database_is_refused_not_replaced_by_an_empty_store() {
     assert!(!ws.state_dir().join("db").exists());
     assert_eq!(ws.counts()["big"], 3, "nothing ran against the lost store");
 }
+
+#[test]
+fn a_flipped_bit_in_an_output_file_is_an_error_naming_the_file() {
+    let ws = Workspace::with_workflow(WORKFLOW);
+    let run = ws.run().run().run_id();
+    let file = ws.state_dir().join(format!("outputs/{run}/big.out"));
+    let good = ws.flow().args(["runs", "output", &run, "big"]).run().stdout;
+    let len = std::fs::metadata(&file)
+        .expect("big is kept in a file")
+        .len() as usize;
+    for offset in [0, len / 3, len - 1] {
+        let pristine = std::fs::read(&file).unwrap();
+        flip_bit(&file, offset, 0x04);
+        let out = ws
+            .flow()
+            .args(["runs", "output", &run, "big"])
+            .expect_exit(2)
+            .run();
+        out.assert_stderr_contains(&format!("{}", file.display()));
+        out.assert_stderr_contains("is damaged");
+        assert!(out.stdout.is_empty(), "no partial output\n{out}");
+        std::fs::write(&file, pristine).unwrap();
+    }
+    let again = ws.flow().args(["runs", "output", &run, "big"]).run().stdout;
+    assert_eq!(again, good);
+}
