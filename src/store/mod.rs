@@ -6,6 +6,7 @@
 //! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
 //! batch and flushes it before it starts anything downstream.
 
+mod check;
 mod compact;
 mod high_water;
 mod memory;
@@ -20,6 +21,7 @@ mod usage;
 use std::collections::HashSet;
 use std::path::PathBuf;
 
+pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};

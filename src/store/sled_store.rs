@@ -60,23 +60,7 @@ impl SledStore {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| unreadable(format!("cannot create the directory: {e}")))?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(|e| unreadable(format!("cannot create its lock file: {e}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(unreadable(format!("cannot lock it: {e}")));
-            }
-        }
+        let lock = take_lock(dir)?;
         let db_path = dir.join("db");
         super::compact::finish_interrupted(dir, &db_path)?;
         remove_unfinished_snapshots(&db_path);
@@ -131,9 +115,31 @@ impl SledStore {
     }
 }
 
+/// Takes the store's lock (creating its lock file): [`StoreError::Locked`] when another process
+/// holds it.
+pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let unreadable = |reason: String| StoreError::Unreadable {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|e| unreadable(format!("cannot create its lock file: {e}")))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(unreadable(format!("cannot lock it: {e}"))),
+    }
+}
+
 /// A store directory that has held a database (its high-water file, clean mark or output
 /// files say so) but has none now lost it: an empty store in its place would hide that.
-fn refuse_lost_db(dir: &Path) -> Result<(), StoreError> {
+pub(super) fn refuse_lost_db(dir: &Path) -> Result<(), StoreError> {
     let evidence = [high_water::FILE, CLEAN_MARK, OUTPUTS]
         .into_iter()
         .find(|name| dir.join(name).exists());

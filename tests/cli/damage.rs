@@ -108,16 +108,19 @@ fn trial(
                 text == expected,
                 "{what}: the store opened but reads differently (silently rolled back?)"
             );
+            ws.flow().args(["store", "check"]).run();
             Outcome::Intact
         }
         Err(out) => {
             assert_eq!(out.code, 2, "{what}: {out}");
             out.assert_stderr_contains(&ws.state_dir().display().to_string());
             out.assert_stderr_contains("flow has not changed");
+            let check = ws.flow().args(["store", "check"]).expect_exit(1).run();
+            check.assert_stdout_contains("damaged: ");
             let changed = changed_files(&damaged, &ws.snapshot(".flow"));
             assert!(
                 changed.is_empty(),
-                "{what}: refusing the store changed {changed:?}\n{out}"
+                "{what}: refusing and checking the store changed {changed:?}\n{out}\n{check}"
             );
             Outcome::Refused
         }
@@ -205,6 +208,15 @@ fn a_deleted_database_is_refused_not_replaced_by_an_empty_store() {
             Vec::<PathBuf>::new()
         );
     }
+    ws.flow()
+        .args(["store", "check"])
+        .expect_exit(1)
+        .run()
+        .assert_stdout_contains("has lost its database");
+    assert_eq!(
+        changed_files(&before, &ws.snapshot(".flow")),
+        Vec::<PathBuf>::new()
+    );
     assert!(!ws.state_dir().join("db").exists());
     assert_eq!(ws.counts()["big"], 3, "nothing ran against the lost store");
 }
@@ -229,8 +241,28 @@ fn a_flipped_bit_in_an_output_file_is_an_error_naming_the_file() {
         out.assert_stderr_contains(&format!("{}", file.display()));
         out.assert_stderr_contains("is damaged");
         assert!(out.stdout.is_empty(), "no partial output\n{out}");
+        let check = ws.flow().args(["store", "check"]).expect_exit(1).run();
+        check.assert_stdout_contains(&format!("{} is damaged", file.display()));
         std::fs::write(&file, pristine).unwrap();
     }
     let again = ws.flow().args(["runs", "output", &run, "big"]).run().stdout;
     assert_eq!(again, good);
+}
+
+#[test]
+fn store_check_passes_a_sound_store_and_changes_nothing() {
+    let (ws, before) = finished_store();
+    let out = ws.flow().args(["store", "check"]).run();
+    out.assert_stdout_contains("3 runs, 9 node records, 9 outputs (3 in files)");
+    out.assert_stdout_contains("is sound");
+    assert_eq!(
+        changed_files(&before, &ws.snapshot(".flow")),
+        Vec::<PathBuf>::new()
+    );
+    // No store at all is not a damaged one.
+    ws.flow()
+        .args(["store", "check", "--state", "nowhere"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("no state store");
 }
