@@ -257,3 +257,44 @@ fn store_check_passes_a_sound_store_and_changes_nothing() {
         .run()
         .assert_stderr_contains("no state store");
 }
+
+/// The rollback sled does on damage, made by hand: an older copy of the database put back
+/// under a store that has saved more since.
+#[test]
+fn an_older_database_put_back_is_refused_untouched() {
+    let ws = Workspace::with_workflow(WORKFLOW);
+    ws.run().run();
+    let old = ws.snapshot(".flow/db");
+    ws.run().run();
+    let db = ws.state_dir().join("db");
+    std::fs::remove_dir_all(&db).unwrap();
+    for (path, bytes) in &old {
+        let path = db.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let before = ws.snapshot(".flow");
+    for args in [
+        vec!["runs"],
+        vec!["resume", "last"],
+        vec!["run", crate::support::WORKFLOW],
+    ] {
+        let out = ws.flow().args(args).expect_exit(2).run();
+        out.assert_stderr_contains("has lost saved work");
+        out.assert_stderr_contains("flow has not changed any file");
+        assert_eq!(
+            changed_files(&before, &ws.snapshot(".flow")),
+            Vec::<PathBuf>::new()
+        );
+    }
+    ws.flow()
+        .args(["store", "check"])
+        .expect_exit(1)
+        .run()
+        .assert_stdout_contains("has lost saved work");
+    assert_eq!(
+        ws.counts()["big"],
+        2,
+        "nothing ran against the older database"
+    );
+}
