@@ -141,11 +141,15 @@ impl HighWater {
             high_water.written = read(dir)?.unwrap_or(0);
         }
         if !existed || high_water.written < count {
-            high_water.write(count)?;
-            if !existed {
+            // Not fatal here (a full disk must not stop read-only commands): the next flush
+            // records the count again, and fails if it still cannot.
+            let recorded = high_water.write(count).and_then(|()| {
                 File::open(dir)
                     .and_then(|d| d.sync_all())
-                    .map_err(|e| write_error(&high_water.path, e))?;
+                    .map_err(|e| write_error(&high_water.path, e))
+            });
+            if let Err(e) = recorded {
+                tracing::warn!("{e}");
             }
         }
         Ok(high_water)
