@@ -12,6 +12,7 @@ mod prune;
 mod report;
 mod schema;
 mod serve;
+mod store_check;
 
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write as _};
@@ -91,6 +92,9 @@ enum Command {
     Schema,
     /// Write a deterministic retail sample: transactions, catalog and customers CSVs.
     SampleData(SampleArgs),
+    /// Maintain the state store.
+    #[command(subcommand)]
+    Store(store_check::StoreCommand),
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +335,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::SampleData(args) => sample_data(args),
+        Command::Store(command) => store_check::run(&cli.state, command),
         Command::Serve(args) => serve::serve(
             serve::ServeCommand {
                 state: &cli.state,

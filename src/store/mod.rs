@@ -7,9 +7,12 @@
 //! batch and flushes it before it starts anything downstream.
 
 mod bounded;
+mod check;
 mod compact;
 mod full_disk;
+mod high_water;
 mod memory;
+mod output_file;
 mod records;
 mod remote;
 mod removal;
@@ -21,6 +24,7 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 
 pub use bounded::{BoundedStore, DEADLINE_ENV};
+pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
@@ -70,6 +74,20 @@ pub enum StoreError {
         found: u32,
         supported: u32,
     },
+    #[error(
+        "the state store {} has lost saved work: its database holds {found} committed write batches, but {expected} were made durable (recorded in {}/db.hwm). Its files are damaged and the database would silently go back to an older state, so finished runs would look unfinished and run again. flow has not changed any file; restore the store from a backup, or move the directory aside (keep it for inspection) and start a new store with --state DIR",
+        path.display(), path.display()
+    )]
+    RolledBack {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
+    #[error(
+        "the state store {} has lost its database: {}/db is missing, but {evidence} shows a store was there. flow has not created an empty one in its place; restore db/ from a backup, or move the directory aside (keep it for inspection) and start a new store with --state DIR",
+        path.display(), path.display()
+    )]
+    Missing { path: PathBuf, evidence: String },
     #[error("state store I/O error: {0}")]
     Io(String),
     #[error(

@@ -7,9 +7,12 @@
 use std::fs::File;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::full_disk::{is_full, no_space};
+use super::high_water::{self, HighWater};
+use super::output_file;
 use super::{
     NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
     to_pairs,
@@ -25,6 +28,10 @@ pub struct SledStore {
     dir: PathBuf,
     /// Held for the store's lifetime: the clear "in use" message comes from this lock.
     pub(super) lock: File,
+    /// Write batches committed so far; each batch stores the new count in the database.
+    commits: Mutex<u64>,
+    /// Where the count of durable batches is recorded after each flush.
+    high_water: Mutex<HighWater>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -54,50 +61,102 @@ impl SledStore {
         };
         std::fs::create_dir_all(dir)
             .map_err(|e| unreadable(format!("cannot create the directory: {e}")))?;
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))
-            .map_err(|e| unreadable(format!("cannot create its lock file: {e}")))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked {
-                    path: dir.to_path_buf(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(unreadable(format!("cannot lock it: {e}")));
-            }
-        }
+        let lock = take_lock(dir)?;
         let db_path = dir.join("db");
         super::compact::finish_interrupted(dir, &db_path)?;
         remove_unfinished_snapshots(&db_path);
         if !db_path.join("conf").exists() {
+            refuse_lost_db(dir)?;
             create_db(dir, &db_path)?;
         } else if read_clean_mark(dir) != Some(clean_mark(&db_path)) {
             verify_copy(dir, &db_path)?;
         }
         let db = open_db_when_released(dir, &db_path)?;
         check_format(dir, &db, true)?;
+        high_water::check(dir, &db)?;
+        let commits = high_water::in_db(&db)?;
+        let high_water = HighWater::open(dir, commits)?;
         // Until closed cleanly, the next open verifies a copy first.
         let _ = std::fs::remove_file(dir.join(CLEAN_MARK));
         Ok(SledStore {
             db,
             dir: dir.to_path_buf(),
             lock,
+            commits: Mutex::new(commits),
+            high_water: Mutex::new(high_water),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
     }
+
+    /// Applies a batch with the next commit count in it. Under one lock, so the counts reach
+    /// the database in order.
+    fn commit(&self, mut batch: sled::Batch) -> Result<(), StoreError> {
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        let next = *commits + 1;
+        batch.insert(high_water::KEY, &next.to_be_bytes());
+        self.db.apply_batch(batch).map_err(io)?;
+        *commits = next;
+        Ok(())
+    }
+
+    /// The count of committed batches; durable once the database has flushed after reading it.
+    fn commits(&self) -> u64 {
+        *self.commits.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Records that `count` batches are durable.
+    fn record_high_water(&self, count: u64) -> Result<(), StoreError> {
+        self.high_water
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .record(count)
+    }
+}
+
+/// Takes the store's lock (creating its lock file): [`StoreError::Locked`] when another process
+/// holds it.
+pub(super) fn take_lock(dir: &Path) -> Result<File, StoreError> {
+    let unreadable = |reason: String| StoreError::Unreadable {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    let lock = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|e| unreadable(format!("cannot create its lock file: {e}")))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Locked {
+            path: dir.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(unreadable(format!("cannot lock it: {e}"))),
+    }
+}
+
+/// A store directory that has held a database (its high-water file, clean mark or output
+/// files say so) but has none now lost it: an empty store in its place would hide that.
+pub(super) fn refuse_lost_db(dir: &Path) -> Result<(), StoreError> {
+    let evidence = [high_water::FILE, CLEAN_MARK, OUTPUTS]
+        .into_iter()
+        .find(|name| dir.join(name).exists());
+    match evidence {
+        Some(name) => Err(StoreError::Missing {
+            path: dir.to_path_buf(),
+            evidence: format!("{}/{name}", dir.display()),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Drop for SledStore {
     fn drop(&mut self) {
-        if self.db.flush().is_ok() {
+        let commits = self.commits();
+        if self.db.flush().is_ok() && self.record_high_water(commits).is_ok() {
             let mark = clean_mark(&self.dir.join("db"));
             if let Ok(json) = serde_json::to_vec(&mark) {
                 let _ = std::fs::write(self.dir.join(CLEAN_MARK), json);
@@ -242,7 +301,8 @@ fn verify_copy(dir: &Path, db_path: &Path) -> Result<(), StoreError> {
         })
         .and_then(|()| {
             let db = open_db(dir, &scratch)?;
-            check_format(dir, &db, true)
+            check_format(dir, &db, true)?;
+            high_water::check(dir, &db)
         });
     let _ = std::fs::remove_dir_all(&scratch);
     result
@@ -302,10 +362,8 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
 /// Outputs at least this large live in files beside the database (sled keeps values in its
 /// page cache and log; a large table there costs memory and a second copy on every flush).
 const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
-/// The database value for an output kept in a file: this mark, then the file's relative path.
-const OUTPUT_FILE_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
 /// The directory of output files, one subdirectory per run.
-const OUTPUTS: &str = "outputs";
+pub(super) const OUTPUTS: &str = "outputs";
 
 impl SledStore {
     /// Writes a large output to `outputs/RUN/NODE.out` (fsynced, renamed into place, directory
@@ -353,12 +411,10 @@ impl SledStore {
         File::open(parent)
             .and_then(|d| d.sync_all())
             .map_err(fail)?;
-        let mut reference = OUTPUT_FILE_MARK.to_vec();
-        reference.extend_from_slice(relative.as_bytes());
         Ok(Write::Node {
             run_id,
             record,
-            output: Some(reference),
+            output: Some(output_file::reference(&relative, &bytes)),
         })
     }
 }
@@ -391,11 +447,13 @@ impl StateStore for SledStore {
         for (k, v) in to_pairs(writes)? {
             batch.insert(k.as_bytes(), v);
         }
-        self.db.apply_batch(batch).map_err(io)
+        self.commit(batch)
     }
 
     fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map(|_| ()).map_err(io)
+        let commits = self.commits();
+        self.db.flush().map(|_| ()).map_err(io)?;
+        self.record_high_water(commits)
     }
 
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
@@ -428,16 +486,11 @@ impl StateStore for SledStore {
         let Some(value) = self.db.get(keys::output(run_id, node_id)).map_err(io)? else {
             return Ok(None);
         };
-        match value.strip_prefix(OUTPUT_FILE_MARK) {
-            Some(name) => {
-                let path = self.dir.join(String::from_utf8_lossy(name).as_ref());
-                std::fs::read(&path)
-                    .map(Some)
-                    .map_err(|e| StoreError::Corrupt {
-                        what: format!("output of `{node_id}` in run {run_id}"),
-                        reason: format!("cannot read {}: {e}", path.display()),
-                    })
-            }
+        match output_file::parse(&value) {
+            Some(file) => output_file::read(&self.dir, &file, || {
+                format!("output of `{node_id}` in run {run_id}")
+            })
+            .map(Some),
             None => Ok(Some(value.to_vec())),
         }
     }
@@ -499,8 +552,10 @@ impl StateStore for SledStore {
                 count(key.as_bytes(), &value, &mut removed);
             }
         }
-        self.db.apply_batch(batch).map_err(io)?;
+        self.commit(batch)?;
+        let commits = self.commits();
         self.db.flush().map_err(io)?;
+        self.record_high_water(commits)?;
         let outputs = self.dir.join(OUTPUTS);
         for run_id in &removal.run_ids {
             removed.bytes += remove_output_dir(&outputs.join(run_id))?;

@@ -1,0 +1,223 @@
+//! The store's high-water mark: how many write batches the database had made durable.
+//!
+//! sled recovers from damaged files by silently going back to an older state (and deleting
+//! the blobs written after it). To notice, every batch also stores a counter inside the
+//! database, and after each flush the counter is recorded in a small file of its own beside
+//! it (`db.hwm`, fsynced). A database whose counter is below the file's has lost committed
+//! writes: it is refused before sled can rewrite anything.
+//!
+//! The file has two slots written in turn, each `MAGIC | count | checksum`: a write torn by a
+//! crash damages one slot and leaves the other (an older, still valid count) readable.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::StoreError;
+
+/// The high-water file in the store directory.
+pub const FILE: &str = "db.hwm";
+/// The database key holding the count of committed batches.
+pub const KEY: &str = "meta/commits";
+
+const MAGIC: &[u8; 8] = b"FLOWHWM1";
+const SLOT: usize = 32;
+
+fn checksum(count: u64) -> [u8; 16] {
+    let mut hasher = Sha256::new();
+    hasher.update(MAGIC);
+    hasher.update(count.to_le_bytes());
+    let digest = hasher.finalize();
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&digest[..16]);
+    out
+}
+
+fn encode(count: u64) -> [u8; SLOT] {
+    let mut slot = [0u8; SLOT];
+    slot[..8].copy_from_slice(MAGIC);
+    slot[8..16].copy_from_slice(&count.to_le_bytes());
+    slot[16..].copy_from_slice(&checksum(count));
+    slot
+}
+
+fn decode(slot: &[u8]) -> Option<u64> {
+    if slot.len() != SLOT || &slot[..8] != MAGIC {
+        return None;
+    }
+    let count = u64::from_le_bytes(slot[8..16].try_into().ok()?);
+    (slot[16..] == checksum(count)).then_some(count)
+}
+
+/// The count recorded in `dir`'s high-water file; `None` when there is no file (a store made
+/// before flow kept one, or one killed before its first flush).
+pub fn read(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(StoreError::Unreadable {
+                path: dir.to_path_buf(),
+                reason: format!("cannot read {}: {e}", path.display()),
+            });
+        }
+    };
+    bytes
+        .chunks(SLOT)
+        .take(2)
+        .filter_map(decode)
+        .max()
+        .map(Some)
+        .ok_or_else(|| StoreError::Unreadable {
+            path: dir.to_path_buf(),
+            reason: format!(
+                "its high-water file {} is damaged, so flow cannot tell whether the database lost writes",
+                path.display()
+            ),
+        })
+}
+
+/// The count of committed batches stored inside the database (0 for a store without one).
+pub fn in_db(db: &sled::Db) -> Result<u64, StoreError> {
+    match db.get(KEY).map_err(super::sled_store::io)? {
+        None => Ok(0),
+        Some(bytes) => bytes
+            .as_ref()
+            .try_into()
+            .map(u64::from_be_bytes)
+            .map_err(|_| StoreError::Corrupt {
+                what: KEY.into(),
+                reason: format!("expected 8 bytes, found {}", bytes.len()),
+            }),
+    }
+}
+
+/// Refuses a database that holds fewer committed batches than the high-water file recorded.
+pub fn check(dir: &Path, db: &sled::Db) -> Result<(), StoreError> {
+    let Some(expected) = read(dir)? else {
+        return Ok(());
+    };
+    let found = in_db(db)?;
+    if found < expected {
+        return Err(StoreError::RolledBack {
+            path: dir.to_path_buf(),
+            found,
+            expected,
+        });
+    }
+    Ok(())
+}
+
+/// The open high-water file of a store.
+#[derive(Debug)]
+pub struct HighWater {
+    path: PathBuf,
+    file: File,
+    /// The highest count written so far.
+    written: u64,
+}
+
+impl HighWater {
+    /// Opens (or creates, recording `count`) the high-water file of `dir`.
+    pub fn open(dir: &Path, count: u64) -> Result<Self, StoreError> {
+        let path = dir.join(FILE);
+        let existed = path.exists();
+        let file = File::options()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(|e| write_error(&path, e))?;
+        let mut high_water = HighWater {
+            path,
+            file,
+            written: 0,
+        };
+        if existed {
+            high_water.written = read(dir)?.unwrap_or(0);
+        }
+        if !existed || high_water.written < count {
+            // Not fatal here (a full disk must not stop read-only commands): the next flush
+            // records the count again, and fails if it still cannot.
+            let recorded = high_water.write(count).and_then(|()| {
+                File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| write_error(&high_water.path, e))
+            });
+            if let Err(e) = recorded {
+                tracing::warn!("{e}");
+            }
+        }
+        Ok(high_water)
+    }
+
+    /// Records that `count` batches are durable (call only after the database flushed them).
+    pub fn record(&mut self, count: u64) -> Result<(), StoreError> {
+        if count <= self.written {
+            return Ok(());
+        }
+        self.write(count)
+    }
+
+    fn write(&mut self, count: u64) -> Result<(), StoreError> {
+        let offset = (count % 2) * SLOT as u64;
+        self.file
+            .write_all_at(&encode(count), offset)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| write_error(&self.path, e))?;
+        self.written = count;
+        Ok(())
+    }
+}
+
+fn write_error(path: &Path, e: std::io::Error) -> StoreError {
+    StoreError::Io(format!(
+        "cannot record the high-water mark in {}: {e}",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_highest_valid_slot_wins_and_a_torn_slot_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()).unwrap(), None);
+        let mut hw = HighWater::open(dir.path(), 0).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(0));
+        hw.record(5).unwrap();
+        hw.record(6).unwrap();
+        hw.record(3).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(6));
+        // A torn write of slot 0 (count 6) leaves slot 1 (count 5).
+        let path = dir.path().join(FILE);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[10] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(5));
+        // Both slots damaged: refused, not taken as "no mark".
+        bytes[SLOT + 3] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            read(dir.path()),
+            Err(StoreError::Unreadable { .. })
+        ));
+    }
+
+    #[test]
+    fn reopening_keeps_the_recorded_count() {
+        let dir = tempfile::tempdir().unwrap();
+        HighWater::open(dir.path(), 7).unwrap();
+        let mut hw = HighWater::open(dir.path(), 2).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(7));
+        hw.record(7).unwrap();
+        hw.record(8).unwrap();
+        assert_eq!(read(dir.path()).unwrap(), Some(8));
+    }
+}
