@@ -115,7 +115,8 @@ pub fn check(dir: &Path, db: &sled::Db) -> Result<(), StoreError> {
 #[derive(Debug)]
 pub struct HighWater {
     path: PathBuf,
-    file: File,
+    /// `None` until the file exists (its creation failed, say on a full disk).
+    file: Option<File>,
     /// The highest count written so far.
     written: u64,
 }
@@ -124,31 +125,19 @@ impl HighWater {
     /// Opens (or creates, recording `count`) the high-water file of `dir`.
     pub fn open(dir: &Path, count: u64) -> Result<Self, StoreError> {
         let path = dir.join(FILE);
-        let existed = path.exists();
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| write_error(&path, e))?;
         let mut high_water = HighWater {
             path,
-            file,
+            file: None,
             written: 0,
         };
-        if existed {
+        if high_water.path.exists() {
             high_water.written = read(dir)?.unwrap_or(0);
+            high_water.file = Some(open_file(&high_water.path)?);
         }
-        if !existed || high_water.written < count {
+        if high_water.file.is_none() || high_water.written < count {
             // Not fatal here (a full disk must not stop read-only commands): the next flush
             // records the count again, and fails if it still cannot.
-            let recorded = high_water.write(count).and_then(|()| {
-                File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| write_error(&high_water.path, e))
-            });
-            if let Err(e) = recorded {
+            if let Err(e) = high_water.write(count) {
                 tracing::warn!("{e}");
             }
         }
@@ -164,14 +153,48 @@ impl HighWater {
     }
 
     fn write(&mut self, count: u64) -> Result<(), StoreError> {
-        let offset = (count % 2) * SLOT as u64;
-        self.file
-            .write_all_at(&encode(count), offset)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| write_error(&self.path, e))?;
+        match &self.file {
+            Some(file) => {
+                let offset = (count % 2) * SLOT as u64;
+                file.write_all_at(&encode(count), offset)
+                    .and_then(|()| file.sync_data())
+                    .map_err(|e| write_error(&self.path, e))?;
+            }
+            None => {
+                let dir = self.path.parent().unwrap_or(Path::new("."));
+                create(dir, &self.path, count)?;
+                self.file = Some(open_file(&self.path)?);
+            }
+        }
         self.written = count;
         Ok(())
     }
+}
+
+fn open_file(path: &Path) -> Result<File, StoreError> {
+    File::options()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| write_error(path, e))
+}
+
+/// Writes a high-water file recording `count` at `path` whole, through a scratch file and a
+/// rename, so a process killed while creating it leaves no file (written again at the next
+/// open), never a torn one.
+fn create(dir: &Path, path: &Path, count: u64) -> Result<(), StoreError> {
+    let scratch = dir.join(format!("{FILE}.new"));
+    let mut slots = [0u8; 2 * SLOT];
+    let at = (count % 2) as usize * SLOT;
+    slots[at..at + SLOT].copy_from_slice(&encode(count));
+    std::fs::write(&scratch, slots)
+        .and_then(|()| File::open(&scratch)?.sync_all())
+        .and_then(|()| std::fs::rename(&scratch, path))
+        .and_then(|()| File::open(dir)?.sync_all())
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&scratch);
+            write_error(path, e)
+        })
 }
 
 fn write_error(path: &Path, e: std::io::Error) -> StoreError {
