@@ -68,17 +68,7 @@ impl RowExpr {
             .env
             .compile_expression(&self.translated)
             .expect("checked in parse");
-        let mut names: Vec<String> = expr
-            .undeclared_variables(true)
-            .into_iter()
-            .filter_map(|v| {
-                let rest = v.strip_prefix("params.")?;
-                Some(rest.split('.').next().unwrap_or(rest).to_string())
-            })
-            .collect();
-        names.sort();
-        names.dedup();
-        names
+        crate::template::params_among(expr.undeclared_variables(true))
     }
 
     /// Comparisons of a param with a literal (`params.min >= 500`, `'gold' == params.tier`):

@@ -182,8 +182,13 @@ pub fn param_names(text: &str) -> Option<Vec<String>> {
     crate::template_limits::check_template(text).ok()?;
     let env = Environment::new();
     let template = env.template_from_str(text).ok()?;
-    let mut names: Vec<String> = template
-        .undeclared_variables(true)
+    Some(params_among(template.undeclared_variables(true)))
+}
+
+/// The param names (`NAME` of `params.NAME...`) among a template's or expression's variables,
+/// sorted and without repeats.
+pub(crate) fn params_among(variables: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut names: Vec<String> = variables
         .into_iter()
         .filter_map(|v| {
             let rest = v.strip_prefix("params.")?;
@@ -192,7 +197,7 @@ pub fn param_names(text: &str) -> Option<Vec<String>> {
         .collect();
     names.sort();
     names.dedup();
-    Some(names)
+    names
 }
 
 /// The inner expression of a string that is exactly `{{ expr }}`.
