@@ -339,3 +339,52 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_write_through_flow_serve_that_never_ends_fails_the_client_run_within_the_deadline() {
+    let ws = Workspace::with_workflow(
+        r#"
+name: by-hand
+nodes:
+  - id: go
+    kind: trigger
+    type: manual
+  - id: only
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: { command: "sh record.sh && echo only" }
+"#,
+    );
+    // The server's writes hang; the client's own deadline is far off, so only the server's
+    // can end the client's write in time.
+    let server = ws
+        .command(["serve", crate::support::WORKFLOW])
+        .env("FLOW_FAULT_STALL_WRITES", "1")
+        .env("FLOW_CHECKPOINT_TIMEOUT", "2s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow serve");
+    let socket = ws.state_dir().join("serve.sock");
+    let serving = wait_until(Duration::from_secs(30), || socket.exists());
+
+    let start = Instant::now();
+    let out = ws
+        .run()
+        .env("FLOW_CHECKPOINT_TIMEOUT", "600")
+        .timeout(Duration::from_secs(60))
+        .any_exit()
+        .run();
+    let took = start.elapsed();
+    sigterm(&server);
+    let (code, log) = exit_within(server, Duration::from_secs(30));
+
+    assert!(serving, "flow serve did not start\n{log}");
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{out}");
+    assert_ne!(out.code, 0, "{out}");
+    out.assert_stderr_contains("did not finish within 2s")
+        .assert_stderr_contains(&ws.state_dir().display().to_string());
+    assert_eq!(code, 0, "{log}");
+}
