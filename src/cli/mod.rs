@@ -358,7 +358,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             ..
         }) => prune::prune(&cli.state, args),
         Command::Runs(args) => {
-            let store = open_store(&cli.state)?;
+            let store = open_store_to_read(&cli.state)?;
             match args.command {
                 None => report::runs(store.as_ref(), &cli.state, args.json, args.limit),
                 Some(RunsCommand::Show { run_id, json }) => {
@@ -454,10 +454,35 @@ fn validate(file: &Path, json: bool, registry: &Registry) -> Outcome {
 /// process that was just killed can leave a child between fork and exec that shares its open
 /// files (and so its lock) for a moment, and a command that is finishing lets go within it.
 pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    open_store_with(dir, SledStore::open)
+}
+
+/// Opens the state store for a command that only reads it: on a full disk, where opening the
+/// store itself needs to write, it is read from a copy on another disk.
+pub(super) fn open_store_to_read(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    open_store_with(dir, |dir| match SledStore::open(dir) {
+        Err(StoreError::NoSpace { .. }) => {
+            let store = SledStore::open_copy(dir)?;
+            // Shown at every log level: the reader should know why the disk needs attention.
+            eprintln!(
+                "the disk of the state store {} is full: read it from a copy in {} (free space on that disk before the next run)",
+                dir.display(),
+                std::env::temp_dir().display()
+            );
+            Ok(store)
+        }
+        other => other,
+    })
+}
+
+fn open_store_with(
+    dir: &Path,
+    open: impl Fn(&Path) -> Result<SledStore, StoreError>,
+) -> Result<Arc<dyn StateStore>, Failure> {
     const GRACE: std::time::Duration = std::time::Duration::from_millis(500);
     let start = std::time::Instant::now();
     loop {
-        match SledStore::open(dir) {
+        match open(dir) {
             Ok(store) => return Ok(Arc::new(store)),
             Err(StoreError::Locked { path }) => match RemoteStore::connect(dir)? {
                 Some(remote) => {

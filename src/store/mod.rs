@@ -13,6 +13,7 @@ mod full_disk;
 mod high_water;
 mod memory;
 mod output_file;
+mod read_copy;
 mod records;
 mod remote;
 mod removal;
@@ -100,6 +101,11 @@ pub enum StoreError {
         path.display()
     )]
     NoSpace { path: PathBuf, reason: String },
+    #[error(
+        "the state store {} was read from a copy because its disk is full, so nothing can be saved to it; free space on its disk, then try again",
+        path.display()
+    )]
+    ReadOnlyCopy { path: PathBuf },
     #[error("the `flow serve` holding the state store {} reported: {reason}", path.display())]
     Remote { path: PathBuf, reason: String },
     #[error("a stored record is damaged ({what}): {reason}")]

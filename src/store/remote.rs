@@ -24,7 +24,9 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-use super::{NodeRecord, Removal, Removed, RunRecord, RunStatus, StateStore, StoreError, Write};
+use super::{
+    BoundedStore, NodeRecord, Removal, Removed, RunRecord, RunStatus, StateStore, StoreError, Write,
+};
 
 /// The socket's file name inside the store directory.
 pub const SOCKET: &str = "serve.sock";
@@ -424,6 +426,9 @@ impl StoreServer {
         store: Arc<dyn StateStore>,
         live: LiveRuns,
     ) -> Result<Self, StoreError> {
+        // Clients' writes end within the deadline a run's own writes have: a disk that does not
+        // answer fails the client's checkpoint instead of hanging it and the server thread.
+        let deadline = super::bounded::deadline_from_env()?;
         let path = dir.join(SOCKET);
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).map_err(|e| {
@@ -451,13 +456,15 @@ impl StoreServer {
                     if let Ok(handle) = conn.try_clone() {
                         lock(&connections).insert(client, handle);
                     }
-                    let store = store.clone();
+                    // One per client, as one per run in-process: a write that failed breaks
+                    // only that client's (its run's) store, not later clients'.
+                    let store = BoundedStore::with_deadline(store.clone(), deadline);
                     let live = live.clone();
                     let connections = connections.clone();
                     let _ = std::thread::Builder::new()
                         .name(format!("flow-store-client-{client}"))
                         .spawn(move || {
-                            serve_client(conn, store.as_ref(), &live, client);
+                            serve_client(conn, &store, &live, client);
                             live.client_gone(client);
                             lock(&connections).remove(&client);
                         });

@@ -25,13 +25,16 @@ const FORMAT_KEY: &str = "meta/format";
 /// A state store in a directory (default `.flow/`).
 pub struct SledStore {
     pub(super) db: sled::Db,
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     /// Held for the store's lifetime: the clear "in use" message comes from this lock.
     pub(super) lock: File,
     /// Write batches committed so far; each batch stores the new count in the database.
-    commits: Mutex<u64>,
-    /// Where the count of durable batches is recorded after each flush.
-    high_water: Mutex<HighWater>,
+    pub(super) commits: Mutex<u64>,
+    /// Where the count of durable batches is recorded after each flush; `None` for a copy.
+    pub(super) high_water: Mutex<Option<HighWater>>,
+    /// Set when `db` is a scratch copy on another disk (see [`SledStore::open_copy`]): nothing
+    /// may be written, and the copy is deleted after `db` is closed (fields drop in order).
+    pub(super) copy: Option<tempfile::TempDir>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -83,7 +86,8 @@ impl SledStore {
             dir: dir.to_path_buf(),
             lock,
             commits: Mutex::new(commits),
-            high_water: Mutex::new(high_water),
+            high_water: Mutex::new(Some(high_water)),
+            copy: None,
         })
     }
 
@@ -109,10 +113,25 @@ impl SledStore {
 
     /// Records that `count` batches are durable.
     fn record_high_water(&self, count: u64) -> Result<(), StoreError> {
-        self.high_water
+        match self
+            .high_water
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .record(count)
+            .as_mut()
+        {
+            Some(high_water) => high_water.record(count),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses a write to a store read from a copy: it would be lost with the copy.
+    fn writable(&self) -> Result<(), StoreError> {
+        match self.copy {
+            Some(_) => Err(StoreError::ReadOnlyCopy {
+                path: self.dir.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -155,6 +174,10 @@ pub(super) fn refuse_lost_db(dir: &Path) -> Result<(), StoreError> {
 
 impl Drop for SledStore {
     fn drop(&mut self) {
+        if self.copy.is_some() {
+            // The store's own files were not changed, so their clean mark (if any) still holds.
+            return;
+        }
         let commits = self.commits();
         if self.db.flush().is_ok() && self.record_high_water(commits).is_ok() {
             let mark = clean_mark(&self.dir.join("db"));
@@ -439,6 +462,7 @@ pub(super) fn io(e: sled::Error) -> StoreError {
 
 impl StateStore for SledStore {
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.writable()?;
         let writes = writes
             .into_iter()
             .map(|w| self.spill_large_output(w))
@@ -451,6 +475,7 @@ impl StateStore for SledStore {
     }
 
     fn flush(&self) -> Result<(), StoreError> {
+        self.writable()?;
         let commits = self.commits();
         self.db.flush().map(|_| ()).map_err(io)?;
         self.record_high_water(commits)
@@ -526,6 +551,7 @@ impl StateStore for SledStore {
     /// kill at any point leaves either the run whole or its records gone and (at worst) some
     /// unreferenced output files, which the next removal sweeps up.
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
+        self.writable()?;
         let mut removed = Removed::default();
         let mut batch = sled::Batch::default();
         let mut count = |key: &[u8], value: &[u8], removed: &mut Removed| {

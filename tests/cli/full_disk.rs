@@ -1,5 +1,5 @@
 //! A full disk under the state store: the run fails within a bounded time with "No space left on
-//! device" and the store's path (it never hangs), read-only commands say why they cannot work,
+//! device" and the store's path (it never hangs), read-only commands work (reading a copy of the store on another disk),
 //! and once space is freed the run resumes from its checkpoints.
 //!
 //! The store lives on a small tmpfs each test mounts (these tests need root, as CI has; without
@@ -138,19 +138,52 @@ fn full_disk_then_resume(output: &str, expected: Option<&str>) {
     let run = started_run(&out.stderr);
     assert!(filler.exists(), "the disk was not filled\n{out}");
 
-    // Read-only commands on the full disk end promptly and say why they cannot work, if not.
-    let listed = ws
-        .flow()
-        .arg("runs")
+    // Read-only commands work on the full disk (from a copy in the temporary directory, on
+    // another disk) and change no file of the store.
+    let before = contents_of(&fs.path().join("state"));
+    let temp = tempfile::tempdir().unwrap();
+    let read = |args: &[&str]| {
+        ws.flow()
+            .args(args)
+            .env("TMPDIR", temp.path())
+            .timeout(Duration::from_secs(30))
+            .run()
+    };
+    let listed = read(&["runs", "--json"]);
+    listed
+        .assert_stderr_contains("is full: read it from a copy")
+        .assert_stderr_contains(&state);
+    let ids: Vec<_> = listed
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].clone())
+        .collect();
+    assert_eq!(ids, [run.as_str()], "{listed}");
+    let show = read(&["runs", "show", "last", "--json"]).json();
+    assert_eq!(show["run"]["id"], run.as_str(), "{show:#}");
+    assert_ne!(show["run"]["status"], "succeeded", "{show:#}");
+    assert_eq!(
+        crate::support::node_statuses(&show)["first"],
+        "succeeded",
+        "{show:#}"
+    );
+    let first = read(&["runs", "output", &run, "first"]);
+    assert!(first.stdout.contains("first"), "{first}");
+    read(&["runs", "size"]);
+    assert_eq!(contents_of(&fs.path().join("state")), before);
+    // The copies are deleted.
+    let left: Vec<_> = std::fs::read_dir(temp.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A command that writes still fails, saying why.
+    ws.resume(&run)
         .timeout(Duration::from_secs(30))
-        .any_exit()
-        .run();
-    if listed.code != 0 {
-        listed
-            .assert_stderr_contains("No space left on device")
-            .assert_stderr_contains(&state)
-            .assert_stderr_contains("free space");
-    }
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("No space left on device")
+        .assert_stderr_contains("free space");
+    assert_eq!(contents_of(&fs.path().join("state")), before);
 
     std::fs::remove_file(&filler).unwrap();
     let out = ws.resume(&run).timeout(Duration::from_secs(45)).run();
@@ -282,6 +315,17 @@ fn a_third_signal_ends_the_process_at_once() {
     assert!(stderr.contains("stopped a third time"), "{stderr}");
 }
 
+/// Every file under `dir` with its bytes.
+fn contents_of(dir: &Path) -> std::collections::BTreeMap<PathBuf, Vec<u8>> {
+    walk(dir)
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
 /// Every file under `dir`.
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
@@ -294,4 +338,53 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+#[test]
+fn a_write_through_flow_serve_that_never_ends_fails_the_client_run_within_the_deadline() {
+    let ws = Workspace::with_workflow(
+        r#"
+name: by-hand
+nodes:
+  - id: go
+    kind: trigger
+    type: manual
+  - id: only
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: { command: "sh record.sh && echo only" }
+"#,
+    );
+    // The server's writes hang; the client's own deadline is far off, so only the server's
+    // can end the client's write in time.
+    let server = ws
+        .command(["serve", crate::support::WORKFLOW])
+        .env("FLOW_FAULT_STALL_WRITES", "1")
+        .env("FLOW_CHECKPOINT_TIMEOUT", "2s")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow serve");
+    let socket = ws.state_dir().join("serve.sock");
+    let serving = wait_until(Duration::from_secs(30), || socket.exists());
+
+    let start = Instant::now();
+    let out = ws
+        .run()
+        .env("FLOW_CHECKPOINT_TIMEOUT", "600")
+        .timeout(Duration::from_secs(60))
+        .any_exit()
+        .run();
+    let took = start.elapsed();
+    sigterm(&server);
+    let (code, log) = exit_within(server, Duration::from_secs(30));
+
+    assert!(serving, "flow serve did not start\n{log}");
+    assert!(took < Duration::from_secs(20), "took {took:?}\n{out}");
+    assert_ne!(out.code, 0, "{out}");
+    out.assert_stderr_contains("did not finish within 2s")
+        .assert_stderr_contains(&ws.state_dir().display().to_string());
+    assert_eq!(code, 0, "{log}");
 }
