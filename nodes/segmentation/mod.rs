@@ -1,4 +1,4 @@
-//! Node types of the customer segmentation workflow (issue 3).
+//! Node types of the customer segmentation workflow.
 //!
 //! - [`Metrics`] (`segmentation.metrics`): per-customer RFM, `lifetimes` summary, BG/NBD and
 //!   Gamma-Gamma predictions, CLV and category affinity, from a transactions table.
