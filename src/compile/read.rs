@@ -26,16 +26,9 @@ pub fn decode(path: &Path, bytes: Vec<u8>) -> Result<String, Diagnostic> {
         let bad = e.utf8_error();
         let at = limits::pos_of(e.as_bytes(), bad.valid_up_to());
         let byte = e.as_bytes()[bad.valid_up_to()];
-        Diagnostic {
-            file: path.to_path_buf(),
-            line: Some(at.line),
-            column: Some(at.col),
-            node: None,
-            severity: Severity::Error,
-            message: format!(
-                "not valid UTF-8 (byte 0x{byte:02X}); a workflow file must be UTF-8 text"
-            ),
-        }
+        let message =
+            format!("not valid UTF-8 (byte 0x{byte:02X}); a workflow file must be UTF-8 text");
+        located(path, at.line, at.col, message)
     })
 }
 
@@ -55,12 +48,17 @@ pub fn check_limits(text: &str, path: &Path) -> Result<(), Vec<Diagnostic>> {
 
 fn limit_diagnostic(path: &Path, e: &LimitError) -> Diagnostic {
     let at = e.pos();
+    located(path, at.line, at.col, e.to_string())
+}
+
+/// An error at a place in the file, before any node is known.
+fn located(path: &Path, line: usize, column: usize, message: String) -> Diagnostic {
     Diagnostic {
         file: path.to_path_buf(),
-        line: Some(at.line),
-        column: Some(at.col),
+        line: Some(line),
+        column: Some(column),
         node: None,
         severity: Severity::Error,
-        message: e.to_string(),
+        message,
     }
 }

@@ -6,30 +6,17 @@
 //! that reach no output, at their lines.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value as Json;
 
+use crate::shipped::{replace_once, repo_path, shipped_yaml};
 use crate::support::Workspace;
 
 const WF: &str = "segmentation.yaml";
 
 /// The shipped segments, rules first, then the default.
 const SEGMENTS: [&str; 6] = ["vip", "at_risk", "new", "frequent", "lapsed", "regular"];
-
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn shipped_yaml() -> String {
-    std::fs::read_to_string(repo_path("workflows/segmentation.yaml")).expect("read workflow")
-}
-
-/// `text` with `from` (exactly once) replaced by `to`.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "expected one {from:?}");
-    text.replacen(from, to, 1)
-}
 
 /// The shipped rule of `segment`'s `when`, as written.
 fn rule_of(segment: &str) -> &'static str {

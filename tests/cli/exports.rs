@@ -3,28 +3,12 @@
 //! the line) instead of losing rows in silence or failing later; a payments export with only
 //! customer, date and amount runs the whole workflow.
 
-use std::path::{Path, PathBuf};
-
 use serde_json::Value as Json;
 
+use crate::shipped::{read_repo, replace_once};
 use crate::support::Workspace;
 
 const WF: &str = "segmentation.yaml";
-
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn read_repo(rel: &str) -> String {
-    let path = repo_path(rel);
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// `text` with `from` (which must occur exactly once) replaced by `to`.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(text.matches(from).count(), 1, "expected one {from:?}");
-    text.replacen(from, to, 1)
-}
 
 /// A workspace with `yaml` as the workflow, the sample catalog and customers under `data/`, and
 /// `transactions` as `data/transactions.csv`.

@@ -20,6 +20,7 @@ pub enum Reply {
 /// One request the endpoint received.
 #[derive(Debug, Clone)]
 pub struct Request {
+    pub method: String,
     pub path: String,
     pub key: Option<String>,
     pub authorization: Option<String>,
@@ -27,6 +28,16 @@ pub struct Request {
     pub reply: Reply,
     /// The answer was written to the connection.
     pub answered: bool,
+}
+
+impl Request {
+    /// The status it was answered with (0 while held).
+    pub fn status(&self) -> u16 {
+        match self.reply {
+            Reply::Status(status) => status,
+            Reply::Hold => 0,
+        }
+    }
 }
 
 type Rule = Box<dyn FnMut(&Request) -> Reply + Send>;
@@ -113,7 +124,9 @@ fn serve(stream: TcpStream, rule: &Mutex<Rule>, log: &Mutex<Vec<Request>>) -> Op
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_string();
+    let mut words = line.split_whitespace();
+    let method = words.next()?.to_string();
+    let path = words.next()?.to_string();
     let mut headers = BTreeMap::new();
     loop {
         let mut h = String::new();
@@ -130,6 +143,7 @@ fn serve(stream: TcpStream, rule: &Mutex<Rule>, log: &Mutex<Vec<Request>>) -> Op
     let mut body = vec![0; headers.get("content-length")?.parse().ok()?];
     reader.read_exact(&mut body).ok()?;
     let mut request = Request {
+        method,
         path,
         key: headers.get("idempotency-key").cloned(),
         authorization: headers.get("authorization").cloned(),

@@ -2,10 +2,11 @@
 //! format as every other line, the count of nodes done), and the segmentation report (currency,
 //! period, labels, offers, and which earlier run it compares with).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde_json::Value as Json;
 
+use crate::shipped::repo_path;
 use crate::support::Workspace;
 
 /// `HH:MM:SS ` at the start of a line.
@@ -182,10 +183,6 @@ fn an_empty_file_fails_where_it_is_read_naming_its_path() {
 // ---------------------------------------------------------------------------------------------
 
 const WF: &str = "segmentation.yaml";
-
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// A workspace with the shipped workflow and its sample data.
 fn shipped() -> Workspace {

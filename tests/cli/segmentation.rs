@@ -6,16 +6,14 @@
 //! once; a second run reports segment transitions; missing and malformed inputs fail clearly.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
+use crate::fake_pos::{FakePos, Reply};
+use crate::shipped::{replace_once, repo_path, shipped_yaml};
 use crate::support::Workspace;
 
 /// The workflow file inside every workspace of this module.
@@ -37,26 +35,6 @@ const TOP_K: [(&str, usize); 6] = [
 // ---------------------------------------------------------------------------------------------
 // Workspace set-up and YAML edits
 // ---------------------------------------------------------------------------------------------
-
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-/// `workflows/segmentation.yaml` exactly as shipped.
-fn shipped_yaml() -> String {
-    let path = repo_path("workflows/segmentation.yaml");
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
-
-/// `text` with `from` (which must occur exactly once) replaced by `to`.
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "expected exactly one {from:?} in the workflow"
-    );
-    text.replacen(from, to, 1)
-}
 
 /// A workspace with `yaml` as `segmentation.yaml` and a copy of every file of `workflows/data/`
 /// under `data/`.
@@ -621,186 +599,34 @@ fn a_rule_with_an_unknown_column_is_a_validation_error_at_its_line() {
 // 3. POS deploy: fails midway, resume, each batch exactly once
 // ---------------------------------------------------------------------------------------------
 
-/// One request the test POS endpoint received, and its answer.
-#[derive(Debug, Clone)]
-struct PosRequest {
-    method: String,
-    path: String,
-    key: Option<String>,
-    authorization: Option<String>,
-    body: Vec<u8>,
-    status: u16,
-}
-
-/// A POS endpoint on 127.0.0.1 in a thread: records every request; the `fail_nth` distinct
-/// idempotency key to arrive gets 500 until [`PosServer::heal`]. Stops when dropped (or after
-/// two minutes).
-struct PosServer {
-    url: String,
-    requests: Arc<Mutex<Vec<PosRequest>>>,
-    healthy: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl PosServer {
-    fn start(fail_nth: usize) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!(
-            "http://127.0.0.1:{}/updates",
-            listener.local_addr().expect("addr").port()
-        );
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let healthy = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (requests, healthy, stop) = (requests.clone(), healthy.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(120);
-                let mut keys: Vec<String> = Vec::new();
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    match listener.accept() {
-                        Ok((stream, peer)) => {
-                            if !peer.ip().is_loopback() {
-                                continue;
-                            }
-                            let decide = |key: &str| {
-                                let nth = match keys.iter().position(|k| k == key) {
-                                    Some(i) => i + 1,
-                                    None => {
-                                        keys.push(key.to_string());
-                                        keys.len()
-                                    }
-                                };
-                                if nth == fail_nth && !healthy.load(Ordering::SeqCst) {
-                                    500
-                                } else {
-                                    200
-                                }
-                            };
-                            serve(stream, decide, &requests);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            })
+/// A POS endpoint whose `fail_nth` distinct idempotency key gets 500 until `healthy` is set;
+/// other methods or paths get 404 and a request without a key 400.
+fn failing_pos(fail_nth: usize) -> (FakePos, Arc<AtomicBool>) {
+    let server = FakePos::start();
+    let healthy = Arc::new(AtomicBool::new(false));
+    let mut keys: Vec<String> = Vec::new();
+    let heal = healthy.clone();
+    server.set_rule(move |r| {
+        if r.method != "POST" || r.path != "/updates" {
+            return Reply::Status(404);
+        }
+        let Some(key) = r.key.as_deref() else {
+            return Reply::Status(400);
         };
-        PosServer {
-            url,
-            requests,
-            healthy,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn heal(&self) {
-        self.healthy.store(true, Ordering::SeqCst);
-    }
-
-    fn requests(&self) -> Vec<PosRequest> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-impl Drop for PosServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Reads one HTTP/1.1 request from `stream`, records it in `log` with the status `decide` gives
-/// its idempotency key (400 without one, 404 for another method or path), then answers and
-/// closes the connection. Recording comes first, so a request is in `log` before its sender can
-/// see the answer.
-fn serve(
-    stream: TcpStream,
-    mut decide: impl FnMut(&str) -> u16,
-    log: &Mutex<Vec<PosRequest>>,
-) -> Option<()> {
-    stream.set_nonblocking(false).ok()?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .ok()?;
-    let mut reader = BufReader::new(stream.try_clone().ok()?);
-    let mut line = String::new();
-    reader.read_line(&mut line).ok()?;
-    let mut words = line.split_whitespace();
-    let method = words.next()?.to_string();
-    let path = words.next()?.to_string();
-    let mut headers = BTreeMap::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).ok()? == 0 {
-            return None;
-        }
-        let h = h.trim_end();
-        if h.is_empty() {
-            break;
-        }
-        let (name, value) = h.split_once(':')?;
-        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-    }
-    let mut body = Vec::new();
-    if let Some(len) = headers.get("content-length") {
-        body.resize(len.parse().ok()?, 0);
-        reader.read_exact(&mut body).ok()?;
-    } else if headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            reader.read_line(&mut size).ok()?;
-            let size = usize::from_str_radix(size.trim().split(';').next()?, 16).ok()?;
-            if size == 0 {
-                let mut trailer = String::new();
-                while reader.read_line(&mut trailer).ok()? > 2 {
-                    trailer.clear();
-                }
-                break;
+        let nth = match keys.iter().position(|k| k == key) {
+            Some(i) => i + 1,
+            None => {
+                keys.push(key.to_string());
+                keys.len()
             }
-            let mut chunk = vec![0; size + 2];
-            reader.read_exact(&mut chunk).ok()?;
-            body.extend_from_slice(&chunk[..size]);
+        };
+        if nth == fail_nth && !heal.load(Ordering::SeqCst) {
+            Reply::Status(500)
+        } else {
+            Reply::Status(200)
         }
-    }
-    let key = headers.get("idempotency-key").cloned();
-    let status = if method != "POST" || path != "/updates" {
-        404
-    } else {
-        key.as_deref().map_or(400, &mut decide)
-    };
-    log.lock().unwrap().push(PosRequest {
-        method,
-        path,
-        key,
-        authorization: headers.get("authorization").cloned(),
-        body,
-        status,
     });
-    let (reason, text) = match status {
-        200 => ("OK", r#"{"ok":true}"#),
-        500 => (
-            "Internal Server Error",
-            r#"{"error":"temporarily unavailable"}"#,
-        ),
-        _ => ("Bad Request", r#"{"error":"bad request"}"#),
-    };
-    let mut stream = stream;
-    let _ = write!(
-        stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-         Connection: close\r\n\r\n{text}",
-        text.len()
-    );
-    let _ = stream.flush();
-    let _ = stream.shutdown(Shutdown::Both);
-    Some(())
+    (server, healthy)
 }
 
 /// `N` of an idempotency key `RUN/deploy/pos-batch-N` of run `run`.
@@ -814,7 +640,7 @@ fn batch_of(run: &str, key: &str) -> usize {
 fn pos_deploy_fails_midway_and_resume_sends_each_batch_exactly_once() {
     const TOKEN: &str = "test-pos-token-5f3a";
     const BATCH_SIZE: usize = 500;
-    let server = PosServer::start(3);
+    let (server, healthy) = failing_pos(3);
     let yaml = replace_once(
         &shipped_yaml(),
         "      pos_token_env: FLOW_POS_TOKEN\n",
@@ -856,12 +682,12 @@ fn pos_deploy_fails_midway_and_resume_sends_each_batch_exactly_once() {
     let before = server.requests();
     let keys_before: Vec<(usize, u16)> = before
         .iter()
-        .map(|r| (batch_of(&id, r.key.as_deref().expect("key")), r.status))
+        .map(|r| (batch_of(&id, r.key.as_deref().expect("key")), r.status()))
         .collect();
     assert_eq!(keys_before, [(1, 200), (2, 200), (3, 500)], "first run");
 
     // Healthy again: the resume runs only deploy and sends the batches not acknowledged yet.
-    server.heal();
+    healthy.store(true, Ordering::SeqCst);
     let resumed = ws
         .flow()
         .args(["resume", "last"])
@@ -913,7 +739,7 @@ fn pos_deploy_fails_midway_and_resume_sends_each_batch_exactly_once() {
             "Authorization of {:?}",
             r.key
         );
-        if r.status != 200 {
+        if r.status() != 200 {
             continue;
         }
         let n = batch_of(&id, r.key.as_deref().unwrap());

@@ -7,8 +7,26 @@ use crate::support::Workspace;
 /// The workflow file inside these workspaces.
 pub const WF: &str = "segmentation.yaml";
 
-fn repo_path(rel: &str) -> PathBuf {
+/// A file of this repository.
+pub fn repo_path(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+/// A text file of this repository.
+pub fn read_repo(rel: &str) -> String {
+    let path = repo_path(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// `workflows/segmentation.yaml` exactly as shipped.
+pub fn shipped_yaml() -> String {
+    read_repo("workflows/segmentation.yaml")
+}
+
+/// `text` with `from` (which must occur exactly once) replaced by `to`.
+pub fn replace_once(text: &str, from: &str, to: &str) -> String {
+    assert_eq!(text.matches(from).count(), 1, "expected one {from:?}");
+    text.replacen(from, to, 1)
 }
 
 /// `workflows/segmentation.yaml` with `batch_size`, no retries and a short timeout for the POS

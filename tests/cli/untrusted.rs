@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::shipped::repo_path;
 use crate::support::Workspace;
 
 const WF: &str = "segmentation.yaml";
@@ -24,10 +25,6 @@ const NAMES: [&str; 7] = [
 
 /// Names given, in turn, to every fifth product.
 const PRODUCTS: [&str; 3] = ["=cmd|' /C calc'!A0", "<script>p()</script> Tea", "@SUM(1)"];
-
-fn repo_path(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
 
 /// Rewrites a CSV file, changing `column` of the rows `pick` chooses to `value(n)` for the
 /// n-th chosen row.
