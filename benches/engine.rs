@@ -11,9 +11,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
-use flow::compile::{self, Workflow};
-use flow::executor::{self, ExecOptions, Shutdown};
-use flow::store::{RunStatus, SledStore, StateStore};
+use flow_engine::compile::{self, Workflow};
+use flow_engine::executor::{self, ExecOptions, Shutdown};
+use flow_engine::store::{RunStatus, SledStore, StateStore};
 
 fn chain(n: usize) -> String {
     let mut y =
@@ -47,12 +47,12 @@ fn fanout(n: usize) -> String {
 }
 
 fn workflow(text: &str) -> Arc<Workflow> {
-    let registry = flow::nodes::builtin_registry();
+    let registry = flow_engine::nodes::core_registry();
     Arc::new(compile::compile(text, std::path::Path::new("bench.yaml"), &registry).expect("valid"))
 }
 
 fn run_once(rt: &tokio::runtime::Runtime, wf: Arc<Workflow>, store: Arc<dyn StateStore>) {
-    let record = flow::runs::new_run(
+    let record = flow_engine::runs::new_run(
         &wf,
         wf.params.clone(),
         "bench",

@@ -1,34 +1,58 @@
-//! flow: a workflow engine for pipelines you can read, edit and trust.
+//! The `flow` command line as a library, so a program can run it with its own node types.
 //!
-//! A workflow is a YAML DAG of trigger, action, decision and output nodes. [`compile`] turns the
-//! file into a validated graph (reporting every error with its line), [`executor`] runs the nodes
-//! as concurrent tokio tasks and checkpoints each result in a [`store`], and [`runs`] plans
-//! resuming a failed or interrupted run from those checkpoints; [`serve`] fires runs on their
-//! cron schedules. The built-in node types live in
-//! [`nodes`]; the `flow` command line is [`cli`].
+//! The `flow` binary is [`main`]: every built-in node type. A binary of your own adds its types
+//! to [`builtin_registry`] and calls [`main_with`]; see docs/adding-a-node.md.
+//!
+//! ```no_run
+//! fn main() -> std::process::ExitCode {
+//!     let mut registry = flow::builtin_registry();
+//!     // registry.register(MyNodeType);
+//!     flow::main_with(registry)
+//! }
+//! ```
 
-pub mod cli;
-pub mod compile;
-pub mod data;
-pub mod executor;
-pub mod expr;
+mod cli;
+
+use std::process::ExitCode;
+
+pub use cli::main_with;
+pub use flow_engine as engine;
+pub use flow_engine::node::Registry;
+
+/// A registry with every node type that ships with flow: the engine's generic types and the
+/// retail types.
+pub fn builtin_registry() -> Registry {
+    let mut registry = flow_engine::nodes::core_registry();
+    flow_retail::register(&mut registry);
+    registry
+}
+
+/// The `flow` command line with the built-in node types.
+pub fn main() -> ExitCode {
+    main_with(builtin_registry())
+}
+
 #[cfg(test)]
-mod fuzz;
-pub mod model;
-pub mod node;
-pub mod params;
-pub mod plural;
-pub mod redact;
-pub mod run_id;
-pub mod runs;
-pub mod schedule;
-pub mod serve;
-pub mod source;
-pub mod spreadsheet;
-pub mod store;
-pub mod template;
-pub mod template_limits;
-pub mod trigger_rule;
-
-#[path = "../nodes/mod.rs"]
-pub mod nodes;
+mod tests {
+    /// docs/nodes.md must stay true: every registered type and parameter is documented there.
+    #[test]
+    fn every_node_type_and_parameter_is_documented() {
+        let docs = include_str!("../docs/nodes.md");
+        for node_type in super::builtin_registry().iter() {
+            let heading = format!("### `{}`", node_type.name());
+            let Some(start) = docs.find(&heading) else {
+                panic!("docs/nodes.md has no section `{heading}`");
+            };
+            let section = &docs[start + heading.len()..];
+            let section = &section[..section.find("\n### ").unwrap_or(section.len())];
+            for param in node_type.params() {
+                assert!(
+                    section.contains(&format!("| `{}` |", param.name)),
+                    "docs/nodes.md: `{}` does not document parameter `{}`",
+                    node_type.name(),
+                    param.name
+                );
+            }
+        }
+    }
+}

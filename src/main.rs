@@ -2,5 +2,5 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    flow::cli::main()
+    flow::main()
 }

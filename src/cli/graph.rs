@@ -4,9 +4,9 @@ use std::fmt::Write;
 
 use serde_json::{Value as Json, json};
 
-use crate::compile::{CompiledNode, Workflow};
-use crate::node::NodeKind;
-use crate::trigger_rule::TriggerRule;
+use flow_engine::compile::{CompiledNode, Workflow};
+use flow_engine::node::NodeKind;
+use flow_engine::trigger_rule::TriggerRule;
 
 /// The trigger rule worth showing on a node: a join rule, or one written in the file.
 fn shown_rule(node: &CompiledNode) -> Option<TriggerRule> {

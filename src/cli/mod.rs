@@ -25,13 +25,13 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tokio::sync::watch;
 
-use crate::compile::{self, LoadError, Workflow};
-use crate::data::{self, Body, Data};
-use crate::executor::{self, ExecOptions, Shutdown};
-use crate::node::Registry;
-use crate::plural::plural;
-use crate::runs::{self, PlanError};
-use crate::store::{RemoteStore, RunRecord, RunStatus, SledStore, StateStore, StoreError};
+use flow_engine::compile::{self, LoadError, Workflow};
+use flow_engine::data::{self, Body, Data};
+use flow_engine::executor::{self, ExecOptions, Shutdown};
+use flow_engine::node::Registry;
+use flow_engine::plural::plural;
+use flow_engine::runs::{self, PlanError};
+use flow_engine::store::{RemoteStore, RunRecord, RunStatus, SledStore, StateStore, StoreError};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -253,8 +253,8 @@ impl From<PlanError> for Failure {
 
 type Outcome = Result<ExitCode, Failure>;
 
-/// Entry point of the `flow` binary.
-pub fn main() -> ExitCode {
+/// Runs the `flow` command line with the node types in `registry`.
+pub fn main_with(registry: Registry) -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -268,7 +268,6 @@ pub fn main() -> ExitCode {
     if cli.verbose < 2 {
         std::panic::set_hook(Box::new(|info| tracing::debug!("panic: {info}")));
     }
-    let registry = crate::nodes::builtin_registry();
     match run_command(cli, &registry) {
         Ok(code) => code,
         Err(Failure { code, error }) => {
@@ -340,7 +339,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             serve::ServeCommand {
                 state: &cli.state,
                 sources: args.sources,
-                opts: crate::serve::ServeOptions {
+                opts: flow_engine::serve::ServeOptions {
                     concurrency: args.concurrency,
                     reload_interval: args.reload_interval,
                     max_catchup: args.max_catchup,
@@ -632,7 +631,7 @@ fn execute(
     wf: Arc<Workflow>,
     store: Arc<dyn StateStore>,
     record: RunRecord,
-    previous: HashMap<String, crate::store::NodeRecord>,
+    previous: HashMap<String, flow_engine::store::NodeRecord>,
     reuse: std::collections::HashSet<usize>,
     concurrency: usize,
 ) -> Outcome {
@@ -742,7 +741,7 @@ fn export_output(
             .nodes(&run.id)
             .map(|n| {
                 n.into_iter()
-                    .filter(|r| r.status == crate::store::NodeStatus::Succeeded)
+                    .filter(|r| r.status == flow_engine::store::NodeStatus::Succeeded)
                     .map(|r| r.node_id)
                     .collect::<Vec<_>>()
             })
@@ -798,7 +797,7 @@ fn export_output(
         match (&data, format) {
             // CSV output is opened in spreadsheets: formula-like text cells are neutralised.
             (Data::Table(t), OutputFormat::Csv) => {
-                crate::spreadsheet::write_csv_for_spreadsheets(t, &mut buf)?
+                flow_engine::spreadsheet::write_csv_for_spreadsheets(t, &mut buf)?
             }
             (Data::Table(t), OutputFormat::Json) => data::write_jsonl(t, &mut buf)?,
             (Data::Json(serde_json::Value::String(s)), OutputFormat::Csv) => writeln!(buf, "{s}")?,
@@ -819,7 +818,7 @@ fn export_output(
 }
 
 fn sample_data(args: SampleArgs) -> Outcome {
-    use crate::nodes::pos::generate::{self, GenerateOptions};
+    use flow_retail::pos::generate::{self, GenerateOptions};
     let start = args.end - chrono::Duration::days(i64::from(args.days.max(1)) - 1);
     let opts = GenerateOptions {
         customers: args.customers,

@@ -8,10 +8,10 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::console;
-use crate::compile::Workflow;
-use crate::executor::Event;
-use crate::plural::plural;
-use crate::store::NodeStatus;
+use flow_engine::compile::Workflow;
+use flow_engine::executor::Event;
+use flow_engine::plural::plural;
+use flow_engine::store::NodeStatus;
 
 /// Consumes events until the executor drops its sender.
 pub async fn display(mut events: UnboundedReceiver<Event>, wf: Arc<Workflow>, tty: bool) {

@@ -11,8 +11,8 @@ use clap::Args;
 use serde_json::json;
 
 use super::{Failure, Outcome, open_store};
-use crate::serve::retention;
-use crate::store::{Retention, SledStore, StateStore, StoreError, disk_usage, human_bytes};
+use flow_engine::serve::retention;
+use flow_engine::store::{Retention, SledStore, StateStore, StoreError, disk_usage, human_bytes};
 
 #[derive(Debug, Args)]
 pub struct PruneArgs {

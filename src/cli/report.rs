@@ -6,9 +6,9 @@ use comfy_table::{Table, presets::UTF8_BORDERS_ONLY};
 use serde_json::json;
 
 use super::{Failure, Outcome};
-use crate::executor::RunOutcome;
-use crate::node::Registry;
-use crate::store::{NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore};
+use flow_engine::executor::RunOutcome;
+use flow_engine::node::Registry;
+use flow_engine::store::{NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore};
 
 fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -90,12 +90,12 @@ pub fn runs(store: &dyn StateStore, state: &std::path::Path, json: bool, limit: 
     if runs.len() > limit {
         println!(
             "({} not shown; --limit N shows more)",
-            crate::plural::plural((runs.len() - limit) as u64, "older run")
+            flow_engine::plural::plural((runs.len() - limit) as u64, "older run")
         );
     }
     println!(
         "store: {} in {} run{} ({}; `flow runs prune` removes old runs)",
-        crate::store::human_bytes(crate::store::disk_usage(state)),
+        flow_engine::store::human_bytes(flow_engine::store::disk_usage(state)),
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
         state.display()
@@ -106,9 +106,9 @@ pub fn runs(store: &dyn StateStore, state: &std::path::Path, json: bool, limit: 
 /// `flow runs size`: the store's space on disk, database and output files apart.
 pub fn size(store: &dyn StateStore, state: &std::path::Path, json: bool) -> Outcome {
     let runs = store.runs()?.len();
-    let total = crate::store::disk_usage(state);
-    let outputs = crate::store::disk_usage(&state.join("outputs"));
-    let database = crate::store::disk_usage(&state.join("db"));
+    let total = flow_engine::store::disk_usage(state);
+    let outputs = flow_engine::store::disk_usage(&state.join("outputs"));
+    let database = flow_engine::store::disk_usage(&state.join("db"));
     if json {
         let out = json!({
             "path": state,
@@ -119,7 +119,7 @@ pub fn size(store: &dyn StateStore, state: &std::path::Path, json: bool) -> Outc
         });
         println!("{}", serde_json::to_string_pretty(&out).expect("json"));
     } else {
-        use crate::store::human_bytes;
+        use flow_engine::store::human_bytes;
         println!(
             "store: {} in {runs} run{} ({}): database {}, output files {}",
             human_bytes(total),
@@ -140,7 +140,7 @@ fn ordered_nodes(
 ) -> Result<Vec<NodeRecord>, Failure> {
     let mut nodes = store.nodes(&run.id)?;
     let order: Option<Vec<String>> =
-        crate::compile::load(std::path::Path::new(&run.workflow_path), registry)
+        flow_engine::compile::load(std::path::Path::new(&run.workflow_path), registry)
             .ok()
             .map(|wf| wf.order.iter().map(|&i| wf.nodes[i].id.clone()).collect());
     match order {
@@ -192,14 +192,14 @@ pub fn show(store: &dyn StateStore, run: &RunRecord, registry: &Registry, json: 
     println!(
         "duration  {:.1}s over {}",
         run.duration_secs(),
-        crate::plural::plural(run.executions, "execution")
+        flow_engine::plural::plural(run.executions, "execution")
     );
     if !run.params.is_empty() {
         // A URL param (a POS endpoint) may carry credentials.
         let params: Vec<String> = run
             .params
             .iter()
-            .map(|(k, v)| crate::redact::urls_in(&format!("{k}={v}")))
+            .map(|(k, v)| flow_engine::redact::urls_in(&format!("{k}={v}")))
             .collect();
         println!("params    {}", params.join(" "));
     }

@@ -3,8 +3,8 @@
 
 use serde_json::{Value, json};
 
-use crate::model::WorkflowDef;
-use crate::node::Registry;
+use flow_engine::model::WorkflowDef;
+use flow_engine::node::Registry;
 
 pub fn workflow_schema(registry: &Registry) -> Value {
     let mut schema = serde_json::to_value(schemars::schema_for!(WorkflowDef)).expect("schema");

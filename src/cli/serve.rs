@@ -11,13 +11,13 @@ use chrono_tz::Tz;
 use tokio::sync::{mpsc, watch};
 
 use super::{Failure, Outcome, load, runtime};
-use crate::executor::Shutdown;
-use crate::node::Registry;
-use crate::plural::plural;
-use crate::serve::{
+use flow_engine::executor::Shutdown;
+use flow_engine::node::Registry;
+use flow_engine::plural::plural;
+use flow_engine::serve::{
     self, EventKind, ServeError, ServeEvent, ServeOptions, Server, SystemClock, TriggerSummary,
 };
-use crate::store::{
+use flow_engine::store::{
     LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer,
 };
 
@@ -49,8 +49,8 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
                 Utc::now(),
                 &format!(
                     "compacted the state store's database: {} -> {}",
-                    crate::store::human_bytes(c.before),
-                    crate::store::human_bytes(c.after)
+                    flow_engine::store::human_bytes(c.before),
+                    flow_engine::store::human_bytes(c.after)
                 ),
             ),
             Err(StoreError::Locked { .. }) => {}
@@ -224,7 +224,7 @@ fn describe(kind: &EventKind) -> Option<String> {
             will_run,
         } => format!(
             "`{workflow}` trigger `{trigger}` missed {}{} while flow serve was not running ({} .. {}); catchup: {} runs {}",
-            if *missed >= crate::serve::MISSED_COUNT_LIMIT {
+            if *missed >= flow_engine::serve::MISSED_COUNT_LIMIT {
                 "at least "
             } else {
                 ""
@@ -317,7 +317,7 @@ fn describe(kind: &EventKind) -> Option<String> {
             "retention removed {} and {firings} firing-log {} ({} of records and outputs)",
             plural(*runs as u64, "old run"),
             if *firings == 1 { "entry" } else { "entries" },
-            crate::store::human_bytes(*bytes)
+            flow_engine::store::human_bytes(*bytes)
         ),
         EventKind::Problem { message } => format!("error: {message}"),
         EventKind::Stopping { running } => {

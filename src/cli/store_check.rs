@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use super::{Failure, Outcome};
-use crate::plural::plural;
-use crate::store::check_store;
+use flow_engine::plural::plural;
+use flow_engine::store::check_store;
 
 #[derive(Debug, Subcommand)]
 pub enum StoreCommand {

@@ -46,7 +46,7 @@ fn workspace(yaml: &str) -> Workspace {
     ws.write(WF, yaml);
     for (dir, into) in [
         ("workflows/data", "data"),
-        ("nodes/pos/fixtures", "fixtures"),
+        ("crates/retail/src/pos/fixtures", "fixtures"),
     ] {
         for entry in std::fs::read_dir(repo_path(dir)).expect("read dir") {
             let path = entry.expect("entry").path();

@@ -157,7 +157,7 @@ fn payments_yaml() -> String {
 
 #[test]
 fn a_payments_export_without_orders_or_products_runs_the_whole_workflow() {
-    let payments = read_repo("nodes/pos/fixtures/payments.csv");
+    let payments = read_repo("crates/retail/src/pos/fixtures/payments.csv");
     let ws = workspace(&payments_yaml(), "");
     ws.write("data/payments.csv", &payments);
     let out = ws.flow().args(["run", WF]).expect_exit(0).run();

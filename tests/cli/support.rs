@@ -108,6 +108,7 @@ impl Workspace {
     pub fn flow(&self) -> Flow<'_> {
         Flow {
             ws: self,
+            bin: flow_bin().to_path_buf(),
             args: Vec::new(),
             expected: Some(0),
             timeout: Duration::from_secs(60),
@@ -276,6 +277,8 @@ impl Exec {
 /// A `flow` invocation being built.
 pub struct Flow<'a> {
     ws: &'a Workspace,
+    /// The binary to run: `flow`, or another built on the library.
+    bin: PathBuf,
     args: Vec<OsString>,
     /// `None`: any exit code is fine.
     expected: Option<i32>,
@@ -285,6 +288,12 @@ pub struct Flow<'a> {
 }
 
 impl Flow<'_> {
+    /// Runs `bin` (a binary built on the flow library) instead of `flow`.
+    pub fn binary(mut self, bin: impl Into<PathBuf>) -> Self {
+        self.bin = bin.into();
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
@@ -330,7 +339,7 @@ impl Flow<'_> {
     /// Runs the command; panics (showing its output) on an unexpected exit code or on panic
     /// text in stderr.
     pub fn run(self) -> Output {
-        let mut cmd = assert_cmd::Command::new(flow_bin());
+        let mut cmd = assert_cmd::Command::new(&self.bin);
         cmd.current_dir(self.ws.dir())
             .arg("--state")
             .arg(self.ws.state_dir())

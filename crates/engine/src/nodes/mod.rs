@@ -1,0 +1,34 @@
+//! Engine-level node types: triggers, shell commands, a generic switch, files, a no-op.
+
+mod file;
+mod noop;
+mod shell;
+mod switch;
+mod trigger;
+
+pub use file::{ReadFile, WriteFile};
+pub use noop::Noop;
+pub use shell::Shell;
+pub use switch::{RuleSet, Switch};
+pub use trigger::{ManualTrigger, ScheduleTrigger};
+
+use crate::node::Registry;
+
+/// A registry with the generic node types.
+pub fn core_registry() -> Registry {
+    let mut registry = Registry::new();
+    register(&mut registry);
+    registry
+}
+
+/// Registers the generic node types.
+pub fn register(registry: &mut Registry) {
+    registry
+        .register(ManualTrigger)
+        .register(ScheduleTrigger)
+        .register(Shell)
+        .register(Switch)
+        .register(ReadFile)
+        .register(WriteFile)
+        .register(Noop);
+}

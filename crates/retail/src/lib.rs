@@ -1,0 +1,16 @@
+//! flow's retail node types: [`pos`] reads point-of-sale exports (and generates sample data),
+//! [`segmentation`] turns transactions into segments, recommendations, campaigns and deliveries.
+//! [`register`] adds them to a registry, the same way a third-party crate adds its own.
+
+pub mod pos;
+pub mod segmentation;
+#[cfg(test)]
+mod workflow_fuzz_tests;
+
+use flow_engine::node::Registry;
+
+/// Registers the `pos.*` and `segmentation.*` node types.
+pub fn register(registry: &mut Registry) {
+    pos::register(registry);
+    segmentation::register(registry);
+}

@@ -1,0 +1,73 @@
+//! Which earlier run a deploy compares with: the previous run of the same workflow file, with
+//! the same effective parameters. A `--param` experiment starts its own lineage, so it neither
+//! becomes nor replaces the baseline of the plain runs.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value as Json;
+use sha2::{Digest, Sha256};
+
+use flow_engine::node::NodeContext;
+
+/// The node-state key of a lineage: workflow file, node id and a digest of the parameters.
+pub(super) fn state_key(ctx: &NodeContext) -> String {
+    // The directory is absolute; the file name tells two workflows in one directory apart.
+    let file = ctx
+        .workflow_path
+        .file_name()
+        .map(|f| ctx.workflow_dir.join(f))
+        .unwrap_or_else(|| ctx.workflow_dir.clone());
+    format!(
+        "profiles:{}#{}@{}",
+        file.display(),
+        ctx.node_id,
+        params_digest(&ctx.params)
+    )
+}
+
+/// A short stable digest of the parameters (sorted by name).
+fn params_digest(params: &BTreeMap<String, Json>) -> String {
+    let canonical = serde_json::to_vec(params).expect("params serialize");
+    let digest = Sha256::digest(&canonical);
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ctx(path: &str, params: &[(&str, Json)]) -> NodeContext {
+        let mut ctx = flow_engine::testing::context();
+        ctx.workflow_dir = "/shop".into();
+        ctx.workflow_path = path.into();
+        ctx.node_id = "deploy".into();
+        ctx.params = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        ctx
+    }
+
+    #[test]
+    fn same_file_and_params_share_a_lineage_others_do_not() {
+        let plain = state_key(&ctx("seg.yaml", &[("vip_min_clv", json!(300))]));
+        // The path as given on another command line: same file.
+        assert_eq!(
+            plain,
+            state_key(&ctx("/shop/seg.yaml", &[("vip_min_clv", json!(300))]))
+        );
+        assert_ne!(
+            plain,
+            state_key(&ctx("seg.yaml", &[("vip_min_clv", json!(800))]))
+        );
+        assert_ne!(
+            plain,
+            state_key(&ctx("other.yaml", &[("vip_min_clv", json!(300))]))
+        );
+        assert!(
+            plain.starts_with("profiles:/shop/seg.yaml#deploy@"),
+            "{plain}"
+        );
+    }
+}

@@ -1,0 +1,1151 @@
+//! Deploy tests: files in a temporary directory, transitions across runs sharing state, and the
+//! POS endpoint against a local server (127.0.0.1 only) that fails midway.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use arrow_array::{ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray};
+use serde_json::{Value as Json, json};
+
+use super::*;
+use flow_engine::data::{Body, Data};
+use untrusted::{decode_words, mailbox_of, parse_eml};
+
+mod untrusted;
+use flow_engine::node::{EffectLedger, Input, NodeState};
+use flow_engine::store::StoreError;
+
+/// An in-memory ledger or state store; clones share the contents (like a durable store
+/// shared by the attempts and runs of one workflow).
+#[derive(Default, Clone)]
+struct Memory(Arc<Mutex<BTreeMap<String, Vec<u8>>>>);
+
+impl EffectLedger for Memory {
+    fn is_done(&self, key: &str) -> Result<bool, StoreError> {
+        Ok(self.0.lock().unwrap().contains_key(key))
+    }
+    fn mark_done(&self, key: &str, detail: &Json) -> Result<(), StoreError> {
+        self.0
+            .lock()
+            .unwrap()
+            .insert(key.into(), detail.to_string().into_bytes());
+        Ok(())
+    }
+}
+
+impl NodeState for Memory {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.0.lock().unwrap().get(key).cloned())
+    }
+    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        self.0.lock().unwrap().insert(key.into(), value.to_vec());
+        Ok(())
+    }
+}
+
+struct Stores {
+    effects: Memory,
+    state: Memory,
+}
+
+impl Stores {
+    fn new() -> Self {
+        Stores {
+            effects: Memory::default(),
+            state: Memory::default(),
+        }
+    }
+
+    fn ctx(&self, run_id: &str) -> NodeContext {
+        NodeContext {
+            run_id: run_id.into(),
+            node_id: "deploy".into(),
+            attempt: 1,
+            workflow_dir: "/work/shop".into(),
+            workflow_path: "/work/shop/segmentation.yaml".into(),
+            params: Default::default(),
+            trigger: json!({ "time": "2024-04-01T06:00:00+02:00" }),
+            effects: Arc::new(self.effects.clone()),
+            state: Arc::new(self.state.clone()),
+            routed: Vec::new(),
+        }
+    }
+}
+
+/// (customer, segment, email, name, send, clv, total_spend, orders, p_purchase)
+type Row<'a> = (&'a str, &'a str, &'a str, &'a str, bool, f64, f64, i64, f64);
+
+fn campaign_table(rows: &[Row<'static>]) -> RecordBatch {
+    let s = |f: fn(&Row<'static>) -> &'static str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(f)))
+    };
+    let f = |f: fn(&Row<'static>) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(f)))
+    };
+    let sent: Vec<bool> = rows.iter().map(|r| r.4).collect();
+    RecordBatch::try_from_iter(vec![
+        ("customer_id", s(|r| r.0)),
+        ("segment", s(|r| r.1)),
+        ("email", s(|r| r.2)),
+        ("customer_name", s(|r| r.3)),
+        ("clv", f(|r| r.5)),
+        ("total_spend", f(|r| r.6)),
+        (
+            "orders",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.7))),
+        ),
+        ("p_purchase", f(|r| r.8)),
+        ("recommended_action", s(|_| "Say hello")),
+        ("offer", s(|_| "10% off")),
+        ("send", Arc::new(BooleanArray::from(sent.clone()))),
+        (
+            "skip_reason",
+            Arc::new(StringArray::from(
+                sent.iter()
+                    .map(|s| (!s).then_some("no marketing consent"))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "subject",
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| r.4.then(|| format!("Café treats for {}", r.3)))
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "body_html",
+            Arc::new(StringArray::from(
+                rows.iter()
+                    .map(|r| {
+                        r.4.then(|| format!("<p>Hi {} &amp; welcome = yes</p>", r.3))
+                    })
+                    .collect::<Vec<_>>(),
+            )),
+        ),
+        ("sender", s(|_| "Corner Shop <shop@example.com>")),
+    ])
+    .unwrap()
+}
+
+fn recommendation_table(rows: &[(&str, &str, i64, &str)]) -> RecordBatch {
+    RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
+        ),
+        (
+            "segment",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))),
+        ),
+        (
+            "rank",
+            Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.2))),
+        ),
+        (
+            "product_id",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+        ),
+        (
+            "product_name",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.3))),
+        ),
+        (
+            "category",
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "food"))),
+        ),
+        (
+            "score",
+            Arc::new(Float64Array::from_iter_values(
+                rows.iter().map(|r| r.2 as f64),
+            )),
+        ),
+        (
+            "reason",
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "bestseller in food"),
+            )),
+        ),
+        (
+            "strategy",
+            Arc::new(StringArray::from_iter_values(
+                rows.iter().map(|_| "bestsellers"),
+            )),
+        ),
+    ])
+    .unwrap()
+}
+
+fn inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
+    Inputs(
+        tables
+            .into_iter()
+            .map(|(from, t)| Input {
+                from: from.into(),
+                case: None,
+                data: Data::Table(t),
+            })
+            .collect(),
+    )
+}
+
+fn first_run_inputs() -> Inputs {
+    inputs(vec![
+        (
+            "campaign_vip",
+            campaign_table(&[
+                (
+                    "C1",
+                    "vip",
+                    "ada@example.com",
+                    "Ada Lovelace",
+                    true,
+                    500.0,
+                    900.0,
+                    6,
+                    0.8,
+                ),
+                (
+                    "C2",
+                    "vip",
+                    "bob@example.com",
+                    "Bob",
+                    false,
+                    300.0,
+                    400.0,
+                    4,
+                    0.6,
+                ),
+            ]),
+        ),
+        (
+            "rec_vip",
+            recommendation_table(&[
+                ("C1", "vip", 1, "P1"),
+                ("C1", "vip", 2, "P2"),
+                ("C2", "vip", 1, "P3"),
+            ]),
+        ),
+        (
+            "campaign_at_risk",
+            campaign_table(&[(
+                "C3",
+                "at_risk",
+                "cy@example.com",
+                "Zoë",
+                true,
+                100.0,
+                100.0,
+                1,
+                0.2,
+            )]),
+        ),
+    ])
+}
+
+fn configure(yaml: &str) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+    let value: serde_json::Value = serde_yaml::from_str(yaml).unwrap();
+    let params = Params::new(value.as_object().unwrap().clone(), "/");
+    let cx = ConfigureCx {
+        node_id: "deploy",
+        kind: NodeKind::Output,
+        workflow_dir: Path::new("/"),
+        input_columns: &[],
+    };
+    Deploy.configure(&params, &cx)
+}
+
+fn run(node: &Arc<dyn Node>, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(node.run(ctx, inputs))
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn csv_header_and_rows(path: &Path) -> (String, usize) {
+    let text = read(path);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("").to_string();
+    (header, lines.count())
+}
+
+fn qp_decode(text: &str) -> String {
+    let joined = text.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+fn json_out(out: &Output) -> &Json {
+    match &out.body {
+        Body::Data(Data::Json(v)) => v,
+        _ => panic!("not JSON"),
+    }
+}
+
+#[test]
+fn writes_profiles_recommendations_messages_summary_and_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out/2024-04-01");
+    let node = configure(&format!("out_dir: {}\n", out_dir.display())).unwrap();
+    let stores = Stores::new();
+    let out = run(&node, stores.ctx("r1"), first_run_inputs()).unwrap();
+
+    let (header, rows) = csv_header_and_rows(&out_dir.join("segments.csv"));
+    let expected: Vec<&str> = PROFILE_COLUMNS.iter().map(|c| c.0).collect();
+    assert_eq!(header, expected.join(","));
+    assert_eq!(rows, 3);
+    let (header, rows) = csv_header_and_rows(&out_dir.join("recommendations.csv"));
+    assert_eq!(
+        header,
+        "customer_id,segment,rank,product_id,product_name,category,score,reason,strategy"
+    );
+    assert_eq!(rows, 3);
+
+    // One .eml per message sent; none for Bob (no consent).
+    let eml_path = out_dir.join("messages/vip/C1.eml");
+    assert!(!out_dir.join("messages/vip/C2.eml").exists());
+    let text = read(&eml_path);
+    let eml = parse_eml(&text);
+    assert_eq!(eml.one("From"), "\"Corner Shop\" <shop@example.com>");
+    assert_eq!(eml.one("To"), "\"Ada Lovelace\" <ada@example.com>");
+    assert_eq!(
+        decode_words(eml.one("Subject")),
+        "Café treats for Ada Lovelace"
+    );
+    assert!(eml.one("Subject").starts_with("=?utf-8?b?"), "encoded word");
+    assert_eq!(eml.one("Date"), "Mon, 01 Apr 2024 04:00:00 +0000");
+    assert_eq!(
+        eml.one("Message-ID"),
+        "<r1/deploy/message/vip/C1@example.com>"
+    );
+    assert_eq!(eml.one("MIME-Version"), "1.0");
+    assert_eq!(eml.one("Content-Type"), "text/html; charset=utf-8");
+    assert_eq!(eml.one("X-Flow-Segment"), "vip");
+    assert_eq!(
+        eml.body.trim_end(),
+        "<p>Hi Ada Lovelace &amp; welcome = yes</p>"
+    );
+    let body = text.split_once("\r\n\r\n").unwrap().1;
+    assert!(body.lines().all(|l| l.len() <= 76));
+    // A non-ASCII display name is an encoded word.
+    let zoe = parse_eml(&read(&out_dir.join("messages/at_risk/C3.eml")));
+    assert!(zoe.one("To").starts_with("=?utf-8?b?"), "{}", zoe.one("To"));
+    assert_eq!(
+        mailbox_of(zoe.one("To")),
+        ("Zoë".to_string(), "cy@example.com".to_string())
+    );
+
+    let summary: Json = serde_json::from_str(&read(&out_dir.join("summary.json"))).unwrap();
+    assert_eq!(summary["totals"]["customers"], 3);
+    assert_eq!(summary["totals"]["messages_sent"], 2);
+    assert_eq!(summary["totals"]["revenue"], 1400.0);
+    assert_eq!(summary["totals"]["recommendations"], 3);
+    assert_eq!(summary["segments"][0]["segment"], "vip");
+    assert_eq!(summary["segments"][0]["customers"], 2);
+    assert_eq!(summary["segments"][0]["avg_order_value"], 130.0); // 1300 / 10 orders
+    assert_eq!(summary["segments"][0]["mean_clv"], 400.0);
+    assert_eq!(summary["segments"][0]["predicted_conversion"], 0.7);
+    assert_eq!(summary["segments"][1]["segment"], "at_risk");
+    assert_eq!(summary["messages_skipped"]["no marketing consent"], 1);
+    assert!(summary["changes"].is_null());
+
+    let report = read(&out_dir.join("report.html"));
+    assert!(report.starts_with("<!DOCTYPE html>"));
+    assert!(
+        report.contains("<td>Vip<span class=\"code\">vip</span></td>"),
+        "a table row per segment, under its label (humanised without one)"
+    );
+    assert!(report.contains("class=\"bar\""), "bar charts");
+    assert!(report.contains("first run"));
+    assert!(
+        !report.contains("<script") && !report.contains("src=\"http"),
+        "self-contained"
+    );
+
+    assert_eq!(out.meta["customers"], 3);
+    assert_eq!(out.meta["messages_sent"], 2);
+    assert_eq!(out.meta["mean_clv"], 300.0);
+    assert!(out.meta["previous_run"].is_null());
+    assert_eq!(json_out(&out)["files"]["message_files"], 2);
+    // No temporary files are left behind.
+    let leftovers: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn a_second_run_reports_transitions_and_clv_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = configure(&format!(
+        "out_dir: {}\nmessages: none\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let stores = Stores::new();
+    run(&node, stores.ctx("r1"), first_run_inputs()).unwrap();
+
+    // Ada lapses from vip to at_risk; Dan is new; Bob's CLV grows.
+    let second = || {
+        inputs(vec![
+            (
+                "campaign_vip",
+                campaign_table(&[
+                    (
+                        "C2",
+                        "vip",
+                        "bob@example.com",
+                        "Bob",
+                        false,
+                        450.0,
+                        500.0,
+                        5,
+                        0.6,
+                    ),
+                    (
+                        "C4",
+                        "vip",
+                        "dan@example.com",
+                        "Dan",
+                        true,
+                        250.0,
+                        250.0,
+                        2,
+                        0.5,
+                    ),
+                ]),
+            ),
+            (
+                "campaign_at_risk",
+                campaign_table(&[
+                    (
+                        "C1",
+                        "at_risk",
+                        "ada@example.com",
+                        "Ada",
+                        true,
+                        200.0,
+                        900.0,
+                        6,
+                        0.3,
+                    ),
+                    (
+                        "C3",
+                        "at_risk",
+                        "cy@example.com",
+                        "Cy",
+                        true,
+                        100.0,
+                        100.0,
+                        1,
+                        0.2,
+                    ),
+                ]),
+            ),
+        ])
+    };
+    let out = run(&node, stores.ctx("r2"), second()).unwrap();
+    let check = |out: &Output| {
+        assert_eq!(out.meta["previous_run"], "r1");
+        assert_eq!(out.meta["customers_moved"], 1);
+        assert_eq!(
+            out.meta["transitions"],
+            json!(["1 customer moved from vip to at_risk"])
+        );
+        assert_eq!(out.meta["new_customers"], 1);
+        assert_eq!(out.meta["customers_gone_since_previous"], 0);
+        assert_eq!(out.meta["clv_total_change"], 100.0); // 1000 - 900
+        assert_eq!(out.meta["clv_mean_change"], -50.0); // 250 - 300
+    };
+    check(&out);
+    let summary: Json = serde_json::from_str(&read(&dir.path().join("summary.json"))).unwrap();
+    assert_eq!(
+        summary["changes"]["transitions"],
+        json!([{"from": "vip", "to": "at_risk", "customers": 1}])
+    );
+    assert_eq!(summary["changes"]["clv"]["previous_total"], 900.0);
+    assert_eq!(summary["changes"]["clv"]["current_total"], 1000.0);
+    let report = read(&dir.path().join("report.html"));
+    assert!(
+        report.contains("1 customer moved from Vip to At risk"),
+        "report shows transitions"
+    );
+    assert!(report.contains("+100.00"), "report shows the CLV change");
+
+    // A retried or resumed attempt of r2 still compares with r1, not with itself.
+    check(&run(&node, stores.ctx("r2"), second()).unwrap());
+    // The next run compares with r2: nobody moved.
+    let out = run(&node, stores.ctx("r3"), second()).unwrap();
+    assert_eq!(out.meta["previous_run"], "r2");
+    assert_eq!(out.meta["customers_moved"], 0);
+    // State is per node: another node id starts afresh.
+    let mut other = stores.ctx("r4");
+    other.node_id = "deploy_other".into();
+    assert!(run(&node, other, second()).unwrap().meta["previous_run"].is_null());
+}
+
+#[test]
+fn csv_messages_replace_the_eml_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let stores = Stores::new();
+    let eml = configure(&format!("out_dir: {}\n", dir.path().display())).unwrap();
+    run(&eml, stores.ctx("r1"), first_run_inputs()).unwrap();
+    assert!(dir.path().join("messages/vip/C1.eml").exists());
+    let csv = configure(&format!(
+        "out_dir: {}\nmessages: csv\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    run(&csv, stores.ctx("r2"), first_run_inputs()).unwrap();
+    assert!(
+        !dir.path().join("messages/vip").exists(),
+        "the old messages are gone"
+    );
+    let (header, rows) = csv_header_and_rows(&dir.path().join("messages/vip.csv"));
+    assert_eq!(header, MESSAGE_CSV_COLUMNS.join(","));
+    assert_eq!(rows, 1, "only the message that is sent");
+    assert!(dir.path().join("messages/at_risk.csv").exists());
+}
+
+#[test]
+fn only_recommendations_and_bad_inputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = configure(&format!("out_dir: {}\n", dir.path().display())).unwrap();
+    let stores = Stores::new();
+    let out = run(
+        &node,
+        stores.ctx("r1"),
+        inputs(vec![(
+            "rec",
+            recommendation_table(&[("C1", "vip", 1, "P1")]),
+        )]),
+    )
+    .unwrap();
+    assert_eq!(out.meta["recommendations"], 1);
+    let (header, rows) = csv_header_and_rows(&dir.path().join("segments.csv"));
+    assert!(header.starts_with("customer_id,customer_name"), "{header}");
+    assert_eq!(rows, 0);
+
+    let customers = RecordBatch::try_from_iter(vec![(
+        "segment",
+        Arc::new(StringArray::from(vec!["vip"])) as ArrayRef,
+    )])
+    .unwrap();
+    let err = run(
+        &node,
+        stores.ctx("r2"),
+        inputs(vec![("classify.vip", customers)]),
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("campaign rows (a `send` column"), "{err}");
+    assert!(
+        err.contains("inputs received: `classify.vip` (table of 1 row: segment)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn parameters_are_checked() {
+    let errors = |yaml: &str| -> Vec<String> {
+        configure(yaml)
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    flow_engine::source::path_to_string(&e.path),
+                    e.message
+                )
+            })
+            .collect()
+    };
+    let e = errors(
+        "messages: pdf\npos_url: ftp://pos\npos_token_env: 'my secret token'\nbatch_size: 0\n",
+    );
+    assert_eq!(e.len(), 5, "{e:?}");
+    assert!(
+        e.iter().any(|m| m.starts_with("out_dir: is required")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.starts_with("messages: ")), "{e:?}");
+    assert!(
+        e.iter()
+            .any(|m| m.starts_with("pos_url: ") && m.contains("http://")),
+        "{e:?}"
+    );
+    assert!(e.iter().any(|m| m.starts_with("pos_token_env: ")), "{e:?}");
+    assert!(e.iter().any(|m| m.starts_with("batch_size: ")), "{e:?}");
+    // No POS push without a URL: an empty one (a param left at its default) is allowed, and the
+    // token variable is then unused.
+    assert!(configure("out_dir: out\npos_url: ''\npos_token_env: TOKEN\n").is_ok());
+    assert!(
+        configure("out_dir: out\npos_url: https://pos.example.com/api/updates\npos_timeout: 5s\n")
+            .is_ok()
+    );
+    // Inputs that declare their columns must include campaign rows or recommendations.
+    let value: serde_json::Value = serde_yaml::from_str("out_dir: out").unwrap();
+    let params = Params::new(value.as_object().unwrap().clone(), "/");
+    let declared =
+        |cols: &[&str]| vec![Some(cols.iter().map(|c| c.to_string()).collect::<Vec<_>>())];
+    let cx = |cols: &[Option<Vec<String>>]| -> Result<(), Vec<ParamError>> {
+        let cx = ConfigureCx {
+            node_id: "deploy",
+            kind: NodeKind::Output,
+            workflow_dir: Path::new("/"),
+            input_columns: cols,
+        };
+        Deploy.configure(&params, &cx).map(|_| ())
+    };
+    let e = cx(&declared(&["customer_id", "segment"])).err().unwrap();
+    assert!(e[0].message.contains("campaign rows"), "{}", e[0].message);
+    assert!(cx(&declared(&["customer_id", "segment", "send"])).is_ok());
+    assert!(cx(&[None]).is_ok());
+}
+
+#[test]
+fn a_missing_token_variable_fails_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = configure(&format!(
+        "out_dir: {}\npos_url: http://127.0.0.1:9/updates\npos_token_env: FLOW_TEST_TOKEN_THAT_IS_NOT_SET\n",
+        dir.path().display()
+    ))
+    .unwrap();
+    let err = run(&node, Stores::new().ctx("r1"), first_run_inputs())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("`FLOW_TEST_TOKEN_THAT_IS_NOT_SET` (pos_token_env)")
+            && err.contains("not set"),
+        "{err}"
+    );
+    assert!(!dir.path().join("segments.csv").exists());
+}
+
+// --- The POS endpoint ----------------------------------------------------------------------------
+
+/// One request the local server received.
+#[derive(Debug, Clone)]
+struct Received {
+    key: String,
+    authorization: Option<String>,
+    body: Json,
+    status: u16,
+}
+
+/// A local HTTP server on 127.0.0.1 answering each request with `respond(key, nth time this key
+/// is seen)`. It serves at most 100 requests for at most 60 s, and stops when dropped.
+struct PosServer {
+    url: String,
+    log: Arc<Mutex<Vec<Received>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl PosServer {
+    fn start(respond: impl Fn(&str, usize) -> u16 + Send + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let url = format!("http://{}/pos/updates", listener.local_addr().unwrap());
+        let log = Arc::new(Mutex::new(Vec::<Received>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (log2, stop2) = (log.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut served = 0;
+            while !stop2.load(Ordering::SeqCst) && Instant::now() < deadline && served < 100 {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        served += 1;
+                        serve(stream, &log2, &respond);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                    Err(_) => break,
+                }
+            }
+        });
+        PosServer {
+            url,
+            log,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for PosServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn serve(stream: TcpStream, log: &Mutex<Vec<Received>>, respond: &dyn Fn(&str, usize) -> u16) {
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    let mut line = String::new();
+    let _ = reader.read_line(&mut line); // request line
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 || line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    let _ = reader.read_exact(&mut body);
+    let key = headers.get("idempotency-key").cloned().unwrap_or_default();
+    let mut log = log.lock().unwrap();
+    let nth = 1 + log.iter().filter(|r| r.key == key).count();
+    let status = respond(&key, nth);
+    log.push(Received {
+        key,
+        authorization: headers.get("authorization").cloned(),
+        body: serde_json::from_slice(&body).unwrap_or(Json::Null),
+        status,
+    });
+    drop(log);
+    let text = if status < 300 {
+        "{\"ok\":true}"
+    } else {
+        "{\"error\":\"try later\"}"
+    };
+    let mut stream = stream;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status} Status\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
+        text.len()
+    );
+    let _ = stream.flush();
+}
+
+/// Five customers over two branches: batches of 2 make three batches.
+fn five_customers() -> Inputs {
+    inputs(vec![
+        (
+            "campaign_vip",
+            campaign_table(&[
+                ("C5", "vip", "e@example.com", "Eve", true, 5.0, 5.0, 1, 0.5),
+                ("C1", "vip", "a@example.com", "Ada", true, 1.0, 1.0, 1, 0.5),
+                ("C3", "vip", "c@example.com", "Cy", false, 3.0, 3.0, 1, 0.5),
+            ]),
+        ),
+        (
+            "campaign_new",
+            campaign_table(&[
+                ("C2", "new", "b@example.com", "Bob", true, 2.0, 2.0, 1, 0.5),
+                ("C4", "new", "d@example.com", "Dan", true, 4.0, 4.0, 1, 0.5),
+            ]),
+        ),
+        (
+            "rec_vip",
+            recommendation_table(&[("C1", "vip", 2, "P2"), ("C1", "vip", 1, "P1")]),
+        ),
+    ])
+}
+
+fn pos_node(dir: &Path, url: &str, extra: &str) -> Arc<dyn Node> {
+    configure(&format!(
+        "out_dir: {}\nmessages: none\npos_url: {url}\npos_token_env: PATH\nbatch_size: 2\npos_backoff: 1ms\npos_timeout: 10s\n{extra}",
+        dir.display()
+    ))
+    .unwrap()
+}
+
+#[test]
+fn pos_batches_failing_midway_are_sent_exactly_once_across_a_resume() {
+    // The second batch fails with a 500 the first time it arrives.
+    let server = PosServer::start(|key, nth| {
+        if key.ends_with("pos-batch-2") && nth == 1 {
+            500
+        } else {
+            200
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = pos_node(dir.path(), &server.url, "pos_retries: 0\n");
+    let stores = Stores::new();
+
+    let err = run(&node, stores.ctx("run-7"), five_customers())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("batch 2 of 3 failed: HTTP 500"), "{err}");
+    assert!(err.contains("1 earlier batch was acknowledged"), "{err}");
+    assert!(
+        dir.path().join("segments.csv").exists(),
+        "files are written before the POS update"
+    );
+    assert_eq!(server.received().len(), 2);
+
+    // Resume: the same run, the same ledger.
+    let out = run(&node, stores.ctx("run-7"), five_customers()).unwrap();
+    assert_eq!(out.meta["pos_batches"], 3);
+    assert_eq!(out.meta["pos_batches_sent"], 2);
+    assert_eq!(out.meta["pos_batches_already_sent"], 1);
+
+    let received = server.received();
+    let keys: Vec<&str> = received.iter().map(|r| r.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "run-7/deploy/pos-batch-1",
+            "run-7/deploy/pos-batch-2",
+            "run-7/deploy/pos-batch-2",
+            "run-7/deploy/pos-batch-3"
+        ],
+        "batch 1 was not sent again"
+    );
+    let mut acknowledged: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in received.iter().filter(|r| r.status == 200) {
+        *acknowledged.entry(&r.key).or_default() += 1;
+    }
+    assert_eq!(acknowledged.len(), 3);
+    assert!(acknowledged.values().all(|&n| n == 1), "{acknowledged:?}");
+
+    // The payloads: customers sorted by id across branches, with their recommendations.
+    let token = std::env::var("PATH").unwrap();
+    let mut customers = Vec::new();
+    for r in received.iter().filter(|r| r.status == 200) {
+        assert_eq!(
+            r.authorization.as_deref(),
+            Some(format!("Bearer {}", token.trim()).as_str())
+        );
+        assert_eq!(r.body["batches"], 3);
+        for c in r.body["customers"].as_array().unwrap() {
+            customers.push(c["customer_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(customers, ["C1", "C2", "C3", "C4", "C5"]);
+    let c1 = &received[0].body["customers"][0];
+    assert_eq!(c1["segment"], "vip");
+    assert_eq!(c1["clv"], 1.0);
+    assert_eq!(c1["recommendations"][0]["product_id"], "P1");
+    assert_eq!(c1["recommendations"][1]["product_id"], "P2");
+    assert!(
+        c1.get("body_html").is_none(),
+        "message bodies are not sent to the POS"
+    );
+
+    // Running the finished run once more sends nothing.
+    let out = run(&node, stores.ctx("run-7"), five_customers()).unwrap();
+    assert_eq!(out.meta["pos_batches_sent"], 0);
+    assert_eq!(server.received().len(), 4);
+}
+
+#[test]
+fn pos_retries_server_errors_with_backoff_but_not_client_errors() {
+    let server = PosServer::start(|key, nth| match key {
+        k if k.ends_with("pos-batch-2") && nth <= 2 => 503,
+        k if k.starts_with("bad/") => 400,
+        _ => 200,
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = pos_node(dir.path(), &server.url, "pos_retries: 2\n");
+    let out = run(&node, Stores::new().ctx("good"), five_customers()).unwrap();
+    assert_eq!(out.meta["pos_batches_sent"], 3);
+    let attempts = server
+        .received()
+        .iter()
+        .filter(|r| r.key == "good/deploy/pos-batch-2")
+        .count();
+    assert_eq!(attempts, 3, "two 503s, then success");
+
+    let err = run(&node, Stores::new().ctx("bad"), five_customers())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("HTTP 400") && err.contains("not retried"),
+        "{err}"
+    );
+    let bad = server
+        .received()
+        .iter()
+        .filter(|r| r.key.starts_with("bad/"))
+        .count();
+    assert_eq!(bad, 1, "a 4xx is not retried");
+}
+
+#[test]
+fn pos_connection_errors_fail_after_the_retries() {
+    // A port that was just free: nothing listens there.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let node = pos_node(
+        dir.path(),
+        &format!("http://127.0.0.1:{port}/x"),
+        "pos_retries: 1\n",
+    );
+    let err = run(&node, Stores::new().ctx("r"), five_customers())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("batch 1 of 3 failed") && err.contains("after 2 attempts"),
+        "{err}"
+    );
+}
+
+#[test]
+fn message_ids_and_file_names() {
+    assert_eq!(message_id_local("r 1/n:x"), "r%201/n%3Ax");
+    assert_eq!(file_stem("../etc/passwd"), "_.._etc_passwd");
+}
+
+/// The retail nodes at benchmark scale: 100k customers, 5k products, 1M transactions.
+/// `cargo test --release --lib segmentation::deploy::tests::scale -- --ignored --nocapture`
+#[test]
+#[ignore = "a measurement; run in release"]
+fn scale_100k_customers_5k_products() {
+    use crate::segmentation::campaign::{CampaignConfig, campaign};
+    use crate::segmentation::recommend::{RecommendConfig, RecommendInputs, Strategy, recommend};
+    let (customers, products, lines, categories) =
+        (100_000usize, 5_000usize, 1_000_000usize, 50usize);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let pid = |p: usize| format!("P{p:05}");
+    let cat = |c: usize| format!("cat{c:02}");
+    let catalog = RecordBatch::try_from_iter(vec![
+        (
+            "product_id",
+            Arc::new(StringArray::from_iter_values((0..products).map(pid))) as ArrayRef,
+        ),
+        (
+            "name",
+            Arc::new(StringArray::from_iter_values(
+                (0..products).map(|p| format!("Product {p}")),
+            )),
+        ),
+        (
+            "category",
+            Arc::new(StringArray::from_iter_values(
+                (0..products).map(|p| cat(p % categories)),
+            )),
+        ),
+        (
+            "price",
+            Arc::new(Float64Array::from_iter_values(
+                (0..products).map(|p| 1.0 + (p * 37 % 200) as f64),
+            )),
+        ),
+        (
+            "stock",
+            Arc::new(Int64Array::from_iter_values(
+                (0..products).map(|p| (p % 10) as i64),
+            )),
+        ),
+    ])
+    .unwrap();
+    let (mut c, mut o, mut d, mut p, mut q, mut a) =
+        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..lines {
+        let cust = next(customers);
+        let prod = (next(products) * next(products)) / products; // skewed popularity
+        c.push(format!("C{cust:06}"));
+        o.push(format!("O{:07}", i / 3));
+        d.push(19_000 + next(365) as i32);
+        p.push(pid(prod));
+        q.push(1.0 + next(3) as f64);
+        a.push(10.0);
+    }
+    let transactions = RecordBatch::try_from_iter(vec![
+        ("customer_id", Arc::new(StringArray::from(c)) as ArrayRef),
+        ("order_id", Arc::new(StringArray::from(o))),
+        ("date", Arc::new(arrow_array::Date32Array::from(d))),
+        ("product_id", Arc::new(StringArray::from(p))),
+        ("quantity", Arc::new(Float64Array::from(q))),
+        ("amount", Arc::new(Float64Array::from(a))),
+    ])
+    .unwrap();
+    let (mut pa, mut pb, mut lift) = (vec![], vec![], vec![]);
+    for x in 0..products {
+        for _ in 0..20 {
+            pa.push(pid(x));
+            pb.push(pid(next(products)));
+            lift.push(0.5 + next(100) as f64 / 10.0);
+        }
+    }
+    let affinity = RecordBatch::try_from_iter(vec![
+        ("product_id", Arc::new(StringArray::from(pa)) as ArrayRef),
+        ("other_product_id", Arc::new(StringArray::from(pb))),
+        ("lift", Arc::new(Float64Array::from(lift))),
+    ])
+    .unwrap();
+    let customer_table = RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from_iter_values(
+                (0..customers).map(|i| format!("C{i:06}")),
+            )) as ArrayRef,
+        ),
+        (
+            "segment",
+            Arc::new(StringArray::from_iter_values((0..customers).map(|_| "vip"))),
+        ),
+        (
+            "favourite_category",
+            Arc::new(StringArray::from_iter_values(
+                (0..customers).map(|i| cat(i % categories)),
+            )),
+        ),
+        (
+            "top_category",
+            Arc::new(StringArray::from_iter_values(
+                (0..customers).map(|i| cat(i * 7 % categories)),
+            )),
+        ),
+        (
+            "email",
+            Arc::new(StringArray::from_iter_values(
+                (0..customers).map(|i| format!("c{i}@example.com")),
+            )),
+        ),
+        (
+            "customer_name",
+            Arc::new(StringArray::from_iter_values(
+                (0..customers).map(|i| format!("Customer {i}")),
+            )),
+        ),
+        (
+            "accepts_marketing",
+            Arc::new(BooleanArray::from_iter(
+                (0..customers).map(|i| Some(i % 2 == 0)),
+            )),
+        ),
+        (
+            "clv",
+            Arc::new(Float64Array::from_iter_values(
+                (0..customers).map(|i| (i % 1000) as f64),
+            )),
+        ),
+    ])
+    .unwrap();
+    let rec_inputs = RecommendInputs {
+        customers: vec![customer_table.clone()],
+        transactions,
+        catalog,
+        affinity: Some(affinity),
+    };
+    let mut recs = None;
+    for strategy in [
+        Strategy::CrossSell,
+        Strategy::Upsell,
+        Strategy::Seasonal,
+        Strategy::Bestsellers,
+        Strategy::Replenishment,
+    ] {
+        let start = Instant::now();
+        let out = recommend(&rec_inputs, &RecommendConfig::new(strategy)).unwrap();
+        let rows = out.rows();
+        println!(
+            "recommend {:<13} {:>8} rows {:>8.3} s",
+            strategy.as_str(),
+            rows,
+            start.elapsed().as_secs_f64()
+        );
+        if strategy == Strategy::CrossSell {
+            recs = match out.body {
+                Body::Data(Data::Table(t)) => Some(t),
+                _ => None,
+            };
+        }
+    }
+    let recs = recs.unwrap();
+    let cfg = CampaignConfig::for_tests(
+        "{{ customer.first_name }}, {{ offer.label }} on {{ products[0].name if products else 'our range' }}",
+        "<p>Hi {{ customer.first_name }}</p><ul>{% for p in products %}<li>{{ p.name }} – {{ p.reason }}</li>{% endfor %}</ul>",
+        Some("Call {{ customer.customer_name }}"),
+    );
+    let start = Instant::now();
+    let out = campaign(
+        &cfg,
+        &[customer_table],
+        std::slice::from_ref(&recs),
+        minijinja::Value::from(()),
+    )
+    .unwrap();
+    println!(
+        "campaign {} rows, {} messages {:>8.3} s",
+        out.rows(),
+        out.meta["messages"],
+        start.elapsed().as_secs_f64()
+    );
+    let camp = match out.body {
+        Body::Data(Data::Table(t)) => t,
+        _ => unreachable!(),
+    };
+    for messages in ["eml", "csv"] {
+        let dir = tempfile::tempdir().unwrap();
+        let node = configure(&format!(
+            "out_dir: {}\nmessages: {messages}\n",
+            dir.path().display()
+        ))
+        .unwrap();
+        let start = Instant::now();
+        let out = run(
+            &node,
+            Stores::new().ctx("scale"),
+            inputs(vec![("c", camp.clone()), ("r", recs.clone())]),
+        )
+        .unwrap();
+        println!(
+            "deploy ({messages}) {} customers {:>8.3} s",
+            out.meta["customers"],
+            start.elapsed().as_secs_f64()
+        );
+    }
+}
