@@ -13,6 +13,7 @@
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
 //! | [`optimize`] | BFGS and Nelder-Mead minimisers used by the fits | Nocedal & Wright (2006) |
+//! | [`rng`] | the seeded random-number generator for sampling and generated data | Steele, Lea & Flood (2014) |
 //!
 //! References:
 //! - Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting Your Customers the Easy Way:
@@ -31,6 +32,7 @@ pub mod clv;
 pub mod gamma_gamma;
 pub mod optimize;
 pub mod rfm;
+pub mod rng;
 pub mod special;
 pub mod summary;
 
