@@ -34,7 +34,8 @@ pub fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    /// docs/nodes.md must stay true: every registered type and parameter is documented there.
+    /// docs/nodes.md must stay true: every registered type, parameter and input role is
+    /// documented there.
     #[test]
     fn every_node_type_and_parameter_is_documented() {
         let docs = include_str!("../docs/nodes.md");
@@ -51,6 +52,15 @@ mod tests {
                     "docs/nodes.md: `{}` does not document parameter `{}`",
                     node_type.name(),
                     param.name
+                );
+            }
+            for input in node_type.inputs() {
+                assert!(
+                    section.contains(&format!("| `{}` | {} |", input.role, input.kind_name())),
+                    "docs/nodes.md: `{}` does not document input role `{}` ({})",
+                    node_type.name(),
+                    input.role,
+                    input.kind_name()
                 );
             }
         }

@@ -291,6 +291,14 @@ pub fn nodes(registry: &Registry, json: bool) {
                     "summary": t.summary(),
                     "kinds": t.kinds().iter().map(|k| k.as_str()).collect::<Vec<_>>(),
                     "params": t.params(),
+                    "inputs": t.inputs().iter().map(|i| json!({
+                        "role": i.role,
+                        "kind": i.kind.as_ref().map(|k| k.name()),
+                        "required": i.required,
+                        "many": i.many,
+                        "doc": i.doc,
+                    })).collect::<Vec<_>>(),
+                    "output": t.output_kind().map(|k| k.name()),
                 })
             })
             .collect();
@@ -315,6 +323,12 @@ pub fn nodes(registry: &Registry, json: bool) {
                 req,
                 p.doc
             );
+        }
+        for input in t.inputs() {
+            println!("    input {input}: {}", input.doc);
+        }
+        if let Some(kind) = t.output_kind() {
+            println!("    output: {}", kind.describe());
         }
         println!();
     }

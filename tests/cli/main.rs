@@ -21,6 +21,7 @@ mod pos_push;
 mod prune;
 mod resume;
 mod retry_timeout;
+mod roles;
 mod run;
 mod secrets;
 mod segmentation;

@@ -38,6 +38,9 @@ mod fuzz_tests;
 pub mod limits;
 mod param_checks;
 mod read;
+mod roles;
+#[cfg(test)]
+mod roles_tests;
 
 pub use read::{decode, read_bytes, read_source};
 
@@ -127,6 +130,8 @@ impl RetryPolicy {
 pub struct Need {
     pub node: usize,
     pub case: Option<String>,
+    /// The input role the output fills in this node (see [`NodeType::inputs`]).
+    pub role: Option<String>,
 }
 
 /// A validated node.
@@ -150,6 +155,9 @@ pub struct CompiledNode {
     pub timeout: Option<Duration>,
     /// A decision's cases, in declaration order.
     pub cases: Vec<String>,
+    /// Per need: the kind an input's table is checked against when it arrives, for a role
+    /// filled by a node that does not declare the kind of table it produces.
+    pub input_checks: Vec<Option<crate::table_kind::TableKind>>,
     /// Hash of the node's definition: resume re-runs a node whose fingerprint changed.
     pub fingerprint: String,
     /// The params the node's `with:` uses (by name, in templates, expressions or
@@ -253,6 +261,8 @@ struct Parsed {
     node_type: Option<Arc<dyn NodeType>>,
     description: Option<String>,
     needs: Vec<String>,
+    /// Per item of `needs`: the role written as `as:`.
+    roles: Vec<Option<String>>,
     trigger_rule: Option<TriggerRule>,
     with: serde_json::Map<String, Json>,
     retry: RetryPolicy,
@@ -500,6 +510,9 @@ impl<'a> Compiler<'a> {
 
         // Needs.
         let mut needs: Vec<Vec<Need>> = vec![Vec::new(); parsed.len()];
+        // Per resolved need, its index under `needs`; and whether a need failed to resolve.
+        let mut positions: Vec<Vec<usize>> = vec![Vec::new(); parsed.len()];
+        let mut unresolved = vec![false; parsed.len()];
         for (i, node) in parsed.iter().enumerate() {
             if node.kind == Some(NodeKind::Trigger) && !node.needs.is_empty() {
                 let mut at = node_path(i);
@@ -516,33 +529,38 @@ impl<'a> Compiler<'a> {
                 let mut at = node_path(i);
                 at.extend([Seg::key("needs"), Seg::Index(j)]);
                 match self.resolve_need(need, &by_id, &parsed) {
-                    Ok(resolved) => {
+                    Ok(mut resolved) => {
                         if !seen.insert(resolved.clone()) {
                             self.error(&at, Some(&node.id), format!("`{need}` is listed twice"));
                         } else {
+                            resolved.role = node.roles.get(j).cloned().flatten();
                             needs[i].push(resolved);
+                            positions[i].push(j);
                         }
                     }
                     Err(msg) => {
+                        unresolved[i] = true;
                         self.error(&at, Some(&node.id), msg);
                         // Keep the edge for cycle detection, so a cycle is reported together
                         // with a mistake in how it is written.
                         let target = need.split('.').next().unwrap_or_default();
-                        if let Some(&dep) = by_id.get(target)
-                            && seen.insert(Need {
-                                node: dep,
-                                case: None,
-                            })
+                        let edge = by_id.get(target).map(|&dep| Need {
+                            node: dep,
+                            case: None,
+                            role: None,
+                        });
+                        if let Some(edge) = edge
+                            && seen.insert(edge.clone())
                         {
-                            needs[i].push(Need {
-                                node: dep,
-                                case: None,
-                            });
+                            needs[i].push(edge);
+                            positions[i].push(j);
                         }
                     }
                 }
             }
         }
+
+        let input_checks = self.assign_roles(&parsed, &mut needs, &positions, &unresolved);
 
         // Graph and cycles.
         let mut graph: DiGraph<usize, Option<String>> = DiGraph::new();
@@ -595,8 +613,12 @@ impl<'a> Compiler<'a> {
         }
 
         let mut nodes = Vec::with_capacity(parsed.len());
-        for (i, ((p, node_needs), undelivered_cases)) in
-            parsed.into_iter().zip(needs).zip(undelivered).enumerate()
+        for (i, (((p, node_needs), undelivered_cases), input_checks)) in parsed
+            .into_iter()
+            .zip(needs)
+            .zip(undelivered)
+            .zip(input_checks)
+            .enumerate()
         {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
             let uses = params::used_by(&p.with, &param_decls);
@@ -623,6 +645,7 @@ impl<'a> Compiler<'a> {
                 retry: p.retry,
                 timeout: p.timeout,
                 cases: p.cases,
+                input_checks,
                 fingerprint,
             });
         }
@@ -732,6 +755,7 @@ impl<'a> Compiler<'a> {
             node_type: None,
             description: None,
             needs: Vec::new(),
+            roles: Vec::new(),
             trigger_rule: None,
             with: serde_json::Map::new(),
             retry: RetryPolicy::default(),
@@ -843,20 +867,17 @@ impl<'a> Compiler<'a> {
             .map(str::to_string);
         match map.get("needs") {
             None | Some(Json::Null) => {}
-            Some(Json::String(s)) => parsed.needs = vec![s.clone()],
+            Some(Json::String(s)) => {
+                parsed.needs = vec![s.clone()];
+                parsed.roles = vec![None];
+            }
             Some(Json::Array(items)) => {
                 for (j, item) in items.iter().enumerate() {
-                    match item {
-                        Json::String(s) => parsed.needs.push(s.clone()),
-                        other => {
-                            let mut p = field("needs");
-                            p.push(Seg::Index(j));
-                            self.error(
-                                &p,
-                                id,
-                                format!("`needs` items must be node ids, got {other}"),
-                            );
-                        }
+                    let mut p = field("needs");
+                    p.push(Seg::Index(j));
+                    if let Some((need, role)) = self.parse_need_item(item, &p, id) {
+                        parsed.needs.push(need);
+                        parsed.roles.push(role);
                     }
                 }
             }
@@ -1015,6 +1036,7 @@ impl<'a> Compiler<'a> {
             _ => Ok(Need {
                 node,
                 case: case.map(str::to_string),
+                role: None,
             }),
         }
     }

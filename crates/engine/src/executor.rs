@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::compile::Workflow;
+use crate::compile::{Need, Workflow};
 use crate::data::{self, Body, Output};
 use crate::node::{
     EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState, RoutedCase,
@@ -28,6 +28,7 @@ use crate::store::{
     Attempt, BoundedStore, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError,
     Write,
 };
+use crate::table_kind::TableKind;
 use crate::template::RunVars;
 use crate::trigger_rule::{self, InputState, Readiness};
 
@@ -551,7 +552,7 @@ impl Scheduler {
         let node = &self.wf.nodes[i];
         self.status[i] = NodeStatus::Running;
         let mut sources = Vec::new();
-        for need in &node.needs {
+        for (need, check) in node.needs.iter().zip(&node.input_checks) {
             let dep = &self.wf.nodes[need.node];
             if self.status[need.node] != NodeStatus::Succeeded {
                 continue;
@@ -565,7 +566,7 @@ impl Scheduler {
                 Some(out) => Source::Memory(out.clone()),
                 None => Source::Stored,
             };
-            sources.push((dep.id.clone(), need.case.clone(), source));
+            sources.push((dep.id.clone(), need.clone(), check.clone(), source));
         }
         let configured = self.wf.configure(i, &base.params, run_vars);
         let attempt_log = AttemptLog::default();
@@ -622,7 +623,9 @@ struct Job {
     routed: Vec<RoutedCase>,
     type_name: String,
     configured: Result<Arc<dyn Node>, String>,
-    sources: Vec<(String, Option<String>, Source)>,
+    /// Per input: the node it comes from, the need (case and role), the kind its table is
+    /// checked against on arrival, and where its output is.
+    sources: Vec<(String, Need, Option<TableKind>, Source)>,
     retry: crate::compile::RetryPolicy,
     timeout: Option<Duration>,
     record: NodeRecord,
@@ -934,7 +937,7 @@ impl Job {
 
     async fn load_inputs(&self) -> Result<Inputs, String> {
         let mut inputs = Vec::with_capacity(self.sources.len());
-        for (from, case, source) in &self.sources {
+        for (from, need, check, source) in &self.sources {
             let output = match source {
                 Source::Memory(out) => out.clone(),
                 Source::Stored => {
@@ -955,11 +958,16 @@ impl Job {
                     )
                 }
             };
-            inputs.push(Input {
+            let input = Input {
                 from: from.clone(),
-                case: case.clone(),
-                data: output.select(case.as_deref()),
-            });
+                case: need.case.clone(),
+                role: need.role.clone(),
+                data: output.select(need.case.as_deref()),
+            };
+            if let Some(kind) = check {
+                crate::table_kind::check_input(kind, &input)?;
+            }
+            inputs.push(input);
         }
         Ok(Inputs(inputs))
     }

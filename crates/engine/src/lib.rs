@@ -26,6 +26,7 @@ pub mod serve;
 pub mod source;
 pub mod spreadsheet;
 pub mod store;
+pub mod table_kind;
 pub mod template;
 pub mod template_limits;
 #[cfg(any(test, feature = "testing"))]

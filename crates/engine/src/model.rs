@@ -106,25 +106,57 @@ pub struct NodeDef {
     pub timeout: Option<String>,
 }
 
-/// `needs: a` or `needs: [a, b.case]`.
+/// `needs: a` or `needs: [a, b.case, { node: c, as: ROLE }]`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Default)]
 #[serde(untagged)]
 pub enum Needs {
     #[default]
     None,
     One(String),
-    Many(Vec<String>),
+    Many(Vec<Need>),
+}
+
+/// One item of `needs`: a node id (`DECISION.CASE` for one case of a decision), or that with
+/// the role its output fills in this node.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Need {
+    Node(String),
+    WithRole(NeedWithRole),
+}
+
+/// `{ node: my_catalog, as: catalog }`: the input from `node` fills the role `as` (the node
+/// type's roles are listed by `flow nodes TYPE`). Needed where the role cannot be told from
+/// the upstream node's type.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NeedWithRole {
+    /// The node id, or `DECISION.CASE`.
+    pub node: String,
+    /// The role this input fills.
+    #[serde(rename = "as")]
+    pub role: String,
 }
 
 impl Needs {
+    /// The node ids (with their case), in order.
     pub fn to_vec(&self) -> Vec<String> {
         match self {
             Needs::None => Vec::new(),
             Needs::One(s) => vec![s.clone()],
-            Needs::Many(v) => v.clone(),
+            Needs::Many(v) => v
+                .iter()
+                .map(|n| match n {
+                    Need::Node(s) => s.clone(),
+                    Need::WithRole(r) => r.node.clone(),
+                })
+                .collect(),
         }
     }
 }
+
+/// Keys of a `needs` item written as a mapping.
+pub const NEED_KEYS: &[&str] = &["node", "as"];
 
 /// `retry: 3` or `retry: { max_attempts: 3, backoff: 2s, max_backoff: 1m, factor: 2 }`.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 use crate::data::{Data, Output};
 use crate::source::Seg;
 use crate::store::StoreError;
+pub use crate::table_kind::{InputSpec, TableKind};
 
 /// The four roles a node can play in a workflow.
 #[derive(
@@ -399,6 +400,17 @@ pub trait NodeType: Send + Sync + 'static {
         params: &Params,
         cx: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>>;
+    /// The roles its inputs fill. Empty (the default): the node takes any inputs and reads them
+    /// without roles. Otherwise every input gets one of these roles at validation time (an
+    /// input from a trigger gets none: it only starts the node).
+    fn inputs(&self) -> Vec<InputSpec> {
+        Vec::new()
+    }
+    /// The kind of table it produces, when it always produces one kind. Downstream nodes use it
+    /// to give the input its role and to check the columns the role needs.
+    fn output_kind(&self) -> Option<TableKind> {
+        None
+    }
 }
 
 /// A configured node, ready to run.
@@ -419,6 +431,12 @@ pub trait Node: Send + Sync + 'static {
     /// The row expressions among this node's parameters, each with its path under `with:`,
     /// so validation can check the params they use.
     fn expressions(&self) -> Vec<(Vec<Seg>, &crate::expr::RowExpr)> {
+        Vec::new()
+    }
+
+    /// Roles that are optional in the type's declaration but that this configuration needs
+    /// (for example a strategy that reads an optional table); validation reports them missing.
+    fn required_inputs(&self) -> Vec<&'static str> {
         Vec::new()
     }
 
@@ -463,6 +481,9 @@ pub struct Input {
     pub from: String,
     /// The decision case, for `needs: [decision.case]`.
     pub case: Option<String>,
+    /// The role the input fills (see [`NodeType::inputs`]); `None` for nodes without roles and
+    /// for a trigger's firing.
+    pub role: Option<String>,
     pub data: Data,
 }
 
@@ -507,6 +528,21 @@ impl Inputs {
     /// The input from node `from` (any case).
     pub fn get(&self, from: &str) -> Option<&Input> {
         self.0.iter().find(|i| i.from == from)
+    }
+
+    /// The inputs filling `role`, in `needs` order.
+    pub fn role<'a>(&'a self, role: &'a str) -> impl Iterator<Item = &'a Input> + 'a {
+        self.0
+            .iter()
+            .filter(move |i| i.role.as_deref() == Some(role))
+    }
+
+    /// The tables filling `role`, in `needs` order.
+    pub fn role_tables<'a>(
+        &'a self,
+        role: &'a str,
+    ) -> impl Iterator<Item = &'a arrow_array::RecordBatch> + 'a {
+        self.role(role).filter_map(|i| i.data.as_table())
     }
 
     /// The only input; an error naming the inputs otherwise.

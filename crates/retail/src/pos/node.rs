@@ -25,7 +25,7 @@ use super::{
 use flow_engine::data::Output;
 use flow_engine::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params,
+    ParamType, Params, TableKind,
 };
 use flow_engine::plural::plural_of;
 
@@ -46,6 +46,49 @@ pub const TRANSACTION_COLUMNS: [&str; 11] = [
 
 /// Columns of the `catalog` table, in order.
 pub const CATALOG_COLUMNS: [&str; 5] = ["product_id", "name", "category", "price", "stock"];
+
+/// The schema of the `transactions` table `pos.extract` produces.
+pub(crate) fn transactions_schema() -> Schema {
+    let types = [
+        DataType::Utf8,
+        DataType::Utf8,
+        DataType::Date32,
+        DataType::Utf8,
+        DataType::Utf8,
+        DataType::Utf8,
+        DataType::Float64,
+        DataType::Float64,
+        DataType::Utf8,
+        DataType::Utf8,
+        DataType::Boolean,
+    ];
+    let fields: Vec<Field> = TRANSACTION_COLUMNS
+        .iter()
+        .zip(types)
+        .map(|(name, ty)| {
+            Field::new(
+                *name,
+                ty,
+                !matches!(
+                    *name,
+                    "customer_id" | "order_id" | "date" | "quantity" | "amount"
+                ),
+            )
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// The schema of the `catalog` table `pos.catalog` produces.
+pub(crate) fn catalog_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("name", DataType::Utf8, true),
+        Field::new("category", DataType::Utf8, true),
+        Field::new("price", DataType::Float64, true),
+        Field::new("stock", DataType::Int64, true),
+    ])
+}
 
 #[derive(Debug)]
 pub struct Extract;
@@ -109,6 +152,9 @@ impl NodeType for Extract {
     }
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Action]
+    }
+    fn output_kind(&self) -> Option<TableKind> {
+        Some(crate::segmentation::tables::transactions())
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
@@ -571,35 +617,8 @@ impl Builders {
             Arc::new(name.finish()),
             Arc::new(consent.finish()),
         ];
-        let types = [
-            DataType::Utf8,
-            DataType::Utf8,
-            DataType::Date32,
-            DataType::Utf8,
-            DataType::Utf8,
-            DataType::Utf8,
-            DataType::Float64,
-            DataType::Float64,
-            DataType::Utf8,
-            DataType::Utf8,
-            DataType::Boolean,
-        ];
-        let fields: Vec<Field> = TRANSACTION_COLUMNS
-            .iter()
-            .zip(types)
-            .map(|(name, ty)| {
-                Field::new(
-                    *name,
-                    ty,
-                    !matches!(
-                        *name,
-                        "customer_id" | "order_id" | "date" | "quantity" | "amount"
-                    ),
-                )
-            })
-            .collect();
         Ok(RecordBatch::try_new(
-            Arc::new(Schema::new(fields)),
+            Arc::new(transactions_schema()),
             columns,
         )?)
     }
@@ -621,6 +640,9 @@ impl NodeType for CatalogNode {
     }
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Action]
+    }
+    fn output_kind(&self) -> Option<TableKind> {
+        Some(crate::segmentation::tables::catalog())
     }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
@@ -690,13 +712,7 @@ impl Node for CatalogReader {
             price.append_option(p.price);
             stock.append_option(p.stock);
         }
-        let schema = Schema::new(vec![
-            Field::new("product_id", DataType::Utf8, false),
-            Field::new("name", DataType::Utf8, true),
-            Field::new("category", DataType::Utf8, true),
-            Field::new("price", DataType::Float64, true),
-            Field::new("stock", DataType::Int64, true),
-        ]);
+        let schema = catalog_schema();
         let columns: Vec<ArrayRef> = vec![
             Arc::new(id.finish()),
             Arc::new(name.finish()),

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 
 use super::{
     Interner, check_known_columns, date_column, date_param, f64_column, missing_column,
-    no_products, sorted_ranks, table_input, text_column,
+    no_products, sorted_ranks, text_column, transactions_input,
 };
 use flow_analytics::affinity::{CoPurchaseOptions, co_purchase};
 use flow_engine::data::Output;
@@ -116,6 +116,16 @@ impl NodeType for Affinity {
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Action]
     }
+    fn inputs(&self) -> Vec<flow_engine::node::InputSpec> {
+        vec![flow_engine::node::InputSpec::one(
+            "transactions",
+            super::tables::transactions(),
+            "the line items to count co-purchases in",
+        )]
+    }
+    fn output_kind(&self) -> Option<flow_engine::node::TableKind> {
+        Some(super::tables::affinity())
+    }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::with_default(
@@ -177,12 +187,24 @@ impl Node for Configured {
     }
 
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let batch = table_input(&inputs, &REQUIRED)?.clone();
+        let batch = transactions_input(&inputs)?.clone();
         let cfg = self.cfg.clone();
         flow_engine::node::spawn_blocking(move || compute(&batch, &cfg))
             .await
             .map_err(|e| NodeError::msg(format!("affinity computation stopped: {e}")))?
     }
+}
+
+/// The schema of the affinity table.
+pub(crate) fn output_schema() -> Schema {
+    Schema::new(vec![
+        Field::new("product_id", DataType::Utf8, false),
+        Field::new("other_product_id", DataType::Utf8, false),
+        Field::new("count", DataType::Int64, false),
+        Field::new("support", DataType::Float64, false),
+        Field::new("confidence", DataType::Float64, false),
+        Field::new("lift", DataType::Float64, false),
+    ])
 }
 
 /// Computes the co-purchase table and its metadata.
@@ -257,14 +279,7 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
             lift.push(p.lift);
         }
     }
-    let schema = Schema::new(vec![
-        Field::new("product_id", DataType::Utf8, false),
-        Field::new("other_product_id", DataType::Utf8, false),
-        Field::new("count", DataType::Int64, false),
-        Field::new("support", DataType::Float64, false),
-        Field::new("confidence", DataType::Float64, false),
-        Field::new("lift", DataType::Float64, false),
-    ]);
+    let schema = output_schema();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from(product_id)),
         Arc::new(StringArray::from(other)),
@@ -553,6 +568,7 @@ mod tests {
                 Inputs(vec![Input {
                     from: "extract".into(),
                     case: None,
+                    role: Some("transactions".into()),
                     data: Data::Table(baskets()),
                 }]),
             )

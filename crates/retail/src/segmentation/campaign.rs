@@ -1,8 +1,8 @@
 //! `segmentation.campaign`: a campaign message and a profile row per customer of a segment.
 //!
-//! Inputs (identified by columns, see [`super::retail_inputs`]): the customers of a segment
-//! branch (`segment`) and, optionally, that branch's recommendations (`rank`; an absent or
-//! skipped recommendation node just means no products).
+//! Inputs, by role (see [`super::tables`]): `customers`, the customers of a segment branch, and
+//! optionally `recommendations`, that branch's recommendations (an absent or skipped
+//! recommendation node just means no products).
 //!
 //! The `subject`, `body` and `action` templates (minijinja, strict: an unknown variable is an
 //! error) are rendered per customer with:
@@ -43,15 +43,16 @@ use serde::Deserialize;
 
 use flow_engine::template_limits::checked_template;
 
-use super::retail_inputs::{Sorted, TableKind, check_declared_inputs};
+use super::retail_inputs::ByRole;
+use super::tables;
 use super::{
     FastHash, TextColumn, bool_column, date_column, day_string, f64_column, missing_column,
     text_column,
 };
 use flow_engine::data::Output;
 use flow_engine::node::{
-    ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params,
+    ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,
+    ParamSpec, ParamType, Params, TableKind,
 };
 
 const NODE: &str = "segmentation.campaign";
@@ -352,6 +353,24 @@ impl NodeType for Campaign {
             ),
         ]
     }
+    fn inputs(&self) -> Vec<InputSpec> {
+        vec![
+            InputSpec::many(
+                "customers",
+                tables::customers(),
+                "the customers to write to",
+            ),
+            InputSpec::many(
+                "recommendations",
+                tables::recommendations(),
+                "their recommendations, offered as `products`",
+            )
+            .optional(),
+        ]
+    }
+    fn output_kind(&self) -> Option<TableKind> {
+        Some(tables::campaign())
+    }
     fn configure(
         &self,
         params: &Params,
@@ -416,7 +435,6 @@ impl NodeType for Campaign {
             sender,
         };
         check_templates(&cfg, cx, &mut errors);
-        check_declared_inputs(cx, NODE, &[TableKind::Customers], &mut errors);
         if errors.is_empty() {
             Ok(Arc::new(Configured { cfg: Arc::new(cfg) }))
         } else {
@@ -508,23 +526,15 @@ impl Node for Configured {
     }
 
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let sorted = Sorted::new(&inputs);
-        let customers: Vec<RecordBatch> = sorted
-            .all(TableKind::Customers)
-            .into_iter()
-            .cloned()
-            .collect();
+        let by = ByRole::new(&inputs, NODE);
+        let customers = by.all("customers");
         // An empty segment (the node's rule let it run anyway) gets no messages.
         let customers = if customers.is_empty() {
             vec![super::classify::no_customers()]
         } else {
             customers
         };
-        let recommendations: Vec<RecordBatch> = sorted
-            .all(TableKind::Recommendations)
-            .into_iter()
-            .cloned()
-            .collect();
+        let recommendations = by.all("recommendations");
         let cfg = self.cfg.clone();
         let params = Value::from_serialize(&ctx.params);
         flow_engine::node::spawn_blocking(move || {
@@ -1065,7 +1075,9 @@ body: "<p>Hi {{ customer.first_name }} ({{ customer.clv }})</p>{% for p in produ
 action: "Call {{ customer.customer_name }} about {{ products|length }} items"
 "#;
 
+    /// Runs the node on recommendations tables followed by one customers table (the last).
     fn run(node: &Arc<dyn Node>, tables: Vec<RecordBatch>) -> Result<Output, NodeError> {
+        let last = tables.len().saturating_sub(1);
         let inputs = Inputs(
             tables
                 .into_iter()
@@ -1073,6 +1085,14 @@ action: "Call {{ customer.customer_name }} about {{ products|length }} items"
                 .map(|(i, t)| Input {
                     from: format!("in{i}"),
                     case: None,
+                    role: Some(
+                        if i == last {
+                            "customers"
+                        } else {
+                            "recommendations"
+                        }
+                        .into(),
+                    ),
                     data: Data::Table(t),
                 })
                 .collect(),

@@ -42,6 +42,15 @@ impl NodeType for Classify {
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Decision]
     }
+    fn inputs(&self) -> Vec<flow_engine::node::InputSpec> {
+        vec![flow_engine::node::InputSpec::any(
+            "customers",
+            "one row per customer (segmentation.metrics); the rules read its columns",
+        )]
+    }
+    fn output_kind(&self) -> Option<flow_engine::node::TableKind> {
+        Some(super::tables::customers())
+    }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::required(
@@ -244,6 +253,7 @@ mod tests {
         let inputs = Inputs(vec![flow_engine::node::Input {
             from: "m".into(),
             case: None,
+            role: None,
             data: Data::Table(customers()),
         }]);
         let out = rt.block_on(node.run(ctx, inputs)).unwrap();
@@ -276,6 +286,7 @@ mod tests {
         let inputs = Inputs(vec![flow_engine::node::Input {
             from: "m".into(),
             case: None,
+            role: None,
             data: Data::Table(customers()),
         }]);
         let out = rt

@@ -1,7 +1,7 @@
 //! `segmentation.deploy`: delivers what the segment branches produced.
 //!
-//! Inputs: every branch's campaign rows (identified by a `send` column) and recommendations (a
-//! `rank` column), concatenated per kind; a skipped branch is simply absent. Written into
+//! Inputs, by role: every branch's `campaign` rows and `recommendations`, concatenated per role;
+//! a skipped branch is simply absent. Written into
 //! `out_dir`, each file atomically (a temporary file renamed into place):
 //!
 //! - `segments.csv`: one profile per customer: segment, scores, CLV, P(alive), predicted
@@ -55,11 +55,12 @@ use chrono::{DateTime, FixedOffset};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
-use super::retail_inputs::{Sorted, TableKind, kind_of_columns};
+use super::retail_inputs::ByRole;
+use super::tables;
 use flow_engine::data::Output;
 use flow_engine::node::{
-    ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params,
+    ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,
+    ParamSpec, ParamType, Params,
 };
 use message::{Draft, Unsubscribe};
 use pos::{PosConfig, PosReport};
@@ -68,7 +69,7 @@ pub(crate) use private_files::write_atomic;
 const NODE: &str = "segmentation.deploy";
 
 /// The campaign columns deploy reads, with their types.
-const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
+pub(crate) const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
     ("customer_id", DataType::Utf8),
     ("segment", DataType::Utf8),
     ("segment_label", DataType::Utf8),
@@ -101,7 +102,7 @@ const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
 ];
 
 /// The recommendation columns, with their types.
-const RECOMMENDATION_COLUMNS: [(&str, DataType); 9] = [
+pub(crate) const RECOMMENDATION_COLUMNS: [(&str, DataType); 9] = [
     ("customer_id", DataType::Utf8),
     ("segment", DataType::Utf8),
     ("rank", DataType::Int64),
@@ -246,34 +247,28 @@ impl NodeType for Deploy {
             ),
         ]
     }
+    fn inputs(&self) -> Vec<InputSpec> {
+        vec![
+            InputSpec::many(
+                "campaign",
+                tables::campaign(),
+                "every branch's profiles and messages",
+            )
+            .optional(),
+            InputSpec::many(
+                "recommendations",
+                tables::recommendations(),
+                "every branch's recommendations",
+            )
+            .optional(),
+        ]
+    }
     fn configure(
         &self,
         params: &Params,
-        cx: &ConfigureCx<'_>,
+        _cx: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
-        // When every input declares its columns, one of them must be campaign rows or
-        // recommendations.
-        let declared: Option<Vec<Option<TableKind>>> = cx
-            .input_columns
-            .iter()
-            .map(|cols| {
-                cols.as_ref()
-                    .map(|cols| kind_of_columns(|c| cols.iter().any(|x| x == c)))
-            })
-            .collect();
-        if let Some(kinds) = declared
-            && !kinds.is_empty()
-            && !kinds
-                .iter()
-                .any(|k| matches!(k, Some(TableKind::Campaign | TableKind::Recommendations)))
-        {
-            errors.push(ParamError::node(format!(
-                "{NODE} needs {} or {} among its inputs (`needs`), and none of them has one",
-                TableKind::Campaign.describe(),
-                TableKind::Recommendations.describe()
-            )));
-        }
         let out_dir = match params.path("out_dir") {
             Ok(Some(p)) => p,
             Ok(None) => {
@@ -447,24 +442,14 @@ impl Node for Configured {
             Some(pos) => pos.token()?,
             None => None,
         };
-        let sorted = Sorted::new(&inputs);
-        let campaigns: Vec<RecordBatch> = sorted
-            .all(TableKind::Campaign)
-            .into_iter()
-            .cloned()
-            .collect();
-        let recommendations: Vec<RecordBatch> = sorted
-            .all(TableKind::Recommendations)
-            .into_iter()
-            .cloned()
-            .collect();
+        let by = ByRole::new(&inputs, NODE);
+        let campaigns = by.all("campaign");
+        let recommendations = by.all("recommendations");
         if campaigns.is_empty() && recommendations.is_empty() {
-            return Err(NodeError::msg(format!(
-                "{NODE} needs {} or {} among its inputs; inputs received: {}",
-                TableKind::Campaign.describe(),
-                TableKind::Recommendations.describe(),
-                sorted.received
-            )));
+            return Err(by.missing(&[
+                ("campaign", &tables::campaign()),
+                ("recommendations", &tables::recommendations()),
+            ]));
         }
         routed::check(&ctx.routed, &campaigns)?;
         let cfg = self.cfg.clone();

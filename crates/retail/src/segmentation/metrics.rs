@@ -56,7 +56,8 @@ use serde_json::{Value as Json, json};
 
 use super::{
     FastHash, Interner, TRANSACTION_COLUMNS, bool_column, check_known_columns, date_column,
-    date_param, day_string, f64_column, missing_column, sorted_ranks, table_input, text_column,
+    date_param, day_string, f64_column, missing_column, sorted_ranks, text_column,
+    transactions_input,
 };
 use flow_analytics::AnalyticsError;
 use flow_analytics::affinity::{CategorySpend, category_affinity};
@@ -466,6 +467,13 @@ impl NodeType for Metrics {
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Action]
     }
+    fn inputs(&self) -> Vec<flow_engine::node::InputSpec> {
+        vec![flow_engine::node::InputSpec::one(
+            "transactions",
+            super::tables::transactions(),
+            "the line items to score customers from",
+        )]
+    }
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             ParamSpec::optional(
@@ -560,7 +568,7 @@ impl Node for Configured {
     }
 
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let batch = table_input(&inputs, &TRANSACTION_COLUMNS)?.clone();
+        let batch = transactions_input(&inputs)?.clone();
         let cfg = self.cfg.clone();
         flow_engine::node::spawn_blocking(move || compute(&batch, &cfg))
             .await
@@ -2122,6 +2130,7 @@ mod tests {
         let inputs = Inputs(vec![Input {
             from: "extract".into(),
             case: None,
+            role: Some("transactions".into()),
             data: Data::Table(table(&shop())),
         }]);
         let out = node.run(test_support::ctx(), inputs).await.unwrap();
@@ -2142,6 +2151,7 @@ mod tests {
                 Inputs(vec![Input {
                     from: "x".into(),
                     case: None,
+                    role: Some("transactions".into()),
                     data: Data::Json(json!(1)),
                 }]),
             )

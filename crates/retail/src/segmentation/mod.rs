@@ -24,6 +24,7 @@ mod metrics;
 mod no_products;
 mod recommend;
 mod retail_inputs;
+pub(crate) mod tables;
 
 pub use affinity::Affinity;
 pub use campaign::Campaign;
@@ -106,15 +107,12 @@ pub(crate) fn date_param(params: &Params, name: &str) -> Result<Option<i32>, Par
     }
 }
 
-/// The table input of a node: the only input, or among several the first table that has all
-/// of `required` columns.
-pub(crate) fn table_input<'a>(
-    inputs: &'a Inputs,
-    required: &[&str],
-) -> Result<&'a RecordBatch, NodeError> {
-    if inputs.len() == 1 {
-        let input = inputs.single()?;
-        return input.data.as_table().ok_or_else(|| {
+/// The transactions table of a node whose only input role is `transactions`: the engine gives
+/// that role to every input that is not a trigger's, so the node never guesses from columns.
+pub(crate) fn transactions_input(inputs: &Inputs) -> Result<&RecordBatch, NodeError> {
+    let mut filled = inputs.role("transactions");
+    match filled.next() {
+        Some(input) => input.data.as_table().ok_or_else(|| {
             NodeError::msg(format!(
                 "expects a transactions table from `{}`, got {}",
                 input.name(),
@@ -124,31 +122,12 @@ pub(crate) fn table_input<'a>(
                     "nothing"
                 }
             ))
-        });
+        }),
+        None => Err(NodeError::msg(format!(
+            "expects a transactions table in its `transactions` role; inputs received: {}",
+            retail_inputs::describe_inputs(inputs)
+        ))),
     }
-    let mut tables = inputs.tables().peekable();
-    if tables.peek().is_none() {
-        return Err(NodeError::msg(if inputs.is_empty() {
-            "expects a transactions table input but has no input".to_string()
-        } else {
-            "expects a transactions table but none of its inputs is a table".to_string()
-        }));
-    }
-    let mut names = Vec::new();
-    for (input, table) in tables {
-        if required
-            .iter()
-            .all(|c| table.schema().column_with_name(c).is_some())
-        {
-            return Ok(table);
-        }
-        names.push(input.name());
-    }
-    Err(NodeError::msg(format!(
-        "none of the inputs ({}) has all of the columns {}",
-        names.join(", "),
-        required.join(", ")
-    )))
 }
 
 /// A column by name; `None` when absent.

@@ -1,8 +1,7 @@
 //! `segmentation.recommend`: top-K products per customer of a segment branch.
 //!
-//! Inputs, identified by their columns (see [`super::retail_inputs`]): one or more customers
-//! branches (`segment`), the transactions (`order_id`), the catalog (`stock`) and, for
-//! `cross_sell`, the item affinity table (`other_product_id`).
+//! Inputs, by role (see [`super::tables`]): `customers` (one or more classify branches),
+//! `transactions`, `catalog` and `affinity` (required by `cross_sell`, optional otherwise).
 //!
 //! # Strategies
 //! Every strategy ranks candidates by score (descending), ties by `product_id` (ascending), and
@@ -49,15 +48,16 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 use async_trait::async_trait;
 
-use super::retail_inputs::{Sorted, TableKind, check_declared_inputs};
+use super::retail_inputs::ByRole;
+use super::tables;
 use super::{
     FastHash, TextColumn, date_column, date_param, day_string, f64_column, missing_column,
     no_products, sorted_ranks, text_column,
 };
 use flow_engine::data::Output;
 use flow_engine::node::{
-    ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params,
+    ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,
+    ParamSpec, ParamType, Params, TableKind,
 };
 
 const NODE: &str = "segmentation.recommend";
@@ -259,27 +259,37 @@ impl NodeType for Recommend {
             ),
         ]
     }
+    fn inputs(&self) -> Vec<InputSpec> {
+        vec![
+            InputSpec::many(
+                "customers",
+                tables::customers(),
+                "the customers to recommend to",
+            ),
+            InputSpec::one("transactions", tables::transactions(), "purchase history"),
+            InputSpec::one(
+                "catalog",
+                tables::catalog(),
+                "what can be recommended (in stock)",
+            ),
+            InputSpec::one(
+                "affinity",
+                tables::affinity(),
+                "co-purchase pairs (required by cross_sell)",
+            )
+            .optional(),
+        ]
+    }
+    fn output_kind(&self) -> Option<TableKind> {
+        Some(tables::recommendations())
+    }
     fn configure(
         &self,
         params: &Params,
-        cx: &ConfigureCx<'_>,
+        _cx: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let cfg = RecommendConfig::from_params(params)?;
-        let mut errors = Vec::new();
-        let mut required = vec![
-            TableKind::Customers,
-            TableKind::Transactions,
-            TableKind::Catalog,
-        ];
-        if cfg.strategy == Strategy::CrossSell {
-            required.push(TableKind::Affinity);
-        }
-        check_declared_inputs(cx, NODE, &required, &mut errors);
-        if errors.is_empty() {
-            Ok(Arc::new(Configured { cfg }))
-        } else {
-            Err(errors)
-        }
+        Ok(Arc::new(Configured { cfg }))
     }
 }
 
@@ -302,13 +312,16 @@ impl Node for Configured {
         Some(OUTPUT_COLUMNS.iter().map(|c| c.to_string()).collect())
     }
 
+    fn required_inputs(&self) -> Vec<&'static str> {
+        match self.cfg.strategy {
+            Strategy::CrossSell => vec!["affinity"],
+            _ => Vec::new(),
+        }
+    }
+
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let sorted = Sorted::new(&inputs);
-        let customers: Vec<RecordBatch> = sorted
-            .all(TableKind::Customers)
-            .into_iter()
-            .cloned()
-            .collect();
+        let by = ByRole::new(&inputs, NODE);
+        let customers = by.all("customers");
         // An empty segment (the node's rule let it run anyway) recommends nothing.
         let customers = if customers.is_empty() {
             vec![super::classify::no_customers()]
@@ -317,11 +330,11 @@ impl Node for Configured {
         };
         let tables = RecommendInputs {
             customers,
-            transactions: sorted.require(TableKind::Transactions, NODE)?.clone(),
-            catalog: sorted.require(TableKind::Catalog, NODE)?.clone(),
+            transactions: by.require("transactions", &tables::transactions())?.clone(),
+            catalog: by.require("catalog", &tables::catalog())?.clone(),
             affinity: match self.cfg.strategy {
-                Strategy::CrossSell => Some(sorted.require(TableKind::Affinity, NODE)?.clone()),
-                _ => sorted.first(TableKind::Affinity).cloned(),
+                Strategy::CrossSell => Some(by.require("affinity", &tables::affinity())?.clone()),
+                _ => by.first("affinity").cloned(),
             },
         };
         let cfg = self.cfg.clone();
@@ -2312,6 +2325,15 @@ pub(crate) mod tests {
                 .map(|(from, t)| Input {
                     from: from.into(),
                     case: None,
+                    // The role each test input fills, from the name the test gives it.
+                    role: Some(
+                        match from {
+                            "extract" => "transactions",
+                            f if f.starts_with("classify.") => "customers",
+                            f => f,
+                        }
+                        .into(),
+                    ),
                     data: Data::Table(t),
                 })
                 .collect(),
@@ -2334,7 +2356,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn the_node_finds_its_inputs_by_their_columns_in_any_order() {
+    fn the_node_finds_its_inputs_by_their_roles_in_any_order() {
         let node = configure("strategy: cross_sell\ntop_k: 2\n", &[]).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -2359,7 +2381,7 @@ pub(crate) mod tests {
         assert_eq!(names, OUTPUT_COLUMNS);
         assert_eq!(node.output_columns(&[]).unwrap(), OUTPUT_COLUMNS);
 
-        // No catalog: the error names the missing kind and what was received.
+        // No catalog: the error names the missing role and what was received.
         let inputs = node_inputs(vec![
             ("classify.vip", customers()),
             ("extract", transactions()),
@@ -2370,9 +2392,9 @@ pub(crate) mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("product catalog (a `stock` column)"), "{err}");
+        assert!(err.contains("a catalog table (role `catalog`"), "{err}");
         assert!(
-            err.contains("`classify.vip` (table of 3 rows: customer_id, segment"),
+            err.contains("`classify.vip` (role `customers`, table of 3 rows: customer_id, segment"),
             "{err}"
         );
     }
@@ -2388,23 +2410,10 @@ pub(crate) mod tests {
             messages[0].contains("cross_sell, upsell, seasonal, bestsellers or replenishment")
                 || messages[0].contains("must be one of")
         );
-        let cols = |c: &[&str]| Some(c.iter().map(|s| s.to_string()).collect::<Vec<_>>());
-        let declared = [
-            cols(&["customer_id", "segment"]),
-            cols(&["customer_id", "order_id", "date"]),
-            cols(&["product_id", "stock"]),
-        ];
-        let errors = configure("strategy: cross_sell\n", &declared)
-            .err()
-            .unwrap();
-        assert_eq!(errors.len(), 1);
-        assert!(
-            errors[0].message.contains("item affinity table"),
-            "{}",
-            errors[0].message
-        );
-        assert!(configure("strategy: bestsellers\n", &declared).is_ok());
-        // An input that does not declare its columns defers the check to run time.
-        assert!(configure("strategy: cross_sell\n", &[declared[0].clone(), None]).is_ok());
+        // cross_sell needs the otherwise optional affinity role; validation reports it missing.
+        let cross_sell = configure("strategy: cross_sell\n", &[]).unwrap();
+        assert_eq!(cross_sell.required_inputs(), ["affinity"]);
+        let bestsellers = configure("strategy: bestsellers\n", &[]).unwrap();
+        assert!(bestsellers.required_inputs().is_empty());
     }
 }

@@ -1,136 +1,63 @@
-//! Telling the tables of the retail workflow apart by their columns.
+//! Reading the inputs of a retail node by their role.
 //!
-//! The recommendation, campaign and deploy nodes take several inputs (a customers branch, the
-//! transactions, the catalog, the affinity table, recommendations, campaign rows). Rather than
-//! depending on node ids or the order of `needs`, each input is identified by a column only its
-//! kind has; the checks run in this order:
-//!
-//! | kind | identifying column |
-//! | --- | --- |
-//! | campaign rows (`segmentation.campaign`) | `send` |
-//! | recommendations (`segmentation.recommend`) | `rank` |
-//! | item affinity (`segmentation.affinity`) | `other_product_id` |
-//! | transactions (the extract node) | `order_id` |
-//! | catalog | `stock` |
-//! | customers (a `segmentation.classify` branch) | `segment` |
+//! The recommendation, campaign and deploy nodes take several tables (customers, transactions,
+//! catalog, affinity, recommendations, campaign rows). Each node type declares them as input
+//! roles; the engine gives every input its role at validation time (from the upstream node's
+//! declared table kind, or `as:` in the workflow) and passes it with the input, so a node takes
+//! its tables by role and never guesses from the columns.
 
 use arrow_array::RecordBatch;
 
-use flow_engine::node::{ConfigureCx, Input, Inputs, NodeError, ParamError};
+use flow_engine::node::{Inputs, NodeError, TableKind};
 
-/// The kinds of table the retail nodes exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TableKind {
-    Campaign,
-    Recommendations,
-    Affinity,
-    Transactions,
-    Catalog,
-    Customers,
+/// The inputs of one run of a node, looked up by role.
+#[derive(Debug)]
+pub(crate) struct ByRole<'a> {
+    inputs: &'a Inputs,
+    node: &'static str,
 }
 
-impl TableKind {
-    /// How an error message names the kind, with the column that identifies it.
-    pub(crate) fn describe(self) -> &'static str {
-        match self {
-            TableKind::Campaign => "campaign rows (a `send` column, from segmentation.campaign)",
-            TableKind::Recommendations => {
-                "recommendations (a `rank` column, from segmentation.recommend)"
-            }
-            TableKind::Affinity => {
-                "an item affinity table (an `other_product_id` column, from segmentation.affinity)"
-            }
-            TableKind::Transactions => "a transactions table (an `order_id` column)",
-            TableKind::Catalog => "a product catalog (a `stock` column)",
-            TableKind::Customers => {
-                "a customers table (a `segment` column, from a segmentation.classify branch)"
-            }
-        }
-    }
-}
-
-/// The kind of a table with these columns, if any.
-pub(crate) fn kind_of_columns(has: impl Fn(&str) -> bool) -> Option<TableKind> {
-    [
-        ("send", TableKind::Campaign),
-        ("rank", TableKind::Recommendations),
-        ("other_product_id", TableKind::Affinity),
-        ("order_id", TableKind::Transactions),
-        ("stock", TableKind::Catalog),
-        ("segment", TableKind::Customers),
-    ]
-    .into_iter()
-    .find(|(col, _)| has(col))
-    .map(|(_, kind)| kind)
-}
-
-/// The kind of a table.
-pub(crate) fn kind_of(batch: &RecordBatch) -> Option<TableKind> {
-    let schema = batch.schema();
-    kind_of_columns(|c| schema.column_with_name(c).is_some())
-}
-
-/// The table inputs sorted by kind (in `needs` order within a kind).
-#[derive(Debug, Default)]
-pub(crate) struct Sorted<'a> {
-    pub(crate) tables: Vec<(TableKind, &'a Input, &'a RecordBatch)>,
-    /// A description of every input, for error messages.
-    pub(crate) received: String,
-}
-
-impl<'a> Sorted<'a> {
-    pub(crate) fn new(inputs: &'a Inputs) -> Self {
-        let mut tables = Vec::new();
-        for input in inputs.iter() {
-            if let Some(batch) = input.data.as_table()
-                && let Some(kind) = kind_of(batch)
-            {
-                tables.push((kind, input, batch));
-            }
-        }
-        Sorted {
-            tables,
-            received: describe_inputs(inputs),
-        }
+impl<'a> ByRole<'a> {
+    pub(crate) fn new(inputs: &'a Inputs, node: &'static str) -> Self {
+        ByRole { inputs, node }
     }
 
-    /// Every table of `kind`.
-    pub(crate) fn all(&self, kind: TableKind) -> Vec<&'a RecordBatch> {
-        self.tables
-            .iter()
-            .filter(|(k, _, _)| *k == kind)
-            .map(|(_, _, b)| *b)
-            .collect()
+    /// Every table in `role`, in `needs` order.
+    pub(crate) fn all(&self, role: &str) -> Vec<RecordBatch> {
+        self.inputs.role_tables(role).cloned().collect()
     }
 
-    /// The first table of `kind`, if any.
-    pub(crate) fn first(&self, kind: TableKind) -> Option<&'a RecordBatch> {
-        self.tables
-            .iter()
-            .find(|(k, _, _)| *k == kind)
-            .map(|(_, _, b)| *b)
+    /// The table in `role`, if any.
+    pub(crate) fn first(&self, role: &'static str) -> Option<&'a RecordBatch> {
+        self.inputs.role_tables(role).next()
     }
 
-    /// The first table of `kind`, or an error naming what is missing and what was received.
+    /// The table in `role`, or an error naming what is missing and what was received.
     pub(crate) fn require(
         &self,
-        kind: TableKind,
-        node: &str,
+        role: &'static str,
+        kind: &TableKind,
     ) -> Result<&'a RecordBatch, NodeError> {
-        self.first(kind).ok_or_else(|| self.missing(kind, node))
+        self.first(role)
+            .ok_or_else(|| self.missing(&[(role, kind)]))
     }
 
-    /// The error for a missing input kind.
-    pub(crate) fn missing(&self, kind: TableKind, node: &str) -> NodeError {
+    /// The error for missing inputs: any of `wanted` would have done.
+    pub(crate) fn missing(&self, wanted: &[(&str, &TableKind)]) -> NodeError {
+        let wanted: Vec<String> = wanted
+            .iter()
+            .map(|(role, kind)| format!("{} table (role `{role}`: {})", kind.name(), kind.doc()))
+            .collect();
         NodeError::msg(format!(
-            "{node} needs {} among its inputs; inputs received: {}",
-            kind.describe(),
-            self.received
+            "{} needs a {} among its inputs; inputs received: {}",
+            self.node,
+            wanted.join(" or a "),
+            describe_inputs(self.inputs)
         ))
     }
 }
 
-/// `name (table: a, b, c)` for every input; `(none)` without inputs.
+/// `name (role, table: a, b, c)` for every input; `(none)` without inputs.
 pub(crate) fn describe_inputs(inputs: &Inputs) -> String {
     if inputs.is_empty() {
         return "(none)".to_string();
@@ -157,72 +84,71 @@ pub(crate) fn describe_inputs(inputs: &Inputs) -> String {
                 (None, Some(_)) => "a JSON value".to_string(),
                 (None, None) => "nothing".to_string(),
             };
-            format!("`{}` ({what})", input.name())
+            match &input.role {
+                Some(role) => format!("`{}` (role `{role}`, {what})", input.name()),
+                None => format!("`{}` (no role, {what})", input.name()),
+            }
         })
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// At validation time, when every input declares its columns, reports each kind in `required`
-/// that no input provides.
-pub(crate) fn check_declared_inputs(
-    cx: &ConfigureCx<'_>,
-    node: &str,
-    required: &[TableKind],
-    errors: &mut Vec<ParamError>,
-) {
-    if cx.input_columns.is_empty() {
-        return;
-    }
-    let mut kinds = Vec::new();
-    for cols in cx.input_columns {
-        let Some(cols) = cols else { return };
-        if let Some(kind) = kind_of_columns(|c| cols.iter().any(|x| x == c)) {
-            kinds.push(kind);
-        }
-    }
-    for kind in required {
-        if !kinds.contains(kind) {
-            errors.push(ParamError::node(format!(
-                "{node} needs {} among its inputs (`needs`), and none of them has one",
-                kind.describe()
-            )));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow_array::StringArray;
+    use arrow_schema::{DataType, Field, Schema};
+    use flow_engine::data::Data;
+    use flow_engine::node::Input;
+    use std::sync::Arc;
+
+    fn table(cols: &[&str]) -> RecordBatch {
+        let schema = Schema::new(
+            cols.iter()
+                .map(|c| Field::new(*c, DataType::Utf8, true))
+                .collect::<Vec<_>>(),
+        );
+        let arrays = cols
+            .iter()
+            .map(|_| Arc::new(StringArray::from(vec!["x"])) as _)
+            .collect();
+        RecordBatch::try_new(Arc::new(schema), arrays).unwrap()
+    }
 
     #[test]
-    fn kinds_are_told_apart_by_their_columns() {
-        let kind = |cols: &[&str]| kind_of_columns(|c| cols.contains(&c));
-        // Campaign rows and recommendations also carry `segment`; they are not customers.
-        assert_eq!(
-            kind(&["customer_id", "segment", "send"]),
-            Some(TableKind::Campaign)
+    fn tables_are_found_by_role_whatever_their_columns() {
+        // Customers that happen to have a `rank` column are still customers.
+        let inputs = Inputs(vec![
+            Input {
+                from: "classify".into(),
+                case: Some("vip".into()),
+                role: Some("customers".into()),
+                data: Data::Table(table(&["customer_id", "segment", "rank"])),
+            },
+            Input {
+                from: "recommend_vip".into(),
+                case: None,
+                role: Some("recommendations".into()),
+                data: Data::Table(table(&["customer_id", "rank", "product_id"])),
+            },
+        ]);
+        let by = ByRole::new(&inputs, "test.node");
+        assert_eq!(by.all("customers").len(), 1);
+        assert_eq!(by.all("customers")[0].num_columns(), 3);
+        assert_eq!(by.all("recommendations")[0].num_columns(), 3);
+        let err = by
+            .require("catalog", &crate::segmentation::tables::catalog())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("test.node needs a catalog table (role `catalog`: one row per product"),
+            "{err}"
         );
-        assert_eq!(
-            kind(&["customer_id", "segment", "rank", "product_id"]),
-            Some(TableKind::Recommendations)
+        assert!(
+            err.contains(
+                "`classify.vip` (role `customers`, table of 1 row: customer_id, segment, rank)"
+            ),
+            "{err}"
         );
-        assert_eq!(
-            kind(&["product_id", "other_product_id", "lift"]),
-            Some(TableKind::Affinity)
-        );
-        assert_eq!(
-            kind(&["customer_id", "order_id", "date"]),
-            Some(TableKind::Transactions)
-        );
-        assert_eq!(
-            kind(&["product_id", "price", "stock"]),
-            Some(TableKind::Catalog)
-        );
-        assert_eq!(
-            kind(&["customer_id", "segment"]),
-            Some(TableKind::Customers)
-        );
-        assert_eq!(kind(&["customer_id"]), None);
     }
 }

@@ -188,6 +188,14 @@ fn inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
             .map(|(from, t)| Input {
                 from: from.into(),
                 case: None,
+                // The role each test input fills, from the name the test gives it.
+                role: match from {
+                    "c" => Some("campaign".into()),
+                    "r" => Some("recommendations".into()),
+                    f if f.starts_with("campaign") => Some("campaign".into()),
+                    f if f.starts_with("rec") => Some("recommendations".into()),
+                    _ => None,
+                },
                 data: Data::Table(t),
             })
             .collect(),
@@ -562,9 +570,12 @@ fn only_recommendations_and_bad_inputs() {
     .err()
     .unwrap()
     .to_string();
-    assert!(err.contains("campaign rows (a `send` column"), "{err}");
     assert!(
-        err.contains("inputs received: `classify.vip` (table of 1 row: segment)"),
+        err.contains("needs a campaign table (role `campaign`: a message and profile row per customer (segmentation.campaign)) or a recommendations table"),
+        "{err}"
+    );
+    assert!(
+        err.contains("inputs received: `classify.vip` (no role, table of 1 row: segment)"),
         "{err}"
     );
 }
@@ -608,24 +619,6 @@ fn parameters_are_checked() {
         configure("out_dir: out\npos_url: https://pos.example.com/api/updates\npos_timeout: 5s\n")
             .is_ok()
     );
-    // Inputs that declare their columns must include campaign rows or recommendations.
-    let value: serde_json::Value = serde_yaml::from_str("out_dir: out").unwrap();
-    let params = Params::new(value.as_object().unwrap().clone(), "/");
-    let declared =
-        |cols: &[&str]| vec![Some(cols.iter().map(|c| c.to_string()).collect::<Vec<_>>())];
-    let cx = |cols: &[Option<Vec<String>>]| -> Result<(), Vec<ParamError>> {
-        let cx = ConfigureCx {
-            node_id: "deploy",
-            kind: NodeKind::Output,
-            workflow_dir: Path::new("/"),
-            input_columns: cols,
-        };
-        Deploy.configure(&params, &cx).map(|_| ())
-    };
-    let e = cx(&declared(&["customer_id", "segment"])).err().unwrap();
-    assert!(e[0].message.contains("campaign rows"), "{}", e[0].message);
-    assert!(cx(&declared(&["customer_id", "segment", "send"])).is_ok());
-    assert!(cx(&[None]).is_ok());
 }
 
 #[test]
