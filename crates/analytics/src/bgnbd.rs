@@ -497,6 +497,7 @@ impl Patterns {
 
 #[cfg(test)]
 mod tests {
+    use crate::rng::Rng;
     use super::super::special::hyp2f1;
     use super::*;
 
@@ -654,50 +655,17 @@ mod tests {
         ));
     }
 
-    /// Deterministic splitmix64 stream.
-    struct SplitMix(u64);
-    impl SplitMix {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-        fn uniform(&mut self) -> f64 {
-            ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        /// Gamma(shape, 1) by Marsaglia & Tsang (with the boost for shape < 1).
-        fn gamma(&mut self, shape: f64) -> f64 {
-            if shape < 1.0 {
-                return self.gamma(shape + 1.0) * self.uniform().powf(1.0 / shape);
-            }
-            let d = shape - 1.0 / 3.0;
-            let c = 1.0 / (9.0 * d).sqrt();
-            loop {
-                // Standard normal by Box-Muller.
-                let n = (-2.0 * self.uniform().ln()).sqrt()
-                    * (2.0 * std::f64::consts::PI * self.uniform()).cos();
-                let v = (1.0 + c * n).powi(3);
-                if v > 0.0 && self.uniform().ln() < 0.5 * n * n + d - d * v + d * v.ln() {
-                    return d * v;
-                }
-            }
-        }
-    }
-
     /// Simulates BG/NBD customers with integer-day purchase times (as real summaries have).
     fn simulate(n: usize, truth: BgNbdParams, seed: u64) -> Vec<Observation> {
-        let mut rng = SplitMix(seed);
+        let mut rng = Rng::new(seed);
         (0..n)
             .map(|_| {
-                let lambda = rng.gamma(truth.r) / truth.alpha;
-                let ga = rng.gamma(truth.a);
-                let p = ga / (ga + rng.gamma(truth.b));
-                let big_t = (1.0 + (rng.uniform() * 364.0).floor()).min(364.0);
+                let lambda = rng.gamma(truth.r, 1.0 / truth.alpha);
+                let p = rng.beta(truth.a, truth.b);
+                let big_t = (1.0 + (rng.f64() * 364.0).floor()).min(364.0);
                 let (mut now, mut x, mut tx) = (0.0, 0u32, 0.0);
                 loop {
-                    now += -rng.uniform().ln() / lambda;
+                    now += rng.exp(lambda);
                     let day = now.floor();
                     if day > big_t {
                         break;
@@ -706,7 +674,7 @@ mod tests {
                         x += 1;
                         tx = day;
                     }
-                    if rng.uniform() < p {
+                    if rng.chance(p) {
                         break;
                     }
                 }
