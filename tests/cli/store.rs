@@ -153,7 +153,10 @@ fn a_truncated_database_file_is_refused_and_left_alone() {
     let bytes = std::fs::read(&db).unwrap();
     // Keep the first bytes (a valid segment header) and replace the rest with garbage.
     let mut damaged = bytes[..64.min(bytes.len())].to_vec();
-    damaged.extend(random_bytes(&mut Rng::new(3), bytes.len().saturating_sub(64)));
+    damaged.extend(random_bytes(
+        &mut Rng::new(3),
+        bytes.len().saturating_sub(64),
+    ));
     std::fs::write(&db, damaged).unwrap();
     let before = ws.snapshot(".flow");
     let out = ws.flow().args(["runs", "--json"]).any_exit().run();
