@@ -42,6 +42,10 @@ const SHORT_SERIES_TERMS: usize = 1_500;
 /// for the method). Errors: `InvalidInput` for `z` outside `[0, 1)`, `NonFinite` for non-finite
 /// arguments, `Undefined` when `c` is a non-positive integer, `NoConvergence` when the result
 /// cannot be computed accurately (or overflows).
+///
+/// The models evaluate several `z` at once ([`hyp2f1_many`]); this single-`z` form is the
+/// reference the tests check that and the BG/NBD formulas against.
+#[cfg(test)]
 pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> AnalyticsResult<f64> {
     check_hyp2f1_args(a, b, c, &[z])?;
     if z == 0.0 || a == 0.0 || b == 0.0 {
@@ -57,7 +61,7 @@ pub fn hyp2f1(a: f64, b: f64, c: f64, z: f64) -> AnalyticsResult<f64> {
     hyp2f1_core(a, b, c, z)
 }
 
-/// [`hyp2f1`] at several `z` with the same `a, b, c`, sharing the series coefficients (several
+/// `hyp2f1` at several `z` with the same `a, b, c`, sharing the series coefficients (several
 /// times faster than separate calls; used for CLV horizons). Same accuracy and errors.
 pub fn hyp2f1_many(a: f64, b: f64, c: f64, zs: &[f64]) -> AnalyticsResult<Vec<f64>> {
     check_hyp2f1_args(a, b, c, zs)?;

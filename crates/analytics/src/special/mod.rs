@@ -3,7 +3,9 @@
 
 mod hyp2f1;
 
-pub use hyp2f1::{hyp2f1, hyp2f1_many};
+#[cfg(test)]
+pub use hyp2f1::hyp2f1;
+pub use hyp2f1::hyp2f1_many;
 
 /// Natural logarithm of the absolute value of the Gamma function (`libm::lgamma`).
 ///
