@@ -3,8 +3,12 @@
 //!
 //! Same options (seed included) = byte-identical output, on any machine with the same Rust
 //! standard library math (`ln`, `exp`, `powf` come from the platform; IEEE operations are
-//! exact). No external RNG crate: SplitMix64 streams, one per customer, so a customer's history
-//! does not depend on the others'.
+//! exact). No external RNG crate: [`flow_analytics::rng::Rng`] (SplitMix64) streams, one per
+//! customer, so a customer's history does not depend on the others'.
+//!
+//! The submodules: `options` (what to generate, what was generated), `vocabulary` (the data
+//! tables), `catalog`, `customers`, `calibration` (the rate scale for `target_lines`), `writer`
+//! (the transactions CSV lines) and `transactions` (the simulation in time order).
 //!
 //! # The model
 //! - **Catalog**: 12 categories, each with three sub-brands (the third a premium brand priced
