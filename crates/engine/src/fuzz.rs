@@ -17,6 +17,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// The seeded generator the fuzzer draws its cases from (flow-analytics' one generator).
 pub use flow_analytics::rng::Rng;
 
 /// A number in `0..n`, small ones far likelier (sizes and counts).
