@@ -6,28 +6,10 @@ use arrow_array::{Date32Array, Float64Array, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::day;
-
-/// SplitMix64: a tiny seeded PRNG for generated test data.
-pub(crate) struct Rng(u64);
-impl Rng {
-    pub(crate) fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
-    pub(crate) fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in (0, 1).
-    pub(crate) fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-    }
-}
+use flow_analytics::rng::Rng;
 
 /// Generated line items: customer, order, day, amount, category.
-pub(crate) type Lines = (
+type Lines = (
     Vec<String>,
     Vec<String>,
     Vec<i32>,
@@ -37,7 +19,7 @@ pub(crate) type Lines = (
 
 /// Generated purchase histories in the spirit of BG/NBD: per customer a purchase rate and
 /// a dropout probability (scaled by `activity`); exponential gaps; 1-3 lines per order.
-pub(crate) fn generate(customers: usize, seed: u64, days: i32, activity: f64) -> Lines {
+fn generate(customers: usize, seed: u64, days: i32, activity: f64) -> Lines {
     const CATEGORIES: [&str; 6] = ["bags", "books", "hats", "shoes", "tea", "toys"];
     let mut rng = Rng::new(seed);
     let start = day("2023-01-01");
@@ -46,29 +28,28 @@ pub(crate) fn generate(customers: usize, seed: u64, days: i32, activity: f64) ->
     let mut n_orders = 0u64;
     for c in 0..customers {
         let id = format!("c{c:07}");
-        let rate = activity * (0.004 + 0.05 * rng.uniform().powi(2));
-        let dropout = (0.05 + 0.5 * rng.uniform()) / activity;
-        let scale = 20.0 + 80.0 * rng.uniform();
-        let favourite = (rng.next_u64() % 6) as usize;
-        let mut t = (rng.uniform() * f64::from(days) * 0.9) as i32;
+        let rate = activity * (0.004 + 0.05 * rng.f64().powi(2));
+        let dropout = (0.05 + 0.5 * rng.f64()) / activity;
+        let scale = 20.0 + 80.0 * rng.f64();
+        let favourite = rng.pick(&CATEGORIES);
+        let mut t = (rng.f64() * f64::from(days) * 0.9) as i32;
         loop {
             n_orders += 1;
-            for _ in 0..1 + rng.next_u64() % 3 {
+            for _ in 0..1 + rng.below(3) {
                 cust.push(id.clone());
                 order.push(format!("o{n_orders}"));
                 dates.push(start + t);
-                amounts.push((scale * (0.5 + rng.uniform())).round());
-                let k = if rng.uniform() < 0.6 {
+                amounts.push((scale * (0.5 + rng.f64())).round());
+                cats.push(if rng.chance(0.6) {
                     favourite
                 } else {
-                    (rng.next_u64() % 6) as usize
-                };
-                cats.push(CATEGORIES[k]);
+                    rng.pick(&CATEGORIES)
+                });
             }
-            if rng.uniform() < dropout {
+            if rng.chance(dropout) {
                 break;
             }
-            t += 1 + (-rng.uniform().ln() / rate) as i32;
+            t += 1 + rng.exp(rate) as i32;
             if t >= days {
                 break;
             }
