@@ -292,7 +292,6 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segmentation::test_support;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type};
     use flow_engine::data::{Body, Data};
@@ -549,7 +548,7 @@ mod tests {
         );
         let out = node
             .run(
-                test_support::ctx(),
+                flow_engine::testing::context(),
                 Inputs(vec![Input {
                     from: "extract".into(),
                     case: None,
