@@ -22,6 +22,7 @@ mod prune;
 mod resume;
 mod retry_timeout;
 mod run;
+mod run_cache;
 mod secrets;
 mod segmentation;
 mod serve;

@@ -44,5 +44,6 @@ pub fn context() -> NodeContext {
         effects: Arc::new(Memory::default()),
         state: Arc::new(Memory::default()),
         routed: Vec::new(),
+        run_cache: crate::run_cache::RunCache::new(),
     }
 }

@@ -452,6 +452,7 @@ pub(crate) mod test_support {
             effects: Arc::new(NoEffects),
             state: Arc::new(NoState),
             routed: Vec::new(),
+            run_cache: Default::default(),
         }
     }
 }

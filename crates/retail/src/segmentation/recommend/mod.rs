@@ -42,7 +42,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, OnceLock};
 
 use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -59,6 +59,7 @@ use flow_engine::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
+use flow_engine::run_cache::RunCache;
 
 const NODE: &str = "segmentation.recommend";
 
@@ -294,6 +295,9 @@ pub(crate) struct RecommendInputs {
     pub(crate) transactions: RecordBatch,
     pub(crate) catalog: RecordBatch,
     pub(crate) affinity: Option<RecordBatch>,
+    /// The inputs (their `needs` names) the catalog and the transactions come from: within a
+    /// run they name the same tables for every node, so they key the run's shared index.
+    pub(crate) index_inputs: [String; 2],
 }
 
 #[async_trait]
@@ -302,7 +306,7 @@ impl Node for Configured {
         Some(OUTPUT_COLUMNS.iter().map(|c| c.to_string()).collect())
     }
 
-    async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
+    async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let sorted = Sorted::new(&inputs);
         let customers: Vec<RecordBatch> = sorted
             .all(TableKind::Customers)
@@ -323,9 +327,14 @@ impl Node for Configured {
                 Strategy::CrossSell => Some(sorted.require(TableKind::Affinity, NODE)?.clone()),
                 _ => sorted.first(TableKind::Affinity).cloned(),
             },
+            index_inputs: [TableKind::Catalog, TableKind::Transactions].map(|kind| {
+                let first = sorted.tables.iter().find(|(k, _, _)| *k == kind);
+                first.map(|(_, input, _)| input.name()).unwrap_or_default()
+            }),
         };
         let cfg = self.cfg.clone();
-        flow_engine::node::spawn_blocking(move || recommend(&tables, &cfg))
+        let cache = ctx.run_cache.clone();
+        flow_engine::node::spawn_blocking(move || recommend(&tables, &cfg, &cache))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }
@@ -967,8 +976,9 @@ impl CatalogColumns {
 }
 
 /// The segment-independent part of a run: the catalog and the transactions indexed once, for
-/// every recommend node of the run (see [`shared_index`]). Built from the catalog and the
-/// transactions with the `analysis_date` and `recent_days` of the key, nothing else.
+/// every recommend node of the run (kept in the run's cache under an [`IndexKey`]). Built from
+/// the catalog and the transactions with the `analysis_date` and `recent_days` of the key,
+/// nothing else.
 struct SharedIndex {
     /// Catalog categories, then the ones seen only in transactions.
     categories: OwnedIds,
@@ -1010,8 +1020,6 @@ impl SharedIndex {
         analysis_date: Option<i32>,
         recent_days: i32,
     ) -> Result<Self, NodeError> {
-        #[cfg(test)]
-        tests::BUILDS.with(|b| b.set(b.get() + 1));
         let cat = CatalogColumns::new(catalog)?;
         let need = |name: &str, why: &str| missing_column(tx, name, why);
         let tx_customer = text_column(tx, "customer_id")?
@@ -1304,108 +1312,36 @@ fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<Line
     Some((offsets, grouped))
 }
 
-/// What identifies the input of a [`SharedIndex`]: the schema, the row counts and the address
-/// and length of every buffer of the catalog and the transactions, and the parameters the
-/// index depends on.
+/// What a [`SharedIndex`] is built from within a run: the inputs the catalog and the
+/// transactions come from, and the parameters the index depends on.
 #[derive(Debug, PartialEq, Eq)]
 struct IndexKey {
-    words: Vec<usize>,
-    types: String,
+    catalog: String,
+    transactions: String,
     analysis_date: Option<i32>,
     recent_days: i32,
 }
 
 impl IndexKey {
-    fn new(tables: &[&RecordBatch], analysis_date: Option<i32>, recent_days: i32) -> Self {
-        use std::fmt::Write as _;
-        fn data(array: &dyn Array, words: &mut Vec<usize>) {
-            let d = array.to_data();
-            words.extend([d.len(), d.offset(), d.buffers().len(), d.child_data().len()]);
-            for b in d.buffers() {
-                words.extend([b.as_ptr() as usize, b.len()]);
-            }
-            match d.nulls() {
-                Some(n) => words.extend([1, n.buffer().as_ptr() as usize, n.offset(), n.len()]),
-                None => words.push(0),
-            }
-            for child in d.child_data() {
-                data(&arrow_array::make_array(child.clone()), words);
-            }
+    fn new(t: &RecommendInputs, cfg: &RecommendConfig) -> Self {
+        let [catalog, transactions] = t.index_inputs.clone();
+        IndexKey {
+            catalog,
+            transactions,
+            analysis_date: cfg.analysis_date,
+            recent_days: cfg.recent_days,
         }
-        let mut key = IndexKey {
-            words: Vec::new(),
-            types: String::new(),
-            analysis_date,
-            recent_days,
-        };
-        for t in tables {
-            key.words.extend([t.num_rows(), t.num_columns()]);
-            for (field, column) in t.schema().fields().iter().zip(t.columns()) {
-                let _ = write!(key.types, "{:?}:{:?};", field.name(), field.data_type());
-                data(column.as_ref(), &mut key.words);
-            }
-            key.types.push('|');
-        }
-        key
-    }
-}
-
-/// A shared index, built by the first node that asks for it while the others wait.
-struct IndexSlot {
-    /// The indexed tables, held so that no buffer named by the key is freed (and its address
-    /// reused by other data) while the slot lives.
-    _tables: [RecordBatch; 2],
-    index: OnceLock<Result<SharedIndex, String>>,
-}
-
-/// The live shared indices: an entry lives as long as a node holds its slot, so a run's index
-/// is freed with the run's last recommend node, and a dead entry is never hit.
-static INDICES: Mutex<Vec<(IndexKey, Weak<IndexSlot>)>> = Mutex::new(Vec::new());
-
-/// The slot of the shared index of these tables and parameters: the live one if any node of
-/// the run holds it, else a new one. Build it with [`IndexSlot::get`].
-fn shared_index(t: &RecommendInputs, cfg: &RecommendConfig) -> Arc<IndexSlot> {
-    let key = IndexKey::new(
-        &[&t.catalog, &t.transactions],
-        cfg.analysis_date,
-        cfg.recent_days,
-    );
-    let mut live = INDICES.lock().unwrap_or_else(|e| e.into_inner());
-    live.retain(|(_, slot)| slot.strong_count() > 0);
-    if let Some(slot) = live
-        .iter()
-        .find(|(k, _)| *k == key)
-        .and_then(|(_, slot)| slot.upgrade())
-    {
-        return slot;
-    }
-    let slot = Arc::new(IndexSlot {
-        _tables: [t.catalog.clone(), t.transactions.clone()],
-        index: OnceLock::new(),
-    });
-    live.push((key, Arc::downgrade(&slot)));
-    slot
-}
-
-impl IndexSlot {
-    fn get(&self, t: &RecommendInputs, cfg: &RecommendConfig) -> Result<&SharedIndex, NodeError> {
-        self.index
-            .get_or_init(|| {
-                SharedIndex::build(
-                    &t.catalog,
-                    &t.transactions,
-                    cfg.analysis_date,
-                    cfg.recent_days,
-                )
-                .map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| NodeError::msg(e.clone()))
     }
 }
 
 /// Computes the recommendations table and its metadata.
-pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Output, NodeError> {
+/// The segment-independent index comes from `cache`: the first node of a run builds it (while
+/// others asking wait), the others reuse it.
+pub(crate) fn recommend(
+    t: &RecommendInputs,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Output, NodeError> {
     use std::fmt::Write as _;
 
     // The columns first, in the order their errors are reported.
@@ -1429,8 +1365,19 @@ pub(crate) fn recommend(t: &RecommendInputs, cfg: &RecommendConfig) -> Result<Ou
             rows: batch.num_rows(),
         });
     }
-    let slot = shared_index(t, cfg);
-    let shared = slot.get(t, cfg)?;
+    let slot = cache.get_or_compute(IndexKey::new(t, cfg), || {
+        SharedIndex::build(
+            &t.catalog,
+            &t.transactions,
+            cfg.analysis_date,
+            cfg.recent_days,
+        )
+        .map_err(|e| e.to_string())
+    });
+    let shared = slot
+        .as_ref()
+        .as_ref()
+        .map_err(|e| NodeError::msg(e.clone()))?;
     let products = &shared.products;
     let categories = &shared.categories;
 
@@ -1747,14 +1694,10 @@ pub(crate) mod tests {
     use arrow_array::{Date32Array, Float64Array, Int64Array, StringArray};
     use flow_engine::data::Data;
     use flow_engine::node::Input;
+    use flow_engine::run_cache::CacheStats;
 
     /// 2024-03-31, the analysis date of the fixtures.
     pub(crate) const D: i32 = 19813;
-
-    thread_local! {
-        /// Shared index builds on this thread.
-        pub(super) static BUILDS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
 
     fn strs(v: &[&str]) -> ArrayRef {
         Arc::new(StringArray::from(v.to_vec()))
@@ -1897,6 +1840,7 @@ pub(crate) mod tests {
             transactions: transactions(),
             catalog: catalog(),
             affinity: Some(affinity()),
+            index_inputs: ["catalog".into(), "extract".into()],
         }
     }
 
@@ -1936,18 +1880,23 @@ pub(crate) mod tests {
                 fallback_bestsellers: true,
                 ..cfg(strategy)
             };
-            let out = recommend(&inputs, &cfg).unwrap();
+            let out = recommend(&inputs, &cfg, &RunCache::new()).unwrap();
             assert_eq!(out.body_table().num_rows(), 0, "{}", strategy.as_str());
             let note = out.meta["no_products"].as_str().unwrap();
             assert!(note.contains("no products"), "{note}");
         }
-        let out = recommend(&super::tests::inputs(), &cfg(Strategy::Bestsellers)).unwrap();
+        let out = recommend(
+            &super::tests::inputs(),
+            &cfg(Strategy::Bestsellers),
+            &RunCache::new(),
+        )
+        .unwrap();
         assert!(!out.meta.contains_key("no_products"));
     }
 
     /// (customer, product, reason) rows, plus the scores.
     fn run(cfg: &RecommendConfig) -> (Vec<(String, String, String)>, Vec<f64>, Output) {
-        let out = recommend(&inputs(), cfg).unwrap();
+        let out = recommend(&inputs(), cfg, &RunCache::new()).unwrap();
         let t = out.body_table();
         let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
         let (c, p, r) = (col("customer_id"), col("product_id"), col("reason"));
@@ -2134,7 +2083,7 @@ pub(crate) mod tests {
             fallback_bestsellers: true,
             ..cfg(Strategy::Replenishment)
         };
-        let out = recommend(&inputs(), &cfg).unwrap();
+        let out = recommend(&inputs(), &cfg, &RunCache::new()).unwrap();
         let t = out.body_table();
         assert_eq!(t.num_rows(), 6);
         let strategy = t.column_by_name("strategy").unwrap().as_string::<i32>();
@@ -2167,16 +2116,15 @@ pub(crate) mod tests {
             let idx = arrow_array::UInt32Array::from_iter_values((0..8u32).rev());
             reversed.affinity =
                 Some(arrow_select::take::take_record_batch(&affinity(), &idx).unwrap());
-            let again = recommend(&reversed, &cfg).unwrap();
+            let again = recommend(&reversed, &cfg, &RunCache::new()).unwrap();
             assert_eq!(again.body_table(), run(&cfg).2.body_table(), "{strategy}");
         }
     }
 
     #[test]
-    fn nodes_over_the_same_tables_share_one_index_build() {
-        let builds = || BUILDS.with(|b| b.get());
-        let body = |t: &RecommendInputs, cfg: &RecommendConfig| {
-            recommend(t, cfg).unwrap().body_table().clone()
+    fn nodes_of_one_run_share_one_index_build_with_the_same_answers() {
+        let body = |t: &RecommendInputs, cfg: &RecommendConfig, cache: &RunCache| {
+            recommend(t, cfg, cache).unwrap().body_table().clone()
         };
         let tables = inputs();
         let strategies = STRATEGIES.map(|s| RecommendConfig {
@@ -2184,30 +2132,31 @@ pub(crate) mod tests {
             fallback_bestsellers: true,
             ..cfg(Strategy::parse(s).unwrap())
         });
-        // Alone, every node builds (and frees) its own index.
-        let start = builds();
-        let alone: Vec<RecordBatch> = strategies.iter().map(|c| body(&tables, c)).collect();
-        assert_eq!(builds(), start + strategies.len());
+        // Alone in its run, every node builds its own index.
+        let alone: Vec<RecordBatch> = strategies
+            .iter()
+            .map(|c| {
+                let cache = RunCache::new();
+                let table = body(&tables, c, &cache);
+                assert_eq!(cache.stats(), CacheStats { hits: 0, misses: 1 });
+                table
+            })
+            .collect();
 
-        // While a node of the run holds the index, the others reuse it, with the same answers;
-        // so does another branch over the same buffers.
-        let held = shared_index(&tables, &strategies[0]);
-        let start = builds();
+        // In one run the first node builds it and the others reuse it, with the same answers;
+        // so does another branch over the same inputs.
+        let run = RunCache::new();
         for (c, expect) in strategies.iter().zip(&alone) {
-            assert_eq!(&body(&tables, c), expect);
+            assert_eq!(&body(&tables, c, &run), expect);
         }
         let other_branch = RecommendInputs {
             customers: vec![customers().slice(1, 2)],
             ..tables.clone()
         };
-        body(&other_branch, &strategies[1]);
-        assert_eq!(builds(), start + 1);
-        assert!(Arc::ptr_eq(&held, &shared_index(&tables, &strategies[2])));
+        body(&other_branch, &strategies[1], &run);
+        assert_eq!(run.stats(), CacheStats { hits: 5, misses: 1 });
 
-        // Equal but different tables, another recent window or analysis date: another index.
-        let copy = inputs();
-        assert_eq!(body(&copy, &strategies[0]), alone[0]);
-        assert_eq!(builds(), start + 2);
+        // Another recent window, analysis date or transactions input: another index.
         for c in [
             RecommendConfig {
                 recent_days: 8,
@@ -2218,36 +2167,31 @@ pub(crate) mod tests {
                 ..strategies[2].clone()
             },
         ] {
-            assert!(!Arc::ptr_eq(&held, &shared_index(&tables, &c)));
+            body(&tables, &c, &run);
         }
-        let sliced = RecommendInputs {
+        let other_input = RecommendInputs {
             transactions: tables.transactions.slice(0, 17),
+            index_inputs: ["catalog".into(), "older_extract".into()],
             ..tables.clone()
         };
-        assert!(!Arc::ptr_eq(&held, &shared_index(&sliced, &strategies[0])));
+        let sliced = body(&other_input, &strategies[0], &run);
+        assert_eq!(run.stats(), CacheStats { hits: 5, misses: 4 });
+        assert_eq!(sliced, body(&other_input, &strategies[0], &RunCache::new()));
+    }
 
-        // Nodes running at once wait for one build.
-        let barrier = std::sync::Barrier::new(6);
-        let slots: Vec<Arc<IndexSlot>> = std::thread::scope(|scope| {
-            let threads: Vec<_> = (0..6)
-                .map(|_| {
-                    scope.spawn(|| {
-                        barrier.wait();
-                        let slot = shared_index(&copy, &strategies[3]);
-                        slot.get(&copy, &strategies[3]).unwrap();
-                        slot
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).collect()
-        });
-        assert!(slots.iter().all(|s| Arc::ptr_eq(s, &slots[0])));
-
-        // Once no node holds it, the index is freed: the next run builds again.
-        drop((held, slots));
-        let start = builds();
-        body(&tables, &strategies[0]);
-        assert_eq!(builds(), start + 1);
+    #[test]
+    fn an_index_that_cannot_be_built_fails_every_node_of_the_run_alike() {
+        let tables = RecommendInputs {
+            transactions: transactions().project(&[0, 1, 3, 4, 5]).unwrap(),
+            ..inputs()
+        };
+        let run = RunCache::new();
+        let errors: Vec<String> = [Strategy::Bestsellers, Strategy::Upsell]
+            .map(|s| recommend(&tables, &cfg(s), &run).err().unwrap().to_string())
+            .to_vec();
+        assert!(errors[0].contains("`date`"), "{}", errors[0]);
+        assert_eq!(errors[0], errors[1]);
+        assert_eq!(run.stats(), CacheStats { hits: 1, misses: 1 });
     }
 
     #[test]
@@ -2273,16 +2217,21 @@ pub(crate) mod tests {
                     include_purchased: true,
                     ..cfg(Strategy::parse(strategy).unwrap())
                 };
-                let slot = shared_index(tables, &cfg);
-                let shared = slot.get(tables, &cfg).unwrap();
+                let shared = SharedIndex::build(
+                    &tables.catalog,
+                    &tables.transactions,
+                    cfg.analysis_date,
+                    cfg.recent_days,
+                )
+                .unwrap();
                 assert_eq!(shared.by_buyer.is_some(), grouped);
-                let out = recommend(tables, &cfg).unwrap();
+                let out = recommend(tables, &cfg, &RunCache::new()).unwrap();
                 assert!(out.body_table().num_rows() > 0, "{strategy}");
             }
         }
         // B's upsell share counts both lines: Tea 5 + 5 + 5 + 9 in drinks, Cookies 6 in food.
         let (rows, scores, _) = {
-            let out = recommend(&different, &cfg(Strategy::Upsell)).unwrap();
+            let out = recommend(&different, &cfg(Strategy::Upsell), &RunCache::new()).unwrap();
             let t = out.body_table().clone();
             let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
             let (c, p) = (col("customer_id"), col("product_id"));
@@ -2375,6 +2324,36 @@ pub(crate) mod tests {
             err.contains("`classify.vip` (table of 3 rows: customer_id, segment"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn nodes_given_one_run_cache_share_the_index_of_the_same_inputs() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let ctx = flow_engine::testing::context();
+        let inputs = |transactions_from: &str| {
+            node_inputs(vec![
+                ("classify.vip", customers()),
+                (transactions_from, transactions()),
+                ("catalog", catalog()),
+                ("affinity", affinity()),
+            ])
+        };
+        let seasonal = configure("strategy: seasonal\n", &[]).unwrap();
+        let upsell = configure("strategy: upsell\n", &[]).unwrap();
+        rt.block_on(seasonal.run(ctx.clone(), inputs("extract")))
+            .unwrap();
+        let shared = rt
+            .block_on(upsell.run(ctx.clone(), inputs("extract")))
+            .unwrap();
+        assert_eq!(ctx.run_cache.stats(), CacheStats { hits: 1, misses: 1 });
+        // Transactions from another node: another index, the same answer for the same data.
+        let own = rt
+            .block_on(upsell.run(ctx.clone(), inputs("extract_again")))
+            .unwrap();
+        assert_eq!(ctx.run_cache.stats(), CacheStats { hits: 1, misses: 2 });
+        assert_eq!(shared.body_table(), own.body_table());
     }
 
     #[test]

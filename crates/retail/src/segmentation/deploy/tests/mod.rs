@@ -72,6 +72,7 @@ impl Stores {
             effects: Arc::new(self.effects.clone()),
             state: Arc::new(self.state.clone()),
             routed: Vec::new(),
+            run_cache: flow_engine::run_cache::RunCache::new(),
         }
     }
 }
@@ -1079,6 +1080,7 @@ fn scale_100k_customers_5k_products() {
         transactions,
         catalog,
         affinity: Some(affinity),
+        index_inputs: ["catalog".into(), "transactions".into()],
     };
     let mut recs = None;
     for strategy in [
@@ -1089,7 +1091,8 @@ fn scale_100k_customers_5k_products() {
         Strategy::Replenishment,
     ] {
         let start = Instant::now();
-        let out = recommend(&rec_inputs, &RecommendConfig::new(strategy)).unwrap();
+        let cache = flow_engine::run_cache::RunCache::new();
+        let out = recommend(&rec_inputs, &RecommendConfig::new(strategy), &cache).unwrap();
         let rows = out.rows();
         println!(
             "recommend {:<13} {:>8} rows {:>8.3} s",
