@@ -16,63 +16,27 @@ use flow_engine::data::{Body, Data};
 use untrusted::{decode_words, mailbox_of, parse_eml};
 
 mod untrusted;
-use flow_engine::node::{EffectLedger, Input, NodeState};
-use flow_engine::store::StoreError;
+use flow_engine::node::Input;
 
-/// An in-memory ledger or state store; clones share the contents (like a durable store
-/// shared by the attempts and runs of one workflow).
-#[derive(Default, Clone)]
-struct Memory(Arc<Mutex<BTreeMap<String, Vec<u8>>>>);
-
-impl EffectLedger for Memory {
-    fn is_done(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.0.lock().unwrap().contains_key(key))
-    }
-    fn mark_done(&self, key: &str, detail: &Json) -> Result<(), StoreError> {
-        self.0
-            .lock()
-            .unwrap()
-            .insert(key.into(), detail.to_string().into_bytes());
-        Ok(())
-    }
-}
-
-impl NodeState for Memory {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.lock().unwrap().get(key).cloned())
-    }
-    fn put(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.0.lock().unwrap().insert(key.into(), value.to_vec());
-        Ok(())
-    }
-}
-
-struct Stores {
-    effects: Memory,
-    state: Memory,
-}
+/// Contexts for the runs of one workflow's `deploy` node: they share the effect ledger and the
+/// node state (clones of a context share them), as the runs of one workflow share a store.
+struct Stores(NodeContext);
 
 impl Stores {
     fn new() -> Self {
-        Stores {
-            effects: Memory::default(),
-            state: Memory::default(),
-        }
+        let mut ctx = flow_engine::testing::context();
+        ctx.node_id = "deploy".into();
+        ctx.workflow_dir = "/work/shop".into();
+        ctx.workflow_path = "/work/shop/segmentation.yaml".into();
+        ctx.trigger = json!({ "time": "2024-04-01T06:00:00+02:00" });
+        Stores(ctx)
     }
 
     fn ctx(&self, run_id: &str) -> NodeContext {
         NodeContext {
             run_id: run_id.into(),
-            node_id: "deploy".into(),
-            attempt: 1,
-            workflow_dir: "/work/shop".into(),
-            workflow_path: "/work/shop/segmentation.yaml".into(),
-            params: Default::default(),
-            trigger: json!({ "time": "2024-04-01T06:00:00+02:00" }),
-            effects: Arc::new(self.effects.clone()),
-            state: Arc::new(self.state.clone()),
-            routed: Vec::new(),
             run_cache: flow_engine::run_cache::RunCache::new(),
+            ..self.0.clone()
         }
     }
 }
