@@ -22,6 +22,7 @@ mod prune;
 mod resume;
 mod retry_timeout;
 mod run;
+mod run_cache;
 mod sample_data;
 mod secrets;
 mod segmentation;

@@ -24,6 +24,7 @@ use crate::data::{self, Body, Output};
 use crate::node::{
     EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState, RoutedCase,
 };
+use crate::run_cache::RunCache;
 use crate::store::{
     Attempt, BoundedStore, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError,
     Write,
@@ -194,6 +195,7 @@ pub async fn execute(
             store: store.clone(),
         }),
         store: store.clone(),
+        run_cache: RunCache::new(),
     };
 
     // Settle what can be settled before anything runs: unfired triggers, skips.
@@ -610,6 +612,7 @@ struct BaseContext {
     trigger: Json,
     effects: Arc<dyn EffectLedger>,
     store: Arc<dyn StateStore>,
+    run_cache: RunCache,
 }
 
 struct Job {
@@ -806,6 +809,7 @@ impl Job {
                 attempt: number,
             });
 
+            let run_cache = self.base.run_cache.for_node();
             let ctx = NodeContext {
                 run_id: self.base.run_id.clone(),
                 node_id: self.node_id.clone(),
@@ -820,10 +824,11 @@ impl Job {
                     namespace: format!("node-state/{}", self.type_name),
                 }),
                 routed: self.routed.clone(),
+                run_cache: run_cache.clone(),
             };
             let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
                 AttemptEnd::Ok(output) => match self.check_output(&output) {
-                    Ok(()) => AttemptEnd::Ok(output),
+                    Ok(()) => AttemptEnd::Ok(run_cache.annotate(output)),
                     Err(e) => AttemptEnd::Failed(e),
                 },
                 other => other,

@@ -51,6 +51,7 @@ pub fn context() -> NodeContext {
         effects: Arc::new(Memory::default()),
         state: Arc::new(Memory::default()),
         routed: Vec::new(),
+        run_cache: crate::run_cache::RunCache::new(),
     }
 }
 
