@@ -12,7 +12,7 @@
 //!   does not depend on row order. R uses days since the last purchase (fewer is better), F
 //!   orders or distinct purchase days (param `frequency`), M total spend. `rfm` is the three
 //!   digits (`"545"`), `rfm_segment` the R×F segment map (by default the widely used 10-segment
-//!   map of the domain brief; configurable with `rfm_segments`).
+//!   map, Champions to Hibernating; configurable with `rfm_segments`).
 //! - **`lifetimes` summary** ([`analytics::summary`](flow_analytics::summary)):
 //!   frequency, recency, T, monetary_value, in days or weeks.
 //! - **Models**: BG/NBD (Fader, Hardie & Lee 2005) and Gamma-Gamma (Fader & Hardie 2013) fitted
