@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::{
-    SplitMix64, WORKFLOW, Workspace, count, counts_of, node_statuses, sigterm, wait_until,
+    Rng, WORKFLOW, Workspace, count, counts_of, node_statuses, sigterm, wait_until,
 };
 
 const ORDERS: &str = "id,amount\n1,5\n2,150\n3,40\n4,900\n5,75\n6,120\n";
@@ -147,11 +147,11 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
 
     // Kill points spread over the whole run (and a little after it), one per stratum.
     let span = run_time.mul_f64(1.1).min(Duration::from_millis(1500));
-    let mut rng = SplitMix64::new(SEED);
+    let mut rng = Rng::new(SEED);
     let suite_start = Instant::now();
     let mut trials = Vec::new();
     for index in 0..TRIALS {
-        let delay = span.mul_f64((index as f64 + rng.next_f64()) / TRIALS as f64);
+        let delay = span.mul_f64((index as f64 + rng.f64()) / TRIALS as f64);
         let ws = crashy_workspace();
         let mut child = spawn_run(&ws);
         std::thread::sleep(delay);

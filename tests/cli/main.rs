@@ -23,6 +23,8 @@ mod resume;
 mod retry_timeout;
 mod roles;
 mod run;
+mod run_cache;
+mod sample_data;
 mod secrets;
 mod segmentation;
 mod serve;

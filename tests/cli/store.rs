@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{SplitMix64, WORKFLOW, Workspace, wait_until};
+use crate::support::{Rng, WORKFLOW, Workspace, random_bytes, wait_until};
 
 const SLOW: &str = r#"
 name: slow
@@ -126,7 +126,7 @@ fn random_bytes_over_the_database_file_are_refused_and_left_alone() {
     let db = ws.path(".flow/db/db");
     let len = std::fs::metadata(&db).expect("a sled database file").len() as usize;
     assert!(len > 0);
-    std::fs::write(&db, SplitMix64::new(7).bytes(len)).unwrap();
+    std::fs::write(&db, random_bytes(&mut Rng::new(7), len)).unwrap();
     assert_refused_untouched(&ws);
     assert_eq!(
         ws.counts()["quick"],
@@ -138,9 +138,9 @@ fn random_bytes_over_the_database_file_are_refused_and_left_alone() {
 #[test]
 fn a_garbage_store_directory_is_refused_and_left_alone() {
     let ws = Workspace::with_workflow(QUICK);
-    let mut rng = SplitMix64::new(11);
-    ws.write(".flow/db/conf", rng.bytes(64));
-    ws.write(".flow/db/db", rng.bytes(4096));
+    let mut rng = Rng::new(11);
+    ws.write(".flow/db/conf", random_bytes(&mut rng, 64));
+    ws.write(".flow/db/db", random_bytes(&mut rng, 4096));
     assert_refused_untouched(&ws);
     assert!(ws.log().is_empty());
 }
@@ -153,7 +153,10 @@ fn a_truncated_database_file_is_refused_and_left_alone() {
     let bytes = std::fs::read(&db).unwrap();
     // Keep the first bytes (a valid segment header) and replace the rest with garbage.
     let mut damaged = bytes[..64.min(bytes.len())].to_vec();
-    damaged.extend(SplitMix64::new(3).bytes(bytes.len().saturating_sub(64)));
+    damaged.extend(random_bytes(
+        &mut Rng::new(3),
+        bytes.len().saturating_sub(64),
+    ));
     std::fs::write(&db, damaged).unwrap();
     let before = ws.snapshot(".flow");
     let out = ws.flow().args(["runs", "--json"]).any_exit().run();
@@ -253,7 +256,7 @@ fn an_unfinished_sled_snapshot_left_by_a_kill_does_not_make_the_store_unusable()
     let id = ws.run().run().run_id();
     ws.write(
         ".flow/db/snap.FFFFFFFFFFFFFFF0.generating",
-        SplitMix64::new(5).bytes(7),
+        random_bytes(&mut Rng::new(5), 7),
     );
     let runs = ws.flow().args(["runs", "--json"]).run().json();
     assert_eq!(runs[0]["id"], id.as_str(), "{runs:#}");

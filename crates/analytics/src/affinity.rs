@@ -494,14 +494,8 @@ mod tests {
     #[test]
     #[ignore]
     fn co_purchase_1m_timing() {
-        let mut s = 1u64;
-        let mut next = || {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut rng = crate::rng::Rng::new(1);
+        let mut next = || rng.next_u64();
         let mut lines = Vec::with_capacity(1_000_000);
         let mut order = 0u32;
         while lines.len() < 1_000_000 {

@@ -169,14 +169,9 @@ mod tests {
         use super::super::bgnbd::{self, FitOptions};
         use super::super::gamma_gamma;
         use super::super::summary::{Transaction, summarize};
-        let mut state = 2025u64;
-        let mut uniform = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        };
+        let mut rng = crate::rng::Rng::new(2025);
+        // In (0, 1]: the logarithms below stay finite.
+        let mut uniform = || 1.0 - rng.f64();
         // Heterogeneous purchase rates (exponential mixing), geometric dropout, lognormal-ish
         // spend with a per-customer level.
         let mut txs = Vec::new();

@@ -290,41 +290,15 @@ impl SpendData {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// splitmix64 + Marsaglia-Tsang Gamma sampler for deterministic test data.
-    struct Rng(u64);
-    impl Rng {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            (((z ^ (z >> 31)) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
-        }
-        fn gamma(&mut self, shape: f64) -> f64 {
-            if shape < 1.0 {
-                return self.gamma(shape + 1.0) * self.uniform().powf(1.0 / shape);
-            }
-            let d = shape - 1.0 / 3.0;
-            let c = 1.0 / (9.0 * d).sqrt();
-            loop {
-                let n = (-2.0 * self.uniform().ln()).sqrt()
-                    * (2.0 * std::f64::consts::PI * self.uniform()).cos();
-                let v = (1.0 + c * n).powi(3);
-                if v > 0.0 && self.uniform().ln() < 0.5 * n * n + d - d * v + d * v.ln() {
-                    return d * v;
-                }
-            }
-        }
-    }
+    use crate::rng::Rng;
 
     fn simulate(n: usize, truth: GammaGammaParams, seed: u64) -> Vec<SpendObservation> {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         (0..n)
             .map(|i| {
-                let nu = rng.gamma(truth.q) / truth.v;
+                let nu = rng.gamma(truth.q, 1.0 / truth.v);
                 let x = 1 + (i % 7) as u32;
-                let total: f64 = (0..x).map(|_| rng.gamma(truth.p) / nu).sum();
+                let total: f64 = (0..x).map(|_| rng.gamma(truth.p, 1.0 / nu)).sum();
                 SpendObservation {
                     frequency: x,
                     monetary_value: total / f64::from(x),

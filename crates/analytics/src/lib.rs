@@ -3,17 +3,21 @@
 //! Everything here is synchronous, allocation-light and free of I/O: the workflow nodes feed it
 //! plain slices and get plain values back. Errors are values ([`AnalyticsError`]), never panics.
 //!
+//! What it offers:
+//!
 //! | module | what | reference |
 //! | --- | --- | --- |
 //! | [`summary`] | frequency / recency / T / monetary value per customer | the `lifetimes` package's `summary_data_from_transaction_data` |
 //! | [`rfm`] | RFM quintile scores 1-5 | (conventional) |
-//! | [`special`] | ln Gamma, digamma, Gauss hypergeometric 2F1 | DLMF ch. 5 and 15 |
 //! | [`bgnbd`] | BG/NBD purchase model: fit, P(alive), expected purchases | Fader, Hardie & Lee (2005) |
 //! | [`gamma_gamma`] | Gamma-Gamma spend model: fit, expected average spend | Fader & Hardie (2013) |
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
-//! | [`optimize`] | BFGS and Nelder-Mead minimisers used by the fits | Nocedal & Wright (2006) |
-//! | [`rng`] | the seeded random-number generator for sampling and generated data | Steele, Lea & Flood (2014) |
+//! | [`rng`] | the seeded random-number generator for sampling, generated data and tests | Steele, Lea & Flood (2014) |
+//!
+//! Inside, serving the models: `special` (ln Gamma, digamma, Gauss hypergeometric 2F1; DLMF
+//! ch. 5 and 15) and `optimize` (the BFGS and Nelder-Mead minimisers of the fits; Nocedal &
+//! Wright 2006). Their options reach callers only as [`bgnbd::FitOptions`].
 //!
 //! References:
 //! - Fader, P. S., Hardie, B. G. S. & Lee, K. L. (2005). "Counting Your Customers the Easy Way:
@@ -30,10 +34,10 @@ pub mod affinity;
 pub mod bgnbd;
 pub mod clv;
 pub mod gamma_gamma;
-pub mod optimize;
+mod optimize;
 pub mod rfm;
 pub mod rng;
-pub mod special;
+mod special;
 pub mod summary;
 
 #[cfg(test)]

@@ -36,14 +36,14 @@ pub struct RfmScore {
 /// Quintile scores (1-5) where larger values score higher; see the module docs for the rule.
 ///
 /// Errors with `NonFinite` if any value is NaN or infinite.
-pub fn quintile_scores(values: &[f64]) -> AnalyticsResult<Vec<u8>> {
+pub(crate) fn quintile_scores(values: &[f64]) -> AnalyticsResult<Vec<u8>> {
     scores(values, false)
 }
 
 /// Quintile scores (1-5) where smaller values score higher (used for recency).
 ///
 /// Errors with `NonFinite` if any value is NaN or infinite.
-pub fn reversed_quintile_scores(values: &[f64]) -> AnalyticsResult<Vec<u8>> {
+pub(crate) fn reversed_quintile_scores(values: &[f64]) -> AnalyticsResult<Vec<u8>> {
     scores(values, true)
 }
 

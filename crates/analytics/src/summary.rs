@@ -319,14 +319,8 @@ mod tests {
     fn matches_naive_reference_in_any_order() {
         // Deterministic pseudo-random transactions; customer counts below and above the
         // 1024-bucket threshold of the counting sort.
-        let mut state = 42u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut rng = crate::rng::Rng::new(42);
+        let mut next = || rng.next_u64();
         for (n_customers, n_tx, span) in [(300usize, 5_000, 400u64), (70_001, 60_000, 40)] {
             let mut txs: Vec<Transaction> = (0..n_tx)
                 .map(|_| {
@@ -375,14 +369,8 @@ mod tests {
     #[test]
     #[ignore]
     fn summarize_10m_timing() {
-        let mut state = 7u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut rng = crate::rng::Rng::new(7);
+        let mut next = || rng.next_u64();
         let txs: Vec<Transaction> = (0..10_000_000)
             .map(|_| {
                 let r = next();

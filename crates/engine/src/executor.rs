@@ -24,9 +24,10 @@ use crate::data::{self, Body, Output};
 use crate::node::{
     EffectLedger, Input, Inputs, Node, NodeContext, NodeKind, NodeState, RoutedCase,
 };
+use crate::run_cache::RunCache;
 use crate::store::{
-    Attempt, BoundedStore, NodeRecord, NodeStatus, RunRecord, RunStatus, StateStore, StoreError,
-    Write,
+    Attempt, AttemptOutcome, BoundedStore, InvalidTransition, NodeEvent, NodeRecord, NodeStatus,
+    RunEvent, RunRecord, StateStore, StoreError, Write,
 };
 use crate::table_kind::TableKind;
 use crate::template::RunVars;
@@ -101,6 +102,8 @@ pub struct RunOutcome {
 pub enum ExecError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Transition(#[from] InvalidTransition),
 }
 
 /// Executes `run` of `workflow`. Nodes in `reuse` keep their records and stored outputs; all
@@ -116,7 +119,7 @@ pub async fn execute(
     // A write that cannot become durable (a full disk) fails the run instead of hanging it.
     let store: Arc<dyn StateStore> = Arc::new(BoundedStore::new(store)?);
     let checkpoints = Checkpointer::start(store.clone());
-    run.status = RunStatus::Running;
+    run.status = run.status.apply(RunEvent::Started)?;
     run.updated_at = Utc::now();
     run.error = None;
     run.finished_at = None;
@@ -125,7 +128,6 @@ pub async fn execute(
     let n = workflow.nodes.len();
     let mut sched = Scheduler {
         wf: workflow.clone(),
-        status: vec![NodeStatus::Pending; n],
         records: Vec::with_capacity(n),
         outputs: vec![None; n],
         consumers_left: vec![0; n],
@@ -136,6 +138,7 @@ pub async fn execute(
         execution: run.executions,
         run_id: run.id.clone(),
         in_flight: HashMap::new(),
+        refused: None,
     };
     for (pos, &i) in workflow.order.iter().enumerate() {
         sched.position[i] = pos;
@@ -146,27 +149,13 @@ pub async fn execute(
             .cloned()
             .unwrap_or_else(|| NodeRecord::new(&node.id));
         if reuse.contains(&node.index) && record.status.is_reusable() {
-            sched.status[node.index] = record.status;
             sched.emit(Event::Reused {
                 node: node.id.clone(),
                 status: record.status,
             });
         } else {
-            record.status = NodeStatus::Pending;
-            record.error = None;
-            record.reason = None;
-            record.warnings.clear();
+            record.apply(NodeEvent::Rerun)?;
             record.fingerprint = node.fingerprint_with(&run.params);
-            // An attempt still `running` belongs to an execution that died (killed, crashed):
-            // it ended there.
-            for attempt in &mut record.attempts {
-                if attempt.outcome == "running" {
-                    attempt.outcome = "interrupted".into();
-                    attempt
-                        .error
-                        .get_or_insert_with(|| "the run stopped during this attempt".into());
-                }
-            }
         }
         sched.records.push(record);
     }
@@ -195,19 +184,21 @@ pub async fn execute(
             store: store.clone(),
         }),
         store: store.clone(),
+        run_cache: RunCache::new(),
     };
 
     // Settle what can be settled before anything runs: unfired triggers, skips.
     for &i in &workflow.order {
-        if sched.status[i] != NodeStatus::Pending {
+        if sched.status(i) != NodeStatus::Pending {
             continue;
         }
         let node = &workflow.nodes[i];
         if node.kind == NodeKind::Trigger && !fired.contains(node.id.as_str()) {
             sched.settle(
                 i,
-                NodeStatus::Skipped,
-                "trigger was not fired in this run".into(),
+                NodeEvent::Skipped {
+                    reason: "trigger was not fired in this run".into(),
+                },
             );
             continue;
         }
@@ -223,6 +214,9 @@ pub async fn execute(
 
     loop {
         sched.flush_pending_writes(&checkpoints);
+        if let Some(refused) = sched.refused.take() {
+            fatal.get_or_insert_with(|| refused.to_string());
+        }
         while stop == Shutdown::None && fatal.is_none() && running.len() < limit {
             let Some((_, i)) = sched.ready.pop_first() else {
                 break;
@@ -240,19 +234,19 @@ pub async fn execute(
                 match joined {
                     Ok((id, result)) => {
                         running.remove(&id);
-                        if let Some(err) = &result.store_error {
+                        if let Some(err) = &result.fatal {
                             fatal.get_or_insert_with(|| err.clone());
                         }
                         sched.finish(result);
                     }
                     Err(err) => {
                         let Some(i) = running.remove(&err.id()) else { continue };
-                        let (status, message) = if err.is_cancelled() {
-                            (NodeStatus::Interrupted, "cancelled by shutdown".to_string())
+                        let (interrupted, message) = if err.is_cancelled() {
+                            (true, "cancelled by shutdown".to_string())
                         } else {
-                            (NodeStatus::Failed, format!("node task panicked: {}", panic_text(err.into_panic())))
+                            (false, format!("node task panicked: {}", panic_text(err.into_panic())))
                         };
-                        sched.abandon(i, status, message);
+                        sched.abandon(i, interrupted, message);
                     }
                 }
             }
@@ -276,8 +270,11 @@ pub async fn execute(
         }
     }
     sched.flush_pending_writes(&checkpoints);
+    if let Some(refused) = sched.refused.take() {
+        fatal.get_or_insert_with(|| refused.to_string());
+    }
 
-    let statuses: Vec<NodeStatus> = sched.status.clone();
+    let statuses: Vec<NodeStatus> = sched.records.iter().map(|r| r.status).collect();
     run.node_fingerprints = workflow
         .nodes
         .iter()
@@ -289,9 +286,9 @@ pub async fn execute(
         })
         .filter(|(_, fp)| !fp.is_empty())
         .collect();
-    run.status = if let Some(err) = &fatal {
+    let end = if let Some(err) = &fatal {
         run.error = Some(err.clone());
-        RunStatus::Failed
+        RunEvent::Failed
     } else if statuses
         .iter()
         .any(|s| matches!(s, NodeStatus::Failed | NodeStatus::UpstreamFailed))
@@ -303,17 +300,18 @@ pub async fn execute(
             .map(|n| n.id.as_str())
             .collect();
         run.error = Some(format!("failed: {}", failed.join(", ")));
-        RunStatus::Failed
+        RunEvent::Failed
     } else if statuses
         .iter()
         .any(|s| !s.is_final() || *s == NodeStatus::Interrupted)
     {
         // A stop that came after the last node started, and let it finish, stopped nothing.
         run.error = Some("stopped before all nodes finished".into());
-        RunStatus::Interrupted
+        RunEvent::Interrupted
     } else {
-        RunStatus::Succeeded
+        RunEvent::Succeeded
     };
+    run.status = run.status.apply(end)?;
     let now = Utc::now();
     run.updated_at = now;
     run.finished_at = Some(now);
@@ -327,7 +325,7 @@ pub async fn execute(
 
 struct Scheduler {
     wf: Arc<Workflow>,
-    status: Vec<NodeStatus>,
+    /// Each node's record; its status is the scheduler's view of the node.
     records: Vec<NodeRecord>,
     /// Outputs kept in memory while some dependent still has to start.
     outputs: Vec<Option<Arc<Output>>>,
@@ -343,6 +341,8 @@ struct Scheduler {
     /// The attempts of each running node as its task last reported them, so a task that is
     /// cancelled (or dies) still leaves its attempts in the record.
     in_flight: HashMap<usize, AttemptLog>,
+    /// A state change the records refused: a fault in the scheduler, which fails the run.
+    refused: Option<InvalidTransition>,
 }
 
 /// A running node's attempts, shared between its task and the scheduler.
@@ -355,6 +355,17 @@ impl Scheduler {
         }
     }
 
+    fn status(&self, i: usize) -> NodeStatus {
+        self.records[i].status
+    }
+
+    /// Moves node `i` on by `event`; a refused move is kept to fail the run.
+    fn apply(&mut self, i: usize, event: NodeEvent) {
+        if let Err(e) = self.records[i].apply(event) {
+            self.refused.get_or_insert(e);
+        }
+    }
+
     /// How the node's trigger rule judges its inputs' states now.
     fn readiness(&self, i: usize) -> Readiness {
         let node = &self.wf.nodes[i];
@@ -363,7 +374,7 @@ impl Scheduler {
             .iter()
             .map(|need| {
                 let dep = &self.wf.nodes[need.node];
-                match self.status[need.node] {
+                match self.status(need.node) {
                     NodeStatus::Pending | NodeStatus::Running => InputState::Waiting,
                     // Stopped by a shutdown: its dependents wait for the resume.
                     NodeStatus::Interrupted => InputState::Waiting,
@@ -388,7 +399,7 @@ impl Scheduler {
     fn routed_toward(&self, i: usize) -> Vec<RoutedCase> {
         let mut routed = Vec::new();
         for d in &self.wf.nodes {
-            if d.kind != NodeKind::Decision || self.status[d.index] != NodeStatus::Succeeded {
+            if d.kind != NodeKind::Decision || self.status(d.index) != NodeStatus::Succeeded {
                 continue;
             }
             for case in &d.cases {
@@ -424,7 +435,7 @@ impl Scheduler {
     fn evaluate(&mut self, start: usize) {
         let mut work = vec![start];
         while let Some(i) = work.pop() {
-            if self.status[i] != NodeStatus::Pending {
+            if self.status(i) != NodeStatus::Pending {
                 continue;
             }
             match self.readiness(i) {
@@ -433,23 +444,22 @@ impl Scheduler {
                     self.ready.insert((self.position[i], i));
                 }
                 Readiness::Skip(reason) => {
-                    self.settle(i, NodeStatus::Skipped, reason);
+                    self.settle(i, NodeEvent::Skipped { reason });
                     work.extend(self.wf.dependents(i).map(|(d, _)| d));
                 }
                 Readiness::UpstreamFailed(reason) => {
-                    self.settle(i, NodeStatus::UpstreamFailed, reason);
+                    self.settle(i, NodeEvent::UpstreamFailed { reason });
                     work.extend(self.wf.dependents(i).map(|(d, _)| d));
                 }
             }
         }
     }
 
-    /// Records a node that does not run.
-    fn settle(&mut self, i: usize, status: NodeStatus, reason: String) {
-        self.status[i] = status;
+    /// Records a node that does not run (skipped or upstream-failed).
+    fn settle(&mut self, i: usize, event: NodeEvent) {
+        self.apply(i, event);
         let record = &mut self.records[i];
-        record.status = status;
-        record.reason = Some(reason.clone());
+        let (status, reason) = (record.status, record.reason.clone().unwrap_or_default());
         record.execution = self.execution;
         let now = Utc::now();
         record.started_at = None;
@@ -478,7 +488,6 @@ impl Scheduler {
     fn finish(&mut self, result: TaskResult) {
         let i = result.index;
         self.in_flight.remove(&i);
-        self.status[i] = result.record.status;
         self.records[i] = result.record;
         if self.consumers_left[i] > 0 {
             self.outputs[i] = result.output;
@@ -491,24 +500,25 @@ impl Scheduler {
     }
 
     /// A node's task died without reporting (cancelled or panicked outside the attempt).
-    fn abandon(&mut self, i: usize, status: NodeStatus, message: String) {
+    fn abandon(&mut self, i: usize, interrupted: bool, message: String) {
         let attempts = self.in_flight.remove(&i);
         let record = &mut self.records[i];
         if let Some(attempts) = attempts {
             record.attempts = attempts.lock().unwrap_or_else(|e| e.into_inner()).clone();
         }
-        record.status = status;
-        record.error = Some(message.clone());
         record.execution = self.execution;
-        record.finished_at = Some(Utc::now());
-        if let Some(last) = record.attempts.last_mut()
-            && last.outcome == "running"
-        {
-            last.outcome = status.as_str().to_string();
-            last.finished_at = record.finished_at;
-            last.error = Some(message.clone());
-        }
-        self.status[i] = status;
+        let now = Utc::now();
+        record.finished_at = Some(now);
+        self.apply(
+            i,
+            NodeEvent::Abandoned {
+                interrupted,
+                error: message.clone(),
+                at: now,
+            },
+        );
+        let record = &self.records[i];
+        let status = record.status;
         self.pending_writes.push(Write::Node {
             run_id: self.run_id.clone(),
             record: record.clone(),
@@ -549,12 +559,12 @@ impl Scheduler {
         opts: &ExecOptions,
         checkpoints: &Checkpointer,
     ) -> Job {
+        self.apply(i, NodeEvent::Dispatched);
         let node = &self.wf.nodes[i];
-        self.status[i] = NodeStatus::Running;
         let mut sources = Vec::new();
         for (need, check) in node.needs.iter().zip(&node.input_checks) {
             let dep = &self.wf.nodes[need.node];
-            if self.status[need.node] != NodeStatus::Succeeded {
+            if self.status(need.node) != NodeStatus::Succeeded {
                 continue;
             }
             if let Some(case) = &need.case
@@ -611,6 +621,7 @@ struct BaseContext {
     trigger: Json,
     effects: Arc<dyn EffectLedger>,
     store: Arc<dyn StateStore>,
+    run_cache: RunCache,
 }
 
 struct Job {
@@ -643,7 +654,8 @@ struct TaskResult {
     index: usize,
     record: NodeRecord,
     output: Option<Arc<Output>>,
-    store_error: Option<String>,
+    /// Why the run cannot go on: the checkpoint was not saved, or a state change was refused.
+    fatal: Option<String>,
 }
 
 /// Aborts the attempt task when the node task is dropped (cancelled).
@@ -693,28 +705,20 @@ impl Job {
             },
             Err(e) => (None, None, Some(e)),
         };
-        match (&output, &error) {
+        let mut refused = match (&output, &error) {
             (Some(out), None) => {
-                self.record.status = NodeStatus::Succeeded;
+                let refused = self.record.apply(NodeEvent::Succeeded).err();
                 self.record.rows_out = out.rows();
                 self.record.case_rows = out.case_rows();
                 self.record.meta = out.meta.clone();
                 self.record.warnings = self.undelivered_rows();
+                refused
             }
             _ => {
-                let interrupted = self
-                    .record
-                    .attempts
-                    .last()
-                    .is_some_and(|a| a.outcome == "interrupted");
-                self.record.status = if interrupted {
-                    NodeStatus::Interrupted
-                } else {
-                    NodeStatus::Failed
-                };
-                self.record.error = error.clone();
+                let error = error.clone().unwrap_or_default();
+                self.record.apply(NodeEvent::Failed { error }).err()
             }
-        }
+        };
         let write = Write::Node {
             run_id: self.run_id.clone(),
             record: self.record.clone(),
@@ -726,15 +730,18 @@ impl Job {
             .await
             .err()
             .map(|e| e.to_string());
-        let (status, output) = match &store_error {
+        let output = match &store_error {
             // Not durable, so not done: the node counts as failed and the run stops.
             Some(e) => {
-                self.record.status = NodeStatus::Failed;
-                self.record.error = Some(format!("cannot save the checkpoint: {e}"));
-                (NodeStatus::Failed, None)
+                let error = format!("cannot save the checkpoint: {e}");
+                if let Err(e) = self.record.apply(NodeEvent::CheckpointFailed { error }) {
+                    refused.get_or_insert(e);
+                }
+                None
             }
-            None => (self.record.status, output),
+            None => output,
         };
+        let status = self.record.status;
         if status == NodeStatus::Succeeded {
             for message in &self.record.warnings {
                 self.emit(Event::Warning {
@@ -754,7 +761,7 @@ impl Job {
             index: self.index,
             record: self.record,
             output,
-            store_error,
+            fatal: store_error.or_else(|| refused.map(|e| e.to_string())),
         }
     }
 
@@ -788,16 +795,13 @@ impl Job {
         let mut attempt_in_execution = 0;
         loop {
             attempt_in_execution += 1;
-            let number = self.record.attempts.len() as u32 + 1;
-            self.record.attempts.push(Attempt {
-                number,
-                execution: self.execution,
-                started_at: Utc::now(),
-                finished_at: None,
-                outcome: "running".into(),
-                error: None,
-            });
-            self.record.status = NodeStatus::Running;
+            self.record
+                .apply(NodeEvent::AttemptStarted {
+                    execution: self.execution,
+                    at: Utc::now(),
+                })
+                .map_err(|e| e.to_string())?;
+            let number = self.record.attempts.len() as u32;
             self.report_attempts();
             self.checkpoints.lazy(vec![Write::Node {
                 run_id: self.run_id.clone(),
@@ -809,6 +813,7 @@ impl Job {
                 attempt: number,
             });
 
+            let run_cache = self.base.run_cache.for_node();
             let ctx = NodeContext {
                 run_id: self.base.run_id.clone(),
                 node_id: self.node_id.clone(),
@@ -823,37 +828,46 @@ impl Job {
                     namespace: format!("node-state/{}", self.type_name),
                 }),
                 routed: self.routed.clone(),
+                run_cache: run_cache.clone(),
             };
             let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
                 AttemptEnd::Ok(output) => match self.check_output(&output) {
-                    Ok(()) => AttemptEnd::Ok(output),
+                    Ok(()) => AttemptEnd::Ok(run_cache.annotate(output)),
                     Err(e) => AttemptEnd::Failed(e),
                 },
                 other => other,
             };
-            let last = self.record.attempts.last_mut().expect("pushed above");
-            last.finished_at = Some(Utc::now());
-            let error = match end {
-                AttemptEnd::Ok(output) => {
-                    last.outcome = "succeeded".into();
-                    return Ok(output);
-                }
-                AttemptEnd::Failed(e) => {
-                    last.outcome = "failed".into();
-                    e
-                }
-                AttemptEnd::TimedOut(limit) => {
-                    last.outcome = "timed_out".into();
-                    format!("timed out after {}", humantime::format_duration(limit))
-                }
-                AttemptEnd::Stopped => {
-                    last.outcome = "interrupted".into();
-                    last.error = Some("cancelled by shutdown".into());
-                    return Err("cancelled by shutdown".into());
-                }
+            let (outcome, error, output) = match end {
+                AttemptEnd::Ok(output) => (AttemptOutcome::Succeeded, None, Some(output)),
+                AttemptEnd::Failed(e) => (AttemptOutcome::Failed, Some(e), None),
+                AttemptEnd::TimedOut(limit) => (
+                    AttemptOutcome::TimedOut,
+                    Some(format!(
+                        "timed out after {}",
+                        humantime::format_duration(limit)
+                    )),
+                    None,
+                ),
+                AttemptEnd::Stopped => (
+                    AttemptOutcome::Interrupted,
+                    Some("cancelled by shutdown".to_string()),
+                    None,
+                ),
             };
-            let last = self.record.attempts.last_mut().expect("pushed above");
-            last.error = Some(error.clone());
+            self.record
+                .apply(NodeEvent::AttemptEnded {
+                    outcome,
+                    at: Utc::now(),
+                    error: error.clone(),
+                })
+                .map_err(|e| e.to_string())?;
+            if let Some(output) = output {
+                return Ok(output);
+            }
+            let error = error.unwrap_or_default();
+            if outcome == AttemptOutcome::Interrupted {
+                return Err(error);
+            }
             self.report_attempts();
             if attempt_in_execution >= self.retry.max_attempts {
                 return Err(if self.retry.max_attempts > 1 {

@@ -13,7 +13,7 @@ use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params, Registry,
 };
-use crate::store::MemoryStore;
+use crate::store::{MemoryStore, RunStatus};
 
 /// Counts runs per node id; `panic: true` panics, `fail: true` fails.
 #[derive(Clone, Default)]

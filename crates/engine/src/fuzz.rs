@@ -17,37 +17,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// splitmix64: tiny, fast, and the same sequence everywhere for a seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
+/// The seeded generator the fuzzer draws its cases from (flow-analytics' one generator).
+pub use flow_analytics::rng::Rng;
 
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Rng(seed)
-    }
+/// A number in `0..n`, small ones far likelier (sizes and counts).
+fn small(rng: &mut Rng, n: usize) -> usize {
+    let bits = rng.index(usize::BITS as usize - n.leading_zeros() as usize + 1);
+    rng.index((1usize << bits).min(n).max(1))
+}
 
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-
-    /// A number in `0..n`, small ones far likelier (sizes and counts).
-    pub fn small(&mut self, n: usize) -> usize {
-        let bits = self.below(usize::BITS as usize - n.leading_zeros() as usize + 1);
-        self.below((1usize << bits).min(n).max(1))
-    }
-
-    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
+fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
+    &items[rng.index(items.len())]
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -62,22 +42,22 @@ fn env_number(name: &str, default: u64) -> u64 {
 /// (deep nesting, huge fields).
 pub fn mutate(rng: &mut Rng, input: &[u8], tokens: &[&str], max_repeat: usize) -> Vec<u8> {
     let mut out = input.to_vec();
-    for _ in 0..=rng.small(4) {
+    for _ in 0..=small(rng, 4) {
         let at = if out.is_empty() {
             0
         } else {
-            rng.below(out.len() + 1)
+            rng.index(out.len() + 1)
         };
-        match rng.below(9) {
+        match rng.index(9) {
             // Flip a bit.
             0 if !out.is_empty() => {
-                let i = rng.below(out.len());
-                out[i] ^= 1 << rng.below(8);
+                let i = rng.index(out.len());
+                out[i] ^= 1 << rng.index(8);
             }
             // A random byte, or one that is never valid UTF-8 on its own.
             1 => {
-                let b = if rng.below(2) == 0 {
-                    *rng.pick(&[0x00, 0x80, 0xC0, 0xFF, b'\r', b'\n', b'\t', b'"'])
+                let b = if rng.index(2) == 0 {
+                    *pick(rng, &[0x00, 0x80, 0xC0, 0xFF, b'\r', b'\n', b'\t', b'"'])
                 } else {
                     rng.next_u64() as u8
                 };
@@ -87,7 +67,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], tokens: &[&str], max_repeat: usize) -
             2 => out.truncate(at),
             // Delete a stretch.
             3 => {
-                let end = (at + rng.small(64)).min(out.len());
+                let end = (at + small(rng, 64)).min(out.len());
                 out.drain(at..end);
             }
             // Duplicate a line (duplicate keys, repeated headers and rows).
@@ -98,9 +78,9 @@ pub fn mutate(rng: &mut Rng, input: &[u8], tokens: &[&str], max_repeat: usize) -
             }
             // A structural token, once or many times (deep nesting, long fields).
             5 | 6 => {
-                let token = rng.pick(tokens).as_bytes();
-                let n = if rng.below(4) == 0 {
-                    rng.small(max_repeat) + 1
+                let token = pick(rng, tokens).as_bytes();
+                let n = if rng.index(4) == 0 {
+                    small(rng, max_repeat) + 1
                 } else {
                     1
                 };
@@ -110,7 +90,7 @@ pub fn mutate(rng: &mut Rng, input: &[u8], tokens: &[&str], max_repeat: usize) -
             // Swap two lines.
             7 => {
                 let (a0, a1) = line_around(&out, at);
-                let (b0, b1) = line_around(&out, rng.below(out.len() + 1));
+                let (b0, b1) = line_around(&out, rng.index(out.len() + 1));
                 if a1 <= b0 {
                     let b = out[b0..b1].to_vec();
                     let a = out[a0..a1].to_vec();
@@ -121,8 +101,8 @@ pub fn mutate(rng: &mut Rng, input: &[u8], tokens: &[&str], max_repeat: usize) -
             // Change a line's indentation.
             _ => {
                 let (start, _) = line_around(&out, at);
-                if rng.below(2) == 0 {
-                    let spaces = vec![b' '; rng.small(40) + 1];
+                if rng.index(2) == 0 {
+                    let spaces = vec![b' '; small(rng, 40) + 1];
                     out.splice(start..start, spaces);
                 } else if out.get(start) == Some(&b' ') {
                     out.remove(start);

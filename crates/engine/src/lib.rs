@@ -19,6 +19,7 @@ pub mod nodes;
 pub mod params;
 pub mod plural;
 pub mod redact;
+pub mod run_cache;
 pub mod run_id;
 pub mod runs;
 pub mod schedule;

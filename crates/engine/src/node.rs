@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
 use crate::data::{Data, Output};
+use crate::run_cache::RunCache;
 use crate::source::Seg;
 use crate::store::StoreError;
 pub use crate::table_kind::{InputSpec, TableKind};
@@ -603,6 +604,8 @@ pub struct NodeContext {
     /// What the decisions upstream routed toward this node, so a join can tell whether a branch
     /// lost rows on the way.
     pub routed: Vec<RoutedCase>,
+    /// Values shared by the nodes of this execution of the run (see [`crate::run_cache`]).
+    pub run_cache: RunCache,
 }
 
 /// The rows a decision that succeeded routed to one of its cases from which a path leads to

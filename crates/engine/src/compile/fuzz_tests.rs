@@ -18,7 +18,7 @@ fn fuzz_workflow_loader() {
         300,
         Duration::from_secs(5),
         |rng: &mut Rng| {
-            let seed = SEEDS[rng.below(SEEDS.len())];
+            let seed = SEEDS[rng.index(SEEDS.len())];
             fuzz::mutate(rng, seed.as_bytes(), WORKFLOW_TOKENS, 20_000)
         },
         |bytes| {

@@ -12,13 +12,16 @@ mod compact;
 mod full_disk;
 mod high_water;
 mod memory;
+mod node_state;
 mod output_file;
 mod read_copy;
 mod records;
 mod remote;
 mod removal;
 mod retention;
+mod run_state;
 mod sled_store;
+mod transition;
 mod usage;
 
 use std::collections::HashSet;
@@ -28,11 +31,14 @@ pub use bounded::{BoundedStore, DEADLINE_ENV};
 pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
-pub use records::{Attempt, NodeRecord, NodeStatus, RunRecord, RunStatus, TriggerInfo};
+pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
+pub use records::{Attempt, NodeRecord, RunRecord, TriggerInfo};
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
 pub use removal::{Removal, Removed};
 pub use retention::Retention;
+pub use run_state::{RunEvent, RunStatus};
 pub use sled_store::SledStore;
+pub use transition::InvalidTransition;
 pub use usage::{disk_usage, human_bytes};
 
 /// One write of an atomic batch.

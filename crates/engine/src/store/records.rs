@@ -6,67 +6,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 
-/// The state of a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    Running,
-    Succeeded,
-    Failed,
-    /// Stopped by a signal, or found `running` with no process holding the store.
-    Interrupted,
-}
-
-impl RunStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Interrupted => "interrupted",
-        }
-    }
-}
-
-/// The state of one node in a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum NodeStatus {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    /// On an untaken branch, or all of its inputs were skipped.
-    Skipped,
-    /// Not run because an input failed.
-    UpstreamFailed,
-    /// Was running when the run was stopped; runs again on resume.
-    Interrupted,
-}
-
-impl NodeStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeStatus::Pending => "pending",
-            NodeStatus::Running => "running",
-            NodeStatus::Succeeded => "succeeded",
-            NodeStatus::Failed => "failed",
-            NodeStatus::Skipped => "skipped",
-            NodeStatus::UpstreamFailed => "upstream_failed",
-            NodeStatus::Interrupted => "interrupted",
-        }
-    }
-
-    /// Finished for good in this run: a resume can reuse it.
-    pub fn is_reusable(self) -> bool {
-        matches!(self, NodeStatus::Succeeded | NodeStatus::Skipped)
-    }
-
-    /// Settled in this execution (nothing more will happen to it).
-    pub fn is_final(self) -> bool {
-        !matches!(self, NodeStatus::Pending | NodeStatus::Running)
-    }
-}
+use super::node_state::{AttemptOutcome, NodeStatus};
+use super::run_state::RunStatus;
 
 /// How a run was started.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,8 +92,7 @@ pub struct Attempt {
     pub started_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<DateTime<Utc>>,
-    /// `running`, `succeeded`, `failed`, `timed_out`, `interrupted`.
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }

@@ -427,14 +427,8 @@ mod tests {
             Format::Jsonl(JsonlOptions::default()),
         ];
         let alphabet: &[u8] = b",\"\n\r;-$().0123456789 :TZ+e\xff\xc3\xa9{}[]";
-        let mut state = 0x1234_5678_9abc_def0u64;
-        let mut next = |n: usize| -> usize {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) % n.max(1) as u64) as usize
-        };
+        let mut rng = flow_analytics::rng::Rng::new(0x1234_5678_9abc_def0);
+        let mut next = |n: usize| rng.index(n);
         let mut parsed_ok = 0;
         for fixture in fixtures {
             for _ in 0..60 {

@@ -307,7 +307,6 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::segmentation::test_support;
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type};
     use flow_engine::data::{Body, Data};
@@ -564,7 +563,7 @@ mod tests {
         );
         let out = node
             .run(
-                test_support::ctx(),
+                flow_engine::testing::context(),
                 Inputs(vec![Input {
                     from: "extract".into(),
                     case: None,
@@ -582,14 +581,8 @@ mod tests {
     #[test]
     #[ignore]
     fn affinity_1m_timing() {
-        let mut state = 3u64;
-        let mut next = || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
+        let mut rng = flow_analytics::rng::Rng::new(3);
+        let mut next = || rng.next_u64();
         let (mut orders, mut products) = (Vec::new(), Vec::new());
         let mut order = 0u32;
         while orders.len() < 1_000_000 {

@@ -388,54 +388,6 @@ pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
 pub(crate) use rustc_hash::FxBuildHasher as FastHash;
 
 #[cfg(test)]
-pub(crate) mod test_support {
-    //! A node context for running nodes in unit tests.
-
-    use std::collections::BTreeMap;
-    use std::sync::Arc;
-
-    use serde_json::Value as Json;
-
-    use flow_engine::node::{EffectLedger, NodeContext, NodeState};
-    use flow_engine::store::StoreError;
-
-    struct NoEffects;
-    impl EffectLedger for NoEffects {
-        fn is_done(&self, _: &str) -> Result<bool, StoreError> {
-            Ok(false)
-        }
-        fn mark_done(&self, _: &str, _: &Json) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
-    struct NoState;
-    impl NodeState for NoState {
-        fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            Ok(None)
-        }
-        fn put(&self, _: &str, _: &[u8]) -> Result<(), StoreError> {
-            Ok(())
-        }
-    }
-
-    pub(crate) fn ctx() -> NodeContext {
-        NodeContext {
-            run_id: "test-run".into(),
-            node_id: "test-node".into(),
-            attempt: 1,
-            workflow_dir: std::env::temp_dir(),
-            workflow_path: std::env::temp_dir().join("test.yaml"),
-            params: BTreeMap::new(),
-            trigger: Json::Null,
-            effects: Arc::new(NoEffects),
-            state: Arc::new(NoState),
-            routed: Vec::new(),
-        }
-    }
-}
-
-#[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Arc;

@@ -38,14 +38,13 @@ mod tests {
     use serde_json::json;
 
     fn ctx(path: &str, params: &[(&str, Json)]) -> NodeContext {
-        let mut ctx = flow_engine::testing::context();
-        ctx.workflow_dir = "/shop".into();
-        ctx.workflow_path = path.into();
-        ctx.node_id = "deploy".into();
-        ctx.params = params
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.clone()))
-            .collect();
+        let mut ctx = flow_engine::testing::context()
+            .with_workflow_dir("/shop")
+            .with_workflow_path(path)
+            .with_node_id("deploy");
+        for (name, value) in params {
+            ctx = ctx.with_param(*name, value.clone());
+        }
         ctx
     }
 

@@ -1,0 +1,254 @@
+//! Maximum-likelihood fitting of the BG/NBD model (see the parent module's docs).
+
+use super::super::optimize::fit_log_params;
+use super::super::special::{digamma, ln_gamma};
+use super::super::{AnalyticsError, AnalyticsResult, ensure_finite};
+use super::{BgNbdParams, FitOptions, Observation};
+
+/// A fitted BG/NBD model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BgNbdFit {
+    /// Maximum-likelihood parameters, with `alpha` in the caller's time unit.
+    pub params: BgNbdParams,
+    /// Total (summed, unpenalised) log-likelihood at `params`.
+    pub log_likelihood: f64,
+    /// Optimiser iterations (BFGS plus any fallback).
+    pub iterations: usize,
+    /// Whether the optimiser met its gradient tolerance.
+    pub converged: bool,
+    /// Number of customers fitted.
+    pub customers: usize,
+    /// Number of distinct `(x, t_x, T)` patterns the likelihood was evaluated on.
+    pub patterns: usize,
+}
+
+/// Fits the BG/NBD model by maximum likelihood (see the module docs).
+///
+/// Errors: `InvalidInput`/`NonFinite` for invalid observations or options, `NotEnoughData`
+/// when fewer than `min_repeat_customers` customers have `frequency > 0` or all `T` are 0, and
+/// `NoConvergence` when the optimum runs off to degenerate (zero or infinite) parameters.
+/// A fit that ends near an optimum without meeting the tolerance is returned with
+/// `converged == false`.
+pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdFit> {
+    ensure_finite("penalizer", options.penalizer)?;
+    if options.penalizer < 0.0 {
+        return Err(AnalyticsError::InvalidInput("penalizer < 0".into()));
+    }
+    let mut repeat = 0;
+    let mut max_t: f64 = 0.0;
+    for obs in data {
+        obs.validate()?;
+        repeat += usize::from(obs.frequency > 0);
+        max_t = max_t.max(obs.t);
+    }
+    let needed = options.min_repeat_customers.max(1);
+    if repeat < needed {
+        return Err(AnalyticsError::NotEnoughData {
+            what: "repeat customers",
+            needed,
+            got: repeat,
+        });
+    }
+    if max_t <= 0.0 {
+        return Err(AnalyticsError::NotEnoughData {
+            what: "customers observed for T > 0",
+            needed: 1,
+            got: 0,
+        });
+    }
+    let scale = 10.0 / max_t;
+    let scaled = Patterns::new(data, scale);
+    let (best, iterations) = fit_log_params(
+        |theta: &[f64], grad: Option<&mut [f64]>| {
+            scaled.negative_mean_ll(theta, grad, options.penalizer)
+        },
+        &[0.1; 4],
+        options,
+        "BG/NBD",
+    )?;
+    let params = BgNbdParams {
+        r: best.x[0].exp(),
+        alpha: best.x[1].exp() / scale,
+        a: best.x[2].exp(),
+        b: best.x[3].exp(),
+    };
+    params.validate()?;
+    let original = Patterns::new(data, 1.0);
+    let theta = [
+        params.r.ln(),
+        params.alpha.ln(),
+        params.a.ln(),
+        params.b.ln(),
+    ];
+    let log_likelihood = -original.negative_mean_ll(&theta, None, 0.0) * original.total_weight;
+    ensure_finite("BG/NBD log-likelihood", log_likelihood)?;
+    Ok(BgNbdFit {
+        params,
+        log_likelihood,
+        iterations,
+        converged: best.converged,
+        customers: data.len(),
+        patterns: original.rows.len(),
+    })
+}
+
+/// Distinct `(x, t_x, T)` patterns with weights, grouped by `x`, with times as indices into a
+/// table of distinct time values (so each evaluation takes one log per distinct time).
+pub(super) struct Patterns {
+    /// Distinct time values (recency and T), scaled.
+    times: Vec<f64>,
+    /// (t_x index, T index, weight), sorted by x.
+    pub(super) rows: Vec<(usize, usize, f64)>,
+    /// (x, total weight, row range).
+    groups: Vec<(f64, f64, std::ops::Range<usize>)>,
+    total_weight: f64,
+}
+
+impl Patterns {
+    pub(super) fn new(data: &[Observation], scale: f64) -> Self {
+        let mut times: Vec<f64> = Vec::with_capacity(2 * data.len());
+        for obs in data {
+            times.push(obs.recency * scale);
+            times.push(obs.t * scale);
+        }
+        times.sort_unstable_by(f64::total_cmp);
+        times.dedup();
+        let index = |v: f64| times.partition_point(|&u| u < v);
+        let mut keyed: Vec<(u32, usize, usize)> = data
+            .iter()
+            .map(|o| (o.frequency, index(o.recency * scale), index(o.t * scale)))
+            .collect();
+        keyed.sort_unstable();
+        let mut rows: Vec<(usize, usize, f64)> = Vec::new();
+        let mut groups: Vec<(f64, f64, std::ops::Range<usize>)> = Vec::new();
+        let mut last: Option<(u32, usize, usize)> = None;
+        for key in keyed {
+            if last == Some(key) {
+                if let Some(row) = rows.last_mut() {
+                    row.2 += 1.0;
+                }
+            } else {
+                let x = f64::from(key.0);
+                match groups.last_mut() {
+                    Some(g) if last.map(|l| l.0) == Some(key.0) => g.2.end += 1,
+                    _ => groups.push((x, 0.0, rows.len()..rows.len() + 1)),
+                }
+                rows.push((key.1, key.2, 1.0));
+                last = Some(key);
+            }
+            if let Some(g) = groups.last_mut() {
+                g.1 += 1.0;
+            }
+        }
+        Patterns {
+            times,
+            rows,
+            groups,
+            total_weight: data.len() as f64,
+        }
+    }
+
+    /// `-mean(LL) + penalizer * Σ θ_i²` at log-parameters `theta`, with its gradient with
+    /// respect to `theta` when `grad` is given. Returns +inf outside the valid domain.
+    pub(super) fn negative_mean_ll(
+        &self,
+        theta: &[f64],
+        grad: Option<&mut [f64]>,
+        penalizer: f64,
+    ) -> f64 {
+        let p = [
+            theta[0].exp(),
+            theta[1].exp(),
+            theta[2].exp(),
+            theta[3].exp(),
+        ];
+        if p.iter().any(|v| !v.is_finite() || *v <= 0.0) {
+            return f64::INFINITY;
+        }
+        let [r, alpha, a, b] = p;
+        let want_grad = grad.is_some();
+        let ln_alpha = alpha.ln();
+        let ln_a = a.ln();
+        let ln_times: Vec<f64> = self.times.iter().map(|&t| (alpha + t).ln()).collect();
+        let inv_times: Vec<f64> = if want_grad {
+            self.times.iter().map(|&t| 1.0 / (alpha + t)).collect()
+        } else {
+            vec![]
+        };
+        let (lg_r, lg_b, lg_ab) = (ln_gamma(r), ln_gamma(b), ln_gamma(a + b));
+        let (dg_r, dg_b, dg_ab) = if want_grad {
+            (digamma(r), digamma(b), digamma(a + b))
+        } else {
+            (0.0, 0.0, 0.0)
+        };
+        let mut ll = 0.0;
+        let mut g = [0.0; 4]; // d LL / d (r, alpha, a, b)
+        for (x, w_x, range) in &self.groups {
+            let (x, w_x) = (*x, *w_x);
+            let rx = r + x;
+            if x == 0.0 {
+                ll += w_x * r * ln_alpha;
+                if want_grad {
+                    g[0] += w_x * ln_alpha;
+                    g[1] += w_x * r / alpha;
+                }
+                for &(_, i_t, w) in &self.rows[range.clone()] {
+                    ll -= w * rx * ln_times[i_t];
+                    if want_grad {
+                        g[0] -= w * ln_times[i_t];
+                        g[1] -= w * rx * inv_times[i_t];
+                    }
+                }
+                continue;
+            }
+            let a1 = ln_gamma(rx) - lg_r + r * ln_alpha;
+            let a2 = lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
+            ll += w_x * (a1 + a2);
+            if want_grad {
+                let dg_abx = digamma(a + b + x);
+                g[0] += w_x * (digamma(rx) - dg_r + ln_alpha);
+                g[1] += w_x * r / alpha;
+                g[2] += w_x * (dg_ab - dg_abx);
+                g[3] += w_x * (dg_ab + digamma(b + x) - dg_b - dg_abx);
+            }
+            let bx1 = b + x - 1.0;
+            let ln_a_bx1 = ln_a - bx1.ln();
+            for &(i_tx, i_t, w) in &self.rows[range.clone()] {
+                let l3 = -rx * ln_times[i_t];
+                let l4 = ln_a_bx1 - rx * ln_times[i_tx];
+                let (m, d) = if l3 >= l4 {
+                    (l3, l4 - l3)
+                } else {
+                    (l4, l3 - l4)
+                };
+                let e = d.exp();
+                ll += w * (m + e.ln_1p());
+                if want_grad {
+                    // Posterior weights of the two terms: w3 + w4 = 1.
+                    let small = e / (1.0 + e);
+                    let (w3, w4) = if l3 >= l4 {
+                        (1.0 - small, small)
+                    } else {
+                        (small, 1.0 - small)
+                    };
+                    g[0] -= w * (w3 * ln_times[i_t] + w4 * ln_times[i_tx]);
+                    g[1] -= w * rx * (w3 * inv_times[i_t] + w4 * inv_times[i_tx]);
+                    g[2] += w * w4 / a;
+                    g[3] -= w * w4 / bx1;
+                }
+            }
+        }
+        let n = self.total_weight;
+        let value = -ll / n + penalizer * p.iter().map(|v| v * v).sum::<f64>();
+        if let Some(grad) = grad {
+            for i in 0..4 {
+                grad[i] = -g[i] * p[i] / n + 2.0 * penalizer * p[i] * p[i];
+            }
+        }
+        if value.is_finite() {
+            value
+        } else {
+            f64::INFINITY
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! `pos.extract`'s work: parse the export, join the catalog and the customers file, and build
+//! the `transactions` table.
+
+use rustc_hash::FxHashMap as HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, StringBuilder};
+use arrow_array::{ArrayRef, RecordBatch};
+use chrono::NaiveDate;
+
+use super::super::{
+    CatalogOptions, Customer, CustomersOptions, Format, LineItem, MaxBadRows, OnBadRows, PosError,
+};
+use super::report::{checked, file_error, report_json};
+use super::transactions_schema;
+use flow_engine::data::Output;
+use flow_engine::node::NodeError;
+use flow_engine::plural::plural_of;
+
+pub(super) fn extract(
+    path: &std::path::Path,
+    format: &Format,
+    catalog: Option<(PathBuf, CatalogOptions)>,
+    customers: Option<(PathBuf, CustomersOptions)>,
+    (policy, max_bad): (OnBadRows, MaxBadRows),
+    until: Option<NaiveDate>,
+) -> Result<Output, NodeError> {
+    let catalog = match &catalog {
+        Some((p, o)) => {
+            let c = super::super::parse_catalog_file(p, o).map_err(|e| file_error(p, e))?;
+            checked(p, &c.report, policy, max_bad)?;
+            Some(c)
+        }
+        None => None,
+    };
+    let products: HashMap<&str, (Option<&str>, Option<&str>)> = catalog
+        .iter()
+        .flat_map(|c| c.products.iter())
+        .map(|p| {
+            (
+                p.product_id.as_str(),
+                (p.name.as_deref(), p.category.as_deref()),
+            )
+        })
+        .collect();
+
+    let mut b = Builders {
+        expected_rows: expected_rows(path),
+        ..Builders::default()
+    };
+    let mut after_until = 0u64;
+    let mut keep = |item: &LineItem| {
+        let date = item.date();
+        if until.is_some_and(|u| date > u) {
+            after_until += 1;
+            return;
+        }
+        b.push(item, date, &products);
+    };
+    let outcome =
+        super::super::parse_file_with(path, format, &mut keep).map_err(|e| file_error(path, e))?;
+    let report = outcome.report;
+    checked(path, &report, policy, max_bad)?;
+    if report.bad_row_count > 0 {
+        tracing::warn!(
+            path = %path.display(),
+            "skipped {}; first: {}",
+            plural_of(report.bad_row_count, "bad row", "bad rows"),
+            report.bad_rows.first().map(|b| b.to_string()).unwrap_or_default()
+        );
+    }
+    if b.rows() == 0 {
+        let mut why = report.summary();
+        if after_until > 0 {
+            why.push_str(&format!(", {after_until} after `until`"));
+        }
+        return Err(file_error(path, PosError::NoUsableRows(why)));
+    }
+
+    // Customer details, by the builders' customer index: from the export itself, overridden by
+    // a customers file. Customers without a kept row are not needed.
+    let mut people: Vec<Customer> = vec![Customer::default(); b.customers.len()];
+    for c in outcome.customers {
+        if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
+            people[index as usize] = c;
+        }
+    }
+    let mut customers_report = None;
+    if let Some((p, o)) = &customers {
+        let list = super::super::parse_customers_file(p, o).map_err(|e| file_error(p, e))?;
+        checked(p, &list.report, policy, max_bad)?;
+        customers_report = Some(report_json(&list.report));
+        for c in list.customers {
+            if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
+                let entry = &mut people[index as usize];
+                entry.email = c.email.or(entry.email.take());
+                entry.name = c.name.or(entry.name.take());
+                entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
+            }
+        }
+    }
+    let rows = b.rows();
+    let (has_orders, has_products) = (format.has_orders(), format.has_products());
+    let batch = b.finish(&people)?;
+    let mut out = Output::table(batch)
+        .with_meta("source", path.display().to_string())
+        .with_meta("format", format.name())
+        .with_meta("report", report_json(&report))
+        .with_meta("rows", rows);
+    if after_until > 0 {
+        out = out.with_meta("after_until", after_until);
+    }
+    // Exports without order ids or products (payment exports) still give RFM and CLV; say what
+    // is missing so that empty product-based outputs downstream are not a surprise.
+    if !has_orders {
+        tracing::info!(path = %path.display(), "the export has no order ids: each row is one order");
+        out = out.with_meta("orders", "none in the export: each row is one order");
+    }
+    if !has_products {
+        tracing::info!(
+            path = %path.display(),
+            "the export has no products: product affinity and recommendations will be empty"
+        );
+        out = out.with_meta("products", "none in the export");
+    }
+    if let Some(c) = &catalog {
+        out = out.with_meta("catalog_products", c.products.len() as u64);
+    }
+    if let Some(r) = customers_report {
+        out = out.with_meta("customers_report", r);
+    }
+    Ok(out)
+}
+
+/// About how many rows a transactions file holds, from its size and the lines in its first
+/// 64 KiB (a capacity hint only: the builders still grow if it is short).
+fn expected_rows(path: &std::path::Path) -> usize {
+    use std::io::Read;
+    let Ok(file) = std::fs::File::open(path) else {
+        return 0;
+    };
+    let len = file.metadata().map_or(0, |m| m.len()) as usize;
+    let mut sample = Vec::with_capacity(64 * 1024);
+    if file.take(64 * 1024).read_to_end(&mut sample).is_err() || sample.is_empty() {
+        return 0;
+    }
+    let lines = sample.iter().filter(|&&b| b == b'\n').count().max(1);
+    // A little over, so a file of slightly shorter lines does not grow every column once more.
+    (len / (sample.len() / lines).max(1)) * 21 / 20
+}
+
+/// Rows after which the builders are re-created with room for the whole file.
+const SIZING_ROWS: usize = 4096;
+
+#[derive(Default)]
+struct Builders {
+    /// The capacity hint; the builders are sized from it once [`SIZING_ROWS`] rows show how long
+    /// the values are. Growing a column of a gigabyte by doubling copies it each time.
+    expected_rows: usize,
+    customer_id: StringBuilder,
+    /// Per row, the customer's index in `customers` (contact details are joined per customer,
+    /// not per row).
+    customer_index: Vec<u32>,
+    customers: HashMap<String, u32>,
+    order_id: StringBuilder,
+    date: Date32Builder,
+    product_id: StringBuilder,
+    product_name: StringBuilder,
+    category: StringBuilder,
+    quantity: Float64Builder,
+    amount: Float64Builder,
+}
+
+const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+
+impl Builders {
+    fn push(
+        &mut self,
+        item: &LineItem,
+        date: NaiveDate,
+        products: &HashMap<&str, (Option<&str>, Option<&str>)>,
+    ) {
+        let known = products.get(item.product_id.as_str());
+        // Look up before inserting: only a new customer's id is copied.
+        let index = match self.customers.get(item.customer_id.as_str()) {
+            Some(&index) => index,
+            None => {
+                let index = self.customers.len() as u32;
+                self.customers.insert(item.customer_id.clone(), index);
+                index
+            }
+        };
+        self.customer_index.push(index);
+        self.customer_id.append_value(&item.customer_id);
+        self.order_id.append_value(&item.order_id);
+        self.date.append_value((date - EPOCH).num_days() as i32);
+        // An export without products (a payments export) has no product id: null, not "".
+        self.product_id
+            .append_option((!item.product_id.is_empty()).then_some(item.product_id.as_str()));
+        self.product_name
+            .append_option(item.product_name.as_deref().or(known.and_then(|k| k.0)));
+        self.category
+            .append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
+        self.quantity.append_value(item.quantity);
+        self.amount.append_value(item.amount);
+        if self.customer_index.len() == SIZING_ROWS && self.expected_rows > 2 * SIZING_ROWS {
+            self.size_for(self.expected_rows);
+        }
+    }
+
+    /// Re-creates the builders with room for `rows` rows, keeping what they hold.
+    fn size_for(&mut self, rows: usize) {
+        use arrow_array::builder::ArrayBuilder;
+        fn strings(b: &mut StringBuilder, rows: usize) {
+            let so_far = b.len().max(1);
+            // The values so far tell their average length.
+            let bytes = b.values_slice().len() / so_far + 1;
+            let mut old = std::mem::replace(b, StringBuilder::with_capacity(rows, rows * bytes));
+            b.extend(old.finish().iter());
+        }
+        fn numbers(b: &mut Float64Builder, rows: usize) {
+            let mut old = std::mem::replace(b, Float64Builder::with_capacity(rows));
+            b.extend(old.finish().iter());
+        }
+        for b in [
+            &mut self.customer_id,
+            &mut self.order_id,
+            &mut self.product_id,
+            &mut self.product_name,
+            &mut self.category,
+        ] {
+            strings(b, rows);
+        }
+        numbers(&mut self.quantity, rows);
+        numbers(&mut self.amount, rows);
+        let mut old = std::mem::replace(&mut self.date, Date32Builder::with_capacity(rows));
+        self.date.extend(old.finish().iter());
+        self.customer_index
+            .reserve(rows.saturating_sub(self.customer_index.len()));
+    }
+
+    fn rows(&self) -> u64 {
+        self.customer_index.len() as u64
+    }
+
+    /// `people[i]`: the details of the customer with index `i`.
+    fn finish(mut self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
+        let rows = self.customer_index.len();
+        let mut email = StringBuilder::with_capacity(rows, rows * 24);
+        let mut name = StringBuilder::with_capacity(rows, rows * 16);
+        let mut consent = BooleanBuilder::with_capacity(rows);
+        for &index in &self.customer_index {
+            let person = &people[index as usize];
+            email.append_option(person.email.as_deref());
+            name.append_option(person.name.as_deref());
+            consent.append_option(person.accepts_marketing);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(self.customer_id.finish()),
+            Arc::new(self.order_id.finish()),
+            Arc::new(self.date.finish()),
+            Arc::new(self.product_id.finish()),
+            Arc::new(self.product_name.finish()),
+            Arc::new(self.category.finish()),
+            Arc::new(self.quantity.finish()),
+            Arc::new(self.amount.finish()),
+            Arc::new(email.finish()),
+            Arc::new(name.finish()),
+            Arc::new(consent.finish()),
+        ];
+        Ok(RecordBatch::try_new(
+            Arc::new(transactions_schema()),
+            columns,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::pos::csv_mapped::CsvOptions;
+
+    #[test]
+    fn builders_sized_from_the_file_hold_the_same_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut f = std::fs::File::create(&path).unwrap();
+        writeln!(
+            f,
+            "order_id,customer_id,date,product_id,category,quantity,unit_price,amount"
+        )
+        .unwrap();
+        // Enough rows to be re-sized, with values longer after the sizing sample than in it.
+        for i in 0..20_000u32 {
+            let long = if i < SIZING_ROWS as u32 {
+                ""
+            } else {
+                "-with-a-longer-name"
+            };
+            writeln!(
+                f,
+                "O{i},C{}{long},2025-01-{:02} 10:00:00,P{}{long},Cat{},{},2.5,{}",
+                i % 977,
+                i % 28 + 1,
+                i % 101,
+                i % 7,
+                i % 3 + 1,
+                f64::from(i % 3 + 1) * 2.5
+            )
+            .unwrap();
+        }
+        drop(f);
+        let expected = expected_rows(&path);
+        // Estimated from the (shorter) first lines: more than there are, and enough to re-size.
+        assert!((20_000..40_000).contains(&expected), "{expected}");
+
+        let format = Format::Csv(CsvOptions::default());
+        let products = HashMap::default();
+        let table = |expected_rows: usize| {
+            let mut b = Builders {
+                expected_rows,
+                ..Builders::default()
+            };
+            let mut keep = |item: &LineItem| b.push(item, item.date(), &products);
+            crate::pos::parse_file_with(&path, &format, &mut keep).unwrap();
+            let people = vec![Customer::default(); b.customers.len()];
+            b.finish(&people).unwrap()
+        };
+        let grown = table(0);
+        let sized = table(expected);
+        assert_eq!(grown.num_rows(), 20_000);
+        assert_eq!(grown, sized);
+    }
+}

@@ -1,0 +1,199 @@
+use super::extract::extract;
+use super::*;
+use crate::pos::csv_mapped::CsvOptions;
+
+/// `extract` of `text` written to a file, without catalog or customers.
+fn extract_text(
+    text: &str,
+    format: &Format,
+    policy: OnBadRows,
+    max: MaxBadRows,
+) -> (PathBuf, Result<Output, NodeError>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.csv");
+    std::fs::write(&path, text).unwrap();
+    let out = extract(&path, format, None, None, (policy, max), None);
+    // Keep the path for the messages; the directory goes.
+    (path, out)
+}
+
+fn error_of(r: (PathBuf, Result<Output, NodeError>)) -> (String, String) {
+    let (path, out) = r;
+    let Err(err) = out else {
+        panic!("the extract of {} should fail", path.display())
+    };
+    let err = err.to_string();
+    (path.display().to_string(), err)
+}
+
+fn table_of(out: &Output) -> &RecordBatch {
+    match &out.body {
+        flow_engine::data::Body::Data(flow_engine::data::Data::Table(batch)) => batch,
+        _ => panic!("not a table"),
+    }
+}
+
+fn formats() -> Vec<Format> {
+    vec![
+        Format::Csv(CsvOptions::default()),
+        Format::ShopifyOrders(Default::default()),
+        Format::SquareItems(Default::default()),
+        Format::Jsonl(Default::default()),
+    ]
+}
+
+#[test]
+fn empty_and_header_only_files_fail_naming_the_path_in_every_format() {
+    let headers = [
+        "order_id,customer_id,date,product_id,amount\n",
+        "Name,Email,Created at,Lineitem quantity,Lineitem name,Lineitem price\n",
+        "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n",
+        "\n",
+    ];
+    for (format, header) in formats().iter().zip(headers) {
+        for policy in [OnBadRows::Fail, OnBadRows::Skip] {
+            let (path, err) = error_of(extract_text("", format, policy, MaxBadRows::Default));
+            let expected = if matches!(format, Format::Jsonl(_)) {
+                "the file has a header but no data rows"
+            } else {
+                "the file is empty: no header and no data rows"
+            };
+            assert_eq!(err, format!("{path}: {expected}"), "{}", format.name());
+            let (path, err) = error_of(extract_text(header, format, policy, MaxBadRows::Default));
+            assert_eq!(
+                err,
+                format!("{path}: the file has a header but no data rows"),
+                "{}",
+                format.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn max_bad_rows_bounds_skipped_rows_at_its_boundary() {
+    // 40 data rows, `bad` of them with an unreadable amount.
+    let text = |bad: usize| {
+        let mut t = String::from("order_id,customer_id,date,product_id,amount\n");
+        for i in 0..40 {
+            let amount = if i < bad { "x1" } else { "2.50" };
+            t.push_str(&format!(
+                "O{i},C{},2024-01-{:02},P1,{amount}\n",
+                i % 7,
+                i % 28 + 1
+            ));
+        }
+        t
+    };
+    let csv = Format::Csv(CsvOptions::default());
+    let rows = |r: (PathBuf, Result<Output, NodeError>)| {
+        let out = r.1.unwrap();
+        out.meta["rows"].as_u64().unwrap()
+    };
+    let skip = OnBadRows::Skip;
+    for (max, allowed) in [
+        (MaxBadRows::Count(3), 3),
+        (MaxBadRows::Fraction(0.1), 4),
+        (MaxBadRows::Default, 10),
+        (MaxBadRows::Count(0), 0),
+    ] {
+        assert_eq!(
+            rows(extract_text(&text(allowed), &csv, skip, max)),
+            40 - allowed as u64,
+            "{max}"
+        );
+        let (path, err) = error_of(extract_text(&text(allowed + 1), &csv, skip, max));
+        assert!(
+            err.starts_with(&format!(
+                "{path}: {} of 40 data rows are bad, more than the {allowed} that \
+                 `max_bad_rows` ({max}) allows",
+                allowed + 1
+            )),
+            "{err}"
+        );
+        assert!(
+            err.contains("\n  line 2: column `amount`: `x1` is not a number"),
+            "{err}"
+        );
+    }
+    // `fail` fails on the first bad row, whatever the bound.
+    let (_, err) = error_of(extract_text(
+        &text(1),
+        &csv,
+        OnBadRows::Fail,
+        MaxBadRows::Count(5),
+    ));
+    assert!(err.contains("1 bad row (on_bad_rows: fail)"), "{err}");
+}
+
+#[test]
+fn an_export_of_only_bad_rows_fails_at_the_extract_in_every_format() {
+    let texts = [
+        "order_id,customer_id,date,product_id,amount\nO1,C1,never,P1,1\nO2,C2,never,P2,1\n",
+        "Name,Email,Created at,Lineitem quantity,Lineitem name,Lineitem price\n\
+         #1,a@x.com,never,1,Mug,3.00\n#2,b@x.com,never,1,Mug,3.00\n",
+        "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n\
+         never,Mug,1,$3.00,T1,C1\nnever,Mug,1,$3.00,T2,C2\n",
+        "{\"id\": 1}\nnot json\n",
+    ];
+    for (format, text) in formats().iter().zip(texts) {
+        // Even a bound that allows them all leaves nothing to work with.
+        let (path, err) = error_of(extract_text(
+            text,
+            format,
+            OnBadRows::Skip,
+            MaxBadRows::Count(100),
+        ));
+        assert!(
+            err.starts_with(&format!(
+                "{path}: no usable rows: 2 rows read, 0 line items"
+            )),
+            "{}: {err}",
+            format.name()
+        );
+        let (_, err) = error_of(extract_text(
+            text,
+            format,
+            OnBadRows::Skip,
+            MaxBadRows::Default,
+        ));
+        assert!(err.contains("no usable rows"), "{err}");
+    }
+}
+
+#[test]
+fn a_payments_export_has_null_products_and_says_so() {
+    let format: Format = serde_json::from_value(serde_json::json!({
+        "format": "csv",
+        "columns": {"customer": "customer", "date": "paid_at", "amount": "amount",
+                    "order": null, "product": null}
+    }))
+    .unwrap();
+    let (_, out) = extract_text(
+        include_str!("../fixtures/payments.csv"),
+        &format,
+        OnBadRows::Fail,
+        MaxBadRows::Default,
+    );
+    let out = out.unwrap();
+    assert_eq!(out.meta["products"], "none in the export");
+    assert_eq!(
+        out.meta["orders"],
+        "none in the export: each row is one order"
+    );
+    let batch = table_of(&out);
+    let product = batch.column_by_name("product_id").unwrap();
+    assert_eq!(product.null_count(), batch.num_rows());
+    assert!(batch.num_rows() > 30);
+    // An export with products says nothing of the kind.
+    let (_, out) = extract_text(
+        include_str!("../fixtures/transactions.csv"),
+        &Format::Csv(CsvOptions::default()),
+        OnBadRows::Skip,
+        MaxBadRows::Default,
+    );
+    let out = out.unwrap();
+    assert!(out.meta.get("products").is_none() && out.meta.get("orders").is_none());
+    let batch = table_of(&out);
+    assert_eq!(batch.column_by_name("product_id").unwrap().null_count(), 0);
+}

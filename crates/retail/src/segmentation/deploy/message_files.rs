@@ -1,0 +1,167 @@
+//! The `messages/` folder: one `.eml` per message or one CSV per segment, replaced as a whole.
+
+use super::*;
+
+/// Writes the messages of the customers with `send` into a fresh folder that replaces
+/// `out/messages` as a whole. Returns the number of files.
+pub(super) fn write_messages(
+    out: &Path,
+    format: Messages,
+    ctx: &NodeContext,
+    camp: &RecordBatch,
+    profiles: &[(usize, ProfileRow)],
+    now: &DateTime<FixedOffset>,
+    unsubscribe: &Unsubscribe,
+) -> Result<u64, NodeError> {
+    let staging = tempfile::Builder::new()
+        .prefix(staging::PREFIX)
+        .tempdir_in(out)
+        .map_err(|e| NodeError::io(format!("cannot create a folder in {}", out.display()), e))?;
+    let root = staging.path();
+    private_files::set_dir_mode(root)?;
+    let io =
+        |p: &Path, e: std::io::Error| NodeError::io(format!("cannot write {}", p.display()), e);
+    let ids = text(camp, "customer_id");
+    let segs = text(camp, "segment");
+    let emails = text(camp, "email");
+    let names = text(camp, "customer_name");
+    let subjects = text(camp, "subject");
+    let bodies = text(camp, "body_html");
+    let senders = text(camp, "sender");
+    let offers = text(camp, "offer");
+    let date = std::time::SystemTime::from(*now);
+    let mut senders_parsed: HashMap<&str, lettre::message::Mailbox> = HashMap::new();
+    let mut files = 0u64;
+    let mut used: HashSet<PathBuf> = HashSet::new();
+    let mut made_dirs: HashSet<PathBuf> = HashSet::new();
+    // For csv: rows per segment, in order.
+    let mut per_segment: BTreeMap<String, Vec<[String; 8]>> = BTreeMap::new();
+    for (i, p) in profiles {
+        if !p.sent {
+            continue;
+        }
+        let i = *i;
+        let id = ids.value(i);
+        let segment = opt_str(segs, i).unwrap_or("");
+        let sender = opt_str(senders, i).unwrap_or("shop@example.com");
+        let from = match senders_parsed.get(sender) {
+            Some(m) => m.clone(),
+            None => {
+                let m = message::sender_mailbox(sender).map_err(|e| {
+                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
+                })?;
+                senders_parsed.insert(sender, m.clone());
+                m
+            }
+        };
+        let key = ctx.idempotency_key(&format!("message/{segment}/{id}"));
+        let message_id = format!(
+            "<{}@{}>",
+            message_id_local(&key),
+            domain_of(from.email.as_ref())
+        );
+        let email = opt_str(emails, i).unwrap_or("");
+        let name = opt_str(names, i).unwrap_or("");
+        let subject = opt_str(subjects, i).unwrap_or("");
+        let body = opt_str(bodies, i).unwrap_or("");
+        match format {
+            Messages::Eml => {
+                let dir = root.join(file_stem(segment));
+                if made_dirs.insert(dir.clone()) {
+                    private_files::create_dirs(&dir)?;
+                }
+                let stem = file_stem(id);
+                let mut path = dir.join(format!("{stem}.eml"));
+                let mut n = 2;
+                while !used.insert(path.clone()) {
+                    path = dir.join(format!("{stem}-{n}.eml"));
+                    n += 1;
+                }
+                let to = message::recipient_address(email).map_err(|e| {
+                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
+                })?;
+                let eml = message::eml(&Draft {
+                    from: &from,
+                    name,
+                    to,
+                    subject,
+                    date,
+                    message_id: &message_id,
+                    body_html: body,
+                    segment,
+                    customer: id,
+                    unsubscribe,
+                })
+                .map_err(|e| NodeError::msg(format!("customer {id} (segment {segment}): {e}")))?;
+                private_files::write_new(&path, &eml)?;
+                files += 1;
+            }
+            Messages::Csv => per_segment.entry(segment.to_string()).or_default().push([
+                id.to_string(),
+                email.to_string(),
+                name.to_string(),
+                sender.to_string(),
+                subject.to_string(),
+                body.to_string(),
+                opt_str(offers, i).unwrap_or("").to_string(),
+                message_id,
+            ]),
+            Messages::None => {}
+        }
+    }
+    for (segment, rows) in per_segment {
+        let columns: Vec<ArrayRef> = (0..MESSAGE_CSV_COLUMNS.len())
+            .map(|c| {
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r[c].as_str()),
+                )) as ArrayRef
+            })
+            .collect();
+        let schema = Schema::new(
+            MESSAGE_CSV_COLUMNS
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        );
+        let table = RecordBatch::try_new(Arc::new(schema), columns)?;
+        let path = root.join(format!("{}.csv", file_stem(&segment)));
+        private_files::write_new(&path, &csv_bytes(&table)?)?;
+        files += 1;
+    }
+    // Swap the folder in: the old one is removed only once the new one is complete.
+    let target = out.join("messages");
+    let staged = staging.keep();
+    if target.exists() {
+        let old = out.join(format!("{}old-{}", staging::PREFIX, std::process::id()));
+        let _ = std::fs::remove_dir_all(&old);
+        std::fs::rename(&target, &old).map_err(|e| io(&target, e))?;
+        std::fs::rename(&staged, &target).map_err(|e| io(&target, e))?;
+        let _ = std::fs::remove_dir_all(&old);
+    } else {
+        std::fs::rename(&staged, &target).map_err(|e| io(&target, e))?;
+    }
+    Ok(files)
+}
+
+/// The idempotency key as the local part of a Message-ID (RFC 5322 `dot-atom-text`): characters
+/// outside `atext` are %-escaped, so the key stays readable and distinct keys stay distinct.
+pub(super) fn message_id_local(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        let c = b as char;
+        if c.is_ascii_alphanumeric() || "!#$&'*+-/=?^_`{|}~".contains(c) {
+            out.push(c);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+pub(super) fn domain_of(address: &str) -> &str {
+    address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .filter(|d| !d.is_empty())
+        .unwrap_or("flow.localhost")
+}

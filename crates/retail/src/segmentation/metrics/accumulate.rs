@@ -1,0 +1,257 @@
+//! The per-customer figures accumulated from the transaction rows.
+
+use arrow_array::{Array, RecordBatch};
+
+use super::config::MetricsConfig;
+use super::output::finish;
+use crate::segmentation::{
+    Interner, bool_column, date_column, f64_column, missing_column, sorted_ranks, text_column,
+};
+use flow_analytics::affinity::{CategorySpend, category_affinity};
+use flow_analytics::summary::{CustomerSummary, Transaction, summarize};
+use flow_engine::data::Output;
+use flow_engine::node::NodeError;
+
+/// Per-customer results in customer-id order.
+pub(super) struct Accumulated<'a> {
+    pub(super) names: Vec<&'a str>,
+    pub(super) end: i32,
+    pub(super) used: u64,
+    pub(super) after: u64,
+    pub(super) missing: u64,
+    pub(super) revenue: f64,
+    pub(super) spend: Vec<f64>,
+    pub(super) orders: Vec<u32>,
+    pub(super) summaries: Vec<CustomerSummary>,
+    pub(super) email: Vec<Option<&'a str>>,
+    pub(super) name: Vec<Option<&'a str>>,
+    pub(super) marketing: Vec<Option<bool>>,
+    /// Favourite category (by spend) and top category (by affinity index, with the index).
+    pub(super) favourite: Vec<Option<&'a str>>,
+    pub(super) top: Vec<Option<(&'a str, f64)>>,
+}
+
+/// Computes the metrics table and its metadata.
+pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output, NodeError> {
+    let need = |name: &str, purpose: &str| missing_column(batch, name, purpose);
+    let customer = text_column(batch, "customer_id")?
+        .ok_or_else(|| need("customer_id", "the customer key"))?;
+    let order = text_column(batch, "order_id")?.ok_or_else(|| need("order_id", "the order key"))?;
+    let date = date_column(batch, "date")?.ok_or_else(|| need("date", "the purchase date"))?;
+    let amount =
+        f64_column(batch, "amount")?.ok_or_else(|| need("amount", "the net line amount"))?;
+    let category = text_column(batch, "category")?;
+    let email = text_column(batch, "email")?;
+    let customer_name = text_column(batch, "customer_name")?;
+    let marketing = bool_column(batch, "accepts_marketing")?;
+
+    let n_rows = batch.num_rows();
+    let complete = |i: usize| {
+        customer.get(i).is_some()
+            && order.get(i).is_some()
+            && date.is_valid(i)
+            && amount.is_valid(i)
+    };
+    let end = match cfg.analysis_date {
+        Some(d) => Some(d),
+        None => (0..n_rows)
+            .filter(|&i| complete(i))
+            .map(|i| date.value(i))
+            .max(),
+    };
+    let Some(end) = end else {
+        // No usable row and no date: an empty table.
+        let missing = (0..n_rows).filter(|&i| !complete(i)).count() as u64;
+        let acc = Accumulated {
+            names: Vec::new(),
+            end: 0,
+            used: 0,
+            after: 0,
+            missing,
+            revenue: 0.0,
+            spend: Vec::new(),
+            orders: Vec::new(),
+            summaries: Vec::new(),
+            email: Vec::new(),
+            name: Vec::new(),
+            marketing: Vec::new(),
+            favourite: Vec::new(),
+            top: Vec::new(),
+        };
+        return finish(acc, cfg);
+    };
+
+    // Pass 1: customer keys of the kept rows (dense, first-seen), then renumbered in id order
+    // so every per-customer vector is already sorted by customer_id.
+    let mut customers = Interner::with_capacity(n_rows / 16);
+    let mut row_customer = vec![u32::MAX; n_rows];
+    let (mut after, mut missing) = (0u64, 0u64);
+    for (i, slot) in row_customer.iter_mut().enumerate() {
+        let (Some(c), Some(_)) = (customer.get(i), order.get(i)) else {
+            missing += 1;
+            continue;
+        };
+        if !date.is_valid(i) || !amount.is_valid(i) {
+            missing += 1;
+            continue;
+        }
+        let a = amount.value(i);
+        if !a.is_finite() {
+            return Err(NodeError::msg(format!(
+                "column `amount`, row {}: {a} is not a finite amount",
+                i + 1
+            )));
+        }
+        if date.value(i) > end {
+            after += 1;
+            continue;
+        }
+        *slot = customers.intern(c);
+    }
+    let names = customers.into_names();
+    let (_, rank) = sorted_ranks(&names);
+    let mut sorted_names = vec![""; names.len()];
+    for (old, &new) in rank.iter().enumerate() {
+        sorted_names[new as usize] = names[old];
+    }
+    let n_customers = sorted_names.len();
+
+    // Pass 2: accumulate.
+    let mut transactions = Vec::with_capacity(n_rows - after as usize - missing as usize);
+    let mut spend = vec![0.0; n_customers];
+    let mut customer_orders: Vec<u64> = Vec::with_capacity(transactions.capacity());
+    let mut orders = Interner::with_capacity(n_rows / 4);
+    let mut categories = Interner::new();
+    let mut category_lines: Vec<CategorySpend> = Vec::new();
+    let mut email_at: Vec<Option<(i32, &str)>> = vec![None; n_customers];
+    let mut name_at: Vec<Option<(i32, &str)>> = vec![None; n_customers];
+    let mut marketing_at: Vec<Option<(i32, bool)>> = vec![None; n_customers];
+    let mut revenue = 0.0;
+    for (i, &old) in row_customer.iter().enumerate() {
+        if old == u32::MAX {
+            continue;
+        }
+        let c = rank[old as usize];
+        let ci = c as usize;
+        let day = date.value(i);
+        let a = amount.value(i);
+        transactions.push(Transaction {
+            customer: c,
+            day,
+            amount: a,
+        });
+        spend[ci] += a;
+        revenue += a;
+        let o = orders.intern(order.get(i).expect("checked in pass 1"));
+        customer_orders.push((u64::from(c) << 32) | u64::from(o));
+        if let Some(k) = category.as_ref().and_then(|col| col.get(i))
+            && !k.is_empty()
+        {
+            category_lines.push(CategorySpend {
+                customer: c,
+                category: categories.intern(k),
+                amount: a,
+            });
+        }
+        // Latest row with a value wins; rows come in order, so `>=` makes ties go to the later.
+        if let Some(v) = email.as_ref().and_then(|col| col.get(i))
+            && !v.is_empty()
+            && email_at[ci].is_none_or(|(d, _)| day >= d)
+        {
+            email_at[ci] = Some((day, v));
+        }
+        if let Some(v) = customer_name.as_ref().and_then(|col| col.get(i))
+            && !v.is_empty()
+            && name_at[ci].is_none_or(|(d, _)| day >= d)
+        {
+            name_at[ci] = Some((day, v));
+        }
+        if let Some(col) = marketing.as_ref()
+            && col.is_valid(i)
+            && marketing_at[ci].is_none_or(|(d, _)| day >= d)
+        {
+            marketing_at[ci] = Some((day, col.value(i)));
+        }
+    }
+    drop(row_customer);
+
+    // Distinct orders per customer.
+    customer_orders.sort_unstable();
+    customer_orders.dedup();
+    let mut order_counts = vec![0u32; n_customers];
+    for key in &customer_orders {
+        order_counts[(key >> 32) as usize] += 1;
+    }
+    drop(customer_orders);
+
+    let summaries = summarize(&transactions, n_customers, end, cfg.unit)
+        .map_err(|e| NodeError::msg(format!("customer summary: {e}")))?;
+    if summaries.len() != n_customers {
+        return Err(NodeError::msg(format!(
+            "internal error: {} summaries for {n_customers} customers",
+            summaries.len()
+        )));
+    }
+    let used = transactions.len() as u64;
+    drop(transactions);
+
+    // Category favourites (by net spend) and top affinity (by index).
+    let category_names = categories.into_names();
+    let mut favourite: Vec<Option<&str>> = vec![None; n_customers];
+    let mut top: Vec<Option<(&str, f64)>> = vec![None; n_customers];
+    if !category_lines.is_empty() {
+        let cells = category_affinity(&category_lines)
+            .map_err(|e| NodeError::msg(format!("category affinity: {e}")))?;
+        let mut best_spend: Vec<f64> = vec![0.0; n_customers];
+        let mut best_index: Vec<(f64, f64)> = vec![(f64::NEG_INFINITY, 0.0); n_customers];
+        for cell in &cells {
+            let ci = cell.customer as usize;
+            let name = category_names[cell.category as usize];
+            // Favourite: highest positive spend, ties by name.
+            if cell.spend > 0.0 {
+                let better = match favourite[ci] {
+                    None => true,
+                    Some(f) => {
+                        cell.spend > best_spend[ci] || (cell.spend == best_spend[ci] && name < f)
+                    }
+                };
+                if better {
+                    favourite[ci] = Some(name);
+                    best_spend[ci] = cell.spend;
+                }
+            }
+            // Top affinity: highest index, ties by spend then name.
+            let (bi, bs) = best_index[ci];
+            let better = match top[ci] {
+                None => true,
+                Some((t, _)) => {
+                    cell.index > bi
+                        || (cell.index == bi && (cell.spend > bs || (cell.spend == bs && name < t)))
+                }
+            };
+            if better && cell.spend > 0.0 {
+                top[ci] = Some((name, cell.index));
+                best_index[ci] = (cell.index, cell.spend);
+            }
+        }
+    }
+    drop(category_lines);
+
+    let acc = Accumulated {
+        names: sorted_names,
+        end,
+        used,
+        after,
+        missing,
+        revenue,
+        spend,
+        orders: order_counts,
+        summaries,
+        email: email_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
+        name: name_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
+        marketing: marketing_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
+        favourite,
+        top,
+    };
+    finish(acc, cfg)
+}

@@ -1,0 +1,309 @@
+//! The BG/NBD and Gamma-Gamma fits and the per-customer predictions (p_alive, expected
+//! purchases, p_purchase, expected spend, CLV) drawn from them.
+
+use std::collections::HashMap;
+
+use serde_json::json;
+
+use super::config::MetricsConfig;
+use crate::segmentation::FastHash;
+use flow_analytics::AnalyticsError;
+use flow_analytics::bgnbd::{self, BgNbdFit, BgNbdParams, Observation};
+use flow_analytics::clv::{ClvOptions, discounted_value};
+use flow_analytics::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
+use flow_analytics::summary::CustomerSummary;
+use flow_engine::data::Output;
+
+/// Fitted models and why a model is missing.
+pub(super) struct Models {
+    pub(super) bgnbd: Option<BgNbdFit>,
+    pub(super) gamma_gamma: Option<GammaGammaFit>,
+    /// Usable for predictions (fitted and converged).
+    pub(super) bg: Option<BgNbdParams>,
+    pub(super) gg: Option<GammaGammaParams>,
+    pub(super) fallback: Vec<String>,
+}
+
+pub(super) fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Models {
+    let mut m = Models {
+        bgnbd: None,
+        gamma_gamma: None,
+        bg: None,
+        gg: None,
+        fallback: Vec::new(),
+    };
+    if !cfg.fit {
+        m.fallback
+            .push("model fitting is off (fit: none)".to_string());
+        return m;
+    }
+    let repeat = summaries.iter().filter(|s| s.frequency > 0).count();
+    if repeat < cfg.min_repeat_customers {
+        m.fallback.push(format!(
+            "too few repeat customers to fit the models: {repeat} of {} bought on more \
+             than one day, min_repeat_customers is {}",
+            flow_engine::plural::plural(summaries.len() as u64, "customer"),
+            cfg.min_repeat_customers
+        ));
+        return m;
+    }
+    let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
+    let spend: Vec<gamma_gamma::SpendObservation> = summaries
+        .iter()
+        .map(gamma_gamma::SpendObservation::from)
+        .collect();
+    let bg_options = bgnbd::FitOptions {
+        min_repeat_customers: cfg.min_repeat_customers,
+        ..Default::default()
+    };
+    let gg_options = gamma_gamma::FitOptions {
+        min_repeat_customers: cfg.min_repeat_customers,
+        ..Default::default()
+    };
+    // The two fits are independent: run them side by side.
+    let (bg_fit, gg_fit) = std::thread::scope(|scope| {
+        let gg = scope.spawn(|| gamma_gamma::fit(&spend, &gg_options));
+        let bg = bgnbd::fit(&obs, &bg_options);
+        (bg, gg.join().expect("Gamma-Gamma fit thread panicked"))
+    });
+    match bg_fit {
+        Ok(fit) => {
+            if fit.converged {
+                m.bg = Some(fit.params);
+            } else {
+                m.fallback.push(format!(
+                    "the BG/NBD fit did not converge ({} iterations)",
+                    fit.iterations
+                ));
+            }
+            m.bgnbd = Some(fit);
+        }
+        Err(e) => m
+            .fallback
+            .push(format!("the BG/NBD model cannot be fitted: {e}")),
+    }
+    match gg_fit {
+        Ok(fit) => {
+            if fit.converged {
+                m.gg = Some(fit.params);
+            } else {
+                m.fallback.push(format!(
+                    "the Gamma-Gamma fit did not converge ({} iterations)",
+                    fit.iterations
+                ));
+            }
+            m.gamma_gamma = Some(fit);
+        }
+        Err(e) => m
+            .fallback
+            .push(format!("the Gamma-Gamma model cannot be fitted: {e}")),
+    }
+    m
+}
+
+/// Per-customer model predictions (null where a model is missing or a value fails).
+#[derive(Default)]
+pub(super) struct Predictions {
+    pub(super) p_alive: Vec<Option<f64>>,
+    pub(super) expected_purchases: Vec<Option<f64>>,
+    pub(super) p_purchase: Vec<Option<f64>>,
+    pub(super) expected_avg_spend: Vec<Option<f64>>,
+    pub(super) clv: Vec<Option<f64>>,
+    pub(super) errors: usize,
+    pub(super) first_error: Option<String>,
+}
+
+/// The BG/NBD predictions shared by every customer with the same `(x, t_x, T)`.
+#[derive(Default)]
+struct PatternValues {
+    p_alive: Option<f64>,
+    expected_purchases: Option<f64>,
+    p_purchase: Option<f64>,
+    /// Discounted CLV per unit of expected spend (CLV is linear in the spend).
+    clv_per_spend: Option<f64>,
+    error: Option<String>,
+}
+
+pub(super) fn predict(
+    summaries: &[CustomerSummary],
+    names: &[&str],
+    models: &Models,
+    cfg: &MetricsConfig,
+) -> Predictions {
+    let n = summaries.len();
+    let mut out = Predictions {
+        p_alive: Vec::with_capacity(n),
+        expected_purchases: Vec::with_capacity(n),
+        p_purchase: Vec::with_capacity(n),
+        expected_avg_spend: Vec::with_capacity(n),
+        clv: Vec::with_capacity(n),
+        ..Default::default()
+    };
+    // Customers with the same history pattern get the same BG/NBD predictions: compute each
+    // distinct pattern once (one-time buyers differ only by T, so there are far fewer
+    // patterns than customers).
+    let mut index: HashMap<(u32, u64, u64), u32, FastHash> =
+        HashMap::with_capacity_and_hasher(n / 2, FastHash);
+    let mut patterns: Vec<Observation> = Vec::new();
+    let pattern_of: Vec<u32> = summaries
+        .iter()
+        .map(|s| {
+            let key = (s.frequency, s.recency.to_bits(), s.t.to_bits());
+            *index.entry(key).or_insert_with(|| {
+                patterns.push(Observation::from(s));
+                (patterns.len() - 1) as u32
+            })
+        })
+        .collect();
+    drop(index);
+    let values = match &models.bg {
+        Some(bg) => {
+            let horizon = f64::from(cfg.horizon_days) / cfg.unit.days_per_unit();
+            let clv_options = ClvOptions {
+                months: cfg.clv_months,
+                monthly_discount_rate: cfg.discount_rate,
+                time_units_per_month: cfg.unit.units_per_month(),
+            };
+            let with_clv = models.gg.is_some();
+            // Patterns are independent: split them over the available cores.
+            let threads = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .clamp(1, 8);
+            let chunk = patterns.len().div_ceil(threads).max(1024);
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = patterns
+                    .chunks(chunk)
+                    .map(|part| {
+                        scope.spawn(move || {
+                            part.iter()
+                                .map(|obs| pattern_values(bg, obs, horizon, with_clv, &clv_options))
+                                .collect::<Vec<_>>()
+                        })
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .flat_map(|h| h.join().expect("prediction thread panicked"))
+                    .collect::<Vec<_>>()
+            })
+        }
+        None => Vec::new(),
+    };
+    for ((s, name), &pattern) in summaries.iter().zip(names).zip(&pattern_of) {
+        let v = values.get(pattern as usize);
+        let mut error = v.and_then(|v| v.error.clone());
+        let spend = match &models.gg {
+            Some(gg) => match gg.expected_average_spend(s.frequency, s.monetary_value) {
+                Ok(spend) => Some(spend),
+                Err(e) => {
+                    error.get_or_insert_with(|| e.to_string());
+                    None
+                }
+            },
+            None => None,
+        };
+        let clv = match (v.and_then(|v| v.clv_per_spend), spend) {
+            (Some(unit), Some(spend)) => Some(unit * spend),
+            _ => None,
+        };
+        if let Some(e) = error {
+            out.errors += 1;
+            out.first_error
+                .get_or_insert_with(|| format!("customer `{name}`: {e}"));
+        }
+        out.p_alive.push(v.and_then(|v| v.p_alive));
+        out.expected_purchases
+            .push(v.and_then(|v| v.expected_purchases));
+        out.p_purchase.push(v.and_then(|v| v.p_purchase));
+        out.expected_avg_spend.push(spend);
+        out.clv.push(clv);
+    }
+    out
+}
+
+fn pattern_values(
+    bg: &BgNbdParams,
+    obs: &Observation,
+    horizon: f64,
+    with_clv: bool,
+    clv_options: &ClvOptions,
+) -> PatternValues {
+    let mut v = PatternValues::default();
+    let mut note = |r: Result<f64, AnalyticsError>| match r {
+        Ok(x) => Some(x),
+        Err(e) => {
+            v.error.get_or_insert_with(|| e.to_string());
+            None
+        }
+    };
+    let p_alive = note(bg.probability_alive(obs));
+    let expected_purchases = note(bg.expected_purchases(horizon, obs));
+    let clv_per_spend = if with_clv {
+        note(discounted_value(bg, obs, 1.0, clv_options))
+    } else {
+        None
+    };
+    v.p_alive = p_alive;
+    v.expected_purchases = expected_purchases;
+    v.p_purchase = p_alive.map(|p| p * purchase_given_alive(bg, obs, horizon));
+    v.clv_per_spend = clv_per_spend;
+    v
+}
+
+/// `1 − ((α+T)/(α+T+t))^(r+x)`: the probability of at least one purchase within `t` for a
+/// customer who is alive (see the module docs).
+fn purchase_given_alive(bg: &BgNbdParams, obs: &Observation, t: f64) -> f64 {
+    let rx = bg.r + f64::from(obs.frequency);
+    -(-rx * (t / (bg.alpha + obs.t)).ln_1p()).exp_m1()
+}
+
+/// The fits, why a model is missing, and how many customers' predictions failed, as output
+/// metadata.
+pub(super) fn with_model_meta(
+    mut out: Output,
+    models: &Models,
+    predictions: &Predictions,
+) -> Output {
+    if let Some(fit) = &models.bgnbd {
+        out = out.with_meta(
+            "bgnbd",
+            json!({
+                "r": fit.params.r,
+                "alpha": fit.params.alpha,
+                "a": fit.params.a,
+                "b": fit.params.b,
+                "log_likelihood": fit.log_likelihood,
+                "iterations": fit.iterations,
+                "converged": fit.converged,
+            }),
+        );
+    }
+    if let Some(fit) = &models.gamma_gamma {
+        out = out.with_meta(
+            "gamma_gamma",
+            json!({
+                "p": fit.params.p,
+                "q": fit.params.q,
+                "v": fit.params.v,
+                "log_likelihood": fit.log_likelihood,
+                "customers_used": fit.customers,
+                "iterations": fit.iterations,
+                "converged": fit.converged,
+            }),
+        );
+    }
+    if !models.fallback.is_empty() {
+        out = out.with_meta("model_fallback", models.fallback.join("; "));
+    }
+    if predictions.errors > 0 {
+        out = out.with_meta(
+            "prediction_errors",
+            json!({
+                "customers": predictions.errors,
+                "first": predictions.first_error,
+            }),
+        );
+    }
+    out
+}

@@ -1,0 +1,281 @@
+//! Scores, models and the output table with its metadata.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, StringBuilder};
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
+use arrow_schema::{DataType, Field, Schema};
+use serde_json::Value as Json;
+
+use super::OUTPUT_COLUMNS;
+use super::accumulate::Accumulated;
+use super::config::{FrequencyBasis, MetricsConfig};
+use super::models::{Models, Predictions, fit_models, predict, with_model_meta};
+use crate::segmentation::day_string;
+use flow_analytics::rfm::rfm_scores;
+use flow_analytics::summary::TimeUnit;
+use flow_engine::data::Output;
+use flow_engine::node::NodeError;
+
+/// Scores, models, and the output table with its metadata.
+pub(super) fn finish(acc: Accumulated<'_>, cfg: &MetricsConfig) -> Result<Output, NodeError> {
+    let n = acc.names.len();
+    let s = &acc.summaries;
+    let days_since: Vec<i64> = s
+        .iter()
+        .map(|s| i64::from(acc.end) - i64::from(s.last_day))
+        .collect();
+    let f_values: Vec<f64> = match cfg.frequency {
+        FrequencyBasis::Orders => acc.orders.iter().map(|&o| f64::from(o)).collect(),
+        FrequencyBasis::Days => s.iter().map(|s| f64::from(s.frequency) + 1.0).collect(),
+    };
+    let r_values: Vec<f64> = days_since.iter().map(|&d| d as f64).collect();
+    let scores = rfm_scores(&r_values, &f_values, &acc.spend)
+        .map_err(|e| NodeError::msg(format!("RFM scores: {e}")))?;
+
+    let models = if n == 0 {
+        Models {
+            bgnbd: None,
+            gamma_gamma: None,
+            bg: None,
+            gg: None,
+            fallback: vec!["no transactions on or before the analysis date".to_string()],
+        }
+    } else {
+        fit_models(s, cfg)
+    };
+    if cfg.require_model && !models.fallback.is_empty() {
+        return Err(NodeError::msg(format!(
+            "require_model is set but {}",
+            models.fallback.join("; ")
+        )));
+    }
+    let predictions = if models.bg.is_some() || models.gg.is_some() {
+        predict(s, &acc.names, &models, cfg)
+    } else {
+        Predictions {
+            p_alive: vec![None; n],
+            expected_purchases: vec![None; n],
+            p_purchase: vec![None; n],
+            expected_avg_spend: vec![None; n],
+            clv: vec![None; n],
+            ..Default::default()
+        }
+    };
+
+    let mut rfm = StringBuilder::with_capacity(n, 3 * n);
+    let mut segment = StringBuilder::with_capacity(n, 12 * n);
+    for sc in &scores {
+        let digits = [b'0' + sc.recency, b'0' + sc.frequency, b'0' + sc.monetary];
+        rfm.append_value(std::str::from_utf8(&digits).expect("ascii digits"));
+        segment.append_value(cfg.segments.segment(sc.recency, sc.frequency));
+    }
+    let f64s = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+    let opt_f64s = |v: &[Option<f64>]| {
+        let mut b = Float64Builder::with_capacity(v.len());
+        b.extend(v.iter().copied());
+        Arc::new(b.finish()) as ArrayRef
+    };
+    let i64s = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let strs = |v: &[Option<&str>]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+
+    let columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
+        (
+            "customer_id",
+            DataType::Utf8,
+            false,
+            Arc::new(StringArray::from(acc.names.clone())),
+        ),
+        ("email", DataType::Utf8, true, strs(&acc.email)),
+        ("customer_name", DataType::Utf8, true, strs(&acc.name)),
+        (
+            "accepts_marketing",
+            DataType::Boolean,
+            true,
+            Arc::new(BooleanArray::from(acc.marketing.clone())),
+        ),
+        (
+            "first_purchase",
+            DataType::Date32,
+            false,
+            Arc::new(Date32Array::from(
+                s.iter().map(|s| s.first_day).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "last_purchase",
+            DataType::Date32,
+            false,
+            Arc::new(Date32Array::from(
+                s.iter().map(|s| s.last_day).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "orders",
+            DataType::Int64,
+            false,
+            i64s(acc.orders.iter().map(|&o| i64::from(o)).collect()),
+        ),
+        (
+            "purchase_days",
+            DataType::Int64,
+            false,
+            i64s(s.iter().map(|s| i64::from(s.frequency) + 1).collect()),
+        ),
+        (
+            "total_spend",
+            DataType::Float64,
+            false,
+            f64s(acc.spend.clone()),
+        ),
+        (
+            "avg_order_value",
+            DataType::Float64,
+            false,
+            f64s(
+                acc.spend
+                    .iter()
+                    .zip(&acc.orders)
+                    .map(|(&sp, &o)| sp / f64::from(o))
+                    .collect(),
+            ),
+        ),
+        ("days_since_last", DataType::Int64, false, i64s(days_since)),
+        (
+            "favourite_category",
+            DataType::Utf8,
+            true,
+            strs(&acc.favourite),
+        ),
+        (
+            "r_score",
+            DataType::Int64,
+            false,
+            i64s(scores.iter().map(|s| i64::from(s.recency)).collect()),
+        ),
+        (
+            "f_score",
+            DataType::Int64,
+            false,
+            i64s(scores.iter().map(|s| i64::from(s.frequency)).collect()),
+        ),
+        (
+            "m_score",
+            DataType::Int64,
+            false,
+            i64s(scores.iter().map(|s| i64::from(s.monetary)).collect()),
+        ),
+        ("rfm", DataType::Utf8, false, Arc::new(rfm.finish())),
+        (
+            "rfm_segment",
+            DataType::Utf8,
+            false,
+            Arc::new(segment.finish()),
+        ),
+        (
+            "frequency",
+            DataType::Int64,
+            false,
+            i64s(s.iter().map(|s| i64::from(s.frequency)).collect()),
+        ),
+        (
+            "recency",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.recency).collect()),
+        ),
+        (
+            "T",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.t).collect()),
+        ),
+        (
+            "monetary_value",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.monetary_value).collect()),
+        ),
+        (
+            "p_alive",
+            DataType::Float64,
+            true,
+            opt_f64s(&predictions.p_alive),
+        ),
+        (
+            "expected_purchases",
+            DataType::Float64,
+            true,
+            opt_f64s(&predictions.expected_purchases),
+        ),
+        (
+            "p_purchase",
+            DataType::Float64,
+            true,
+            opt_f64s(&predictions.p_purchase),
+        ),
+        (
+            "expected_avg_spend",
+            DataType::Float64,
+            true,
+            opt_f64s(&predictions.expected_avg_spend),
+        ),
+        ("clv", DataType::Float64, true, opt_f64s(&predictions.clv)),
+        (
+            "historical_clv",
+            DataType::Float64,
+            false,
+            f64s(acc.spend.clone()),
+        ),
+        (
+            "top_category",
+            DataType::Utf8,
+            true,
+            strs(&acc.top.iter().map(|t| t.map(|t| t.0)).collect::<Vec<_>>()),
+        ),
+        (
+            "top_category_affinity",
+            DataType::Float64,
+            true,
+            opt_f64s(&acc.top.iter().map(|t| t.map(|t| t.1)).collect::<Vec<_>>()),
+        ),
+    ];
+    debug_assert_eq!(
+        columns.iter().map(|c| c.0).collect::<Vec<_>>(),
+        OUTPUT_COLUMNS.to_vec()
+    );
+    let schema = Schema::new(
+        columns
+            .iter()
+            .map(|(name, dt, nullable, _)| Field::new(*name, dt.clone(), *nullable))
+            .collect::<Vec<_>>(),
+    );
+    let batch = RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|c| c.3).collect())?;
+
+    let repeat = s.iter().filter(|s| s.frequency > 0).count();
+    let out = Output::table(batch)
+        .with_meta(
+            "analysis_date",
+            if n == 0 && cfg.analysis_date.is_none() {
+                Json::Null
+            } else {
+                Json::from(day_string(acc.end))
+            },
+        )
+        .with_meta(
+            "time_unit",
+            match cfg.unit {
+                TimeUnit::Days => "days",
+                TimeUnit::Weeks => "weeks",
+            },
+        )
+        .with_meta("customers", n as u64)
+        .with_meta("repeat_customers", repeat as u64)
+        .with_meta("transactions_used", acc.used)
+        .with_meta("transactions_after_analysis_date", acc.after)
+        .with_meta("rows_with_missing_values", acc.missing)
+        .with_meta("revenue", acc.revenue);
+    Ok(with_model_meta(out, &models, &predictions))
+}

@@ -1,0 +1,410 @@
+//! The segment-independent index of a run: the catalog and the transactions indexed once and
+//! shared by the run's recommend nodes through the run cache.
+
+use std::sync::OnceLock;
+
+use arrow_array::{Array, RecordBatch};
+
+use super::super::{TextColumn, date_column, f64_column, missing_column, text_column};
+use super::RecommendConfig;
+use super::RecommendInputs;
+use super::ids::{OwnedIds, Products, StrMap};
+use super::strategies::median;
+use flow_engine::node::NodeError;
+
+/// One purchase line of a customer of the input branch.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Line {
+    pub(super) cust: u32,
+    pub(super) item: u32,
+    pub(super) day: i32,
+    pub(super) spend: f64,
+    pub(super) units: f64,
+    pub(super) category: Option<u32>,
+}
+
+/// The catalog's columns.
+pub(super) struct CatalogColumns {
+    pub(super) id: TextColumn,
+    pub(super) name: Option<TextColumn>,
+    pub(super) category: Option<TextColumn>,
+    pub(super) price: Option<arrow_array::Float64Array>,
+    pub(super) stock: arrow_array::Float64Array,
+}
+
+impl CatalogColumns {
+    pub(super) fn new(catalog: &RecordBatch) -> Result<Self, NodeError> {
+        Ok(CatalogColumns {
+            id: text_column(catalog, "product_id")?.ok_or_else(|| {
+                missing_column(catalog, "product_id", "the catalog's product key")
+            })?,
+            name: match text_column(catalog, "name")? {
+                Some(c) => Some(c),
+                None => text_column(catalog, "product_name")?,
+            },
+            category: text_column(catalog, "category")?,
+            price: f64_column(catalog, "price")?,
+            stock: f64_column(catalog, "stock")?
+                .ok_or_else(|| missing_column(catalog, "stock", "inventory availability"))?,
+        })
+    }
+}
+
+/// The segment-independent part of a run: the catalog and the transactions indexed once, for
+/// every recommend node of the run (kept in the run's cache under an [`IndexKey`]). Built from
+/// the catalog and the transactions with the `analysis_date` and `recent_days` of the key,
+/// nothing else.
+pub(super) struct SharedIndex {
+    /// Catalog categories, then the ones seen only in transactions.
+    pub(super) categories: OwnedIds,
+    pub(super) category_rank: Vec<u32>,
+    pub(super) products: Products,
+    /// Position of each product id in sorted order.
+    pub(super) id_rank: Vec<u32>,
+    pub(super) catalog_items: usize,
+    pub(super) out_of_stock: u64,
+    pub(super) duplicate_catalog_rows: u64,
+    pub(super) end: i32,
+    pub(super) rows_after: u64,
+    pub(super) refund_rows: u64,
+    pub(super) incomplete_rows: u64,
+    /// Every customer of the kept transaction rows, by first appearance.
+    pub(super) buyers: StrMap,
+    /// The kept transaction rows; `cust` indexes `buyers`. Grouped by buyer, each buyer's by
+    /// (item, day), when `by_buyer` is set (a branch then copies contiguous runs instead of
+    /// gathering rows scattered over the whole table), else in input order.
+    pub(super) lines: Vec<Line>,
+    /// CSR offsets per buyer into `lines` when grouped; `None` when rows with the same buyer,
+    /// item and day differ, as the order among them (the unstable sort's) then matters for
+    /// sums, so `lines` keeps the input order.
+    pub(super) by_buyer: Option<Vec<usize>>,
+    pub(super) units: Vec<f64>,
+    pub(super) recent: Vec<f64>,
+    pub(super) prior: Vec<f64>,
+    /// Candidate lists, each built when a strategy first needs it.
+    pub(super) bestsellers: OnceLock<(Vec<Vec<u32>>, Vec<u32>)>,
+    pub(super) trending: OnceLock<Vec<(u32, f64)>>,
+    pub(super) by_price: OnceLock<Vec<Vec<u32>>>,
+    pub(super) interval: OnceLock<Vec<f64>>,
+}
+
+impl SharedIndex {
+    pub(super) fn build(
+        catalog: &RecordBatch,
+        tx: &RecordBatch,
+        analysis_date: Option<i32>,
+        recent_days: i32,
+    ) -> Result<Self, NodeError> {
+        let cat = CatalogColumns::new(catalog)?;
+        let need = |name: &str, why: &str| missing_column(tx, name, why);
+        let tx_customer = text_column(tx, "customer_id")?
+            .ok_or_else(|| need("customer_id", "the customer key"))?;
+        let tx_product =
+            text_column(tx, "product_id")?.ok_or_else(|| need("product_id", "the product key"))?;
+        let tx_date = date_column(tx, "date")?.ok_or_else(|| need("date", "the purchase date"))?;
+        let tx_quantity = f64_column(tx, "quantity")?;
+        let tx_amount = f64_column(tx, "amount")?;
+        let tx_category = text_column(tx, "category")?;
+        let tx_name = text_column(tx, "product_name")?;
+
+        // --- Catalog -------------------------------------------------------------------------
+        let mut categories = OwnedIds::default();
+        let mut products = Products::default();
+        let (mut out_of_stock, mut duplicate_catalog_rows) = (0u64, 0u64);
+        for i in 0..catalog.num_rows() {
+            let Some(id) = cat.id.get(i) else { continue };
+            let category = cat
+                .category
+                .as_ref()
+                .and_then(|c| c.get(i))
+                .map(|c| categories.intern(c).0);
+            let name = cat.name.as_ref().and_then(|c| c.get(i));
+            let (p, new) = products.index(id, name, category);
+            if !new {
+                duplicate_catalog_rows += 1;
+                continue;
+            }
+            let p = p as usize;
+            products.price[p] = cat
+                .price
+                .as_ref()
+                .filter(|c| c.is_valid(i))
+                .map_or(f64::NAN, |c| c.value(i));
+            let in_stock = cat.stock.is_valid(i) && cat.stock.value(i) > 0.0;
+            products.available[p] = in_stock;
+            if !in_stock {
+                out_of_stock += 1;
+            }
+        }
+        let catalog_items = products.ids.len();
+
+        // --- Transactions --------------------------------------------------------------------
+        let end = match analysis_date {
+            Some(d) => d,
+            None => (0..tx.num_rows())
+                .filter(|&i| tx_date.is_valid(i))
+                .map(|i| tx_date.value(i))
+                .max()
+                .unwrap_or(0),
+        };
+        let recent_start = end - recent_days; // exclusive
+        let prior_start = recent_start - recent_days; // exclusive
+        let value = |col: &Option<arrow_array::Float64Array>, i: usize| {
+            col.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
+        };
+
+        let mut units_sold: Vec<f64> = Vec::new();
+        let mut recent: Vec<f64> = Vec::new();
+        let mut prior: Vec<f64> = Vec::new();
+        let mut lines: Vec<Line> = Vec::with_capacity(tx.num_rows());
+        let mut buyers = StrMap::default();
+        let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
+        let mut last_customer: Option<(&str, u32)> = None;
+        for i in 0..tx.num_rows() {
+            let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
+                incomplete_rows += 1;
+                continue;
+            };
+            if !tx_date.is_valid(i) {
+                incomplete_rows += 1;
+                continue;
+            }
+            let day = tx_date.value(i);
+            if day > end {
+                rows_after += 1;
+                continue;
+            }
+            let quantity = value(&tx_quantity, i);
+            let amount = value(&tx_amount, i);
+            if quantity.is_some_and(|q| q < 0.0) || amount.is_some_and(|a| a < 0.0) {
+                refund_rows += 1;
+                continue;
+            }
+            let category = tx_category
+                .as_ref()
+                .and_then(|col| col.get(i))
+                .map(|s| categories.intern(s).0);
+            let name = tx_name.as_ref().and_then(|col| col.get(i));
+            let (item, _) = products.index(pid, name, category);
+            let p = item as usize;
+            // The catalog's name and category win; the transactions fill in what it lacks.
+            if products.category[p].is_none() {
+                products.category[p] = category;
+            }
+            if products.name[p].is_none() && name.is_some() {
+                products.name[p] = name.map(Into::into);
+            }
+            if p >= units_sold.len() {
+                let len = products.ids.len().max(p + 1);
+                units_sold.resize(len, 0.0);
+                recent.resize(len, 0.0);
+                prior.resize(len, 0.0);
+            }
+            let units = quantity.unwrap_or(1.0);
+            units_sold[p] += units;
+            if day > recent_start {
+                recent[p] += units;
+            } else if day > prior_start {
+                prior[p] += units;
+            }
+            // Rows of one customer usually come together: remember the last look-up.
+            let cust = match last_customer {
+                Some((last, id)) if last == c => id,
+                _ => {
+                    let id = buyers.get_or_insert(c, buyers.len() as u32);
+                    last_customer = Some((c, id));
+                    id
+                }
+            };
+            let price = products.price[p];
+            lines.push(Line {
+                cust,
+                item,
+                day,
+                spend: amount.unwrap_or(if price.is_finite() {
+                    price * units
+                } else {
+                    0.0
+                }),
+                units,
+                category: products.category[p].or(category),
+            });
+        }
+        let by_buyer = group_by_buyer(&lines, buyers.len()).map(|(offsets, grouped)| {
+            lines = grouped;
+            offsets
+        });
+        let n = products.ids.len();
+        units_sold.resize(n, 0.0);
+        recent.resize(n, 0.0);
+        prior.resize(n, 0.0);
+        Ok(SharedIndex {
+            category_rank: categories.sorted_ranks(),
+            categories,
+            id_rank: products.ids.sorted_ranks(),
+            products,
+            catalog_items,
+            out_of_stock,
+            duplicate_catalog_rows,
+            end,
+            rows_after,
+            refund_rows,
+            incomplete_rows,
+            buyers,
+            lines,
+            by_buyer,
+            units: units_sold,
+            recent,
+            prior,
+            bestsellers: OnceLock::new(),
+            trending: OnceLock::new(),
+            by_price: OnceLock::new(),
+            interval: OnceLock::new(),
+        })
+    }
+
+    /// Best first: higher score, then lower product id.
+    pub(super) fn order(&self, a: &(u32, f64), b: &(u32, f64)) -> std::cmp::Ordering {
+        b.1.total_cmp(&a.1)
+            .then(self.id_rank[a.0 as usize].cmp(&self.id_rank[b.0 as usize]))
+    }
+
+    /// Per category and overall: available items with sales, best first.
+    pub(super) fn bestsellers(&self) -> &(Vec<Vec<u32>>, Vec<u32>) {
+        self.bestsellers.get_or_init(|| {
+            let products = &self.products;
+            let mut overall: Vec<(u32, f64)> = (0..self.catalog_items as u32)
+                .filter(|&p| products.available[p as usize] && self.units[p as usize] > 0.0)
+                .map(|p| (p, self.units[p as usize]))
+                .collect();
+            overall.sort_unstable_by(|a, b| self.order(a, b));
+            let mut by_category = vec![Vec::new(); self.categories.len()];
+            for &(p, _) in &overall {
+                if let Some(c) = products.category[p as usize] {
+                    by_category[c as usize].push(p);
+                }
+            }
+            (by_category, overall.into_iter().map(|(p, _)| p).collect())
+        })
+    }
+
+    /// Rising items with their trend score, best first.
+    pub(super) fn trending(&self) -> &[(u32, f64)] {
+        self.trending.get_or_init(|| {
+            let mut trending: Vec<(u32, f64)> = (0..self.catalog_items as u32)
+                .filter(|&p| self.products.available[p as usize])
+                .filter_map(|p| {
+                    let (r, b) = (self.recent[p as usize], self.prior[p as usize]);
+                    (r > b).then(|| (p, (r - b) / (r + b).sqrt()))
+                })
+                .collect();
+            trending.sort_unstable_by(|a, b| self.order(a, b));
+            trending
+        })
+    }
+
+    /// Per category: available priced items by price ascending.
+    pub(super) fn by_price(&self) -> &[Vec<u32>] {
+        self.by_price.get_or_init(|| {
+            let products = &self.products;
+            let mut by_price = vec![Vec::new(); self.categories.len()];
+            for p in 0..self.catalog_items {
+                let price = products.price[p];
+                if products.available[p]
+                    && price.is_finite()
+                    && price > 0.0
+                    && let Some(c) = products.category[p]
+                {
+                    by_price[c as usize].push(p as u32);
+                }
+            }
+            for list in &mut by_price {
+                list.sort_unstable_by(|&a, &b| {
+                    products.price[a as usize]
+                        .total_cmp(&products.price[b as usize])
+                        .then(self.id_rank[a as usize].cmp(&self.id_rank[b as usize]))
+                });
+            }
+            by_price
+        })
+    }
+
+    /// Median repurchase interval per product over all customers (NaN when unknown).
+    pub(super) fn interval(&self) -> &[f64] {
+        self.interval.get_or_init(|| {
+            let mut all_buys: Vec<(u32, u32, i32)> =
+                self.lines.iter().map(|l| (l.item, l.cust, l.day)).collect();
+            all_buys.sort_unstable();
+            all_buys.dedup();
+            let mut gaps: Vec<Vec<f64>> = vec![Vec::new(); self.products.ids.len()];
+            for w in all_buys.windows(2) {
+                let (a, b) = (w[0], w[1]);
+                if a.0 == b.0 && a.1 == b.1 {
+                    gaps[a.0 as usize].push(f64::from(b.2 - a.2));
+                }
+            }
+            gaps.iter_mut().map(|g| median(g)).collect()
+        })
+    }
+}
+
+/// The rows of `lines` grouped by buyer (with CSR offsets per buyer), each buyer's by (item,
+/// day): the order sorting a branch's lines by (customer, item, day) gives, whatever the sort,
+/// unless rows with equal keys differ (then `None`).
+pub(super) fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<Line>)> {
+    u32::try_from(lines.len()).ok()?;
+    let mut offsets = vec![0usize; buyers + 1];
+    for l in lines {
+        offsets[l.cust as usize + 1] += 1;
+    }
+    for b in 0..buyers {
+        offsets[b + 1] += offsets[b];
+    }
+    // The rows themselves, not their indices: each buyer's then sort in place, contiguous.
+    let mut next = offsets.clone();
+    // Every slot is overwritten: the offsets partition the rows.
+    let mut grouped = lines.to_vec();
+    for l in lines {
+        grouped[next[l.cust as usize]] = *l;
+        next[l.cust as usize] += 1;
+    }
+    for b in 0..buyers {
+        let rows = &mut grouped[offsets[b]..offsets[b + 1]];
+        // Stable, as sorting the input-order row numbers by (item, day) is.
+        rows.sort_by_key(|l| (l.item, l.day));
+        for w in rows.windows(2) {
+            let (x, y) = (&w[0], &w[1]);
+            if x.item == y.item
+                && x.day == y.day
+                && (x.spend.to_bits() != y.spend.to_bits()
+                    || x.units.to_bits() != y.units.to_bits()
+                    || x.category != y.category)
+            {
+                return None;
+            }
+        }
+    }
+    Some((offsets, grouped))
+}
+
+/// What a [`SharedIndex`] is built from within a run: the inputs the catalog and the
+/// transactions come from, and the parameters the index depends on.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct IndexKey {
+    pub(super) catalog: String,
+    pub(super) transactions: String,
+    pub(super) analysis_date: Option<i32>,
+    pub(super) recent_days: i32,
+}
+
+impl IndexKey {
+    pub(super) fn new(t: &RecommendInputs, cfg: &RecommendConfig) -> Self {
+        let [catalog, transactions] = t.index_inputs.clone();
+        IndexKey {
+            catalog,
+            transactions,
+            analysis_date: cfg.analysis_date,
+            recent_days: cfg.recent_days,
+        }
+    }
+}

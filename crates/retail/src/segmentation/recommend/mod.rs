@@ -1,0 +1,225 @@
+//! `segmentation.recommend`: top-K products per customer of a segment branch.
+//!
+//! Inputs, by role (see [`super::tables`]): `customers` (one or more classify branches),
+//! `transactions`, `catalog` and `affinity` (required by `cross_sell`, optional otherwise).
+//!
+//! # Strategies
+//! Every strategy ranks candidates by score (descending), ties by `product_id` (ascending), and
+//! keeps `top_k`. Items missing from the catalog, out of stock (`stock <= 0`) or with unknown
+//! stock are never recommended; items the customer already bought are left out unless
+//! `include_purchased` (or `replenishment`).
+//!
+//! - `cross_sell`: items with the highest co-purchase lift with anything the customer bought
+//!   (pairs with `lift >= min_lift`). Score: the highest lift over the customer's items; reason
+//!   `often bought with <that item>`.
+//! - `upsell`: higher-priced items in the customer's affine categories: the (up to) three
+//!   categories with the largest share `s` of the customer's spend. For each, the reference price
+//!   `p0` is the highest price of an item the customer bought there (catalog price, else the
+//!   unit price paid); candidates are items priced above `p0`. Score `s × p0 / price`: the
+//!   customer's main categories and the smaller steps first. Reason `a step up in <category>`.
+//! - `seasonal`: items whose units sold in the last `recent_days` before the analysis date rose
+//!   versus the `recent_days` before that. Score: the rise in standard deviations of a Poisson
+//!   count, `(recent − prior) / sqrt(recent + prior)`; only rising items. Reason
+//!   `trending in <category>`.
+//! - `bestsellers`: the items with the most units sold (up to the analysis date) in the
+//!   customer's `favourite_category` and `top_category`, then overall. Score: units sold. Reason
+//!   `bestseller in <category>`. Meant for new customers.
+//! - `replenishment`: items the customer bought before that are due again: the customer's own
+//!   median interval between purchase days of the item when they bought it on 3 or more days,
+//!   else the median over all customers' repeat purchases of the item. Due when days since the
+//!   last purchase >= interval; score `days since / interval`. Reason
+//!   `due again (bought every ~N days)`. Implies `include_purchased`.
+//!
+//! With `fallback: bestsellers`, customers left with fewer than `top_k` items get bestsellers
+//! (their `strategy` column says `bestsellers`).
+//!
+//! Transactions: rows after the analysis date (default: the latest transaction date) and refund
+//! lines (negative amount or quantity) are ignored; units are `quantity` (1 without it).
+//!
+//! Cost: candidate lists are built once (per category, per item, global), so a customer costs
+//! O(own purchases + partners of their items + top_k), never a scan of the catalog.
+
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use async_trait::async_trait;
+
+use super::retail_inputs::ByRole;
+use super::tables;
+use flow_engine::data::Output;
+use flow_engine::node::{
+    ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,
+    ParamSpec, ParamType, Params, TableKind,
+};
+
+mod config;
+mod ids;
+mod index;
+mod output;
+mod strategies;
+#[cfg(test)]
+pub(crate) mod tests;
+
+pub(crate) use config::{RecommendConfig, Strategy};
+pub(crate) use output::recommend;
+
+const NODE: &str = "segmentation.recommend";
+
+/// The output columns, in order.
+pub const OUTPUT_COLUMNS: [&str; 9] = [
+    "customer_id",
+    "segment",
+    "rank",
+    "product_id",
+    "product_name",
+    "category",
+    "score",
+    "reason",
+    "strategy",
+];
+
+#[derive(Debug)]
+pub struct Recommend;
+
+impl NodeType for Recommend {
+    fn name(&self) -> &'static str {
+        NODE
+    }
+    fn summary(&self) -> &'static str {
+        "Top-K product recommendations per customer of a segment (cross-sell, upsell, seasonal, \
+         bestsellers, replenishment), in stock only, each with a score and a reason."
+    }
+    fn kinds(&self) -> &'static [NodeKind] {
+        &[NodeKind::Action]
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::required(
+                "strategy",
+                ParamType::String,
+                "cross_sell, upsell, seasonal, bestsellers or replenishment",
+            ),
+            ParamSpec::with_default("top_k", ParamType::Integer, "5", "items per customer"),
+            ParamSpec::with_default(
+                "include_purchased",
+                ParamType::Bool,
+                "false",
+                "also recommend items the customer already bought",
+            ),
+            ParamSpec::with_default(
+                "min_lift",
+                ParamType::Number,
+                "1.0",
+                "cross_sell: ignore co-purchase pairs with a lower lift",
+            ),
+            ParamSpec::with_default(
+                "recent_days",
+                ParamType::Integer,
+                "28",
+                "seasonal: the recent window, compared with the window before it",
+            ),
+            ParamSpec::optional(
+                "analysis_date",
+                ParamType::String,
+                "YYYY-MM-DD; later transactions are ignored (default: the latest transaction date)",
+            ),
+            ParamSpec::with_default(
+                "fallback",
+                ParamType::String,
+                "none",
+                "none or bestsellers: fill lists shorter than top_k with bestsellers",
+            ),
+        ]
+    }
+    fn inputs(&self) -> Vec<InputSpec> {
+        vec![
+            InputSpec::many(
+                "customers",
+                tables::customers(),
+                "the customers to recommend to",
+            ),
+            InputSpec::one("transactions", tables::transactions(), "purchase history"),
+            InputSpec::one(
+                "catalog",
+                tables::catalog(),
+                "what can be recommended (in stock)",
+            ),
+            InputSpec::one(
+                "affinity",
+                tables::affinity(),
+                "co-purchase pairs (required by cross_sell)",
+            )
+            .optional(),
+        ]
+    }
+    fn output_kind(&self) -> Option<TableKind> {
+        Some(tables::recommendations())
+    }
+    fn configure(
+        &self,
+        params: &Params,
+        _cx: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        let cfg = RecommendConfig::from_params(params)?;
+        Ok(Arc::new(Configured { cfg }))
+    }
+}
+
+struct Configured {
+    cfg: RecommendConfig,
+}
+
+/// The input tables of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct RecommendInputs {
+    pub(crate) customers: Vec<RecordBatch>,
+    pub(crate) transactions: RecordBatch,
+    pub(crate) catalog: RecordBatch,
+    pub(crate) affinity: Option<RecordBatch>,
+    /// The inputs (their `needs` names) the catalog and the transactions come from: within a
+    /// run they name the same tables for every node, so they key the run's shared index.
+    pub(crate) index_inputs: [String; 2],
+}
+
+#[async_trait]
+impl Node for Configured {
+    fn output_columns(&self, _: &[Option<Vec<String>>]) -> Option<Vec<String>> {
+        Some(OUTPUT_COLUMNS.iter().map(|c| c.to_string()).collect())
+    }
+
+    fn required_inputs(&self) -> Vec<&'static str> {
+        match self.cfg.strategy {
+            Strategy::CrossSell => vec!["affinity"],
+            _ => Vec::new(),
+        }
+    }
+
+    async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
+        let by = ByRole::new(&inputs, NODE);
+        let customers = by.all("customers");
+        // An empty segment (the node's rule let it run anyway) recommends nothing.
+        let customers = if customers.is_empty() {
+            vec![super::classify::no_customers()]
+        } else {
+            customers
+        };
+        let tables = RecommendInputs {
+            customers,
+            transactions: by.require("transactions", &tables::transactions())?.clone(),
+            catalog: by.require("catalog", &tables::catalog())?.clone(),
+            affinity: match self.cfg.strategy {
+                Strategy::CrossSell => Some(by.require("affinity", &tables::affinity())?.clone()),
+                _ => by.first("affinity").cloned(),
+            },
+            index_inputs: ["catalog", "transactions"].map(|role| {
+                let first = inputs.role(role).next();
+                first.map(|input| input.name()).unwrap_or_default()
+            }),
+        };
+        let cfg = self.cfg.clone();
+        let cache = ctx.run_cache.clone();
+        flow_engine::node::spawn_blocking(move || recommend(&tables, &cfg, &cache))
+            .await
+            .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
+    }
+}

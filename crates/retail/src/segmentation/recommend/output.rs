@@ -1,0 +1,468 @@
+//! One branch's recommendations: the index from the run cache, each customer's picks, and the
+//! output table with its metadata.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+
+use super::super::{
+    FastHash, TextColumn, day_string, f64_column, missing_column, no_products, text_column,
+};
+use super::ids::{Ids, StrMap};
+use super::index::{CatalogColumns, IndexKey, Line, SharedIndex};
+use super::strategies::{Bought, Candidates, Pick, Ranker, Reason, Scratch, median};
+use super::{RecommendConfig, RecommendInputs, Strategy};
+use flow_engine::data::Output;
+use flow_engine::node::NodeError;
+use flow_engine::run_cache::RunCache;
+
+/// The output table, row by row.
+pub(super) struct OutBuilders {
+    pub(super) customer_id: StringBuilder,
+    pub(super) segment: StringBuilder,
+    pub(super) rank: Int64Builder,
+    pub(super) product_id: StringBuilder,
+    pub(super) product_name: StringBuilder,
+    pub(super) category: StringBuilder,
+    pub(super) score: Float64Builder,
+    pub(super) reason: StringBuilder,
+    pub(super) strategy: StringBuilder,
+    pub(super) reason_buf: String,
+}
+
+impl OutBuilders {
+    pub(super) fn new(rows: usize) -> Self {
+        let text = || StringBuilder::with_capacity(rows, rows * 12);
+        OutBuilders {
+            customer_id: text(),
+            segment: text(),
+            rank: Int64Builder::with_capacity(rows),
+            product_id: text(),
+            product_name: text(),
+            category: text(),
+            score: Float64Builder::with_capacity(rows),
+            reason: StringBuilder::with_capacity(rows, rows * 24),
+            strategy: text(),
+            reason_buf: String::new(),
+        }
+    }
+
+    pub(super) fn finish(mut self) -> Result<RecordBatch, NodeError> {
+        let columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
+            (
+                "customer_id",
+                DataType::Utf8,
+                false,
+                Arc::new(self.customer_id.finish()),
+            ),
+            (
+                "segment",
+                DataType::Utf8,
+                false,
+                Arc::new(self.segment.finish()),
+            ),
+            ("rank", DataType::Int64, false, Arc::new(self.rank.finish())),
+            (
+                "product_id",
+                DataType::Utf8,
+                false,
+                Arc::new(self.product_id.finish()),
+            ),
+            (
+                "product_name",
+                DataType::Utf8,
+                false,
+                Arc::new(self.product_name.finish()),
+            ),
+            (
+                "category",
+                DataType::Utf8,
+                true,
+                Arc::new(self.category.finish()),
+            ),
+            (
+                "score",
+                DataType::Float64,
+                false,
+                Arc::new(self.score.finish()),
+            ),
+            (
+                "reason",
+                DataType::Utf8,
+                false,
+                Arc::new(self.reason.finish()),
+            ),
+            (
+                "strategy",
+                DataType::Utf8,
+                false,
+                Arc::new(self.strategy.finish()),
+            ),
+        ];
+        let schema = Schema::new(
+            columns
+                .iter()
+                .map(|(n, t, null, _)| Field::new(*n, t.clone(), *null))
+                .collect::<Vec<_>>(),
+        );
+        Ok(RecordBatch::try_new(
+            Arc::new(schema),
+            columns.into_iter().map(|c| c.3).collect(),
+        )?)
+    }
+}
+
+/// Computes the recommendations table and its metadata.
+/// The segment-independent index comes from `cache`: the first node of a run builds it (while
+/// others asking wait), the others reuse it.
+pub(crate) fn recommend(
+    t: &RecommendInputs,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Output, NodeError> {
+    use std::fmt::Write as _;
+
+    // The columns first, in the order their errors are reported.
+    CatalogColumns::new(&t.catalog)?;
+    struct CustomerColumns {
+        id: TextColumn,
+        segment: TextColumn,
+        favourite: Option<TextColumn>,
+        top: Option<TextColumn>,
+        rows: usize,
+    }
+    let mut customer_columns = Vec::new();
+    for batch in &t.customers {
+        customer_columns.push(CustomerColumns {
+            id: text_column(batch, "customer_id")?
+                .ok_or_else(|| missing_column(batch, "customer_id", "the customer key"))?,
+            segment: text_column(batch, "segment")?
+                .ok_or_else(|| missing_column(batch, "segment", "the customer's segment"))?,
+            favourite: text_column(batch, "favourite_category")?,
+            top: text_column(batch, "top_category")?,
+            rows: batch.num_rows(),
+        });
+    }
+    let slot = cache.get_or_compute(IndexKey::new(t, cfg), || {
+        SharedIndex::build(
+            &t.catalog,
+            &t.transactions,
+            cfg.analysis_date,
+            cfg.recent_days,
+        )
+        .map_err(|e| e.to_string())
+    });
+    let shared = slot
+        .as_ref()
+        .as_ref()
+        .map_err(|e| NodeError::msg(e.clone()))?;
+    let products = &shared.products;
+    let categories = &shared.categories;
+
+    let affinity_columns = match (&t.affinity, cfg.strategy) {
+        (Some(aff), Strategy::CrossSell) => Some((
+            text_column(aff, "product_id")?
+                .ok_or_else(|| missing_column(aff, "product_id", "the item of a pair"))?,
+            text_column(aff, "other_product_id")?
+                .ok_or_else(|| missing_column(aff, "other_product_id", "the partner"))?,
+            f64_column(aff, "lift")?
+                .ok_or_else(|| missing_column(aff, "lift", "the co-purchase lift"))?,
+            aff.num_rows(),
+        )),
+        _ => None,
+    };
+
+    // --- Customers ---------------------------------------------------------------------------
+    struct Customer<'a> {
+        id: &'a str,
+        segment: &'a str,
+        categories: [Option<u32>; 2],
+    }
+    // A category no item has holds no candidates: known ones only.
+    let category = |col: &Option<TextColumn>, i: usize| {
+        col.as_ref()
+            .and_then(|c| c.get(i))
+            .and_then(|s| categories.get(s))
+    };
+    let customer_rows: usize = customer_columns.iter().map(|c| c.rows).sum();
+    let mut customers: Vec<Customer<'_>> = Vec::with_capacity(customer_rows);
+    let mut customer_ids = Ids {
+        map: StrMap::with_capacity(customer_rows),
+        names: Vec::with_capacity(customer_rows),
+    };
+    let mut duplicate_customers = 0u64;
+    // Each customer's number among the buyers of the transactions.
+    let mut buyer_of: Vec<Option<u32>> = Vec::with_capacity(customer_rows);
+    for cols in &customer_columns {
+        for i in 0..cols.rows {
+            let Some(id) = cols.id.get(i) else { continue };
+            if !customer_ids.intern(id).1 {
+                duplicate_customers += 1;
+                continue;
+            }
+            buyer_of.push(shared.buyers.get(id));
+            let favourite = category(&cols.favourite, i);
+            let top = category(&cols.top, i).filter(|t| Some(*t) != favourite);
+            customers.push(Customer {
+                id,
+                segment: cols.segment.get(i).unwrap_or(""),
+                categories: [favourite, top],
+            });
+        }
+    }
+    // The branch's purchase lines by (customer, item, day).
+    let lines: Vec<Line> = match &shared.by_buyer {
+        // Each buyer's lines come sorted: gather them in the branch's order.
+        Some(offsets) => {
+            let range = |b: u32| offsets[b as usize]..offsets[b as usize + 1];
+            let total = buyer_of.iter().flatten().map(|&b| range(b).len()).sum();
+            let mut lines = Vec::with_capacity(total);
+            for (cust, b) in buyer_of.iter().enumerate() {
+                let Some(b) = b else { continue };
+                lines.extend(shared.lines[range(*b)].iter().map(|l| Line {
+                    cust: cust as u32,
+                    ..*l
+                }));
+            }
+            lines
+        }
+        // As the branch's lines in input order sort.
+        None => {
+            let mut branch_of = vec![u32::MAX; shared.buyers.len()];
+            for (cust, b) in buyer_of.iter().enumerate() {
+                if let Some(b) = b {
+                    branch_of[*b as usize] = cust as u32;
+                }
+            }
+            let mut lines: Vec<Line> = shared
+                .lines
+                .iter()
+                .filter_map(|l| {
+                    let cust = branch_of[l.cust as usize];
+                    (cust != u32::MAX).then_some(Line { cust, ..*l })
+                })
+                .collect();
+            lines.sort_unstable_by_key(|l| (l.cust, l.item, l.day));
+            lines
+        }
+    };
+
+    // --- Affinity ----------------------------------------------------------------------------
+    let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
+    if let Some((a_col, b_col, lift, rows)) = &affinity_columns {
+        for i in 0..*rows {
+            let (Some(a), Some(b)) = (a_col.get(i), b_col.get(i)) else {
+                continue;
+            };
+            if !lift.is_valid(i) || !lift.value(i).is_finite() || lift.value(i) < cfg.min_lift {
+                continue;
+            }
+            // A seed the branch never bought and a partner outside the catalog cannot matter.
+            let (Some(a), Some(b)) = (products.ids.get(a), products.ids.get(b)) else {
+                continue;
+            };
+            if a != b && products.available[b as usize] {
+                pairs.push((a, b, lift.value(i)));
+            }
+        }
+    }
+
+    let n = products.ids.len();
+    let id_rank = &shared.id_rank;
+    let missing_from_catalog = (n - shared.catalog_items) as u64;
+
+    // --- Candidate lists, built once ---------------------------------------------------------
+    let mut cand = Candidates {
+        units: &shared.units,
+        ..Candidates::default()
+    };
+    if cfg.strategy == Strategy::Bestsellers || cfg.fallback_bestsellers {
+        let (by_category, overall) = shared.bestsellers();
+        cand.best_by_category = by_category;
+        cand.best_overall = overall;
+    }
+    if cfg.strategy == Strategy::Seasonal {
+        cand.trending = shared.trending();
+    }
+    if cfg.strategy == Strategy::Upsell {
+        cand.by_price = shared.by_price();
+    }
+    let mut partner_offsets: Vec<usize> = Vec::new();
+    let mut partners: Vec<(u32, f64)> = Vec::new();
+    if cfg.strategy == Strategy::CrossSell {
+        pairs.sort_unstable_by(|x, y| {
+            x.0.cmp(&y.0)
+                .then(y.2.total_cmp(&x.2))
+                .then(id_rank[x.1 as usize].cmp(&id_rank[y.1 as usize]))
+        });
+        // A pair listed twice keeps its higher lift (sorted first).
+        let mut seen = std::collections::HashSet::<(u32, u32), FastHash>::default();
+        pairs.retain(|&(a, b, _)| seen.insert((a, b)));
+        partner_offsets = vec![0usize; n + 1];
+        for &(a, _, _) in &pairs {
+            partner_offsets[a as usize + 1] += 1;
+        }
+        for i in 0..n {
+            partner_offsets[i + 1] += partner_offsets[i];
+        }
+        partners = pairs.iter().map(|&(_, b, l)| (b, l)).collect();
+    }
+    cand.partner_offsets = &partner_offsets;
+    cand.partners = &partners;
+    if cfg.strategy == Strategy::Replenishment {
+        cand.interval = shared.interval();
+    }
+    let end = shared.end;
+
+    let ranker = Ranker {
+        cand: &cand,
+        price: &products.price,
+        available: &products.available,
+        id_rank,
+        category_rank: &shared.category_rank,
+        top_k: cfg.top_k,
+        exclude_bought: !cfg.include_purchased,
+        end,
+    };
+
+    // --- Per customer ------------------------------------------------------------------------
+    let mut line_at = 0usize;
+    let mut scratch = Scratch::new(n);
+    let mut bought: Vec<Bought> = Vec::new();
+    let mut picks: Vec<Pick> = Vec::new();
+    let mut out = OutBuilders::new(customers.len() * cfg.top_k);
+    let (mut with_recs, mut fallback_rows) = (0u64, 0u64);
+    let mut day_gaps: Vec<f64> = Vec::new();
+    for (c, customer) in customers.iter().enumerate() {
+        scratch.stamp = c as u32 + 1;
+        bought.clear();
+        let start = line_at;
+        while line_at < lines.len() && lines[line_at].cust == c as u32 {
+            line_at += 1;
+        }
+        let mine = &lines[start..line_at];
+        let mut j = 0;
+        while j < mine.len() {
+            let item = mine[j].item;
+            let mut k = j;
+            let (mut spend, mut max_unit) = (0.0, f64::NAN);
+            day_gaps.clear();
+            while k < mine.len() && mine[k].item == item {
+                let l = mine[k];
+                spend += l.spend;
+                if l.units > 0.0 {
+                    max_unit = f64::max(max_unit, l.spend / l.units);
+                }
+                if k > j && l.day != mine[k - 1].day {
+                    day_gaps.push(f64::from(l.day - mine[k - 1].day));
+                }
+                k += 1;
+            }
+            let catalog_price = products.price[item as usize];
+            bought.push(Bought {
+                item,
+                last_day: mine[k - 1].day,
+                own_interval: if day_gaps.len() >= 2 {
+                    median(&mut day_gaps)
+                } else {
+                    f64::NAN
+                },
+                spend,
+                price: if catalog_price.is_finite() {
+                    catalog_price
+                } else {
+                    max_unit
+                },
+                category: mine[j].category,
+            });
+            scratch.bought[item as usize] = scratch.stamp;
+            j = k;
+        }
+
+        picks.clear();
+        match cfg.strategy {
+            Strategy::CrossSell => ranker.cross_sell(&bought, &mut scratch, &mut picks),
+            Strategy::Upsell => ranker.upsell(&bought, &mut scratch, &mut picks),
+            Strategy::Seasonal => ranker.seasonal(&mut scratch, &mut picks),
+            Strategy::Bestsellers => {
+                ranker.bestsellers(&customer.categories, &mut scratch, &mut picks, false)
+            }
+            Strategy::Replenishment => ranker.replenishment(&bought, &mut picks),
+        }
+        if cfg.fallback_bestsellers && picks.len() < cfg.top_k {
+            let before = picks.len();
+            ranker.bestsellers(&customer.categories, &mut scratch, &mut picks, true);
+            fallback_rows += (picks.len() - before) as u64;
+        }
+        if !picks.is_empty() {
+            with_recs += 1;
+        }
+        for (rank, pick) in picks.iter().enumerate() {
+            let p = pick.item as usize;
+            let category = products.category[p].map(|c| &*categories.names[c as usize]);
+            out.customer_id.append_value(customer.id);
+            out.segment.append_value(customer.segment);
+            out.rank.append_value(rank as i64 + 1);
+            out.product_id.append_value(&products.ids.names[p]);
+            out.product_name
+                .append_value(products.display_name(pick.item));
+            out.category.append_option(category);
+            out.score.append_value(pick.score);
+            let buf = &mut out.reason_buf;
+            buf.clear();
+            let _ = match (pick.reason, category) {
+                (Reason::BoughtWith(seed), _) => {
+                    write!(buf, "often bought with {}", products.display_name(seed))
+                }
+                (Reason::StepUp, Some(c)) => write!(buf, "a step up in {c}"),
+                (Reason::StepUp, None) => write!(buf, "a step up"),
+                (Reason::Trending, Some(c)) => write!(buf, "trending in {c}"),
+                (Reason::Trending, None) => write!(buf, "trending now"),
+                (Reason::Bestseller, Some(c)) => write!(buf, "bestseller in {c}"),
+                (Reason::Bestseller, None) => write!(buf, "bestseller"),
+                (Reason::Due(days), _) => {
+                    write!(
+                        buf,
+                        "due again (bought every ~{})",
+                        flow_engine::plural::plural(days.round().max(0.0) as u64, "day")
+                    )
+                }
+            };
+            out.reason.append_value(&out.reason_buf);
+            out.strategy.append_value(if pick.fallback {
+                Strategy::Bestsellers.as_str()
+            } else {
+                cfg.strategy.as_str()
+            });
+        }
+    }
+
+    let table = out.finish()?;
+    let rows = table.num_rows() as u64;
+    let mut output = Output::table(table);
+    if no_products::has_no_products(&t.transactions) {
+        tracing::info!("{}", no_products::MESSAGE);
+        output = output.with_meta(no_products::META_KEY, no_products::MESSAGE);
+    }
+    Ok(output
+        .with_meta("strategy", cfg.strategy.as_str())
+        .with_meta("customers", customers.len() as u64)
+        .with_meta("customers_with_recommendations", with_recs)
+        .with_meta(
+            "customers_without_recommendations",
+            customers.len() as u64 - with_recs,
+        )
+        .with_meta("recommendations", rows)
+        .with_meta("fallback_recommendations", fallback_rows)
+        .with_meta("analysis_date", day_string(end))
+        .with_meta("catalog_items", shared.catalog_items as u64)
+        .with_meta("out_of_stock_items", shared.out_of_stock)
+        .with_meta("missing_from_catalog_items", missing_from_catalog)
+        .with_meta("duplicate_catalog_rows", shared.duplicate_catalog_rows)
+        .with_meta("duplicate_customers", duplicate_customers)
+        .with_meta("transactions_after_analysis_date", shared.rows_after)
+        .with_meta("refund_rows_ignored", shared.refund_rows)
+        .with_meta("incomplete_transaction_rows", shared.incomplete_rows))
+}

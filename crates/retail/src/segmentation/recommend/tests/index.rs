@@ -1,0 +1,136 @@
+//! The index shared by the recommend nodes of a run.
+
+use super::*;
+
+#[test]
+fn nodes_of_one_run_share_one_index_build_with_the_same_answers() {
+    let body = |t: &RecommendInputs, cfg: &RecommendConfig, cache: &RunCache| {
+        recommend(t, cfg, cache).unwrap().body_table().clone()
+    };
+    let tables = inputs();
+    let strategies = STRATEGIES.map(|s| RecommendConfig {
+        recent_days: 7,
+        fallback_bestsellers: true,
+        ..cfg(Strategy::parse(s).unwrap())
+    });
+    // Alone in its run, every node builds its own index.
+    let alone: Vec<RecordBatch> = strategies
+        .iter()
+        .map(|c| {
+            let cache = RunCache::new();
+            let table = body(&tables, c, &cache);
+            assert_eq!(cache.stats(), CacheStats { hits: 0, misses: 1 });
+            table
+        })
+        .collect();
+
+    // In one run the first node builds it and the others reuse it, with the same answers;
+    // so does another branch over the same inputs.
+    let run = RunCache::new();
+    for (c, expect) in strategies.iter().zip(&alone) {
+        assert_eq!(&body(&tables, c, &run), expect);
+    }
+    let other_branch = RecommendInputs {
+        customers: vec![customers().slice(1, 2)],
+        ..tables.clone()
+    };
+    body(&other_branch, &strategies[1], &run);
+    assert_eq!(run.stats(), CacheStats { hits: 5, misses: 1 });
+
+    // Another recent window, analysis date or transactions input: another index.
+    for c in [
+        RecommendConfig {
+            recent_days: 8,
+            ..strategies[2].clone()
+        },
+        RecommendConfig {
+            analysis_date: Some(D - 1),
+            ..strategies[2].clone()
+        },
+    ] {
+        body(&tables, &c, &run);
+    }
+    let other_input = RecommendInputs {
+        transactions: tables.transactions.slice(0, 17),
+        index_inputs: ["catalog".into(), "older_extract".into()],
+        ..tables.clone()
+    };
+    let sliced = body(&other_input, &strategies[0], &run);
+    assert_eq!(run.stats(), CacheStats { hits: 5, misses: 4 });
+    assert_eq!(sliced, body(&other_input, &strategies[0], &RunCache::new()));
+}
+
+#[test]
+fn an_index_that_cannot_be_built_fails_every_node_of_the_run_alike() {
+    let tables = RecommendInputs {
+        transactions: transactions().project(&[0, 1, 3, 4, 5]).unwrap(),
+        ..inputs()
+    };
+    let run = RunCache::new();
+    let errors: Vec<String> = [Strategy::Bestsellers, Strategy::Upsell]
+        .map(|s| recommend(&tables, &cfg(s), &run).err().unwrap().to_string())
+        .to_vec();
+    assert!(errors[0].contains("`date`"), "{}", errors[0]);
+    assert_eq!(errors[0], errors[1]);
+    assert_eq!(run.stats(), CacheStats { hits: 1, misses: 1 });
+}
+
+#[test]
+fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
+    let tx = transactions();
+    let with = |row: RecordBatch| RecommendInputs {
+        transactions: arrow_select::concat::concat_batches(&tx.schema(), [&tx, &row]).unwrap(),
+        ..inputs()
+    };
+    // B bought Tea twice on one day: the same line twice, or two different ones.
+    let same = with(tx.slice(5, 1));
+    let different = with(batch(vec![
+        ("customer_id", strs(&["B"])),
+        ("order_id", strs(&["o5b"])),
+        ("date", Arc::new(Date32Array::from(vec![D - 10]))),
+        ("product_id", strs(&["P1"])),
+        ("quantity", Arc::new(Float64Array::from(vec![2.0]))),
+        ("amount", Arc::new(Float64Array::from(vec![9.0]))),
+    ]));
+    for (tables, grouped) in [(&same, true), (&different, false)] {
+        for strategy in STRATEGIES {
+            let cfg = RecommendConfig {
+                include_purchased: true,
+                ..cfg(Strategy::parse(strategy).unwrap())
+            };
+            let shared = SharedIndex::build(
+                &tables.catalog,
+                &tables.transactions,
+                cfg.analysis_date,
+                cfg.recent_days,
+            )
+            .unwrap();
+            assert_eq!(shared.by_buyer.is_some(), grouped);
+            let out = recommend(tables, &cfg, &RunCache::new()).unwrap();
+            assert!(out.body_table().num_rows() > 0, "{strategy}");
+        }
+    }
+    // B's upsell share counts both lines: Tea 5 + 5 + 5 + 9 in drinks, Cookies 6 in food.
+    let (rows, scores, _) = {
+        let out = recommend(&different, &cfg(Strategy::Upsell), &RunCache::new()).unwrap();
+        let t = out.body_table().clone();
+        let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (c, p) = (col("customer_id"), col("product_id"));
+        let rows: Vec<(String, String)> = (0..t.num_rows())
+            .map(|i| (c.value(i).to_string(), p.value(i).to_string()))
+            .collect();
+        let scores = t
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<arrow_array::types::Float64Type>()
+            .values()
+            .to_vec();
+        (rows, scores, out)
+    };
+    let b = rows.iter().position(|r| r.0 == "B").unwrap();
+    assert_eq!(rows[b].1, "P2");
+    assert!(
+        (scores[b] - 24.0 / 30.0 * 5.0 / 8.0).abs() < 1e-12,
+        "{scores:?}"
+    );
+}
