@@ -1123,5 +1123,4 @@ impl NodeState for StoreNodeState {
 }
 
 #[cfg(test)]
-#[path = "executor_tests.rs"]
 mod tests;
