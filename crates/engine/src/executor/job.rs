@@ -1,0 +1,207 @@
+//! One node's task: load its inputs (from memory, or from the checkpoint of a reused node), run
+//! its attempts, then write its output and record in one durable checkpoint.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::sync::{mpsc, watch};
+
+use super::checkpoint::Checkpointer;
+use super::context::BaseContext;
+use super::scheduler::AttemptLog;
+use super::{Event, Shutdown};
+use crate::compile::Need;
+use crate::data::{self, Output};
+use crate::node::{Input, Inputs, Node, NodeKind, RoutedCase};
+use crate::store::{NodeEvent, NodeRecord, NodeStatus, Write};
+use crate::table_kind::TableKind;
+
+/// Where a node's input comes from.
+pub(super) enum Source {
+    Memory(Arc<Output>),
+    /// A node reused from an earlier execution: read its checkpoint.
+    Stored,
+}
+
+pub(super) struct Job {
+    pub(super) index: usize,
+    pub(super) node_id: String,
+    pub(super) kind: NodeKind,
+    pub(super) declared_cases: Vec<String>,
+    /// Cases whose rows reach no output (see [`crate::compile::CompiledNode`]).
+    pub(super) undelivered_cases: Vec<(String, String)>,
+    pub(super) routed: Vec<RoutedCase>,
+    pub(super) type_name: String,
+    pub(super) configured: Result<Arc<dyn Node>, String>,
+    /// Per input: the node it comes from, the need (case and role), the kind its table is
+    /// checked against on arrival, and where its output is.
+    pub(super) sources: Vec<(String, Need, Option<TableKind>, Source)>,
+    pub(super) retry: crate::compile::RetryPolicy,
+    pub(super) timeout: Option<Duration>,
+    pub(super) record: NodeRecord,
+    pub(super) run_id: String,
+    pub(super) execution: u32,
+    pub(super) base: BaseContext,
+    pub(super) checkpoints: Checkpointer,
+    pub(super) events: Option<mpsc::UnboundedSender<Event>>,
+    pub(super) shutdown: watch::Receiver<Shutdown>,
+    /// Where this task reports its attempts as they start and end.
+    pub(super) attempt_log: AttemptLog,
+}
+
+pub(super) struct TaskResult {
+    pub(super) index: usize,
+    pub(super) record: NodeRecord,
+    pub(super) output: Option<Arc<Output>>,
+    /// Why the run cannot go on: the checkpoint was not saved, or a state change was refused.
+    pub(super) fatal: Option<String>,
+}
+
+impl Job {
+    pub(super) fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    pub(super) async fn run(mut self) -> TaskResult {
+        let started = Instant::now();
+        let now = Utc::now();
+        self.record.started_at = Some(now);
+        self.record.execution = self.execution;
+        self.record.error = None;
+        self.record.reason = None;
+        self.record.warnings.clear();
+
+        let outcome = self.attempts().await;
+        let duration = started.elapsed();
+        self.record.finished_at = Some(Utc::now());
+        self.record.duration_ms = Some(duration.as_millis() as u64);
+        let (output, bytes, error) = match outcome {
+            Ok(output) => match data::encode(&output) {
+                Ok(bytes) => (Some(Arc::new(output)), Some(bytes), None),
+                Err(e) => (
+                    None,
+                    None,
+                    Some(format!("cannot checkpoint the output: {e}")),
+                ),
+            },
+            Err(e) => (None, None, Some(e)),
+        };
+        let mut refused = match (&output, &error) {
+            (Some(out), None) => {
+                let refused = self.record.apply(NodeEvent::Succeeded).err();
+                self.record.rows_out = out.rows();
+                self.record.case_rows = out.case_rows();
+                self.record.meta = out.meta.clone();
+                self.record.warnings = self.undelivered_rows();
+                refused
+            }
+            _ => {
+                let error = error.clone().unwrap_or_default();
+                self.record.apply(NodeEvent::Failed { error }).err()
+            }
+        };
+        let write = Write::Node {
+            run_id: self.run_id.clone(),
+            record: self.record.clone(),
+            output: bytes,
+        };
+        let store_error = self
+            .checkpoints
+            .durable(vec![write])
+            .await
+            .err()
+            .map(|e| e.to_string());
+        let output = match &store_error {
+            // Not durable, so not done: the node counts as failed and the run stops.
+            Some(e) => {
+                let error = format!("cannot save the checkpoint: {e}");
+                if let Err(e) = self.record.apply(NodeEvent::CheckpointFailed { error }) {
+                    refused.get_or_insert(e);
+                }
+                None
+            }
+            None => output,
+        };
+        let status = self.record.status;
+        if status == NodeStatus::Succeeded {
+            for message in &self.record.warnings {
+                self.emit(Event::Warning {
+                    node: self.node_id.clone(),
+                    message: message.clone(),
+                });
+            }
+        }
+        self.emit(Event::Finished {
+            node: self.node_id.clone(),
+            status,
+            duration,
+            rows_out: self.record.rows_out,
+            error: self.record.error.clone(),
+        });
+        TaskResult {
+            index: self.index,
+            record: self.record,
+            output,
+            fatal: store_error.or_else(|| refused.map(|e| e.to_string())),
+        }
+    }
+
+    /// Warnings for rows this decision routed to cases that reach no output.
+    fn undelivered_rows(&self) -> Vec<String> {
+        let Some(rows) = &self.record.case_rows else {
+            return Vec::new();
+        };
+        self.undelivered_cases
+            .iter()
+            .filter_map(|(case, why)| {
+                let n = rows.get(case).copied().unwrap_or(0);
+                (n > 0).then(|| {
+                    format!(
+                        "{n} row{} routed to case `{case}`, which {why}: they are not delivered",
+                        if n == 1 { "" } else { "s" }
+                    )
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn load_inputs(&self) -> Result<Inputs, String> {
+        let mut inputs = Vec::with_capacity(self.sources.len());
+        for (from, need, check, source) in &self.sources {
+            let output = match source {
+                Source::Memory(out) => out.clone(),
+                Source::Stored => {
+                    let store = self.base.store.clone();
+                    let (run_id, node_id) = (self.run_id.clone(), from.clone());
+                    let loaded = tokio::task::spawn_blocking(move || {
+                        let bytes = store
+                            .output(&run_id, &node_id)
+                            .map_err(|e| e.to_string())?
+                            .ok_or_else(|| "no checkpointed output".to_string())?;
+                        data::decode(&bytes).map_err(|e| e.to_string())
+                    })
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
+                    Arc::new(
+                        loaded.map_err(|e| format!("cannot load the output of `{from}`: {e}"))?,
+                    )
+                }
+            };
+            let input = Input {
+                from: from.clone(),
+                case: need.case.clone(),
+                role: need.role.clone(),
+                data: output.select(need.case.as_deref()),
+            };
+            if let Some(kind) = check {
+                crate::table_kind::check_input(kind, &input)?;
+            }
+            inputs.push(input);
+        }
+        Ok(Inputs(inputs))
+    }
+}

@@ -1,0 +1,189 @@
+//! The scheduler's state: every node's record, the outputs kept in memory for dependents that
+//! have yet to start, and the ready set. It dispatches a ready node as a [`Job`] and moves the
+//! node's dependents on when the job ends or its task dies.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::mpsc;
+
+use super::checkpoint::Checkpointer;
+use super::context::BaseContext;
+use super::job::{Job, Source, TaskResult};
+use super::{Event, ExecOptions};
+use crate::compile::Workflow;
+use crate::data::Output;
+use crate::store::{Attempt, InvalidTransition, NodeEvent, NodeRecord, NodeStatus, Write};
+use crate::template::RunVars;
+
+pub(super) struct Scheduler {
+    pub(super) wf: Arc<Workflow>,
+    /// Each node's record; its status is the scheduler's view of the node.
+    pub(super) records: Vec<NodeRecord>,
+    /// Outputs kept in memory while some dependent still has to start.
+    pub(super) outputs: Vec<Option<Arc<Output>>>,
+    pub(super) consumers_left: Vec<usize>,
+    /// Ready nodes by topological position, so runs are deterministic under a limit.
+    pub(super) ready: BTreeSet<(usize, usize)>,
+    pub(super) position: Vec<usize>,
+    pub(super) events: Option<mpsc::UnboundedSender<Event>>,
+    /// Records of skipped nodes, written with the next batch (a lost skip is re-derived).
+    pub(super) pending_writes: Vec<Write>,
+    pub(super) execution: u32,
+    pub(super) run_id: String,
+    /// The attempts of each running node as its task last reported them, so a task that is
+    /// cancelled (or dies) still leaves its attempts in the record.
+    pub(super) in_flight: HashMap<usize, AttemptLog>,
+    /// A state change the records refused: a fault in the scheduler, which fails the run.
+    pub(super) refused: Option<InvalidTransition>,
+}
+
+/// A running node's attempts, shared between its task and the scheduler.
+pub(super) type AttemptLog = Arc<std::sync::Mutex<Vec<Attempt>>>;
+
+impl Scheduler {
+    pub(super) fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            let _ = tx.send(event);
+        }
+    }
+
+    pub(super) fn status(&self, i: usize) -> NodeStatus {
+        self.records[i].status
+    }
+
+    /// Moves node `i` on by `event`; a refused move is kept to fail the run.
+    pub(super) fn apply(&mut self, i: usize, event: NodeEvent) {
+        if let Err(e) = self.records[i].apply(event) {
+            self.refused.get_or_insert(e);
+        }
+    }
+
+    pub(super) fn flush_pending_writes(&mut self, checkpoints: &Checkpointer) {
+        if !self.pending_writes.is_empty() {
+            checkpoints.lazy(std::mem::take(&mut self.pending_writes));
+        }
+    }
+
+    /// A node finished (its checkpoint is already durable).
+    pub(super) fn finish(&mut self, result: TaskResult) {
+        let i = result.index;
+        self.in_flight.remove(&i);
+        self.records[i] = result.record;
+        if self.consumers_left[i] > 0 {
+            self.outputs[i] = result.output;
+        }
+        self.release_inputs(i);
+        let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
+        for d in dependents {
+            self.evaluate(d);
+        }
+    }
+
+    /// A node's task died without reporting (cancelled or panicked outside the attempt).
+    pub(super) fn abandon(&mut self, i: usize, interrupted: bool, message: String) {
+        let attempts = self.in_flight.remove(&i);
+        let record = &mut self.records[i];
+        if let Some(attempts) = attempts {
+            record.attempts = attempts.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        }
+        record.execution = self.execution;
+        let now = Utc::now();
+        record.finished_at = Some(now);
+        self.apply(
+            i,
+            NodeEvent::Abandoned {
+                interrupted,
+                error: message.clone(),
+                at: now,
+            },
+        );
+        let record = &self.records[i];
+        let status = record.status;
+        self.pending_writes.push(Write::Node {
+            run_id: self.run_id.clone(),
+            record: record.clone(),
+            output: None,
+        });
+        self.emit(Event::Finished {
+            node: self.wf.nodes[i].id.clone(),
+            status,
+            duration: Duration::ZERO,
+            rows_out: 0,
+            error: Some(message),
+        });
+        if status != NodeStatus::Interrupted {
+            let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
+            for d in dependents {
+                self.evaluate(d);
+            }
+        }
+    }
+
+    /// Drops in-memory outputs nobody else needs.
+    pub(super) fn release_inputs(&mut self, i: usize) {
+        for need in &self.wf.nodes[i].needs {
+            let dep = need.node;
+            self.consumers_left[dep] = self.consumers_left[dep].saturating_sub(1);
+            if self.consumers_left[dep] == 0 {
+                self.outputs[dep] = None;
+            }
+        }
+    }
+
+    pub(super) fn job(
+        &mut self,
+        i: usize,
+        base: &BaseContext,
+        run_vars: &RunVars,
+        run_id: &str,
+        opts: &ExecOptions,
+        checkpoints: &Checkpointer,
+    ) -> Job {
+        self.apply(i, NodeEvent::Dispatched);
+        let node = &self.wf.nodes[i];
+        let mut sources = Vec::new();
+        for (need, check) in node.needs.iter().zip(&node.input_checks) {
+            let dep = &self.wf.nodes[need.node];
+            if self.status(need.node) != NodeStatus::Succeeded {
+                continue;
+            }
+            if let Some(case) = &need.case
+                && self.case_rows(need.node, case) == 0
+            {
+                continue;
+            }
+            let source = match &self.outputs[need.node] {
+                Some(out) => Source::Memory(out.clone()),
+                None => Source::Stored,
+            };
+            sources.push((dep.id.clone(), need.clone(), check.clone(), source));
+        }
+        let configured = self.wf.configure(i, &base.params, run_vars);
+        let attempt_log = AttemptLog::default();
+        self.in_flight.insert(i, attempt_log.clone());
+        Job {
+            index: i,
+            node_id: node.id.clone(),
+            kind: node.kind,
+            declared_cases: node.cases.clone(),
+            undelivered_cases: node.undelivered_cases.clone(),
+            routed: self.routed_toward(i),
+            type_name: node.type_name.clone(),
+            configured,
+            sources,
+            retry: node.retry.clone(),
+            timeout: node.timeout,
+            record: self.records[i].clone(),
+            run_id: run_id.to_string(),
+            execution: self.execution,
+            base: base.clone(),
+            checkpoints: checkpoints.clone(),
+            events: opts.events.clone(),
+            shutdown: opts.shutdown.clone(),
+            attempt_log,
+        }
+    }
+}
