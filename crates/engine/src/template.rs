@@ -67,6 +67,7 @@ impl Renderer {
     }
 
     /// Renders every string in `value` that contains a template. Collects all errors.
+    #[cfg(test)]
     pub fn render(
         &self,
         value: &serde_json::Map<String, Json>,
@@ -76,8 +77,9 @@ impl Renderer {
         self.render_except(value, params, run, &[])
     }
 
-    /// Like [`Renderer::render`], leaving the top-level keys in `raw` as written: they are
-    /// templates the node renders itself, per item (campaign message bodies, say).
+    /// Renders every string in `value` that contains a template (collecting all errors),
+    /// leaving the top-level keys in `raw` as written: they are templates the node renders
+    /// itself, per item (campaign message bodies, say).
     pub fn render_except(
         &self,
         value: &serde_json::Map<String, Json>,
