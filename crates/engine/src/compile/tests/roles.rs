@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow_schema::{DataType, Field, Schema};
 
 use super::*;
-use crate::node::{InputSpec, Node, ParamSpec, TableKind};
+use crate::node::{
+    ConfigureCx, InputSpec, Node, NodeType, ParamError, ParamSpec, Params, TableKind,
+};
 
 fn people() -> TableKind {
     TableKind::new(
