@@ -33,12 +33,12 @@ pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
 pub use records::{Attempt, NodeRecord, RunRecord, TriggerInfo};
-pub use run_state::{RunEvent, RunStatus};
-pub use transition::InvalidTransition;
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
 pub use removal::{Removal, Removed};
 pub use retention::Retention;
+pub use run_state::{RunEvent, RunStatus};
 pub use sled_store::SledStore;
+pub use transition::InvalidTransition;
 pub use usage::{disk_usage, human_bytes};
 
 /// One write of an atomic batch.

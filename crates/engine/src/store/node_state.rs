@@ -84,10 +84,7 @@ pub enum NodeEvent {
     /// The scheduler handed it to a task.
     Dispatched,
     /// An attempt began, in run execution `execution`.
-    AttemptStarted {
-        execution: u32,
-        at: DateTime<Utc>,
-    },
+    AttemptStarted { execution: u32, at: DateTime<Utc> },
     /// The running attempt ended with `outcome` (anything but `running`).
     AttemptEnded {
         outcome: AttemptOutcome,
@@ -180,14 +177,9 @@ impl NodeRecord {
                     error: None,
                 });
             }
-            (
-                S::Running,
-                NodeEvent::AttemptEnded {
-                    outcome,
-                    at,
-                    error,
-                },
-            ) if last_running && outcome != AttemptOutcome::Running => {
+            (S::Running, NodeEvent::AttemptEnded { outcome, at, error })
+                if last_running && outcome != AttemptOutcome::Running =>
+            {
                 let attempt = self.running_attempt().expect("checked above");
                 attempt.outcome = outcome;
                 attempt.finished_at = Some(at);

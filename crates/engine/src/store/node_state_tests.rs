@@ -173,9 +173,7 @@ fn a_transition_the_state_does_not_allow_is_refused_and_changes_nothing() {
         "node `load` is `succeeded`, so it cannot end an attempt as `failed`"
     );
     let err = record
-        .apply(NodeEvent::Skipped {
-            reason: "x".into(),
-        })
+        .apply(NodeEvent::Skipped { reason: "x".into() })
         .unwrap_err();
     assert_eq!(
         err.to_string(),

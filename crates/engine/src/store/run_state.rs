@@ -74,15 +74,9 @@ mod tests {
     fn a_run_ends_once_and_starts_again_from_any_state() {
         let running = RunStatus::Interrupted.apply(RunEvent::Started).unwrap();
         assert_eq!(running, RunStatus::Running);
-        assert_eq!(
-            running.apply(RunEvent::Failed).unwrap(),
-            RunStatus::Failed
-        );
+        assert_eq!(running.apply(RunEvent::Failed).unwrap(), RunStatus::Failed);
         let err = RunStatus::Succeeded.apply(RunEvent::Failed).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the run is `succeeded`, so it cannot fail"
-        );
+        assert_eq!(err.to_string(), "the run is `succeeded`, so it cannot fail");
         assert!(RunStatus::Interrupted.apply(RunEvent::Interrupted).is_err());
     }
 }
