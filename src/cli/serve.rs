@@ -360,12 +360,12 @@ pub fn schedule(state: &Path, file: &Path, count: usize, registry: &Registry) ->
         println!(
             "trigger `{}`: \"{}\" in {} (catchup: {}, overlap: {})",
             t.id,
-            t.schedule.expression,
-            t.schedule.timezone,
-            t.catchup.as_str(),
-            t.overlap.as_str()
+            t.schedule.cron.expression,
+            t.schedule.cron.timezone,
+            t.schedule.catchup.as_str(),
+            t.schedule.overlap.as_str()
         );
-        for time in t.schedule.after(now).take(count) {
+        for time in t.schedule.cron.after(now).take(count) {
             println!(
                 "{}  {}",
                 time.format("%a %Y-%m-%d %H:%M:%S %Z"),
@@ -384,7 +384,7 @@ pub fn schedule(state: &Path, file: &Path, count: usize, registry: &Registry) ->
             }
             eprintln!("recent firings of `{}` (flow serve):", t.id);
             for f in log.iter().rev().take(RECENT_FIRINGS).rev() {
-                let when = f.scheduled_for.with_timezone(&t.schedule.timezone);
+                let when = f.scheduled_for.with_timezone(&t.schedule.cron.timezone);
                 let what = match (&f.run_id, &f.reason) {
                     (Some(run), _) => format!("{} -> run {run}", f.outcome),
                     (None, Some(reason)) => format!("{}: {reason}", f.outcome),

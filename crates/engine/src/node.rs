@@ -441,6 +441,11 @@ pub trait Node: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// For a trigger that fires on a schedule: the schedule, which `flow serve` follows.
+    fn schedule(&self) -> Option<&crate::schedule::Schedule> {
+        None
+    }
+
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError>;
 }

@@ -71,6 +71,18 @@ impl CronSchedule {
     }
 }
 
+/// When a trigger fires on its own, and what `flow serve` does with firings it missed or that
+/// come while the previous run is going. A configured trigger reports it through
+/// [`crate::node::Node::schedule`].
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub cron: CronSchedule,
+    pub catchup: Catchup,
+    pub overlap: Overlap,
+    /// On start, `flow serve` resumes runs of this trigger left interrupted by a crash.
+    pub resume_interrupted: bool,
+}
+
 /// What `flow serve` does with firings it missed while it was not running.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Catchup {

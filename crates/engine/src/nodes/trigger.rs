@@ -11,7 +11,7 @@ use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
     ParamType, Params,
 };
-use crate::schedule::{Catchup, CronSchedule, Overlap};
+use crate::schedule::{Catchup, CronSchedule, Overlap, Schedule};
 
 /// Fired by hand with `flow run`.
 #[derive(Debug)]
@@ -21,10 +21,17 @@ pub struct ManualTrigger;
 #[derive(Debug)]
 pub struct ScheduleTrigger;
 
-struct Firing;
+/// A configured trigger: it outputs the firing, and reports its schedule when it has one.
+struct Firing {
+    schedule: Option<Schedule>,
+}
 
 #[async_trait]
 impl Node for Firing {
+    fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
+    }
+
     async fn run(&self, ctx: NodeContext, _inputs: Inputs) -> Result<Output, NodeError> {
         Ok(Output::json(json!({
             "trigger": ctx.node_id,
@@ -51,7 +58,7 @@ impl NodeType for ManualTrigger {
         Vec::new()
     }
     fn configure(&self, _: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        Ok(Arc::new(Firing))
+        Ok(Arc::new(Firing { schedule: None }))
     }
 }
 
@@ -112,28 +119,34 @@ impl NodeType for ScheduleTrigger {
                 "UTC"
             }
         };
-        if let Ok(cron) = params.str("cron")
-            && let Err(e) = CronSchedule::parse(cron, tz)
-        {
-            errors.push(ParamError::new("cron", e));
-        }
-        if let Ok(Some(v)) = params.opt_str("catchup")
-            && let Err(e) = Catchup::parse(v)
-        {
-            errors.push(ParamError::new("catchup", e));
-        }
-        if let Ok(Some(v)) = params.opt_str("overlap")
-            && let Err(e) = Overlap::parse(v)
-        {
-            errors.push(ParamError::new("overlap", e));
-        }
-        if let Err(e) = params.bool_or("resume_interrupted", false) {
-            errors.push(e);
-        }
-        if errors.is_empty() {
-            Ok(Arc::new(Firing))
-        } else {
-            Err(errors)
+        let cron = params
+            .str("cron")
+            .and_then(|cron| CronSchedule::parse(cron, tz).map_err(|e| ParamError::new("cron", e)));
+        let catchup = params
+            .str_or("catchup", "latest")
+            .and_then(|v| Catchup::parse(v).map_err(|e| ParamError::new("catchup", e)));
+        let overlap = params
+            .str_or("overlap", "skip")
+            .and_then(|v| Overlap::parse(v).map_err(|e| ParamError::new("overlap", e)));
+        let resume_interrupted = params.bool_or("resume_interrupted", false);
+        match (cron, catchup, overlap, resume_interrupted) {
+            (Ok(cron), Ok(catchup), Ok(overlap), Ok(resume_interrupted)) if errors.is_empty() => {
+                Ok(Arc::new(Firing {
+                    schedule: Some(Schedule {
+                        cron,
+                        catchup,
+                        overlap,
+                        resume_interrupted,
+                    }),
+                }))
+            }
+            (cron, catchup, overlap, resume_interrupted) => {
+                errors.extend(cron.err());
+                errors.extend(catchup.err());
+                errors.extend(overlap.err());
+                errors.extend(resume_interrupted.err());
+                Err(errors)
+            }
         }
     }
 }
