@@ -23,7 +23,7 @@ use async_trait::async_trait;
 
 use super::{
     Interner, check_known_columns, date_column, date_param, f64_column, missing_column,
-    no_products, sorted_ranks, text_column, transactions_input,
+    no_products, sorted_ranks, text_column,
 };
 use flow_analytics::affinity::{CoPurchaseOptions, co_purchase};
 use flow_engine::data::Output;
@@ -187,11 +187,8 @@ impl Node for Configured {
     }
 
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let batch = transactions_input(&inputs)?.clone();
         let cfg = self.cfg.clone();
-        flow_engine::node::spawn_blocking(move || compute(&batch, &cfg))
-            .await
-            .map_err(|e| NodeError::msg(format!("affinity computation stopped: {e}")))?
+        super::on_transactions(&inputs, "affinity", move |batch| compute(batch, &cfg)).await
     }
 }
 

@@ -40,6 +40,7 @@ use arrow_array::{StringArray, StringViewArray};
 use arrow_schema::DataType;
 use chrono::NaiveDate;
 
+use flow_engine::data::Output;
 use flow_engine::node::{Inputs, NodeError, ParamError, Params, Registry};
 
 pub fn register(registry: &mut Registry) {
@@ -128,6 +129,19 @@ pub(crate) fn transactions_input(inputs: &Inputs) -> Result<&RecordBatch, NodeEr
             retail_inputs::describe_inputs(inputs)
         ))),
     }
+}
+
+/// Runs `compute` on the transactions input off the async runtime (the analyses are CPU-bound);
+/// `what` names the computation if its thread dies.
+pub(crate) async fn on_transactions(
+    inputs: &Inputs,
+    what: &'static str,
+    compute: impl FnOnce(&RecordBatch) -> Result<Output, NodeError> + Send + 'static,
+) -> Result<Output, NodeError> {
+    let batch = transactions_input(inputs)?.clone();
+    flow_engine::node::spawn_blocking(move || compute(&batch))
+        .await
+        .map_err(|e| NodeError::msg(format!("{what} computation stopped: {e}")))?
 }
 
 /// A column by name; `None` when absent.

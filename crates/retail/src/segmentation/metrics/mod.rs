@@ -53,7 +53,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use super::{TRANSACTION_COLUMNS, check_known_columns, transactions_input};
+use super::{TRANSACTION_COLUMNS, check_known_columns};
 use accumulate::compute;
 use config::MetricsConfig;
 use flow_engine::data::Output;
@@ -210,11 +210,8 @@ impl Node for Configured {
     }
 
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
-        let batch = transactions_input(&inputs)?.clone();
         let cfg = self.cfg.clone();
-        flow_engine::node::spawn_blocking(move || compute(&batch, &cfg))
-            .await
-            .map_err(|e| NodeError::msg(format!("metrics computation stopped: {e}")))?
+        super::on_transactions(&inputs, "metrics", move |batch| compute(batch, &cfg)).await
     }
 }
 
