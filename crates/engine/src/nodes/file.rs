@@ -21,6 +21,16 @@ pub struct WriteFile;
 const FORMATS: &[&str] = &["csv", "tsv", "jsonl", "json", "text"];
 
 /// The format from a `format` parameter or the file's extension.
+/// The `path` and `format` parameters both file node types take.
+fn path_and_format(params: &Params) -> Result<(PathBuf, String), Vec<ParamError>> {
+    let path = params
+        .path("path")
+        .map_err(|e| vec![e])?
+        .unwrap_or_default();
+    let format = format_of(params, &path).map_err(|e| vec![e])?;
+    Ok((path, format))
+}
+
 fn format_of(params: &Params, path: &Path) -> Result<String, ParamError> {
     if let Some(f) = params.opt_str("format")? {
         if FORMATS.contains(&f) {
@@ -80,11 +90,7 @@ impl NodeType for ReadFile {
         params: &Params,
         _: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        let path = params
-            .path("path")
-            .map_err(|e| vec![e])?
-            .unwrap_or_default();
-        let format = format_of(params, &path).map_err(|e| vec![e])?;
+        let (path, format) = path_and_format(params)?;
         Ok(Arc::new(Reader { path, format }))
     }
 }
@@ -155,11 +161,7 @@ impl NodeType for WriteFile {
         params: &Params,
         _: &ConfigureCx<'_>,
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
-        let path = params
-            .path("path")
-            .map_err(|e| vec![e])?
-            .unwrap_or_default();
-        let format = format_of(params, &path).map_err(|e| vec![e])?;
+        let (path, format) = path_and_format(params)?;
         Ok(Arc::new(Writer { path, format }))
     }
 }
