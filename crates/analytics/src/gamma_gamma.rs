@@ -335,22 +335,10 @@ mod tests {
             .collect();
         let set = SpendData::new(rows);
         for theta in [[0.1, 0.1, 0.1], [1.0, 1.5, 4.0], [-0.5, 0.3, 2.0]] {
-            let mut g = [0.0; 3];
-            set.negative_mean_ll(&theta, Some(&mut g), 0.001);
-            for i in 0..3 {
-                let h = 1e-6;
-                let (mut up, mut dn) = (theta, theta);
-                up[i] += h;
-                dn[i] -= h;
-                let fd = (set.negative_mean_ll(&up, None, 0.001)
-                    - set.negative_mean_ll(&dn, None, 0.001))
-                    / (2.0 * h);
-                assert!(
-                    (fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()),
-                    "i={i}: {fd} vs {}",
-                    g[i]
-                );
-            }
+            crate::optimize::assert_gradient_matches(
+                |t, g| set.negative_mean_ll(t, g, 0.001),
+                &theta,
+            );
         }
     }
 

@@ -684,6 +684,29 @@ where
     }
 }
 
+/// Asserts that the analytic gradient `f` writes matches central finite differences at `theta`
+/// (for the likelihoods the fits minimise).
+#[cfg(test)]
+pub(crate) fn assert_gradient_matches(
+    f: impl Fn(&[f64], Option<&mut [f64]>) -> f64,
+    theta: &[f64],
+) {
+    let mut g = vec![0.0; theta.len()];
+    assert!(f(theta, Some(&mut g)).is_finite());
+    for i in 0..theta.len() {
+        let h = 1e-6;
+        let (mut up, mut dn) = (theta.to_vec(), theta.to_vec());
+        up[i] += h;
+        dn[i] -= h;
+        let fd = (f(&up, None) - f(&dn, None)) / (2.0 * h);
+        assert!(
+            (fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()),
+            "i={i}: {fd} vs {}",
+            g[i]
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
 

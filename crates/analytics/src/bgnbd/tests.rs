@@ -198,23 +198,7 @@ fn gradient_matches_finite_differences() {
         [-0.7, 0.3, -0.2, 1.0],
         [0.5, -1.0, 0.9, -0.3],
     ] {
-        let mut g = [0.0; 4];
-        let f0 = pat.negative_mean_ll(&theta, Some(&mut g), 0.01);
-        assert!(f0.is_finite());
-        for i in 0..4 {
-            let h = 1e-6;
-            let (mut up, mut dn) = (theta, theta);
-            up[i] += h;
-            dn[i] -= h;
-            let fd = (pat.negative_mean_ll(&up, None, 0.01)
-                - pat.negative_mean_ll(&dn, None, 0.01))
-                / (2.0 * h);
-            assert!(
-                (fd - g[i]).abs() < 1e-6 * (1.0 + g[i].abs()),
-                "i={i}: {fd} vs {}",
-                g[i]
-            );
-        }
+        crate::optimize::assert_gradient_matches(|t, g| pat.negative_mean_ll(t, g, 0.01), &theta);
     }
 }
 
