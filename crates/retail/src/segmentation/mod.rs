@@ -108,40 +108,20 @@ pub(crate) fn date_param(params: &Params, name: &str) -> Result<Option<i32>, Par
     }
 }
 
-/// The transactions table of a node whose only input role is `transactions`: the engine gives
-/// that role to every input that is not a trigger's, so the node never guesses from columns.
-pub(crate) fn transactions_input(inputs: &Inputs) -> Result<&RecordBatch, NodeError> {
-    let mut filled = inputs.role("transactions");
-    match filled.next() {
-        Some(input) => input.data.as_table().ok_or_else(|| {
-            NodeError::msg(format!(
-                "expects a transactions table from `{}`, got {}",
-                input.name(),
-                if input.data.as_json().is_some() {
-                    "a JSON value"
-                } else {
-                    "nothing"
-                }
-            ))
-        }),
-        None => Err(NodeError::msg(format!(
-            "expects a transactions table in its `transactions` role; inputs received: {}",
-            retail_inputs::describe_inputs(inputs)
-        ))),
-    }
-}
-
-/// Runs `compute` on the transactions input off the async runtime (the analyses are CPU-bound);
-/// `what` names the computation if its thread dies.
+/// Runs `compute` on the table in the `transactions` role (the node's only role: the engine
+/// gives it to every input that is not a trigger's) off the async runtime, as the analyses are
+/// CPU-bound. `node` names the node type in errors.
 pub(crate) async fn on_transactions(
     inputs: &Inputs,
-    what: &'static str,
+    node: &'static str,
     compute: impl FnOnce(&RecordBatch) -> Result<Output, NodeError> + Send + 'static,
 ) -> Result<Output, NodeError> {
-    let batch = transactions_input(inputs)?.clone();
+    let batch = retail_inputs::ByRole::new(inputs, node)
+        .require("transactions", &tables::transactions())?
+        .clone();
     flow_engine::node::spawn_blocking(move || compute(&batch))
         .await
-        .map_err(|e| NodeError::msg(format!("{what} computation stopped: {e}")))?
+        .map_err(|e| NodeError::msg(format!("{node} computation stopped: {e}")))?
 }
 
 /// A column by name; `None` when absent.

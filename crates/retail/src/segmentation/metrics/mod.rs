@@ -211,7 +211,10 @@ impl Node for Configured {
 
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let cfg = self.cfg.clone();
-        super::on_transactions(&inputs, "metrics", move |batch| compute(batch, &cfg)).await
+        super::on_transactions(&inputs, "segmentation.metrics", move |batch| {
+            compute(batch, &cfg)
+        })
+        .await
     }
 }
 
