@@ -491,6 +491,9 @@ pub struct Input {
     /// for a trigger's firing.
     pub role: Option<String>,
     pub data: Data,
+    /// The producing node's output metadata (its [`Output::meta`](crate::data::Output)): facts
+    /// such as fitted parameters or a backtest that a consumer may report.
+    pub meta: serde_json::Map<String, Json>,
 }
 
 impl Input {

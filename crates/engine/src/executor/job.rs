@@ -196,6 +196,7 @@ impl Job {
                 case: need.case.clone(),
                 role: need.role.clone(),
                 data: output.select(need.case.as_deref()),
+                meta: output.meta.clone(),
             };
             if let Some(kind) = check {
                 crate::table_kind::check_input(kind, &input)?;

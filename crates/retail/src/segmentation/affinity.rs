@@ -569,6 +569,7 @@ mod tests {
                     case: None,
                     role: Some("transactions".into()),
                     data: Data::Table(baskets()),
+                    meta: Default::default(),
                 }]),
             )
             .await

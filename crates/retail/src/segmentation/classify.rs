@@ -255,6 +255,7 @@ mod tests {
             case: None,
             role: None,
             data: Data::Table(customers()),
+            meta: Default::default(),
         }]);
         let out = rt.block_on(node.run(ctx, inputs)).unwrap();
         let ids = |case: &str| -> Vec<String> {
@@ -288,6 +289,7 @@ mod tests {
             case: None,
             role: None,
             data: Data::Table(customers()),
+            meta: Default::default(),
         }]);
         let out = rt
             .block_on(node.run(flow_engine::testing::context(), inputs))

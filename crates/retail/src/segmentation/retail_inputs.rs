@@ -124,12 +124,14 @@ mod tests {
                 case: Some("vip".into()),
                 role: Some("customers".into()),
                 data: Data::Table(table(&["customer_id", "segment", "rank"])),
+                meta: Default::default(),
             },
             Input {
                 from: "recommend_vip".into(),
                 case: None,
                 role: Some("recommendations".into()),
                 data: Data::Table(table(&["customer_id", "rank", "product_id"])),
+                meta: Default::default(),
             },
         ]);
         let by = ByRole::new(&inputs, "test.node");

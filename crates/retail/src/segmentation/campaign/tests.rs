@@ -149,6 +149,7 @@ fn run(node: &Arc<dyn Node>, tables: Vec<RecordBatch>) -> Result<Output, NodeErr
                     .into(),
                 ),
                 data: Data::Table(t),
+                meta: Default::default(),
             })
             .collect(),
     );

@@ -165,6 +165,7 @@ fn inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
                     _ => None,
                 },
                 data: Data::Table(t),
+                meta: Default::default(),
             })
             .collect(),
     )

@@ -112,6 +112,7 @@ async fn runs_as_a_node_with_a_custom_segment_map() {
         case: None,
         role: Some("transactions".into()),
         data: Data::Table(table(&shop())),
+        meta: Default::default(),
     }]);
     let out = node
         .run(flow_engine::testing::context(), inputs)
@@ -136,6 +137,7 @@ async fn runs_as_a_node_with_a_custom_segment_map() {
                 case: None,
                 role: Some("transactions".into()),
                 data: Data::Json(json!(1)),
+                meta: Default::default(),
             }]),
         )
         .await

@@ -19,6 +19,7 @@ fn node_inputs(tables: Vec<(&str, RecordBatch)>) -> Inputs {
                     .into(),
                 ),
                 data: Data::Table(t),
+                meta: Default::default(),
             })
             .collect(),
     )
