@@ -13,6 +13,7 @@
 //! | [`gamma_gamma`] | Gamma-Gamma spend model: fit, expected average spend | Fader & Hardie (2013) |
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
+//! | [`holdout`] | stable control-group assignment of a customer to a campaign | FNV-1a + SplitMix64 |
 //! | [`rng`] | the seeded random-number generator for sampling, generated data and tests | Steele, Lea & Flood (2014) |
 //!
 //! Inside, serving the models: `special` (ln Gamma, digamma, Gauss hypergeometric 2F1; DLMF
@@ -34,6 +35,7 @@ pub mod affinity;
 pub mod bgnbd;
 pub mod clv;
 pub mod gamma_gamma;
+pub mod holdout;
 mod optimize;
 pub mod rfm;
 pub mod rng;
