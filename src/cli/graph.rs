@@ -29,6 +29,19 @@ fn meaning(rule: TriggerRule) -> &'static str {
     }
 }
 
+/// How many of the node's inputs fill a context role, which the trigger rule does not count.
+fn context_inputs(node: &CompiledNode) -> usize {
+    let specs = node.node_type.inputs();
+    node.needs
+        .iter()
+        .filter(|need| {
+            need.role
+                .as_deref()
+                .is_some_and(|r| specs.iter().any(|s| s.context && s.role == r))
+        })
+        .count()
+}
+
 /// `flow validate`: the nodes' trigger rules, joins and rules set in the file by name.
 pub fn trigger_rules(wf: &Workflow) -> String {
     let mut out = String::new();
@@ -40,13 +53,19 @@ pub fn trigger_rules(wf: &Workflow) -> String {
         .collect();
     let width = shown.iter().map(|n| n.id.len()).max().unwrap_or(0);
     for node in &shown {
+        let context = context_inputs(node);
         let _ = writeln!(
             out,
-            "  {:<width$}  {} ({} input{}): {}",
+            "  {:<width$}  {} ({} input{}{}): {}",
             node.id,
             node.trigger_rule,
             node.needs.len(),
             if node.needs.len() == 1 { "" } else { "s" },
+            if context > 0 {
+                format!(", {context} of them context, not counted")
+            } else {
+                String::new()
+            },
             meaning(node.trigger_rule)
         );
     }

@@ -180,6 +180,9 @@ pub struct InputSpec {
     pub required: bool,
     /// More than one input may fill the role (their tables are read together).
     pub many: bool,
+    /// The role gives context (see [`InputSpec::context`]): it does not count toward the
+    /// node's trigger rule.
+    pub context: bool,
     /// One line for `flow nodes` and the docs.
     pub doc: &'static str,
 }
@@ -192,6 +195,7 @@ impl InputSpec {
             kind: Some(kind),
             required: true,
             many: false,
+            context: false,
             doc,
         }
     }
@@ -212,6 +216,18 @@ impl InputSpec {
         }
     }
 
+    /// The same role, optional, as context: the node reads it when it is there, but it does
+    /// not decide whether the node runs. A join of branches that also reads, say, the whole
+    /// transactions table is still skipped when every branch was skipped; a failed context
+    /// input still stops the node.
+    pub fn context(self) -> Self {
+        InputSpec {
+            context: true,
+            required: false,
+            ..self
+        }
+    }
+
     /// A role that takes one table of any kind.
     pub fn any(role: &'static str, doc: &'static str) -> Self {
         InputSpec {
@@ -219,6 +235,7 @@ impl InputSpec {
             kind: None,
             required: true,
             many: false,
+            context: false,
             doc,
         }
     }

@@ -10,15 +10,24 @@ use crate::store::{NodeEvent, NodeStatus, Write};
 use crate::trigger_rule::{self, InputState, Readiness};
 
 impl Scheduler {
-    /// How the node's trigger rule judges its inputs' states now.
+    /// How the node's trigger rule judges its inputs' states now. Inputs in a context role
+    /// count only while they wait or when they failed (see [`crate::node::InputSpec::context`]).
     fn readiness(&self, i: usize) -> Readiness {
         let node = &self.wf.nodes[i];
-        let inputs: Vec<InputState> = node
+        let context: Vec<&'static str> = node
+            .node_type
+            .inputs()
+            .iter()
+            .filter(|s| s.context)
+            .map(|s| s.role)
+            .collect();
+        let states: Vec<(bool, InputState)> = node
             .needs
             .iter()
             .map(|need| {
                 let dep = &self.wf.nodes[need.node];
-                match self.status(need.node) {
+                let is_context = need.role.as_deref().is_some_and(|r| context.contains(&r));
+                let state = match self.status(need.node) {
                     NodeStatus::Pending | NodeStatus::Running => InputState::Waiting,
                     // Stopped by a shutdown: its dependents wait for the resume.
                     NodeStatus::Interrupted => InputState::Waiting,
@@ -32,8 +41,19 @@ impl Scheduler {
                         }
                         _ => InputState::Succeeded,
                     },
-                }
+                };
+                (is_context, state)
             })
+            .collect();
+        let counted = |(is_context, state): &(bool, InputState)| {
+            !is_context || matches!(state, InputState::Waiting | InputState::Failed(_))
+        };
+        // A node with nothing but context inputs is judged on them all.
+        let all_context = states.iter().all(|(c, _)| *c);
+        let inputs: Vec<InputState> = states
+            .into_iter()
+            .filter(|s| all_context || counted(s))
+            .map(|(_, state)| state)
             .collect();
         trigger_rule::decide(node.trigger_rule, &inputs)
     }
