@@ -27,6 +27,16 @@ pub(crate) fn transactions() -> TableKind {
     )
 }
 
+/// Customer scores from `segmentation.metrics` (the column every consumer relies on; the
+/// node documents the rest).
+pub(crate) fn metrics() -> TableKind {
+    TableKind::new(
+        "metrics",
+        "one row per customer with RFM scores, CLV and affinity (segmentation.metrics)",
+        Schema::new(vec![Field::new("customer_id", DataType::Utf8, true)]),
+    )
+}
+
 /// Products from `pos.catalog`.
 pub(crate) fn catalog() -> TableKind {
     TableKind::new(
@@ -102,6 +112,7 @@ mod tests {
         assert!(names(recommendations()).contains(&"rank".to_string()));
         assert!(names(campaign()).contains(&"send".to_string()));
         assert!(names(catalog()).contains(&"stock".to_string()));
+        assert_eq!(names(metrics()), ["customer_id"]);
         assert!(names(affinity()).contains(&"other_product_id".to_string()));
         // The extract's own table is a transactions table.
         assert_eq!(

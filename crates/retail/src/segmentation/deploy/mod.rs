@@ -28,6 +28,7 @@
 //! Files and state are written first, so a failing endpoint leaves the files in place; a resumed
 //! run sends only the batches the endpoint has not acknowledged.
 
+mod backtests;
 mod columns;
 mod lineage;
 mod message;
@@ -39,6 +40,7 @@ mod pos_batches;
 mod private_files;
 mod recipients;
 mod report;
+mod report_backtests;
 mod routed;
 mod staging;
 mod summary;
@@ -189,6 +191,12 @@ impl NodeType for Deploy {
                 "every branch's recommendations",
             )
             .optional(),
+            InputSpec::one(
+                "metrics",
+                tables::metrics(),
+                "the customer metrics; deploy reports their backtest of the purchase forecast",
+            )
+            .context(),
         ]
     }
     fn configure(
@@ -380,10 +388,11 @@ impl Node for Configured {
             ]));
         }
         routed::check(&ctx.routed, &campaigns)?;
+        let backtests = backtests::collect(&inputs);
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
         let written = flow_engine::node::spawn_blocking(move || {
-            write_outputs(&cfg, &job_ctx, &campaigns, &recommendations)
+            write_outputs(&cfg, &job_ctx, &campaigns, &recommendations, backtests)
         })
         .await
         .map_err(|e| NodeError::msg(format!("deploy stopped: {e}")))??;

@@ -18,6 +18,7 @@ pub(super) fn write_outputs(
     ctx: &NodeContext,
     campaigns: &[RecordBatch],
     recommendations: &[RecordBatch],
+    backtests: backtests::Backtests,
 ) -> Result<Written, NodeError> {
     let now = run_time(ctx);
     let camp = recipients::unsendable_to_skipped(&normalize(campaigns, &CAMPAIGN_COLUMNS)?)?;
@@ -201,6 +202,7 @@ pub(super) fn write_outputs(
         changes,
         files,
         pos: pos_summary,
+        backtests,
     };
     if duplicates > 0 {
         summary

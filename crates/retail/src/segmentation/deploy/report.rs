@@ -88,6 +88,9 @@ tfoot td { font-weight: 600; }
 ul { margin: 6px 0; }
 .code { display: block; color: #66788a; font-size: 11px; }
 .segments th:nth-child(2), .segments td:nth-child(2) { text-align: left; }
+h3 { font-size: 15px; margin: 18px 0 8px; } h4 { font-size: 14px; margin: 14px 0 6px; }
+.backtest { margin-bottom: 8px; } .backtest tr.best td { background: #f0f7f2; }
+.pair { width: 30%; } .pair .bar { height: 7px; margin: 1px 0; } .bar.actual { background: #f59e0b; }
 ";
 
 /// An RFC 3339 time as `2026-12-01 06:00`; other text as it is.
@@ -337,6 +340,10 @@ pub(crate) fn render(summary: &Summary) -> String {
         h.push_str("</ul>");
     }
     let f = &summary.files;
+    h.push_str(&super::report_backtests::render(
+        &summary.backtests,
+        &summary.segments,
+    ));
     h.push_str("<h2>Files</h2><ul>");
     for (k, v) in [
         ("Profiles", Some(&f.segments)),
@@ -404,6 +411,7 @@ mod tests {
                 message_files: 0,
             },
             pos: None,
+            backtests: Default::default(),
         }
     }
 

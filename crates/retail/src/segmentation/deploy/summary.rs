@@ -126,6 +126,9 @@ pub(crate) struct Summary {
     pub(crate) changes: Option<Changes>,
     pub(crate) files: Files,
     pub(crate) pos: Option<Json>,
+    /// The models' backtests, as the metrics and recommend nodes reported them.
+    #[serde(skip_serializing_if = "backtests::Backtests::is_empty")]
+    pub(crate) backtests: backtests::Backtests,
 }
 
 /// A profile as the next run sees it.

@@ -109,6 +109,9 @@ impl NodeType for Metrics {
     fn kinds(&self) -> &'static [NodeKind] {
         &[NodeKind::Action]
     }
+    fn output_kind(&self) -> Option<flow_engine::node::TableKind> {
+        Some(super::tables::metrics())
+    }
     fn inputs(&self) -> Vec<flow_engine::node::InputSpec> {
         vec![flow_engine::node::InputSpec::one(
             "transactions",
