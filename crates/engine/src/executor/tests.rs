@@ -73,6 +73,41 @@ impl Node for ProbeNode {
     }
 }
 
+/// The probe with input roles: any number of `branch` inputs and a `ctx` context input.
+struct ContextProbe(Probe);
+
+impl NodeType for ContextProbe {
+    fn name(&self) -> &'static str {
+        "test.reader"
+    }
+    fn summary(&self) -> &'static str {
+        "test"
+    }
+    fn kinds(&self) -> &'static [NodeKind] {
+        &[NodeKind::Output]
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        self.0.params()
+    }
+    fn inputs(&self) -> Vec<crate::node::InputSpec> {
+        use crate::node::InputSpec;
+        vec![
+            InputSpec {
+                many: true,
+                ..InputSpec::any("branch", "the branches").optional()
+            },
+            InputSpec::any("ctx", "context").context(),
+        ]
+    }
+    fn configure(
+        &self,
+        p: &Params,
+        cx: &ConfigureCx<'_>,
+    ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        self.0.configure(p, cx)
+    }
+}
+
 struct Setup {
     probe: Probe,
     store: Arc<MemoryStore>,
@@ -89,6 +124,7 @@ impl Setup {
     fn workflow(&self, yaml: &str) -> Arc<Workflow> {
         let mut registry: Registry = crate::nodes::core_registry();
         registry.register(self.probe.clone());
+        registry.register(ContextProbe(self.probe.clone()));
         Arc::new(compile(yaml, std::path::Path::new("t.yaml"), &registry).expect("valid"))
     }
 
@@ -372,6 +408,51 @@ fn when_every_branch_is_skipped_the_output_join_is_skipped_and_the_run_succeeds(
         record(&out, "join").reason.as_deref(),
         Some("every input was skipped (`on_a` was skipped; `below_b` was skipped)")
     );
+}
+
+#[test]
+fn a_context_input_is_read_but_does_not_make_a_join_of_skipped_branches_run() {
+    let reader = |fail_ctx: bool| {
+        format!(
+            "  - {{ id: ctx_src, kind: action, type: test.probe, with: {{ fail: {fail_ctx} }} }}
+  - id: reader
+    kind: output
+    type: test.reader
+    needs: [{{ node: on_a, as: branch }}, {{ node: below_b, as: branch }}, {{ node: ctx_src, as: ctx }}]
+"
+        )
+    };
+    // Every branch skipped: the reader is skipped although its context input succeeded.
+    let s = Setup::new();
+    let out = s.run(
+        &s.workflow(&branchy("neither", &reader(false))),
+        None,
+        HashSet::new(),
+    );
+    assert_eq!(status(&out, "ctx_src"), NodeStatus::Succeeded);
+    assert_eq!(status(&out, "reader"), NodeStatus::Skipped);
+    assert_eq!(
+        record(&out, "reader").reason.as_deref(),
+        Some("every input was skipped (`on_a` was skipped; `below_b` was skipped)")
+    );
+    // A branch ran: the reader runs and gets the context input too.
+    let s = Setup::new();
+    let out = s.run(
+        &s.workflow(&branchy("a", &reader(false))),
+        None,
+        HashSet::new(),
+    );
+    assert_eq!(status(&out, "reader"), NodeStatus::Succeeded);
+    assert_eq!(probe_inputs(&s, &out, "reader"), ["on_a", "ctx_src"]);
+    // A failed context input stops the node like any other.
+    let s = Setup::new();
+    let out = s.run(
+        &s.workflow(&branchy("a", &reader(true))),
+        None,
+        HashSet::new(),
+    );
+    assert_eq!(status(&out, "reader"), NodeStatus::UpstreamFailed);
+    assert_eq!(s.runs("reader"), 0);
 }
 
 /// An outer decision on the shell value, an inner decision inside branch `a`, and a join of
