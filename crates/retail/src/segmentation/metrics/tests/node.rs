@@ -37,6 +37,7 @@ fn configure_locates_bad_params() {
             "horizon_days": 0,
             "discount_rate": 1.5,
             "fit": "pareto",
+            "backtest_days": -1,
         }),
         &[],
     )
@@ -50,9 +51,12 @@ fn configure_locates_bad_params() {
         "horizon_days",
         "discount_rate",
         "fit",
+        "backtest_days",
     ] {
         assert!(paths.contains(&vec![Seg::key(p)]), "{p}: {errors:?}");
     }
+    assert!(configure(json!({"backtest_days": 0}), &[]).is_ok());
+    assert!(configure(json!({"backtest_days": 36_501}), &[]).is_err());
     let errors = configure(json!({"fit": "none", "require_model": true}), &[])
         .err()
         .unwrap();
