@@ -14,6 +14,7 @@
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
 //! | [`holdout`] | stable control-group assignment of a customer to a campaign | FNV-1a + SplitMix64 |
+//! | [`lift`] | treated vs control conversion and revenue with 95% intervals | Newcombe (1998), Welch (1947) |
 //! | [`rng`] | the seeded random-number generator for sampling, generated data and tests | Steele, Lea & Flood (2014) |
 //!
 //! Inside, serving the models: `special` (ln Gamma, digamma, Gauss hypergeometric 2F1; DLMF
@@ -36,6 +37,7 @@ pub mod bgnbd;
 pub mod clv;
 pub mod gamma_gamma;
 pub mod holdout;
+pub mod lift;
 mod optimize;
 pub mod rfm;
 pub mod rng;
