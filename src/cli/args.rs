@@ -93,6 +93,12 @@ pub(super) struct SampleArgs {
     /// Malformed rows to include (to exercise bad-row handling).
     #[arg(long, default_value_t = 6)]
     pub(super) malformed_rows: u32,
+    /// Simulate a campaign with a known effect: KEY:DATE:UPLIFT[:HOLDOUT[:WINDOW]], e.g.
+    /// campaign_vip:2026-09-01:0.05:0.1:14. Customers acquired by DATE and not in KEY's control
+    /// group (share HOLDOUT, default 0.1) make one extra order with probability UPLIFT in the
+    /// WINDOW days (default 14) after DATE. Repeatable.
+    #[arg(long = "campaign", value_name = "KEY:DATE:UPLIFT[:HOLDOUT[:WINDOW]]")]
+    pub(super) campaigns: Vec<flow_retail::pos::generate::SimulatedCampaign>,
     /// Output directory.
     #[arg(long, short, default_value = "sample-data")]
     pub(super) out: PathBuf,

@@ -19,6 +19,7 @@ pub(super) fn sample_data(args: SampleArgs) -> Outcome {
         seed: args.seed,
         malformed_rows: args.malformed_rows,
         target_lines: args.lines,
+        campaigns: args.campaigns,
     };
     let invalid = |e: std::io::Error| Failure::invalid(anyhow!("cannot write the sample: {e}"));
     std::fs::create_dir_all(&args.out)
@@ -47,5 +48,14 @@ pub(super) fn sample_data(args: SampleArgs) -> Outcome {
         start,
         args.end
     );
+    if !opts.campaigns.is_empty() {
+        eprintln!(
+            "simulated {}: {} treated, {} held out, {} caused",
+            plural(opts.campaigns.len() as u64, "campaign"),
+            stats.campaign_treated,
+            stats.campaign_control,
+            plural(stats.campaign_orders, "extra order"),
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -36,3 +36,36 @@ fn the_default_sample_is_the_shipped_sample_byte_for_byte() {
         assert!(got != want, "{name} does not depend on the seed");
     }
 }
+
+#[test]
+fn a_simulated_campaign_adds_only_its_extra_orders() {
+    let ws = Workspace::new();
+    let args = ["--customers", "300", "--days", "200", "--end", "2026-10-31"];
+    let plain = generated(&ws, "plain", &args);
+    let out = ws
+        .flow()
+        .args(["sample-data", "--out", "with"])
+        .args(args)
+        .args(["--campaign", "campaign_vip:2026-09-01:0.5:0.2:14"])
+        .run();
+    out.assert_stderr_contains("simulated 1 campaign:");
+    let with = std::fs::read_to_string(ws.path("with/transactions.csv")).expect("transactions");
+    let natural: Vec<&str> = with.lines().filter(|l| !l.starts_with("OX1-")).collect();
+    let plain_tx = String::from_utf8(plain[0].clone()).expect("utf-8");
+    assert_eq!(natural, plain_tx.lines().collect::<Vec<_>>());
+    assert!(with.lines().any(|l| l.starts_with("OX1-")));
+    // Bad specifications are refused with the expected form in the message.
+    for bad in [
+        "campaign_vip",
+        "campaign_vip:2026-13-01:0.1",
+        "campaign_vip:2026-09-01:2",
+        "campaign_vip:2026-09-01:0.1:0.1:0",
+    ] {
+        let out = ws
+            .flow()
+            .args(["sample-data", "--out", "bad", "--campaign", bad])
+            .expect_exit(2)
+            .run();
+        out.assert_stderr_contains("--campaign");
+    }
+}

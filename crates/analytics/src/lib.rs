@@ -12,6 +12,7 @@
 //! | [`bgnbd`] | BG/NBD purchase model: fit, P(alive), expected purchases | Fader, Hardie & Lee (2005) |
 //! | [`gamma_gamma`] | Gamma-Gamma spend model: fit, expected average spend | Fader & Hardie (2013) |
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
+//! | [`clv_backtest`] | calibration/holdout split and backtest of BG/NBD: predicted vs actual holdout purchases | Fader, Hardie & Lee (2005) section 4; `lifetimes`' `calibration_and_holdout_data` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
 //! | [`holdout`] | stable control-group assignment of a customer to a campaign | FNV-1a + SplitMix64 |
 //! | [`lift`] | treated vs control conversion and revenue with 95% intervals | Newcombe (1998), Welch (1947) |
@@ -35,6 +36,7 @@
 pub mod affinity;
 pub mod bgnbd;
 pub mod clv;
+pub mod clv_backtest;
 pub mod gamma_gamma;
 pub mod holdout;
 pub mod lift;
@@ -44,6 +46,8 @@ pub mod rng;
 mod special;
 pub mod summary;
 
+#[cfg(test)]
+mod lifetimes_backtest_reference_tests;
 #[cfg(test)]
 mod lifetimes_reference_tests;
 

@@ -25,7 +25,14 @@ What it prints (each block is pasted into lifetimes_reference_tests.rs or specia
      discount_rate=0.01, freq="D");
   5. BetaGeoFitter on lifetimes' bundled CDNOW summary (cdnow_summary.csv, 2357 customers,
      weeks) with the paper's published estimates for comparison;
-  6. hyp2f1 reference values from mpmath (30 digits), with scipy's value for information.
+  6. hyp2f1 reference values from mpmath (30 digits), with scipy's value for information;
+  7. the calibration/holdout backtest on lifetimes' bundled CDNOW sample transactions
+     (cdnow_transactions.csv, 2357 customers, 6919 lines; calibration to 1997-09-30, holdout
+     to 1998-06-30 as in Fader, Hardie & Lee 2005, in days): calibration_and_holdout_data
+     column sums, BetaGeoFitter on the calibration columns,
+     conditional_expected_number_of_purchases_up_to_time(duration_holdout, ...) summed, per
+     calibration frequency 0..6 and 7+ (customers, mean predicted, mean actual), and a sample
+     of customers.
 """
 
 import os
@@ -37,12 +44,15 @@ import mpmath
 from scipy.special import hyp2f1, gammaln
 
 from lifetimes import BetaGeoFitter, GammaGammaFitter
-from lifetimes.utils import summary_data_from_transaction_data
-from lifetimes.datasets import load_cdnow_summary
+from lifetimes.utils import summary_data_from_transaction_data, calibration_and_holdout_data
+from lifetimes.datasets import load_cdnow_summary, load_dataset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TX_CSV = os.path.join(HERE, "transactions.csv")
 CDNOW_CSV = os.path.join(HERE, "cdnow_summary.csv")
+CDNOW_TX_CSV = os.path.join(HERE, "cdnow_transactions.csv")
+CDNOW_CAL_END = "1997-09-30"
+CDNOW_OBS_END = "1998-06-30"
 
 SEED = 20240601
 N_CUSTOMERS = 1200
@@ -89,6 +99,16 @@ def write_data():
         for _, r in cd.iterrows():
             f.write(f"{int(r['frequency'])},{r['recency']:.2f},{r['T']:.2f}\n")
     print(f"wrote {len(rows)} transactions to {TX_CSV} and {len(cd)} rows to {CDNOW_CSV}")
+    # CDNOW sample: customer index 1..2357 becomes 0..2356, the date days since 1970-01-01.
+    ct = load_dataset("CDNOW_sample.txt", header=None, delim_whitespace=True,
+                      names=["customer_id", "customer_index", "date", "quantity", "amount"],
+                      dtype={"date": str})
+    days = (pd.to_datetime(ct["date"], format="%Y%m%d") - pd.Timestamp("1970-01-01")).dt.days
+    with open(CDNOW_TX_CSV, "w") as f:
+        f.write("customer,day,amount\n")
+        for c, d, a in zip(ct["customer_index"], days, ct["amount"]):
+            f.write(f"{int(c) - 1},{int(d)},{a:.2f}\n")
+    print(f"wrote {len(ct)} CDNOW sample transactions to {CDNOW_TX_CSV}")
 
 
 def bgnbd_ll(params, x, tx, T):
@@ -203,6 +223,48 @@ def main():
         print(f"    ({lit(ha)}, {lit(hb)}, {lit(hc)}, {lit(z)}, {lit(ref)}),")
     print("];")
     print(f"// scipy.special.hyp2f1 max relative deviation from mpmath on these cases: {worst:.3e}")
+
+    cdnow_backtest()
+
+
+def cdnow_backtest():
+    ct = pd.read_csv(CDNOW_TX_CSV)
+    ct["date"] = pd.to_datetime(ct["day"], unit="D")
+    ch = calibration_and_holdout_data(ct, "customer", "date", calibration_period_end=CDNOW_CAL_END,
+                                      observation_period_end=CDNOW_OBS_END, freq="D")
+    print(f"// calibration_and_holdout_data on the CDNOW sample: {len(ch)} customers, "
+          f"duration_holdout {ch.duration_holdout.iloc[0]}")
+    print(f"const CDNOW_SPLIT_N: usize = {len(ch)};")
+    print("/// Column sums: frequency_cal, recency_cal, T_cal, frequency_holdout.")
+    print(f"const CDNOW_SPLIT_SUMS: [f64; 4] = [{lit(ch.frequency_cal.sum())}, "
+          f"{lit(ch.recency_cal.sum())}, {lit(ch.T_cal.sum())}, {lit(ch.frequency_holdout.sum())}];")
+    bgf = BetaGeoFitter()
+    bgf.fit(ch["frequency_cal"], ch["recency_cal"], ch["T_cal"])
+    p = bgf.params_
+    print(f"const CDNOW_CAL_PARAMS: [f64; 4] = [{lit(p['r'])}, {lit(p['alpha'])}, {lit(p['a'])}, {lit(p['b'])}];")
+    pred = bgf.conditional_expected_number_of_purchases_up_to_time(
+        ch["duration_holdout"], ch["frequency_cal"], ch["recency_cal"], ch["T_cal"])
+    ch["pred"] = np.asarray(pred)
+    print(f"const CDNOW_PREDICTED_TOTAL: f64 = {lit(ch.pred.sum())};")
+    print(f"// actual holdout purchases: {ch.frequency_holdout.sum()}, "
+          f"mean absolute error {(ch.pred - ch.frequency_holdout).abs().mean():.6f}")
+    print(f"const CDNOW_MAE: f64 = {lit((ch.pred - ch.frequency_holdout).abs().mean())};")
+    print("/// Per calibration frequency 0..=6 and 7+: (customers, mean predicted, mean actual).")
+    print("const CDNOW_BY_FREQUENCY: [(usize, f64, f64); 8] = [")
+    group = np.minimum(ch.frequency_cal.values, 7)
+    for g in range(8):
+        sel = ch[group == g]
+        print(f"    ({len(sel)}, {lit(sel.pred.mean())}, {lit(sel.frequency_holdout.mean())}),")
+    print("];")
+    rng = np.random.RandomState(11)
+    sample = sorted(rng.choice(ch.index, 10, replace=False))
+    print("/// (customer, frequency_cal, recency_cal, T_cal, frequency_holdout, predicted)")
+    print("const CDNOW_SPLIT_SAMPLE: &[(u32, u32, f64, f64, u32, f64)] = &[")
+    for cid in sample:
+        r = ch.loc[cid]
+        print(f"    ({cid}, {int(r.frequency_cal)}, {lit(r.recency_cal)}, {lit(r.T_cal)}, "
+              f"{int(r.frequency_holdout)}, {lit(r.pred)}),")
+    print("];")
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 //! customer, so a customer's history does not depend on the others'.
 //!
 //! The submodules: `options` (what to generate, what was generated), `vocabulary` (the data
-//! tables), `catalog`, `customers`, `calibration` (the rate scale for `target_lines`), `writer`
-//! (the transactions CSV lines) and `transactions` (the simulation in time order).
+//! tables), `catalog`, `customers`, `basket` (one order's products), `calibration` (the rate
+//! scale for `target_lines`), `campaign` (simulated campaigns), `writer` (the transactions CSV
+//! lines) and `transactions` (the simulation in time order).
 //!
 //! # The model
 //! - **Catalog**: 12 categories, each with three sub-brands (the third a premium brand priced
@@ -43,13 +44,27 @@
 //!   bisection on the BG/NBD expected number of transactions `1 + (1 - exp(-λ p T)) / p` per
 //!   customer, so the output has about that many lines (within a few percent; it cannot go
 //!   below one order per customer, nor above about one order per customer per day).
+//! - **Simulated campaigns** (none by default): a campaign has a key, a send date, a holdout
+//!   share, a window and an uplift. Every customer acquired on or before the send date is in
+//!   the control group if [`flow_analytics::holdout::is_control`] says so for the key and their
+//!   id as written (`C00042`), else treated; with probability `uplift` a treated customer makes
+//!   one extra order on a uniformly random day in (send date, send date + window], at a store
+//!   hour, with a basket drawn like their normal orders (no return, never malformed). The extra
+//!   orders have their own ids (`OX1-00000001` for the first campaign) and come from a separate
+//!   random stream per customer and campaign, so every other line is byte-identical to the
+//!   output without the campaign: the true effect on any group of customers is the difference
+//!   of the two outputs. They are extra purchases on top of the natural ones, not a change of
+//!   the customer's rate or dropout, and may fall on a day the customer also buys naturally.
 //!
 //! # Streaming
 //! [`write_transactions`] writes in time order while holding only O(customers) state (a heap
 //! of next-purchase times and about 50 bytes per customer: 81 MB peak for 1M customers and 10M
-//! lines), so any number of lines can go to any `Write`.
+//! lines; a campaign's extra orders wait in a second heap, 32 bytes each), so any number of
+//! lines can go to any `Write`.
 
+mod basket;
 mod calibration;
+mod campaign;
 mod catalog;
 mod customers;
 mod options;
@@ -58,10 +73,13 @@ mod vocabulary;
 mod writer;
 
 #[cfg(test)]
+mod campaign_tests;
+#[cfg(test)]
 mod tests;
 
 use std::io;
 
+pub use campaign::SimulatedCampaign;
 pub use catalog::write_catalog;
 pub use customers::write_customers;
 pub use options::{GenerateOptions, GenerateStats};

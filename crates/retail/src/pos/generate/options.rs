@@ -2,6 +2,8 @@
 
 use chrono::{Datelike, NaiveDate};
 
+use super::SimulatedCampaign;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateOptions {
@@ -19,6 +21,8 @@ pub struct GenerateOptions {
     pub malformed_rows: u32,
     /// Approximate number of transaction lines (see the module docs); `None` = natural rates.
     pub target_lines: Option<u64>,
+    /// Simulated campaigns with a known uplift (see the module docs); none by default.
+    pub campaigns: Vec<SimulatedCampaign>,
 }
 
 impl Default for GenerateOptions {
@@ -31,6 +35,7 @@ impl Default for GenerateOptions {
             seed: 42,
             malformed_rows: 6,
             target_lines: None,
+            campaigns: Vec::new(),
         }
     }
 }
@@ -61,6 +66,15 @@ impl GenerateOptions {
         {
             return Err("the period must lie within the years 1 to 9999".into());
         }
+        if self.campaigns.len() > 1000 {
+            return Err(format!(
+                "at most 1000 campaigns, not {}",
+                self.campaigns.len()
+            ));
+        }
+        for c in &self.campaigns {
+            c.validate()?;
+        }
         Ok(())
     }
 }
@@ -78,4 +92,10 @@ pub struct GenerateStats {
     pub returns: u64,
     /// Malformed lines written.
     pub malformed: u64,
+    /// Simulated campaigns: treated customers, summed over the campaigns.
+    pub campaign_treated: u64,
+    /// Simulated campaigns: control customers, summed over the campaigns.
+    pub campaign_control: u64,
+    /// Simulated campaigns: extra orders written (included in `orders`).
+    pub campaign_orders: u64,
 }

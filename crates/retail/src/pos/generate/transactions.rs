@@ -7,7 +7,9 @@ use std::io::{self, Write};
 
 use chrono::Datelike;
 
+use super::basket::{Taste, draw_basket, price_line};
 use super::calibration::{calibrate, expected_lines, scaled_dropout};
+use super::campaign::{Exposure, ExtraOrder, expose};
 use super::catalog::build_catalog;
 use super::customers::{new_customer, time_of_day};
 use super::vocabulary::{CATEGORIES, HOURS, MONTH_TRAFFIC, WEEKDAY_TRAFFIC};
@@ -79,8 +81,42 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
         acc_f += days[d].factor;
         mean_from[d] = acc_f / (days_n - d) as f64;
     }
+    // Simulated campaigns: exposures are decided up front from each customer's own campaign
+    // stream; the extra orders wait in their own heap.
+    let mut stats = GenerateStats {
+        customers: opts.customers,
+        ..GenerateStats::default()
+    };
+    let cust_width = id_width(opts.customers, 5);
+    let send_days: Vec<i64> = opts
+        .campaigns
+        .iter()
+        .map(|c| (c.date - opts.start_date).num_days())
+        .collect();
+    let mut extras: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+    let mut extra_orders: Vec<ExtraOrder> = Vec::new();
     for i in 0..opts.customers {
         let (state, first) = new_customer(opts, &model, i, &hours_cum);
+        if !opts.campaigns.is_empty() {
+            let id = format!("C{:0cust_width$}", i + 1);
+            for (ci, (c, &send_day)) in opts.campaigns.iter().zip(&send_days).enumerate() {
+                match expose(opts.seed, c, send_day, i, &id, first / 86_400, &hours_cum) {
+                    Exposure::Absent => {}
+                    Exposure::Control => stats.campaign_control += 1,
+                    Exposure::Treated(extra) => {
+                        stats.campaign_treated += 1;
+                        if let Some((at, rng)) = extra.filter(|&(at, _)| at < end) {
+                            extra_orders.push(ExtraOrder {
+                                customer: i as u32,
+                                campaign: ci as u32,
+                                rng,
+                            });
+                            extras.push(Reverse((at, extra_orders.len() as u64 - 1)));
+                        }
+                    }
+                }
+            }
+        }
         if opts.target_lines.is_some() {
             let t_days = (end.saturating_sub(first)) as f64 / 86_400.0;
             let season = mean_from
@@ -109,17 +145,13 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
     let mut writer = Writer {
         out: w,
         buf: Vec::with_capacity(1 << 17),
-        cust_width: id_width(opts.customers, 5),
+        cust_width,
         prod_width: id_width(u64::from(opts.products), 4),
         model: &model,
     };
     writer.buf.extend_from_slice(TRANSACTIONS_HEADER.as_bytes());
     writer.buf.push(b'\n');
 
-    let mut stats = GenerateStats {
-        customers: opts.customers,
-        ..GenerateStats::default()
-    };
     let mut returns: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
     let mut return_events: Vec<ReturnEvent> = Vec::new();
     let malformed_total = u64::from(opts.malformed_rows);
@@ -129,6 +161,9 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
         u64::try_from(at).unwrap_or(u64::MAX)
     };
     let mut basket: Vec<(u32, i64)> = Vec::with_capacity(8);
+    // Natural orders are numbered on their own, so a campaign's extra orders (`OX1-00000001`)
+    // leave every other line as it is without the campaign.
+    let mut natural_orders = 0u64;
 
     loop {
         let next_purchase = heap.peek().map(|Reverse((t, _))| *t).filter(|&t| t < end);
@@ -136,15 +171,63 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
             .peek()
             .map(|Reverse((t, _))| *t)
             .filter(|&t| t < end);
-        let now = match (next_purchase, next_return) {
-            (None, None) => break,
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) => a,
-            (None, Some(b)) => b,
+        let next_extra = extras.peek().map(|Reverse((t, _))| *t).filter(|&t| t < end);
+        let Some(now) = [next_purchase, next_return, next_extra]
+            .into_iter()
+            .flatten()
+            .min()
+        else {
+            break;
         };
         let day_idx = (now / 86_400) as usize;
         let tod = now % 86_400;
         let Some(day) = days.get(day_idx) else { break };
+
+        // At equal times: natural purchases, then returns, then extra orders.
+        if next_extra == Some(now)
+            && next_purchase.is_none_or(|t| t > now)
+            && next_return.is_none_or(|t| t > now)
+        {
+            let Some(Reverse((_, idx))) = extras.pop() else {
+                break;
+            };
+            let Some(ev) = extra_orders.get_mut(idx as usize) else {
+                continue;
+            };
+            let Some(taste) = customers.get(ev.customer as usize).map(Taste::of) else {
+                continue;
+            };
+            draw_basket(
+                &mut ev.rng,
+                taste,
+                &model,
+                &season_max,
+                day.month,
+                &mut basket,
+            );
+            if basket.is_empty() {
+                continue;
+            }
+            stats.orders += 1;
+            stats.campaign_orders += 1;
+            for &(product, qty) in &basket {
+                let (unit, amount) = price_line(&mut ev.rng, &model, product, qty);
+                writer.extra_line(
+                    ev.campaign,
+                    stats.campaign_orders,
+                    ev.customer,
+                    day,
+                    tod,
+                    product,
+                    qty,
+                    unit,
+                    amount,
+                );
+                stats.lines += 1;
+            }
+            writer.flush_if_full()?;
+            continue;
+        }
 
         if next_return == Some(now) && next_purchase.is_none_or(|t| t > now) {
             let Some(Reverse((_, idx))) = returns.pop() else {
@@ -174,85 +257,13 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
             continue;
         };
         stats.orders += 1;
-        let order = stats.orders;
+        natural_orders += 1;
+        let order = natural_orders;
         state.purchases += 1;
 
-        // Basket: k distinct products.
+        let taste = Taste::of(state);
         let rng = &mut state.rng;
-        let k = (1 + rng.poisson((f64::from(state.basket) - 1.0).max(0.0))).min(6) as usize;
-        basket.clear();
-        let mut attempts = 0;
-        while basket.len() < k && attempts < 4 * k + 8 {
-            attempts += 1;
-            let complement = if !basket.is_empty() && rng.chance(0.35) {
-                let from = basket[rng.below(basket.len() as u64) as usize].0;
-                let comps = model
-                    .products
-                    .get(from as usize)
-                    .map_or([from; 2], |p| p.complements);
-                let c = comps[rng.below(2) as usize];
-                // Complements follow the season too (no camping chairs with the mulled tea).
-                let cat = model
-                    .products
-                    .get(c as usize)
-                    .map_or(0, |p| p.category as usize);
-                let in_season =
-                    rng.f64() * season_max[day.month] < CATEGORIES[cat].season[day.month];
-                in_season.then_some(c)
-            } else {
-                None
-            };
-            let product = if let Some(c) = complement {
-                c
-            } else {
-                let mut cat = 0;
-                for _ in 0..16 {
-                    let u = rng.f64();
-                    cat = if u < 0.45 {
-                        state.prefs[0] as usize
-                    } else if u < 0.65 {
-                        state.prefs[1] as usize
-                    } else if u < 0.8 {
-                        state.prefs[2] as usize
-                    } else {
-                        model.draw_category(rng)
-                    };
-                    if rng.f64() * season_max[day.month] < CATEGORIES[cat].season[day.month] {
-                        break;
-                    }
-                }
-                match model
-                    .tables
-                    .get(cat)
-                    .and_then(|t| t.draw(rng, state.premium))
-                {
-                    Some(p) => p,
-                    None => continue,
-                }
-            };
-            if basket.iter().any(|&(p, _)| p == product) {
-                continue;
-            }
-            let consumable = model
-                .products
-                .get(product as usize)
-                .is_some_and(|p| CATEGORIES[p.category as usize].consumable);
-            let u = rng.f64();
-            let qty = if consumable {
-                if u < 0.75 {
-                    1
-                } else if u < 0.95 {
-                    2
-                } else {
-                    3
-                }
-            } else if u < 0.93 {
-                1
-            } else {
-                2
-            };
-            basket.push((product, qty));
-        }
+        draw_basket(rng, taste, &model, &season_max, day.month, &mut basket);
 
         // Malformed lines due before this order.
         while stats.malformed < malformed_total && malformed_at(stats.malformed) <= now {
@@ -266,15 +277,7 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
         }
 
         for &(product, qty) in &basket {
-            let unit = model
-                .products
-                .get(product as usize)
-                .map_or(99, |p| i64::from(p.price_cents));
-            let mut amount = unit * qty;
-            if rng.chance(0.08) {
-                let pct = 10 + rng.below(16) as i64;
-                amount = amount * (100 - pct) / 100;
-            }
+            let (unit, amount) = price_line(rng, &model, product, qty);
             writer.line(order, ci, day, tod, product, qty, unit, amount);
             stats.lines += 1;
         }
@@ -342,7 +345,7 @@ pub fn write_transactions<W: Write>(opts: &GenerateOptions, w: W) -> io::Result<
         write_malformed(
             &mut writer,
             kind,
-            stats.orders + 1,
+            natural_orders + 1,
             0,
             &day,
             20 * 3600,

@@ -41,9 +41,46 @@ impl<W: Write> Writer<'_, W> {
         unit_cents: i64,
         amount_cents: i64,
     ) {
+        self.buf.push(b'O');
+        push_padded(&mut self.buf, order, 8);
+        self.rest(customer, day, tod, product, qty, unit_cents, amount_cents);
+    }
+
+    /// A line of extra order `order` of simulated campaign `campaign` (0-based), with its own
+    /// id space: `OX<campaign + 1>-<order>`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn extra_line(
+        &mut self,
+        campaign: u32,
+        order: u64,
+        customer: u32,
+        day: &Day,
+        tod: u64,
+        product: u32,
+        qty: i64,
+        unit_cents: i64,
+        amount_cents: i64,
+    ) {
+        self.buf.extend_from_slice(b"OX");
+        push_padded(&mut self.buf, u64::from(campaign) + 1, 1);
+        self.buf.push(b'-');
+        push_padded(&mut self.buf, order, 8);
+        self.rest(customer, day, tod, product, qty, unit_cents, amount_cents);
+    }
+
+    /// The line after its order id.
+    #[allow(clippy::too_many_arguments)]
+    fn rest(
+        &mut self,
+        customer: u32,
+        day: &Day,
+        tod: u64,
+        product: u32,
+        qty: i64,
+        unit_cents: i64,
+        amount_cents: i64,
+    ) {
         let b = &mut self.buf;
-        b.push(b'O');
-        push_padded(b, order, 8);
         b.extend_from_slice(b",C");
         push_padded(b, u64::from(customer) + 1, self.cust_width);
         b.push(b',');

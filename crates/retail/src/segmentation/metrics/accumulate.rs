@@ -29,6 +29,8 @@ pub(super) struct Accumulated<'a> {
     /// Favourite category (by spend) and top category (by affinity index, with the index).
     pub(super) favourite: Vec<Option<&'a str>>,
     pub(super) top: Vec<Option<(&'a str, f64)>>,
+    /// The `clv_backtest` metadata (`None`: off).
+    pub(super) backtest: Option<serde_json::Value>,
 }
 
 /// Computes the metrics table and its metadata.
@@ -77,6 +79,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             marketing: Vec::new(),
             favourite: Vec::new(),
             top: Vec::new(),
+            backtest: super::backtest::clv_backtest(&[], 0, 0, cfg),
         };
         return finish(acc, cfg);
     };
@@ -193,6 +196,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         )));
     }
     let used = transactions.len() as u64;
+    let backtest = super::backtest::clv_backtest(&transactions, n_customers, end, cfg);
     drop(transactions);
 
     // Category favourites (by net spend) and top affinity (by index).
@@ -252,6 +256,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         marketing: marketing_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
         favourite,
         top,
+        backtest,
     };
     finish(acc, cfg)
 }

@@ -22,6 +22,8 @@ pub(super) struct MetricsConfig {
     pub(super) unit: TimeUnit,
     pub(super) frequency: FrequencyBasis,
     pub(super) horizon_days: u32,
+    /// Holdout of the CLV backtest in days; `None` = `horizon_days`, 0 = off.
+    pub(super) backtest_days: Option<u32>,
     pub(super) clv_months: u32,
     pub(super) discount_rate: f64,
     pub(super) fit: bool,
@@ -37,6 +39,7 @@ impl Default for MetricsConfig {
             unit: TimeUnit::Days,
             frequency: FrequencyBasis::Orders,
             horizon_days: 90,
+            backtest_days: None,
             clv_months: 12,
             discount_rate: 0.01,
             fit: true,
@@ -48,6 +51,11 @@ impl Default for MetricsConfig {
 }
 
 impl MetricsConfig {
+    /// The CLV backtest's holdout in days (0: off).
+    pub(super) fn backtest_days(&self) -> u32 {
+        self.backtest_days.unwrap_or(self.horizon_days)
+    }
+
     pub(super) fn from_params(params: &Params) -> Result<Self, Vec<ParamError>> {
         let mut errors = Vec::new();
         let mut cfg = MetricsConfig::default();
@@ -97,6 +105,9 @@ impl MetricsConfig {
         };
         take(count("horizon_days", 90, 1, 36_500).map(|v| cfg.horizon_days = v as u32));
         take(count("clv_months", 12, 1, 1_200).map(|v| cfg.clv_months = v as u32));
+        if params.get("backtest_days").is_some_and(|v| !v.is_null()) {
+            take(count("backtest_days", 0, 0, 36_500).map(|v| cfg.backtest_days = Some(v as u32)));
+        }
         take(
             count("min_repeat_customers", 20, 1, 1_000_000_000)
                 .map(|v| cfg.min_repeat_customers = v as usize),

@@ -24,6 +24,10 @@
 //!   without BG/NBD `p_alive`, `expected_purchases`, `p_purchase` and `clv`; without
 //!   Gamma-Gamma `expected_avg_spend` and `clv`. The output metadata says why under
 //!   `model_fallback`; `require_model: true` turns that into a failure.
+//! - **CLV backtest** (output metadata `clv_backtest`, not a column): BG/NBD refitted on the
+//!   history up to `backtest_days` (default `horizon_days`) before the analysis date, its
+//!   expected purchases in those days against the actual ones, per calibration frequency and
+//!   in total; only a `note` when the history is too short (see `backtest`).
 //! - **Category affinity** ([`analytics::affinity`](flow_analytics::affinity)): the
 //!   category with the highest affinity index (customer's spend share / overall spend share ×
 //!   100; 100 = average).
@@ -44,6 +48,7 @@
 //! consent) take the value of the latest row that has one (ties: the later row).
 
 mod accumulate;
+mod backtest;
 mod config;
 mod models;
 mod output;
@@ -140,6 +145,12 @@ impl NodeType for Metrics {
                 ParamType::Integer,
                 "90",
                 "prediction horizon of expected_purchases and p_purchase, in days",
+            ),
+            ParamSpec::optional(
+                "backtest_days",
+                ParamType::Integer,
+                "holdout of the CLV backtest in the output metadata (`clv_backtest`), in days \
+                 (default: horizon_days; 0 = off)",
             ),
             ParamSpec::with_default(
                 "clv_months",

@@ -19,6 +19,7 @@ use crate::segmentation::day_number;
 use flow_analytics::summary::TimeUnit;
 use flow_engine::data::{Body, Data, Output};
 
+mod backtest;
 mod generated;
 mod models;
 mod node;
