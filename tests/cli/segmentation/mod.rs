@@ -16,6 +16,7 @@ use crate::support::Workspace;
 mod bad_inputs;
 mod end_to_end;
 mod holdout;
+mod known_effect;
 mod pos_deploy;
 mod transitions;
 mod yaml_edits;
