@@ -17,10 +17,15 @@ const SEND: &str = "2026-10-01";
 const FIRST: &str = "2026-10-02";
 const LAST: &str = "2026-10-15";
 
-/// The shipped workflow with half of every VIP held out (enough control customers in a small
-/// sample), every high-scoring customer a VIP, and the send date from `--param sent_on`.
+/// The shipped workflow with the transactions given to deploy, half of every VIP held out
+/// (enough control customers in a small sample), and the send date from `--param sent_on`.
 fn yaml() -> String {
-    let y = replace_once(&shipped_yaml(), "      holdout: 10%", "      holdout: 50%");
+    let y = replace_once(
+        &shipped_yaml(),
+        "      - recommend_regular\n    with:",
+        "      - recommend_regular\n      - transactions\n    with:",
+    );
+    let y = replace_once(&y, "      holdout: 10%", "      holdout: 50%");
     let y = replace_once(&y, "  currency: USD", "  currency: USD\n  sent_on: \"\"");
     replace_once(
         &y,
