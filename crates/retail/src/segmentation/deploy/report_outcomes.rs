@@ -326,3 +326,65 @@ pub(crate) fn segment_clv(
     h.push_str("</tbody></table>");
     h
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ClvChange, SegmentClvChange};
+    use super::*;
+
+    #[test]
+    fn mean_clv_per_segment_is_shown_escaped_with_its_change() {
+        let changes = Changes {
+            previous_run_id: "r1".into(),
+            previous_run_at: "2026-11-30T06:00:00+00:00".into(),
+            customers_compared: 3,
+            moved: 0,
+            transitions: Vec::new(),
+            new_customers: 0,
+            customers_gone_since_previous: 0,
+            clv: ClvChange {
+                previous_total: 0.0,
+                current_total: 0.0,
+                total_change: 0.0,
+                previous_mean: None,
+                current_mean: None,
+                mean_change: None,
+            },
+            segments_clv: vec![
+                SegmentClvChange {
+                    segment: "<b>vip</b>".into(),
+                    previous_customers: 2,
+                    previous_mean: Some(200.0),
+                    current_customers: 1,
+                    current_mean: Some(150.0),
+                    mean_change: Some(-50.0),
+                },
+                SegmentClvChange {
+                    segment: "new".into(),
+                    previous_customers: 0,
+                    previous_mean: None,
+                    current_customers: 4,
+                    current_mean: Some(20.0),
+                    mean_change: None,
+                },
+            ],
+            sentences: Vec::new(),
+        };
+        let html = segment_clv(&changes, &[], &|k: &str| format!("{k} (USD)"));
+        assert!(html.contains("<th>Mean CLV before (USD)</th>"), "{html}");
+        assert!(
+            html.contains(
+                "<td>&lt;b&gt;vip&lt;/b&gt;</td><td>2</td><td>200.00</td><td>1</td><td>150.00</td>\
+                 <td class=\"down\">-50.00</td>"
+            ),
+            "{html}"
+        );
+        assert!(
+            html.contains(
+                "<td>New</td><td>0</td><td>–</td><td>4</td><td>20.00</td><td class=\"\">–</td>"
+            ),
+            "{html}"
+        );
+        assert!(!html.contains("<b>"));
+    }
+}
