@@ -387,7 +387,7 @@ fn validate_and_graph_show_the_trigger_rules() {
     let ws = workspace(&shipped_yaml());
     let out = ws.flow().args(["validate", WF]).run();
     out.assert_stdout_contains(
-        "deploy  none_failed_min_one_success (13 inputs, 1 of them context, not counted): runs with the inputs that succeeded; skipped when every input was skipped",
+        "deploy  none_failed_min_one_success (14 inputs, 2 of them context, not counted): runs with the inputs that succeeded; skipped when every input was skipped",
     );
     out.assert_stdout_contains("17 other nodes: all_success");
     let json = ws.flow().args(["validate", WF, "--json"]).run().json();

@@ -124,7 +124,8 @@ fn default_workflow_end_to_end_on_the_sample() {
     }
 
     // Messages: only for customers who accepted marketing and have an email, and for all of
-    // them outside `regular` (channel none).
+    // them outside `regular` (channel none) but the control groups: 10% of each email
+    // campaign's customers, drawn by the shared hash of the campaign node id and customer id.
     let contact: BTreeMap<&str, &Row> = customers
         .iter()
         .map(|c| (c["customer_id"].as_str(), c))
@@ -171,10 +172,29 @@ fn default_workflow_end_to_end_on_the_sample() {
         }
     }
     assert!(!messaged.is_empty(), "no messages");
+    let mut held_out = 0;
     for (id, p) in &profiles {
         let c = contact[id.as_str()];
-        let should =
-            c["accepts_marketing"] == "yes" && !c["email"].is_empty() && p["segment"] != "regular";
+        let segment = p["segment"].as_str();
+        let control = segment != "regular"
+            && flow_analytics::holdout::is_control(&format!("campaign_{segment}"), id, 0.1);
+        assert_eq!(
+            p["group"],
+            if control { "control" } else { "treated" },
+            "{id}: {p:?}"
+        );
+        if control {
+            held_out += 1;
+            assert_eq!(
+                p["recommended_action"], "Control group: no campaign offer",
+                "{id}: {p:?}"
+            );
+            assert_eq!(p["offer"], "no offer (control group)", "{id}: {p:?}");
+        }
+        let should = c["accepts_marketing"] == "yes"
+            && !c["email"].is_empty()
+            && segment != "regular"
+            && !control;
         assert_eq!(
             messaged.contains(id),
             should,
@@ -186,6 +206,8 @@ fn default_workflow_end_to_end_on_the_sample() {
             "{id}: message_sent, {p:?}"
         );
     }
+
+    assert!(held_out > 0, "no control customers");
 
     // summary.json: per-segment customers add up to the total and match segments.csv.
     let summary = read_json(&dir.join("summary.json"));

@@ -15,6 +15,8 @@ use crate::support::Workspace;
 
 mod bad_inputs;
 mod end_to_end;
+mod holdout;
+mod known_effect;
 mod pos_deploy;
 mod transitions;
 mod yaml_edits;

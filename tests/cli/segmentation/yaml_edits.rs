@@ -35,9 +35,8 @@ fn a_new_rule_and_branch_in_the_yaml_give_a_new_segment() {
     let yaml = replace_once(&yaml, "  # 7. Deploy", BIG_SPENDERS_NODES);
     let yaml = replace_once(
         &yaml,
-        "    needs:\n      - campaign_vip\n",
-        "    needs:\n      - campaign_big_spenders\n      - recommend_big_spenders\n      - \
-         campaign_vip\n",
+        "      - campaign_vip\n",
+        "      - campaign_big_spenders\n      - recommend_big_spenders\n      - campaign_vip\n",
     );
     let ws = workspace(&yaml);
     let run = ws.flow().args(["run", WF]).run();

@@ -2,6 +2,7 @@
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
+use super::holdout::Holdout;
 use super::offer::Offer;
 use flow_engine::template_limits::checked_template;
 
@@ -14,6 +15,7 @@ pub(crate) struct CampaignConfig {
     pub(crate) body: String,
     pub(crate) action: Option<String>,
     pub(crate) sender: String,
+    pub(crate) holdout: Holdout,
 }
 
 pub(super) const SUBJECT: &str = "subject.txt";
@@ -73,6 +75,10 @@ impl CampaignConfig {
             body: body.into(),
             action: action.map(str::to_string),
             sender: "shop@example.com".into(),
+            holdout: Holdout {
+                share: 0.0,
+                key: "campaign".into(),
+            },
         }
     }
 }

@@ -25,9 +25,14 @@
 //! and the email address is usable; otherwise `skip_reason` says why (`no marketing consent`,
 //! `no email address`, `invalid email address`, `channel is none`). Every customer gets a row
 //! either way, with the recommended products and the recommended action for sales staff.
+//!
+//! Control group (`holdout`, see [`holdout`]): a stable share of the customers gets no
+//! message, no offer and a staff action saying so; `group` marks them and `eligible` says who
+//! is in the comparison deploy measures (for email: who would be messaged if treated).
 
 mod config;
 mod customer_row;
+mod holdout;
 mod offer;
 mod profile;
 mod render;
@@ -46,6 +51,8 @@ use flow_engine::node::{
     ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,
     ParamSpec, ParamType, Params, TableKind,
 };
+pub(crate) use holdout::CONTROL_REASON;
+use holdout::Holdout;
 use offer::Offer;
 pub(crate) use render::{campaign, one_line};
 use template_check::check_templates;
@@ -53,7 +60,7 @@ use template_check::check_templates;
 const NODE: &str = "segmentation.campaign";
 
 /// The output columns, in order.
-pub const OUTPUT_COLUMNS: [&str; 29] = [
+pub const OUTPUT_COLUMNS: [&str; 31] = [
     "customer_id",
     "segment",
     "segment_label",
@@ -78,6 +85,8 @@ pub const OUTPUT_COLUMNS: [&str; 29] = [
     "recommended_action",
     "channel",
     "offer",
+    "group",
+    "eligible",
     "send",
     "skip_reason",
     "subject",
@@ -128,6 +137,12 @@ impl NodeType for Campaign {
                 ParamType::String,
                 "shop@example.com",
                 "the From address of the messages",
+            ),
+            ParamSpec::optional(
+                "holdout",
+                ParamType::Any,
+                "control group: the share held out (10% or 0.1; default 10% for email, 0 for \
+                 channel none), or { share: 10%, key: TEXT } (the key defaults to the node id)",
             ),
         ]
     }
@@ -204,6 +219,13 @@ impl NodeType for Campaign {
                 String::new()
             }
         };
+        let holdout = Holdout::from_params(params, cx.node_id, email).unwrap_or_else(|e| {
+            errors.push(e);
+            Holdout {
+                share: 0.0,
+                key: String::new(),
+            }
+        });
         let cfg = CampaignConfig {
             offer,
             email,
@@ -211,6 +233,7 @@ impl NodeType for Campaign {
             body,
             action,
             sender,
+            holdout,
         };
         check_templates(&cfg, cx, &mut errors);
         if errors.is_empty() {

@@ -10,6 +10,7 @@ use minijinja::{Value, context};
 
 use super::config::{ACTION, BODY, CampaignConfig, SUBJECT};
 use super::customer_row::{Columns, CustomerRow};
+use super::holdout::{CONTROL_ACTION, CONTROL_OFFER, CONTROL_REASON};
 use super::profile::{PROFILE_COLUMNS, profile_column};
 use super::template_check::template_error;
 use crate::segmentation::{
@@ -124,6 +125,7 @@ pub(crate) fn campaign(
     let (mut sent, mut no_consent, mut no_email, mut bad_email, mut with_products) =
         (0u64, 0u64, 0u64, 0u64, 0u64);
     let mut matched_recs = 0usize;
+    let (mut control, mut control_eligible) = (0u64, 0u64);
     let mut total = 0usize;
     for batch in customers {
         let n = batch.num_rows();
@@ -139,6 +141,9 @@ pub(crate) fn campaign(
         let mut products_col = StringBuilder::new();
         let mut action_col = StringBuilder::new();
         let mut send_col = BooleanBuilder::with_capacity(n);
+        let mut offer_col = StringBuilder::new();
+        let mut group_col = StringBuilder::new();
+        let mut eligible_col = BooleanBuilder::with_capacity(n);
         let mut skip_col = StringBuilder::new();
         let mut subject_col = StringBuilder::new();
         let mut body_col = StringBuilder::new();
@@ -171,7 +176,30 @@ pub(crate) fn campaign(
             } else {
                 None
             };
-            let needs_context = skip.is_none() || action_t.is_some();
+            // The comparison is among the customers the campaign would reach: for email, those
+            // it would message; without a channel, everyone. The group itself is drawn for
+            // every customer, from the id alone.
+            let eligible = skip.is_none() || !cfg.email;
+            let held_out = cfg.holdout.is_control(id);
+            let skip = if held_out {
+                control += 1;
+                if eligible {
+                    control_eligible += 1;
+                    Some(CONTROL_REASON)
+                } else {
+                    skip
+                }
+            } else {
+                skip
+            };
+            group_col.append_value(if held_out { "control" } else { "treated" });
+            eligible_col.append_value(eligible);
+            offer_col.append_value(if held_out {
+                CONTROL_OFFER
+            } else {
+                cfg.offer.label.as_str()
+            });
+            let needs_context = !held_out && (skip.is_none() || action_t.is_some());
             let vars = needs_context.then(|| {
                 let products: Vec<Value> = mine
                     .iter()
@@ -204,6 +232,7 @@ pub(crate) fn campaign(
                     })
             };
             match &action_t {
+                _ if held_out => action_col.append_value(CONTROL_ACTION),
                 Some(t) => action_col.append_value(render(t, "action")?.trim()),
                 None => action_col.append_null(),
             }
@@ -260,7 +289,13 @@ pub(crate) fn campaign(
                 DataType::Utf8,
                 constant(if cfg.email { "email" } else { "none" }),
             ),
-            ("offer", DataType::Utf8, constant(&cfg.offer.label)),
+            ("offer", DataType::Utf8, Arc::new(offer_col.finish())),
+            ("group", DataType::Utf8, Arc::new(group_col.finish())),
+            (
+                "eligible",
+                DataType::Boolean,
+                Arc::new(eligible_col.finish()),
+            ),
             ("send", DataType::Boolean, Arc::new(send_col.finish())),
             ("skip_reason", DataType::Utf8, Arc::new(skip_col.finish())),
             ("subject", DataType::Utf8, Arc::new(subject_col.finish())),
@@ -287,5 +322,9 @@ pub(crate) fn campaign(
             "recommendations_unmatched",
             (total_recs - matched_recs) as u64,
         )
-        .with_meta("offer", cfg.offer.label.clone()))
+        .with_meta("offer", cfg.offer.label.clone())
+        .with_meta("holdout_share", cfg.holdout.share)
+        .with_meta("holdout_key", cfg.holdout.key.clone())
+        .with_meta("control_customers", control)
+        .with_meta("control_customers_eligible", control_eligible))
 }

@@ -497,3 +497,180 @@ fn html_from_data_is_escaped_in_every_place() {
          <a title='&#x27;&gt;&lt;script&gt;p()&lt;&#x2f;script&gt;'>&lt;svg onload=c()&gt;</a>"
     );
 }
+
+/// `n` customers `H0000`..; every fifth has no marketing consent.
+fn many_customers(n: usize) -> RecordBatch {
+    let ids: Vec<String> = (0..n).map(|i| format!("H{i:04}")).collect();
+    RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from_iter_values(ids.iter())) as ArrayRef,
+        ),
+        (
+            "email",
+            Arc::new(StringArray::from_iter_values(
+                ids.iter().map(|id| format!("{id}@example.com")),
+            )),
+        ),
+        (
+            "customer_name",
+            Arc::new(StringArray::from_iter_values(
+                ids.iter().map(|id| format!("Name {id}")),
+            )),
+        ),
+        (
+            "clv",
+            Arc::new(Float64Array::from_iter_values((0..n).map(|i| i as f64))),
+        ),
+        (
+            "accepts_marketing",
+            Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i % 5 != 0)))),
+        ),
+        (
+            "segment",
+            Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "vip"))),
+        ),
+    ])
+    .unwrap()
+}
+
+fn bools_of(t: &RecordBatch, name: &str) -> Vec<bool> {
+    t.column_by_name(name)
+        .unwrap()
+        .as_boolean()
+        .iter()
+        .map(|v| v.unwrap())
+        .collect()
+}
+
+#[test]
+fn control_customers_get_no_message_no_offer_and_no_offer_action() {
+    let yaml = format!("{YAML}holdout: 20%\n");
+    let node = configure(&yaml, &[]).unwrap();
+    let recs = RecordBatch::try_from_iter(vec![
+        (
+            "customer_id",
+            Arc::new(StringArray::from(vec!["H0001", "H0002", "H0003"])) as ArrayRef,
+        ),
+        ("rank", Arc::new(Int64Array::from(vec![1, 1, 1]))),
+        (
+            "product_id",
+            Arc::new(StringArray::from(vec!["P1", "P1", "P1"])),
+        ),
+    ])
+    .unwrap();
+    let out = run(&node, vec![recs.clone(), many_customers(400)]).unwrap();
+    let t = table(&out);
+    let ids = texts(t, "customer_id");
+    let (group, skip, action, offer, subject, products) = (
+        texts(t, "group"),
+        texts(t, "skip_reason"),
+        texts(t, "recommended_action"),
+        texts(t, "offer"),
+        texts(t, "subject"),
+        texts(t, "recommended_products"),
+    );
+    let (send, eligible) = (bools_of(t, "send"), bools_of(t, "eligible"));
+    let mut held = 0;
+    for i in 0..t.num_rows() {
+        let id = ids[i].as_deref().unwrap();
+        let consent = i % 5 != 0;
+        // The key defaults to the node id ("campaign" here) and consent plays no part.
+        let control = flow_analytics::holdout::is_control("campaign", id, 0.2);
+        assert_eq!(
+            group[i].as_deref(),
+            Some(if control { "control" } else { "treated" })
+        );
+        assert_eq!(
+            eligible[i], consent,
+            "{id}: eligible is who would be messaged"
+        );
+        if control {
+            held += 1;
+            assert!(!send[i], "{id}: a control customer is never messaged");
+            assert_eq!(subject[i], None, "{id}");
+            assert_eq!(
+                skip[i].as_deref(),
+                Some(if consent {
+                    "control group"
+                } else {
+                    "no marketing consent"
+                })
+            );
+            assert_eq!(
+                action[i].as_deref(),
+                Some("Control group: no campaign offer")
+            );
+            assert_eq!(offer[i].as_deref(), Some("no offer (control group)"));
+        } else {
+            assert_eq!(send[i], consent, "{id}");
+            assert_eq!(offer[i].as_deref(), Some("10% off"));
+            assert!(action[i].as_deref().unwrap().starts_with("Call "), "{id}");
+        }
+    }
+    assert!((50..110).contains(&held), "{held} of 400 held out at 20%");
+    // Otherwise identical: recommendations stay.
+    for (i, id) in ids.iter().enumerate() {
+        if matches!(id.as_deref(), Some("H0001" | "H0002" | "H0003")) {
+            assert_eq!(products[i].as_deref(), Some("P1"), "{id:?}");
+        }
+    }
+    assert_eq!(out.meta["holdout_share"], 0.2);
+    assert_eq!(out.meta["holdout_key"], "campaign");
+    assert_eq!(out.meta["control_customers"], held);
+
+    // Again, and under another node id with the same key: the same groups.
+    let again = run(&node, vec![recs.clone(), many_customers(400)]).unwrap();
+    assert_eq!(texts(table(&again), "group"), group);
+    let cx = ConfigureCx {
+        node_id: "campaign_renamed",
+        kind: NodeKind::Action,
+        workflow_dir: std::path::Path::new("/"),
+        input_columns: &[],
+    };
+    let keyed = |key: &str| {
+        let yaml = format!("{YAML}holdout: {{ share: 20%, key: {key} }}\n");
+        let node = Campaign.configure(&params(&yaml), &cx).unwrap();
+        texts(
+            table(&run(&node, vec![recs.clone(), many_customers(400)]).unwrap()),
+            "group",
+        )
+    };
+    assert_eq!(keyed("campaign"), group);
+    assert_ne!(keyed("spring"), group);
+}
+
+#[test]
+fn holdout_defaults_ten_percent_for_email_and_none_without_a_channel() {
+    let email = run(&configure(YAML, &[]).unwrap(), vec![many_customers(1000)]).unwrap();
+    let held = texts(table(&email), "group")
+        .iter()
+        .filter(|g| g.as_deref() == Some("control"))
+        .count();
+    assert!(
+        (60..140).contains(&held),
+        "{held} of 1000 at the default 10%"
+    );
+    let none = configure("channel: none\naction: hi\n", &[]).unwrap();
+    let out = run(&none, vec![many_customers(200)]).unwrap();
+    let t = table(&out);
+    assert!(
+        texts(t, "group")
+            .iter()
+            .all(|g| g.as_deref() == Some("treated"))
+    );
+    assert!(
+        bools_of(t, "eligible").iter().all(|e| *e),
+        "everyone is reached in store"
+    );
+    // An explicit holdout on a channel-none campaign withholds the staff action and offer.
+    let held = configure("channel: none\naction: hi\nholdout: 30%\n", &[]).unwrap();
+    let t = run(&held, vec![many_customers(200)]).unwrap();
+    let t = table(&t);
+    for (g, a) in texts(t, "group").iter().zip(texts(t, "recommended_action")) {
+        match g.as_deref() {
+            Some("control") => assert_eq!(a.as_deref(), Some("Control group: no campaign offer")),
+            _ => assert_eq!(a.as_deref(), Some("hi")),
+        }
+    }
+}

@@ -4,7 +4,7 @@
 use super::*;
 
 /// The campaign columns deploy reads, with their types.
-pub(crate) const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
+pub(crate) const CAMPAIGN_COLUMNS: [(&str, DataType); 31] = [
     ("customer_id", DataType::Utf8),
     ("segment", DataType::Utf8),
     ("segment_label", DataType::Utf8),
@@ -29,6 +29,8 @@ pub(crate) const CAMPAIGN_COLUMNS: [(&str, DataType); 29] = [
     ("recommended_action", DataType::Utf8),
     ("channel", DataType::Utf8),
     ("offer", DataType::Utf8),
+    ("group", DataType::Utf8),
+    ("eligible", DataType::Boolean),
     ("send", DataType::Boolean),
     ("skip_reason", DataType::Utf8),
     ("subject", DataType::Utf8),
@@ -50,7 +52,7 @@ pub(crate) const RECOMMENDATION_COLUMNS: [(&str, DataType); 9] = [
 ];
 
 /// The columns of `segments.csv`: (output name, campaign column).
-pub(super) const PROFILE_COLUMNS: [(&str, &str); 21] = [
+pub(super) const PROFILE_COLUMNS: [(&str, &str); 22] = [
     ("customer_id", "customer_id"),
     ("customer_name", "customer_name"),
     ("email", "email"),
@@ -72,6 +74,7 @@ pub(super) const PROFILE_COLUMNS: [(&str, &str); 21] = [
     ("offer", "offer"),
     ("message_sent", "send"),
     ("skip_reason", "skip_reason"),
+    ("group", "group"),
 ];
 
 /// The columns of `messages/<segment>.csv`.

@@ -23,16 +23,25 @@
 //! total and mean CLV before and after. A retried or resumed attempt of the same run compares
 //! with the same previous run, not with itself.
 //!
+//! # Measured outcomes
+//! Each send of a campaign with a control group is recorded in the campaign ledger (see
+//! [`ledger`]) and measured on the `transactions` input of later runs (see [`attribution`]):
+//! treated against control conversion, revenue per customer and average order value inside
+//! the attribution window, with the lift and its interval (see [`outcomes`]).
+//!
 //! # POS activation
 //! With `pos_url`, profile and recommendation updates are POSTed in batches (see [`pos`]).
 //! Files and state are written first, so a failing endpoint leaves the files in place; a resumed
 //! run sends only the batches the endpoint has not acknowledged.
 
+mod attribution;
 mod backtests;
 mod columns;
+mod ledger;
 mod lineage;
 mod message;
 mod message_files;
+mod outcomes;
 mod outputs;
 mod overview;
 mod pos;
@@ -41,6 +50,7 @@ mod private_files;
 mod recipients;
 mod report;
 mod report_backtests;
+mod report_outcomes;
 mod routed;
 mod staging;
 mod summary;
@@ -99,6 +109,10 @@ pub(crate) struct DeployConfig {
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
+    /// The date this run's sends are recorded under (Date32 day); `None`: the run's date.
+    sent_on: Option<i32>,
+    /// Days after a send whose purchases are attributed to it.
+    attribution_days: u32,
 }
 
 impl NodeType for Deploy {
@@ -171,6 +185,17 @@ impl NodeType for Deploy {
                  {segment} are filled in",
             ),
             ParamSpec::optional(
+                "sent_on",
+                ParamType::String,
+                "YYYY-MM-DD the campaigns of this run count as sent on (default: the run's date)",
+            ),
+            ParamSpec::with_default(
+                "attribution_days",
+                ParamType::Integer,
+                "14",
+                "purchases on the 1st to the Nth day after a send are attributed to it",
+            ),
+            ParamSpec::optional(
                 "unsubscribe_email",
                 ParamType::String,
                 "address for unsubscribe requests by email (List-Unsubscribe mailto:)",
@@ -195,6 +220,12 @@ impl NodeType for Deploy {
                 "metrics",
                 tables::metrics(),
                 "the customer metrics; deploy reports their backtest of the purchase forecast",
+            )
+            .context(),
+            InputSpec::one(
+                "transactions",
+                tables::transactions(),
+                "the purchases that measure earlier campaigns against their control groups",
             )
             .context(),
         ]
@@ -301,6 +332,24 @@ impl NodeType for Deploy {
             }
         };
         let unsubscribe = unsubscribe(params, &mut errors);
+        let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
+            errors.push(e);
+            None
+        });
+        let attribution_days = match params.u64_or("attribution_days", 14) {
+            Ok(v) if (1..=365).contains(&v) => v as u32,
+            Ok(v) => {
+                errors.push(ParamError::new(
+                    "attribution_days",
+                    format!("must be between 1 and 365, got {v}"),
+                ));
+                14
+            }
+            Err(e) => {
+                errors.push(e);
+                14
+            }
+        };
         let currency = match params
             .opt_str("currency")
             .map(|c| c.map(overview::currency).transpose())
@@ -323,6 +372,8 @@ impl NodeType for Deploy {
                     pos,
                     unsubscribe,
                     currency,
+                    sent_on,
+                    attribution_days,
                 },
             }))
         } else {
@@ -388,11 +439,22 @@ impl Node for Configured {
             ]));
         }
         routed::check(&ctx.routed, &campaigns)?;
+        let measure = Measure {
+            sources: outcomes::sources(&inputs),
+            transactions: by.first("transactions").cloned(),
+        };
         let backtests = backtests::collect(&inputs);
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
         let written = flow_engine::node::spawn_blocking(move || {
-            write_outputs(&cfg, &job_ctx, &campaigns, &recommendations, backtests)
+            write_outputs(
+                &cfg,
+                &job_ctx,
+                &campaigns,
+                &recommendations,
+                &measure,
+                backtests,
+            )
         })
         .await
         .map_err(|e| NodeError::msg(format!("deploy stopped: {e}")))??;

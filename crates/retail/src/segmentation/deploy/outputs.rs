@@ -12,12 +12,20 @@ pub(super) fn run_time(ctx: &NodeContext) -> DateTime<FixedOffset> {
         .unwrap_or_else(|| chrono::Utc::now().fixed_offset())
 }
 
+/// What deploy measures earlier campaigns with: where each campaign input came from, and the
+/// transactions.
+pub(super) struct Measure {
+    pub(super) sources: Vec<outcomes::CampaignSource>,
+    pub(super) transactions: Option<RecordBatch>,
+}
+
 /// Writes every file into `out_dir` and returns the summary and the POS batches.
 pub(super) fn write_outputs(
     cfg: &DeployConfig,
     ctx: &NodeContext,
     campaigns: &[RecordBatch],
     recommendations: &[RecordBatch],
+    measure: &Measure,
     backtests: backtests::Backtests,
 ) -> Result<Written, NodeError> {
     let now = run_time(ctx);
@@ -38,6 +46,7 @@ pub(super) fn write_outputs(
     let clv = floats(&camp, "clv");
     let (skip_reason, spend) = (text(&camp, "skip_reason"), floats(&camp, "total_spend"));
     let (orders, p_purchase) = (ints(&camp, "orders"), floats(&camp, "p_purchase"));
+    let groups = text(&camp, "group");
     let mut segment_index: HashMap<String, usize> = HashMap::new();
     // Looked up by `&str` first: only a new segment's name is copied.
     let mut segment_of = |seg: &str, stats: &mut Vec<SegmentStats>| match segment_index.get(seg) {
@@ -75,6 +84,7 @@ pub(super) fn write_outputs(
             ProfileRow {
                 segment: s,
                 sent,
+                control: opt_str(groups, i) == Some("control"),
                 spend: opt_f64(spend, i),
                 orders: opt_i64(orders, i),
                 clv: opt_f64(clv, i),
@@ -104,6 +114,29 @@ pub(super) fn write_outputs(
         profiles.iter().map(|(i, p)| (*i, p.segment)),
     );
     let period = overview::period(&camp, profiles.iter().map(|(i, _)| *i));
+
+    // --- Campaign sends and their measured outcomes ---------------------------------------------
+    let sent_on = cfg
+        .sent_on
+        .map(crate::segmentation::day_string)
+        .unwrap_or_else(|| now.date_naive().format("%Y-%m-%d").to_string());
+    let sends = outcomes::sends_of(
+        ctx,
+        &camp,
+        &profiles,
+        &measure.sources,
+        &sent_on,
+        cfg.attribution_days,
+    );
+    let mut ledger = ledger::Ledger::load(ctx)?;
+    let measured = outcomes::update(
+        &mut ledger,
+        sends,
+        measure.transactions.as_ref(),
+        &stats,
+        &sent_on,
+        cfg.attribution_days,
+    )?;
 
     // --- Files ---------------------------------------------------------------------------------
     let out = &cfg.out_dir;
@@ -200,6 +233,7 @@ pub(super) fn write_outputs(
         segments: stats,
         messages_skipped: skipped,
         changes,
+        outcomes: Some(measured),
         files,
         pos: pos_summary,
         backtests,
@@ -214,6 +248,8 @@ pub(super) fn write_outputs(
     write_atomic(&summary_path, &json_bytes)?;
     write_atomic(&report_path, report::render(&summary).as_bytes())?;
 
+    // The sends are recorded once every file is in place (a resumed run records them then).
+    ledger.save(ctx)?;
     // The profiles become the next run's baseline only once every file is in place.
     let stored = Stored {
         version: 1,

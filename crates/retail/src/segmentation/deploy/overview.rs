@@ -68,6 +68,8 @@ pub(super) fn label_and_offer(
             .and_then(|c| c.as_string_opt::<i32>())
     };
     let (labels, offers, channels) = (text("segment_label"), text("offer"), text("channel"));
+    // A control customer's offer is "no offer (control group)", not the segment's.
+    let groups = text("group");
     let value = |a: Option<&arrow_array::StringArray>, i: usize| {
         a.filter(|a| a.is_valid(i))
             .map(|a| a.value(i).trim().to_string())
@@ -82,7 +84,7 @@ pub(super) fn label_and_offer(
             stat.label = l;
             labelled[s] = true;
         }
-        if stat.offer.is_none() {
+        if stat.offer.is_none() && value(groups, i).as_deref() != Some("control") {
             stat.offer = value(offers, i);
         }
         if stat.channel.is_none() {

@@ -19,7 +19,13 @@ pub(super) fn pos_batches(
         for (name, dt) in &CAMPAIGN_COLUMNS {
             if matches!(
                 *name,
-                "subject" | "body_html" | "sender" | "channel" | "skip_reason" | "send"
+                "subject"
+                    | "body_html"
+                    | "sender"
+                    | "channel"
+                    | "skip_reason"
+                    | "send"
+                    | "eligible"
             ) {
                 continue;
             }

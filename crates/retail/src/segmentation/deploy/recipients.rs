@@ -15,8 +15,10 @@ use flow_engine::node::NodeError;
 /// The skip reason of a customer whose address does not parse.
 pub(crate) const INVALID_ADDRESS: &str = "invalid email address";
 
-/// The campaign rows (normalized: `send`, `skip_reason` and `email` present) with `send`
-/// cleared and the reason set for every row whose address is not usable.
+/// The campaign rows (normalized: `send`, `skip_reason`, `email`, `group`, `eligible` and
+/// `channel` present) with `send` and `eligible` cleared and the reason set for every row whose
+/// address is not usable. A control customer of an email campaign is checked the same way: it
+/// is compared only if it could have been messaged, like the treated customers.
 pub(crate) fn unsendable_to_skipped(camp: &RecordBatch) -> Result<RecordBatch, NodeError> {
     let column = |name: &str| {
         camp.column_by_name(name)
@@ -27,27 +29,44 @@ pub(crate) fn unsendable_to_skipped(camp: &RecordBatch) -> Result<RecordBatch, N
         column("skip_reason")?.as_string::<i32>(),
         column("email")?.as_string::<i32>(),
     );
+    let (group, eligible, channel) = (
+        column("group")?.as_string::<i32>(),
+        column("eligible")?.as_boolean(),
+        column("channel")?.as_string::<i32>(),
+    );
+    let bad_address = |i: usize| email.is_null(i) || recipient_address(email.value(i)).is_err();
+    let held_out_would_send = |i: usize| {
+        group.is_valid(i)
+            && group.value(i) == "control"
+            && eligible.is_valid(i)
+            && eligible.value(i)
+            && !(channel.is_valid(i) && channel.value(i) == "none")
+    };
     let unsendable = |i: usize| {
-        send.is_valid(i)
-            && send.value(i)
-            && (email.is_null(i) || recipient_address(email.value(i)).is_err())
+        ((send.is_valid(i) && send.value(i)) || held_out_would_send(i)) && bad_address(i)
     };
     if !(0..camp.num_rows()).any(unsendable) {
         return Ok(camp.clone());
     }
     let mut new_send = BooleanBuilder::with_capacity(camp.num_rows());
+    let mut new_eligible = BooleanBuilder::with_capacity(camp.num_rows());
     let mut new_reason = StringBuilder::new();
     for i in 0..camp.num_rows() {
         if unsendable(i) {
             new_send.append_value(false);
+            new_eligible.append_value(false);
             new_reason.append_value(INVALID_ADDRESS);
         } else {
             new_send.append_option(send.is_valid(i).then(|| send.value(i)));
+            new_eligible.append_option(eligible.is_valid(i).then(|| eligible.value(i)));
             new_reason.append_option(reason.is_valid(i).then(|| reason.value(i)));
         }
     }
-    let (new_send, new_reason): (ArrayRef, ArrayRef) =
-        (Arc::new(new_send.finish()), Arc::new(new_reason.finish()));
+    let (new_send, new_eligible, new_reason): (ArrayRef, ArrayRef, ArrayRef) = (
+        Arc::new(new_send.finish()),
+        Arc::new(new_eligible.finish()),
+        Arc::new(new_reason.finish()),
+    );
     let schema = camp.schema();
     let columns = schema
         .fields()
@@ -55,6 +74,7 @@ pub(crate) fn unsendable_to_skipped(camp: &RecordBatch) -> Result<RecordBatch, N
         .zip(camp.columns())
         .map(|(f, c)| match f.name().as_str() {
             "send" => new_send.clone(),
+            "eligible" => new_eligible.clone(),
             "skip_reason" => new_reason.clone(),
             _ => c.clone(),
         })

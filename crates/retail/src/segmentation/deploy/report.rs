@@ -145,10 +145,11 @@ pub(crate) fn render(summary: &Summary) -> String {
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>Customer segments – {date}</title><style>{STYLE}</style></head><body><main>\
+         <title>Customer segments – {date}</title><style>{STYLE}{outcome_style}</style></head><body><main>\
          <h1>Customer segments and campaigns</h1>\
          <div class=\"muted\">Run {run} · {date} · {currency}</div>",
         run = escape(&summary.run_id),
+        outcome_style = super::report_outcomes::STYLE,
         date = escape(&when(&summary.generated_at)),
         currency = match &summary.currency {
             Some(c) => format!("amounts in {}", escape(c)),
@@ -308,6 +309,11 @@ pub(crate) fn render(summary: &Summary) -> String {
                     .mean_change
                     .map_or_else(|| "–".to_string(), signed_money),
             );
+            h.push_str(&super::report_outcomes::segment_clv(
+                c,
+                &summary.segments,
+                &amount,
+            ));
             if c.transitions.is_empty() {
                 h.push_str("<p>No customer changed segment.</p>");
             } else {
@@ -330,6 +336,11 @@ pub(crate) fn render(summary: &Summary) -> String {
             }
         }
     }
+
+    h.push_str(&super::report_outcomes::section(
+        summary.outcomes.as_ref(),
+        &amount,
+    ));
 
     // Skipped messages and files.
     if !summary.messages_skipped.is_empty() {
@@ -401,6 +412,7 @@ mod tests {
             segments,
             messages_skipped: Default::default(),
             changes,
+            outcomes: None,
             files: Files {
                 out_dir: "out".into(),
                 segments: "out/segments.csv".into(),
@@ -443,6 +455,7 @@ mod tests {
                 current_mean: Some(2.4),
                 mean_change: Some(0.4),
             },
+            segments_clv: Vec::new(),
             sentences: Vec::new(),
         }
     }

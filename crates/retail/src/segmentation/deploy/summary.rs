@@ -14,6 +14,8 @@ pub(crate) struct SegmentStats {
     /// The campaign's channel (`email`, `none`).
     pub(crate) channel: Option<String>,
     pub(crate) customers: u64,
+    /// Customers held out of the campaign (its control group).
+    pub(crate) control_group: u64,
     pub(crate) messages_sent: u64,
     pub(crate) recommendations: u64,
     pub(crate) revenue: f64,
@@ -39,6 +41,7 @@ impl SegmentStats {
 
     pub(super) fn add(&mut self, row: &ProfileRow) {
         self.customers += 1;
+        self.control_group += u64::from(row.control);
         self.messages_sent += u64::from(row.sent);
         self.revenue += row.spend.unwrap_or(0.0);
         self.orders += row.orders.unwrap_or(0).max(0) as u64;
@@ -79,6 +82,17 @@ pub(crate) struct ClvChange {
     pub(crate) mean_change: Option<f64>,
 }
 
+/// A segment's mean CLV in the previous run and now.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct SegmentClvChange {
+    pub(crate) segment: String,
+    pub(crate) previous_customers: u64,
+    pub(crate) previous_mean: Option<f64>,
+    pub(crate) current_customers: u64,
+    pub(crate) current_mean: Option<f64>,
+    pub(crate) mean_change: Option<f64>,
+}
+
 /// What changed since the previous run.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Changes {
@@ -95,6 +109,8 @@ pub(crate) struct Changes {
     /// a branch dropped: those stop deploy with an error).
     pub(crate) customers_gone_since_previous: u64,
     pub(crate) clv: ClvChange,
+    /// Mean CLV per segment then and now (each run's own customers of the segment).
+    pub(crate) segments_clv: Vec<SegmentClvChange>,
     /// The transitions in words: "12 customers moved from vip to at_risk".
     pub(crate) sentences: Vec<String>,
 }
@@ -124,6 +140,8 @@ pub(crate) struct Summary {
     pub(crate) segments: Vec<SegmentStats>,
     pub(crate) messages_skipped: BTreeMap<String, u64>,
     pub(crate) changes: Option<Changes>,
+    /// Earlier campaigns measured against their control groups.
+    pub(crate) outcomes: Option<outcomes::Outcomes>,
     pub(crate) files: Files,
     pub(crate) pos: Option<Json>,
     /// The models' backtests, as the metrics and recommend nodes reported them.
@@ -153,6 +171,8 @@ pub(super) struct Stored {
 pub(super) struct ProfileRow {
     pub(super) segment: usize,
     pub(super) sent: bool,
+    /// In the campaign's control group.
+    pub(super) control: bool,
     pub(super) spend: Option<f64>,
     pub(super) orders: Option<i64>,
     pub(super) clv: Option<f64>,
@@ -201,6 +221,7 @@ pub(super) fn compare(before: &Snapshot, now: &Snapshot) -> Changes {
             (!values.is_empty()).then(|| total / values.len() as f64),
         )
     };
+    let segments_clv = segment_clv(before, now);
     let (previous_total, previous_mean) = clv_stats(before);
     let (current_total, current_mean) = clv_stats(now);
     let sentences = transitions
@@ -231,8 +252,46 @@ pub(super) fn compare(before: &Snapshot, now: &Snapshot) -> Changes {
             current_mean,
             mean_change: current_mean.zip(previous_mean).map(|(c, p)| c - p),
         },
+        segments_clv,
         sentences,
     }
+}
+
+/// Mean CLV per segment in both snapshots: the segments of the current run first (by name),
+/// then those only the previous run had.
+fn segment_clv(before: &Snapshot, now: &Snapshot) -> Vec<SegmentClvChange> {
+    // segment -> (customers, customers with a CLV, CLV sum)
+    let per = |s: &Snapshot| {
+        let mut m: BTreeMap<String, (u64, u64, f64)> = BTreeMap::new();
+        for (segment, clv) in s.profiles.values() {
+            let e = m.entry(segment.clone()).or_default();
+            e.0 += 1;
+            if let Some(c) = clv {
+                e.1 += 1;
+                e.2 += c;
+            }
+        }
+        m
+    };
+    let (old, new) = (per(before), per(now));
+    let mean = |e: Option<&(u64, u64, f64)>| e.filter(|e| e.1 > 0).map(|e| e.2 / e.1 as f64);
+    let mut names: Vec<&String> = new.keys().collect();
+    names.extend(old.keys().filter(|k| !new.contains_key(*k)));
+    names
+        .into_iter()
+        .map(|segment| {
+            let (p, c) = (old.get(segment), new.get(segment));
+            let (previous_mean, current_mean) = (mean(p), mean(c));
+            SegmentClvChange {
+                segment: segment.clone(),
+                previous_customers: p.map_or(0, |e| e.0),
+                previous_mean,
+                current_customers: c.map_or(0, |e| e.0),
+                current_mean,
+                mean_change: current_mean.zip(previous_mean).map(|(c, p)| c - p),
+            }
+        })
+        .collect()
 }
 
 /// The node's output: the summary as JSON, and the key metrics as metadata.

@@ -15,6 +15,7 @@ use super::*;
 use flow_engine::data::{Body, Data};
 use untrusted::{decode_words, mailbox_of, parse_eml};
 
+mod outcomes;
 mod pos;
 mod scale;
 mod untrusted;

@@ -286,3 +286,68 @@ fn pos_connection_errors_fail_after_the_retries() {
         "{err}"
     );
 }
+
+#[test]
+fn the_pos_push_marks_the_control_group_without_the_offer_and_a_resume_records_the_send_once() {
+    use super::outcomes::holdout_campaign;
+    // The second batch fails once: the run fails after its files and ledger are written.
+    let server = PosServer::start(|key, nth| {
+        if key.ends_with("pos-batch-2") && nth == 1 {
+            500
+        } else {
+            200
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let node = configure(&format!(
+        "out_dir: {}\nmessages: none\npos_url: {}\npos_token_env: PATH\nbatch_size: 100\n\
+         pos_backoff: 1ms\npos_timeout: 10s\npos_retries: 0\nsent_on: 2024-04-01\n",
+        dir.path().display(),
+        server.url
+    ))
+    .unwrap();
+    let stores = Stores::new();
+    let camp_inputs = || {
+        let mut meta = serde_json::Map::new();
+        meta.insert("holdout_key".into(), json!("campaign_vip"));
+        meta.insert("holdout_share".into(), json!(0.2));
+        Inputs(vec![Input {
+            from: "campaign_vip".into(),
+            case: None,
+            role: Some("campaign".into()),
+            data: Data::Table(holdout_campaign(300)),
+            meta,
+        }])
+    };
+    assert!(run(&node, stores.ctx("run-9"), camp_inputs()).is_err());
+    run(&node, stores.ctx("run-9"), camp_inputs()).unwrap();
+
+    let summary: Json = serde_json::from_str(&read(&dir.path().join("summary.json"))).unwrap();
+    let sends = summary["outcomes"]["segments"][0]["sends"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        sends.len(),
+        1,
+        "the resumed run recorded its send once: {sends:#?}"
+    );
+
+    let mut control = 0;
+    for r in server.received().iter().filter(|r| r.status == 200) {
+        for c in r.body["customers"].as_array().unwrap() {
+            let id = c["customer_id"].as_str().unwrap();
+            let held = flow_analytics::holdout::is_control("campaign_vip", id, 0.2);
+            assert_eq!(c["group"], if held { "control" } else { "treated" }, "{c}");
+            if held {
+                control += 1;
+                assert_eq!(c["offer"], "no offer (control group)", "{c}");
+                assert_eq!(c["recommended_action"], "Control group: no campaign offer");
+                assert_eq!(c["message_sent"], false, "{c}");
+            } else {
+                assert_eq!(c["offer"], "early access", "{c}");
+            }
+            assert!(c.get("eligible").is_none(), "internal column: {c}");
+        }
+    }
+    assert!(control > 20, "{control}");
+}
