@@ -18,6 +18,7 @@ use crate::segmentation::{date_column, day_string, f64_column, parse_iso_day, te
 use flow_analytics::AnalyticsError;
 use flow_analytics::lift::{GroupFigures, Interval, Outcome, lift};
 use flow_engine::node::NodeError;
+use flow_engine::plural::plural;
 
 /// Fewer customers than this in either group: no figures, a sentence instead.
 pub(crate) const MIN_CUSTOMERS: usize = 30;
@@ -174,6 +175,8 @@ pub(crate) struct SendOutcome {
     pub(crate) status: Status,
     pub(crate) treated_customers: u64,
     pub(crate) control_customers: u64,
+    /// Customers an earlier send of the campaign had reached: not measured again.
+    pub(crate) reached_before: u64,
     /// Figures over the days observed (none before the window opens).
     pub(crate) figures: Option<Measured>,
     /// The status in words.
@@ -289,8 +292,15 @@ pub(crate) fn measure(send: &SendRecord, tx: Option<&Purchases>) -> SendOutcome 
         status,
         treated_customers: send.treated_customers,
         control_customers: send.control_customers,
+        reached_before: send.reached_before,
         figures,
-        note,
+        note: match send.reached_before {
+            0 => note,
+            n => format!(
+                "{note}; {} already reached by an earlier send, not counted again",
+                plural(n, "customer")
+            ),
+        },
     }
 }
 

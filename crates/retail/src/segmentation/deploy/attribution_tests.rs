@@ -44,6 +44,7 @@ fn send(treated: &[&str], control: &[&str]) -> SendRecord {
         treated: treated.iter().map(|s| s.to_string()).collect(),
         control: control.iter().map(|s| s.to_string()).collect(),
         measured: None,
+        reached_before: 0,
     }
 }
 

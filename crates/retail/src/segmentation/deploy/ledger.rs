@@ -6,8 +6,15 @@
 //! delivered it, so a retried or resumed run records it once. Each campaign and segment keeps
 //! its last [`KEEP_SENDS`] sends; once a send's window has closed and it was measured on
 //! complete data, its final figures stay and its customer lists are dropped.
+//!
+//! A send is measured on the customers it reaches for the first time. A customer's control
+//! group is fixed, but who is in a segment is decided again every run from purchases that
+//! earlier sends may have caused, so the customers an earlier send already reached are no
+//! longer a random split by the time of a later one; the customers reaching a campaign for
+//! the first time are, whatever happened before. The ledger keeps, per campaign (its holdout
+//! key), every customer a recorded send reached.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -39,6 +46,9 @@ pub(crate) struct SendRecord {
     pub(crate) control: Vec<String>,
     /// The figures of a closed window measured on complete data.
     pub(crate) measured: Option<Measured>,
+    /// Customers of the send an earlier send of the campaign had reached: not measured again.
+    #[serde(default)]
+    pub(crate) reached_before: u64,
 }
 
 impl SendRecord {
@@ -54,6 +64,9 @@ impl SendRecord {
 pub(crate) struct Ledger {
     pub(crate) version: u32,
     pub(crate) sends: Vec<SendRecord>,
+    /// Per holdout key: every customer a recorded send of that campaign reached.
+    #[serde(default)]
+    pub(crate) reached: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// The node-state key: workflow file and deploy node, whatever the parameters.
@@ -82,15 +95,27 @@ impl Ledger {
         Ok(())
     }
 
-    /// Records the sends of this run; a send already recorded by an earlier attempt of the
-    /// same run is kept as it was. Returns how many were new.
+    /// Records the sends of this run, each with only the customers the campaign reaches for
+    /// the first time; a send already recorded by an earlier attempt of the same run is kept
+    /// as it was. Returns how many were new.
     pub(crate) fn record(&mut self, sends: Vec<SendRecord>) -> usize {
         let mut added = 0;
-        for send in sends {
-            if !self.sends.iter().any(|s| s.same_send(&send)) {
-                self.sends.push(send);
-                added += 1;
+        for mut send in sends {
+            if self.sends.iter().any(|s| s.same_send(&send)) {
+                continue;
             }
+            let reached = self.reached.entry(send.holdout_key.clone()).or_default();
+            let before = send.treated.len() + send.control.len();
+            let first_time = |ids: &mut Vec<String>| {
+                ids.retain(|id| !reached.contains(id));
+                ids.len() as u64
+            };
+            send.treated_customers = first_time(&mut send.treated);
+            send.control_customers = first_time(&mut send.control);
+            send.reached_before = before as u64 - send.treated_customers - send.control_customers;
+            reached.extend(send.treated.iter().chain(&send.control).cloned());
+            self.sends.push(send);
+            added += 1;
         }
         self.version = 1;
         added
@@ -146,7 +171,36 @@ mod tests {
             treated: vec!["C1".into(), "C2".into()],
             control: vec!["C3".into()],
             measured: None,
+            reached_before: 0,
         }
+    }
+
+    #[test]
+    fn a_send_measures_only_the_customers_it_reaches_first() {
+        let mut ledger = Ledger::default();
+        ledger.record(vec![send("r1", "2024-04-01", "campaign_vip")]);
+        // The next day: C1 (treated) and C3 (control) again, C4 and C5 new.
+        let mut next = send("r2", "2024-04-02", "campaign_vip");
+        next.treated = vec!["C1".into(), "C4".into()];
+        next.control = vec!["C3".into(), "C5".into()];
+        ledger.record(vec![next.clone()]);
+        let s = &ledger.sends[1];
+        assert_eq!(s.treated, ["C4"]);
+        assert_eq!(s.control, ["C5"]);
+        assert_eq!(
+            (s.treated_customers, s.control_customers, s.reached_before),
+            (1, 1, 2)
+        );
+        // A resume of r2 changes nothing, although its customers are all reached by now.
+        ledger.record(vec![next]);
+        assert_eq!(ledger.sends.len(), 2);
+        assert_eq!(ledger.sends[1].treated, ["C4"]);
+        // Another campaign has reached nobody yet.
+        let mut other = send("r2", "2024-04-02", "campaign_new");
+        other.holdout_key = "campaign_new".into();
+        ledger.record(vec![other]);
+        assert_eq!(ledger.sends[2].treated, ["C1", "C2"]);
+        assert_eq!(ledger.sends[2].reached_before, 0);
     }
 
     #[test]
@@ -172,19 +226,15 @@ mod tests {
     #[test]
     fn pruning_keeps_the_last_sends_per_campaign_and_drops_measured_lists() {
         let mut ledger = Ledger::default();
+        // Every day reaches new customers (a send keeps only those it reaches first).
+        let fresh = |day: u32, campaign: &str| {
+            let mut s = send(&format!("r{day}"), &format!("2024-05-{day:02}"), campaign);
+            s.treated = vec![format!("T{day}a"), format!("T{day}b")];
+            s.control = vec![format!("K{day}")];
+            s
+        };
         for day in 1..=40 {
-            ledger.record(vec![
-                send(
-                    &format!("r{day}"),
-                    &format!("2024-05-{day:02}"),
-                    "campaign_vip",
-                ),
-                send(
-                    &format!("r{day}"),
-                    &format!("2024-05-{day:02}"),
-                    "campaign_new",
-                ),
-            ]);
+            ledger.record(vec![fresh(day, "campaign_vip"), fresh(day, "campaign_new")]);
         }
         let last = ledger.sends.len() - 1;
         ledger.sends[last].measured = Some(Measured::default());

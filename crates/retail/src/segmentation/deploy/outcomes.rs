@@ -108,6 +108,7 @@ pub(super) fn sends_of(
                     treated: Vec::new(),
                     control: Vec::new(),
                     measured: None,
+                    reached_before: 0,
                 });
                 out.len() - 1
             }

@@ -217,7 +217,10 @@ pub(crate) fn section(outcomes: Option<&Outcomes>, currency: &dyn Fn(&str) -> St
          are compared with the control group among the customers the campaign would reach \
          (for email: marketing consent and a usable address). Conversion is the share with at \
          least one order; revenue is net of refunds. Intervals: conversion lift by {conv}; \
-         revenue per customer by {rev}. Fewer than {min} customers in either group: no figures. \
+         revenue per customer by {rev}. A send is measured on the customers it reaches for the \
+         first time: who is in a segment changes with what earlier sends made customers do, so \
+         customers already reached are no longer a random split. Fewer than {min} customers in \
+         either group: no figures. \
          This run's sends count as sent on {sent}.</p>",
         days = o.attribution_days,
         conv = escape(o.conversion_interval),

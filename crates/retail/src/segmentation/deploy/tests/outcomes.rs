@@ -358,6 +358,7 @@ fn the_interval_covers_the_truth_on_most_seeds() {
         treated: Vec::new(),
         control: Vec::new(),
         measured: None,
+        reached_before: 0,
     };
     for (i, id) in ids.iter().enumerate() {
         let id = id.unwrap().to_string();
