@@ -13,6 +13,7 @@
 //! | [`gamma_gamma`] | Gamma-Gamma spend model: fit, expected average spend | Fader & Hardie (2013) |
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
+//! | [`recs_eval`] | offline top-k evaluation by a time split: hit rate, precision, recall, NDCG; popularity and item-to-item baselines | Järvelin & Kekäläinen (2002); Linden, Smith & York (2003) |
 //! | [`holdout`] | stable control-group assignment of a customer to a campaign | FNV-1a + SplitMix64 |
 //! | [`rng`] | the seeded random-number generator for sampling, generated data and tests | Steele, Lea & Flood (2014) |
 //!
@@ -37,6 +38,7 @@ pub mod clv;
 pub mod gamma_gamma;
 pub mod holdout;
 mod optimize;
+pub mod recs_eval;
 pub mod rfm;
 pub mod rng;
 mod special;

@@ -52,10 +52,13 @@ use flow_engine::node::{
     ParamSpec, ParamType, Params, TableKind,
 };
 
+mod backtest;
 mod config;
+pub mod harness;
 mod ids;
 mod index;
 mod output;
+mod rank;
 mod strategies;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -128,6 +131,13 @@ impl NodeType for Recommend {
                 ParamType::String,
                 "none",
                 "none or bestsellers: fill lists shorter than top_k with bestsellers",
+            ),
+            ParamSpec::with_default(
+                "backtest_days",
+                ParamType::Integer,
+                "60",
+                "hide the last N days, recommend from the rest and score every strategy and two \
+                 baselines on what the segment bought (output metadata `backtest`); 0: off",
             ),
         ]
     }
