@@ -227,7 +227,7 @@ impl Ranker<'_> {
     /// customer's categories' lists and of the overall list: exact when the score orders each
     /// list as it is sorted (within a category a customer's weight is one constant).
     #[allow(clippy::too_many_arguments)]
-    fn from_lists(
+    fn pick_from_lists(
         &self,
         prof: &Profile,
         by_category: &[Vec<u32>],
@@ -381,7 +381,7 @@ impl Ranker<'_> {
     /// Rising items, in the customer's categories first: personalised popularity × trend.
     pub(super) fn seasonal(&self, prof: &Profile, s: &mut Scratch, picks: &mut Vec<Pick>) {
         let cand = self.cand;
-        self.from_lists(
+        self.pick_from_lists(
             prof,
             cand.rising_by_category,
             cand.rising_overall,
@@ -405,7 +405,7 @@ impl Ranker<'_> {
             s.choose(p.item);
         }
         let cand = self.cand;
-        self.from_lists(
+        self.pick_from_lists(
             prof,
             cand.best_by_category,
             cand.best_overall,
