@@ -142,6 +142,7 @@ fn baselines_agree_with_numpy_and_implicit_on_the_same_split() {
             ("ndcg", m.ndcg),
         ] {
             let p = r[key].as_f64().unwrap();
+            eprintln!("{name} {key}: rust {v:.4}, python {p:.4}");
             assert!(
                 (p - v).abs() <= TOLERANCE,
                 "{name} {key}: rust {v:.4}, python {p:.4}"
