@@ -1,5 +1,5 @@
 //! Values the nodes of one run share through the run cache: the shipped workflow's recommend
-//! nodes build their index once per run, and `flow runs show` says which node built it.
+//! nodes build their index (and their backtest's) once per run, and `flow runs show` says which node built it.
 
 use crate::shipped::{WF, shipped_yaml, workspace};
 
@@ -24,9 +24,10 @@ fn the_recommend_nodes_of_a_run_build_one_index_and_show_their_lookups() {
                 })
                 .sum()
         };
-        // Each run builds its own index (the second finds nothing from the first).
-        assert_eq!(total("misses"), 1, "{recommend:#?}");
-        assert_eq!(total("hits"), recommend.len() as u64 - 1);
+        // Each run builds its own index and its backtest's calibration index, once each (the
+        // second run finds nothing from the first).
+        assert_eq!(total("misses"), 2, "{recommend:#?}");
+        assert_eq!(total("hits"), 2 * (recommend.len() as u64 - 1));
         // Nodes that look nothing up say nothing about it.
         assert!(records["classify"]["meta"].get("run_cache").is_none());
 

@@ -14,6 +14,7 @@
 //! | [`clv`] | discounted customer lifetime value | as in `lifetimes` |
 //! | [`clv_backtest`] | calibration/holdout split and backtest of BG/NBD: predicted vs actual holdout purchases | Fader, Hardie & Lee (2005) section 4; `lifetimes`' `calibration_and_holdout_data` |
 //! | [`affinity`] | category affinity index, item-to-item co-purchase | Linden, Smith & York (2003) |
+//! | [`recs_eval`] | offline top-k evaluation by a time split: hit rate, precision, recall, NDCG; popularity and item-to-item baselines | Järvelin & Kekäläinen (2002); Linden, Smith & York (2003) |
 //! | [`holdout`] | stable control-group assignment of a customer to a campaign | FNV-1a + SplitMix64 |
 //! | [`lift`] | treated vs control conversion and revenue with 95% intervals | Newcombe (1998), Welch (1947) |
 //! | [`rng`] | the seeded random-number generator for sampling, generated data and tests | Steele, Lea & Flood (2014) |
@@ -41,6 +42,7 @@ pub mod gamma_gamma;
 pub mod holdout;
 pub mod lift;
 mod optimize;
+pub mod recs_eval;
 pub mod rfm;
 pub mod rng;
 mod special;

@@ -234,6 +234,50 @@ fn default_workflow_end_to_end_on_the_sample() {
         summary["pos"]
     );
 
+    // The models' backtests reach summary.json and the report: the purchase forecast against a
+    // held-out period, and each segment's strategies against the baselines.
+    let clv = &summary["backtests"]["clv"];
+    let (predicted, actual) = (
+        clv["total_predicted"].as_f64().expect("total_predicted"),
+        clv["total_actual"].as_f64().expect("total_actual"),
+    );
+    assert!(predicted > 0.0 && actual > 0.0, "{clv:#}");
+    assert!(!clv["by_frequency"].as_array().expect("by_frequency").is_empty());
+    let recs = summary["backtests"]["recommendations"]
+        .as_array()
+        .expect("recommendation backtests");
+    assert_eq!(recs.len(), SEGMENTS.len(), "one per recommend node");
+    let vip = recs
+        .iter()
+        .find(|r| r["node"] == "recommend_vip")
+        .expect("recommend_vip's backtest");
+    let methods = vip["backtest"]["methods"].as_array().expect("methods");
+    let hit = |name: &str| {
+        methods
+            .iter()
+            .find(|m| m["method"] == name)
+            .and_then(|m| m["hit_rate"].as_f64())
+            .unwrap_or_else(|| panic!("{name}: {vip:#}"))
+    };
+    let used = methods
+        .iter()
+        .find(|m| m["configured"] == true)
+        .expect("the strategy in use");
+    assert_eq!(used["method"], "seasonal");
+    assert!(
+        hit("seasonal") >= hit("popularity"),
+        "the VIP strategy loses to popularity: {vip:#}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    for text in [
+        "How well the models did on past data",
+        "Purchase forecast (BG/NBD)",
+        "Hit rate at 4",
+        "Measured campaign outcomes",
+    ] {
+        assert!(html.contains(text), "report.html lacks {text:?}");
+    }
+
     // `flow runs show last --json`: the fitted BG/NBD parameters, and the malformed lines.
     let show = ws.show("last");
     assert_eq!(show["run"]["id"], id.as_str(), "{show:#}");

@@ -31,7 +31,7 @@ pub use campaign::Campaign;
 pub use classify::Classify;
 pub use deploy::Deploy;
 pub use metrics::Metrics;
-pub use recommend::Recommend;
+pub use recommend::{Recommend, harness as recommend_harness};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Date32Type, Float64Type};

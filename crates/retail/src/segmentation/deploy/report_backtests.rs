@@ -148,11 +148,15 @@ fn segment_section(b: &SegmentBacktest, segments: &[SegmentStats]) -> String {
          <th>Precision at {k}</th><th>Recall at {k}</th><th>NDCG at {k}</th><th>Customers</th></tr>\
          </thead><tbody>"
     );
-    let best = t
-        .methods
-        .iter()
-        .map(|m| m.hit_rate)
-        .fold(f64::NEG_INFINITY, f64::max);
+    // Methods scored on repeat purchases are compared among themselves only.
+    let best = |repeat: bool| {
+        t.methods
+            .iter()
+            .filter(|m| scored_on_repeats(m) == repeat)
+            .map(|m| m.hit_rate)
+            .fold(f64::NEG_INFINITY, f64::max)
+    };
+    let (best_new, best_repeat) = (best(false), best(true));
     for m in &t.methods {
         let name = m.label.as_deref().unwrap_or(&m.method);
         let mut cell = escape(name);
@@ -165,7 +169,13 @@ fn segment_section(b: &SegmentBacktest, segments: &[SegmentStats]) -> String {
         let _ = write!(
             h,
             "<tr{}><td>{cell}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.3}</td><td>{}</td></tr>",
-            if m.hit_rate == best {
+            if m.hit_rate
+                == if scored_on_repeats(m) {
+                    best_repeat
+                } else {
+                    best_new
+                }
+            {
                 " class=\"best\""
             } else {
                 ""
@@ -187,26 +197,39 @@ fn segment_section(b: &SegmentBacktest, segments: &[SegmentStats]) -> String {
     h
 }
 
-/// How the strategy in use compares with the popularity baseline, in words.
+/// Whether the method recommends items bought before, and so is scored on repeat purchases.
+fn scored_on_repeats(m: &MethodScore) -> bool {
+    matches!(m.method.as_str(), "replenishment" | "own_most_bought")
+}
+
+/// How the strategy in use compares with its baseline, in words: the most popular items, or
+/// for a strategy scored on repeat purchases the customer's own most bought items.
 fn verdict(methods: &[MethodScore]) -> Option<String> {
     let used = methods.iter().find(|m| m.configured)?;
-    let popular = methods
+    let (baseline, words) = if scored_on_repeats(used) {
+        (
+            "own_most_bought",
+            "recommending each customer's own most bought items",
+        )
+    } else {
+        ("popularity", "recommending the most popular products")
+    };
+    let base = methods
         .iter()
-        .filter(|m| m.kind == "baseline")
-        .find(|m| m.method.contains("popular"))?;
+        .find(|m| m.kind == "baseline" && m.method == baseline)?;
     let name = used.label.as_deref().unwrap_or(&used.method);
-    Some(if used.hit_rate >= popular.hit_rate {
+    Some(if used.hit_rate >= base.hit_rate {
         format!(
-            "The strategy in use ({name}) hit {} of customers, the most-popular baseline {}.",
+            "The strategy in use ({name}) hit {} of customers; {words} hit {}.",
             pct(used.hit_rate),
-            pct(popular.hit_rate)
+            pct(base.hit_rate)
         )
     } else {
         format!(
             "Warning: the strategy in use ({name}) hit {} of customers, fewer than simply \
-             recommending the most popular products ({}).",
+             {words} ({}).",
             pct(used.hit_rate),
-            pct(popular.hit_rate)
+            pct(base.hit_rate)
         )
     })
 }
@@ -268,7 +291,9 @@ mod tests {
                     customers: Some(40),
                     methods: vec![
                         method("seasonal", "strategy", true, 0.10),
-                        method("popular_90d", "baseline", false, 0.20),
+                        method("popularity", "baseline", false, 0.20),
+                        method("own_most_bought", "baseline", false, 0.70),
+                        method("replenishment", "strategy", false, 0.80),
                     ],
                     note: None,
                 },
@@ -280,6 +305,16 @@ mod tests {
         assert!(html.contains("Hit rate at 4"));
         assert!(html.contains("<b>seasonal</b> (in use)"));
         assert!(html.contains("Warning: the strategy in use (seasonal) hit 10.0% of customers, fewer than simply recommending the most popular products (20.0%)."), "{html}");
+        // The best of the methods scored on new items, and of those scored on repeats.
+        assert!(
+            html.contains("<tr class=\"best\"><td><i>popularity</i> (baseline)"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<tr class=\"best\"><td>replenishment"),
+            "{html}"
+        );
+        assert_eq!(html.matches("class=\"best\"").count(), 2, "{html}");
     }
 
     #[test]

@@ -23,6 +23,14 @@ pub(crate) enum Strategy {
 }
 
 impl Strategy {
+    pub(crate) const ALL: [Strategy; 5] = [
+        Strategy::CrossSell,
+        Strategy::Upsell,
+        Strategy::Seasonal,
+        Strategy::Bestsellers,
+        Strategy::Replenishment,
+    ];
+
     pub(super) fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "cross_sell" => Strategy::CrossSell,
@@ -55,6 +63,8 @@ pub(crate) struct RecommendConfig {
     pub(crate) recent_days: i32,
     pub(crate) analysis_date: Option<i32>,
     pub(crate) fallback_bestsellers: bool,
+    /// Days of purchases the backtest hides (0: no backtest).
+    pub(crate) backtest_days: i32,
 }
 
 impl RecommendConfig {
@@ -67,6 +77,7 @@ impl RecommendConfig {
             recent_days: 28,
             analysis_date: None,
             fallback_bestsellers: false,
+            backtest_days: 60,
         }
     }
 
@@ -124,6 +135,14 @@ impl RecommendConfig {
             Ok(other) => errors.push(ParamError::new(
                 "fallback",
                 format!("must be `none` or `bestsellers`, got `{other}`"),
+            )),
+            Err(e) => errors.push(e),
+        }
+        match params.u64_or("backtest_days", 60) {
+            Ok(d) if d <= 3660 => cfg.backtest_days = d as i32,
+            Ok(d) => errors.push(ParamError::new(
+                "backtest_days",
+                format!("must be between 0 and 3660, got {d}"),
             )),
             Err(e) => errors.push(e),
         }

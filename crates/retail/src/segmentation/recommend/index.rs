@@ -16,12 +16,39 @@ use flow_engine::node::NodeError;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Line {
     pub(super) cust: u32,
+    /// The order (interned `order_id`); [`NO_ORDER`] without one.
+    pub(super) order: u32,
     pub(super) item: u32,
     pub(super) day: i32,
     pub(super) spend: f64,
     pub(super) units: f64,
     pub(super) category: Option<u32>,
 }
+
+/// The half-life of a purchase's weight in the popularity of its item.
+pub(super) const POP_HALF_LIFE_DAYS: f64 = 60.0;
+/// The largest trend factor (a rise from nothing is not infinitely hot).
+pub(super) const MAX_TREND: f64 = 3.0;
+
+/// Items by popularity.
+pub(super) struct Popular {
+    pub(super) by_category: Vec<Vec<u32>>,
+    pub(super) overall: Vec<u32>,
+    /// Per category: the popularity of its products (available or not).
+    pub(super) category_pop: Vec<f64>,
+    pub(super) total: f64,
+}
+
+/// Rising items by popularity × trend.
+pub(super) struct Rising {
+    pub(super) by_category: Vec<Vec<u32>>,
+    pub(super) overall: Vec<u32>,
+    /// Per product: the trend factor (0: not rising).
+    pub(super) trend: Vec<f64>,
+}
+
+/// The order of a line without an `order_id`.
+pub(super) const NO_ORDER: u32 = u32::MAX;
 
 /// The catalog's columns.
 pub(super) struct CatalogColumns {
@@ -78,13 +105,14 @@ pub(super) struct SharedIndex {
     /// item and day differ, as the order among them (the unstable sort's) then matters for
     /// sums, so `lines` keeps the input order.
     pub(super) by_buyer: Option<Vec<usize>>,
-    pub(super) units: Vec<f64>,
+    /// Recency-weighted popularity: per line `0.5^(age / POP_HALF_LIFE_DAYS)`, age in days
+    /// before the analysis date.
+    pub(super) pop: Vec<f64>,
     pub(super) recent: Vec<f64>,
     pub(super) prior: Vec<f64>,
     /// Candidate lists, each built when a strategy first needs it.
-    pub(super) bestsellers: OnceLock<(Vec<Vec<u32>>, Vec<u32>)>,
-    pub(super) trending: OnceLock<Vec<(u32, f64)>>,
-    pub(super) by_price: OnceLock<Vec<Vec<u32>>>,
+    pub(super) popular: OnceLock<Popular>,
+    pub(super) rising: OnceLock<Rising>,
     pub(super) interval: OnceLock<Vec<f64>>,
 }
 
@@ -106,6 +134,8 @@ impl SharedIndex {
         let tx_amount = f64_column(tx, "amount")?;
         let tx_category = text_column(tx, "category")?;
         let tx_name = text_column(tx, "product_name")?;
+        let tx_order = text_column(tx, "order_id")?;
+        let mut orders = StrMap::default();
 
         // --- Catalog -------------------------------------------------------------------------
         let mut categories = OwnedIds::default();
@@ -153,7 +183,7 @@ impl SharedIndex {
             col.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         };
 
-        let mut units_sold: Vec<f64> = Vec::new();
+        let mut pop: Vec<f64> = Vec::new();
         let mut recent: Vec<f64> = Vec::new();
         let mut prior: Vec<f64> = Vec::new();
         let mut lines: Vec<Line> = Vec::with_capacity(tx.num_rows());
@@ -194,14 +224,14 @@ impl SharedIndex {
             if products.name[p].is_none() && name.is_some() {
                 products.name[p] = name.map(Into::into);
             }
-            if p >= units_sold.len() {
+            if p >= pop.len() {
                 let len = products.ids.len().max(p + 1);
-                units_sold.resize(len, 0.0);
+                pop.resize(len, 0.0);
                 recent.resize(len, 0.0);
                 prior.resize(len, 0.0);
             }
             let units = quantity.unwrap_or(1.0);
-            units_sold[p] += units;
+            pop[p] += (-f64::from(end - day) * std::f64::consts::LN_2 / POP_HALF_LIFE_DAYS).exp();
             if day > recent_start {
                 recent[p] += units;
             } else if day > prior_start {
@@ -217,8 +247,13 @@ impl SharedIndex {
                 }
             };
             let price = products.price[p];
+            let order = match tx_order.as_ref().and_then(|col| col.get(i)) {
+                Some(o) => orders.get_or_insert(o, orders.len() as u32),
+                None => NO_ORDER,
+            };
             lines.push(Line {
                 cust,
+                order,
                 item,
                 day,
                 spend: amount.unwrap_or(if price.is_finite() {
@@ -235,7 +270,7 @@ impl SharedIndex {
             offsets
         });
         let n = products.ids.len();
-        units_sold.resize(n, 0.0);
+        pop.resize(n, 0.0);
         recent.resize(n, 0.0);
         prior.resize(n, 0.0);
         Ok(SharedIndex {
@@ -253,12 +288,11 @@ impl SharedIndex {
             buyers,
             lines,
             by_buyer,
-            units: units_sold,
+            pop,
             recent,
             prior,
-            bestsellers: OnceLock::new(),
-            trending: OnceLock::new(),
-            by_price: OnceLock::new(),
+            popular: OnceLock::new(),
+            rising: OnceLock::new(),
             interval: OnceLock::new(),
         })
     }
@@ -269,64 +303,73 @@ impl SharedIndex {
             .then(self.id_rank[a.0 as usize].cmp(&self.id_rank[b.0 as usize]))
     }
 
-    /// Per category and overall: available items with sales, best first.
-    pub(super) fn bestsellers(&self) -> &(Vec<Vec<u32>>, Vec<u32>) {
-        self.bestsellers.get_or_init(|| {
+    /// Per category and overall: available items with sales, most popular first.
+    pub(super) fn popular(&self) -> &Popular {
+        self.popular.get_or_init(|| {
             let products = &self.products;
-            let mut overall: Vec<(u32, f64)> = (0..self.catalog_items as u32)
-                .filter(|&p| products.available[p as usize] && self.units[p as usize] > 0.0)
-                .map(|p| (p, self.units[p as usize]))
-                .collect();
-            overall.sort_unstable_by(|a, b| self.order(a, b));
-            let mut by_category = vec![Vec::new(); self.categories.len()];
-            for &(p, _) in &overall {
-                if let Some(c) = products.category[p as usize] {
-                    by_category[c as usize].push(p);
+            let mut category_pop = vec![0.0; self.categories.len()];
+            let mut total = 0.0;
+            for (p, &v) in self.pop.iter().enumerate() {
+                total += v;
+                if let Some(c) = products.category[p] {
+                    category_pop[c as usize] += v;
                 }
             }
-            (by_category, overall.into_iter().map(|(p, _)| p).collect())
+            let (by_category, overall) = self.ranked(|p| {
+                (products.available[p as usize] && self.pop[p as usize] > 0.0)
+                    .then(|| self.pop[p as usize])
+            });
+            Popular {
+                by_category,
+                overall,
+                category_pop,
+                total,
+            }
         })
     }
 
-    /// Rising items with their trend score, best first.
-    pub(super) fn trending(&self) -> &[(u32, f64)] {
-        self.trending.get_or_init(|| {
-            let mut trending: Vec<(u32, f64)> = (0..self.catalog_items as u32)
-                .filter(|&p| self.products.available[p as usize])
-                .filter_map(|p| {
-                    let (r, b) = (self.recent[p as usize], self.prior[p as usize]);
-                    (r > b).then(|| (p, (r - b) / (r + b).sqrt()))
+    /// Rising items (units sold in the last `recent_days` above the `recent_days` before), per
+    /// category and overall, by popularity × trend, with the trend factor
+    /// `min((recent + 1) / (prior + 1), MAX_TREND)`.
+    pub(super) fn rising(&self) -> &Rising {
+        self.rising.get_or_init(|| {
+            let trend: Vec<f64> = self
+                .recent
+                .iter()
+                .zip(&self.prior)
+                .map(|(&r, &b)| {
+                    if r > b {
+                        ((r + 1.0) / (b + 1.0)).min(MAX_TREND)
+                    } else {
+                        0.0
+                    }
                 })
                 .collect();
-            trending.sort_unstable_by(|a, b| self.order(a, b));
-            trending
+            let (by_category, overall) = self.ranked(|p| {
+                let p = p as usize;
+                (self.products.available[p] && trend[p] > 0.0).then(|| self.pop[p] * trend[p])
+            });
+            Rising {
+                by_category,
+                overall,
+                trend,
+            }
         })
     }
 
-    /// Per category: available priced items by price ascending.
-    pub(super) fn by_price(&self) -> &[Vec<u32>] {
-        self.by_price.get_or_init(|| {
-            let products = &self.products;
-            let mut by_price = vec![Vec::new(); self.categories.len()];
-            for p in 0..self.catalog_items {
-                let price = products.price[p];
-                if products.available[p]
-                    && price.is_finite()
-                    && price > 0.0
-                    && let Some(c) = products.category[p]
-                {
-                    by_price[c as usize].push(p as u32);
-                }
+    /// The catalog items `score` keeps, best first, per category and overall.
+    fn ranked(&self, score: impl Fn(u32) -> Option<f64>) -> (Vec<Vec<u32>>, Vec<u32>) {
+        let mut overall: Vec<(u32, f64)> = (0..self.catalog_items as u32)
+            .filter_map(|p| score(p).map(|v| (p, v)))
+            .collect();
+        overall.sort_unstable_by(|a, b| self.order(a, b));
+        let mut by_category = vec![Vec::new(); self.categories.len()];
+        for &(p, _) in &overall {
+            if let Some(c) = self.products.category[p as usize] {
+                by_category[c as usize].push(p);
             }
-            for list in &mut by_price {
-                list.sort_unstable_by(|&a, &b| {
-                    products.price[a as usize]
-                        .total_cmp(&products.price[b as usize])
-                        .then(self.id_rank[a as usize].cmp(&self.id_rank[b as usize]))
-                });
-            }
-            by_price
-        })
+        }
+        (by_category, overall.into_iter().map(|(p, _)| p).collect())
     }
 
     /// Median repurchase interval per product over all customers (NaN when unknown).

@@ -9,35 +9,49 @@
 //! stock are never recommended; items the customer already bought are left out unless
 //! `include_purchased` (or `replenishment`).
 //!
-//! - `cross_sell`: items with the highest co-purchase lift with anything the customer bought
-//!   (pairs with `lift >= min_lift`). Score: the highest lift over the customer's items; reason
-//!   `often bought with <that item>`.
-//! - `upsell`: higher-priced items in the customer's affine categories: the (up to) three
-//!   categories with the largest share `s` of the customer's spend. For each, the reference price
-//!   `p0` is the highest price of an item the customer bought there (catalog price, else the
-//!   unit price paid); candidates are items priced above `p0`. Score `s × p0 / price`: the
-//!   customer's main categories and the smaller steps first. Reason `a step up in <category>`.
-//! - `seasonal`: items whose units sold in the last `recent_days` before the analysis date rose
-//!   versus the `recent_days` before that. Score: the rise in standard deviations of a Poisson
-//!   count, `(recent − prior) / sqrt(recent + prior)`; only rising items. Reason
-//!   `trending in <category>`.
-//! - `bestsellers`: the items with the most units sold (up to the analysis date) in the
-//!   customer's `favourite_category` and `top_category`, then overall. Score: units sold. Reason
-//!   `bestseller in <category>`. Meant for new customers.
-//! - `replenishment`: items the customer bought before that are due again: the customer's own
-//!   median interval between purchase days of the item when they bought it on 3 or more days,
-//!   else the median over all customers' repeat purchases of the item. Due when days since the
-//!   last purchase >= interval; score `days since / interval`. Reason
-//!   `due again (bought every ~N days)`. Implies `include_purchased`.
+//! All but replenishment build on *personalised popularity*
+//! `pp(u, i) = w_u(c) × pop(i) / pop(c)`, `c` the item's category:
+//! - `pop(i)`: recency-weighted popularity, each purchase line up to the analysis date weighing
+//!   `0.5^(age / 60 days)`; `pop(c)` sums it over the category;
+//! - `w_u(c) = (n_uc + α P(c)) / (n_u + α)`: the customer's share of purchase lines in `c`
+//!   smoothed towards the shop's category mix `P(c) = pop(c) / Σ pop` with `α = 2` pseudo-lines
+//!   (without any purchase, the customer table's `favourite_category` and `top_category` count
+//!   as one line each).
+//!
+//! - `cross_sell`: partners (pairs with `lift >= min_lift` in the affinity input) of anything
+//!   the customer bought. Evidence `e = Σ` over the customer's items of the pair's confidence
+//!   shrunk by support, `count / (orders with the item + 20)` (0 when the input has no `count`
+//!   and `confidence`). Score `pp × (1 + 4 e)`; reason `often bought with <the item with the
+//!   strongest evidence>`.
+//! - `upsell`: in each category the customer bought in, items priced above the customer's
+//!   spend-weighted mean price there (catalog price, else the highest unit price paid), by
+//!   `pp`; items without sales are no candidates. Reason `a step up in <category>`.
+//! - `seasonal`: items whose units sold in the last `recent_days` rose versus the `recent_days`
+//!   before; score `pp × min((recent + 1) / (prior + 1), 3)`. Reason `trending in <category>`.
+//! - `bestsellers`: by `pp`: the best of the customer's categories and, for the smoothing
+//!   mass, of the shop. Reason `bestseller in <category>`.
+//! - `replenishment`: items the customer bought before with a known repurchase interval: the
+//!   customer's own median interval between purchase days of the item when they bought it on 3
+//!   or more days, else the median over all customers' repeat purchases of the item. Score
+//!   `purchase days × (1 + min(days since / interval, 1)) / 2`: the regulars first, the due
+//!   before the just bought. Reason `due again (bought every ~N days)`. Implies
+//!   `include_purchased`.
 //!
 //! With `fallback: bestsellers`, customers left with fewer than `top_k` items get bestsellers
 //! (their `strategy` column says `bestsellers`).
+//!
+//! # Backtest
+//! With `backtest_days` > 0 (default 60) the output metadata has `backtest`: the node's
+//! customers' purchases after `analysis date − backtest_days` are hidden, every strategy (with
+//! the node's `top_k` and fallback) and the baselines recommend from the rest, and
+//! [`flow_analytics::recs_eval`] scores them (see `backtest.rs`).
 //!
 //! Transactions: rows after the analysis date (default: the latest transaction date) and refund
 //! lines (negative amount or quantity) are ignored; units are `quantity` (1 without it).
 //!
 //! Cost: candidate lists are built once (per category, per item, global), so a customer costs
-//! O(own purchases + partners of their items + top_k), never a scan of the catalog.
+//! O(own purchases + partners of their items + categories × top_k), never a scan of the
+//! catalog (upsell walks a category's list past the items below the customer's price).
 
 use std::sync::Arc;
 
@@ -52,10 +66,13 @@ use flow_engine::node::{
     ParamSpec, ParamType, Params, TableKind,
 };
 
+mod backtest;
 mod config;
+pub mod harness;
 mod ids;
 mod index;
 mod output;
+mod rank;
 mod strategies;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -128,6 +145,13 @@ impl NodeType for Recommend {
                 ParamType::String,
                 "none",
                 "none or bestsellers: fill lists shorter than top_k with bestsellers",
+            ),
+            ParamSpec::with_default(
+                "backtest_days",
+                ParamType::Integer,
+                "60",
+                "hide the last N days, recommend from the rest and score every strategy and two \
+                 baselines on what the segment bought (output metadata `backtest`); 0: off",
             ),
         ]
     }

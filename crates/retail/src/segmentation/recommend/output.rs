@@ -7,12 +7,11 @@ use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
-use super::super::{
-    FastHash, TextColumn, day_string, f64_column, missing_column, no_products, text_column,
-};
+use super::super::{TextColumn, day_string, f64_column, missing_column, no_products, text_column};
 use super::ids::{Ids, StrMap};
-use super::index::{CatalogColumns, IndexKey, Line, SharedIndex};
-use super::strategies::{Bought, Candidates, Pick, Ranker, Reason, Scratch, median};
+use super::index::{CatalogColumns, IndexKey, SharedIndex};
+use super::rank::{Member, Pair, rank};
+use super::strategies::Reason;
 use super::{RecommendConfig, RecommendInputs, Strategy};
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
@@ -167,6 +166,8 @@ pub(crate) fn recommend(
                 .ok_or_else(|| missing_column(aff, "product_id", "the item of a pair"))?,
             text_column(aff, "other_product_id")?
                 .ok_or_else(|| missing_column(aff, "other_product_id", "the partner"))?,
+            f64_column(aff, "count")?,
+            f64_column(aff, "confidence")?,
             f64_column(aff, "lift")?
                 .ok_or_else(|| missing_column(aff, "lift", "the co-purchase lift"))?,
             aff.num_rows(),
@@ -212,193 +213,53 @@ pub(crate) fn recommend(
             });
         }
     }
-    // The branch's purchase lines by (customer, item, day).
-    let lines: Vec<Line> = match &shared.by_buyer {
-        // Each buyer's lines come sorted: gather them in the branch's order.
-        Some(offsets) => {
-            let range = |b: u32| offsets[b as usize]..offsets[b as usize + 1];
-            let total = buyer_of.iter().flatten().map(|&b| range(b).len()).sum();
-            let mut lines = Vec::with_capacity(total);
-            for (cust, b) in buyer_of.iter().enumerate() {
-                let Some(b) = b else { continue };
-                lines.extend(shared.lines[range(*b)].iter().map(|l| Line {
-                    cust: cust as u32,
-                    ..*l
-                }));
-            }
-            lines
-        }
-        // As the branch's lines in input order sort.
-        None => {
-            let mut branch_of = vec![u32::MAX; shared.buyers.len()];
-            for (cust, b) in buyer_of.iter().enumerate() {
-                if let Some(b) = b {
-                    branch_of[*b as usize] = cust as u32;
-                }
-            }
-            let mut lines: Vec<Line> = shared
-                .lines
-                .iter()
-                .filter_map(|l| {
-                    let cust = branch_of[l.cust as usize];
-                    (cust != u32::MAX).then_some(Line { cust, ..*l })
-                })
-                .collect();
-            lines.sort_unstable_by_key(|l| (l.cust, l.item, l.day));
-            lines
-        }
-    };
-
     // --- Affinity ----------------------------------------------------------------------------
-    let mut pairs: Vec<(u32, u32, f64)> = Vec::new();
-    if let Some((a_col, b_col, lift, rows)) = &affinity_columns {
+    let mut pairs: Vec<Pair> = Vec::new();
+    if let Some((a_col, b_col, count, confidence, lift, rows)) = &affinity_columns {
+        let value = |col: &Option<arrow_array::Float64Array>, i: usize| {
+            col.as_ref()
+                .filter(|c| c.is_valid(i))
+                .map_or(f64::NAN, |c| c.value(i))
+        };
         for i in 0..*rows {
             let (Some(a), Some(b)) = (a_col.get(i), b_col.get(i)) else {
                 continue;
             };
-            if !lift.is_valid(i) || !lift.value(i).is_finite() || lift.value(i) < cfg.min_lift {
+            if !lift.is_valid(i) || !lift.value(i).is_finite() {
                 continue;
             }
             // A seed the branch never bought and a partner outside the catalog cannot matter.
             let (Some(a), Some(b)) = (products.ids.get(a), products.ids.get(b)) else {
                 continue;
             };
-            if a != b && products.available[b as usize] {
-                pairs.push((a, b, lift.value(i)));
-            }
+            pairs.push(Pair {
+                seed: a,
+                partner: b,
+                count: value(count, i),
+                confidence: value(confidence, i),
+                lift: lift.value(i),
+            });
         }
     }
-
-    let n = products.ids.len();
-    let id_rank = &shared.id_rank;
-    let missing_from_catalog = (n - shared.catalog_items) as u64;
-
-    // --- Candidate lists, built once ---------------------------------------------------------
-    let mut cand = Candidates {
-        units: &shared.units,
-        ..Candidates::default()
-    };
-    if cfg.strategy == Strategy::Bestsellers || cfg.fallback_bestsellers {
-        let (by_category, overall) = shared.bestsellers();
-        cand.best_by_category = by_category;
-        cand.best_overall = overall;
-    }
-    if cfg.strategy == Strategy::Seasonal {
-        cand.trending = shared.trending();
-    }
-    if cfg.strategy == Strategy::Upsell {
-        cand.by_price = shared.by_price();
-    }
-    let mut partner_offsets: Vec<usize> = Vec::new();
-    let mut partners: Vec<(u32, f64)> = Vec::new();
-    if cfg.strategy == Strategy::CrossSell {
-        pairs.sort_unstable_by(|x, y| {
-            x.0.cmp(&y.0)
-                .then(y.2.total_cmp(&x.2))
-                .then(id_rank[x.1 as usize].cmp(&id_rank[y.1 as usize]))
-        });
-        // A pair listed twice keeps its higher lift (sorted first).
-        let mut seen = std::collections::HashSet::<(u32, u32), FastHash>::default();
-        pairs.retain(|&(a, b, _)| seen.insert((a, b)));
-        partner_offsets = vec![0usize; n + 1];
-        for &(a, _, _) in &pairs {
-            partner_offsets[a as usize + 1] += 1;
-        }
-        for i in 0..n {
-            partner_offsets[i + 1] += partner_offsets[i];
-        }
-        partners = pairs.iter().map(|&(_, b, l)| (b, l)).collect();
-    }
-    cand.partner_offsets = &partner_offsets;
-    cand.partners = &partners;
-    if cfg.strategy == Strategy::Replenishment {
-        cand.interval = shared.interval();
-    }
-    let end = shared.end;
-
-    let ranker = Ranker {
-        cand: &cand,
-        price: &products.price,
-        available: &products.available,
-        id_rank,
-        category_rank: &shared.category_rank,
-        top_k: cfg.top_k,
-        exclude_bought: !cfg.include_purchased,
-        end,
-    };
+    let missing_from_catalog = (shared.products.ids.len() - shared.catalog_items) as u64;
+    let members: Vec<Member> = customers
+        .iter()
+        .zip(&buyer_of)
+        .map(|(c, &buyer)| Member {
+            buyer,
+            categories: c.categories,
+        })
+        .collect();
 
     // --- Per customer ------------------------------------------------------------------------
-    let mut line_at = 0usize;
-    let mut scratch = Scratch::new(n);
-    let mut bought: Vec<Bought> = Vec::new();
-    let mut picks: Vec<Pick> = Vec::new();
     let mut out = OutBuilders::new(customers.len() * cfg.top_k);
     let (mut with_recs, mut fallback_rows) = (0u64, 0u64);
-    let mut day_gaps: Vec<f64> = Vec::new();
-    for (c, customer) in customers.iter().enumerate() {
-        scratch.stamp = c as u32 + 1;
-        bought.clear();
-        let start = line_at;
-        while line_at < lines.len() && lines[line_at].cust == c as u32 {
-            line_at += 1;
-        }
-        let mine = &lines[start..line_at];
-        let mut j = 0;
-        while j < mine.len() {
-            let item = mine[j].item;
-            let mut k = j;
-            let (mut spend, mut max_unit) = (0.0, f64::NAN);
-            day_gaps.clear();
-            while k < mine.len() && mine[k].item == item {
-                let l = mine[k];
-                spend += l.spend;
-                if l.units > 0.0 {
-                    max_unit = f64::max(max_unit, l.spend / l.units);
-                }
-                if k > j && l.day != mine[k - 1].day {
-                    day_gaps.push(f64::from(l.day - mine[k - 1].day));
-                }
-                k += 1;
-            }
-            let catalog_price = products.price[item as usize];
-            bought.push(Bought {
-                item,
-                last_day: mine[k - 1].day,
-                own_interval: if day_gaps.len() >= 2 {
-                    median(&mut day_gaps)
-                } else {
-                    f64::NAN
-                },
-                spend,
-                price: if catalog_price.is_finite() {
-                    catalog_price
-                } else {
-                    max_unit
-                },
-                category: mine[j].category,
-            });
-            scratch.bought[item as usize] = scratch.stamp;
-            j = k;
-        }
-
-        picks.clear();
-        match cfg.strategy {
-            Strategy::CrossSell => ranker.cross_sell(&bought, &mut scratch, &mut picks),
-            Strategy::Upsell => ranker.upsell(&bought, &mut scratch, &mut picks),
-            Strategy::Seasonal => ranker.seasonal(&mut scratch, &mut picks),
-            Strategy::Bestsellers => {
-                ranker.bestsellers(&customer.categories, &mut scratch, &mut picks, false)
-            }
-            Strategy::Replenishment => ranker.replenishment(&bought, &mut picks),
-        }
-        if cfg.fallback_bestsellers && picks.len() < cfg.top_k {
-            let before = picks.len();
-            ranker.bestsellers(&customer.categories, &mut scratch, &mut picks, true);
-            fallback_rows += (picks.len() - before) as u64;
-        }
+    rank(shared, &members, &pairs, cfg, |c, picks, _| {
+        let customer = &customers[c];
         if !picks.is_empty() {
             with_recs += 1;
         }
+        fallback_rows += picks.iter().filter(|p| p.fallback).count() as u64;
         for (rank, pick) in picks.iter().enumerate() {
             let p = pick.item as usize;
             let category = products.category[p].map(|c| &*categories.names[c as usize]);
@@ -437,14 +298,21 @@ pub(crate) fn recommend(
                 cfg.strategy.as_str()
             });
         }
-    }
+    });
 
     let table = out.finish()?;
+    let backtest = (cfg.backtest_days > 0).then(|| {
+        let ids: Vec<&str> = customers.iter().map(|c| c.id).collect();
+        super::backtest::backtest(shared, &ids, t, cfg, cache)
+    });
     let rows = table.num_rows() as u64;
     let mut output = Output::table(table);
     if no_products::has_no_products(&t.transactions) {
         tracing::info!("{}", no_products::MESSAGE);
         output = output.with_meta(no_products::META_KEY, no_products::MESSAGE);
+    }
+    if let Some(backtest) = backtest {
+        output = output.with_meta("backtest", backtest);
     }
     Ok(output
         .with_meta("strategy", cfg.strategy.as_str())
@@ -456,7 +324,7 @@ pub(crate) fn recommend(
         )
         .with_meta("recommendations", rows)
         .with_meta("fallback_recommendations", fallback_rows)
-        .with_meta("analysis_date", day_string(end))
+        .with_meta("analysis_date", day_string(shared.end))
         .with_meta("catalog_items", shared.catalog_items as u64)
         .with_meta("out_of_stock_items", shared.out_of_stock)
         .with_meta("missing_from_catalog_items", missing_from_catalog)
