@@ -242,7 +242,12 @@ fn default_workflow_end_to_end_on_the_sample() {
         clv["total_actual"].as_f64().expect("total_actual"),
     );
     assert!(predicted > 0.0 && actual > 0.0, "{clv:#}");
-    assert!(!clv["by_frequency"].as_array().expect("by_frequency").is_empty());
+    assert!(
+        !clv["by_frequency"]
+            .as_array()
+            .expect("by_frequency")
+            .is_empty()
+    );
     let recs = summary["backtests"]["recommendations"]
         .as_array()
         .expect("recommendation backtests");
