@@ -168,6 +168,8 @@ pub(crate) struct SendOutcome {
     pub(crate) sent_on: String,
     pub(crate) campaign: String,
     pub(crate) holdout_key: String,
+    /// The share the campaign held out.
+    pub(crate) holdout_share: Option<f64>,
     pub(crate) segment: String,
     pub(crate) window_days: u32,
     /// The last day of the window.
@@ -286,6 +288,7 @@ pub(crate) fn measure(send: &SendRecord, tx: Option<&Purchases>) -> SendOutcome 
         sent_on: send.sent_on.clone(),
         campaign: send.campaign.clone(),
         holdout_key: send.holdout_key.clone(),
+        holdout_share: send.holdout_share,
         segment: send.segment.clone(),
         window_days: send.window_days,
         window_end: day_string(end),

@@ -44,6 +44,7 @@ mod message_files;
 mod outcomes;
 mod outputs;
 mod overview;
+mod pooled;
 mod pos;
 mod pos_batches;
 mod private_files;

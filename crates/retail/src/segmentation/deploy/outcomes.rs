@@ -155,6 +155,8 @@ pub(crate) struct SegmentOutcomes {
     pub(crate) sends: Vec<SendOutcome>,
     /// The latest send with final figures, if any.
     pub(crate) latest_measured: Option<SendOutcome>,
+    /// Every final send of the segment together, when there are two or more.
+    pub(crate) pooled: Option<super::pooled::Pooled>,
 }
 
 /// The measured-outcomes part of `summary.json`.
@@ -244,6 +246,7 @@ pub(super) fn update(
                 .rev()
                 .find(|o| o.status == Status::Measured)
                 .cloned();
+            let pooled = super::pooled::pool(&sends);
             let keep = sends.len().saturating_sub(SHOWN_SENDS);
             sends.drain(..keep);
             let stat = stats.iter().find(|s| s.segment == segment);
@@ -256,6 +259,7 @@ pub(super) fn update(
                 segment,
                 sends,
                 latest_measured,
+                pooled,
             })
         })
         .collect();

@@ -72,8 +72,43 @@ fn group_cell(g: &Group, f: impl Fn(&Group) -> String) -> String {
     )
 }
 
-/// The latest final figures of a segment beside its predicted conversion.
+/// The segment's final sends together, in one line.
+fn pooled_line(p: &super::pooled::Pooled) -> String {
+    let rate = |x: u64, n: u64| percent((n > 0).then(|| x as f64 / n as f64));
+    let figures = match (&p.conversion_lift, &p.too_few) {
+        (Some(r), _) => format!(
+            "conversion {} of {} treated vs {} of {} control, lift {}",
+            rate(p.treated_converted, p.treated_customers),
+            p.treated_customers,
+            rate(p.control_converted, p.control_customers),
+            p.control_customers,
+            points(r)
+        ),
+        (None, Some(reason)) => reason.clone(),
+        (None, None) => "no figures".into(),
+    };
+    format!(
+        "<p>All {} measured sends from {} to {} together (each customer counted once, in the \
+         first send that reached them): {}.</p>",
+        p.sends,
+        escape(&p.first_sent_on),
+        escape(&p.last_sent_on),
+        escape(&figures)
+    )
+}
+
+/// The latest final figures of a segment beside its predicted conversion, and all its final
+/// sends together.
 fn latest(s: &SegmentOutcomes, currency: &dyn Fn(&str) -> String) -> String {
+    let mut h = latest_send(s, currency);
+    if let Some(p) = &s.pooled {
+        h.push_str(&pooled_line(p));
+    }
+    h
+}
+
+/// The latest final figures of a segment beside its predicted conversion.
+fn latest_send(s: &SegmentOutcomes, currency: &dyn Fn(&str) -> String) -> String {
     let mut h = String::new();
     let predicted = percent(s.predicted_conversion);
     let Some(o) = &s.latest_measured else {
@@ -332,8 +367,40 @@ pub(crate) fn segment_clv(
 
 #[cfg(test)]
 mod tests {
+    use super::super::pooled::Pooled;
     use super::super::{ClvChange, SegmentClvChange};
     use super::*;
+
+    #[test]
+    fn the_pooled_sends_in_one_line() {
+        let mut p = Pooled {
+            sends: 3,
+            first_sent_on: "2024-04-01".into(),
+            last_sent_on: "2024-04-03".into(),
+            treated_customers: 200,
+            treated_converted: 50,
+            control_customers: 40,
+            control_converted: 6,
+            conversion_lift: Some(Range {
+                estimate: 0.1,
+                low: -0.02,
+                high: 0.19,
+            }),
+            too_few: None,
+        };
+        assert_eq!(
+            pooled_line(&p),
+            "<p>All 3 measured sends from 2024-04-01 to 2024-04-03 together (each customer \
+             counted once, in the first send that reached them): conversion 25.0% of 200 treated \
+             vs 15.0% of 40 control, lift +10.0 pts (95% CI -2.0 to +19.0).</p>"
+        );
+        p.conversion_lift = None;
+        p.too_few = Some("too few customers (200 treated, 20 control; need 30)".into());
+        assert!(pooled_line(&p).ends_with(
+            "together (each customer counted once, in the first send that reached them): too few \
+             customers (200 treated, 20 control; need 30).</p>"
+        ));
+    }
 
     #[test]
     fn mean_clv_per_segment_is_shown_escaped_with_its_change() {
