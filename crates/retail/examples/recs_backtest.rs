@@ -7,12 +7,10 @@
 //! many distinct lists the best customers (the top 5% by spend among those who bought in the
 //! last 90 days) get from each strategy, live.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type};
 use flow_retail::pos::generate::{GenerateOptions, generate};
-use flow_retail::segmentation::recommend_harness::{Run, Tables, run, tables};
+use flow_retail::segmentation::recommend_harness::{
+    Run, best_customers, distinct_lists, everyone as customer_ids, run, tables,
+};
 
 fn main() -> Result<(), String> {
     let args: Vec<u64> = std::env::args()
@@ -94,67 +92,4 @@ fn main() -> Result<(), String> {
         println!("\n  ({:.1} s)", started.elapsed().as_secs_f64());
     }
     Ok(())
-}
-
-fn customer_ids(t: &Tables) -> Vec<(String, String)> {
-    let ids = t
-        .transactions
-        .column_by_name("customer_id")
-        .unwrap()
-        .as_string::<i32>();
-    let set: BTreeSet<&str> = ids.iter().flatten().collect();
-    set.into_iter()
-        .map(|c| (c.to_string(), "all".to_string()))
-        .collect()
-}
-
-/// The top 5% by spend among the customers who bought in the last 90 days.
-fn best_customers(t: &Tables) -> Vec<(String, String)> {
-    let tx = &t.transactions;
-    let ids = tx.column_by_name("customer_id").unwrap().as_string::<i32>();
-    let day = tx
-        .column_by_name("date")
-        .unwrap()
-        .as_primitive::<Date32Type>();
-    let amount = tx
-        .column_by_name("amount")
-        .unwrap()
-        .as_primitive::<Float64Type>();
-    let end = day.values().iter().copied().max().unwrap_or(0);
-    let mut spend: HashMap<&str, f64> = HashMap::new();
-    let mut recent: HashSet<&str> = HashSet::new();
-    for i in 0..tx.num_rows() {
-        let c = ids.value(i);
-        *spend.entry(c).or_default() += amount.value(i);
-        if day.value(i) > end - 90 {
-            recent.insert(c);
-        }
-    }
-    let mut ranked: Vec<(&str, f64)> = spend
-        .into_iter()
-        .filter(|(c, _)| recent.contains(c))
-        .collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    let n = ranked.len() / 20;
-    ranked
-        .into_iter()
-        .take(n)
-        .map(|(c, _)| (c.to_string(), "vip".to_string()))
-        .collect()
-}
-
-fn distinct_lists(table: &arrow_array::RecordBatch) -> usize {
-    let c = table
-        .column_by_name("customer_id")
-        .unwrap()
-        .as_string::<i32>();
-    let p = table
-        .column_by_name("product_id")
-        .unwrap()
-        .as_string::<i32>();
-    let mut lists: HashMap<&str, Vec<&str>> = HashMap::new();
-    for i in 0..table.num_rows() {
-        lists.entry(c.value(i)).or_default().push(p.value(i));
-    }
-    lists.into_values().collect::<HashSet<_>>().len()
 }

@@ -162,3 +162,77 @@ pub fn run(tables: &Tables, run: &Run<'_>) -> Result<(RecordBatch, serde_json::V
     let table = out.body.clone_table().ok_or("the node gave no table")?;
     Ok((table, backtest))
 }
+
+/// Every customer of the transactions, in one segment `all`.
+pub fn everyone(t: &Tables) -> Vec<(String, String)> {
+    use arrow_array::cast::AsArray;
+    let ids = t
+        .transactions
+        .column_by_name("customer_id")
+        .map(|c| c.as_string::<i32>());
+    let set: std::collections::BTreeSet<&str> = ids.into_iter().flatten().flatten().collect();
+    set.into_iter()
+        .map(|c| (c.to_string(), "all".to_string()))
+        .collect()
+}
+
+/// The top 5% by spend among the customers who bought in the last 90 days, in one segment
+/// `vip`: the kind of customer the VIP rule picks.
+pub fn best_customers(t: &Tables) -> Vec<(String, String)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Date32Type, Float64Type};
+    use std::collections::{HashMap, HashSet};
+    let tx = &t.transactions;
+    let (Some(ids), Some(day), Some(amount)) = (
+        tx.column_by_name("customer_id")
+            .map(|c| c.as_string::<i32>()),
+        tx.column_by_name("date")
+            .map(|c| c.as_primitive::<Date32Type>()),
+        tx.column_by_name("amount")
+            .map(|c| c.as_primitive::<Float64Type>()),
+    ) else {
+        return Vec::new();
+    };
+    let end = day.values().iter().copied().max().unwrap_or(0);
+    let mut spend: HashMap<&str, f64> = HashMap::new();
+    let mut recent: HashSet<&str> = HashSet::new();
+    for i in 0..tx.num_rows() {
+        let c = ids.value(i);
+        *spend.entry(c).or_default() += amount.value(i);
+        if day.value(i) > end - 90 {
+            recent.insert(c);
+        }
+    }
+    let mut ranked: Vec<(&str, f64)> = spend
+        .into_iter()
+        .filter(|(c, _)| recent.contains(c))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
+    let n = ranked.len() / 20;
+    ranked
+        .into_iter()
+        .take(n)
+        .map(|(c, _)| (c.to_string(), "vip".to_string()))
+        .collect()
+}
+
+/// How many distinct recommendation lists a recommendations table holds.
+pub fn distinct_lists(table: &RecordBatch) -> usize {
+    use arrow_array::cast::AsArray;
+    use std::collections::{HashMap, HashSet};
+    let (Some(c), Some(p)) = (
+        table
+            .column_by_name("customer_id")
+            .map(|c| c.as_string::<i32>()),
+        table
+            .column_by_name("product_id")
+            .map(|c| c.as_string::<i32>()),
+    ) else {
+        return 0;
+    };
+    let mut lists: HashMap<&str, Vec<&str>> = HashMap::new();
+    for i in 0..table.num_rows() {
+        lists.entry(c.value(i)).or_default().push(p.value(i));
+    }
+    lists.into_values().collect::<HashSet<_>>().len()
+}

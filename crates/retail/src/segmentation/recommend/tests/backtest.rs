@@ -1,13 +1,11 @@
 //! The backtest on generated data: every strategy against the popularity baseline, on several
 //! seeds and shapes, the best customers' lists, and the metadata's shape.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-
-use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type};
 use serde_json::Value;
 
-use super::super::harness::{Run, Tables, run, tables};
+use super::super::harness::{
+    Run, Tables, best_customers as best, distinct_lists, everyone, run, tables,
+};
 use crate::pos::generate::{GenerateOptions, generate};
 
 pub(super) fn generated(customers: u64, products: u32, days: u32, seed: u64) -> Tables {
@@ -20,48 +18,6 @@ pub(super) fn generated(customers: u64, products: u32, days: u32, seed: u64) -> 
         ..GenerateOptions::default()
     };
     tables(&generate(&opts).unwrap()).unwrap()
-}
-
-fn everyone(t: &Tables) -> Vec<(String, String)> {
-    let ids = t
-        .transactions
-        .column_by_name("customer_id")
-        .unwrap()
-        .as_string::<i32>();
-    let set: BTreeSet<&str> = ids.iter().flatten().collect();
-    set.into_iter().map(|c| (c.into(), "all".into())).collect()
-}
-
-/// The top 5% by spend among the customers who bought in the last 90 days: the kind of
-/// customer the VIP rule picks.
-fn best(t: &Tables) -> Vec<(String, String)> {
-    let tx = &t.transactions;
-    let ids = tx.column_by_name("customer_id").unwrap().as_string::<i32>();
-    let day = tx
-        .column_by_name("date")
-        .unwrap()
-        .as_primitive::<Date32Type>();
-    let amount = tx
-        .column_by_name("amount")
-        .unwrap()
-        .as_primitive::<Float64Type>();
-    let end = day.values().iter().copied().max().unwrap();
-    let mut spend: HashMap<&str, f64> = HashMap::new();
-    let mut recent: HashSet<&str> = HashSet::new();
-    for i in 0..tx.num_rows() {
-        *spend.entry(ids.value(i)).or_default() += amount.value(i);
-        if day.value(i) > end - 90 {
-            recent.insert(ids.value(i));
-        }
-    }
-    let mut ranked: Vec<(&str, f64)> = spend.into_iter().filter(|c| recent.contains(c.0)).collect();
-    ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(b.0)));
-    let n = ranked.len() / 20;
-    ranked
-        .into_iter()
-        .take(n)
-        .map(|(c, _)| (c.into(), "vip".into()))
-        .collect()
 }
 
 fn backtest(t: &Tables, customers: &[(String, String)], strategy: &str) -> Value {
@@ -144,19 +100,7 @@ fn the_best_customers_get_individual_lists() {
         };
         let (table, backtest) = run(&t, &r).unwrap();
         assert!(backtest.is_null());
-        let c = table
-            .column_by_name("customer_id")
-            .unwrap()
-            .as_string::<i32>();
-        let p = table
-            .column_by_name("product_id")
-            .unwrap()
-            .as_string::<i32>();
-        let mut lists: HashMap<&str, Vec<&str>> = HashMap::new();
-        for i in 0..table.num_rows() {
-            lists.entry(c.value(i)).or_default().push(p.value(i));
-        }
-        let distinct = lists.values().collect::<HashSet<_>>().len();
+        let distinct = distinct_lists(&table);
         assert!(
             distinct * 10 >= best.len() * 7,
             "{strategy}: {distinct} distinct lists among {} customers",
