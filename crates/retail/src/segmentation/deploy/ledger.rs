@@ -71,12 +71,11 @@ pub(crate) struct Ledger {
 
 /// The node-state key: workflow file and deploy node, whatever the parameters.
 pub(crate) fn state_key(ctx: &NodeContext) -> String {
-    let file = ctx
-        .workflow_path
-        .file_name()
-        .map(|f| ctx.workflow_dir.join(f))
-        .unwrap_or_else(|| ctx.workflow_dir.clone());
-    format!("campaigns:{}#{}", file.display(), ctx.node_id)
+    format!(
+        "campaigns:{}#{}",
+        super::lineage::workflow_file(ctx).display(),
+        ctx.node_id
+    )
 }
 
 impl Ledger {

@@ -11,18 +11,21 @@ use flow_engine::node::NodeContext;
 
 /// The node-state key of a lineage: workflow file, node id and a digest of the parameters.
 pub(super) fn state_key(ctx: &NodeContext) -> String {
-    // The directory is absolute; the file name tells two workflows in one directory apart.
-    let file = ctx
-        .workflow_path
-        .file_name()
-        .map(|f| ctx.workflow_dir.join(f))
-        .unwrap_or_else(|| ctx.workflow_dir.clone());
     format!(
         "profiles:{}#{}@{}",
-        file.display(),
+        workflow_file(ctx).display(),
         ctx.node_id,
         params_digest(&ctx.params)
     )
+}
+
+/// The run's workflow file as an absolute path, the same however the command line named it:
+/// the directory is absolute, and the file name tells two workflows in one directory apart.
+pub(super) fn workflow_file(ctx: &NodeContext) -> std::path::PathBuf {
+    ctx.workflow_path
+        .file_name()
+        .map(|f| ctx.workflow_dir.join(f))
+        .unwrap_or_else(|| ctx.workflow_dir.clone())
 }
 
 /// A short stable digest of the parameters (sorted by name).

@@ -46,7 +46,8 @@ fn opt_money(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), money)
 }
 
-fn percent(v: Option<f64>) -> String {
+/// `12.3%`, or `–` without a value.
+pub(crate) fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "–".to_string(), |p| format!("{:.1}%", p * 100.0))
 }
 

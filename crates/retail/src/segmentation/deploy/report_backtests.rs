@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use super::SegmentStats;
 use super::backtests::{Backtests, ClvBacktest, MethodScore, SegmentBacktest};
-use super::report::escape;
+use super::report::{escape, percent};
 
 /// The section, or nothing when no node reported a backtest.
 pub(crate) fn render(backtests: &Backtests, segments: &[SegmentStats]) -> String {
@@ -34,7 +34,7 @@ pub(crate) fn render(backtests: &Backtests, segments: &[SegmentStats]) -> String
 }
 
 fn pct(v: f64) -> String {
-    format!("{:.1}%", v * 100.0)
+    percent(Some(v))
 }
 
 fn clv_section(b: &ClvBacktest) -> String {

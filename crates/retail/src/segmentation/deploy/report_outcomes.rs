@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use super::attribution::{Group, Range, SendOutcome, Status};
 use super::outcomes::{Outcomes, SegmentOutcomes};
 use super::overview::label_of;
-use super::report::{escape, money};
+use super::report::{escape, money, percent};
 use super::{Changes, SegmentStats};
 
 /// The section's styles, added to the page's.
@@ -23,10 +23,6 @@ pub(crate) const STYLE: &str = "
 .legend .sw { display: inline-block; width: 10px; height: 8px; border-radius: 2px;
               background: #3e7bfa; margin: 0 4px 0 10px; } .legend .sw.ctl { background: #9aa5b1; }
 ";
-
-fn percent(v: Option<f64>) -> String {
-    v.map_or_else(|| "–".to_string(), |p| format!("{:.1}%", p * 100.0))
-}
 
 /// `+3.2 pts (95% CI −0.4 to +6.8)`
 fn points(r: &Range) -> String {
