@@ -134,6 +134,10 @@ pub(super) struct ServeArgs {
     pub(super) reload_interval: std::time::Duration,
     #[command(flatten)]
     pub(super) retention: serve::RetentionArgs,
+    /// Serve the HTTP API, the web UI and webhook triggers on this address (`127.0.0.1:8080`,
+    /// or a port alone for 127.0.0.1). Off unless given.
+    #[arg(long, env = "FLOW_HTTP", value_name = "ADDR", value_parser = serve::parse_http_addr)]
+    pub(super) http: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
             serve::ServeCommand {
                 state: &cli.state,
                 sources: args.sources,
+                http: args.http,
                 opts: flow_engine::serve::ServeOptions {
                     concurrency: args.concurrency,
                     reload_interval: args.reload_interval,

@@ -36,7 +36,7 @@ pub(super) fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
     let store = open_store(state)?;
-    let newest = store.runs()?.into_iter().next().map(|r| r.id);
+    let newest = store.newest_run_id()?;
     let mut record = runs::new_run(
         &wf,
         params.values,
@@ -161,7 +161,7 @@ fn execute(
             );
             Ok(ExitCode::from(1))
         }
-        RunStatus::Interrupted | RunStatus::Running => {
+        RunStatus::Interrupted | RunStatus::Running | RunStatus::Queued => {
             eprintln!("run {run_id} was interrupted. Resume it with:\n  flow resume {run_id}");
             Ok(ExitCode::from(1))
         }

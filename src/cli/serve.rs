@@ -18,7 +18,7 @@ use flow_engine::serve::{
     self, EventKind, ServeError, ServeEvent, ServeOptions, Server, SystemClock, TriggerSummary,
 };
 use flow_engine::store::{
-    LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer,
+    LiveRuns, RemoteStore, RunStatus, SledStore, StateStore, StoreError, StoreServer, WatchedStore,
 };
 
 /// What `flow serve` keeps of finished runs (applied at start and after each run).
@@ -35,7 +35,20 @@ pub struct RetentionArgs {
 pub struct ServeCommand<'a> {
     pub state: &'a Path,
     pub sources: Vec<PathBuf>,
+    /// Where the HTTP API and web UI listen, if anywhere.
+    pub http: Option<std::net::SocketAddr>,
     pub opts: ServeOptions,
+}
+
+/// `127.0.0.1:8080`, `[::1]:8080`, or a port alone for 127.0.0.1.
+pub fn parse_http_addr(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(port) = text.trim_start_matches(':').parse::<u16>() {
+        return Ok(std::net::SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    text.parse().map_err(|_| {
+        format!("`{text}` is not an address to listen on; give HOST:PORT such as 127.0.0.1:8080, or a port")
+    })
 }
 
 pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
@@ -57,7 +70,11 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             Err(e) => return Err(e.into()),
         }
     }
-    let store: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
+    let opened: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
+    // Every write, the server's and its socket clients', is announced to the HTTP server's
+    // event streams.
+    let watched = Arc::new(WatchedStore::new(opened));
+    let store: Arc<dyn StateStore> = watched.clone();
     let live = LiveRuns::default();
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let server = Server::new(
@@ -78,6 +95,7 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         }
         other => Failure::invalid(other),
     })?;
+    let handle = server.handle();
     let rt = runtime()?;
     // Handlers first: a SIGTERM from the moment other commands can reach us drains cleanly.
     let signals = {
@@ -93,11 +111,57 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             socket.socket().display()
         ),
     );
+    let http = match cmd.http {
+        Some(addr) => Some(
+            rt.block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| {
+                    Failure::invalid(anyhow!(
+                        "cannot listen for HTTP on {addr}: {e}; choose another address with --http"
+                    ))
+                })?,
+        ),
+        None => None,
+    };
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
         let signals = tokio::spawn(signals.forward(stop_tx, false));
         let logger = tokio::spawn(log_events(events_rx));
+        let (web_stop, web_stopped) = watch::channel(false);
+        let web = http.map(|listener| {
+            let addr = listener.local_addr().ok();
+            if let Some(addr) = addr {
+                log_line(
+                    Utc::now(),
+                    &format!("HTTP API and web UI on http://{addr}/"),
+                );
+            }
+            let state = flow_web::AppState {
+                handle,
+                store: watched,
+                opts: Arc::new(flow_web::WebOptions {
+                    bind: addr.unwrap_or(([127, 0, 0, 1], 0).into()),
+                    state_dir: cmd.state.to_path_buf(),
+                }),
+                shutdown: web_stopped.clone(),
+            };
+            let mut stopped = web_stopped;
+            tokio::spawn(flow_web::serve(listener, state, async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            }))
+        });
         let result = server.run(stop_rx).await;
+        let _ = web_stop.send(true);
+        if let Some(web) = web {
+            // Requests in progress get a moment to finish; open event streams end at once.
+            match tokio::time::timeout(Duration::from_secs(5), web).await {
+                Ok(Ok(Err(e))) => log_line(Utc::now(), &format!("the HTTP server failed: {e}")),
+                Ok(_) => {}
+                Err(_) => log_line(
+                    Utc::now(),
+                    "the HTTP server did not stop in 5 s; leaving it",
+                ),
+            }
+        }
         signals.abort();
         let _ = logger.await;
         result

@@ -53,5 +53,6 @@ pub mod template_limits;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trigger_rule;
+pub mod webhook;
 
 pub use params::{ParamDecl, ParamKind};

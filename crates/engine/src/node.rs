@@ -446,6 +446,11 @@ pub trait Node: Send + Sync + 'static {
         None
     }
 
+    /// For a trigger fired by HTTP requests: what the server must check and answer.
+    fn webhook(&self) -> Option<&crate::webhook::WebhookSpec> {
+        None
+    }
+
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError>;
 }

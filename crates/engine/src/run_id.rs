@@ -57,6 +57,11 @@ fn next_id<'a>(now: DateTime<Utc>, before: impl IntoIterator<Item = &'a str>) ->
     format!("{}-{seq:04}", time.format(TIME_FORMAT))
 }
 
+/// Whether `id` is in the current format (sortable by creation as text).
+pub(crate) fn is_current(id: &str) -> bool {
+    parse(id).is_some()
+}
+
 /// The time and sequence of an id in the current format; `None` for an older id.
 fn parse(id: &str) -> Option<(NaiveDateTime, u32)> {
     let (time, seq) = (id.get(..TIME_LEN)?, id.get(TIME_LEN..)?);

@@ -113,6 +113,7 @@ pub fn new_run(
             triggers: fired,
             time: now,
             scheduled_for,
+            payload: None,
         },
         status: RunStatus::Running,
         created_at: now,

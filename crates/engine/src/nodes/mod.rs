@@ -5,12 +5,14 @@ mod noop;
 mod shell;
 mod switch;
 mod trigger;
+mod webhook;
 
 pub use file::{ReadFile, WriteFile};
 pub use noop::Noop;
 pub use shell::Shell;
 pub use switch::{RuleSet, Switch};
 pub use trigger::{ManualTrigger, ScheduleTrigger};
+pub use webhook::WebhookTriggerType;
 
 use crate::node::Registry;
 
@@ -26,6 +28,7 @@ pub fn register(registry: &mut Registry) {
     registry
         .register(ManualTrigger)
         .register(ScheduleTrigger)
+        .register(WebhookTriggerType)
         .register(Shell)
         .register(Switch)
         .register(ReadFile)

@@ -11,6 +11,7 @@ use super::firing_log::{watermark, watermark_write};
 use super::{Entry, EventKind, ScheduleTrigger, Scheduled, Server, TriggerSummary};
 use crate::compile;
 use crate::store::StoreError;
+use crate::webhook::WebhookTrigger;
 
 impl Server {
     /// Workflow files named by the sources, sorted.
@@ -62,6 +63,8 @@ impl Server {
         })?;
         let triggers =
             ScheduleTrigger::all(&wf).map_err(|e| vec![format!("{}: {e}", path.display())])?;
+        let webhooks =
+            WebhookTrigger::all(&wf).map_err(|e| vec![format!("{}: {e}", path.display())])?;
         Ok(Entry {
             wf: Arc::new(wf),
             text,
@@ -72,6 +75,7 @@ impl Server {
                     cursor: DateTime::<Utc>::MIN_UTC,
                 })
                 .collect(),
+            webhooks,
         })
     }
 
@@ -131,8 +135,10 @@ impl Server {
             .filter(|p| !present.contains(p) || !p.exists())
             .cloned()
             .collect();
+        let changed = !gone.is_empty();
         for path in gone {
             self.entries.remove(&path);
+            self.invalid.remove(&path);
             self.queues.remove(&path);
             self.emit(EventKind::Removed { path });
         }
@@ -152,6 +158,8 @@ impl Server {
             match self.load_bytes(&path, bytes.clone()) {
                 Err(errors) => {
                     self.rejected.insert(path.clone(), bytes);
+                    self.invalid.insert(path.clone(), errors.clone());
+                    self.publish();
                     self.emit(EventKind::ReloadFailed {
                         kept_previous: self.entries.contains_key(&path),
                         path,
@@ -160,6 +168,7 @@ impl Server {
                 }
                 Ok(mut entry) => {
                     self.rejected.remove(&path);
+                    self.invalid.remove(&path);
                     let reloaded = self.entries.contains_key(&path);
                     // A trigger whose schedule did not change keeps its place; a new or
                     // changed one starts from now (a reload is not an outage).
@@ -197,8 +206,12 @@ impl Server {
                         self.problem(format!("{}: {e}", path.display()));
                     }
                     self.announce(&path, reloaded);
+                    self.publish();
                 }
             }
+        }
+        if changed {
+            self.publish();
         }
     }
 }

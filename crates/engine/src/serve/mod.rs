@@ -13,6 +13,8 @@
 //! [`ServeEvent`]s, which the command line prints as log lines.
 
 pub mod clock;
+mod commands;
+pub mod control;
 mod events;
 mod firing;
 mod firing_log;
@@ -24,7 +26,7 @@ mod run_queue;
 mod tests;
 mod trigger;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,6 +37,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use control::{
+    Catalog, ControlError, DELIVERIES, ServeHandle, ServedWorkflow, StartRequest, Started,
+};
 pub use events::{EventKind, ServeEvent, TriggerSummary};
 pub use firing_log::{FiringRecord, firings, watermark};
 pub use trigger::ScheduleTrigger;
@@ -43,6 +48,7 @@ use crate::compile::Workflow;
 use crate::executor::{ExecError, RunOutcome, Shutdown};
 use crate::node::Registry;
 use crate::store::{LiveRuns, StateStore, StoreError};
+use crate::webhook::WebhookTrigger;
 
 /// Store namespace of the watermarks, keyed `WORKFLOW_PATH#TRIGGER`.
 pub const WATERMARKS: &str = "schedule";
@@ -104,6 +110,7 @@ struct Entry {
     wf: Arc<Workflow>,
     text: String,
     triggers: Vec<Scheduled>,
+    webhooks: Vec<WebhookTrigger>,
 }
 
 impl Entry {
@@ -130,8 +137,12 @@ enum Job {
         scheduled_for: DateTime<Utc>,
         catchup: bool,
     },
+    /// A run recorded `queued` by a request.
+    Start { run_id: String },
     Resume {
         run_id: String,
+        /// Re-run this node and everything downstream of it too.
+        from: Option<String>,
     },
 }
 
@@ -151,11 +162,21 @@ pub struct Server {
     entries: BTreeMap<PathBuf, Entry>,
     /// Invalid contents already reported, so a poll does not report them again.
     rejected: HashMap<PathBuf, Vec<u8>>,
+    /// The problems of files whose current contents are invalid.
+    invalid: HashMap<PathBuf, Vec<String>>,
     /// Workflow file -> the run in progress.
     busy: HashMap<PathBuf, String>,
     queues: HashMap<PathBuf, VecDeque<Job>>,
     tasks: JoinSet<RunResult>,
-    run_stop: watch::Sender<Shutdown>,
+    /// How far the server's own stop has gone; runs started from now on begin there.
+    stopping: Shutdown,
+    /// Per run this server executes: its stop request.
+    cancels: HashMap<String, watch::Sender<Shutdown>>,
+    /// Runs cancelled by a request, noted in their record when they end.
+    cancelled: HashSet<String>,
+    commands: mpsc::Receiver<control::Command>,
+    handle: ServeHandle,
+    catalog: watch::Sender<Arc<Catalog>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -178,6 +199,8 @@ impl Server {
         events: mpsc::UnboundedSender<ServeEvent>,
         opts: ServeOptions,
     ) -> Result<Self, ServeError> {
+        let (commands_tx, commands) = mpsc::channel(64);
+        let (catalog, catalog_rx) = watch::channel(Arc::new(Catalog::default()));
         let mut server = Server {
             registry,
             store,
@@ -188,10 +211,19 @@ impl Server {
             sources,
             entries: BTreeMap::new(),
             rejected: HashMap::new(),
+            invalid: HashMap::new(),
             busy: HashMap::new(),
             queues: HashMap::new(),
             tasks: JoinSet::new(),
-            run_stop: watch::Sender::new(Shutdown::None),
+            stopping: Shutdown::None,
+            cancels: HashMap::new(),
+            cancelled: HashSet::new(),
+            commands,
+            handle: ServeHandle {
+                commands: commands_tx,
+                catalog: catalog_rx,
+            },
+            catalog,
         };
         let files = server.list_files();
         if files.is_empty() {
@@ -216,7 +248,13 @@ impl Server {
                 errors,
             });
         }
+        server.publish();
         Ok(server)
+    }
+
+    /// A handle to steer the server from other tasks once it runs.
+    pub fn handle(&self) -> ServeHandle {
+        self.handle.clone()
     }
 
     /// Serves until `shutdown` asks to stop: then fires nothing more, passes the request on to
@@ -247,14 +285,17 @@ impl Server {
             tokio::select! {
                 _ = clock.sleep_until(wake) => {}
                 Some(done) = self.tasks.join_next() => self.run_ended(done),
+                Some(command) = self.commands.recv() => self.command(command),
                 _ = changed(&mut shutdown) => {}
             }
         }
+        // Requests from now on are told the server is stopping.
+        self.commands.close();
         self.emit(EventKind::Stopping {
             running: self.tasks.len(),
         });
         self.queues.clear();
-        let _ = self.run_stop.send(*shutdown.borrow());
+        self.stop_runs(*shutdown.borrow());
         while !self.tasks.is_empty() {
             tokio::select! {
                 Some(done) = self.tasks.join_next() => self.run_ended(done),
@@ -263,11 +304,25 @@ impl Server {
                     if level == Shutdown::Cancel {
                         self.emit(EventKind::Cancelling { running: self.tasks.len() });
                     }
-                    let _ = self.run_stop.send(level);
+                    self.stop_runs(level);
                 }
             }
         }
         Ok(())
+    }
+
+    /// Passes the server's stop request on to every run it executes.
+    fn stop_runs(&mut self, level: Shutdown) {
+        self.stopping = self.stopping.max(level);
+        for stop in self.cancels.values() {
+            stop.send_if_modified(|current| {
+                let raise = *current < level;
+                if raise {
+                    *current = level;
+                }
+                raise
+            });
+        }
     }
 
     fn emit(&self, kind: EventKind) {

@@ -14,10 +14,23 @@ impl Server {
         let mut runs = self.store.runs()?;
         // Oldest first, so a workflow's runs resume in the order they were fired.
         runs.reverse();
+        for path in self.entries.keys().cloned().collect::<Vec<_>>() {
+            for run_id in super::commands::queued_runs(&runs, &path) {
+                if !live.contains(&run_id) {
+                    self.submit(&path, Job::Start { run_id });
+                }
+            }
+        }
         for mut run in runs {
+            // A run cancelled on request stays stopped until someone resumes it.
+            let cancelled = run
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(super::commands::CANCELLED));
             if run.trigger.fired_by != "schedule"
                 || !matches!(run.status, RunStatus::Running | RunStatus::Interrupted)
                 || live.contains(&run.id)
+                || cancelled
             {
                 continue;
             }
@@ -35,7 +48,13 @@ impl Server {
                 resuming,
             });
             if resuming {
-                self.submit(&path, Job::Resume { run_id: run.id });
+                self.submit(
+                    &path,
+                    Job::Resume {
+                        run_id: run.id,
+                        from: None,
+                    },
+                );
             } else if let Ok(interrupted) = run.status.apply(RunEvent::Interrupted) {
                 // Found `running`, but nobody is running it: record what it is.
                 run.status = interrupted;

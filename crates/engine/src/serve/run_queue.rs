@@ -116,11 +116,8 @@ impl Server {
             } => {
                 let newest = self
                     .store
-                    .runs()
-                    .map_err(|e| format!("{}: cannot fire `{trigger}`: {e}", wf.name))?
-                    .into_iter()
-                    .next()
-                    .map(|r| r.id);
+                    .newest_run_id()
+                    .map_err(|e| format!("{}: cannot fire `{trigger}`: {e}", wf.name))?;
                 let record = runs::new_run(
                     &wf,
                     wf.params.clone(),
@@ -151,7 +148,20 @@ impl Server {
                 });
                 (record, HashMap::new(), HashSet::new(), false)
             }
-            Job::Resume { run_id } => {
+            Job::Start { run_id } => {
+                let cannot = |e: String| format!("cannot start run {run_id}: {e}");
+                let record = self
+                    .store
+                    .run(&run_id)
+                    .map_err(|e| cannot(e.to_string()))?
+                    .ok_or_else(|| cannot("it is no longer in the store".into()))?;
+                if record.status != RunStatus::Queued {
+                    // Cancelled while it waited.
+                    return Ok(());
+                }
+                (record, HashMap::new(), HashSet::new(), false)
+            }
+            Job::Resume { run_id, from } => {
                 let store = self.store.as_ref();
                 let cannot = |e: String| format!("cannot resume run {run_id}: {e}");
                 let mut record = store
@@ -159,7 +169,7 @@ impl Server {
                     .map_err(|e| cannot(e.to_string()))?
                     .ok_or_else(|| cannot("it is no longer in the store".into()))?;
                 let nodes = store.nodes(&run_id).map_err(|e| cannot(e.to_string()))?;
-                let plan = runs::plan_resume(&wf, &record, &nodes, None, &[])
+                let plan = runs::plan_resume(&wf, &record, &nodes, from.as_deref(), &[])
                     .map_err(|e| cannot(e.to_string()))?;
                 plan.apply_params(&mut record);
                 record.executions += 1;
@@ -175,9 +185,11 @@ impl Server {
             run_id: run_id.clone(),
             resumed,
         });
+        let (stop, shutdown) = tokio::sync::watch::channel(self.stopping);
+        self.cancels.insert(run_id.clone(), stop);
         let opts = ExecOptions {
             concurrency: wf.concurrency.unwrap_or(self.opts.concurrency),
-            shutdown: self.run_stop.subscribe(),
+            shutdown,
             events: None,
         };
         let store = self.store.clone();
@@ -201,6 +213,8 @@ impl Server {
         };
         self.busy.remove(&path);
         self.live.finish(&run_id);
+        self.cancels.remove(&run_id);
+        self.note_cancelled(&run_id);
         let workflow = self
             .entries
             .get(&path)
@@ -218,6 +232,7 @@ impl Server {
         });
         self.apply_retention();
         self.start_queued(&path);
+        self.publish();
     }
 
     /// Removes the runs the retention options let go. Runs in progress, and runs queued to
@@ -238,7 +253,7 @@ impl Server {
         let mut live = self.live.ids();
         live.extend(self.busy.values().cloned());
         live.extend(self.queues.values().flatten().filter_map(|job| match job {
-            Job::Resume { run_id } => Some(run_id.clone()),
+            Job::Start { run_id } | Job::Resume { run_id, .. } => Some(run_id.clone()),
             Job::Fire { .. } => None,
         }));
         match retention::prune(self.store.as_ref(), &policy, &live, false) {

@@ -183,6 +183,10 @@ impl StateStore for BoundedStore {
         self.inner.runs()
     }
 
+    fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
+        self.inner.newest_run_id()
+    }
+
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
         self.inner.nodes(run_id)
     }

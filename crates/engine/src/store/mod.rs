@@ -23,6 +23,7 @@ mod run_state;
 mod sled_store;
 mod transition;
 mod usage;
+mod watch;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -40,6 +41,7 @@ pub use run_state::{RunEvent, RunStatus};
 pub use sled_store::SledStore;
 pub use transition::InvalidTransition;
 pub use usage::{disk_usage, human_bytes};
+pub use watch::{StoreChange, WatchedStore};
 
 /// One write of an atomic batch.
 #[derive(Debug, Clone)]
@@ -127,6 +129,11 @@ pub trait StateStore: Send + Sync {
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
+    /// The greatest run id, which a new id must sort after; stores keyed by id find it
+    /// without reading every run.
+    fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
+        Ok(self.runs()?.into_iter().next().map(|r| r.id))
+    }
     /// A run's node records, in no particular order.
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
     fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError>;

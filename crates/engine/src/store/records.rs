@@ -20,6 +20,9 @@ pub struct TriggerInfo {
     /// For scheduled runs: the time the schedule said (may differ from `time` on catch-up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scheduled_for: Option<DateTime<Utc>>,
+    /// What started the run brought with it: a webhook's request body and selected headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Json>,
 }
 
 /// One run of a workflow.
@@ -72,6 +75,7 @@ impl RunRecord {
                 triggers: vec![],
                 time: now,
                 scheduled_for: None,
+                payload: None,
             },
             status: RunStatus::Running,
             created_at: now,

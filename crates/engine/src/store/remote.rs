@@ -50,6 +50,7 @@ enum Request {
         run_id: String,
     },
     Runs,
+    NewestRunId,
     Nodes {
         run_id: String,
     },
@@ -279,6 +280,11 @@ impl StateStore for RemoteStore {
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
         let (value, _) = self.call(&Request::Runs, &[])?;
         Self::decode("run records", value)
+    }
+
+    fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
+        let (value, _) = self.call(&Request::NewestRunId, &[])?;
+        Self::decode("the newest run id", value)
     }
 
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
@@ -586,6 +592,7 @@ fn answer(
         }
         Request::Run { run_id } => (json(&store.run(&run_id)?)?, Vec::new()),
         Request::Runs => (json(&store.runs()?)?, Vec::new()),
+        Request::NewestRunId => (json(&store.newest_run_id()?)?, Vec::new()),
         Request::Nodes { run_id } => (json(&store.nodes(&run_id)?)?, Vec::new()),
         Request::Output { run_id, node_id } => (
             Json::Null,

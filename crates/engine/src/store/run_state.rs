@@ -1,5 +1,5 @@
-//! The state machine of a run: running, then succeeded, failed or interrupted; a resume makes it
-//! run again.
+//! The state machine of a run: queued (accepted by `flow serve` behind its workflow's current
+//! run), running, then succeeded, failed or interrupted; a resume makes it run again.
 
 use serde::{Deserialize, Serialize};
 
@@ -9,6 +9,8 @@ use super::transition::InvalidTransition;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
+    /// Accepted and recorded, waiting for the workflow's current run to end.
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -43,6 +45,7 @@ impl RunEvent {
 impl RunStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -57,6 +60,8 @@ impl RunStatus {
             (RunStatus::Running, RunEvent::Succeeded) => Ok(RunStatus::Succeeded),
             (RunStatus::Running, RunEvent::Failed) => Ok(RunStatus::Failed),
             (RunStatus::Running, RunEvent::Interrupted) => Ok(RunStatus::Interrupted),
+            // Cancelled before it started.
+            (RunStatus::Queued, RunEvent::Interrupted) => Ok(RunStatus::Interrupted),
             (from, event) => Err(InvalidTransition {
                 subject: "the run".into(),
                 from: from.as_str(),
@@ -78,5 +83,12 @@ mod tests {
         let err = RunStatus::Succeeded.apply(RunEvent::Failed).unwrap_err();
         assert_eq!(err.to_string(), "the run is `succeeded`, so it cannot fail");
         assert!(RunStatus::Interrupted.apply(RunEvent::Interrupted).is_err());
+        let queued = RunStatus::Queued;
+        assert_eq!(queued.apply(RunEvent::Started).unwrap(), RunStatus::Running);
+        assert_eq!(
+            queued.apply(RunEvent::Interrupted).unwrap(),
+            RunStatus::Interrupted
+        );
+        assert!(queued.apply(RunEvent::Succeeded).is_err());
     }
 }

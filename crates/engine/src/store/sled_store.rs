@@ -498,6 +498,27 @@ impl StateStore for SledStore {
         Ok(runs)
     }
 
+    fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
+        // Ids in the current format sort by creation as text; an id in the older format
+        // carries no order a new id must follow.
+        let mut first = None;
+        for item in self
+            .db
+            .scan_prefix(keys::RUN_PREFIX)
+            .keys()
+            .rev()
+            .take(1000)
+        {
+            let key = item.map_err(io)?;
+            let id = String::from_utf8_lossy(&key[keys::RUN_PREFIX.len()..]).into_owned();
+            if crate::run_id::is_current(&id) {
+                return Ok(Some(id));
+            }
+            first.get_or_insert(id);
+        }
+        Ok(first)
+    }
+
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
         let mut nodes = Vec::new();
         for item in self.db.scan_prefix(keys::node_prefix(run_id)) {

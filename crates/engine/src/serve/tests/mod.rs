@@ -2,6 +2,7 @@
 //! The harness is here; the tests are in one file per topic.
 
 mod catchup;
+mod control;
 mod on_time;
 mod overlap;
 mod restart;
@@ -77,6 +78,7 @@ struct Harness {
     stop: watch::Sender<Shutdown>,
     task: Option<JoinHandle<Result<(), ServeError>>>,
     seen: Vec<ServeEvent>,
+    handle: ServeHandle,
 }
 
 impl Harness {
@@ -113,6 +115,7 @@ impl Harness {
         )
         .expect("valid workflow");
         let (stop, stop_rx) = watch::channel(Shutdown::None);
+        let handle = server.handle();
         let task = tokio::spawn(server.run(stop_rx));
         Harness {
             dir: dir.to_path_buf(),
@@ -123,6 +126,7 @@ impl Harness {
             stop,
             task: Some(task),
             seen: Vec::new(),
+            handle,
         }
     }
 
