@@ -73,11 +73,17 @@ fn init_tracing(verbose: u8) {
     use tracing_subscriber::util::SubscriberInitExt as _;
     // Log lines go through the console, like the progress lines: one format, above the live view.
     // The HTTP client's wire logs are dropped at every level (they quote tokens).
+    // Each node's own log (what it logs at info and above) is kept with the run, whatever the
+    // console shows.
     let _ = tracing_subscriber::registry()
-        .with(filter)
         .with(
             console::ConsoleLayer::new()
+                .with_filter(filter)
                 .with_filter(tracing_subscriber::filter::filter_fn(log_filter::allowed)),
+        )
+        .with(
+            flow_engine::node_log::NodeLogLayer
+                .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )
         .try_init();
 }

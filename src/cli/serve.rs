@@ -248,13 +248,24 @@ fn describe(kind: &EventKind) -> Option<String> {
             workflow,
             path,
             triggers,
+            webhooks,
             reloaded,
-        } => format!(
-            "{} `{workflow}` ({}): {}",
-            if *reloaded { "reloaded" } else { "loaded" },
-            path.display(),
-            triggers_text(triggers)
-        ),
+        } => {
+            let mut text = format!(
+                "{} `{workflow}` ({}): ",
+                if *reloaded { "reloaded" } else { "loaded" },
+                path.display(),
+            );
+            if triggers.is_empty() && !webhooks.is_empty() {
+                text.push_str("no schedule trigger");
+            } else {
+                text.push_str(&triggers_text(triggers));
+            }
+            for hook in webhooks {
+                text.push_str(&format!("; webhook POST {hook} (with --http)"));
+            }
+            text
+        }
         EventKind::ReloadFailed {
             path,
             errors,

@@ -35,6 +35,7 @@ pub mod expr;
 pub mod fuzz;
 pub mod model;
 pub mod node;
+pub mod node_log;
 pub mod nodes;
 mod params;
 pub mod plural;

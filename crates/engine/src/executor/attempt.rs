@@ -156,7 +156,7 @@ impl Job {
         inputs: Inputs,
     ) -> AttemptEnd {
         // Whatever the node logs is attributed to it. A `warn` span: enabled whenever warnings are.
-        let span = tracing::warn_span!("node", node = %self.node_id);
+        let span = tracing::warn_span!("node", run = %self.run_id, node = %self.node_id);
         let mut handle = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
             async move { node.run(ctx, inputs).await },
             span,

@@ -108,9 +108,13 @@ impl Job {
             record: self.record.clone(),
             output: bytes,
         };
+        // The node's log lands with its final record.
+        let writes: Vec<Write> = std::iter::once(write)
+            .chain(crate::node_log::take(&self.run_id, &self.node_id))
+            .collect();
         let store_error = self
             .checkpoints
-            .durable(vec![write])
+            .durable(writes)
             .await
             .err()
             .map(|e| e.to_string());

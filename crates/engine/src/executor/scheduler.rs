@@ -107,6 +107,8 @@ impl Scheduler {
             record: record.clone(),
             output: None,
         });
+        self.pending_writes
+            .extend(crate::node_log::take(&self.run_id, &self.wf.nodes[i].id));
         self.emit(Event::Finished {
             node: self.wf.nodes[i].id.clone(),
             status,

@@ -625,3 +625,75 @@ nodes:
     assert_eq!(rerun, ["two", "three"]);
     assert_eq!(plan.reruns[0].reason, "its definition changed");
 }
+
+#[test]
+fn a_nodes_log_is_stored_with_its_final_record() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let s = Setup::new();
+    let wf = s.workflow(
+        "name: t\nnodes:\n  - id: go\n    kind: trigger\n    type: manual\n  - id: noisy\n    kind: action\n    type: core.shell\n    needs: [go]\n    with: { command: \"echo first >&2; echo second >&2; exit 3\" }\n",
+    );
+    let record = crate::runs::new_run(
+        &wf,
+        wf.params.clone(),
+        "test",
+        &[],
+        chrono::Utc::now(),
+        None,
+        None,
+    )
+    .unwrap();
+    let run_id = record.id.clone();
+    // One thread, so the subscriber set for it sees the node's task.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let subscriber = tracing_subscriber::registry().with(crate::node_log::NodeLogLayer);
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let (_tx, rx) = watch::channel(Shutdown::None);
+    let outcome = rt
+        .block_on(execute(
+            wf,
+            s.store.clone(),
+            record,
+            HashMap::new(),
+            HashSet::new(),
+            ExecOptions {
+                concurrency: 2,
+                shutdown: rx,
+                events: None,
+            },
+        ))
+        .unwrap();
+    assert_eq!(status(&outcome, "noisy"), NodeStatus::Failed);
+    let stored = s
+        .store
+        .get(
+            crate::node_log::LOGS,
+            &crate::node_log::key(&run_id, "noisy"),
+        )
+        .unwrap()
+        .expect("the failed node's log is stored");
+    let lines: Vec<crate::node_log::LogLine> = serde_json::from_slice(&stored).unwrap();
+    assert!(
+        lines.iter().any(|l| l.message.contains("first\nsecond")),
+        "{lines:?}"
+    );
+    // Removing the run takes its logs too.
+    s.store
+        .remove(&crate::store::Removal {
+            run_ids: vec![run_id.clone()],
+            keys: vec![],
+        })
+        .unwrap();
+    assert!(
+        s.store
+            .get(
+                crate::node_log::LOGS,
+                &crate::node_log::key(&run_id, "noisy")
+            )
+            .unwrap()
+            .is_none()
+    );
+}

@@ -274,7 +274,8 @@ impl Node for Configured {
         let status = status.map_err(|e| NodeError::io("waiting for the command", e))?;
         let stderr_text = String::from_utf8_lossy(&err);
         if !stderr_text.trim().is_empty() {
-            tracing::debug!(node = %ctx.node_id, stderr = %stderr_text.trim_end(), "command stderr");
+            // Kept in the node's log; printed with `-v`.
+            tracing::info!(stderr = stderr_text.trim_end(), "command stderr");
         }
         if !status.success() {
             let code = status

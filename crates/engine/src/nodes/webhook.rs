@@ -150,12 +150,12 @@ impl NodeType for WebhookTriggerType {
                 ("none", None) => Ok(WebhookAuth::None),
                 ("none", Some(_)) => Err(ParamError::new(
                     "secret_env",
-                    "is not used with `auth: none`; remove it, or choose hmac or bearer",
+                    "`secret_env` is not used with `auth: none`; remove it, or choose hmac or bearer",
                 )),
                 ("hmac" | "bearer", None) => Err(ParamError::new(
                     "secret_env",
                     format!(
-                        "is required with `auth: {a}`: the environment variable holding the {}; a trigger anyone may call needs `auth: none`",
+                        "`secret_env` is required with `auth: {a}`: the environment variable holding the {}; a trigger anyone may call needs `auth: none`",
                         if a == "hmac" {
                             "signing secret"
                         } else {
@@ -207,7 +207,7 @@ impl NodeType for WebhookTriggerType {
                 ("accepted", None) => Ok(WebhookRespond::Accepted),
                 ("accepted", Some(_)) => Err(ParamError::new(
                     "respond_node",
-                    "is used only with `respond: output`",
+                    "`respond_node` is used only with `respond: output`",
                 )),
                 ("output", Some(node)) => timeout.map(|timeout| WebhookRespond::Output {
                     node: node.to_string(),
@@ -215,7 +215,7 @@ impl NodeType for WebhookTriggerType {
                 }),
                 ("output", None) => Err(ParamError::new(
                     "respond_node",
-                    "is required with `respond: output`: the node whose output answers the request",
+                    "`respond_node` is required with `respond: output`: the node whose output answers the request",
                 )),
                 (other, _) => Err(ParamError::new(
                     "respond",

@@ -31,6 +31,8 @@ pub enum EventKind {
         workflow: String,
         path: PathBuf,
         triggers: Vec<TriggerSummary>,
+        /// Webhook triggers, as the paths they answer on (`/hooks/KEY/TRIGGER`).
+        webhooks: Vec<String>,
         reloaded: bool,
     },
     /// A changed file is invalid; the previous definition stays in force.

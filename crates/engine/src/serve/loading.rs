@@ -107,7 +107,21 @@ impl Server {
     pub(super) fn announce(&self, path: &Path, reloaded: bool) {
         let entry = &self.entries[path];
         let now = self.clock.now();
+        let key = self
+            .catalog
+            .borrow()
+            .workflows
+            .iter()
+            .find(|w| w.path == path)
+            .map(|w| w.key.clone())
+            .unwrap_or_default();
+        let webhooks = entry
+            .webhooks
+            .iter()
+            .map(|w| format!("/hooks/{key}/{}", w.id))
+            .collect();
         self.emit(EventKind::Loaded {
+            webhooks,
             workflow: entry.wf.name.clone(),
             path: path.to_path_buf(),
             triggers: entry
@@ -205,8 +219,8 @@ impl Server {
                     if let Err(e) = stored {
                         self.problem(format!("{}: {e}", path.display()));
                     }
-                    self.announce(&path, reloaded);
                     self.publish();
+                    self.announce(&path, reloaded);
                 }
             }
         }

@@ -174,11 +174,12 @@ pub(crate) mod keys {
     /// The effect ledger's namespace; its keys start with the run id (`RUN/NODE/ITEM`).
     pub const EFFECTS: &str = "effects";
     /// Key prefixes holding everything of one run besides its record.
-    pub fn run_prefixes(run_id: &str) -> [String; 3] {
+    pub fn run_prefixes(run_id: &str) -> [String; 4] {
         [
             node_prefix(run_id),
             format!("out/{run_id}/"),
             kv(EFFECTS, &format!("{run_id}/")),
+            kv(crate::node_log::LOGS, &format!("{run_id}/")),
         ]
     }
 }
