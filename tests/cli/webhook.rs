@@ -295,3 +295,55 @@ nodes:
     assert!(err.contains("secret_env"), "{err}");
     assert!(err.contains("respond_node"), "{err}");
 }
+
+#[test]
+fn deliveries_survive_kill_9_of_the_server_and_are_still_not_run_twice() {
+    let ws = Workspace::with_workflow(
+        r#"name: slow
+nodes:
+  - id: hook
+    kind: trigger
+    type: webhook
+    with: { auth: none }
+  - id: work
+    kind: action
+    type: core.shell
+    needs: [hook]
+    with: { command: "sh record.sh && sleep 2" }
+"#,
+    );
+    let served = Served::start(&ws, &["flow.yaml"], &[]);
+    let url = served.url("/hooks/slow/hook");
+    let first = post(&url, &[("X-Flow-Delivery", "d-1")], b"{}");
+    assert_eq!(first.status, 202, "{}", first.body);
+    let second = post(&url, &[("X-Flow-Delivery", "d-2")], b"{}");
+    assert_eq!(second.status, 202, "{}", second.body);
+    assert_eq!(second.json()["queued"], true, "{}", second.body);
+    let (a, b) = (
+        first.json()["run_id"].as_str().unwrap().to_string(),
+        second.json()["run_id"].as_str().unwrap().to_string(),
+    );
+    assert!(crate::support::wait_until(
+        std::time::Duration::from_secs(10),
+        || ws.counts().get("work") == Some(&1)
+    ));
+    drop(served); // SIGKILL
+
+    let served = Served::start(&ws, &["flow.yaml"], &[]);
+    let url = served.url("/hooks/slow/hook");
+    for (delivery, run) in [("d-1", &a), ("d-2", &b)] {
+        let again = post(&url, &[("X-Flow-Delivery", delivery)], b"{}");
+        assert_eq!(again.status, 200, "{}", again.body);
+        assert_eq!(again.json()["run_id"], run.as_str());
+        assert_eq!(again.json()["duplicate"], true);
+    }
+    // The accepted run that had not started runs now; the one the kill cut short waits for a
+    // resume.
+    let ok = crate::support::wait_until(std::time::Duration::from_secs(20), || {
+        ws.show(&b)["run"]["status"] == "succeeded"
+    });
+    assert!(ok, "{}\n{}", ws.show(&b), served.log());
+    assert_eq!(ws.show(&a)["run"]["status"], "interrupted");
+    assert_eq!(ws.counts().get("work"), Some(&2));
+    served.stop();
+}
