@@ -109,6 +109,8 @@ impl Server {
         }
         self.store.apply(writes)?;
         self.store.flush()?;
+        // Accepted runs count as live, so `flow resume` elsewhere does not run one as well.
+        self.live.start(&record.id);
         let queued = self.busy.contains_key(&path);
         self.submit(
             &path,
@@ -132,14 +134,14 @@ impl Server {
             .store
             .run(run_id)?
             .ok_or_else(|| ControlError::UnknownRun(run_id.to_string()))?;
-        if self.is_live(run_id)? {
-            return Err(ControlError::Conflict(format!(
-                "run {run_id} is running; it can be resumed once it has stopped"
-            )));
-        }
         if record.status == RunStatus::Queued {
             return Err(ControlError::Conflict(format!(
                 "run {run_id} is queued and has not started yet"
+            )));
+        }
+        if self.is_live(run_id)? {
+            return Err(ControlError::Conflict(format!(
+                "run {run_id} is running; it can be resumed once it has stopped"
             )));
         }
         let path = PathBuf::from(&record.workflow_path);
@@ -192,6 +194,7 @@ impl Server {
                 record.updated_at = self.clock.now();
                 self.store.apply(vec![Write::Run(record)])?;
                 self.store.flush()?;
+                self.live.finish(run_id);
                 Ok(())
             }
             // A resume that had not started: the run stays as it was.

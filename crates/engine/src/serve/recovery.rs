@@ -17,6 +17,7 @@ impl Server {
         for path in self.entries.keys().cloned().collect::<Vec<_>>() {
             for run_id in super::commands::queued_runs(&runs, &path) {
                 if !live.contains(&run_id) {
+                    self.live.start(&run_id);
                     self.submit(&path, Job::Start { run_id });
                 }
             }

@@ -157,6 +157,7 @@ impl Server {
                     .ok_or_else(|| cannot("it is no longer in the store".into()))?;
                 if record.status != RunStatus::Queued {
                     // Cancelled while it waited.
+                    self.live.finish(&run_id);
                     return Ok(());
                 }
                 (record, HashMap::new(), HashSet::new(), false)
