@@ -181,6 +181,7 @@ impl Server {
         let run_id = record.id.clone();
         self.busy.insert(path.to_path_buf(), run_id.clone());
         self.live.start(&run_id);
+        self.publish();
         self.emit(EventKind::RunStarted {
             workflow: wf.name.clone(),
             run_id: run_id.clone(),
