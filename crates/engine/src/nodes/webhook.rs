@@ -17,6 +17,14 @@ use crate::webhook::{
     DELIVERY_HEADER, MAX_BODY_BYTES, SIGNATURE_HEADER, WebhookAuth, WebhookRespond, WebhookSpec,
 };
 
+/// Request headers that carry credentials; a trigger cannot pass them to its run.
+const SECRET_HEADERS: [&str; 4] = [
+    "authorization",
+    "cookie",
+    "proxy-authorization",
+    "x-api-key",
+];
+
 /// Fired by an HTTP request to `flow serve --http` (and by hand with `flow run`, with no body).
 #[derive(Debug)]
 pub struct WebhookTriggerType;
@@ -174,11 +182,25 @@ impl NodeType for WebhookTriggerType {
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
         let delivery_header = header("delivery_header", DELIVERY_HEADER);
+        let signature = match &auth {
+            Ok(WebhookAuth::Hmac { header, .. }) => Some(header.clone()),
+            _ => None,
+        };
         let headers = match params.get("headers") {
             None => Ok(Vec::new()),
             Some(Json::Array(items)) => items
                 .iter()
                 .map(|h| match h.as_str() {
+                    // Credentials would be stored with the run and shown on its page.
+                    Some(h)
+                        if SECRET_HEADERS.contains(&h.to_ascii_lowercase().as_str())
+                            || signature.as_deref() == Some(h.to_ascii_lowercase().as_str()) =>
+                    {
+                        Err(ParamError::new(
+                            "headers",
+                            format!("`{h}` carries credentials and cannot be passed to the run"),
+                        ))
+                    }
                     Some(h)
                         if !h.is_empty()
                             && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') =>
@@ -298,7 +320,7 @@ mod tests {
         assert_eq!(spec.max_body, MAX_BODY_BYTES);
         let err = configure(json!({})).unwrap_err();
         assert!(
-            err[0].starts_with("secret_env: is required with `auth: hmac`"),
+            err[0].starts_with("secret_env: `secret_env` is required with `auth: hmac`"),
             "{err:?}"
         );
     }
@@ -333,6 +355,16 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(spec.headers, ["x-shopify-topic"]);
+        for credential in ["Authorization", "cookie"] {
+            let err = configure(json!({
+                "auth": "bearer", "secret_env": "T", "headers": [credential]
+            }))
+            .unwrap_err();
+            assert!(err[0].contains("carries credentials"), "{err:?}");
+        }
+        let err = configure(json!({ "secret_env": "S", "headers": ["X-Flow-Signature-256"] }))
+            .unwrap_err();
+        assert!(err[0].contains("carries credentials"), "{err:?}");
         assert_eq!(
             spec.respond,
             WebhookRespond::Output {
