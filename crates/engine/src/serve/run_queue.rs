@@ -201,6 +201,7 @@ impl Server {
         };
         self.busy.remove(&path);
         self.live.finish(&run_id);
+        self.notify_ended(&path, &result);
         let workflow = self
             .entries
             .get(&path)
