@@ -124,6 +124,8 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                     max_catchup: args.max_catchup,
                     keep_runs: args.retention.keep_runs,
                     keep_for: args.retention.keep_for,
+                    ui_base: None,
+                    state_dir: Some(cli.state.clone()),
                 },
             },
             registry,

@@ -14,6 +14,7 @@ use tokio::sync::watch;
 use flow_engine::compile::Workflow;
 use flow_engine::executor::{self, ExecOptions, Shutdown};
 use flow_engine::node::Registry;
+use flow_engine::notify;
 use flow_engine::plural::plural;
 use flow_engine::runs;
 use flow_engine::store::{RunRecord, RunStatus, StateStore};
@@ -60,9 +61,9 @@ pub(super) fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         wf,
         store,
         record,
-        HashMap::new(),
-        Default::default(),
+        (HashMap::new(), Default::default()),
         args.concurrency,
+        state,
     )
 }
 
@@ -114,16 +115,29 @@ pub(super) fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Out
         .into_iter()
         .map(|r| (r.node_id.clone(), r))
         .collect();
-    execute(wf, store, record, previous, plan.reuse, args.concurrency)
+    execute(
+        wf,
+        store,
+        record,
+        (previous, plan.reuse),
+        args.concurrency,
+        state,
+    )
 }
+
+/// Checkpoints of earlier executions, and the nodes that keep theirs.
+type Previous = (
+    HashMap<String, flow_engine::store::NodeRecord>,
+    std::collections::HashSet<usize>,
+);
 
 fn execute(
     wf: Arc<Workflow>,
     store: Arc<dyn StateStore>,
     record: RunRecord,
-    previous: HashMap<String, flow_engine::store::NodeRecord>,
-    reuse: std::collections::HashSet<usize>,
+    (previous, reuse): Previous,
     concurrency: usize,
+    state: &Path,
 ) -> Outcome {
     let rt = runtime()?;
     let run_id = record.id.clone();
@@ -132,27 +146,40 @@ fn execute(
         let _runtime = rt.enter();
         Signals::install()?
     };
-    let outcome = rt.block_on(async move {
-        let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
-        let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
-        let signals = tokio::spawn(signals.forward(stop_tx, true));
-        let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
-        let opts = ExecOptions {
-            concurrency,
-            shutdown: stop_rx,
-            events: Some(events_tx),
-        };
-        let result = executor::execute(wf.clone(), store, record, previous, reuse, opts).await;
-        signals.abort();
-        let _ = display.await;
-        result
-    });
-    let outcome = outcome.map_err(|e| Failure {
-        code: 1,
-        error: anyhow!(e),
-    })?;
+    let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
+    // Signals stay handled until the notifications are sent, so Ctrl-C still stops those.
+    let signals = rt.spawn(signals.forward(stop_tx, true));
+    let run = {
+        let wf = wf.clone();
+        let stop_rx = stop_rx.clone();
+        async move {
+            let (events_tx, events_rx) = tokio::sync::mpsc::unbounded_channel();
+            let display = tokio::spawn(progress::display(events_rx, wf.clone(), tty));
+            let opts = ExecOptions {
+                concurrency,
+                shutdown: stop_rx,
+                events: Some(events_tx),
+            };
+            let result = executor::execute(wf, store, record, previous, reuse, opts).await;
+            let _ = display.await;
+            result
+        }
+    };
+    let outcome = rt.block_on(run);
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            signals.abort();
+            return Err(Failure {
+                code: 1,
+                error: anyhow!(e),
+            });
+        }
+    };
     report::summary(&outcome);
     let _ = std::io::stdout().flush();
+    rt.block_on(notify(&wf, &outcome, state, stop_rx));
+    signals.abort();
     match outcome.run.status {
         RunStatus::Succeeded => Ok(ExitCode::SUCCESS),
         RunStatus::Failed => {
@@ -165,6 +192,30 @@ fn execute(
             eprintln!("run {run_id} was interrupted. Resume it with:\n  flow resume {run_id}");
             Ok(ExitCode::from(1))
         }
+    }
+}
+
+/// Sends the run's `on_failure` or `on_success` notifications (failures are logged as
+/// warnings; they never change the exit code). Nothing is sent once the user asked to stop.
+async fn notify(
+    wf: &Workflow,
+    outcome: &executor::RunOutcome,
+    state: &Path,
+    mut stop: watch::Receiver<Shutdown>,
+) {
+    if notify::for_status(&wf.notifications, outcome.run.status).is_empty()
+        || *stop.borrow_and_update() != Shutdown::None
+    {
+        return;
+    }
+    let cx = notify::MessageContext {
+        state_dir: Some(state.to_path_buf()),
+        ui_base: None,
+    };
+    let opts = notify::SendOptions::default();
+    tokio::select! {
+        _ = notify::notify_run(&wf.notifications, outcome, &cx, &opts) => {}
+        _ = stop.changed() => eprintln!("stopping: notifications not sent"),
     }
 }
 

@@ -16,6 +16,7 @@ mod ids;
 mod input_limits;
 mod inspect;
 mod kill;
+mod notify;
 mod output;
 mod params;
 mod pos_push;

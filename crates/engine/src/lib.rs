@@ -18,6 +18,7 @@
 //! | [`data`] | what flows between nodes: Arrow tables or JSON, with metadata |
 //! | [`nodes`] | the generic node types (`core.*`, triggers, files) |
 //! | [`executor`] | running a compiled workflow: concurrency, retries, timeouts, checkpoints |
+//! | [`notify`] | `on_failure` / `on_success` notifications: messages, formats, delivery |
 //! | [`run_cache`] | values the nodes of one run share |
 //! | [`runs`] | starting runs, run parameters, planning a resume |
 //! | [`store`] | the durable state trait and its sled, in-memory and remote implementations |
@@ -37,6 +38,7 @@ pub mod model;
 pub mod node;
 pub mod node_log;
 pub mod nodes;
+pub mod notify;
 mod params;
 pub mod plural;
 pub mod redact;

@@ -28,6 +28,98 @@ pub struct WorkflowDef {
     pub concurrency: Option<usize>,
     /// The nodes. The graph is defined by each node's `needs`.
     pub nodes: Vec<NodeDef>,
+    /// Notifications sent once when a run ends failed: a POST to a URL (JSON, Slack or Teams
+    /// incoming webhook) or a command. They never change the run's status.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_failure: Vec<NotificationDef>,
+    /// Notifications sent once when a run ends succeeded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_success: Vec<NotificationDef>,
+}
+
+/// One notification: `post` (or `post_env`) a message to a URL, or run a `command`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum NotificationDef {
+    Post(PostNotificationDef),
+    Command(CommandNotificationDef),
+}
+
+/// `{ post: URL, format: slack }` or `{ post_env: VAR, format: teams, headers: {...} }`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostNotificationDef {
+    /// The http(s) URL the message is POSTed to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post: Option<String>,
+    /// The environment variable holding the URL, read when the message is sent (for webhook
+    /// URLs that are secrets). Give `post` or `post_env`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_env: Option<String>,
+    /// The body: `json` (the message object, the default), `slack` or `teams` (their
+    /// incoming-webhook formats).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<NotifyFormat>,
+    /// Extra request headers; a value may be `{ env: VAR }` to read it from the environment.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, HeaderValueDef>,
+    /// The longest one attempt may take (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// `{ command: [prog, arg, ...] }`: run without a shell, the JSON message on stdin.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommandNotificationDef {
+    /// The program and its arguments. It gets the message as JSON on stdin and FLOW_RUN_ID,
+    /// FLOW_WORKFLOW, FLOW_STATUS, FLOW_FAILED_NODE and FLOW_RESUME_COMMAND in its environment.
+    pub command: Vec<String>,
+    /// The longest one attempt may take (default `10s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// The body format of a `post` notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyFormat {
+    /// The message object as JSON.
+    #[default]
+    Json,
+    /// A Slack incoming-webhook message (`text` and `blocks`).
+    Slack,
+    /// A Microsoft Teams incoming-webhook message with an Adaptive Card.
+    Teams,
+}
+
+impl NotifyFormat {
+    pub const ALL: [NotifyFormat; 3] =
+        [NotifyFormat::Json, NotifyFormat::Slack, NotifyFormat::Teams];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyFormat::Json => "json",
+            NotifyFormat::Slack => "slack",
+            NotifyFormat::Teams => "teams",
+        }
+    }
+}
+
+/// A header value: the text, or `{ env: VAR }` for a secret read when the message is sent.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum HeaderValueDef {
+    Text(String),
+    Env(EnvRef),
+}
+
+/// `{ env: VAR }`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnvRef {
+    /// The environment variable's name.
+    pub env: String,
 }
 
 /// A param declaration.
@@ -185,7 +277,19 @@ pub struct RetryPolicyDef {
 }
 
 /// Top-level keys of a workflow file.
-pub const WORKFLOW_KEYS: &[&str] = &["name", "description", "params", "concurrency", "nodes"];
+pub const WORKFLOW_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "params",
+    "concurrency",
+    "nodes",
+    "on_failure",
+    "on_success",
+];
+/// Keys of a notification (`on_failure` and `on_success` items).
+pub const NOTIFICATION_KEYS: &[&str] = &[
+    "post", "post_env", "format", "headers", "timeout", "command",
+];
 /// Keys of a node.
 pub const NODE_KEYS: &[&str] = &[
     "id",

@@ -25,6 +25,7 @@ mod diagnostic;
 mod fingerprint;
 mod graph;
 pub mod limits;
+mod notifications;
 mod param_checks;
 mod parse;
 mod read;
@@ -189,6 +190,7 @@ impl<'a> Compiler<'a> {
         if items.is_empty() && root.get("nodes").is_some_and(Json::is_array) {
             self.error(&[Seg::key("nodes")], None, "`nodes` is empty");
         }
+        let notifications = self.notifications(&root);
 
         let placeholder_run = RunVars {
             id: "validate".into(),
@@ -432,6 +434,7 @@ impl<'a> Compiler<'a> {
             params,
             param_decls,
             concurrency,
+            notifications,
             nodes,
             graph,
             order,

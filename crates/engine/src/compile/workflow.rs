@@ -142,6 +142,8 @@ pub struct Workflow {
     /// Each param's declaration: type, default, limits, where it is declared.
     pub param_decls: BTreeMap<String, ParamDecl>,
     pub concurrency: Option<usize>,
+    /// What `on_failure` and `on_success` send when a run ends.
+    pub notifications: crate::notify::Notifications,
     pub nodes: Vec<CompiledNode>,
     pub graph: DiGraph<usize, Option<String>>,
     /// Node indices, each after everything it needs (file order among independent nodes).

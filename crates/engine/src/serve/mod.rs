@@ -19,6 +19,7 @@ mod events;
 mod firing;
 mod firing_log;
 mod loading;
+mod notify;
 mod recovery;
 pub mod retention;
 mod run_queue;
@@ -76,6 +77,10 @@ pub struct ServeOptions {
     pub keep_runs: Option<usize>,
     /// Keep runs younger than this; older finished runs are removed likewise.
     pub keep_for: Option<Duration>,
+    /// The web UI's base URL (`http://HOST:PORT`): notifications link to `BASE/runs/RUN_ID`.
+    pub ui_base: Option<String>,
+    /// The state store's directory, for the resume command notifications show.
+    pub state_dir: Option<PathBuf>,
 }
 
 impl Default for ServeOptions {
@@ -86,6 +91,8 @@ impl Default for ServeOptions {
             max_catchup: 50,
             keep_runs: None,
             keep_for: None,
+            ui_base: None,
+            state_dir: None,
         }
     }
 }

@@ -217,6 +217,7 @@ impl Server {
         self.live.finish(&run_id);
         self.cancels.remove(&run_id);
         self.note_cancelled(&run_id);
+        self.notify_ended(&path, &result);
         let workflow = self
             .entries
             .get(&path)

@@ -8,6 +8,7 @@ mod errors;
 mod fuzz;
 mod graph;
 mod nodes;
+mod notifications;
 mod params;
 mod roles;
 

@@ -16,6 +16,7 @@ async fn started_with_retention(
         max_catchup: 50,
         keep_runs,
         keep_for,
+        ..Default::default()
     };
     let mut h = Harness::start_with(dir, store, now, opts);
     h.wait_for("start-up", |e| matches!(e.kind, EventKind::Waiting { .. }))
