@@ -33,7 +33,7 @@ pub fn for_status(notifications: &Notifications, status: RunStatus) -> &[Notific
     match status {
         RunStatus::Failed => &notifications.on_failure,
         RunStatus::Succeeded => &notifications.on_success,
-        RunStatus::Running | RunStatus::Interrupted => &[],
+        RunStatus::Queued | RunStatus::Running | RunStatus::Interrupted => &[],
     }
 }
 
