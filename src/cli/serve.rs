@@ -51,8 +51,26 @@ pub fn parse_http_addr(text: &str) -> Result<std::net::SocketAddr, String> {
     })
 }
 
-pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
+pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
     super::console::set_stamp(super::console::Stamp::Utc);
+    // Bound first: a taken port fails the start before anything else, and the address (a port
+    // chosen by the system, too) goes into notification links.
+    let http = match cmd.http {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .map_err(|e| {
+                    Failure::invalid(anyhow!(
+                        "cannot listen for HTTP on {addr}: {e}; choose another address with --http"
+                    ))
+                })?;
+            if let Ok(bound) = listener.local_addr() {
+                cmd.opts.ui_base = Some(format!("http://{bound}"));
+            }
+            Some(listener)
+        }
+        None => None,
+    };
     let retention = cmd.opts.keep_runs.is_some() || cmd.opts.keep_for.is_some();
     if retention && cmd.state.join("db").exists() {
         // What the runs retention removed while serving last left in the database comes back
@@ -111,23 +129,17 @@ pub fn serve(cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             socket.socket().display()
         ),
     );
-    let http = match cmd.http {
-        Some(addr) => Some(
-            rt.block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| {
-                    Failure::invalid(anyhow!(
-                        "cannot listen for HTTP on {addr}: {e}; choose another address with --http"
-                    ))
-                })?,
-        ),
-        None => None,
-    };
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
         let signals = tokio::spawn(signals.forward(stop_tx, false));
         let logger = tokio::spawn(log_events(events_rx));
         let (web_stop, web_stopped) = watch::channel(false);
-        let web = http.map(|listener| {
+        let listener = http.map(tokio::net::TcpListener::from_std).transpose();
+        let listener = listener.unwrap_or_else(|e| {
+            log_line(Utc::now(), &format!("cannot serve HTTP: {e}"));
+            None
+        });
+        let web = listener.map(|listener| {
             let addr = listener.local_addr().ok();
             if let Some(addr) = addr {
                 log_line(

@@ -387,7 +387,7 @@ on_failure:
         rx.url("/failed")
     ));
     let server = ws
-        .command(["serve", "flow.yaml"])
+        .command(["serve", "flow.yaml", "--http", "127.0.0.1:0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -421,6 +421,14 @@ on_failure:
         format!("flow resume {run_id} --state {}", ws.state_dir().display())
     );
     assert_eq!(ws.show(run_id)["run"]["status"], "failed");
+    // With the web UI on, the message links to the run's page on the address it listens on.
+    let listening = log
+        .split("HTTP API and web UI on ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the address in the log")
+        .trim_end_matches('/');
+    assert_eq!(m["ui_url"], format!("{listening}/runs/{run_id}"), "{m}");
 }
 
 #[test]
