@@ -2,8 +2,8 @@
 //! is missing, starts a chromedriver per test on a free port, and offers the few waits and
 //! reads the browser tests need.
 
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -75,6 +75,7 @@ pub struct Browser {
     pub client: Client,
     pub base: String,
     driver: Child,
+    driver_port: u16,
     _profile: TempDir,
 }
 
@@ -82,16 +83,14 @@ impl Browser {
     /// A 1366×768 headless Chromium whose relative URLs resolve against `base`.
     pub async fn start(base: &str) -> Browser {
         let port = free_port();
-        // Its own process group, so Chromium (its child) ends with it.
         let mut driver = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
-            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
         if !wait_for_port(port, Duration::from_secs(15)) {
-            kill_group(&mut driver);
+            stop_driver(&mut driver, port);
             panic!("chromedriver did not listen on {port}");
         }
         let profile = tempfile::Builder::new()
@@ -124,7 +123,7 @@ impl Browser {
         let client = match client {
             Ok(c) => c,
             Err(e) => {
-                kill_group(&mut driver);
+                stop_driver(&mut driver, port);
                 panic!("no WebDriver session: {e}");
             }
         };
@@ -132,6 +131,7 @@ impl Browser {
             client,
             base: base.trim_end_matches('/').to_string(),
             driver,
+            driver_port: port,
             _profile: profile,
         }
     }
@@ -240,6 +240,14 @@ impl Browser {
     pub async fn screenshot(&self, name: &str, width: u32, height: u32) {
         self.client.set_window_size(width, height).await.unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
+        // Wide content (graphs, tables) scrolls inside its box; the page itself never does.
+        let overflow = self
+            .js("return document.documentElement.scrollWidth - window.innerWidth")
+            .await;
+        assert!(
+            overflow.as_i64().unwrap_or(0) <= 1,
+            "{name} at {width}x{height} is {overflow} px wider than the window"
+        );
         let png = self.client.screenshot().await.unwrap();
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).unwrap();
@@ -255,23 +263,37 @@ impl Browser {
     pub async fn close(mut self) {
         let client = self.client.clone();
         let _ = client.close().await;
-        kill_group(&mut self.driver);
+        stop_driver(&mut self.driver, self.driver_port);
     }
 }
 
 impl Drop for Browser {
     fn drop(&mut self) {
         // A test that panicked before `close` still stops its chromedriver and Chromium.
-        kill_group(&mut self.driver);
+        stop_driver(&mut self.driver, self.driver_port);
     }
 }
 
-/// Kills the process group `child` leads (chromedriver and the browser it started).
-fn kill_group(child: &mut Child) {
+/// Asks chromedriver to shut down, which also quits the browsers it started (a killed
+/// chromedriver would leave them running), then makes sure it is gone.
+fn stop_driver(child: &mut Child, port: u16) {
     if let Ok(None) = child.try_wait() {
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", child.id())])
-            .status();
+        if let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let request = format!(
+                "GET /shutdown HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+            );
+            if stream.write_all(request.as_bytes()).is_ok() {
+                let _ = stream.read_to_end(&mut Vec::new());
+            }
+        }
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if let Ok(Some(_)) = child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
     let _ = child.kill();
     let _ = child.wait();
