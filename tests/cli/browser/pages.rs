@@ -164,6 +164,9 @@ async fn run_page_shows_the_failed_node_and_resumes_it_live() {
         "{cases}"
     );
     b.screenshots("run-succeeded-decision").await;
+    b.js("document.getElementById('timeline').scrollIntoView(); return null")
+        .await;
+    b.screenshot("run-timeline", 1366, 768).await;
     b.close().await;
 }
 

@@ -39,7 +39,8 @@ export function gantt(nodes) {
           title: `${id}: ${label}\n${absolute(a.started_at)}${a.finished_at ? ` → ${absolute(a.finished_at)}` : ''}${a.error ? `\n${a.error}` : ''}`,
           'data-node': id, 'data-attempt': a.number,
         }, list.length > 1 ? `#${a.number}` : '');
-        bar.style.left = `${(from / span) * 100}%`;
+        // A bar starting at the very end stays inside the track.
+        bar.style.left = `min(${(from / span) * 100}%, calc(100% - 3px))`;
         bar.style.width = `max(3px, ${((to - from) / span) * 100}%)`;
         track.appendChild(bar);
       }
