@@ -5,6 +5,7 @@
 //! --json` recorded, and which shell nodes actually executed (each appends to `exec.log`).
 
 mod branches;
+mod browser;
 mod custom_node;
 mod damage;
 mod deploy_leftovers;

@@ -19,6 +19,7 @@ use axum::Router;
 
 pub use error::ApiError;
 pub use state::{AppState, WebOptions};
+pub use ui::router as ui_router;
 
 /// Every route the server answers.
 pub fn router(state: AppState) -> Router {

@@ -1,0 +1,238 @@
+//! The UI on the real `flow serve --http`: real runs, the real API, real live events.
+//! These need the JSON API (`/api/runs`, `/api/events`, actions) of `flow serve`.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use super::harness::{Browser, chromium_available, free_port, wait_for_port};
+use crate::support::{Workspace, sigterm};
+
+const HOSTILE: &str = "<img src=x onerror=window.__flowPwned=1>";
+
+/// `flow serve FILE --http 127.0.0.1:PORT`, stopped (SIGTERM) on drop.
+struct Serve {
+    child: Child,
+    base: String,
+}
+
+impl Serve {
+    fn start(ws: &Workspace, file: &str, env: &[(&str, &str)]) -> Serve {
+        let port = free_port();
+        let mut cmd = ws.command(["serve", file, "--http", &format!("127.0.0.1:{port}")]);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn flow serve");
+        if !wait_for_port(port, Duration::from_secs(30)) {
+            let _ = child.kill();
+            panic!("flow serve did not listen on {port}");
+        }
+        Serve {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        sigterm(&self.child);
+        let _ = self.child.wait();
+    }
+}
+
+/// A POST with a JSON body over plain HTTP/1.1; the status code and the response body.
+fn post(base: &str, path: &str, body: &str, headers: &[(&str, String)]) -> (u16, String) {
+    let addr = base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(body);
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let code = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (code, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_failed_run_is_resumed_from_the_browser_and_turns_green() {
+    if !chromium_available() {
+        return;
+    }
+    let ws = Workspace::with_workflow(&format!(
+        r#"name: nightly-report
+nodes:
+  - {{ id: go, kind: trigger, type: manual }}
+  - id: fetch
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: {{ command: "echo '{HOSTILE}' >&2; cat input.txt" }}
+  - id: publish
+    kind: action
+    type: core.shell
+    needs: [fetch]
+    with: {{ command: "echo published" }}
+"#
+    ));
+    let serve = Serve::start(&ws, "flow.yaml", &[]);
+    // Fails: input.txt is missing. Runs through the server, which holds the store.
+    let failed = ws.flow().args(["run", "flow.yaml"]).any_exit().run();
+    assert_ne!(failed.code, 0, "{failed}");
+    let run_id = failed.run_id();
+
+    let b = Browser::start(&serve.base).await;
+    b.open("/runs").await;
+    b.find(&format!("tr[data-run='{run_id}'][data-status='failed']"))
+        .await;
+    b.click(&format!("tr[data-run='{run_id}'] td:nth-child(2) a"))
+        .await;
+    b.find("svg.dag g[data-node='fetch'].st-failed").await;
+    b.click("svg.dag g[data-node='fetch']").await;
+    let error = b
+        .wait_text("#panel [data-section='error']", "input.txt")
+        .await;
+    assert!(
+        error.contains("<img src=x"),
+        "stderr shows as text: {error}"
+    );
+    assert_eq!(b.injected_elements().await, 0);
+    b.screenshots("e2e-run-failed").await;
+
+    ws.write("input.txt", "rows\n");
+    b.mark_document().await;
+    b.click("#resume").await;
+    b.click("dialog.confirm [data-action='confirm']").await;
+    b.wait_text("h1", "succeeded").await;
+    b.find("svg.dag g[data-node='publish'].st-succeeded").await;
+    b.assert_not_reloaded().await;
+    b.screenshots("e2e-run-resumed").await;
+    b.close().await;
+    drop(serve);
+    assert_eq!(ws.statuses(&run_id)["publish"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_webhook_run_appears_in_the_open_runs_list() {
+    if !chromium_available() {
+        return;
+    }
+    let ws = Workspace::with_workflow(
+        r#"name: pos-hook
+nodes:
+  - id: hook
+    kind: trigger
+    type: webhook
+    with: { secret_env: FLOW_TEST_HOOK_SECRET }
+  - id: note
+    kind: action
+    type: core.shell
+    needs: [hook]
+    with: { command: "echo received" }
+"#,
+    );
+    let secret = "browser-test-secret";
+    let serve = Serve::start(&ws, "flow.yaml", &[("FLOW_TEST_HOOK_SECRET", secret)]);
+    let b = Browser::start(&serve.base).await;
+    b.open("/runs").await;
+    b.wait_text("#live", "live").await;
+    b.mark_document().await;
+
+    let body = r#"{"order": 42}"#;
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body.as_bytes());
+    let signature: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let (code, answer) = post(
+        &serve.base,
+        "/hooks/pos-hook/hook",
+        body,
+        &[
+            ("X-Flow-Signature-256", format!("sha256={signature}")),
+            ("X-Flow-Delivery", "delivery-1".into()),
+        ],
+    );
+    assert_eq!(code, 202, "{answer}");
+    let run_id = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = format!("tr[data-run='{run_id}']");
+    b.find(&row).await;
+    b.wait_text(&row, "webhook").await;
+    b.wait_text(&row, "succeeded").await;
+    b.assert_not_reloaded().await;
+    b.screenshots("e2e-runs-webhook").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_run_now_with_a_bad_param_shows_the_servers_reason() {
+    if !chromium_available() {
+        return;
+    }
+    let ws = Workspace::with_workflow(
+        r#"name: by-hand
+params:
+  batch: { type: integer, default: 10, min: 1, description: "customers per batch" }
+  region: { type: string, default: north, allowed: [north, south] }
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: work
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: { command: "echo {{ params.batch }}" }
+"#,
+    );
+    let serve = Serve::start(&ws, "flow.yaml", &[]);
+    let b = Browser::start(&serve.base).await;
+    b.open("/workflows").await;
+    b.click("article[data-key='by-hand'] h2 a").await;
+    let batch = b.find("#param-batch").await;
+    assert_eq!(batch.prop("value").await.unwrap().as_deref(), Some("10"));
+    batch.clear().await.unwrap();
+    batch.send_keys("0").await.unwrap();
+    b.click("#run-now").await;
+    b.click("dialog.confirm [data-action='confirm']").await;
+    let message = b.wait_text("#run-error", "batch").await;
+    assert!(!message.trim().is_empty());
+    b.find(".field.bad[data-param='batch']").await;
+    b.screenshots("e2e-workflow-422").await;
+
+    // A good value starts a run and opens its page.
+    batch.clear().await.unwrap();
+    batch.send_keys("5").await.unwrap();
+    b.click("#run-now").await;
+    b.click("dialog.confirm [data-action='confirm']").await;
+    b.wait_text("h1", "succeeded").await;
+    b.close().await;
+}
