@@ -80,6 +80,7 @@ fn generated_requests_never_get_a_server_error() {
         .expect("run schemathesis");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}");
     assert!(
         out.status.success(),
         "schemathesis found a problem:\n{stdout}\n{stderr}\nserver log:\n{}",
