@@ -192,7 +192,7 @@ fn main() {
     report("SSE store write -> client (50 clients)", latencies);
 
     let _ = web_stop.send(true);
-    let _ = stop_tx.send(Shutdown::Graceful);
+    let _ = stop_tx.send(Shutdown::Drain);
     rt.block_on(async {
         let _ = tokio::time::timeout(Duration::from_secs(10), web).await;
         let _ = tokio::time::timeout(Duration::from_secs(30), serving).await;

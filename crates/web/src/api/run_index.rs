@@ -47,7 +47,7 @@ impl Key {
 
     /// Reads a cursor made by [`Key::cursor`].
     pub fn from_cursor(cursor: &str) -> Option<Key> {
-        if cursor.len() % 2 != 0 || cursor.len() > 1000 {
+        if !cursor.len().is_multiple_of(2) || cursor.len() > 1000 {
             return None;
         }
         let bytes: Option<Vec<u8>> = (0..cursor.len())

@@ -171,7 +171,7 @@ pub(crate) async fn get_workflow(
     })
     .await
     .map_err(|_| ApiError::internal("internal", "reading the firing log failed"))??;
-    log.sort_by(|a, b| (b.at, b.scheduled_for).cmp(&(a.at, a.scheduled_for)));
+    log.sort_by_key(|f| std::cmp::Reverse((f.at, f.scheduled_for)));
     log.truncate(FIRINGS_SHOWN);
     let path = served.path.display().to_string();
     let recent_runs = state
