@@ -138,6 +138,10 @@ pub(super) struct ServeArgs {
     /// or a port alone for 127.0.0.1). Off unless given.
     #[arg(long, env = "FLOW_HTTP", value_name = "ADDR", value_parser = serve::parse_http_addr)]
     pub(super) http: Option<std::net::SocketAddr>,
+    /// Access tokens for the HTTP API and web UI, one per line (required to listen on an
+    /// address other than loopback; the environment variable FLOW_HTTP_TOKEN adds one more).
+    #[arg(long, env = "FLOW_HTTP_TOKEN_FILE", value_name = "FILE")]
+    pub(super) http_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -118,6 +118,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                 state: &cli.state,
                 sources: args.sources,
                 http: args.http,
+                http_token_file: args.http_token_file,
                 opts: flow_engine::serve::ServeOptions {
                     concurrency: args.concurrency,
                     reload_interval: args.reload_interval,

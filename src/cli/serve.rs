@@ -37,7 +37,27 @@ pub struct ServeCommand<'a> {
     pub sources: Vec<PathBuf>,
     /// Where the HTTP API and web UI listen, if anywhere.
     pub http: Option<std::net::SocketAddr>,
+    /// Access tokens for the HTTP server, one per line.
+    pub http_token_file: Option<PathBuf>,
     pub opts: ServeOptions,
+}
+
+/// The HTTP server's tokens: from the file and `FLOW_HTTP_TOKEN`. Listening beyond loopback
+/// without any is refused, so the API is never open to the network by accident.
+fn http_tokens(
+    addr: std::net::SocketAddr,
+    file: Option<&Path>,
+) -> Result<flow_web::Tokens, Failure> {
+    let env = std::env::var("FLOW_HTTP_TOKEN").ok();
+    let tokens = flow_web::Tokens::load(file, env.as_deref())
+        .map_err(|e| Failure::invalid(anyhow!("--http-token-file: {e}")))?;
+    if !addr.ip().is_loopback() && tokens.is_empty() {
+        return Err(Failure::invalid(anyhow!(
+            "--http {addr} listens beyond this machine, so it needs access tokens: give --http-token-file FILE (one token per line, at least {} characters) or set FLOW_HTTP_TOKEN; or listen on 127.0.0.1",
+            flow_web::auth::MIN_TOKEN_LEN
+        )));
+    }
+    Ok(tokens)
 }
 
 /// `127.0.0.1:8080`, `[::1]:8080`, or a port alone for 127.0.0.1.
@@ -53,6 +73,10 @@ pub fn parse_http_addr(text: &str) -> Result<std::net::SocketAddr, String> {
 
 pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
     super::console::set_stamp(super::console::Stamp::Utc);
+    let tokens = match cmd.http {
+        Some(addr) => http_tokens(addr, cmd.http_token_file.as_deref())?,
+        None => flow_web::Tokens::default(),
+    };
     // Bound first: a taken port fails the start before anything else, and the address (a port
     // chosen by the system, too) goes into notification links.
     let http = match cmd.http {
@@ -120,6 +144,7 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         let _runtime = rt.enter();
         super::Signals::install()?
     };
+    let web_live = live.clone();
     let socket = StoreServer::start(cmd.state, store.clone(), live)?;
     log_line(
         Utc::now(),
@@ -147,15 +172,17 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
                     &format!("HTTP API and web UI on http://{addr}/"),
                 );
             }
-            let state = flow_web::AppState {
+            let state = flow_web::AppState::new(
                 handle,
-                store: watched,
-                opts: Arc::new(flow_web::WebOptions {
+                watched,
+                flow_web::WebOptions {
                     bind: addr.unwrap_or(([127, 0, 0, 1], 0).into()),
                     state_dir: cmd.state.to_path_buf(),
-                }),
-                shutdown: web_stopped.clone(),
-            };
+                    tokens,
+                },
+                web_stopped.clone(),
+                web_live,
+            );
             let mut stopped = web_stopped;
             tokio::spawn(flow_web::serve(listener, state, async move {
                 let _ = stopped.wait_for(|s| *s).await;

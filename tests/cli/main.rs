@@ -12,6 +12,8 @@ mod deploy_leftovers;
 mod exports;
 mod fake_pos;
 mod full_disk;
+mod http_api;
+mod http_fuzz;
 mod http_support;
 mod ids;
 mod input_limits;

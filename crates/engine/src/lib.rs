@@ -43,7 +43,7 @@ mod params;
 pub mod plural;
 pub mod redact;
 pub mod run_cache;
-mod run_id;
+pub mod run_id;
 pub mod runs;
 pub mod schedule;
 pub mod serve;

@@ -76,9 +76,15 @@ fn parse(id: &str) -> Option<(NaiveDateTime, u32)> {
 /// Where a run stands in creation order: its id's time and sequence, or for an id in the older
 /// format (no milliseconds, a random suffix) its recorded creation time with sequence 0.
 fn creation_key(run: &RunRecord) -> (NaiveDateTime, u32, DateTime<Utc>) {
-    match parse(&run.id) {
-        Some((time, seq)) => (time, seq, run.created_at),
-        None => (run.created_at.naive_utc(), 0, run.created_at),
+    creation_order(&run.id, run.created_at)
+}
+
+/// A run's place in creation order from its id and creation time (greater is newer; ties are
+/// broken by the id): what [`newest_first`] sorts by, for indexes kept in that order.
+pub fn creation_order(id: &str, created_at: DateTime<Utc>) -> (NaiveDateTime, u32, DateTime<Utc>) {
+    match parse(id) {
+        Some((time, seq)) => (time, seq, created_at),
+        None => (created_at.naive_utc(), 0, created_at),
     }
 }
 

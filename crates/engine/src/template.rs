@@ -25,6 +25,21 @@ pub struct RunVars {
     pub workflow_dir: String,
 }
 
+impl RunVars {
+    /// The context a run's templates see. A scheduled run is about its scheduled time, also
+    /// when it runs late (a catch-up).
+    pub(crate) fn for_run(run: &crate::store::RunRecord, workflow_dir: &std::path::Path) -> Self {
+        let logical_time = run.trigger.scheduled_for.unwrap_or(run.trigger.time);
+        RunVars {
+            id: run.id.clone(),
+            trigger_time: logical_time.to_rfc3339(),
+            date: logical_time.format("%Y-%m-%d").to_string(),
+            fired_by: run.trigger.fired_by.clone(),
+            workflow_dir: workflow_dir.display().to_string(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Vars<'a> {
     params: &'a BTreeMap<String, Json>,

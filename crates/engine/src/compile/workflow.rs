@@ -227,6 +227,32 @@ impl Workflow {
         })
     }
 
+    /// A node's `with:` as a run rendered it, for showing: each parameter rendered on its own
+    /// with the run's params and context, so one that cannot be rendered outside the run (it
+    /// refers to the node's inputs) stays as written without hiding the others.
+    pub fn rendered_with(
+        &self,
+        index: usize,
+        run: &crate::store::RunRecord,
+    ) -> serde_json::Map<String, Json> {
+        let vars = RunVars::for_run(run, &self.dir);
+        self.nodes[index]
+            .with
+            .iter()
+            .map(|(key, value)| {
+                let one: serde_json::Map<String, Json> =
+                    [(key.clone(), value.clone())].into_iter().collect();
+                let shown = self
+                    .renderer
+                    .render_except(&one, &run.params, &vars, &[])
+                    .ok()
+                    .and_then(|mut m| m.remove(key))
+                    .unwrap_or_else(|| value.clone());
+                (key.clone(), shown)
+            })
+            .collect()
+    }
+
     /// Trigger nodes, in file order.
     pub fn triggers(&self) -> impl Iterator<Item = &CompiledNode> {
         self.nodes.iter().filter(|n| n.kind == NodeKind::Trigger)

@@ -177,15 +177,7 @@ pub async fn execute(
     }
 
     let fired: HashSet<&str> = run.trigger.triggers.iter().map(String::as_str).collect();
-    // A scheduled run is about its scheduled time, also when it runs late (a catch-up).
-    let logical_time = run.trigger.scheduled_for.unwrap_or(run.trigger.time);
-    let run_vars = RunVars {
-        id: run.id.clone(),
-        trigger_time: logical_time.to_rfc3339(),
-        date: logical_time.format("%Y-%m-%d").to_string(),
-        fired_by: run.trigger.fired_by.clone(),
-        workflow_dir: workflow.dir.display().to_string(),
-    };
+    let run_vars = RunVars::for_run(&run, &workflow.dir);
     let trigger_json = serde_json::to_value(&run.trigger).unwrap_or(Json::Null);
     let base_ctx = BaseContext {
         run_id: run.id.clone(),
