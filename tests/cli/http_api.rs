@@ -736,6 +736,14 @@ fn every_endpoint_answers_with_json_and_pages_runs_without_gaps() {
             .any(|l| l["level"] == "error"),
         "{logs}"
     );
+    // What the command wrote to stderr, captured from the node's own log.
+    assert!(
+        logs["lines"].as_array().unwrap().iter().any(|l| {
+            let m = l["message"].as_str().unwrap_or_default();
+            m.starts_with("command stderr") && m.contains("no ok file")
+        }),
+        "{logs}"
+    );
     let from_unknown = c.post_json(
         &server.url(&format!("/api/runs/{failed}/resume")),
         &json!({ "from": "nope" }),

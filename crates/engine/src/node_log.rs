@@ -50,6 +50,25 @@ fn with_live<T>(f: impl FnOnce(&mut HashMap<(String, String), Buffer>) -> T) -> 
     f(guard.get_or_insert_with(HashMap::new))
 }
 
+/// Adds a line to a running node's log (what [`NodeLogLayer`] does for each event).
+pub fn record(run_id: &str, node_id: &str, level: &str, message: String) {
+    let entry = LogLine {
+        at: Utc::now(),
+        level: level.to_string(),
+        message,
+    };
+    with_live(|live| {
+        let buffer = live
+            .entry((run_id.to_string(), node_id.to_string()))
+            .or_default();
+        if buffer.lines.len() < MAX_LINES {
+            buffer.lines.push(entry);
+        } else {
+            buffer.dropped += 1;
+        }
+    });
+}
+
 /// The write that stores a node's collected lines, taking them out of memory; `None` when it
 /// logged nothing.
 pub fn take(run_id: &str, node_id: &str) -> Option<Write> {
@@ -168,19 +187,8 @@ where
             message.truncate(cut);
             message.push_str(" …");
         }
-        let entry = LogLine {
-            at: Utc::now(),
-            level: event.metadata().level().as_str().to_ascii_lowercase(),
-            message,
-        };
-        with_live(|live| {
-            let buffer = live.entry((run, node)).or_default();
-            if buffer.lines.len() < MAX_LINES {
-                buffer.lines.push(entry);
-            } else {
-                buffer.dropped += 1;
-            }
-        });
+        let level = event.metadata().level().as_str().to_ascii_lowercase();
+        record(&run, &node, &level, message);
     }
 }
 

@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use crate::compile::Workflow;
-use crate::node::{ConfigureCx, Params};
 
 /// The HMAC signature header unless the trigger names another (GitHub's form: `sha256=HEX`).
 pub const SIGNATURE_HEADER: &str = "X-Flow-Signature-256";
@@ -71,35 +70,21 @@ impl WebhookTrigger {
     /// have, is reported here.
     pub fn all(wf: &Workflow) -> Result<Vec<WebhookTrigger>, String> {
         let mut out = Vec::new();
-        for node in wf.triggers() {
-            let cx = ConfigureCx {
-                node_id: &node.id,
-                kind: node.kind,
-                workflow_dir: &wf.dir,
-                input_columns: &[],
+        for (id, configured) in crate::serve::trigger::configured_triggers(wf)? {
+            let Some(spec) = configured.webhook() else {
+                continue;
             };
-            let params = Params::new(node.with.clone(), &wf.dir);
-            let configured = node.node_type.configure(&params, &cx).map_err(|errors| {
-                errors
-                    .iter()
-                    .map(|e| format!("node `{}`: {}", node.id, e.message))
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            })?;
-            if let Some(spec) = configured.webhook() {
-                if let WebhookRespond::Output { node: target, .. } = &spec.respond
-                    && wf.index_of(target).is_none()
-                {
-                    return Err(format!(
-                        "node `{}`: `respond_node: {target}` names no node of the workflow",
-                        node.id
-                    ));
-                }
-                out.push(WebhookTrigger {
-                    id: node.id.clone(),
-                    spec: spec.clone(),
-                });
+            if let WebhookRespond::Output { node: target, .. } = &spec.respond
+                && wf.index_of(target).is_none()
+            {
+                return Err(format!(
+                    "node `{id}`: `respond_node: {target}` names no node of the workflow"
+                ));
             }
+            out.push(WebhookTrigger {
+                id,
+                spec: spec.clone(),
+            });
         }
         Ok(out)
     }

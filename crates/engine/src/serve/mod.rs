@@ -25,7 +25,7 @@ pub mod retention;
 mod run_queue;
 #[cfg(test)]
 mod tests;
-mod trigger;
+pub(crate) mod trigger;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;

@@ -4,7 +4,9 @@
 use serde_json::Value as Json;
 
 use crate::compile::Workflow;
-use crate::node::{ConfigureCx, ParamError, Params};
+use std::sync::Arc;
+
+use crate::node::{ConfigureCx, Node, ParamError, Params};
 use crate::schedule::Schedule;
 use crate::source::Seg;
 
@@ -20,31 +22,43 @@ impl ScheduleTrigger {
     /// loads, so each trigger is configured with its parameters as written; a templated value
     /// its node type cannot read is reported here.
     pub fn all(wf: &Workflow) -> Result<Vec<ScheduleTrigger>, String> {
-        let mut out = Vec::new();
-        for node in wf.triggers() {
-            let cx = ConfigureCx {
-                node_id: &node.id,
-                kind: node.kind,
-                workflow_dir: &wf.dir,
-                input_columns: &[],
-            };
-            let params = Params::new(node.with.clone(), &wf.dir);
-            let configured = node.node_type.configure(&params, &cx).map_err(|errors| {
-                let lines: Vec<String> = errors
-                    .iter()
-                    .map(|e| format!("node `{}`: {}", node.id, as_written(e, &node.with)))
-                    .collect();
-                lines.join("; ")
-            })?;
-            if let Some(schedule) = configured.schedule() {
-                out.push(ScheduleTrigger {
-                    id: node.id.clone(),
+        Ok(configured_triggers(wf)?
+            .into_iter()
+            .filter_map(|(id, node)| {
+                node.schedule().map(|schedule| ScheduleTrigger {
+                    id,
                     schedule: schedule.clone(),
-                });
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
+}
+
+/// A trigger's id and its configured node.
+pub(crate) type ConfiguredTrigger = (String, Arc<dyn Node>);
+
+/// The workflow's triggers configured with their parameters as written, in file order; a
+/// templated value their node type cannot read is reported here.
+pub(crate) fn configured_triggers(wf: &Workflow) -> Result<Vec<ConfiguredTrigger>, String> {
+    let mut out = Vec::new();
+    for node in wf.triggers() {
+        let cx = ConfigureCx {
+            node_id: &node.id,
+            kind: node.kind,
+            workflow_dir: &wf.dir,
+            input_columns: &[],
+        };
+        let params = Params::new(node.with.clone(), &wf.dir);
+        let configured = node.node_type.configure(&params, &cx).map_err(|errors| {
+            let lines: Vec<String> = errors
+                .iter()
+                .map(|e| format!("node `{}`: {}", node.id, as_written(e, &node.with)))
+                .collect();
+            lines.join("; ")
+        })?;
+        out.push((node.id.clone(), configured));
+    }
+    Ok(out)
 }
 
 /// The message of a parameter error; for a templated parameter, that it must be literal.
