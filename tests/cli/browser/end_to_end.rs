@@ -236,3 +236,37 @@ nodes:
     b.wait_text("h1", "succeeded").await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_the_shipped_segmentation_run_shows_its_graph_branches_and_report() {
+    if !chromium_available() {
+        return;
+    }
+    let ws = crate::shipped::workspace(&crate::shipped::shipped_yaml());
+    let serve = Serve::start(&ws, crate::shipped::WF, &[]);
+    let run = ws
+        .flow()
+        .args(["run", crate::shipped::WF])
+        .timeout(Duration::from_secs(180))
+        .run();
+    let run_id = run.run_id();
+
+    let b = Browser::start(&serve.base).await;
+    b.open(&format!("/runs/{run_id}")).await;
+    // Every node of the real workflow is drawn, and the decision's panel shows rows per case.
+    b.find("svg.dag g[data-node='deploy'].st-succeeded").await;
+    let drawn = b
+        .js("return document.querySelectorAll('svg.dag g[data-node]').length")
+        .await;
+    assert_eq!(drawn.as_u64(), Some(19), "{drawn}");
+    b.click("svg.dag g[data-node='classify']").await;
+    b.wait_text("#panel", "vip").await;
+    b.find("#files > li > a[href*='report.html']").await;
+    // The per-customer messages are folded under their folder.
+    let folded = b
+        .js("return [...document.querySelectorAll('#files details summary')].map(s => s.textContent)")
+        .await;
+    assert!(folded.to_string().contains("messages/"), "{folded}");
+    b.screenshots("e2e-segmentation-run").await;
+    b.close().await;
+}

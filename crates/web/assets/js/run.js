@@ -118,9 +118,22 @@ function renderSummary(run, into) {
 function renderFiles(run, into) {
   const list = run.files || [];
   if (!list.length) { replace(into); return; }
-  replace(into, h('h3', 'Files'), h('ul.files', { id: 'files' }, list.map(f =>
-    h('li', h('a', { href: f.url, target: '_blank', rel: 'noopener' }, f.name), ' ',
-      h('span.muted', `${f.node} · ${bytes(f.bytes)}`)))));
+  const item = f => h('li', h('a', { href: f.url, target: '_blank', rel: 'noopener' }, f.name), ' ',
+    h('span.muted', `${f.node} · ${bytes(f.bytes)}`));
+  // Top-level files (the report, the exports) first; each folder (one message per customer)
+  // folded, so a long list does not push the graph off the page.
+  const top = list.filter(f => !f.name.includes('/'));
+  const folders = new Map();
+  for (const f of list.filter(f => f.name.includes('/'))) {
+    const dir = f.name.slice(0, f.name.lastIndexOf('/') + 1);
+    if (!folders.has(dir)) folders.set(dir, []);
+    folders.get(dir).push(f);
+  }
+  replace(into, h('h3', 'Files'), h('ul.files', { id: 'files' },
+    top.map(item),
+    [...folders].map(([dir, files]) => h('li',
+      h('details', h('summary', `${dir} (${files.length} file${files.length === 1 ? '' : 's'})`),
+        h('ul.files', files.map(item)))))));
 }
 
 function renderActions(run, into, refresh, message) {
