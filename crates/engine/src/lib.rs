@@ -34,6 +34,7 @@ pub mod executor;
 pub mod expr;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzz;
+pub mod html;
 pub mod model;
 pub mod node;
 pub mod node_log;

@@ -16,7 +16,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use flow_engine::data::{self, Data};
+use flow_engine::data;
 use flow_engine::serve::{StartRequest, Started};
 use flow_engine::store::{RunStatus, StateStore, StoreChange};
 use flow_engine::webhook::{WebhookAuth, WebhookRespond, WebhookSpec};
@@ -266,31 +266,17 @@ async fn respond_with_output(
         });
         return Ok((StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response());
     }
+    let unreadable = |e: String| {
+        ApiError::internal(
+            "output_unreadable",
+            format!("the output of `{node}` cannot be read: {e}"),
+        )
+    };
     let output = match state.store.output(&run_id, node)? {
         None => Value::Null,
         Some(bytes) => {
-            let output = data::decode(&bytes).map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "output_unreadable",
-                    format!("the output of `{node}` cannot be read: {e}"),
-                )
-            })?;
-            match output.select(None) {
-                Data::Empty => Value::Null,
-                Data::Json(v) => v,
-                Data::Table(batch) => {
-                    let rows =
-                        crate::rows::rows_json(&batch, 0, batch.num_rows()).map_err(|e| {
-                            ApiError::new(
-                                StatusCode::INTERNAL_SERVER_ERROR,
-                                "output_unreadable",
-                                format!("the output of `{node}` cannot be read: {e}"),
-                            )
-                        })?;
-                    Value::Array(rows.into_iter().map(Value::Object).collect())
-                }
-            }
+            let output = data::decode(&bytes).map_err(|e| unreadable(e.to_string()))?;
+            crate::rows::data_json(output.select(None)).map_err(|e| unreadable(e.to_string()))?
         }
     };
     Ok((

@@ -2,7 +2,22 @@
 //! output and webhook answers.
 
 use arrow_array::RecordBatch;
+use flow_engine::data::Data;
 use serde_json::{Map, Value};
+
+/// Data as one JSON value: a table as a list of row objects, nothing as `null`.
+pub(crate) fn data_json(data: Data) -> Result<Value, arrow_schema::ArrowError> {
+    Ok(match data {
+        Data::Empty => Value::Null,
+        Data::Json(v) => v,
+        Data::Table(batch) => Value::Array(
+            rows_json(&batch, 0, batch.num_rows())?
+                .into_iter()
+                .map(Value::Object)
+                .collect(),
+        ),
+    })
+}
 
 /// Rows `offset..offset + limit` of `batch` as JSON objects (nulls kept as `null`).
 pub(crate) fn rows_json(

@@ -10,21 +10,7 @@ use flow_engine::plural::plural;
 use super::overview::label_of;
 use super::{SegmentStats, Summary};
 
-/// Escapes text for HTML element content and attribute values.
-pub(crate) fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub(crate) use flow_engine::html::escape;
 
 /// `1,234,567.89`
 pub(crate) fn money(v: f64) -> String {
