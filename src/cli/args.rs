@@ -16,6 +16,9 @@ pub(super) struct Cli {
     /// State store directory.
     #[arg(long, global = true, env = "FLOW_STATE", default_value = ".flow")]
     pub(super) state: PathBuf,
+    /// File of NAME=value credentials, readable only by its owner; the environment wins.
+    #[arg(long, global = true, env = "FLOW_SECRETS_FILE", value_name = "FILE")]
+    pub(super) secrets: Option<PathBuf>,
     /// More logging (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub(super) verbose: u8,

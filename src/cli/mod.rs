@@ -89,6 +89,9 @@ fn init_tracing(verbose: u8) {
 }
 
 fn run_command(cli: Cli, registry: &Registry) -> Outcome {
+    if let Some(file) = &cli.secrets {
+        flow_engine::secret::set_secrets_file(file.clone());
+    }
     match cli.command {
         Command::Validate { file, json } => validate(&file, json, registry),
         Command::Graph { file, format } => {

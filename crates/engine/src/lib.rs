@@ -23,6 +23,8 @@
 //! | [`runs`] | starting runs, run parameters, planning a resume |
 //! | [`store`] | the durable state trait and its sled, in-memory and remote implementations |
 //! | [`schedule`] | cron schedules and what to do with missed or overlapping firings |
+//! | [`sync`] | synced histories: keyed columnar copies of remote records, with their cursor |
+//! | [`secret`] | credentials from the environment or a private secrets file, never the YAML |
 //! | [`serve`] | the scheduler behind `flow serve` |
 //! | [`expr`], [`trigger_rule`], [`template_limits`] | row expressions, when a node runs, template limits |
 //! | [`source`], [`plural`], [`redact`], [`spreadsheet`] | located errors, message wording, secret redaction, CSV safe for spreadsheets |
@@ -47,10 +49,12 @@ pub mod run_cache;
 pub mod run_id;
 pub mod runs;
 pub mod schedule;
+pub mod secret;
 pub mod serve;
 pub mod source;
 pub mod spreadsheet;
 pub mod store;
+pub mod sync;
 pub mod table_kind;
 mod template;
 pub mod template_limits;

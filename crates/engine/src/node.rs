@@ -619,6 +619,9 @@ pub struct NodeContext {
     pub routed: Vec<RoutedCase>,
     /// Values shared by the nodes of this execution of the run (see [`crate::run_cache`]).
     pub run_cache: RunCache,
+    /// The store's local directory, where node types keep files across runs (see
+    /// [`NodeContext::files_dir`]); `None` with stores that have none.
+    pub store_dir: Option<PathBuf>,
 }
 
 /// The rows a decision that succeeded routed to one of its cases from which a path leads to
@@ -643,6 +646,15 @@ impl fmt::Debug for NodeContext {
 }
 
 impl NodeContext {
+    /// A directory of files this node keeps across runs, beside the store:
+    /// `STORE/nodes/WORKFLOW-KEY/NODE-ID/PURPOSE` (see [`crate::sync::node_dir`]).
+    pub fn files_dir(&self, purpose: &str) -> Result<PathBuf, NodeError> {
+        let store = self.store_dir.as_deref().ok_or_else(|| {
+            NodeError::msg("this state store keeps no files, so the node cannot keep a history")
+        })?;
+        Ok(crate::sync::node_dir(store, &self.workflow_path, &self.node_id).join(purpose))
+    }
+
     /// A key that is the same for the same item of the same node in the same run, across
     /// attempts and resumes: send it with a side effect so the receiver can drop repeats.
     pub fn idempotency_key(&self, item: &str) -> String {

@@ -52,6 +52,7 @@ pub fn context() -> NodeContext {
         state: Arc::new(Memory::default()),
         routed: Vec::new(),
         run_cache: crate::run_cache::RunCache::new(),
+        store_dir: None,
     }
 }
 
@@ -81,6 +82,11 @@ impl NodeContext {
     }
     pub fn with_trigger(mut self, trigger: Json) -> Self {
         self.trigger = trigger;
+        self
+    }
+    /// The store directory the node keeps its files under (synced histories).
+    pub fn with_store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.store_dir = Some(dir.into());
         self
     }
 }

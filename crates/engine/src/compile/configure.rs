@@ -9,6 +9,7 @@ use serde_json::Value as Json;
 
 use super::{Compiler, Need, Parsed, with_path};
 use crate::node::{ConfigureCx, Node, NodeKind, NodeType, ParamError, ParamType, Params};
+use crate::source::Seg;
 use crate::template::{Renderer, RunVars, TemplateError};
 
 impl Compiler<'_> {
@@ -80,6 +81,10 @@ pub(super) fn configure_node(
         .filter(|s| s.ty == ParamType::Template)
         .map(|s| s.name)
         .collect();
+    let secrets = literal_secrets(with);
+    if !secrets.is_empty() {
+        return Err(secrets);
+    }
     let rendered = renderer
         .render_except(with, params, run, &raw)
         .map_err(|errs| {
@@ -109,6 +114,38 @@ pub(super) fn configure_node(
         input_columns,
     };
     node_type.configure(&Params::new(rendered, dir), &cx)
+}
+
+/// Every value under `with:` that is a literal credential (see [`crate::secret::literal_secret`]).
+fn literal_secrets(with: &serde_json::Map<String, Json>) -> Vec<ParamError> {
+    fn walk(path: &mut Vec<Seg>, key: &str, value: &Json, out: &mut Vec<ParamError>) {
+        match value {
+            Json::Object(map) => {
+                for (k, v) in map {
+                    path.push(Seg::key(k));
+                    walk(path, k, v, out);
+                    path.pop();
+                }
+            }
+            Json::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    path.push(Seg::Index(i));
+                    walk(path, key, v, out);
+                    path.pop();
+                }
+            }
+            _ => {
+                if let Some(message) = crate::secret::literal_secret(key, value) {
+                    out.push(ParamError::at(path.clone(), message));
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in with {
+        walk(&mut vec![Seg::key(k)], k, v, &mut out);
+    }
+    out
 }
 
 fn short(value: &Json) -> String {

@@ -207,6 +207,10 @@ impl StateStore for BoundedStore {
         self.inner.location()
     }
 
+    fn files_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.files_dir()
+    }
+
     fn live_runs(&self) -> Result<std::collections::HashSet<String>, StoreError> {
         self.inner.live_runs()
     }

@@ -142,6 +142,11 @@ pub trait StateStore: Send + Sync {
     fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Where the store lives, for messages.
     fn location(&self) -> String;
+    /// A local directory beside the store where node types keep files across runs (synced
+    /// histories); `None` for stores without one.
+    fn files_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
     /// Runs some process is executing right now. A run recorded as `running` that is not live
     /// was interrupted. A store opened directly holds the lock, so no other process runs anything.
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {

@@ -341,6 +341,10 @@ impl StateStore for RemoteStore {
         format!("{} (through flow serve)", self.dir.display())
     }
 
+    fn files_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {
         let (value, _) = self.call(&Request::LiveRuns, &[])?;
         Self::decode("live runs", value)

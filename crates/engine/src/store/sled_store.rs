@@ -568,6 +568,10 @@ impl StateStore for SledStore {
         self.dir.display().to_string()
     }
 
+    fn files_dir(&self) -> Option<PathBuf> {
+        Some(self.dir.clone())
+    }
+
     /// The database entries go in one batch, flushed before any output file is deleted: a
     /// kill at any point leaves either the run whole or its records gone and (at worst) some
     /// unreferenced output files, which the next removal sweeps up.

@@ -113,6 +113,10 @@ impl StateStore for WatchedStore {
         self.inner.location()
     }
 
+    fn files_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.files_dir()
+    }
+
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {
         self.inner.live_runs()
     }

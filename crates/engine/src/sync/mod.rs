@@ -1,0 +1,45 @@
+//! Synced histories: a durable, keyed, columnar copy of the records a node pulls from a remote
+//! system, with the cursor that says how far the copy goes.
+//!
+//! A source node (a POS connector, say) fetches only what changed since its cursor and commits
+//! it with the new cursor in one atomic step (see [`History`]): a crash at any instant leaves
+//! either the old copy and cursor or the new ones, so nothing is lost or counted twice.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The directory of the files node `node_id` of `workflow` keeps beside the store:
+/// `STORE/nodes/STEM-HASH/NODE`, where the hash is of the workflow file's absolute path, so two
+/// workflows with the same file name keep apart and a run through `flow serve` finds the same
+/// directory as a `flow run` of the same file.
+pub fn node_dir(store_dir: &Path, workflow: &Path, node_id: &str) -> PathBuf {
+    store_dir
+        .join("nodes")
+        .join(workflow_key(workflow))
+        .join(node_id)
+}
+
+/// The key of a workflow file among the store's node directories.
+pub fn workflow_key(workflow: &Path) -> String {
+    let absolute = std::fs::canonicalize(workflow)
+        .or_else(|_| std::path::absolute(workflow))
+        .unwrap_or_else(|_| workflow.to_path_buf());
+    let digest = Sha256::digest(absolute.to_string_lossy().as_bytes());
+    let hash: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+    let stem = workflow
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("{stem}-{hash}")
+}
