@@ -1,7 +1,9 @@
 //! flow's retail node types: [`pos`] reads point-of-sale exports (and generates sample data),
 //! [`segmentation`] turns transactions into segments, recommendations, campaigns and deliveries.
+//! [`connectors`] sync POS APIs into a local history.
 //! [`register`] adds them to a registry, the same way a third-party crate adds its own.
 
+pub mod connectors;
 pub mod pos;
 pub mod segmentation;
 #[cfg(test)]

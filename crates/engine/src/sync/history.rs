@@ -97,9 +97,10 @@ impl History {
         super::Status::of(&self.dir, &self.manifest)
     }
 
-    /// Starts the changes of one sync. With `full`, the commit replaces the whole history.
+    /// Starts the changes of one sync. With `full`, or when the history needs a full load
+    /// (see [`History::needs_full_load`]), the commit replaces the whole history.
     pub fn begin(&mut self, full: bool) -> Commit<'_> {
-        let full = full || self.manifest.reset_requested;
+        let full = full || self.needs_full_load();
         Commit {
             history: self,
             full,
@@ -225,17 +226,23 @@ impl Commit<'_> {
                 reason: format!("it is keyed by `{}`, not `{key}`", files.key),
             });
         }
-        let pending = self.tables.entry(table.to_string()).or_insert_with(|| Pending {
-            key: key.to_string(),
-            schema: None,
-            ops: Vec::new(),
-            upserted: BTreeSet::new(),
-            deleted: BTreeSet::new(),
-        });
+        let pending = self
+            .tables
+            .entry(table.to_string())
+            .or_insert_with(|| Pending {
+                key: key.to_string(),
+                schema: None,
+                ops: Vec::new(),
+                upserted: BTreeSet::new(),
+                deleted: BTreeSet::new(),
+            });
         if pending.key != key {
             return Err(SyncError::Schema {
                 table: table.into(),
-                reason: format!("this sync keyed it by `{}` before, not `{key}`", pending.key),
+                reason: format!(
+                    "this sync keyed it by `{}` before, not `{key}`",
+                    pending.key
+                ),
             });
         }
         Ok(pending)
@@ -409,10 +416,8 @@ fn schema_of(table: &str, files: &TableFiles) -> Result<SchemaRef, SyncError> {
 
 fn write_segment(path: &Path, batch: &RecordBatch) -> Result<(), SyncError> {
     let file = File::create(path).map_err(|e| SyncError::io(path, e))?;
-    let mut writer = arrow_ipc::writer::FileWriter::try_new(
-        std::io::BufWriter::new(file),
-        &batch.schema(),
-    )?;
+    let mut writer =
+        arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
     let file = writer

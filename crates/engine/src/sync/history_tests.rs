@@ -58,7 +58,12 @@ fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes() {
     c.upsert(
         "lines",
         "order_id",
-        lines(&[("o1", "a", 1.0), ("o1", "b", 2.0), ("o2", "a", 3.0), ("o3", "c", 4.0)]),
+        lines(&[
+            ("o1", "a", 1.0),
+            ("o1", "b", 2.0),
+            ("o2", "a", 3.0),
+            ("o3", "c", 4.0),
+        ]),
     )
     .unwrap();
     let merged = c.commit(json!({"watermark": "t1"}), json!({})).unwrap();
@@ -67,8 +72,12 @@ fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes() {
 
     // Day 2: o1 lost a line, o2 was cancelled, o4 is new.
     let mut c = h.begin(false);
-    c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0), ("o4", "d", 5.0)]))
-        .unwrap();
+    c.upsert(
+        "lines",
+        "order_id",
+        lines(&[("o1", "a", 1.0), ("o4", "d", 5.0)]),
+    )
+    .unwrap();
     c.delete("lines", "order_id", ["o2".to_string()]).unwrap();
     let merged = c.commit(json!({"watermark": "t2"}), json!({})).unwrap();
     let want = owned(&[("o1", "a", 1.0), ("o3", "c", 4.0), ("o4", "d", 5.0)]);
@@ -91,8 +100,12 @@ fn within_a_commit_the_later_version_of_an_order_wins() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = History::open(dir.path()).unwrap();
     let mut c = h.begin(false);
-    c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0), ("o1", "b", 1.0)]))
-        .unwrap();
+    c.upsert(
+        "lines",
+        "order_id",
+        lines(&[("o1", "a", 1.0), ("o1", "b", 1.0)]),
+    )
+    .unwrap();
     c.upsert("lines", "order_id", lines(&[("o2", "a", 2.0)]))
         .unwrap();
     // o1 fetched again on a later page after it changed: one line now.
@@ -145,8 +158,12 @@ fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut h = History::open(dir.path()).unwrap();
     let mut c = h.begin(false);
-    c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0), ("o2", "a", 1.0)]))
-        .unwrap();
+    c.upsert(
+        "lines",
+        "order_id",
+        lines(&[("o1", "a", 1.0), ("o2", "a", 1.0)]),
+    )
+    .unwrap();
     c.commit(json!("t1"), json!({})).unwrap();
     drop(h);
     assert!(request_reset(dir.path()).unwrap());

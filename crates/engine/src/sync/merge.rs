@@ -22,16 +22,17 @@ pub(super) fn key_column<'a>(
     table: &str,
     key: &str,
 ) -> Result<&'a arrow_array::StringArray, SyncError> {
-    let col = batch
-        .column_by_name(key)
-        .ok_or_else(|| SyncError::Schema {
-            table: table.into(),
-            reason: format!("the key column `{key}` is missing"),
-        })?;
+    let col = batch.column_by_name(key).ok_or_else(|| SyncError::Schema {
+        table: table.into(),
+        reason: format!("the key column `{key}` is missing"),
+    })?;
     if col.data_type() != &DataType::Utf8 {
         return Err(SyncError::Schema {
             table: table.into(),
-            reason: format!("the key column `{key}` must be text, not {}", col.data_type()),
+            reason: format!(
+                "the key column `{key}` must be text, not {}",
+                col.data_type()
+            ),
         });
     }
     if col.null_count() > 0 {

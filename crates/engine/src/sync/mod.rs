@@ -63,9 +63,7 @@ pub enum SyncError {
     },
     #[error("the synced history {path} is damaged ({reason}); `flow sync reset` starts it over")]
     Corrupt { path: String, reason: String },
-    #[error(
-        "another run is syncing the history in {dir} right now; wait for it to finish"
-    )]
+    #[error("another run is syncing the history in {dir} right now; wait for it to finish")]
     Busy { dir: String },
     #[error("history table `{table}`: {reason}")]
     Schema { table: String, reason: String },
