@@ -11,8 +11,9 @@ mod workflow_fuzz_tests;
 
 use flow_engine::node::Registry;
 
-/// Registers the `pos.*` and `segmentation.*` node types.
+/// Registers the `pos.*`, `shopify.*` and `segmentation.*` node types.
 pub fn register(registry: &mut Registry) {
     pos::register(registry);
+    connectors::shopify::register(registry);
     segmentation::register(registry);
 }

@@ -11,7 +11,8 @@
 //!   no lines left. Units removed by an order edit without a refund (`currentQuantity` below
 //!   the net quantity) reduce the line the same way, pro rata.
 //! - A cancelled order (`cancelledAt` set) has no lines: it leaves the history.
-//! - An order without a customer is a walk-in sale: it has no lines either, and is counted.
+//! - An order without a customer is a walk-in sale: its lines have an empty customer id, so
+//!   the history counts them and does not keep them.
 //! - Money: `*Set { shopMoney { amount currencyCode } }`, the shop's currency; the decimal
 //!   strings are summed exactly (as integers of their smallest digit) before becoming `f64`.
 //! - Time: `processedAt` (when the sale happened; `createdAt` if absent), converted to the
@@ -24,29 +25,13 @@ use serde_json::Value as Json;
 use super::ShopifyError;
 use crate::pos::{Customer, LineItem};
 
-/// The current version of one order: its lines (empty: the order leaves the history).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OrderVersion {
-    pub order_id: String,
-    /// RFC 3339 UTC.
-    pub updated_at: String,
-    pub lines: Vec<LineItem>,
-}
+pub use crate::connectors::{OrderVersion, ProductRow};
 
-/// One product of the catalog.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProductRow {
-    pub product_id: String,
-    pub name: Option<String>,
-    pub category: Option<String>,
-    pub price: Option<f64>,
-    pub stock: Option<f64>,
-}
-
-/// Why an order has no lines.
+/// Why an order has no lines, or (`NoCustomer`) lines without a customer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Gone {
     Cancelled,
+    /// A walk-in sale: its lines have an empty customer id, and the history does not keep them.
     NoCustomer,
     FullyRefunded,
 }
@@ -250,9 +235,10 @@ pub fn order(
     if f.opt_str(o, "cancelledAt")?.is_some() {
         return Ok((version, customer, Some(Gone::Cancelled)));
     }
-    let Some(cust) = &customer else {
-        return Ok((version, None, Some(Gone::NoCustomer)));
-    };
+    let customer_id = customer
+        .as_ref()
+        .map(|c| c.customer_id.clone())
+        .unwrap_or_default();
     let when = if o.get("processedAt").is_some_and(|v| !v.is_null()) {
         f.time(o, "processedAt")?
     } else {
@@ -349,7 +335,7 @@ pub fn order(
         version.lines.push(LineItem {
             line: n as u64 + 1,
             order_id: order_id.clone(),
-            customer_id: cust.customer_id.clone(),
+            customer_id: customer_id.clone(),
             timestamp,
             utc_offset_secs: Some(offset),
             product_id,
@@ -361,7 +347,13 @@ pub fn order(
             currency,
         });
     }
-    let gone = version.lines.is_empty().then_some(Gone::FullyRefunded);
+    let gone = if version.lines.is_empty() {
+        Some(Gone::FullyRefunded)
+    } else if customer.is_none() {
+        Some(Gone::NoCustomer)
+    } else {
+        None
+    };
     Ok((version, customer, gone))
 }
 
@@ -444,7 +436,6 @@ pub fn product(p: &Json, endpoint: &str) -> Result<ProductRow, ShopifyError> {
             .iter()
             .map(|v| v.get("inventoryQuantity").and_then(Json::as_i64))
             .sum::<Option<i64>>()
-            .map(|s| s as f64)
     };
     Ok(ProductRow {
         product_id: numeric_id(gid).to_string(),

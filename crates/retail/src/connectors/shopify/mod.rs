@@ -7,14 +7,17 @@
 //! - [`incremental`]: orders or products updated since a watermark, cursor paginated.
 //! - [`mapping`]: orders → sale lines, customers, products → catalog rows.
 //! - [`source`]: one sync: full or incremental, and the cursor it leaves.
+//! - [`connector`]: a sync into the node's history; `node`: `shopify.orders`, `shopify.catalog`.
 //! - [`push`]: segment tags and profile metafields on the customers.
 
 pub mod bulk;
 pub mod client;
+pub mod connector;
 pub mod incremental;
 pub mod mapping;
 #[cfg(any(test, feature = "shopify-mock"))]
 pub mod mock;
+mod node;
 pub mod push;
 pub mod queries;
 pub mod source;
@@ -24,6 +27,8 @@ pub mod throttle;
 mod tests;
 
 use flow_engine::secret::SecretError;
+
+pub use node::register;
 
 /// The API version requests go to unless `api_version` says otherwise.
 pub const DEFAULT_API_VERSION: &str = "2025-07";
@@ -69,4 +74,7 @@ pub enum ShopifyError {
     Credentials(#[from] SecretError),
     #[error("Shopify: {0}")]
     Config(String),
+    /// The history refused what was read (a full disk, a lock).
+    #[error("{0}")]
+    Sink(Box<crate::connectors::ConnectorError>),
 }

@@ -5,7 +5,6 @@
 //! (after a bulk load, the time the operation started, since objects changed while it ran may
 //! be missing from its result). The next sync asks for `updated_at >= updated_at - lookback`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,22 +32,84 @@ pub struct SourceConfig {
     pub bulk_timeout: Duration,
 }
 
-/// What one sync fetched.
-#[derive(Debug, Default)]
-pub struct Fetched {
-    /// The current version of every order seen; no lines = the order leaves the history.
-    pub orders: Vec<OrderVersion>,
-    pub customers: Vec<Customer>,
-    pub products: Vec<ProductRow>,
+/// Receives what a sync reads, object by object.
+pub trait Receiver {
+    /// An order's current version, its customer, and why it has no lines (or, walk-ins, no
+    /// customer).
+    fn order(
+        &mut self,
+        order: OrderVersion,
+        customer: Option<Customer>,
+        gone: Option<Gone>,
+    ) -> Result<(), ShopifyError>;
+    fn product(&mut self, product: ProductRow) -> Result<(), ShopifyError>;
+}
+
+/// How a sync ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pulled {
+    /// Where the next sync starts.
     pub cursor: Json,
     /// HTTP requests made.
     pub requests: u64,
     /// A full load (bulk operation) rather than an incremental one.
     pub full: bool,
-    /// Orders without a customer (walk-in sales), kept out of the history.
+}
+
+/// Everything one sync read, collected (for tests and small shops).
+#[derive(Debug, Default)]
+pub struct Fetched {
+    pub orders: Vec<OrderVersion>,
+    /// Each customer once, the last version read.
+    pub customers: Vec<Customer>,
+    pub products: Vec<ProductRow>,
+    pub cursor: Json,
+    pub requests: u64,
+    pub full: bool,
     pub walk_in: u64,
-    /// Cancelled orders (out of the history).
     pub cancelled: u64,
+}
+
+impl Receiver for Fetched {
+    fn order(
+        &mut self,
+        order: OrderVersion,
+        customer: Option<Customer>,
+        gone: Option<Gone>,
+    ) -> Result<(), ShopifyError> {
+        match gone {
+            Some(Gone::NoCustomer) => self.walk_in += 1,
+            Some(Gone::Cancelled) => self.cancelled += 1,
+            _ => {}
+        }
+        if let Some(c) = customer {
+            self.customers.retain(|k| k.customer_id != c.customer_id);
+            self.customers.push(c);
+        }
+        self.orders.push(order);
+        Ok(())
+    }
+    fn product(&mut self, product: ProductRow) -> Result<(), ShopifyError> {
+        self.products.push(product);
+        Ok(())
+    }
+}
+
+/// Runs one sync and collects what it read.
+pub fn fetch(
+    cfg: &SourceConfig,
+    token: String,
+    stream: Stream,
+    cursor: Option<&Json>,
+) -> Result<Fetched, ShopifyError> {
+    let mut out = Fetched::default();
+    let pulled = pull(cfg, token, stream, cursor, &mut out)?;
+    out.customers
+        .sort_by(|a, b| a.customer_id.cmp(&b.customer_id));
+    out.cursor = pulled.cursor;
+    out.requests = pulled.requests;
+    out.full = pulled.full;
+    Ok(out)
 }
 
 /// The watermark of a cursor; `None` when the cursor has none (a full load follows).
@@ -66,39 +127,30 @@ impl SourceConfig {
     }
 }
 
-/// Runs one sync of `stream` with the access token `token`.
+/// Runs one sync of `stream` with the access token `token`, handing what it reads to `rx`.
 pub fn pull(
     cfg: &SourceConfig,
     token: String,
     stream: Stream,
     cursor: Option<&Json>,
-) -> Result<Fetched, ShopifyError> {
+    rx: &mut dyn Receiver,
+) -> Result<Pulled, ShopifyError> {
     let client = Client::new(cfg.client.clone(), token);
     let tz = match stream {
         Stream::Orders => shop_time_zone(&client)?,
         Stream::Products => Tz::UTC,
     };
     let endpoint = client.endpoint().to_string();
-    let mut out = Fetched::default();
-    let mut customers: BTreeMap<String, Customer> = BTreeMap::new();
     let mut high: Option<DateTime<Utc>> = None;
-    let mut take = |obj: Json, out: &mut Fetched| -> Result<(), ShopifyError> {
+    let mut take = |obj: Json| -> Result<(), ShopifyError> {
         match stream {
             Stream::Orders => {
                 let (version, customer, gone) = mapping::order(&obj, tz, &endpoint)?;
-                match gone {
-                    Some(Gone::NoCustomer) => out.walk_in += 1,
-                    Some(Gone::Cancelled) => out.cancelled += 1,
-                    _ => {}
-                }
                 let t = DateTime::parse_from_rfc3339(&version.updated_at)
                     .map(|t| t.with_timezone(&Utc))
                     .ok();
                 high = high.max(t);
-                if let Some(c) = customer {
-                    customers.insert(c.customer_id.clone(), c);
-                }
-                out.orders.push(version);
+                rx.order(version, customer, gone)
             }
             Stream::Products => {
                 let t = obj
@@ -107,21 +159,18 @@ pub fn pull(
                     .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                     .map(|t| t.with_timezone(&Utc));
                 high = high.max(t);
-                out.products.push(mapping::product(&obj, &endpoint)?);
+                rx.product(mapping::product(&obj, &endpoint)?)
             }
         }
-        Ok(())
     };
+    let full = watermark(cursor).is_none();
     let next = match watermark(cursor) {
         None => {
-            out.full = true;
             let query = match stream {
                 Stream::Orders => queries::bulk_orders(),
                 Stream::Products => queries::bulk_products(),
             };
-            let result = bulk::run(&client, &query, cfg.poll, cfg.bulk_timeout, |o| {
-                take(o, &mut out)
-            })?;
+            let result = bulk::run(&client, &query, cfg.poll, cfg.bulk_timeout, &mut take)?;
             let started = result
                 .created_at
                 .as_deref()
@@ -131,19 +180,24 @@ pub fn pull(
         }
         Some(previous) => {
             let lookback = chrono::Duration::from_std(cfg.lookback).unwrap_or_default();
-            incremental::since(&client, stream, previous - lookback, cfg.page_size, |o| {
-                take(o, &mut out)
-            })?;
+            incremental::since(
+                &client,
+                stream,
+                previous - lookback,
+                cfg.page_size,
+                &mut take,
+            )?;
             high.map_or(previous, |h| h.max(previous))
         }
     };
-    out.customers = customers.into_values().collect();
-    out.cursor = json!({
-        "updated_at": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "api_version": cfg.client.api_version,
-    });
-    out.requests = client.requests();
-    Ok(out)
+    Ok(Pulled {
+        cursor: json!({
+            "updated_at": next.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            "api_version": cfg.client.api_version,
+        }),
+        requests: client.requests(),
+        full,
+    })
 }
 
 /// The shop's time zone (`shop { ianaTimezone }`), to turn UTC times into its wall clock.

@@ -73,16 +73,18 @@ fn shop_with_orders() -> MockShop {
 fn first_sync_is_a_bulk_operation_later_ones_fetch_only_changes() {
     let shop = shop_with_orders();
     let cfg = cfg(&shop);
-    let day1 = source::pull(&cfg, TOKEN.into(), Stream::Orders, None).unwrap();
+    let day1 = source::fetch(&cfg, TOKEN.into(), Stream::Orders, None).unwrap();
     assert!(day1.full);
     assert_eq!(day1.orders.len(), 12);
     assert_eq!((day1.walk_in, day1.cancelled), (1, 1));
     let lines: usize = day1.orders.iter().map(|o| o.lines.len()).sum();
-    assert_eq!(lines, 20);
+    // 10 orders of 2 lines, and the walk-in's line (without a customer id).
+    assert_eq!(lines, 21);
     let total: f64 = day1
         .orders
         .iter()
         .flat_map(|o| &o.lines)
+        .filter(|l| !l.customer_id.is_empty())
         .map(|l| l.amount)
         .sum();
     assert!((total - 10.0 * 10.08).abs() < 1e-9, "{total}");
@@ -128,7 +130,7 @@ fn first_sync_is_a_bulk_operation_later_ones_fetch_only_changes() {
             { "id": "gid://shopify/RefundLineItem/1", "lineItem": { "id": "gid://shopify/LineItem/300" },
               "quantity": 1, "subtotalSet": { "shopMoney": { "amount": "4.99", "currencyCode": "USD" } } }] }]);
     }
-    let day2 = source::pull(&cfg, TOKEN.into(), Stream::Orders, Some(&day1.cursor)).unwrap();
+    let day2 = source::fetch(&cfg, TOKEN.into(), Stream::Orders, Some(&day1.cursor)).unwrap();
     assert!(!day2.full);
     let ids: Vec<&str> = day2.orders.iter().map(|o| o.order_id.as_str()).collect();
     assert_eq!(ids, ["13", "3"]);
@@ -140,7 +142,7 @@ fn first_sync_is_a_bulk_operation_later_ones_fetch_only_changes() {
     assert_eq!(day2.requests, 2);
 
     // Day 3 with nothing new: the lookback re-reads the last change, idempotently.
-    let day3 = source::pull(&cfg, TOKEN.into(), Stream::Orders, Some(&day2.cursor)).unwrap();
+    let day3 = source::fetch(&cfg, TOKEN.into(), Stream::Orders, Some(&day2.cursor)).unwrap();
     assert_eq!(
         day3.orders
             .iter()
@@ -159,12 +161,12 @@ fn pages_follow_the_cursor_to_the_end_including_an_empty_last_page() {
     cfg.lookback = Duration::ZERO;
     // 12 orders, 3 per page: exactly 4 full pages, then an empty page without a next one.
     shop.state().trailing_empty_page = true;
-    let got = source::pull(&cfg, TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap();
+    let got = source::fetch(&cfg, TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap();
     assert_eq!(got.orders.len(), 12);
     assert_eq!(shop.counts().order_pages, 5);
     // Nothing changed since: one empty page, hasNextPage false, and the cursor stays.
     let late = json!({ "updated_at": "2027-01-01T00:00:00Z" });
-    let got = source::pull(&cfg, TOKEN.into(), Stream::Orders, Some(&late)).unwrap();
+    let got = source::fetch(&cfg, TOKEN.into(), Stream::Orders, Some(&late)).unwrap();
     assert!(got.orders.is_empty());
     assert_eq!(got.cursor["updated_at"], "2027-01-01T00:00:00Z");
     assert_eq!(shop.counts().order_pages, 6);
@@ -181,7 +183,7 @@ fn throttled_queries_wait_for_the_bucket_and_retry() {
         s.set_available(0.0);
     }
     let cursor = json!({ "updated_at": "2026-01-01T00:00:00Z" });
-    let got = source::pull(&cfg(&shop), TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap();
+    let got = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap();
     assert_eq!(got.orders.len(), 12);
     let c = shop.counts();
     // The first query met an empty bucket, and so did the first orders page, whose cost the
@@ -194,7 +196,7 @@ fn throttled_queries_wait_for_the_bucket_and_retry() {
     shop.state().query_cost = 50.0;
     let mut cfg = cfg(&shop);
     cfg.client.throttle_retries = 2;
-    let e = source::pull(&cfg, TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap_err();
+    let e = source::fetch(&cfg, TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap_err();
     assert!(
         matches!(e, ShopifyError::Throttled { attempts: 3, .. }),
         "{e}"
@@ -206,17 +208,17 @@ fn bulk_failures_and_server_errors() {
     let shop = shop_with_orders();
     // 502, 503 then fine: retried.
     shop.state().fail_next = vec![502, 503];
-    let got = source::pull(&cfg(&shop), TOKEN.into(), Stream::Orders, None).unwrap();
+    let got = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None).unwrap();
     assert_eq!(got.orders.len(), 12);
     assert_eq!(shop.counts().faults, 2);
 
     shop.state().bulk_fail = Some("ACCESS_DENIED".into());
-    let e = source::pull(&cfg(&shop), TOKEN.into(), Stream::Orders, None)
+    let e = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None)
         .unwrap_err()
         .to_string();
     assert!(e.contains("FAILED") && e.contains("ACCESS_DENIED"), "{e}");
 
-    let e = source::pull(&cfg(&shop), "shpat_wrong".into(), Stream::Orders, None).unwrap_err();
+    let e = source::fetch(&cfg(&shop), "shpat_wrong".into(), Stream::Orders, None).unwrap_err();
     assert!(matches!(e, ShopifyError::Auth { status: 401, .. }), "{e}");
     assert!(!e.to_string().contains("shpat_wrong"));
 }
@@ -229,7 +231,7 @@ fn malformed(kind: &'static str, change: fn(&mut Json)) -> String {
         }
     }));
     let cursor = json!({ "updated_at": "2026-01-01T00:00:00Z" });
-    let e = source::pull(&cfg(&shop), TOKEN.into(), Stream::Orders, Some(&cursor))
+    let e = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, Some(&cursor))
         .unwrap_err()
         .to_string();
     assert!(
@@ -285,7 +287,7 @@ fn malformed_replies_name_the_endpoint_and_field() {
             *body = json!(format!("{}{{\"id\": \"gid://shop", t));
         }
     }));
-    let e = source::pull(&cfg(&shop), TOKEN.into(), Stream::Orders, None)
+    let e = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None)
         .unwrap_err()
         .to_string();
     assert!(
@@ -307,19 +309,19 @@ fn products_become_catalog_rows() {
         }));
     }
     let shop = MockShop::start(s);
-    let got = source::pull(&cfg(&shop), TOKEN.into(), Stream::Products, None).unwrap();
+    let got = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Products, None).unwrap();
     assert_eq!(got.products.len(), 3, "{:?}", shop.counts());
     assert_eq!(got.products[0].category.as_deref(), Some("Autumn"));
     assert_eq!(got.products[1].category.as_deref(), Some("Tea"));
     assert_eq!(
         (got.products[2].price, got.products[2].stock),
-        (Some(3.5), Some(3.0))
+        (Some(3.5), Some(3))
     );
     shop.state()
         .products
         .get_mut("gid://shopify/Product/2")
         .unwrap()["updatedAt"] = json!("2026-01-11T00:00:00Z");
-    let again = source::pull(
+    let again = source::fetch(
         &cfg(&shop),
         TOKEN.into(),
         Stream::Products,
@@ -460,4 +462,85 @@ fn only_shopify_customer_ids_are_pushed() {
     ] {
         assert_eq!(push::customer_gid(other), None, "{other}");
     }
+}
+
+fn sync_once(
+    ctx: &flow_engine::node::NodeContext,
+    shop: &MockShop,
+    full: bool,
+) -> crate::connectors::Synced {
+    let connector = super::connector::ShopifyConnector {
+        cfg: cfg(shop),
+        stream: Stream::Orders,
+        token: TOKEN.into(),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(crate::connectors::sync(
+        ctx,
+        std::sync::Arc::new(connector),
+        full,
+    ))
+    .unwrap()
+}
+
+#[test]
+fn the_history_holds_each_order_once_across_syncs() {
+    let shop = shop_with_orders();
+    let store = tempfile::tempdir().unwrap();
+    let ctx = flow_engine::testing::context().with_store_dir(store.path());
+    let day1 = sync_once(&ctx, &shop, false);
+    assert!(day1.report.full);
+    // 12 orders: 10 kept, the cancelled one removed, the walk-in's line dropped.
+    assert_eq!(day1.report.orders_held, 10);
+    assert_eq!(day1.report.lines_held, 20);
+    assert_eq!(day1.report.fetched.walk_in_lines, 1);
+    assert_eq!(day1.report.customers_held, 4);
+    assert_eq!(day1.report.fetched.requests, 5);
+    let t = day1.transactions().unwrap();
+    assert!(t.meta.get("sync").is_some());
+
+    // Day 2: order 4 is cancelled, order 5 changes, order 14 is new; order 5 changes again
+    // while the pages are read, so it comes twice: held once.
+    {
+        let mut s = shop.state();
+        s.orders.get_mut("gid://shopify/Order/4").unwrap()["cancelledAt"] =
+            json!("2026-01-10T08:00:00Z");
+        s.orders.get_mut("gid://shopify/Order/4").unwrap()["updatedAt"] =
+            json!("2026-01-10T08:00:00Z");
+        let o = mock::order(
+            14,
+            Some(9),
+            "2026-01-10T09:00:00Z",
+            "2026-01-10T09:00:00Z",
+            &[(1, 1, "4.99")],
+        );
+        s.orders.insert("gid://shopify/Order/14".into(), o);
+        let mut o5 = s.orders["gid://shopify/Order/5"].clone();
+        o5["updatedAt"] = json!("2026-01-10T07:00:00Z");
+        s.orders.insert("gid://shopify/Order/5".into(), o5.clone());
+        // The same order a second time under another key: what a page sees when it moved.
+        o5["updatedAt"] = json!("2026-01-10T10:00:00Z");
+        s.orders.insert("gid://shopify/Order/5#moved".into(), o5);
+    }
+    let day2 = sync_once(&ctx, &shop, false);
+    assert!(!day2.report.full);
+    assert_eq!(day2.report.orders_held, 10); // -4 +14
+    assert_eq!(day2.report.lines_held, 19);
+    // The shop, and two pages of three for the four changed orders.
+    assert_eq!(day2.report.fetched.requests, 3);
+    assert_eq!(shop.counts().bulk_runs, 1);
+    assert_eq!(day2.report.cursor["updated_at"], "2026-01-10T10:00:00Z");
+
+    // A full re-sync: a new bulk operation, same history.
+    shop.state().orders.remove("gid://shopify/Order/5#moved");
+    let again = sync_once(&ctx, &shop, true);
+    assert!(again.report.full);
+    assert_eq!(
+        (again.report.orders_held, again.report.lines_held),
+        (10, 19)
+    );
+    assert_eq!(shop.counts().bulk_runs, 2);
 }
