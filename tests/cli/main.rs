@@ -34,6 +34,7 @@ mod secrets;
 mod segmentation;
 mod serve;
 mod shipped;
+mod shopify;
 mod skip_join;
 mod store;
 mod support;

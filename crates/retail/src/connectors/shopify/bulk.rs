@@ -39,35 +39,59 @@ pub fn run(
         field: field.to_string(),
         reason: reason.to_string(),
     };
-    let started = client.graphql(
-        "bulkOperationRunQuery",
-        queries::BULK_RUN,
-        json!({ "query": query }),
-        10.0,
-    )?;
+    let deadline = Instant::now() + timeout;
+    // One bulk query runs at a time per app and shop (per API version, up to a few): when
+    // another one runs (a catalog sync next to the orders), wait for it to end and start again.
+    let started = loop {
+        let started = client.graphql(
+            "bulkOperationRunQuery",
+            queries::BULK_RUN,
+            json!({ "query": query }),
+            10.0,
+        )?;
+        let errors: Vec<String> = started["bulkOperationRunQuery"]
+            .get("userErrors")
+            .and_then(Json::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|e| e.get("message").and_then(Json::as_str).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if errors.is_empty() {
+            break started;
+        }
+        let busy = errors.iter().any(|e| e.contains("already in progress"));
+        if !busy || Instant::now() > deadline {
+            return Err(ShopifyError::GraphQl {
+                endpoint: endpoint.clone(),
+                what: "bulkOperationRunQuery".into(),
+                message: errors.join("; "),
+            });
+        }
+        loop {
+            std::thread::sleep(poll);
+            let current = client.graphql(
+                "current bulk operation",
+                queries::BULK_CURRENT,
+                json!({}),
+                1.0,
+            )?;
+            let status = current
+                .pointer("/currentBulkOperation/status")
+                .and_then(Json::as_str)
+                .unwrap_or("COMPLETED");
+            if !matches!(status, "CREATED" | "RUNNING" | "CANCELING") || Instant::now() > deadline {
+                break;
+            }
+        }
+    };
     let run = &started["bulkOperationRunQuery"];
-    let errors: Vec<String> = run
-        .get("userErrors")
-        .and_then(Json::as_array)
-        .map(|l| {
-            l.iter()
-                .filter_map(|e| e.get("message").and_then(Json::as_str).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !errors.is_empty() {
-        return Err(ShopifyError::GraphQl {
-            endpoint,
-            what: "bulkOperationRunQuery".into(),
-            message: errors.join("; "),
-        });
-    }
     let id = run
         .pointer("/bulkOperation/id")
         .and_then(Json::as_str)
         .ok_or_else(|| bad("bulkOperationRunQuery.bulkOperation.id", "is missing"))?
         .to_string();
-    let deadline = Instant::now() + timeout;
     let op = loop {
         let data = client.graphql(
             "bulk operation status",

@@ -72,21 +72,6 @@ impl Decimal {
         self.units * 10i128.pow(scale - self.scale)
     }
 
-    pub fn add(self, other: Decimal) -> Decimal {
-        let scale = self.scale.max(other.scale);
-        Decimal {
-            units: self.rescale(scale) + other.rescale(scale),
-            scale,
-        }
-    }
-
-    pub fn sub(self, other: Decimal) -> Decimal {
-        self.add(Decimal {
-            units: -other.units,
-            scale: other.scale,
-        })
-    }
-
     pub fn to_f64(self) -> f64 {
         // Through the decimal text, so 0.1 + 0.2 is the f64 nearest 0.3.
         let sign = if self.units < 0 { "-" } else { "" };
@@ -100,6 +85,27 @@ impl Decimal {
         )
         .parse()
         .unwrap_or(0.0)
+    }
+}
+
+impl std::ops::Add for Decimal {
+    type Output = Decimal;
+    fn add(self, other: Decimal) -> Decimal {
+        let scale = self.scale.max(other.scale);
+        Decimal {
+            units: self.rescale(scale) + other.rescale(scale),
+            scale,
+        }
+    }
+}
+
+impl std::ops::Sub for Decimal {
+    type Output = Decimal;
+    fn sub(self, other: Decimal) -> Decimal {
+        self + Decimal {
+            units: -other.units,
+            scale: other.scale,
+        }
     }
 }
 
@@ -264,7 +270,7 @@ pub fn order(
             let (sub, _) = rf.money(r, "subtotalSet")?;
             let e = refunded.entry(line.to_string()).or_default();
             e.0 += qty;
-            e.1 = e.1.add(sub);
+            e.1 = e.1 + sub;
         }
     }
 
@@ -288,7 +294,7 @@ pub fn order(
             .copied()
             .unwrap_or_default();
         let mut quantity = (ordered - ref_qty).max(0);
-        let mut amount = total.sub(ref_amount).to_f64();
+        let mut amount = (total - ref_amount).to_f64();
         if let Some(current) = li.get("currentQuantity").and_then(Json::as_i64)
             && current < quantity
         {

@@ -126,16 +126,11 @@ fn malformed_fields_are_named() {
 
 #[test]
 fn decimals_are_exact() {
-    let a = Decimal::parse("0.1")
-        .unwrap()
-        .add(Decimal::parse("0.2").unwrap());
+    let a = Decimal::parse("0.1").unwrap() + Decimal::parse("0.2").unwrap();
     assert_eq!(a.to_f64(), 0.3);
     assert_eq!(Decimal::parse("-12.345").unwrap().to_f64(), -12.345);
     assert_eq!(
-        Decimal::parse("1500")
-            .unwrap()
-            .sub(Decimal::parse("0.01").unwrap())
-            .to_f64(),
+        (Decimal::parse("1500").unwrap() - Decimal::parse("0.01").unwrap()).to_f64(),
         1499.99
     );
     for bad in ["", "1,5", "1e3", "--1", ".", "abc"] {

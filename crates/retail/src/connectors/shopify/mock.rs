@@ -228,7 +228,7 @@ pub fn order(
             let unit = crate::connectors::shopify::mapping::Decimal::parse(price).expect("price");
             let mut total = crate::connectors::shopify::mapping::Decimal::default();
             for _ in 0..*qty {
-                total = total.add(unit);
+                total = total + unit;
             }
             json!({
                 "id": format!("gid://shopify/LineItem/{}", id * 100 + i as u64),
@@ -275,6 +275,8 @@ fn cost_ext(s: &State, requested: f64) -> Json {
 fn kind_of(query: &str) -> &'static str {
     if query.contains("bulkOperationRunQuery") {
         "bulk_run"
+    } else if query.contains("currentBulkOperation") {
+        "bulk_current"
     } else if query.contains("BulkOperation") {
         "bulk_poll"
     } else if query.contains("shop {") {
@@ -358,6 +360,20 @@ async fn graphql(
         }
         "bulk_run" => bulk_run(&mut s, &vars),
         "bulk_poll" => bulk_poll(&mut s, &vars),
+        "bulk_current" => {
+            // The operation runs on whoever polls (its own client may be gone).
+            s.counts.bulk_polls += 1;
+            let needed = s.bulk_polls;
+            match s.bulk.as_mut() {
+                Some((id, _, polls, done)) => {
+                    *polls += 1;
+                    *done |= *polls >= needed;
+                    json!({ "currentBulkOperation": {
+                        "id": id, "status": if *done { "COMPLETED" } else { "RUNNING" } } })
+                }
+                None => json!({ "currentBulkOperation": null }),
+            }
+        }
         "orders" => {
             s.counts.order_pages += 1;
             page(&s, &vars, true)

@@ -28,6 +28,7 @@ mod tests;
 
 use flow_engine::secret::SecretError;
 
+pub(crate) use node::connection;
 pub use node::register;
 
 /// The API version requests go to unless `api_version` says otherwise.

@@ -80,6 +80,9 @@ pub fn products_page() -> String {
 pub const BULK_RUN: &str = "mutation RunBulk($query: String!) { \
     bulkOperationRunQuery(query: $query) { bulkOperation { id status } userErrors { field message } } }";
 
+pub const BULK_CURRENT: &str =
+    "query CurrentBulk { currentBulkOperation(type: QUERY) { id status } }";
+
 pub const BULK_POLL: &str = "query BulkStatus($id: ID!) { node(id: $id) { ... on BulkOperation { \
     id status errorCode objectCount url partialDataUrl createdAt completedAt } } }";
 

@@ -33,6 +33,10 @@
 //! With `pos_url`, profile and recommendation updates are POSTed in batches (see [`pos`]).
 //! Files and state are written first, so a failing endpoint leaves the files in place; a resumed
 //! run sends only the batches the endpoint has not acknowledged.
+//!
+//! # Shopify
+//! With `shopify: {shop, token_env, ...}`, every customer is tagged with its segment and its
+//! profile written to metafields (see [`shopify`]), after the files and the POS batches.
 
 mod attribution;
 mod backtests;
@@ -53,6 +57,7 @@ mod report;
 mod report_backtests;
 mod report_outcomes;
 mod routed;
+mod shopify;
 mod staging;
 mod summary;
 
@@ -107,6 +112,7 @@ pub(crate) struct DeployConfig {
     out_dir: PathBuf,
     messages: Messages,
     pos: Option<PosConfig>,
+    shopify: Option<shopify::ShopifyPush>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
@@ -178,6 +184,13 @@ impl NodeType for Deploy {
                 ParamType::Duration,
                 "500ms",
                 "wait before the first retry; doubled for each further retry",
+            ),
+            ParamSpec::optional(
+                "shopify",
+                ParamType::Map,
+                "tag customers with their segment and write their profile to metafields in a \
+                 Shopify shop: {shop, token_env, api_version, base_url, tag_prefix, \
+                 metafield_namespace, metafield_type, batch_size}",
             ),
             ParamSpec::optional(
                 "unsubscribe_url",
@@ -332,6 +345,7 @@ impl NodeType for Deploy {
                 None
             }
         };
+        let shopify = shopify::parse(params, &mut errors);
         let unsubscribe = unsubscribe(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
             errors.push(e);
@@ -371,6 +385,7 @@ impl NodeType for Deploy {
                     out_dir,
                     messages,
                     pos,
+                    shopify,
                     unsubscribe,
                     currency,
                     sent_on,
@@ -430,6 +445,10 @@ impl Node for Configured {
             Some(pos) => pos.token()?,
             None => None,
         };
+        let shopify_token = match &self.cfg.shopify {
+            Some(s) => Some(s.token()?),
+            None => None,
+        };
         let by = ByRole::new(&inputs, NODE);
         let campaigns = by.all("campaign");
         let recommendations = by.all("recommendations");
@@ -440,6 +459,11 @@ impl Node for Configured {
             ]));
         }
         routed::check(&ctx.routed, &campaigns)?;
+        let profiles = self
+            .cfg
+            .shopify
+            .as_ref()
+            .map(|_| shopify::profiles(&campaigns));
         let measure = Measure {
             sources: outcomes::sources(&inputs),
             transactions: by.first("transactions").cloned(),
@@ -464,7 +488,12 @@ impl Node for Configured {
             Some(pos) => Some(pos::deliver(&ctx, pos, token, written.batches).await?),
             None => None,
         };
-        Ok(output(&written.summary, pos_report.as_ref()))
+        let mut out = output(&written.summary, pos_report.as_ref());
+        if let (Some(cfg), Some(token)) = (&self.cfg.shopify, shopify_token) {
+            let report = shopify::deliver(&ctx, cfg, token, profiles.unwrap_or_default()).await?;
+            out = out.with_meta("shopify", json!(report));
+        }
+        Ok(out)
     }
 }
 
