@@ -302,3 +302,137 @@ fn add(report: &mut ShopifyReport, o: BatchOutcome) {
     report.unchanged += o.unchanged;
     report.not_found += o.not_found;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::shopify::mock::{MockShop, RemoteCustomer, State};
+    use arrow_array::{ArrayRef, Float64Array, StringArray};
+
+    fn params(v: Json) -> Params {
+        Params::new(v.as_object().unwrap().clone(), ".")
+    }
+
+    #[test]
+    fn the_block_is_checked_and_errors_point_inside_it() {
+        let mut errors = Vec::new();
+        assert!(parse(&params(json!({})), &mut errors).is_none());
+        assert!(
+            parse(
+                &params(json!({ "shopify": { "enabled": false, "shop": "x" } })),
+                &mut errors
+            )
+            .is_none()
+        );
+        let p = parse(
+            &params(json!({ "shopify": { "shop": "my-shop.myshopify.com" } })),
+            &mut errors,
+        )
+        .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(p.client.base_url, "https://my-shop.myshopify.com");
+        assert_eq!(p.token_env, "SHOPIFY_ACCESS_TOKEN");
+        assert_eq!(
+            (p.target.tag_prefix.as_str(), p.target.namespace.as_str()),
+            ("flow-segment:", "flow")
+        );
+        parse(
+            &params(
+                json!({ "shopify": { "shop": "my shop", "metafield_type": "xml", "token_env": "shpat_abc-1",
+                "batch_size": 0, "tag_prefix": "a,b", "colour": 1 } }),
+            ),
+            &mut errors,
+        );
+        let at: Vec<String> = errors.iter().map(|e| format!("{:?}", e.path)).collect();
+        assert_eq!(errors.len(), 6, "{errors:?}");
+        assert!(at.iter().all(|p| p.contains("shopify")), "{at:?}");
+        assert!(
+            !errors.iter().any(|e| e.message.contains("shpat_abc")),
+            "{errors:?}"
+        );
+    }
+
+    fn campaign(ids: &[&str], segments: &[&str]) -> RecordBatch {
+        let n = ids.len();
+        RecordBatch::try_from_iter(vec![
+            (
+                "customer_id",
+                Arc::new(StringArray::from(ids.to_vec())) as ArrayRef,
+            ),
+            (
+                "segment",
+                Arc::new(StringArray::from(segments.to_vec())) as ArrayRef,
+            ),
+            (
+                "clv",
+                Arc::new(Float64Array::from(vec![Some(10.5); n])) as ArrayRef,
+            ),
+            (
+                "p_alive",
+                Arc::new(Float64Array::from(vec![None; n])) as ArrayRef,
+            ),
+            (
+                "recommended_products",
+                Arc::new(StringArray::from(vec!["Tea; Mug"; n])) as ArrayRef,
+            ),
+            (
+                "recommended_action",
+                Arc::new(StringArray::from(vec!["Call"; n])) as ArrayRef,
+            ),
+        ])
+        .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn batches_are_sent_once_per_run_and_foreign_ids_are_counted() {
+        let mut state = State::default();
+        for i in 1..=30 {
+            state.customers.insert(
+                format!("gid://shopify/Customer/{i}"),
+                RemoteCustomer::default(),
+            );
+        }
+        let shop = MockShop::start(state);
+        let mut errors = Vec::new();
+        let cfg = parse(
+            &params(json!({ "shopify": { "base_url": shop.base_url(), "batch_size": 10 } })),
+            &mut errors,
+        )
+        .unwrap();
+        assert!(errors.is_empty(), "{errors:?}");
+        let ids: Vec<String> = (1..=30).map(|i| i.to_string()).collect();
+        let mut all: Vec<&str> = ids.iter().map(String::as_str).collect();
+        all.extend(["ann@example.com", "bob@example.com"]);
+        let segs: Vec<&str> = all.iter().map(|_| "vip").collect();
+        let profiles = profiles(&[campaign(&all, &segs)]);
+        assert_eq!(profiles[0].recommended_products, vec!["Tea", "Mug"]);
+        let ctx = flow_engine::testing::context();
+        let token = "shpat_test_token_0000".to_string();
+        let first = deliver(&ctx, &cfg, token.clone(), profiles.clone())
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                first.customers,
+                first.not_shopify_ids,
+                first.batches,
+                first.sent
+            ),
+            (32, 2, 3, 3)
+        );
+        assert_eq!(first.tags_added, 30);
+        // A resumed attempt of the same run: nothing sent again.
+        let again = deliver(&ctx, &cfg, token.clone(), profiles.clone())
+            .await
+            .unwrap();
+        assert_eq!((again.sent, again.already_sent, again.requests), (0, 3, 0));
+        // The next run: read, found in step, nothing written.
+        let mutations = shop.counts().mutations;
+        let next = deliver(&ctx.clone().with_run_id("r2"), &cfg, token, profiles)
+            .await
+            .unwrap();
+        assert_eq!((next.sent, next.unchanged), (3, 30));
+        assert_eq!(shop.counts().mutations, mutations);
+        assert_eq!(shop.tags("7", "flow-segment:"), vec!["flow-segment:vip"]);
+    }
+}
