@@ -203,6 +203,21 @@ fn two_days_full_load_then_changes_segments_move_and_tags_follow() {
     assert_remote_matches(&shop, &day2);
     let orders = &ws.node_records("last")["transactions"];
     assert_eq!(orders["meta"]["sync"]["full"], json!(false), "{orders}");
+    assert_eq!(
+        ws.node_records("last")["deploy"]["meta"]["shopify"]["not_shopify_ids"],
+        0
+    );
+
+    // The token is nowhere in the store, the histories, the outputs or the run records.
+    for (path, bytes) in ws.snapshot(".") {
+        assert!(
+            !bytes.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()),
+            "the token is in {}",
+            path.display()
+        );
+    }
+    let shown = ws.flow().args(["runs", "show", "last"]).run();
+    assert!(!shown.stdout.contains(TOKEN) && !shown.stderr.contains(TOKEN));
 }
 
 fn spawn(ws: &Workspace, args: &[&str]) -> Child {

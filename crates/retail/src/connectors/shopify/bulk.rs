@@ -100,6 +100,12 @@ pub fn run(
             1.0,
         )?;
         let op = data.get("node").cloned().unwrap_or(Json::Null);
+        if op.is_null() {
+            return Err(bad(
+                "node",
+                &format!("is null: Shopify does not know the bulk operation {id}"),
+            ));
+        }
         let status = op
             .get("status")
             .and_then(Json::as_str)

@@ -69,7 +69,8 @@ pub struct State {
     pub bulk_polls: u32,
     /// Make the next bulk operation end FAILED with this error code.
     pub bulk_fail: Option<String>,
-    bulk: Option<(String, String, u32, bool)>,
+    /// Every bulk operation (id, what, polls, done); the last is the current one.
+    bulk: Vec<(String, String, u32, bool)>,
     bulk_seq: u32,
     /// Time reported as the bulk operation's start.
     pub now: String,
@@ -105,7 +106,7 @@ impl Default for State {
             refilled_at: Instant::now(),
             bulk_polls: 2,
             bulk_fail: None,
-            bulk: None,
+            bulk: Vec::new(),
             bulk_seq: 0,
             now: "2026-01-10T06:00:00Z".into(),
             fail_next: Vec::new(),
@@ -364,7 +365,7 @@ async fn graphql(
             // The operation runs on whoever polls (its own client may be gone).
             s.counts.bulk_polls += 1;
             let needed = s.bulk_polls;
-            match s.bulk.as_mut() {
+            match s.bulk.last_mut() {
                 Some((id, _, polls, done)) => {
                     *polls += 1;
                     *done |= *polls >= needed;
@@ -419,7 +420,7 @@ async fn graphql(
 
 fn bulk_run(s: &mut State, vars: &Json) -> Json {
     s.counts.bulk_runs += 1;
-    if s.bulk.as_ref().is_some_and(|b| !b.3) {
+    if s.bulk.last().is_some_and(|b| !b.3) {
         return json!({ "bulkOperationRunQuery": { "bulkOperation": null, "userErrors": [
             { "field": null, "message": "A bulk query operation for this app and shop is already in progress." }] } });
     }
@@ -431,7 +432,7 @@ fn bulk_run(s: &mut State, vars: &Json) -> Json {
     };
     s.bulk_seq += 1;
     let id = format!("gid://shopify/BulkOperation/{}", s.bulk_seq);
-    s.bulk = Some((id.clone(), what.to_string(), 0, false));
+    s.bulk.push((id.clone(), what.to_string(), 0, false));
     json!({ "bulkOperationRunQuery": { "bulkOperation": { "id": id, "status": "CREATED" }, "userErrors": [] } })
 }
 
@@ -443,7 +444,7 @@ fn bulk_poll(s: &mut State, vars: &Json) -> Json {
     let now = s.now.clone();
     let base = s.base.clone();
     let (orders, products) = (s.orders.len(), s.products.len());
-    let Some(op) = s.bulk.as_mut().filter(|b| b.0 == asked) else {
+    let Some(op) = s.bulk.iter_mut().find(|b| b.0 == asked) else {
         return json!({ "node": null });
     };
     op.2 += 1;
