@@ -385,7 +385,23 @@ async fn graphql(
         }
         "order_lines" => {
             s.counts.order_line_pages += 1;
-            json!({ "order": { "lineItems": { "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": [] } } })
+            let id = vars.get("id").and_then(Json::as_str).unwrap_or("");
+            let from = vars
+                .get("after")
+                .and_then(Json::as_str)
+                .and_then(|c| c.strip_prefix("li:"))
+                .and_then(|n| n.parse::<usize>().ok())
+                .unwrap_or(0);
+            let items = s
+                .orders
+                .get(id)
+                .and_then(|o| o["lineItems"].as_array().cloned())
+                .unwrap_or_default();
+            let end = (from + 250).min(items.len());
+            let more = end < items.len();
+            json!({ "order": { "lineItems": {
+                "pageInfo": { "hasNextPage": more, "endCursor": format!("li:{end}") },
+                "nodes": items[from.min(end)..end].to_vec() } } })
         }
         "customer_state" => {
             s.counts.state_reads += 1;
@@ -602,8 +618,12 @@ fn page(s: &State, vars: &Json, orders: bool) -> Json {
         .map(|v| {
             let mut v = (*v).clone();
             if orders {
-                let items = v["lineItems"].clone();
-                v["lineItems"] = json!({ "pageInfo": { "hasNextPage": false, "endCursor": null }, "nodes": items });
+                // At most 100 line items per order in a page, as the connector asks.
+                let items = v["lineItems"].as_array().cloned().unwrap_or_default();
+                let more = items.len() > 100;
+                let first: Vec<Json> = items.into_iter().take(100).collect();
+                v["lineItems"] = json!({ "pageInfo": { "hasNextPage": more,
+                    "endCursor": if more { Json::from("li:100") } else { Json::Null } }, "nodes": first });
                 if let Some(list) = v.get_mut("refunds").and_then(Json::as_array_mut) {
                     for r in list {
                         let rl = r["refundLineItems"].clone();

@@ -173,6 +173,28 @@ fn pages_follow_the_cursor_to_the_end_including_an_empty_last_page() {
 }
 
 #[test]
+fn an_order_with_many_line_items_is_read_whole() {
+    let shop = shop_with_orders();
+    let lines: Vec<(u64, i64, &str)> = (0..620).map(|i| (i, 1, "1.00")).collect();
+    let big = mock::order(
+        50,
+        Some(1),
+        "2026-01-09T10:00:00Z",
+        "2026-01-09T10:00:00Z",
+        &lines,
+    );
+    shop.state()
+        .orders
+        .insert("gid://shopify/Order/50".into(), big);
+    let cursor = json!({ "updated_at": "2026-01-09T00:00:00Z" });
+    let got = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, Some(&cursor)).unwrap();
+    let big = got.orders.iter().find(|o| o.order_id == "50").unwrap();
+    assert_eq!(big.lines.len(), 620);
+    // 100 in the page, then 250, 250 and 20.
+    assert_eq!(shop.counts().order_line_pages, 3);
+}
+
+#[test]
 fn throttled_queries_wait_for_the_bucket_and_retry() {
     let shop = shop_with_orders();
     {
@@ -206,11 +228,15 @@ fn throttled_queries_wait_for_the_bucket_and_retry() {
 #[test]
 fn bulk_failures_and_server_errors() {
     let shop = shop_with_orders();
-    // 502, 503 then fine: retried.
-    shop.state().fail_next = vec![502, 503];
+    // 502, 429, 503 then fine: retried.
+    shop.state().fail_next = vec![502, 429, 503];
     let got = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None).unwrap();
     assert_eq!(got.orders.len(), 12);
-    assert_eq!(shop.counts().faults, 2);
+    assert_eq!(shop.counts().faults, 3);
+    // More failures in a row than retries: the last status, named.
+    shop.state().fail_next = vec![503; 4];
+    let e = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None).unwrap_err();
+    assert!(matches!(e, ShopifyError::Http { status: 503, .. }), "{e}");
 
     shop.state().bulk_fail = Some("ACCESS_DENIED".into());
     let e = source::fetch(&cfg(&shop), TOKEN.into(), Stream::Orders, None)
