@@ -79,7 +79,8 @@ def main():
                 and auth_data.login.decode() == user
                 and auth_data.password.decode() == password
             )
-            return AuthResult(success=ok)
+            # handled=False: aiosmtpd answers 535 itself (with the default it answers nothing).
+            return AuthResult(success=ok, handled=ok)
 
         kwargs.update(
             authenticator=authenticator, auth_required=True, auth_require_tls=False

@@ -67,6 +67,17 @@ fn valid_env_name(s: &str) -> bool {
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Header names whose value is a credential: a literal value for them is refused.
+fn credential_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n == "cookie"
+        || ["token", "api-key", "apikey", "secret", "password", "auth"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
 impl NodeType for HttpRequest {
     fn name(&self) -> &'static str {
         NAME
@@ -178,6 +189,13 @@ impl NodeType for HttpRequest {
                 Json::Object(map) => {
                     for (name, v) in map {
                         match v {
+                            Json::String(_) if credential_header(name) => errors.push(ParamError::new(
+                                "headers",
+                                format!(
+                                    "`{name}` carries a credential: write {{ env: VAR }} (or use `auth`), \
+                                     never the value in the workflow"
+                                ),
+                            )),
                             Json::String(s) => headers.push((name.clone(), Value::Text(s.clone()))),
                             Json::Object(m)
                                 if m.len() == 1

@@ -288,3 +288,31 @@ fn a_literal_credential_in_auth_is_refused() {
             .any(|e| e.message.contains("naming environment variables"))
     );
 }
+
+#[test]
+fn a_literal_authorization_header_is_refused() {
+    let params = Params::new(
+        serde_json::from_str::<Json>(
+            r#"{"url":"http://x/","headers":{"Authorization":"Bearer abc","X-Api-Key":{"env":"K"}}}"#,
+        )
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .clone(),
+        "/",
+    );
+    let cx = ConfigureCx {
+        node_id: "push",
+        kind: NodeKind::Action,
+        workflow_dir: std::path::Path::new("/"),
+        input_columns: &[],
+    };
+    let errors = HttpRequest.configure(&params, &cx).err().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0]
+            .message
+            .contains("`Authorization` carries a credential")
+    );
+    assert!(!errors[0].message.contains("abc"));
+}
