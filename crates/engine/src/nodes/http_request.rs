@@ -158,7 +158,7 @@ impl NodeType for HttpRequest {
                 String::new()
             }
         };
-        if !url.is_empty() && !(url.starts_with("http://") || url.starts_with("https://")) {
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             errors.push(ParamError::new(
                 "url",
                 format!(

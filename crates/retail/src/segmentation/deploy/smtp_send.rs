@@ -71,7 +71,7 @@ const AUTH_CODES: [u16; 4] = [530, 534, 535, 538];
 
 fn classify(e: &lettre::transport::smtp::Error, cfg: &EmailConfig) -> Failure {
     let text = e.to_string();
-    let code = e.status().map(|c| u16::from(c));
+    let code = e.status().map(u16::from);
     match code {
         Some(c) if AUTH_CODES.contains(&c) => {
             let vars = match &cfg.auth {
