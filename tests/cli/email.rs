@@ -135,7 +135,7 @@ fn spawn_run(ws: &Workspace) -> Child {
         .env("SMTP_USER", USER)
         .env("SMTP_PASSWORD", PASSWORD)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(ws.path("run.stderr")).expect("create run.stderr"))
         .spawn()
         .expect("spawn flow")
 }
@@ -183,9 +183,15 @@ fn a_kill_while_sending_then_resume_delivers_each_message_once() {
     };
     let ws = small_workspace(server.port);
     let mut child = spawn_run(&ws);
+    let mut exited = None;
+    let arrived = wait_until(Duration::from_secs(120), || {
+        exited = child.try_wait().expect("poll flow");
+        exited.is_some() || server.received().len() >= 30
+    });
     assert!(
-        wait_until(Duration::from_secs(120), || server.received().len() >= 30),
-        "no messages arrived"
+        arrived && exited.is_none(),
+        "flow ended ({exited:?}) or no messages arrived; stderr:\n{}",
+        std::fs::read_to_string(ws.path("run.stderr")).unwrap_or_default()
     );
     child.kill().expect("SIGKILL flow");
     child.wait().expect("wait for flow");
@@ -241,6 +247,7 @@ fn a_kill_while_sending_then_resume_delivers_each_message_once() {
     // The password is nowhere in the store, the output or the run record.
     let show = ws.flow().args(["runs", "show", "last", "--json"]).run();
     assert!(!show.stdout.contains(PASSWORD) && !out.stderr.contains(PASSWORD));
+    assert!(!ws.read("run.stderr").contains(PASSWORD));
     for f in files_under(&ws.state_dir())
         .iter()
         .chain(files_under(&ws.path("out")).iter())
