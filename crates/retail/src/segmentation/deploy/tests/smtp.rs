@@ -145,6 +145,10 @@ fn each_customer_gets_one_multipart_message_with_safe_headers() {
     for (rcpt, text) in &got {
         let eml = parse_eml(text);
         assert!(eml.all("Bcc").is_empty(), "{text}");
+        assert_eq!(
+            decode_words(eml.one("Subject")),
+            "Café treats for Ada Bcc: victim@example.com"
+        );
         let (name, address) = mailbox_of(eml.one("To"));
         assert_eq!(
             (name.as_str(), address.as_str()),
