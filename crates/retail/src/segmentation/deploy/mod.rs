@@ -42,8 +42,10 @@ mod lineage;
 mod message;
 mod message_files;
 mod outcomes;
+mod outgoing;
 mod outputs;
 mod overview;
+mod plain_text;
 mod pooled;
 mod pos;
 mod pos_batches;
@@ -53,6 +55,8 @@ mod report;
 mod report_backtests;
 mod report_outcomes;
 mod routed;
+mod smtp;
+mod smtp_send;
 mod staging;
 mod summary;
 
@@ -107,6 +111,7 @@ pub(crate) struct DeployConfig {
     out_dir: PathBuf,
     messages: Messages,
     pos: Option<PosConfig>,
+    email: Option<smtp::EmailConfig>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
@@ -195,6 +200,12 @@ impl NodeType for Deploy {
                 ParamType::Integer,
                 "14",
                 "purchases on the 1st to the Nth day after a send are attributed to it",
+            ),
+            ParamSpec::optional(
+                "email",
+                ParamType::Map,
+                "send the messages over SMTP: {host, port, tls: starttls|tls|none, username_env, \
+                 password_env, rate: 10/s, timeout, retries, backoff}",
             ),
             ParamSpec::optional(
                 "unsubscribe_email",
@@ -333,6 +344,7 @@ impl NodeType for Deploy {
             }
         };
         let unsubscribe = unsubscribe(params, &mut errors);
+        let email = smtp::parse(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
             errors.push(e);
             None
@@ -371,6 +383,7 @@ impl NodeType for Deploy {
                     out_dir,
                     messages,
                     pos,
+                    email,
                     unsubscribe,
                     currency,
                     sent_on,
@@ -430,6 +443,10 @@ impl Node for Configured {
             Some(pos) => pos.token()?,
             None => None,
         };
+        let smtp_credentials = match &self.cfg.email {
+            Some(email) => email.credentials()?,
+            None => None,
+        };
         let by = ByRole::new(&inputs, NODE);
         let campaigns = by.all("campaign");
         let recommendations = by.all("recommendations");
@@ -464,7 +481,24 @@ impl Node for Configured {
             Some(pos) => Some(pos::deliver(&ctx, pos, token, written.batches).await?),
             None => None,
         };
-        Ok(output(&written.summary, pos_report.as_ref()))
+        let email_report = match &self.cfg.email {
+            Some(email) => Some(
+                smtp_send::deliver(
+                    &ctx,
+                    email,
+                    smtp_credentials,
+                    written.emails,
+                    &self.cfg.out_dir,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        Ok(output(
+            &written.summary,
+            pos_report.as_ref(),
+            email_report.as_ref(),
+        ))
     }
 }
 
