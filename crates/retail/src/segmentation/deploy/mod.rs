@@ -36,7 +36,8 @@
 //!
 //! # Shopify
 //! With `shopify: {shop, token_env, ...}`, every customer is tagged with its segment and its
-//! profile written to metafields (see [`shopify`]), after the files and the POS batches.
+//! profile written to metafields (see [`shopify`]), after the files, the POS batches and the
+//! email.
 
 mod attribution;
 mod backtests;
@@ -46,8 +47,10 @@ mod lineage;
 mod message;
 mod message_files;
 mod outcomes;
+mod outgoing;
 mod outputs;
 mod overview;
+mod plain_text;
 mod pooled;
 mod pos;
 mod pos_batches;
@@ -58,6 +61,8 @@ mod report_backtests;
 mod report_outcomes;
 mod routed;
 mod shopify;
+mod smtp;
+mod smtp_send;
 mod staging;
 mod summary;
 
@@ -113,6 +118,7 @@ pub(crate) struct DeployConfig {
     messages: Messages,
     pos: Option<PosConfig>,
     shopify: Option<shopify::ShopifyPush>,
+    email: Option<smtp::EmailConfig>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
@@ -208,6 +214,12 @@ impl NodeType for Deploy {
                 ParamType::Integer,
                 "14",
                 "purchases on the 1st to the Nth day after a send are attributed to it",
+            ),
+            ParamSpec::optional(
+                "email",
+                ParamType::Map,
+                "send the messages over SMTP: {host, port, tls: starttls|tls|none, username_env, \
+                 password_env, rate: 10/s, timeout, retries, backoff}",
             ),
             ParamSpec::optional(
                 "unsubscribe_email",
@@ -347,6 +359,7 @@ impl NodeType for Deploy {
         };
         let shopify = shopify::parse(params, &mut errors);
         let unsubscribe = unsubscribe(params, &mut errors);
+        let email = smtp::parse(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
             errors.push(e);
             None
@@ -386,6 +399,7 @@ impl NodeType for Deploy {
                     messages,
                     pos,
                     shopify,
+                    email,
                     unsubscribe,
                     currency,
                     sent_on,
@@ -449,6 +463,10 @@ impl Node for Configured {
             Some(s) => Some(s.token()?),
             None => None,
         };
+        let smtp_credentials = match &self.cfg.email {
+            Some(email) => email.credentials()?,
+            None => None,
+        };
         let by = ByRole::new(&inputs, NODE);
         let campaigns = by.all("campaign");
         let recommendations = by.all("recommendations");
@@ -488,7 +506,20 @@ impl Node for Configured {
             Some(pos) => Some(pos::deliver(&ctx, pos, token, written.batches).await?),
             None => None,
         };
-        let mut out = output(&written.summary, pos_report.as_ref());
+        let email_report = match &self.cfg.email {
+            Some(email) => Some(
+                smtp_send::deliver(
+                    &ctx,
+                    email,
+                    smtp_credentials,
+                    written.emails,
+                    &self.cfg.out_dir,
+                )
+                .await?,
+            ),
+            None => None,
+        };
+        let mut out = output(&written.summary, pos_report.as_ref(), email_report.as_ref());
         if let (Some(cfg), Some(token)) = (&self.cfg.shopify, shopify_token) {
             let report = shopify::deliver(&ctx, cfg, token, profiles.unwrap_or_default()).await?;
             out = out.with_meta("shopify", json!(report));
