@@ -229,6 +229,19 @@ fn spawn(ws: &Workspace, args: &[&str]) -> Child {
         .expect("spawn flow")
 }
 
+/// Waits for `cond` while `child` runs; panics when it ends first (it failed early: run
+/// `flow run` by hand to see why).
+fn wait_while_running(child: &mut Child, what: &str, mut cond: impl FnMut() -> bool) {
+    let ok = wait_until(Duration::from_secs(120), || {
+        cond() || child.try_wait().expect("try_wait").is_some()
+    });
+    assert!(
+        ok && cond(),
+        "{what}: flow ended first or timed out ({:?})",
+        child.try_wait()
+    );
+}
+
 fn kill(mut child: Child) {
     child.kill().expect("SIGKILL flow");
     child.wait().expect("wait for flow");
@@ -262,13 +275,10 @@ fn a_kill_during_the_push_then_resume_leaves_every_tag_right() {
     let batches = buyers.len().div_ceil(25) as u64;
     let shop = MockShop::start(state);
     let ws = workspace(&shop_yaml(&shop.base_url()));
-    let child = spawn(&ws, &["run", WF]);
+    let mut child = spawn(&ws, &["run", WF]);
     // The push sends a read and (here) a write per batch of 25: kill after a random number.
     let k = 1 + random_below(batches - 1);
-    assert!(
-        wait_until(Duration::from_secs(120), || shop.counts().state_reads >= k),
-        "the push never started"
-    );
+    wait_while_running(&mut child, "the push", || shop.counts().state_reads >= k);
     kill(child);
     let reads_before = shop.counts().state_reads;
     run_flow(&ws, &["resume", "last"]);
@@ -288,6 +298,15 @@ fn a_kill_during_the_push_then_resume_leaves_every_tag_right() {
 }
 
 const SYNC_WF: &str = "name: shop\nnodes:\n  - id: start\n    kind: trigger\n    type: manual\n  - id: transactions\n    kind: action\n    type: shopify.orders\n    needs: start\n    with:\n      base_url: BASE\n      page_size: 10\n      poll_interval: 30ms\n  - id: save\n    kind: output\n    type: file.write\n    needs: transactions\n    with: { path: out/transactions.csv }\n";
+
+/// `flow resume last`, unless the run ended before the kill landed.
+fn resume_unless_done(ws: &Workspace) {
+    if ws.statuses("last").get("save").map(String::as_str) != Some("succeeded") {
+        run_flow(ws, &["resume", "last"]);
+    } else {
+        eprintln!("the run ended before the kill");
+    }
+}
 
 /// (order id, rows, amount in cents) of `out/transactions.csv`.
 fn saved(ws: &Workspace) -> BTreeMap<String, (u64, i64)> {
@@ -360,17 +379,14 @@ fn a_kill_during_a_sync_then_resume_loses_and_doubles_no_order() {
     let ws = Workspace::with_workflow(&SYNC_WF.replace("BASE", &shop.base_url()));
 
     // Day 1: killed at a random instant of the bulk load (polls take ~150 ms).
-    let child = spawn(&ws, &["run", "flow.yaml"]);
-    assert!(
-        wait_until(Duration::from_secs(60), || shop.counts().total >= 1),
-        "the sync never started"
-    );
+    let mut child = spawn(&ws, &["run", "flow.yaml"]);
+    wait_while_running(&mut child, "the sync", || shop.counts().total >= 1);
     let started = Instant::now();
     // The bulk load takes ~300 ms (6 polls 30 ms apart, 10 ms per request).
     std::thread::sleep(Duration::from_millis(random_below(280)));
     kill(child);
     eprintln!("killed after {:?}", started.elapsed());
-    run_flow(&ws, &["resume", "last"]);
+    resume_unless_done(&ws);
     assert_eq!(ws.statuses("last")["save"], "succeeded");
     assert_eq!(saved(&ws), expected(&shop));
 
@@ -394,16 +410,14 @@ fn a_kill_during_a_sync_then_resume_loses_and_doubles_no_order() {
     }
     let pages_before = shop.counts().order_pages;
     let bulk_before = shop.counts().bulk_runs;
-    let child = spawn(&ws, &["run", "flow.yaml"]);
+    let mut child = spawn(&ws, &["run", "flow.yaml"]);
     let k = 1 + random_below(11);
-    assert!(
-        wait_until(Duration::from_secs(60), || shop.counts().order_pages
-            >= pages_before + k),
-        "the incremental sync never paged"
-    );
+    wait_while_running(&mut child, "the incremental sync", || {
+        shop.counts().order_pages >= pages_before + k
+    });
     kill(child);
     shop.state().delay = Duration::ZERO;
-    run_flow(&ws, &["resume", "last"]);
+    resume_unless_done(&ws);
     assert_eq!(ws.statuses("last")["save"], "succeeded");
     assert_eq!(saved(&ws), expected(&shop));
     assert_eq!(shop.counts().bulk_runs, bulk_before, "day 2 is incremental");
