@@ -2,6 +2,7 @@
 //! [`segmentation`] turns transactions into segments, recommendations, campaigns and deliveries.
 //! [`register`] adds them to a registry, the same way a third-party crate adds its own.
 
+pub mod connectors;
 pub mod pos;
 pub mod segmentation;
 #[cfg(test)]
