@@ -32,6 +32,10 @@ pub struct State {
     pub throttle: u32,
     /// Replace the next answer of this path with this body (status 200).
     pub garble: Option<(String, Json)>,
+    /// Answer every request after the first N of the log with 503 (a server down midway).
+    pub fail_after: Option<usize>,
+    /// Group idempotency key → group id.
+    pub group_keys: BTreeMap<String, String>,
     /// Every request: "METHOD /path".
     pub log: Vec<String>,
     pub tokens_seen: BTreeSet<String>,
@@ -83,7 +87,11 @@ impl Mock {
         let s = self.state.lock().unwrap();
         s.memberships
             .iter()
-            .map(|(c, gs)| (c.clone(), gs.iter().map(|g| s.groups[g].clone()).collect()))
+            .map(|(c, gs)| {
+                let mut names: Vec<String> = gs.iter().map(|g| s.groups[g].clone()).collect();
+                names.sort();
+                (c.clone(), names)
+            })
             .filter(|(_, gs): &(String, Vec<String>)| !gs.is_empty())
             .collect()
     }
@@ -147,7 +155,13 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             if let Some(v) = headers.get("square-version") {
                 s.versions_seen.insert(v.clone());
             }
-            if s.throttle > 0 {
+            if s.fail_after.is_some_and(|n| s.log.len() > n) {
+                (
+                    503,
+                    "",
+                    error("API_ERROR", "SERVICE_UNAVAILABLE", "down", None),
+                )
+            } else if s.throttle > 0 {
                 s.throttle -= 1;
                 (
                     429,
@@ -306,11 +320,18 @@ fn route(
             let Some(name) = body.pointer("/group/name").and_then(Json::as_str) else {
                 return bad("group.name is required", Some("group.name"));
             };
+            let key = body["idempotency_key"].as_str().unwrap_or("").to_string();
+            if let Some(id) = s.group_keys.get(&key).filter(|_| !key.is_empty()) {
+                return (200, json!({"group": {"id": id, "name": s.groups[id]}}));
+            }
             if s.groups.values().any(|n| n == name) {
                 return bad("a group with this name exists", Some("group.name"));
             }
             let id = format!("G{}", s.groups.len() + 1);
             s.groups.insert(id.clone(), name.to_string());
+            if !key.is_empty() {
+                s.group_keys.insert(key, id.clone());
+            }
             Ok(json!({"group": {"id": id, "name": name}}))
         }
         ("PUT" | "DELETE", ["v2", "customers", cid, "groups", gid]) => {

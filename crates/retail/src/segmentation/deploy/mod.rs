@@ -53,6 +53,7 @@ mod report;
 mod report_backtests;
 mod report_outcomes;
 mod routed;
+mod square;
 mod staging;
 mod summary;
 
@@ -107,6 +108,7 @@ pub(crate) struct DeployConfig {
     out_dir: PathBuf,
     messages: Messages,
     pos: Option<PosConfig>,
+    square: Option<square::SquarePush>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
@@ -178,6 +180,12 @@ impl NodeType for Deploy {
                 ParamType::Duration,
                 "500ms",
                 "wait before the first retry; doubled for each further retry",
+            ),
+            ParamSpec::optional(
+                "square",
+                ParamType::Map,
+                "Square push: {token_env, group_prefix, api_version, base_url, retries, backoff}; \
+                 one customer group per segment and the profile in custom attributes",
             ),
             ParamSpec::optional(
                 "unsubscribe_url",
@@ -332,6 +340,9 @@ impl NodeType for Deploy {
                 None
             }
         };
+        let square = params
+            .get("square")
+            .and_then(|v| square::SquarePush::parse(v, &mut errors));
         let unsubscribe = unsubscribe(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
             errors.push(e);
@@ -371,6 +382,7 @@ impl NodeType for Deploy {
                     out_dir,
                     messages,
                     pos,
+                    square,
                     unsubscribe,
                     currency,
                     sent_on,
@@ -430,6 +442,10 @@ impl Node for Configured {
             Some(pos) => pos.token()?,
             None => None,
         };
+        let square_token = match &self.cfg.square {
+            Some(sq) => Some(sq.token()?),
+            None => None,
+        };
         let by = ByRole::new(&inputs, NODE);
         let campaigns = by.all("campaign");
         let recommendations = by.all("recommendations");
@@ -445,6 +461,10 @@ impl Node for Configured {
             transactions: by.first("transactions").cloned(),
         };
         let backtests = backtests::collect(&inputs);
+        let square_profiles = match &self.cfg.square {
+            Some(_) => square::profiles(&campaigns)?,
+            None => Vec::new(),
+        };
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
         let written = flow_engine::node::spawn_blocking(move || {
@@ -464,7 +484,23 @@ impl Node for Configured {
             Some(pos) => Some(pos::deliver(&ctx, pos, token, written.batches).await?),
             None => None,
         };
-        Ok(output(&written.summary, pos_report.as_ref()))
+        let square_report = match (&self.cfg.square, square_token) {
+            (Some(sq), Some(token)) => Some(square::push(&ctx, sq, token, square_profiles).await?),
+            _ => None,
+        };
+        let mut out = output(&written.summary, pos_report.as_ref());
+        if let Some(r) = square_report {
+            if let flow_engine::data::Body::Data(flow_engine::data::Data::Json(v)) = &mut out.body {
+                v["square"] = json!(r);
+            }
+            out = out
+                .with_meta(
+                    "square_memberships_changed",
+                    (r.memberships_added + r.memberships_removed) as u64,
+                )
+                .with_meta("square_not_square_customers", r.not_square_customers as u64);
+        }
+        Ok(out)
     }
 }
 

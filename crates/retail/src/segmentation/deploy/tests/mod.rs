@@ -18,6 +18,7 @@ use untrusted::{decode_words, mailbox_of, parse_eml};
 mod outcomes;
 mod pos;
 mod scale;
+mod square;
 mod untrusted;
 use flow_engine::node::Input;
 
