@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::{prune, serve, store_check};
+use super::{prune, serve, store_check, sync};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,6 +71,9 @@ pub(super) enum Command {
     /// Maintain the state store.
     #[command(subcommand)]
     Store(store_check::StoreCommand),
+    /// The synced histories of a workflow's POS API sources: status, or start over.
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 #[derive(Debug, Args)]

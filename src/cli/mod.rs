@@ -19,6 +19,7 @@ mod schema;
 mod serve;
 mod store_access;
 mod store_check;
+mod sync;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -116,6 +117,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
         }
         Command::SampleData(args) => sample::sample_data(args),
         Command::Store(command) => store_check::run(&cli.state, command),
+        Command::Sync(command) => sync::run(&cli.state, command),
         Command::Serve(args) => serve::serve(
             serve::ServeCommand {
                 state: &cli.state,

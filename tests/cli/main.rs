@@ -37,6 +37,7 @@ mod shipped;
 mod skip_join;
 mod store;
 mod support;
+mod sync_status;
 mod untrusted;
 mod validate;
 mod webhook;

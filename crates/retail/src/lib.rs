@@ -1,5 +1,6 @@
 //! flow's retail node types: [`pos`] reads point-of-sale exports (and generates sample data),
 //! [`segmentation`] turns transactions into segments, recommendations, campaigns and deliveries.
+//! [`connectors`] sync POS APIs into a local history.
 //! [`register`] adds them to a registry, the same way a third-party crate adds its own.
 
 pub mod connectors;

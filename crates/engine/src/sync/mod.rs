@@ -43,3 +43,39 @@ pub fn workflow_key(workflow: &Path) -> String {
         .collect();
     format!("{stem}-{hash}")
 }
+
+mod history;
+mod manifest;
+mod merge;
+mod status;
+
+pub use history::{Commit, History, Merged, request_reset};
+pub use manifest::SyncRecord;
+pub use status::{Status, TableStatus, status};
+
+/// Why a history cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the synced history {path} is damaged ({reason}); `flow sync reset` starts it over")]
+    Corrupt { path: String, reason: String },
+    #[error("another run is syncing the history in {dir} right now; wait for it to finish")]
+    Busy { dir: String },
+    #[error("history table `{table}`: {reason}")]
+    Schema { table: String, reason: String },
+    #[error("history: {0}")]
+    Arrow(#[from] arrow_schema::ArrowError),
+}
+
+impl SyncError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        SyncError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+}

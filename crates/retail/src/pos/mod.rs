@@ -66,7 +66,7 @@ pub use model::{
 };
 pub use money::{DecimalSeparator, parse_money, parse_number};
 pub use node::{CATALOG_COLUMNS, CatalogNode, Extract, TRANSACTION_COLUMNS};
-pub(crate) use node::{catalog_schema, transactions_schema};
+pub(crate) use node::{catalog_schema, transactions_schema, transactions_table};
 pub use shopify::{MissingEmail, ShopifyOptions};
 pub use square::SquareOptions;
 pub use table::Delimiter;

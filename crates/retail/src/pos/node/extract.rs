@@ -133,6 +133,33 @@ pub(super) fn extract(
     Ok(out)
 }
 
+/// The `transactions` table of line items from another source than an export (a POS API's
+/// synced history): `customers` supply contact details and consent, `products` names and
+/// categories the items lack. Returns the table and the number of distinct customers.
+pub(crate) fn transactions_table(
+    items: impl Iterator<Item = LineItem>,
+    rows_hint: usize,
+    customers: Vec<Customer>,
+    products: &HashMap<&str, (Option<&str>, Option<&str>)>,
+) -> Result<(RecordBatch, usize), NodeError> {
+    let mut b = Builders {
+        expected_rows: rows_hint,
+        ..Builders::default()
+    };
+    for item in items {
+        let date = item.date();
+        b.push(&item, date, products);
+    }
+    let mut people: Vec<Customer> = vec![Customer::default(); b.customers.len()];
+    for c in customers {
+        if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
+            people[index as usize] = c;
+        }
+    }
+    let count = people.len();
+    Ok((b.finish(&people)?, count))
+}
+
 /// About how many rows a transactions file holds, from its size and the lines in its first
 /// 64 KiB (a capacity hint only: the builders still grow if it is short).
 fn expected_rows(path: &std::path::Path) -> usize {

@@ -20,6 +20,7 @@ use serde_json::Value as Json;
 
 use super::{CatalogOptions, CustomersOptions, Format, MaxBadRows, OnBadRows};
 use extract::extract;
+pub(crate) use extract::transactions_table;
 use flow_engine::data::Output;
 use flow_engine::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,

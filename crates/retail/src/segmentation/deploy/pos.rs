@@ -34,21 +34,15 @@ impl PosConfig {
         flow_engine::redact::url(&self.url)
     }
 
-    /// The bearer token from the environment; an error when the variable is not set.
+    /// The bearer token from the environment or the secrets file; an error when neither has
+    /// the variable.
     pub(crate) fn token(&self) -> Result<Option<String>, NodeError> {
         let Some(var) = &self.token_env else {
             return Ok(None);
         };
-        match std::env::var(var) {
-            Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
-            Ok(_) => Err(NodeError::msg(format!(
-                "the environment variable `{var}` (pos_token_env) holding the POS token is empty"
-            ))),
-            Err(_) => Err(NodeError::msg(format!(
-                "the environment variable `{var}` (pos_token_env) holding the POS token is not \
-                 set; export it before running, or remove pos_token_env"
-            ))),
-        }
+        flow_engine::secret::require("pos_token_env", var)
+            .map(Some)
+            .map_err(|e| NodeError::msg(format!("the POS token: {e}")))
     }
 }
 

@@ -1,0 +1,462 @@
+//! [`History`]: a directory of Arrow IPC segment files and the manifest naming them, opened
+//! by one writer at a time; [`Commit`]: the changes of one sync, made visible atomically with
+//! the new cursor.
+//!
+//! A commit writes its segment files (fsynced) under names no manifest uses yet, then replaces
+//! the manifest. Until the rename the old manifest, with the old cursor, is the history; after
+//! it, the new one. Files no manifest names (from a commit a crash cut short, or replaced by a
+//! compaction) are deleted when the history is next opened.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_schema::{Schema, SchemaRef};
+use chrono::Utc;
+use serde_json::Value as Json;
+
+use super::SyncError;
+use super::manifest::{MANIFEST, Manifest, Segment, SyncRecord, TableFiles, sync_dir};
+use super::merge::{Part, distinct_keys, key_column, merge};
+
+const LOCK: &str = "LOCK";
+/// Segments a table may have before a commit rewrites it as one.
+const MAX_SEGMENTS: usize = 8;
+
+/// A synced history, open for syncing (the directory's lock is held until it is dropped).
+#[derive(Debug)]
+pub struct History {
+    dir: PathBuf,
+    manifest: Manifest,
+    _lock: File,
+}
+
+impl History {
+    /// Opens (or creates) the history in `dir`. Fails when another process is syncing it.
+    pub fn open(dir: &Path) -> Result<History, SyncError> {
+        std::fs::create_dir_all(dir).map_err(|e| SyncError::io(dir, e))?;
+        let lock_path = dir.join(LOCK);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| SyncError::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(SyncError::Busy {
+                    dir: dir.display().to_string(),
+                });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(SyncError::io(&lock_path, e)),
+        }
+        let manifest = Manifest::read(dir)?.unwrap_or_else(Manifest::new);
+        let history = History {
+            dir: dir.to_path_buf(),
+            manifest,
+            _lock: lock,
+        };
+        history.remove_garbage()?;
+        Ok(history)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The cursor of the last sync; `None` before the first one and after a reset, when the
+    /// next sync must load everything.
+    pub fn cursor(&self) -> Option<&Json> {
+        if self.manifest.reset_requested {
+            None
+        } else {
+            self.manifest.cursor.as_ref()
+        }
+    }
+
+    /// Whether the next sync must load everything (no cursor yet, or a reset was asked).
+    pub fn needs_full_load(&self) -> bool {
+        self.cursor().is_none()
+    }
+
+    /// The current rows of `table`; `None` for a table never written.
+    pub fn table(&self, table: &str) -> Result<Option<RecordBatch>, SyncError> {
+        let Some(files) = self.manifest.tables.get(table) else {
+            return Ok(None);
+        };
+        let parts = self.read_parts(files)?;
+        let schema = schema_of(table, files)?;
+        merge(&schema, table, &files.key, &parts).map(Some)
+    }
+
+    /// What the history holds, for `flow sync status`.
+    pub fn status(&self) -> super::Status {
+        super::Status::of(&self.dir, &self.manifest)
+    }
+
+    /// Starts the changes of one sync. With `full`, or when the history needs a full load
+    /// (see [`History::needs_full_load`]), the commit replaces the whole history.
+    pub fn begin(&mut self, full: bool) -> Commit<'_> {
+        let full = full || self.needs_full_load();
+        Commit {
+            history: self,
+            full,
+            tables: BTreeMap::new(),
+        }
+    }
+
+    fn read_parts(&self, files: &TableFiles) -> Result<Vec<Part>, SyncError> {
+        let mut parts = Vec::new();
+        for segment in &files.segments {
+            if let Some(file) = &segment.file {
+                parts.push(Part::Rows(read_segment(&self.dir.join(file))?));
+            }
+            if !segment.deleted.is_empty() {
+                parts.push(Part::Deleted(segment.deleted.clone()));
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Deletes the files no manifest names: segments of a commit that never completed, and
+    /// segments a compaction replaced.
+    fn remove_garbage(&self) -> Result<(), SyncError> {
+        let named: BTreeSet<&str> = self.manifest.files().collect();
+        let entries = std::fs::read_dir(&self.dir).map_err(|e| SyncError::io(&self.dir, e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = name.starts_with("seg-") || name.ends_with(".tmp");
+            if ours && !named.contains(name.as_str()) && name != MANIFEST {
+                let path = entry.path();
+                std::fs::remove_file(&path).map_err(|e| SyncError::io(&path, e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The changes of one sync, applied by [`Commit::commit`] all at once.
+#[derive(Debug)]
+pub struct Commit<'h> {
+    history: &'h mut History,
+    full: bool,
+    tables: BTreeMap<String, Pending>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    key: String,
+    schema: Option<SchemaRef>,
+    /// Upserted batches and deleted keys, in the order given.
+    ops: Vec<Op>,
+    upserted: BTreeSet<String>,
+    deleted: BTreeSet<String>,
+}
+
+#[derive(Debug)]
+enum Op {
+    Rows(RecordBatch),
+    Deleted(Vec<String>),
+}
+
+/// The tables as they are after a commit.
+pub type Merged = BTreeMap<String, RecordBatch>;
+
+impl Commit<'_> {
+    /// Whether this commit replaces the whole history.
+    pub fn is_full(&self) -> bool {
+        self.full
+    }
+
+    /// Adds rows: each key in `batch`'s `key` column replaces every earlier row with that key
+    /// (in the history, and in earlier upserts of this commit).
+    pub fn upsert(&mut self, table: &str, key: &str, batch: RecordBatch) -> Result<(), SyncError> {
+        check_table_name(table)?;
+        let keys = key_column(&batch, table, key)?;
+        let keys: Vec<String> = keys.iter().flatten().map(str::to_string).collect();
+        let known = match self.history.manifest.tables.get(table) {
+            Some(files) if !self.full => Some(schema_of(table, files)?),
+            _ => None,
+        };
+        let pending = self.pending(table, key)?;
+        let expected = pending.schema.clone().or(known);
+        if let Some(expected) = expected {
+            same_columns(table, &expected, &batch.schema())?;
+        } else {
+            pending.schema = Some(batch.schema());
+        }
+        for k in &keys {
+            pending.deleted.remove(k);
+        }
+        pending.upserted.extend(keys);
+        if batch.num_rows() > 0 {
+            pending.ops.push(Op::Rows(batch));
+        }
+        Ok(())
+    }
+
+    /// Removes every row with one of `keys` (a deleted or cancelled order, say).
+    pub fn delete(
+        &mut self,
+        table: &str,
+        key: &str,
+        keys: impl IntoIterator<Item = String>,
+    ) -> Result<(), SyncError> {
+        check_table_name(table)?;
+        let pending = self.pending(table, key)?;
+        let keys: Vec<String> = keys.into_iter().collect();
+        for k in &keys {
+            pending.upserted.remove(k);
+            pending.deleted.insert(k.clone());
+        }
+        pending.ops.push(Op::Deleted(keys));
+        Ok(())
+    }
+
+    fn pending(&mut self, table: &str, key: &str) -> Result<&mut Pending, SyncError> {
+        if let Some(files) = self.history.manifest.tables.get(table)
+            && files.key != key
+            && !self.full
+        {
+            return Err(SyncError::Schema {
+                table: table.into(),
+                reason: format!("it is keyed by `{}`, not `{key}`", files.key),
+            });
+        }
+        let pending = self
+            .tables
+            .entry(table.to_string())
+            .or_insert_with(|| Pending {
+                key: key.to_string(),
+                schema: None,
+                ops: Vec::new(),
+                upserted: BTreeSet::new(),
+                deleted: BTreeSet::new(),
+            });
+        if pending.key != key {
+            return Err(SyncError::Schema {
+                table: table.into(),
+                reason: format!(
+                    "this sync keyed it by `{}` before, not `{key}`",
+                    pending.key
+                ),
+            });
+        }
+        Ok(pending)
+    }
+
+    /// Makes the changes and `cursor` visible in one durable step, and returns every table as
+    /// it is now. `summary` (what the source did: requests, pages) is kept with the sync.
+    pub fn commit(self, cursor: Json, summary: Json) -> Result<Merged, SyncError> {
+        let Commit {
+            history,
+            full,
+            tables,
+        } = self;
+        let generation = history.manifest.generation + 1;
+        let mut next = history.manifest.clone();
+        next.generation = generation;
+        if full {
+            next.tables.clear();
+        }
+        let mut record = SyncRecord {
+            at: Utc::now(),
+            full,
+            upserted: BTreeMap::new(),
+            deleted: BTreeMap::new(),
+            summary,
+        };
+        let mut merged = Merged::new();
+        let mut written: Vec<PathBuf> = Vec::new();
+
+        // Each changed table: the commit's own parts merged (a later upsert wins), written as
+        // one new segment after the existing ones.
+        for (name, pending) in tables {
+            record
+                .upserted
+                .insert(name.clone(), pending.upserted.len() as u64);
+            record
+                .deleted
+                .insert(name.clone(), pending.deleted.len() as u64);
+            let old = next.tables.remove(&name);
+            let schema = match (&pending.schema, &old) {
+                (Some(s), _) => Arc::clone(s),
+                (None, Some(files)) => schema_of(&name, files)?,
+                // Only deletions of a table never written: nothing to keep.
+                (None, None) => continue,
+            };
+            let own: Vec<Part> = pending
+                .ops
+                .into_iter()
+                .map(|op| match op {
+                    Op::Rows(b) => Part::Rows(b),
+                    Op::Deleted(k) => Part::Deleted(k),
+                })
+                .collect();
+            let rows = merge(&schema, &name, &pending.key, &own)?;
+            let mut files = old.unwrap_or_else(|| TableFiles {
+                key: pending.key.clone(),
+                ..TableFiles::default()
+            });
+            files.schema = Some(schema_json(&schema));
+            let file = if rows.num_rows() > 0 {
+                let file = format!("seg-{generation:08}-{name}.arrow");
+                let path = history.dir.join(&file);
+                write_segment(&path, &rows)?;
+                written.push(path);
+                Some(file)
+            } else {
+                None
+            };
+            let deleted: Vec<String> = if full {
+                Vec::new()
+            } else {
+                pending.deleted.into_iter().collect()
+            };
+            if file.is_some() || !deleted.is_empty() {
+                files.segments.push(Segment {
+                    file,
+                    rows: rows.num_rows() as u64,
+                    deleted,
+                });
+            }
+            next.tables.insert(name, files);
+        }
+
+        // The merged view of every table, and a compaction where the segments pile up.
+        for (name, files) in next.tables.iter_mut() {
+            let schema = schema_of(name, files)?;
+            let parts = history.read_parts(files)?;
+            let table = merge(&schema, name, &files.key, &parts)?;
+            let stored: u64 = files.segments.iter().map(|s| s.rows).sum();
+            let dead = stored.saturating_sub(table.num_rows() as u64);
+            if files.segments.len() > MAX_SEGMENTS || dead > (table.num_rows() as u64) / 4 {
+                let file = format!("seg-{generation:08}-{name}-all.arrow");
+                let path = history.dir.join(&file);
+                write_segment(&path, &table)?;
+                written.push(path);
+                files.segments = vec![Segment {
+                    file: Some(file),
+                    rows: table.num_rows() as u64,
+                    deleted: Vec::new(),
+                }];
+            }
+            files.rows = table.num_rows() as u64;
+            files.keys = distinct_keys(&table, name, &files.key)?;
+            merged.insert(name.clone(), table);
+        }
+        if !written.is_empty() {
+            sync_dir(&history.dir)?;
+        }
+
+        next.cursor = Some(cursor);
+        next.reset_requested = false;
+        next.record(record);
+        next.write(&history.dir)?;
+        history.manifest = next;
+        history.remove_garbage()?;
+        Ok(merged)
+    }
+}
+
+fn check_table_name(table: &str) -> Result<(), SyncError> {
+    let ok = !table.is_empty()
+        && table
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(SyncError::Schema {
+            table: table.into(),
+            reason: "table names are lowercase letters, digits and `_`".into(),
+        })
+    }
+}
+
+fn same_columns(table: &str, expected: &Schema, got: &Schema) -> Result<(), SyncError> {
+    let names = |s: &Schema| -> Vec<(String, String)> {
+        s.fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect()
+    };
+    if names(expected) == names(got) {
+        Ok(())
+    } else {
+        Err(SyncError::Schema {
+            table: table.into(),
+            reason: format!(
+                "the rows have columns {:?}, the history {:?}; a full sync replaces it",
+                names(got),
+                names(expected)
+            ),
+        })
+    }
+}
+
+fn schema_json(schema: &Schema) -> Json {
+    serde_json::to_value(schema).expect("schema serializes")
+}
+
+fn schema_of(table: &str, files: &TableFiles) -> Result<SchemaRef, SyncError> {
+    let json = files.schema.as_ref().ok_or_else(|| SyncError::Schema {
+        table: table.into(),
+        reason: "the manifest has no schema for it".into(),
+    })?;
+    let schema: Schema = serde_json::from_value(json.clone()).map_err(|e| SyncError::Schema {
+        table: table.into(),
+        reason: format!("the manifest's schema cannot be read: {e}"),
+    })?;
+    Ok(Arc::new(schema))
+}
+
+fn write_segment(path: &Path, batch: &RecordBatch) -> Result<(), SyncError> {
+    let file = File::create(path).map_err(|e| SyncError::io(path, e))?;
+    let mut writer =
+        arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())?;
+    writer.write(batch)?;
+    writer.finish()?;
+    let file = writer
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| SyncError::io(path, e.into_error()))?;
+    file.sync_all().map_err(|e| SyncError::io(path, e))
+}
+
+fn read_segment(path: &Path) -> Result<RecordBatch, SyncError> {
+    let file = File::open(path).map_err(|e| SyncError::io(path, e))?;
+    let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
+        .map_err(|e| SyncError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    let schema = reader.schema();
+    let batches: Vec<RecordBatch> =
+        reader
+            .collect::<Result<_, _>>()
+            .map_err(|e| SyncError::Corrupt {
+                path: path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+    Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+}
+
+/// Asks the history in `dir` to load everything at its next sync: the cursor is dropped, the
+/// rows stay until that sync replaces them. Fails when a sync is running.
+pub fn request_reset(dir: &Path) -> Result<bool, SyncError> {
+    if Manifest::read(dir)?.is_none() {
+        return Ok(false);
+    }
+    let mut history = History::open(dir)?;
+    history.manifest.reset_requested = true;
+    history.manifest.write(dir)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+#[path = "history_tests.rs"]
+mod tests;

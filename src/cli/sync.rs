@@ -1,0 +1,168 @@
+//! `flow sync status` and `flow sync reset`: the synced histories of a workflow's source nodes
+//! (POS API connectors), read from their manifests beside the state store.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::anyhow;
+use clap::Subcommand;
+use serde_json::{Value as Json, json};
+
+use super::{Failure, Outcome};
+use flow_engine::sync::{Status, node_dir, request_reset, status};
+
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Per source node of the workflow: the last sync, what the history holds, the cursor.
+    Status {
+        file: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start over: the next run of each named source node (all when none is named) loads
+    /// everything from the POS and replaces its history. The rows stay until then.
+    Reset {
+        file: PathBuf,
+        /// Source node ids.
+        nodes: Vec<String>,
+    },
+}
+
+pub fn run(state: &Path, command: SyncCommand) -> Outcome {
+    match command {
+        SyncCommand::Status { file, json } => show(state, &file, json),
+        SyncCommand::Reset { file, nodes } => reset(state, &file, &nodes),
+    }
+}
+
+/// The (node id, history directory) pairs of `file` that hold a history.
+fn histories(state: &Path, file: &Path) -> Result<Vec<(String, PathBuf)>, Failure> {
+    if !file.exists() {
+        return Err(Failure::invalid(anyhow!(
+            "{}: no such workflow file",
+            file.display()
+        )));
+    }
+    let workflow_dir = node_dir(state, file, "x");
+    let workflow_dir = workflow_dir.parent().expect("a node dir has a parent");
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(workflow_dir) else {
+        return Ok(out);
+    };
+    for entry in entries.flatten() {
+        let dir = entry.path().join("sync");
+        if dir.join("manifest.json").exists() {
+            out.push((entry.file_name().to_string_lossy().into_owned(), dir));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn show(state: &Path, file: &Path, as_json: bool) -> Outcome {
+    let mut rows = Vec::new();
+    for (node, dir) in histories(state, file)? {
+        let st = status(&dir)
+            .map_err(Failure::invalid)?
+            .expect("listed histories have a manifest");
+        rows.push((node, st));
+    }
+    if as_json {
+        let list: Vec<Json> = rows
+            .iter()
+            .map(|(node, st)| json!({ "node": node, "status": st }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&list).expect("json"));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!(
+            "{} has no synced history in {} yet (a source node keeps one after its first run)",
+            file.display(),
+            state.display()
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    for (node, st) in &rows {
+        print_status(node, st);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_status(node: &str, st: &Status) {
+    println!("{node}");
+    match st.last() {
+        Some(last) => println!(
+            "  last sync   {} ({}{})",
+            last.at.format("%Y-%m-%d %H:%M:%S UTC"),
+            if last.full {
+                "full load"
+            } else {
+                "changes only"
+            },
+            last.summary
+                .get("requests")
+                .and_then(Json::as_u64)
+                .map(|r| format!(", {r} requests"))
+                .unwrap_or_default()
+        ),
+        None => println!("  last sync   never"),
+    }
+    if let Some(last) = st.last() {
+        let n = |m: &std::collections::BTreeMap<String, u64>| m.get("lines").copied().unwrap_or(0);
+        println!(
+            "  fetched     {} orders new or changed, {} removed",
+            n(&last.upserted),
+            n(&last.deleted)
+        );
+    }
+    for (table, t) in &st.tables {
+        let what = match table.as_str() {
+            "lines" => format!("{} orders ({} lines)", t.keys, t.rows),
+            other => format!("{} {other}", t.keys),
+        };
+        println!("  holds       {what}");
+    }
+    let cursor = match &st.cursor {
+        Some(c) => c.to_string(),
+        None => "none".into(),
+    };
+    println!("  cursor      {cursor}");
+    if st.reset_requested {
+        println!("  reset       asked: the next run loads everything");
+    }
+    println!("  history     {}", st.dir.display());
+}
+
+fn reset(state: &Path, file: &Path, nodes: &[String]) -> Outcome {
+    let all = histories(state, file)?;
+    for node in nodes {
+        if !all.iter().any(|(n, _)| n == node) {
+            let known: Vec<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(Failure::invalid(anyhow!(
+                "node `{node}` of {} has no synced history (histories: {})",
+                file.display(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )));
+        }
+    }
+    let mut count = 0;
+    for (node, dir) in all
+        .iter()
+        .filter(|(n, _)| nodes.is_empty() || nodes.contains(n))
+    {
+        if request_reset(dir).map_err(Failure::invalid)? {
+            println!("{node}: the next run loads everything and replaces the history");
+            count += 1;
+        }
+    }
+    if count == 0 {
+        println!("{} has no synced history to reset", file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
