@@ -11,8 +11,9 @@ mod workflow_fuzz_tests;
 
 use flow_engine::node::Registry;
 
-/// Registers the `pos.*` and `segmentation.*` node types.
+/// Registers the `pos.*`, `segmentation.*` and connector (`square.*`) node types.
 pub fn register(registry: &mut Registry) {
     pos::register(registry);
     segmentation::register(registry);
+    connectors::square::register(registry);
 }

@@ -335,6 +335,20 @@ pub fn error_message(text: &str) -> String {
     }
 }
 
+/// Whether `url` is an http(s) URL with a host.
+pub fn check_base_url(url: &str) -> Result<(), String> {
+    let uri = url
+        .parse::<ureq::http::Uri>()
+        .map_err(|e| format!("`{url}` is not a URL ({e})"))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(format!("`{url}` must start with https:// (or http://)"));
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(())
+}
+
 /// Percent-encodes a query value or path segment (everything but unreserved characters).
 pub fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)

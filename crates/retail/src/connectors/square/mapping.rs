@@ -17,8 +17,8 @@
 //!   order, so the refund is counted once, on the day of the return.
 //! - **Time**: `created_at` (RFC 3339, UTC) converted to the location's time zone
 //!   (`ListLocations` `timezone`); `utc_offset_secs` is the zone's offset at that instant.
-//! - **Customer**: `customer_id`; an order without one is a walk-in sale: skipped (no lines)
-//!   and counted.
+//! - **Customer**: `customer_id`; an order without one is a walk-in sale: its lines have an
+//!   empty customer id (the sync counts them and keeps none) and `walk_in` is set.
 
 use chrono::{DateTime, Offset, Utc};
 use chrono_tz::Tz;
@@ -34,7 +34,8 @@ pub struct OrderLines {
     pub order_id: String,
     /// `updated_at` as Square wrote it (RFC 3339 UTC).
     pub updated_at: String,
-    /// Empty: the order is not (or no longer) a sale to count.
+    /// Empty: the order is not (or no longer) a sale to count. Lines of a walk-in sale have an
+    /// empty customer id.
     pub lines: Vec<LineItem>,
     /// A completed order without a customer.
     pub walk_in: bool,
@@ -54,10 +55,8 @@ pub fn order(o: &Node<'_>, zone: &dyn Fn(&str) -> Option<Tz>) -> Result<OrderLin
     if state != "COMPLETED" {
         return Ok(out);
     }
-    let Some(customer) = o.opt_str("customer_id")?.filter(|c| !c.is_empty()) else {
-        out.walk_in = true;
-        return Ok(out);
-    };
+    let customer = o.opt_str("customer_id")?.unwrap_or("");
+    out.walk_in = customer.is_empty();
     let created = o.str("created_at")?;
     let utc = DateTime::parse_from_rfc3339(created)
         .map_err(|e| o.malformed("created_at", format!("`{created}` is not RFC 3339 ({e})")))?
@@ -195,8 +194,12 @@ mod tests {
             let o = map(json!({"id": "O2", "state": state, "updated_at": "x"})).unwrap();
             assert!(o.lines.is_empty() && !o.walk_in, "{state}");
         }
-        let o = map(json!({"id": "O3", "state": "COMPLETED", "updated_at": "x"})).unwrap();
-        assert!(o.walk_in && o.lines.is_empty());
+        let o = map(json!({"id": "O3", "state": "COMPLETED", "updated_at": "x",
+            "location_id": "L_NY", "created_at": "2025-01-15T02:30:00Z",
+            "line_items": [{"name": "A", "quantity": "1",
+                "total_money": {"amount": 100, "currency": "USD"}}]}))
+        .unwrap();
+        assert!(o.walk_in && o.lines.len() == 1 && o.lines[0].customer_id.is_empty());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod json;
 pub mod locations;
 pub mod mapping;
 pub mod money;
+mod node;
 pub mod orders;
 
 #[cfg(test)]
@@ -40,6 +41,14 @@ use serde_json::{Value as Json, json};
 pub use client::{Client, SquareConfig, SquareError};
 pub use customers::SquareCustomer;
 pub use mapping::OrderLines;
+pub use node::{SquareCatalogNode, SquareOrdersNode};
+
+/// Registers `square.orders` and `square.catalog`.
+pub fn register(registry: &mut flow_engine::node::Registry) {
+    registry
+        .register(SquareOrdersNode)
+        .register(SquareCatalogNode);
+}
 
 /// What a Square source pulls, and how.
 #[derive(Debug, Clone)]
@@ -111,7 +120,11 @@ impl SquareSource {
                 }
             },
         )?;
-        pull.walk_in_orders = pull.orders.iter().filter(|o| o.walk_in).count() as u64;
+        pull.walk_in_orders = pull
+            .orders
+            .iter()
+            .filter(|o| o.walk_in && !o.lines.is_empty())
+            .count() as u64;
         let mut customers_mark = cursor
             .and_then(|c| c.get("customers_updated_at"))
             .and_then(Json::as_str)
@@ -140,5 +153,117 @@ fn newest(mark: &mut Option<String>, seen: &str) {
     };
     if later {
         *mark = Some(seen.to_string());
+    }
+}
+
+/// A Square source with its token: the [`Connector`](super::Connector) of `square.orders`
+/// (orders and customers, with the catalog's names and categories when `catalog` is set) or
+/// `square.catalog` (the catalog only).
+#[derive(Debug)]
+pub struct SquareConnector {
+    pub source: SquareSource,
+    pub token: String,
+    pub orders: bool,
+    pub catalog: bool,
+}
+
+impl From<SquareError> for super::ConnectorError {
+    fn from(e: SquareError) -> Self {
+        use super::ConnectorError as C;
+        match e {
+            SquareError::Http {
+                endpoint,
+                status,
+                message,
+            } => C::Http {
+                endpoint: format!("Square {endpoint}"),
+                status,
+                message,
+            },
+            SquareError::Auth {
+                endpoint,
+                status,
+                message,
+            } => C::Auth {
+                endpoint: format!("Square {endpoint}"),
+                status,
+                hint: format!(
+                    "{message}; check the access token and that it has ORDERS_READ, \
+                     CUSTOMERS_READ, ITEMS_READ and MERCHANT_PROFILE_READ"
+                ),
+            },
+            SquareError::Malformed {
+                endpoint,
+                field,
+                reason,
+            } => C::Malformed {
+                endpoint: format!("Square {endpoint}"),
+                field,
+                reason,
+            },
+            SquareError::Credentials(e) => C::Credentials(e),
+            other @ (SquareError::Throttled { .. }
+            | SquareError::Transport { .. }
+            | SquareError::Config(_)) => C::Remote {
+                endpoint: "Square".into(),
+                message: other.to_string().trim_start_matches("Square ").to_string(),
+            },
+        }
+    }
+}
+
+impl super::Connector for SquareConnector {
+    fn name(&self) -> &'static str {
+        "square"
+    }
+
+    fn pull(
+        &self,
+        cursor: Option<&Json>,
+        sink: &mut super::Sink<'_>,
+    ) -> Result<Json, super::ConnectorError> {
+        let client = Client::new(self.source.config.clone(), self.token.clone());
+        let result = self.pull_into(&client, cursor, sink);
+        for _ in 0..client.requests() {
+            sink.request();
+        }
+        result
+    }
+}
+
+impl SquareConnector {
+    fn pull_into(
+        &self,
+        client: &Client,
+        cursor: Option<&Json>,
+        sink: &mut super::Sink<'_>,
+    ) -> Result<Json, super::ConnectorError> {
+        let mut next = cursor.cloned().unwrap_or_else(|| json!({}));
+        if self.catalog {
+            for p in catalog::list(client)? {
+                sink.product(super::ProductRow {
+                    product_id: p.product_id,
+                    name: Some(p.name),
+                    category: p.category,
+                    price: p.price,
+                    stock: None,
+                })?;
+            }
+        }
+        if self.orders {
+            let pull = self.source.pull(client, cursor)?;
+            for o in pull.orders {
+                sink.order(super::OrderVersion {
+                    order_id: o.order_id,
+                    updated_at: o.updated_at,
+                    lines: o.lines,
+                })?;
+            }
+            for c in pull.customers {
+                sink.customer(c.customer, &c.updated_at)?;
+            }
+            next = pull.cursor;
+        }
+        Ok(next)
     }
 }

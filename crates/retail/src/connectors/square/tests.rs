@@ -309,3 +309,136 @@ fn catalog_variations_categories_and_prices() {
     assert_eq!(products[0].price, Some(3.0));
     assert_eq!(products[1].price, None);
 }
+
+fn orders_node(mock: &Mock, extra: &str) -> std::sync::Arc<dyn flow_engine::node::Node> {
+    use flow_engine::node::{ConfigureCx, NodeKind, NodeType, Params};
+    let yaml = format!(
+        "base_url: {}\ntoken_env: PATH\nlimit: 2\nbackoff: 1ms\ncatalog: false\n{extra}",
+        mock.url
+    );
+    let value: Json = serde_yaml::from_str(&yaml).unwrap();
+    let params = Params::new(value.as_object().unwrap().clone(), "/");
+    let cx = ConfigureCx {
+        node_id: "sales",
+        kind: NodeKind::Action,
+        workflow_dir: std::path::Path::new("/"),
+        input_columns: &[],
+    };
+    node::SquareOrdersNode
+        .configure(&params, &cx)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn run_node(
+    node: &std::sync::Arc<dyn flow_engine::node::Node>,
+    store: &std::path::Path,
+) -> Result<flow_engine::data::Output, flow_engine::node::NodeError> {
+    let ctx = flow_engine::testing::context()
+        .with_node_id("sales")
+        .with_store_dir(store);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(node.run(ctx, flow_engine::node::Inputs::default()))
+}
+
+fn table(out: &flow_engine::data::Output) -> &arrow_array::RecordBatch {
+    match &out.body {
+        flow_engine::data::Body::Data(flow_engine::data::Data::Table(t)) => t,
+        _ => panic!("not a table"),
+    }
+}
+
+/// (order id, amount) of every line, sorted.
+fn lines(out: &flow_engine::data::Output) -> Vec<(String, f64)> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Float64Type;
+    let t = table(out);
+    let ids = t.column_by_name("order_id").unwrap().as_string::<i32>();
+    let amounts = t
+        .column_by_name("amount")
+        .unwrap()
+        .as_primitive::<Float64Type>();
+    let mut v: Vec<(String, f64)> = (0..t.num_rows())
+        .map(|i| (ids.value(i).to_string(), amounts.value(i)))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+#[test]
+fn the_orders_node_keeps_a_history_across_two_days() {
+    let store = tempfile::tempdir().unwrap();
+    let mut st = state();
+    st.empty_first_page = false;
+    let mock = Mock::start(st);
+    let node = orders_node(&mock, "");
+    let out = run_node(&node, store.path()).unwrap();
+    // The walk-in order O3 and the canceled O4 are not held.
+    assert_eq!(
+        lines(&out),
+        [
+            ("O1".into(), 19.99),
+            ("O2".into(), 1500.0),
+            ("O5".into(), 2.5)
+        ]
+    );
+    let sync = &out.meta["sync"];
+    assert_eq!(sync["full"], true);
+    assert_eq!(sync["fetched"]["walk_in_lines"], 1);
+    // Locations, 2 + 1 order pages, 1 customer page.
+    assert_eq!(sync["fetched"]["requests"], 5);
+
+    // Day 2: O1 canceled, O6 new; only the changes are fetched.
+    {
+        let mut s = mock.state.lock().unwrap();
+        s.orders[0] = order(
+            "O1",
+            "L_NY",
+            Some("C1"),
+            "CANCELED",
+            "2025-01-11T09:00:00.000Z",
+            1999,
+            "USD",
+        );
+        s.orders.push(order(
+            "O6",
+            "L_NY",
+            Some("C2"),
+            "COMPLETED",
+            "2025-01-11T10:00:00.000Z",
+            500,
+            "USD",
+        ));
+        s.log.clear();
+    }
+    let out = run_node(&node, store.path()).unwrap();
+    assert_eq!(
+        lines(&out),
+        [
+            ("O2".into(), 1500.0),
+            ("O5".into(), 2.5),
+            ("O6".into(), 5.0)
+        ]
+    );
+    let sync = &out.meta["sync"];
+    assert_eq!(sync["full"], false);
+    // ListLocations; O1 and O6 in one page for the first group of locations, O5 (inside the
+    // lookback) in one page for the second; one page of customers.
+    assert_eq!(mock.count("POST /v2/orders/search"), 2);
+    assert_eq!(sync["fetched"]["requests"], 4);
+    assert_eq!(sync["orders_held"], 3);
+
+    // A failing pull leaves the history as it was; `full_sync` reloads everything.
+    mock.state.lock().unwrap().throttle = 100;
+    let err = run_node(&node, store.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("rate-limited") && !err.contains("sq-secret"),
+        "{err}"
+    );
+    mock.state.lock().unwrap().throttle = 0;
+    let out = run_node(&orders_node(&mock, "full_sync: true\n"), store.path()).unwrap();
+    assert_eq!(out.meta["sync"]["full"], true);
+    assert_eq!(lines(&out).len(), 3);
+}
