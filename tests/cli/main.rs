@@ -35,6 +35,7 @@ mod segmentation;
 mod serve;
 mod shipped;
 mod skip_join;
+mod square;
 mod store;
 mod support;
 mod sync_status;

@@ -32,6 +32,8 @@ pub struct State {
     pub throttle: u32,
     /// Replace the next answer of this path with this body (status 200).
     pub garble: Option<(String, Json)>,
+    /// Wait this long before answering each request (widens the windows a test kills in).
+    pub delay: std::time::Duration,
     /// Answer every request after the first N of the log with 503 (a server down midway).
     pub fail_after: Option<usize>,
     /// Group idempotency key → group id.
@@ -98,6 +100,7 @@ impl Mock {
 }
 
 fn serve(stream: TcpStream, state: &Mutex<State>) {
+    let _ = stream.set_nodelay(true);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut out = stream;
     loop {
@@ -176,17 +179,19 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
                 (st, "", a)
             }
         };
+        let delay = state.lock().unwrap().delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
         let text = answer.to_string();
         let reason = if status < 300 { "OK" } else { "Error" };
         let head = format!(
             "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\n\r\n",
             text.len()
         );
-        if out
-            .write_all(head.as_bytes())
-            .and_then(|()| out.write_all(text.as_bytes()))
-            .is_err()
-        {
+        // One write: a head and a body in two small writes meet Nagle's algorithm and the
+        // client's delayed ACK (40 ms per request).
+        if out.write_all(format!("{head}{text}").as_bytes()).is_err() {
             return;
         }
     }

@@ -28,8 +28,8 @@ pub mod money;
 mod node;
 pub mod orders;
 
-#[cfg(test)]
-pub(crate) mod mock;
+#[cfg(any(test, feature = "testing"))]
+pub mod mock;
 #[cfg(test)]
 mod tests;
 

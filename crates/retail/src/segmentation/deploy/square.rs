@@ -17,9 +17,11 @@
 //! - Customers whose id is not a Square customer id (a profile from another source) are
 //!   counted in `not_square_customers` and left alone.
 //!
-//! Every write goes through the effect ledger ([`NodeContext::once`]): a resumed run skips what
-//! an earlier attempt finished; what it had not finished is recomputed from Square's current
-//! state, so an interrupted push converges to the same remote state. The token comes from
+//! Every write goes through the effect ledger ([`NodeContext::once`]), one item per chunk of
+//! 100 customers (memberships and attributes; a ledger write per customer would cost a disk
+//! sync each): a resumed run skips the chunks an earlier attempt finished, and redoes the one
+//! it was in; what it had not finished is recomputed from Square's current state, so an
+//! interrupted push converges to the same remote state. The token comes from
 //! `token_env` (environment or secrets file) and is sent only in the `Authorization` header.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -342,99 +344,142 @@ pub(crate) async fn push(
     .await
     .map_err(|e| NodeError::msg(format!("Square request stopped: {e}")))?
     .map_err(node_err)?;
-    let mut desired: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut in_square: Vec<(&SquareProfile, &str)> = Vec::new();
     for p in &profiles {
         if current.contains_key(&p.customer_id) {
             let name = format!("{}{}", cfg.group_prefix, p.label);
-            desired.insert(&p.customer_id, Some(groups[&name].as_str()));
+            in_square.push((p, groups[&name].as_str()));
         } else {
             report.not_square_customers += 1;
         }
     }
-    for (id, in_groups) in &current {
-        if !desired.contains_key(id.as_str())
-            && in_groups
-                .iter()
-                .any(|g| segment_groups.contains(g.as_str()))
-        {
-            desired.insert(id, None);
-        }
-    }
-    for (id, want) in desired {
-        let have: Vec<&str> = current[id]
-            .iter()
-            .map(String::as_str)
-            .filter(|g| segment_groups.contains(g))
-            .collect();
-        let add: Vec<&str> = want.filter(|w| !have.contains(w)).into_iter().collect();
-        let remove: Vec<&str> = have.iter().copied().filter(|g| Some(*g) != want).collect();
-        if add.is_empty() && remove.is_empty() {
-            continue;
-        }
+    // Square customers without a profile leave the segment groups (one ledger item each: the
+    // set changes as they are taken out, so it cannot be cut into stable chunks).
+    let mut strays: Vec<&str> = current
+        .iter()
+        .filter(|(id, gs)| {
+            !in_square.iter().any(|(p, _)| &p.customer_id == *id)
+                && gs.iter().any(|g| segment_groups.contains(g.as_str()))
+        })
+        .map(|(id, _)| id.as_str())
+        .collect();
+    strays.sort_unstable();
+    for id in strays {
+        let (add, remove) = membership_changes(&current[id], None, &segment_groups);
         let r = ctx
-            .once(&format!("square-groups-{id}"), |_| async {
-                for (method, gids) in [(Method::Put, &add), (Method::Delete, &remove)] {
-                    let endpoint = if method == Method::Put {
-                        "PUT /v2/customers/{customer_id}/groups/{group_id}"
-                    } else {
-                        "DELETE /v2/customers/{customer_id}/groups/{group_id}"
-                    };
-                    for g in gids {
-                        let path = format!("/v2/customers/{}/groups/{}", encode(id), encode(g));
-                        call(&client, method, endpoint, path, vec![], None)
-                            .await
-                            .map_err(node_err)?;
-                    }
-                }
-                Ok(json!({"added": add, "removed": remove}))
+            .once(&format!("square-groups-{id}"), |_| {
+                write_memberships(&client, vec![(id, add, remove)])
             })
             .await?;
         if done(r, &mut report) {
-            report.memberships_added += add.len();
-            report.memberships_removed += remove.len();
+            report.memberships_removed += current[id].len();
         }
     }
-
-    // Profiles in custom attributes.
-    let in_square: Vec<&SquareProfile> = profiles
-        .iter()
-        .filter(|p| current.contains_key(&p.customer_id))
-        .collect();
-    let per_call = UPSERT_MAX / ATTRIBUTES.len();
-    for (n, chunk) in in_square.chunks(per_call).enumerate() {
-        let mut values = serde_json::Map::new();
-        for p in chunk {
-            for (key, value) in attribute_values(p) {
-                values.insert(
-                    format!("{}:{key}", p.customer_id),
-                    json!({"customer_id": p.customer_id, "custom_attribute": {"key": key, "value": value}}),
-                );
-            }
-        }
-        let body = json!({ "values": values });
+    // Profiled customers in chunks (sorted by id, so a resume cuts the same chunks): one ledger
+    // item per chunk covers its memberships and its custom attributes. A chunk cut short is
+    // redone whole on resume: both writes set a state, so a repeat changes nothing.
+    for (n, chunk) in in_square.chunks(CHUNK).enumerate() {
+        let changes: Vec<(&str, Vec<&str>, Vec<&str>)> = chunk
+            .iter()
+            .map(|(p, g)| {
+                let (add, remove) =
+                    membership_changes(&current[&p.customer_id], Some(g), &segment_groups);
+                (p.customer_id.as_str(), add, remove)
+            })
+            .filter(|(_, a, r)| !a.is_empty() || !r.is_empty())
+            .collect();
+        let (added, removed) = changes
+            .iter()
+            .fold((0, 0), |(a, r), c| (a + c.1.len(), r + c.2.len()));
         let r = ctx
-            .once(&format!("square-attributes-{}", n + 1), |_| async {
-                let endpoint = "POST /v2/customers/custom-attributes/bulk-upsert";
-                let answer = call(
-                    &client,
-                    Method::Post,
-                    endpoint,
-                    "/v2/customers/custom-attributes/bulk-upsert".into(),
-                    vec![],
-                    Some(body),
-                )
-                .await
-                .map_err(node_err)?;
-                check_upsert(endpoint, &answer).map_err(node_err)?;
+            .once(&format!("square-customers-{}", n + 1), |_| async {
+                write_memberships(&client, changes).await?;
+                let per_call = UPSERT_MAX / ATTRIBUTES.len();
+                for part in chunk.chunks(per_call) {
+                    upsert_attributes(&client, part.iter().map(|(p, _)| *p)).await?;
+                }
                 Ok(json!({"customers": chunk.len()}))
             })
             .await?;
         if done(r, &mut report) {
+            report.memberships_added += added;
+            report.memberships_removed += removed;
             report.customers_updated += chunk.len();
         }
     }
     report.requests = client.requests();
     Ok(report)
+}
+
+/// Customers per ledger item of the push.
+const CHUNK: usize = 100;
+
+/// The segment groups to add `have` to and remove it from so that it is in `want` only.
+fn membership_changes<'a>(
+    have: &'a [String],
+    want: Option<&'a str>,
+    segment_groups: &BTreeSet<&str>,
+) -> (Vec<&'a str>, Vec<&'a str>) {
+    let have: Vec<&str> = have
+        .iter()
+        .map(String::as_str)
+        .filter(|g| segment_groups.contains(g))
+        .collect();
+    let add = want.filter(|w| !have.contains(w)).into_iter().collect();
+    let remove = have.into_iter().filter(|g| Some(*g) != want).collect();
+    (add, remove)
+}
+
+/// `PUT` / `DELETE /v2/customers/{customer_id}/groups/{group_id}` for each change.
+async fn write_memberships(
+    client: &Arc<Client>,
+    changes: Vec<(&str, Vec<&str>, Vec<&str>)>,
+) -> Result<Json, NodeError> {
+    for (id, add, remove) in &changes {
+        for (method, gids) in [(Method::Put, add), (Method::Delete, remove)] {
+            let endpoint = if method == Method::Put {
+                "PUT /v2/customers/{customer_id}/groups/{group_id}"
+            } else {
+                "DELETE /v2/customers/{customer_id}/groups/{group_id}"
+            };
+            for g in gids {
+                let path = format!("/v2/customers/{}/groups/{}", encode(id), encode(g));
+                call(client, method, endpoint, path, vec![], None)
+                    .await
+                    .map_err(node_err)?;
+            }
+        }
+    }
+    Ok(json!({"customers": changes.len()}))
+}
+
+/// One bulk upsert of the profiles' attributes (at most 25 values).
+async fn upsert_attributes<'a>(
+    client: &Arc<Client>,
+    profiles: impl Iterator<Item = &'a SquareProfile>,
+) -> Result<(), NodeError> {
+    const ENDPOINT: &str = "POST /v2/customers/custom-attributes/bulk-upsert";
+    let mut values = serde_json::Map::new();
+    for p in profiles {
+        for (key, value) in attribute_values(p) {
+            values.insert(
+                format!("{}:{key}", p.customer_id),
+                json!({"customer_id": p.customer_id, "custom_attribute": {"key": key, "value": value}}),
+            );
+        }
+    }
+    let body = json!({ "values": values });
+    let answer = call(
+        client,
+        Method::Post,
+        ENDPOINT,
+        "/v2/customers/custom-attributes/bulk-upsert".into(),
+        vec![],
+        Some(body),
+    )
+    .await
+    .map_err(node_err)?;
+    check_upsert(ENDPOINT, &answer).map_err(node_err)
 }
 
 /// The attribute values of a profile (String values; missing ones as empty strings, so a
