@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value as Json;
 
 /// The Square API version the connector is written against (`Square-Version` header).
-pub const DEFAULT_API_VERSION: &str = "2025-10-16";
+pub const DEFAULT_API_VERSION: &str = "2026-07-15";
 
 /// Square production.
 pub const DEFAULT_BASE_URL: &str = "https://connect.squareup.com";

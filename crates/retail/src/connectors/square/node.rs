@@ -246,7 +246,10 @@ impl NodeType for SquareCatalogNode {
         Some(crate::segmentation::tables::catalog())
     }
     fn params(&self) -> Vec<ParamSpec> {
-        common_params()
+        // The catalog is always listed whole: no `full_sync`.
+        let mut p = common_params();
+        p.retain(|p| p.name != "full_sync");
+        p
     }
     fn configure(
         &self,
