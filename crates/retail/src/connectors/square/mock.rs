@@ -28,8 +28,13 @@ pub struct State {
     pub page_size: usize,
     /// The first page of each listing is empty but has a cursor.
     pub empty_first_page: bool,
-    /// Answer the next N requests with 429 (Retry-After: 0).
+    /// Answer the next N requests with 429 and `Retry-After: retry_after` (default 0).
     pub throttle: u32,
+    pub retry_after: String,
+    /// Answer the next N requests with 503.
+    pub unavailable: u32,
+    /// Answer 401 (Square's error shape) unless the bearer token is this one.
+    pub require_token: Option<String>,
     /// Replace the next answer of this path with this body (status 200).
     pub garble: Option<(String, Json)>,
     /// Wait this long before answering each request (widens the windows a test kills in).
@@ -158,25 +163,33 @@ fn serve(stream: TcpStream, state: &Mutex<State>) {
             if let Some(v) = headers.get("square-version") {
                 s.versions_seen.insert(v.clone());
             }
-            if s.fail_after.is_some_and(|n| s.log.len() > n) {
-                (
-                    503,
-                    "",
-                    error("API_ERROR", "SERVICE_UNAVAILABLE", "down", None),
-                )
+            let refused = s
+                .require_token
+                .as_ref()
+                .is_some_and(|t| headers.get("authorization") != Some(&format!("Bearer {t}")));
+            if refused {
+                let detail = "This request could not be authorized.";
+                let e = error("AUTHENTICATION_ERROR", "UNAUTHORIZED", detail, None);
+                (401, String::new(), e)
+            } else if s.fail_after.is_some_and(|n| s.log.len() > n) || s.unavailable > 0 {
+                s.unavailable = s.unavailable.saturating_sub(1);
+                let e = error("API_ERROR", "SERVICE_UNAVAILABLE", "down", None);
+                (503, String::new(), e)
             } else if s.throttle > 0 {
                 s.throttle -= 1;
-                (
-                    429,
-                    "Retry-After: 0\r\n",
-                    error("RATE_LIMIT_ERROR", "RATE_LIMITED", "slow down", None),
-                )
+                let after = if s.retry_after.is_empty() {
+                    "0"
+                } else {
+                    s.retry_after.as_str()
+                };
+                let e = error("RATE_LIMIT_ERROR", "RATE_LIMITED", "slow down", None);
+                (429, format!("Retry-After: {after}\r\n"), e)
             } else if s.garble.as_ref().is_some_and(|(p, _)| p == path) {
                 let (_, g) = s.garble.take().unwrap();
-                (200, "", g)
+                (200, String::new(), g)
             } else {
                 let (st, a) = route(&mut s, &method, path, &query, &body);
-                (st, "", a)
+                (st, String::new(), a)
             }
         };
         let delay = state.lock().unwrap().delay;

@@ -202,11 +202,21 @@ impl From<SquareError> for super::ConnectorError {
                 reason,
             },
             SquareError::Credentials(e) => C::Credentials(e),
-            other @ (SquareError::Throttled { .. }
-            | SquareError::Transport { .. }
-            | SquareError::Config(_)) => C::Remote {
+            SquareError::Throttled { endpoint, attempts } => C::Remote {
+                endpoint: format!("Square {endpoint}"),
+                message: format!("still rate-limited (HTTP 429) after {attempts} attempts"),
+            },
+            SquareError::Transport {
+                endpoint,
+                message,
+                attempts,
+            } => C::Transport {
+                endpoint: format!("Square {endpoint}"),
+                reason: format!("{message} (after {attempts} attempts)"),
+            },
+            SquareError::Config(message) => C::Remote {
                 endpoint: "Square".into(),
-                message: other.to_string().trim_start_matches("Square ").to_string(),
+                message,
             },
         }
     }

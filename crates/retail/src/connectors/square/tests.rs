@@ -212,6 +212,47 @@ fn retries_after_429_and_gives_up_with_a_clear_error() {
 }
 
 #[test]
+fn retry_after_is_honoured_5xx_retried_and_a_refused_token_named_without_it() {
+    let mut st = state();
+    st.throttle = 1;
+    st.retry_after = "0.3".into();
+    let mock = Mock::start(st);
+    let c = client(&mock);
+    let t = std::time::Instant::now();
+    locations::list(&c, &[]).unwrap();
+    // The backoff is 1 ms: only Retry-After explains the wait.
+    assert!(
+        t.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        t.elapsed()
+    );
+    mock.state.lock().unwrap().unavailable = 2;
+    locations::list(&c, &[]).unwrap();
+    assert_eq!(c.requests(), 2 + 3);
+    mock.state.lock().unwrap().unavailable = 10;
+    let err = locations::list(&c, &[]).unwrap_err().to_string();
+    assert!(
+        err.contains("HTTP 503: API_ERROR SERVICE_UNAVAILABLE: down (after 4 attempts)"),
+        "{err}"
+    );
+    mock.state.lock().unwrap().unavailable = 0;
+    mock.state.lock().unwrap().require_token = Some("another".into());
+    let err: crate::connectors::ConnectorError = locations::list(&c, &[]).unwrap_err().into();
+    let err = err.to_string();
+    assert!(
+        err.starts_with(
+            "Square GET /v2/locations: the credentials were refused (HTTP 401); \
+             AUTHENTICATION_ERROR UNAUTHORIZED"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("ORDERS_READ") && !err.contains("sq-secret-token"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_changed_query_across_pages_is_rejected_by_the_mock() {
     let mock = Mock::start(state());
     let c = client(&mock);
