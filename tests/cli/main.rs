@@ -9,6 +9,7 @@ mod browser;
 mod custom_node;
 mod damage;
 mod deploy_leftovers;
+mod email;
 mod exports;
 mod fake_pos;
 mod full_disk;

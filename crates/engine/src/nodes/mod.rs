@@ -1,6 +1,8 @@
-//! Engine-level node types: triggers, shell commands, a generic switch, files, a no-op.
+//! Engine-level node types: triggers, shell commands, a generic switch, files, HTTP requests,
+//! a no-op.
 
 mod file;
+mod http_request;
 mod noop;
 mod shell;
 mod switch;
@@ -8,6 +10,7 @@ mod trigger;
 mod webhook;
 
 pub use file::{ReadFile, WriteFile};
+pub use http_request::HttpRequest;
 pub use noop::Noop;
 pub use shell::Shell;
 pub use switch::{RuleSet, Switch};
@@ -33,5 +36,6 @@ pub fn register(registry: &mut Registry) {
         .register(Switch)
         .register(ReadFile)
         .register(WriteFile)
+        .register(HttpRequest)
         .register(Noop);
 }

@@ -11,11 +11,13 @@
 use std::time::SystemTime;
 
 use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::message::{Mailbox, MultiPart, MultiPartKind, SinglePart};
 use lettre::{Address, Message};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
 
 use super::super::campaign::one_line;
+use super::plain_text;
 
 /// Why a message could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +127,9 @@ fn header(name: &'static str, value: &str) -> HeaderValue {
     HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string())
 }
 
-/// The message as the bytes of an `.eml` file: `text/html; charset=utf-8`, quoted-printable.
+/// The message as RFC 5322 bytes, for an `.eml` file and for SMTP alike: `multipart/alternative`
+/// with a `text/plain` part derived from the HTML (see [`plain_text`]) and the `text/html` part,
+/// both UTF-8 and quoted-printable.
 pub(crate) fn eml(d: &Draft<'_>) -> Result<Vec<u8>, MessageError> {
     let name = one_line(d.name);
     let to = Mailbox::new((!name.is_empty()).then_some(name), d.to.clone());
@@ -146,9 +150,26 @@ pub(crate) fn eml(d: &Draft<'_>) -> Result<Vec<u8>, MessageError> {
             ));
         }
     }
-    let body = SinglePart::builder()
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .header(ContentTransferEncoding::QuotedPrintable)
+        .body(plain_text::from_html(d.body_html));
+    let html = SinglePart::builder()
         .header(ContentType::TEXT_HTML)
         .header(ContentTransferEncoding::QuotedPrintable)
         .body(d.body_html.to_string());
-    Ok(builder.singlepart(body)?.formatted())
+    let body = MultiPart::builder()
+        .kind(MultiPartKind::Alternative)
+        .boundary(boundary(d.message_id))
+        .singlepart(text)
+        .singlepart(html);
+    Ok(builder.multipart(body)?.formatted())
+}
+
+/// The MIME boundary, derived from the Message-ID so a retried attempt writes and sends the same
+/// bytes. It starts with `=_`, which quoted-printable text never contains, so no body can hold it.
+fn boundary(message_id: &str) -> String {
+    let digest = Sha256::digest(message_id.as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("=_flow_{hex}")
 }

@@ -29,8 +29,7 @@ pub(super) fn write_messages(
     let bodies = text(camp, "body_html");
     let senders = text(camp, "sender");
     let offers = text(camp, "offer");
-    let date = std::time::SystemTime::from(*now);
-    let mut senders_parsed: HashMap<&str, lettre::message::Mailbox> = HashMap::new();
+    let mut composer = outgoing::Composer::new(ctx, camp, now, unsubscribe);
     let mut files = 0u64;
     let mut used: HashSet<PathBuf> = HashSet::new();
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
@@ -43,27 +42,6 @@ pub(super) fn write_messages(
         let i = *i;
         let id = ids.value(i);
         let segment = opt_str(segs, i).unwrap_or("");
-        let sender = opt_str(senders, i).unwrap_or("shop@example.com");
-        let from = match senders_parsed.get(sender) {
-            Some(m) => m.clone(),
-            None => {
-                let m = message::sender_mailbox(sender).map_err(|e| {
-                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
-                })?;
-                senders_parsed.insert(sender, m.clone());
-                m
-            }
-        };
-        let key = ctx.idempotency_key(&format!("message/{segment}/{id}"));
-        let message_id = format!(
-            "<{}@{}>",
-            message_id_local(&key),
-            domain_of(from.email.as_ref())
-        );
-        let email = opt_str(emails, i).unwrap_or("");
-        let name = opt_str(names, i).unwrap_or("");
-        let subject = opt_str(subjects, i).unwrap_or("");
-        let body = opt_str(bodies, i).unwrap_or("");
         match format {
             Messages::Eml => {
                 let dir = root.join(file_stem(segment));
@@ -77,35 +55,26 @@ pub(super) fn write_messages(
                     path = dir.join(format!("{stem}-{n}.eml"));
                     n += 1;
                 }
-                let to = message::recipient_address(email).map_err(|e| {
-                    NodeError::msg(format!("customer {id} (segment {segment}): {e}"))
-                })?;
-                let eml = message::eml(&Draft {
-                    from: &from,
-                    name,
-                    to,
-                    subject,
-                    date,
-                    message_id: &message_id,
-                    body_html: body,
-                    segment,
-                    customer: id,
-                    unsubscribe,
-                })
-                .map_err(|e| NodeError::msg(format!("customer {id} (segment {segment}): {e}")))?;
-                private_files::write_new(&path, &eml)?;
+                let message = composer.compose(i)?;
+                private_files::write_new(&path, &message.bytes)?;
                 files += 1;
             }
-            Messages::Csv => per_segment.entry(segment.to_string()).or_default().push([
-                id.to_string(),
-                email.to_string(),
-                name.to_string(),
-                sender.to_string(),
-                subject.to_string(),
-                body.to_string(),
-                opt_str(offers, i).unwrap_or("").to_string(),
-                message_id,
-            ]),
+            Messages::Csv => {
+                let from = composer.sender(i)?;
+                let message_id = composer.message_id(i, &from);
+                per_segment.entry(segment.to_string()).or_default().push([
+                    id.to_string(),
+                    opt_str(emails, i).unwrap_or("").to_string(),
+                    opt_str(names, i).unwrap_or("").to_string(),
+                    opt_str(senders, i)
+                        .unwrap_or("shop@example.com")
+                        .to_string(),
+                    opt_str(subjects, i).unwrap_or("").to_string(),
+                    opt_str(bodies, i).unwrap_or("").to_string(),
+                    opt_str(offers, i).unwrap_or("").to_string(),
+                    message_id,
+                ]);
+            }
             Messages::None => {}
         }
     }

@@ -42,8 +42,10 @@ mod lineage;
 mod message;
 mod message_files;
 mod outcomes;
+mod outgoing;
 mod outputs;
 mod overview;
+mod plain_text;
 mod pooled;
 mod pos;
 mod pos_batches;
@@ -53,6 +55,8 @@ mod report;
 mod report_backtests;
 mod report_outcomes;
 mod routed;
+mod smtp;
+mod smtp_send;
 mod square;
 mod staging;
 mod summary;
@@ -108,6 +112,7 @@ pub(crate) struct DeployConfig {
     out_dir: PathBuf,
     messages: Messages,
     pos: Option<PosConfig>,
+    email: Option<smtp::EmailConfig>,
     square: Option<square::SquarePush>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
@@ -203,6 +208,12 @@ impl NodeType for Deploy {
                 ParamType::Integer,
                 "14",
                 "purchases on the 1st to the Nth day after a send are attributed to it",
+            ),
+            ParamSpec::optional(
+                "email",
+                ParamType::Map,
+                "send the messages over SMTP: {host, port, tls: starttls|tls|none, username_env, \
+                 password_env, rate: 10/s, timeout, retries, backoff}",
             ),
             ParamSpec::optional(
                 "unsubscribe_email",
@@ -344,6 +355,7 @@ impl NodeType for Deploy {
             .get("square")
             .and_then(|v| square::SquarePush::parse(v, &mut errors));
         let unsubscribe = unsubscribe(params, &mut errors);
+        let email = smtp::parse(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
             errors.push(e);
             None
@@ -382,6 +394,7 @@ impl NodeType for Deploy {
                     out_dir,
                     messages,
                     pos,
+                    email,
                     square,
                     unsubscribe,
                     currency,
@@ -442,6 +455,10 @@ impl Node for Configured {
             Some(pos) => pos.token()?,
             None => None,
         };
+        let smtp_credentials = match &self.cfg.email {
+            Some(email) => email.credentials()?,
+            None => None,
+        };
         let square_token = match &self.cfg.square {
             Some(sq) => Some(sq.token()?),
             None => None,
@@ -484,11 +501,24 @@ impl Node for Configured {
             Some(pos) => Some(pos::deliver(&ctx, pos, token, written.batches).await?),
             None => None,
         };
+        let email_report = match &self.cfg.email {
+            Some(email) => Some(
+                smtp_send::deliver(
+                    &ctx,
+                    email,
+                    smtp_credentials,
+                    written.emails,
+                    &self.cfg.out_dir,
+                )
+                .await?,
+            ),
+            None => None,
+        };
         let square_report = match (&self.cfg.square, square_token) {
             (Some(sq), Some(token)) => Some(square::push(&ctx, sq, token, square_profiles).await?),
             _ => None,
         };
-        let mut out = output(&written.summary, pos_report.as_ref());
+        let mut out = output(&written.summary, pos_report.as_ref(), email_report.as_ref());
         if let Some(r) = square_report {
             if let flow_engine::data::Body::Data(flow_engine::data::Data::Json(v)) = &mut out.body {
                 v["square"] = json!(r);

@@ -260,5 +260,13 @@ pub(super) fn write_outputs(
         serde_json::to_vec(&stored).map_err(|e| NodeError::msg(format!("profiles: {e}")))?;
     ctx.state.put(&key, &bytes)?;
 
-    Ok(Written { summary, batches })
+    let emails = match &cfg.email {
+        Some(_) => outgoing::outgoing(ctx, &camp, &profiles, &now, &cfg.unsubscribe)?,
+        None => Vec::new(),
+    };
+    Ok(Written {
+        summary,
+        batches,
+        emails,
+    })
 }

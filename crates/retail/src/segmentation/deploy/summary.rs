@@ -182,6 +182,8 @@ pub(super) struct ProfileRow {
 pub(super) struct Written {
     pub(super) summary: Summary,
     pub(super) batches: Vec<Vec<u8>>,
+    /// The messages to send over SMTP (with an `email:` block).
+    pub(super) emails: Vec<outgoing::Outgoing>,
 }
 
 pub(super) fn compare(before: &Snapshot, now: &Snapshot) -> Changes {
@@ -295,7 +297,11 @@ fn segment_clv(before: &Snapshot, now: &Snapshot) -> Vec<SegmentClvChange> {
 }
 
 /// The node's output: the summary as JSON, and the key metrics as metadata.
-pub(super) fn output(summary: &Summary, pos: Option<&PosReport>) -> Output {
+pub(super) fn output(
+    summary: &Summary,
+    pos: Option<&PosReport>,
+    email: Option<&smtp_send::EmailReport>,
+) -> Output {
     let t = &summary.totals;
     let mut value = json!({
         "out_dir": summary.files.out_dir,
@@ -312,6 +318,9 @@ pub(super) fn output(summary: &Summary, pos: Option<&PosReport>) -> Output {
     if let Some(p) = pos {
         value["pos"] = json!(p);
     }
+    if let Some(e) = email {
+        value["email"] = json!(e);
+    }
     let mut out = Output::json(value)
         .with_meta("customers", t.customers)
         .with_meta("segments", summary.segments.len() as u64)
@@ -319,6 +328,11 @@ pub(super) fn output(summary: &Summary, pos: Option<&PosReport>) -> Output {
         .with_meta("messages_sent", t.messages_sent)
         .with_meta("revenue", round2(t.revenue))
         .with_meta("out_dir", summary.files.out_dir.clone());
+    if let Some(e) = email {
+        out = out
+            .with_meta("emails_sent", (e.sent + e.already_sent) as u64)
+            .with_meta("emails_bounced", e.bounced as u64);
+    }
     if let Some(v) = t.avg_order_value {
         out = out.with_meta("avg_order_value", round2(v));
     }

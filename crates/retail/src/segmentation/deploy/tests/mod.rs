@@ -18,6 +18,7 @@ use untrusted::{decode_words, mailbox_of, parse_eml};
 mod outcomes;
 mod pos;
 mod scale;
+mod smtp;
 mod square;
 mod untrusted;
 use flow_engine::node::Input;
@@ -319,12 +320,19 @@ fn writes_profiles_recommendations_messages_summary_and_report() {
         "<r1/deploy/message/vip/C1@example.com>"
     );
     assert_eq!(eml.one("MIME-Version"), "1.0");
-    assert_eq!(eml.one("Content-Type"), "text/html; charset=utf-8");
+    assert!(
+        eml.one("Content-Type")
+            .starts_with("multipart/alternative; boundary="),
+        "{}",
+        eml.one("Content-Type")
+    );
     assert_eq!(eml.one("X-Flow-Segment"), "vip");
     assert_eq!(
         eml.body.trim_end(),
         "<p>Hi Ada Lovelace &amp; welcome = yes</p>"
     );
+    // The plain-text alternative: tags stripped, entities decoded.
+    assert_eq!(eml.text.trim_end(), "Hi Ada Lovelace & welcome = yes");
     let body = text.split_once("\r\n\r\n").unwrap().1;
     assert!(body.lines().all(|l| l.len() <= 76));
     // A non-ASCII display name is an encoded word.

@@ -6,10 +6,12 @@ use std::os::unix::fs::PermissionsExt;
 
 use super::*;
 
-/// A parsed `.eml`: headers unfolded, in order, and the decoded body.
+/// A parsed `.eml`: headers unfolded, in order, the decoded HTML body and its plain-text
+/// alternative.
 pub(super) struct Eml {
     pub(super) headers: Vec<(String, String)>,
     pub(super) body: String,
+    pub(super) text: String,
 }
 
 impl Eml {
@@ -30,12 +32,9 @@ impl Eml {
     }
 }
 
-/// Parses a message as a mail reader would: headers end at the first empty line, a line starting
-/// with a space or tab continues the header before it, anything else is `Name: value`.
-pub(super) fn parse_eml(text: &str) -> Eml {
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .expect("headers, blank line, body");
+/// A header block as a mail reader reads it: a line starting with a space or tab continues the
+/// header before it, anything else is `Name: value`.
+fn parse_headers(head: &str) -> Vec<(String, String)> {
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in head.split("\r\n") {
         assert!(
@@ -54,13 +53,66 @@ pub(super) fn parse_eml(text: &str) -> Eml {
             headers.push((name.to_string(), value.trim_start().to_string()));
         }
     }
-    let qp = headers.iter().any(|(k, v)| {
-        k.eq_ignore_ascii_case("Content-Transfer-Encoding") && v == "quoted-printable"
-    });
-    assert!(qp, "a quoted-printable body: {headers:?}");
+    headers
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Parses a message as a mail reader would: headers end at the first empty line; the body is
+/// `multipart/alternative` with a quoted-printable UTF-8 `text/plain` part, then a
+/// `text/html` part.
+pub(super) fn parse_eml(text: &str) -> Eml {
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("headers, blank line, body");
+    let headers = parse_headers(head);
+    let content_type = header(&headers, "Content-Type").expect("a Content-Type");
+    let boundary = content_type
+        .strip_prefix("multipart/alternative;")
+        .and_then(|rest| rest.trim().strip_prefix("boundary=\""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("multipart/alternative with a boundary: {content_type}"));
+    let delimiter = format!("--{boundary}");
+    let parts: Vec<&str> = body.split(delimiter.as_str()).collect();
+    assert_eq!(
+        parts.len(),
+        4,
+        "preamble, two parts and the closing delimiter: {body}"
+    );
+    assert!(parts[3].starts_with("--"), "the closing delimiter: {body}");
+    let mut decoded = Vec::new();
+    for (part, want) in parts[1..3].iter().zip(["text/plain", "text/html"]) {
+        let part = part
+            .strip_prefix("\r\n")
+            .expect("a part starts on its own line");
+        let (head, body) = part
+            .split_once("\r\n\r\n")
+            .expect("part headers, blank line");
+        let part_headers = parse_headers(head);
+        assert_eq!(
+            header(&part_headers, "Content-Type"),
+            Some(format!("{want}; charset=utf-8").as_str()),
+            "{part_headers:?}"
+        );
+        assert_eq!(
+            header(&part_headers, "Content-Transfer-Encoding"),
+            Some("quoted-printable"),
+            "a quoted-printable part: {part_headers:?}"
+        );
+        let body = body.strip_suffix("\r\n").unwrap_or(body);
+        decoded.push(qp_decode(body));
+    }
+    let html = decoded.pop().expect("html part");
+    let plain = decoded.pop().expect("text part");
     Eml {
         headers,
-        body: qp_decode(body),
+        body: html,
+        text: plain,
     }
 }
 
@@ -141,7 +193,7 @@ fn one_customer(id: &str, email: &str, name: &'static str) -> Inputs {
     inputs(vec![("campaign_vip", campaign_table(&[row]))])
 }
 
-fn deploy_to(dir: &Path, extra: &str) -> Arc<dyn Node> {
+pub(super) fn deploy_to(dir: &Path, extra: &str) -> Arc<dyn Node> {
     configure(&format!("out_dir: {}\n{extra}", dir.display())).unwrap()
 }
 
