@@ -37,6 +37,7 @@ mod serve;
 mod shipped;
 mod shopify;
 mod skip_join;
+mod square;
 mod store;
 mod support;
 mod sync_status;

@@ -11,9 +11,10 @@ mod workflow_fuzz_tests;
 
 use flow_engine::node::Registry;
 
-/// Registers the `pos.*`, `shopify.*` and `segmentation.*` node types.
+/// Registers the `pos.*`, `segmentation.*` and connector (`shopify.*`, `square.*`) node types.
 pub fn register(registry: &mut Registry) {
     pos::register(registry);
     connectors::shopify::register(registry);
     segmentation::register(registry);
+    connectors::square::register(registry);
 }

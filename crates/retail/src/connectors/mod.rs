@@ -5,6 +5,7 @@
 pub mod history;
 pub mod shopify;
 pub mod source;
+pub mod square;
 
 pub use history::ProductRow;
 pub use source::{

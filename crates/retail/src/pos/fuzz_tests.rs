@@ -75,6 +75,10 @@ fn samples() -> Vec<(&'static str, Format)> {
             Format::SquareItems(SquareOptions::default()),
         ),
         (
+            include_str!("fixtures/lightspeed_sales.csv"),
+            Format::LightspeedSales(LightspeedOptions::default()),
+        ),
+        (
             include_str!("fixtures/orders.jsonl"),
             Format::Jsonl(JsonlOptions::default()),
         ),

@@ -14,6 +14,7 @@
 //! | [`csv_mapped`] | format `csv`: generic CSV with a column mapping, any delimiter |
 //! | [`shopify`] | format `shopify_orders`: the Shopify orders CSV export |
 //! | [`square`] | format `square_items`: the Square item sales CSV export |
+//! | [`lightspeed`] | format `lightspeed_sales`: the Lightspeed Retail (X-Series) sales export |
 //! | [`jsonl`] | format `jsonl`: JSON Lines of Shopify-Admin-like orders |
 //! | [`catalog`] | product catalog CSV (id, name, category, price, stock) |
 //! | [`customers`] | customers CSV (id, name, email, marketing consent) |
@@ -36,6 +37,7 @@ pub mod dates;
 mod fuzz_tests;
 pub mod generate;
 pub mod jsonl;
+pub mod lightspeed;
 pub mod max_bad_rows;
 pub mod model;
 pub mod money;
@@ -56,6 +58,7 @@ pub use csv_mapped::{ColumnMap, CsvOptions};
 pub use customers::{CustomerColumns, CustomerList, CustomersOptions, parse_customers};
 pub use dates::{DateFormat, DateParser, Timestamp};
 pub use jsonl::{CustomerKey, JsonlOptions};
+pub use lightspeed::LightspeedOptions;
 pub use max_bad_rows::MaxBadRows;
 pub use model::{
     BadRow, Customer, LineItem, MissingColumn, OnBadRows, ParseReport, Parsed, PosError,
@@ -88,6 +91,8 @@ pub enum Format {
     ShopifyOrders(ShopifyOptions),
     /// Square item sales CSV export.
     SquareItems(SquareOptions),
+    /// Lightspeed Retail (X-Series) sales export.
+    LightspeedSales(LightspeedOptions),
     /// JSON Lines of orders.
     #[serde(alias = "json_lines")]
     Jsonl(JsonlOptions),
@@ -100,6 +105,7 @@ impl Format {
             Format::Csv(_) => "csv",
             Format::ShopifyOrders(_) => "shopify_orders",
             Format::SquareItems(_) => "square_items",
+            Format::LightspeedSales(_) => "lightspeed_sales",
             Format::Jsonl(_) => "jsonl",
         }
     }
@@ -126,6 +132,7 @@ pub fn parse_with<R: Read>(
         Format::Csv(o) => csv_mapped::parse_with(reader, o, sink),
         Format::ShopifyOrders(o) => shopify::parse_with(reader, o, sink),
         Format::SquareItems(o) => square::parse_with(reader, o, sink),
+        Format::LightspeedSales(o) => lightspeed::parse_with(reader, o, sink),
         Format::Jsonl(o) => jsonl::parse_with(reader, o, sink),
     }
 }
@@ -214,6 +221,10 @@ mod tests {
                 include_str!("fixtures/square_items.csv"),
             ),
             (
+                Format::LightspeedSales(LightspeedOptions::default()),
+                include_str!("fixtures/lightspeed_sales.csv"),
+            ),
+            (
                 Format::Jsonl(JsonlOptions::default()),
                 include_str!("fixtures/orders.jsonl"),
             ),
@@ -265,6 +276,14 @@ mod tests {
                     .report
                     .rows_read
             }
+            "lightspeed" => {
+                parse(
+                    bytes,
+                    &Format::LightspeedSales(LightspeedOptions::default()),
+                )?
+                .report
+                .rows_read
+            }
             "catalog" => {
                 parse_catalog(bytes, &CatalogOptions::default())?
                     .report
@@ -286,6 +305,7 @@ mod tests {
             ("csv", include_str!("fixtures/transactions.csv")),
             ("shopify", include_str!("fixtures/shopify_orders.csv")),
             ("square", include_str!("fixtures/square_items.csv")),
+            ("lightspeed", include_str!("fixtures/lightspeed_sales.csv")),
             ("catalog", include_str!("fixtures/catalog.csv")),
             ("customers", customers),
         ];
@@ -349,7 +369,14 @@ mod tests {
 
     #[test]
     fn empty_files_are_errors_and_header_only_files_read_no_rows() {
-        for kind in ["csv", "shopify", "square", "catalog", "customers"] {
+        for kind in [
+            "csv",
+            "shopify",
+            "square",
+            "lightspeed",
+            "catalog",
+            "customers",
+        ] {
             for empty in ["", "\n\n", " , \r\n"] {
                 assert_eq!(read_csv_like(kind, empty), Err(PosError::Empty), "{kind}");
             }
@@ -413,7 +440,8 @@ mod tests {
     fn mutated_fixtures_never_panic_and_keep_counts_consistent() {
         // Deterministic mutation fuzzing: random byte edits, deletions, duplications and
         // truncations of every fixture, parsed by every parser.
-        let fixtures: [&[u8]; 5] = [
+        let fixtures: [&[u8]; 6] = [
+            include_bytes!("fixtures/lightspeed_sales.csv"),
             include_bytes!("fixtures/transactions.csv"),
             include_bytes!("fixtures/shopify_orders.csv"),
             include_bytes!("fixtures/square_items.csv"),
@@ -424,6 +452,7 @@ mod tests {
             Format::Csv(CsvOptions::default()),
             Format::ShopifyOrders(ShopifyOptions::default()),
             Format::SquareItems(SquareOptions::default()),
+            Format::LightspeedSales(LightspeedOptions::default()),
             Format::Jsonl(JsonlOptions::default()),
         ];
         let alphabet: &[u8] = b",\"\n\r;-$().0123456789 :TZ+e\xff\xc3\xa9{}[]";
@@ -487,6 +516,7 @@ mod tests {
             Format::Csv(CsvOptions::default()),
             Format::ShopifyOrders(ShopifyOptions::default()),
             Format::SquareItems(SquareOptions::default()),
+            Format::LightspeedSales(LightspeedOptions::default()),
             Format::Jsonl(JsonlOptions::default()),
         ] {
             // Either a header error or bad rows; never a panic.

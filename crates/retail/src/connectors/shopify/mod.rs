@@ -15,7 +15,7 @@ pub mod client;
 pub mod connector;
 pub mod incremental;
 pub mod mapping;
-#[cfg(any(test, feature = "shopify-mock"))]
+#[cfg(any(test, feature = "testing"))]
 pub mod mock;
 mod node;
 pub mod push;

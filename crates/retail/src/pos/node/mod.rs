@@ -162,7 +162,7 @@ impl NodeType for Extract {
                 "format",
                 ParamType::String,
                 "csv",
-                "csv, shopify_orders, square_items or jsonl",
+                "csv, shopify_orders, square_items, lightspeed_sales or jsonl",
             ),
             ParamSpec::optional(
                 "options",
@@ -227,7 +227,7 @@ impl NodeType for Extract {
                 };
                 errors.push(ParamError::new(
                     param,
-                    format!("{msg} (formats: csv, shopify_orders, square_items, jsonl)"),
+                    format!("{msg} (formats: csv, shopify_orders, square_items, lightspeed_sales, jsonl)"),
                 ));
                 None
             }

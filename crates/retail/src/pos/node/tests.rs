@@ -38,6 +38,7 @@ fn formats() -> Vec<Format> {
         Format::Csv(CsvOptions::default()),
         Format::ShopifyOrders(Default::default()),
         Format::SquareItems(Default::default()),
+        Format::LightspeedSales(Default::default()),
         Format::Jsonl(Default::default()),
     ]
 }
@@ -48,6 +49,7 @@ fn empty_and_header_only_files_fail_naming_the_path_in_every_format() {
         "order_id,customer_id,date,product_id,amount\n",
         "Name,Email,Created at,Lineitem quantity,Lineitem name,Lineitem price\n",
         "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n",
+        "Date,Receipt Number,Line Type,Customer Code,Quantity,Total,Details,Status\n",
         "\n",
     ];
     for (format, header) in formats().iter().zip(headers) {
@@ -134,6 +136,8 @@ fn an_export_of_only_bad_rows_fails_at_the_extract_in_every_format() {
          #1,a@x.com,never,1,Mug,3.00\n#2,b@x.com,never,1,Mug,3.00\n",
         "Date,Item,Qty,Net Sales,Transaction ID,Customer ID\n\
          never,Mug,1,$3.00,T1,C1\nnever,Mug,1,$3.00,T2,C2\n",
+        "Date,Receipt Number,Line Type,Customer Code,Quantity,Total,Details,Status\n\
+         never,1,Sale Line,C1,1,3.00,Mug,CLOSED\nnever,2,Sale Line,C2,1,3.00,Mug,CLOSED\n",
         "{\"id\": 1}\nnot json\n",
     ];
     for (format, text) in formats().iter().zip(texts) {

@@ -63,6 +63,7 @@ mod routed;
 mod shopify;
 mod smtp;
 mod smtp_send;
+mod square;
 mod staging;
 mod summary;
 
@@ -119,6 +120,7 @@ pub(crate) struct DeployConfig {
     pos: Option<PosConfig>,
     shopify: Option<shopify::ShopifyPush>,
     email: Option<smtp::EmailConfig>,
+    square: Option<square::SquarePush>,
     unsubscribe: Unsubscribe,
     /// ISO 4217 code the report names for amounts.
     currency: Option<String>,
@@ -197,6 +199,12 @@ impl NodeType for Deploy {
                 "tag customers with their segment and write their profile to metafields in a \
                  Shopify shop: {shop, token_env, api_version, base_url, tag_prefix, \
                  metafield_namespace, metafield_type, batch_size}",
+            ),
+            ParamSpec::optional(
+                "square",
+                ParamType::Map,
+                "Square push: {token_env, group_prefix, api_version, base_url, retries, backoff}; \
+                 one customer group per segment and the profile in custom attributes",
             ),
             ParamSpec::optional(
                 "unsubscribe_url",
@@ -358,6 +366,9 @@ impl NodeType for Deploy {
             }
         };
         let shopify = shopify::parse(params, &mut errors);
+        let square = params
+            .get("square")
+            .and_then(|v| square::SquarePush::parse(v, &mut errors));
         let unsubscribe = unsubscribe(params, &mut errors);
         let email = smtp::parse(params, &mut errors);
         let sent_on = crate::segmentation::date_param(params, "sent_on").unwrap_or_else(|e| {
@@ -400,6 +411,7 @@ impl NodeType for Deploy {
                     pos,
                     shopify,
                     email,
+                    square,
                     unsubscribe,
                     currency,
                     sent_on,
@@ -467,6 +479,10 @@ impl Node for Configured {
             Some(email) => email.credentials()?,
             None => None,
         };
+        let square_token = match &self.cfg.square {
+            Some(sq) => Some(sq.token()?),
+            None => None,
+        };
         let by = ByRole::new(&inputs, NODE);
         let campaigns = by.all("campaign");
         let recommendations = by.all("recommendations");
@@ -487,6 +503,10 @@ impl Node for Configured {
             transactions: by.first("transactions").cloned(),
         };
         let backtests = backtests::collect(&inputs);
+        let square_profiles = match &self.cfg.square {
+            Some(_) => square::profiles(&campaigns)?,
+            None => Vec::new(),
+        };
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
         let written = flow_engine::node::spawn_blocking(move || {
@@ -519,10 +539,25 @@ impl Node for Configured {
             ),
             None => None,
         };
+        let square_report = match (&self.cfg.square, square_token) {
+            (Some(sq), Some(token)) => Some(square::push(&ctx, sq, token, square_profiles).await?),
+            _ => None,
+        };
         let mut out = output(&written.summary, pos_report.as_ref(), email_report.as_ref());
         if let (Some(cfg), Some(token)) = (&self.cfg.shopify, shopify_token) {
             let report = shopify::deliver(&ctx, cfg, token, profiles.unwrap_or_default()).await?;
             out = out.with_meta("shopify", json!(report));
+        }
+        if let Some(r) = square_report {
+            if let flow_engine::data::Body::Data(flow_engine::data::Data::Json(v)) = &mut out.body {
+                v["square"] = json!(r);
+            }
+            out = out
+                .with_meta(
+                    "square_memberships_changed",
+                    (r.memberships_added + r.memberships_removed) as u64,
+                )
+                .with_meta("square_not_square_customers", r.not_square_customers as u64);
         }
         Ok(out)
     }

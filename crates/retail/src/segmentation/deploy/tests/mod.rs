@@ -19,6 +19,7 @@ mod outcomes;
 mod pos;
 mod scale;
 mod smtp;
+mod square;
 mod untrusted;
 use flow_engine::node::Input;
 
