@@ -41,7 +41,13 @@ fn make_order(id: u64, day: u64) -> serde_json::Value {
         "2026-01-10T09:30:00Z".to_string()
     };
     let lines: Vec<(u64, i64, String)> = (0..LINES_PER_ORDER - day)
-        .map(|l| (1 + (id * 31 + l * 17) % 2000, 1 + (l % 3) as i64, format!("{}.{:02}", 5 + l * 3, id % 100)))
+        .map(|l| {
+            (
+                1 + (id * 31 + l * 17) % 2000,
+                1 + (l % 3) as i64,
+                format!("{}.{:02}", 5 + l * 3, id % 100),
+            )
+        })
         .collect();
     let refs: Vec<(u64, i64, &str)> = lines.iter().map(|(p, q, s)| (*p, *q, s.as_str())).collect();
     order(id, Some(customer), &placed, &updated, &refs)

@@ -165,8 +165,17 @@ fn hostile_names_reach_the_files_as_harmless_text() {
             if name.contains('\n') || !name.is_ascii() {
                 assert!(to.to_ascii_lowercase().starts_with("=?utf-8?b?"), "{to}");
             }
-            let body = text.split_once("\r\n\r\n").unwrap().1;
-            assert!(!body.contains("<script>alert(1)"), "{text}");
+            // The HTML part escapes the name; the plain-text part shows it as typed, which a
+            // text/plain part cannot run.
+            let html = text
+                .split_once("Content-Type: text/html")
+                .unwrap_or_else(|| panic!("an HTML part: {text}"))
+                .1;
+            assert!(!html.contains("<script>alert(1)"), "{text}");
+            assert!(
+                html.contains("&lt;script&gt;alert(1)") || !name.contains("<script>"),
+                "{text}"
+            );
         }
     }
     assert!(
