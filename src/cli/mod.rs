@@ -69,6 +69,17 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Records of the `log` crate (the HTTP client's, per request and body chunk) below every
+    // level some layer keeps are dropped where they are made, not after formatting.
+    let keep = filter
+        .max_level_hint()
+        .map_or(log::LevelFilter::Trace, |hint| {
+            match hint.max(tracing_subscriber::filter::LevelFilter::INFO) {
+                h if h == tracing_subscriber::filter::LevelFilter::INFO => log::LevelFilter::Info,
+                h if h == tracing_subscriber::filter::LevelFilter::DEBUG => log::LevelFilter::Debug,
+                _ => log::LevelFilter::Trace,
+            }
+        });
     use tracing_subscriber::layer::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
@@ -87,6 +98,7 @@ fn init_tracing(verbose: u8) {
                 .with_filter(tracing_subscriber::filter::LevelFilter::INFO),
         )
         .try_init();
+    log::set_max_level(keep);
 }
 
 fn run_command(cli: Cli, registry: &Registry) -> Outcome {
