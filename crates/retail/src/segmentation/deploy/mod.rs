@@ -534,6 +534,7 @@ impl Node for Configured {
                     smtp_credentials,
                     written.emails,
                     &self.cfg.out_dir,
+                    &written.sent_on,
                 )
                 .await?,
             ),

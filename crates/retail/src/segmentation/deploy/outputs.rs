@@ -268,5 +268,6 @@ pub(super) fn write_outputs(
         summary,
         batches,
         emails,
+        sent_on,
     })
 }

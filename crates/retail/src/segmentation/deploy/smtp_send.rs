@@ -1,10 +1,13 @@
-//! Sending the campaign messages over SMTP, each at most once per run and customer.
+//! Sending the campaign messages over SMTP, each at most once per customer and day.
 //!
 //! Every message goes through [`NodeContext::once`] under `RUN/NODE/email/CUSTOMER`: the ledger
 //! records it right after the server accepted the message (its reply to the end of DATA), and a
-//! retried or resumed run skips it. The one gap is a crash between the server's acceptance and
-//! the ledger write: that message is sent again on resume, with the same Message-ID (derived
-//! from the same key), so receivers and their filters can tell it is a repeat.
+//! retried or resumed run skips it. Before that record, the node state notes the day the
+//! customer was last mailed (per workflow file and node), so another run of the same workflow
+//! on the same day skips the customer too. The one gap is a crash between the server's acceptance
+//! and the first of those writes: that message is sent again on resume, with the same
+//! Message-ID (derived from the same key), so receivers and their filters can tell it is a
+//! repeat.
 //!
 //! Failures: a 4xx reply, a refused or broken connection or a timeout is retried with backoff;
 //! a 5xx reply to a message (unknown mailbox, rejected content) is a bounce, recorded per
@@ -46,7 +49,8 @@ pub(crate) struct EmailReport {
     pub(crate) messages: usize,
     /// Accepted by the server in this attempt.
     pub(crate) sent: usize,
-    /// Accepted in an earlier attempt of this run: not sent again.
+    /// Accepted in an earlier attempt of this run, or by another run of the same workflow on
+    /// the same day: not sent again.
     pub(crate) already_sent: usize,
     pub(crate) bounced: usize,
     /// SMTP transactions tried, retries included.
@@ -107,7 +111,9 @@ pub(crate) async fn deliver(
     credentials: Option<(String, String)>,
     messages: Vec<Outgoing>,
     out_dir: &Path,
+    day: &str,
 ) -> Result<EmailReport, NodeError> {
+    let workflow = flow_engine::sync::workflow_key(&ctx.workflow_path);
     let server = cfg.server();
     let mut report = EmailReport {
         server: server.clone(),
@@ -139,13 +145,19 @@ pub(crate) async fn deliver(
             }
             continue;
         }
+        // One entry per customer (the last day mailed), so the state does not grow by day.
+        let day_key = format!("email-last/{workflow}/{}/{}", ctx.node_id, m.customer);
+        if ctx.state.get(&day_key)?.as_deref() == Some(day.as_bytes()) {
+            report.already_sent += 1;
+            continue;
+        }
         tokio::time::sleep_until(next_slot).await;
         next_slot = Instant::now() + cfg.interval;
         let mut attempts = 0usize;
         let mut bounced: Option<Bounce> = None;
         let result = ctx
-            .once(&item, |key| {
-                send_one(
+            .once(&item, |key| async {
+                let detail = send_one(
                     ctx,
                     cfg,
                     transport.clone(),
@@ -154,6 +166,11 @@ pub(crate) async fn deliver(
                     &mut attempts,
                     &mut bounced,
                 )
+                .await?;
+                if bounced.is_none() {
+                    ctx.state.put(&day_key, day.as_bytes())?;
+                }
+                Ok(detail)
             })
             .await;
         report.attempts += attempts;

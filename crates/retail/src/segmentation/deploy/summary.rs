@@ -184,6 +184,8 @@ pub(super) struct Written {
     pub(super) batches: Vec<Vec<u8>>,
     /// The messages to send over SMTP (with an `email:` block).
     pub(super) emails: Vec<outgoing::Outgoing>,
+    /// The day the campaigns are sent on (`YYYY-MM-DD`).
+    pub(super) sent_on: String,
 }
 
 pub(super) fn compare(before: &Snapshot, now: &Snapshot) -> Changes {

@@ -223,8 +223,15 @@ fn a_rejected_recipient_is_a_bounce_and_the_others_are_sent() {
     assert_eq!(value["email"]["already_sent"], 3, "{value}");
     assert_eq!(value["email"]["bounces"][0]["customer_id"], "C1", "{value}");
 
-    // A new run sends again.
-    run(&node, stores.ctx("r2"), customers(4, &[])).unwrap();
+    // Another run of the same day sends nothing either; a run on a later day sends again.
+    let same_day = run(&node, stores.ctx("r2"), customers(4, &[])).unwrap();
+    assert_eq!(server.received().len(), 3);
+    assert_eq!(json_out(&same_day)["email"]["already_sent"], 3);
+    let next_day = deploy_to(
+        dir.path(),
+        &format!("sent_on: 2099-01-02\n{}", email_block(server.port, "")),
+    );
+    run(&next_day, stores.ctx("r3"), customers(4, &[])).unwrap();
     assert_eq!(server.received().len(), 6);
 }
 
