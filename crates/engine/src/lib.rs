@@ -27,6 +27,7 @@
 //! | [`secret`] | credentials from the environment or a private secrets file, never the YAML |
 //! | [`serve`] | the scheduler behind `flow serve` |
 //! | [`expr`], [`trigger_rule`], [`template_limits`] | row expressions, when a node runs, template limits |
+//! | [`http_agent`] | the HTTP client the nodes share: no redirects, no proxy for loopback |
 //! | [`source`], [`plural`], [`redact`], [`spreadsheet`] | located errors, message wording, secret redaction, CSV safe for spreadsheets |
 //! | `testing` (feature `testing`) | a [`node::NodeContext`] for running a node in a test, and the workflow fuzzer |
 
@@ -37,6 +38,7 @@ pub mod expr;
 #[cfg(any(test, feature = "testing"))]
 pub mod fuzz;
 pub mod html;
+pub mod http_agent;
 pub mod model;
 pub mod node;
 pub mod node_log;

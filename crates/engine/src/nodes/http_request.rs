@@ -403,21 +403,7 @@ enum Attempt {
 }
 
 fn agent(cfg: &Config) -> ureq::Agent {
-    let loopback = cfg
-        .url
-        .parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_string))
-        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
-    let mut config = ureq::Agent::config_builder()
-        .timeout_global(Some(cfg.timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("flow/", env!("CARGO_PKG_VERSION")));
-    if loopback {
-        config = config.proxy(None);
-    }
-    config.build().into()
+    crate::http_agent::agent(&cfg.url, cfg.timeout)
 }
 
 fn send(

@@ -212,27 +212,7 @@ fn post_blocking(
     body: &[u8],
     timeout: Duration,
 ) -> Result<(), SendError> {
-    let loopback = {
-        let host = super::model::host_of(url);
-        let host = host.rsplit_once(':').map_or(host.as_str(), |(h, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                h
-            } else {
-                host.as_str()
-            }
-        });
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
-    };
-    let mut config = ureq::Agent::config_builder()
-        .timeout_global(Some(timeout))
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("flow/", env!("CARGO_PKG_VERSION")));
-    if loopback {
-        // A proxy from the environment must not intercept a local endpoint.
-        config = config.proxy(None);
-    }
-    let agent: ureq::Agent = config.build().into();
+    let agent = crate::http_agent::agent(url, timeout);
     let mut request = agent.post(url).header("Content-Type", "application/json");
     for (name, value) in headers {
         request = request.header(name.as_str(), value.as_str());

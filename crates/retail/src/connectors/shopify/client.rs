@@ -61,30 +61,10 @@ impl Client {
     pub fn new(cfg: ClientConfig, token: String) -> Client {
         let base = cfg.base_url.trim_end_matches('/');
         let endpoint = format!("{base}/admin/api/{}/graphql.json", cfg.api_version);
-        let agent = |timeout| -> ureq::Agent {
-            let mut c = ureq::Agent::config_builder()
-                .timeout_global(Some(timeout))
-                .http_status_as_error(false)
-                .user_agent(concat!("flow/", env!("CARGO_PKG_VERSION")));
-            if is_loopback(base) {
-                // A proxy from the environment must not intercept a local server.
-                c = c.proxy(None);
-            }
-            c.build().into()
-        };
         Client {
-            agent: agent(cfg.timeout),
+            agent: flow_engine::http_agent::agent(base, cfg.timeout),
             // Large result files: no overall limit, only per read.
-            download_agent: {
-                let mut c = ureq::Agent::config_builder()
-                    .timeout_recv_body(None)
-                    .timeout_connect(Some(cfg.timeout))
-                    .http_status_as_error(false);
-                if is_loopback(base) {
-                    c = c.proxy(None);
-                }
-                c.build().into()
-            },
+            download_agent: flow_engine::http_agent::download_agent(base, cfg.timeout),
             endpoint,
             token,
             cfg,
@@ -338,11 +318,4 @@ fn snippet(text: &str) -> String {
     } else {
         line.to_string()
     }
-}
-
-fn is_loopback(base: &str) -> bool {
-    base.parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|u| u.host().map(str::to_string))
-        .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]")
 }

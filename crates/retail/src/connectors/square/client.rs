@@ -131,23 +131,8 @@ enum Attempt {
 
 impl Client {
     pub fn new(cfg: SquareConfig, token: String) -> Self {
-        let loopback = cfg
-            .base_url
-            .parse::<ureq::http::Uri>()
-            .ok()
-            .and_then(|u| u.host().map(str::to_string))
-            .is_some_and(|h| h == "localhost" || h.starts_with("127.") || h == "[::1]");
-        let mut config = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .user_agent(concat!("flow/", env!("CARGO_PKG_VERSION")));
-        if loopback {
-            // A proxy from the environment must not intercept a local server.
-            config = config.proxy(None);
-        }
         Client {
-            agent: config.build().into(),
+            agent: flow_engine::http_agent::agent(&cfg.base_url, cfg.timeout),
             cfg,
             token,
             requests: AtomicU64::new(0),
