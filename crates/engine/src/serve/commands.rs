@@ -172,7 +172,13 @@ impl Server {
 
     fn cancel_request(&mut self, run_id: &str) -> Result<(), ControlError> {
         if let Some(stop) = self.cancels.get(run_id) {
-            self.cancelled.insert(run_id.to_string());
+            // Asked before: the run is stopping (its record may already say interrupted), so a
+            // second request gets the same answer whether or not its task has ended yet.
+            if !self.cancelled.insert(run_id.to_string()) {
+                return Err(ControlError::Conflict(format!(
+                    "run {run_id} is not running (a cancel was already asked)"
+                )));
+            }
             let _ = stop.send(Shutdown::Cancel);
             return Ok(());
         }
