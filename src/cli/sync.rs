@@ -9,7 +9,7 @@ use clap::Subcommand;
 use serde_json::{Value as Json, json};
 
 use super::{Failure, Outcome};
-use flow_engine::sync::{Status, node_dir, request_reset, status};
+use flow_engine::sync::{Status, request_reset, status, workflow_dir};
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -44,10 +44,8 @@ fn histories(state: &Path, file: &Path) -> Result<Vec<(String, PathBuf)>, Failur
             file.display()
         )));
     }
-    let workflow_dir = node_dir(state, file, "x");
-    let workflow_dir = workflow_dir.parent().expect("a node dir has a parent");
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(workflow_dir) else {
+    let Ok(entries) = std::fs::read_dir(workflow_dir(state, file)) else {
         return Ok(out);
     };
     for entry in entries.flatten() {

@@ -294,6 +294,28 @@ impl Params {
         }
     }
 
+    /// A whole number in `min..=max`; `default` when the parameter is absent.
+    pub fn u64_between(
+        &self,
+        name: &str,
+        default: u64,
+        min: u64,
+        max: u64,
+    ) -> Result<u64, ParamError> {
+        match self.u64_or(name, default)? {
+            v if (min..=max).contains(&v) => Ok(v),
+            v => Err(ParamError::new(
+                name,
+                format!("must be between {min} and {max}, got {v}"),
+            )),
+        }
+    }
+
+    /// A duration; `default` when the parameter is absent.
+    pub fn duration_or(&self, name: &str, default: Duration) -> Result<Duration, ParamError> {
+        Ok(self.duration(name)?.unwrap_or(default))
+    }
+
     pub fn duration(&self, name: &str) -> Result<Option<Duration>, ParamError> {
         match self.get(name) {
             None => Ok(None),
@@ -589,6 +611,15 @@ pub trait EffectLedger: Send + Sync {
     fn is_done(&self, key: &str) -> Result<bool, StoreError>;
     /// Records `key` durably (flushed) before returning.
     fn mark_done(&self, key: &str, detail: &Json) -> Result<(), StoreError>;
+}
+
+/// `result`'s value, or `fallback` after noting the error in `errors`: a node reads every
+/// parameter and reports all its mistakes at once.
+pub fn noted<T>(errors: &mut Vec<ParamError>, result: Result<T, ParamError>, fallback: T) -> T {
+    result.unwrap_or_else(|e| {
+        errors.push(e);
+        fallback
+    })
 }
 
 /// Durable key-value state a node type keeps across runs (for example the previous run's

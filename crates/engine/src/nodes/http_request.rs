@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 use crate::data::Output;
 use crate::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params,
+    ParamType, Params, noted,
 };
 
 const NAME: &str = "http.request";
@@ -254,28 +254,14 @@ impl NodeType for HttpRequest {
                 None
             }
         };
-        let mut int = |name: &str, default: u64, max: u64| match params.u64_or(name, default) {
-            Ok(v) if (1..=max).contains(&v) || (name == "retries" && v == 0) => v,
-            Ok(v) => {
-                errors.push(ParamError::new(
-                    name,
-                    format!("must be at most {max}, got {v}"),
-                ));
-                default
-            }
-            Err(e) => {
-                errors.push(e);
-                default
-            }
-        };
-        let batch_size = int("batch_size", 100, 100_000) as usize;
-        let retries = int("retries", 3, 20) as u32;
-        let mut duration = |name: &str, default: Duration| match params.duration(name) {
-            Ok(d) => d.unwrap_or(default),
-            Err(e) => {
-                errors.push(e);
-                default
-            }
+        let batch_size = noted(
+            &mut errors,
+            params.u64_between("batch_size", 100, 1, 100_000),
+            100,
+        ) as usize;
+        let retries = noted(&mut errors, params.u64_between("retries", 3, 0, 20), 3) as u32;
+        let mut duration = |name: &str, default: Duration| {
+            noted(&mut errors, params.duration_or(name, default), default)
         };
         let backoff = duration("backoff", Duration::from_millis(500));
         let timeout = duration("timeout", Duration::from_secs(30));

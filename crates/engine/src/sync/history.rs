@@ -87,7 +87,7 @@ impl History {
         let Some(files) = self.manifest.tables.get(table) else {
             return Ok(None);
         };
-        let parts = self.read_parts(files)?;
+        let parts = self.read_parts(files, &BTreeMap::new())?;
         let schema = schema_of(table, files)?;
         merge(&schema, table, &files.key, &parts).map(Some)
     }
@@ -108,11 +108,20 @@ impl History {
         }
     }
 
-    fn read_parts(&self, files: &TableFiles) -> Result<Vec<Part>, SyncError> {
+    /// The parts of a table, oldest first; segments in `fresh` (just written) are not read back.
+    fn read_parts(
+        &self,
+        files: &TableFiles,
+        fresh: &BTreeMap<String, RecordBatch>,
+    ) -> Result<Vec<Part>, SyncError> {
         let mut parts = Vec::new();
         for segment in &files.segments {
             if let Some(file) = &segment.file {
-                parts.push(Part::Rows(read_segment(&self.dir.join(file))?));
+                let rows = match fresh.get(file) {
+                    Some(rows) => rows.clone(),
+                    None => read_segment(&self.dir.join(file))?,
+                };
+                parts.push(Part::Rows(rows));
             }
             if !segment.deleted.is_empty() {
                 parts.push(Part::Deleted(segment.deleted.clone()));
@@ -271,6 +280,7 @@ impl Commit<'_> {
         };
         let mut merged = Merged::new();
         let mut written: Vec<PathBuf> = Vec::new();
+        let mut fresh: BTreeMap<String, RecordBatch> = BTreeMap::new();
 
         // Each changed table: the commit's own parts merged (a later upsert wins), written as
         // one new segment after the existing ones.
@@ -307,6 +317,7 @@ impl Commit<'_> {
                 let path = history.dir.join(&file);
                 write_segment(&path, &rows)?;
                 written.push(path);
+                fresh.insert(file.clone(), rows.clone());
                 Some(file)
             } else {
                 None
@@ -329,7 +340,7 @@ impl Commit<'_> {
         // The merged view of every table, and a compaction where the segments pile up.
         for (name, files) in next.tables.iter_mut() {
             let schema = schema_of(name, files)?;
-            let parts = history.read_parts(files)?;
+            let parts = history.read_parts(files, &fresh)?;
             let table = merge(&schema, name, &files.key, &parts)?;
             let stored: u64 = files.segments.iter().map(|s| s.rows).sum();
             let dead = stored.saturating_sub(table.num_rows() as u64);

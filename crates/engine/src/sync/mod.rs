@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 /// workflows with the same file name keep apart and a run through `flow serve` finds the same
 /// directory as a `flow run` of the same file.
 pub fn node_dir(store_dir: &Path, workflow: &Path, node_id: &str) -> PathBuf {
-    store_dir
-        .join("nodes")
-        .join(workflow_key(workflow))
-        .join(node_id)
+    workflow_dir(store_dir, workflow).join(node_id)
+}
+
+/// The directory holding the node directories of `workflow`: `STORE/nodes/STEM-HASH`.
+pub fn workflow_dir(store_dir: &Path, workflow: &Path) -> PathBuf {
+    store_dir.join("nodes").join(workflow_key(workflow))
 }
 
 /// The key of a workflow file among the store's node directories.

@@ -14,7 +14,7 @@ use super::source::SourceConfig;
 use flow_engine::data::Output;
 use flow_engine::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params, TableKind,
+    ParamType, Params, TableKind, noted,
 };
 
 /// Registers `shopify.orders` and `shopify.catalog`.
@@ -151,27 +151,12 @@ pub(crate) fn connection(params: &Params, errors: &mut Vec<ParamError>) -> (Clie
             "must name an environment variable (letters, digits and _), not hold the token",
         ));
     }
-    let timeout = match params.duration("timeout") {
-        Ok(d) => d.unwrap_or(Duration::from_secs(30)),
-        Err(e) => {
-            errors.push(e);
-            Duration::from_secs(30)
-        }
-    };
-    let retries = match params.u64_or("retries", 5) {
-        Ok(v) if v <= 20 => v as u32,
-        Ok(v) => {
-            errors.push(ParamError::new(
-                "retries",
-                format!("must be at most 20, got {v}"),
-            ));
-            5
-        }
-        Err(e) => {
-            errors.push(e);
-            5
-        }
-    };
+    let timeout = noted(
+        errors,
+        params.duration_or("timeout", Duration::from_secs(30)),
+        Duration::from_secs(30),
+    );
+    let retries = noted(errors, params.u64_between("retries", 5, 0, 20), 5) as u32;
     (
         ClientConfig {
             base_url,
@@ -256,34 +241,14 @@ impl NodeType for ShopifyNode {
     ) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         let mut errors = Vec::new();
         let (client, token_env) = connection(params, &mut errors);
-        let mut duration = |name: &str, default: Duration| match params.duration(name) {
-            Ok(d) => d.unwrap_or(default),
-            Err(e) => {
-                errors.push(e);
-                default
-            }
+        let mut duration = |name: &str, default: Duration| {
+            noted(&mut errors, params.duration_or(name, default), default)
         };
         let lookback = duration("lookback", Duration::from_secs(600));
         let poll = duration("poll_interval", Duration::from_secs(2));
         let bulk_timeout = duration("bulk_timeout", Duration::from_secs(7200));
-        let page_size = match params.u64_or("page_size", 50) {
-            Ok(v) if (1..=250).contains(&v) => v as u32,
-            Ok(v) => {
-                errors.push(ParamError::new(
-                    "page_size",
-                    format!("must be between 1 and 250, got {v}"),
-                ));
-                50
-            }
-            Err(e) => {
-                errors.push(e);
-                50
-            }
-        };
-        let full = params.bool_or("full_sync", false).unwrap_or_else(|e| {
-            errors.push(e);
-            false
-        });
+        let page_size = noted(&mut errors, params.u64_between("page_size", 50, 1, 250), 50) as u32;
+        let full = noted(&mut errors, params.bool_or("full_sync", false), false);
         if !errors.is_empty() {
             return Err(errors);
         }

@@ -12,7 +12,7 @@ use crate::pos::{CATALOG_COLUMNS, TRANSACTION_COLUMNS};
 use flow_engine::data::Output;
 use flow_engine::node::{
     ConfigureCx, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError, ParamSpec,
-    ParamType, Params, TableKind,
+    ParamType, Params, TableKind, noted,
 };
 
 /// `square.orders`.
@@ -98,22 +98,13 @@ fn common(params: &Params, errors: &mut Vec<ParamError>) -> Common {
     if let Err(e) = client::check_base_url(&config.base_url) {
         errors.push(ParamError::new("base_url", e));
     }
-    match params.u64_or("retries", 5) {
-        Ok(n) if n <= 20 => config.retries = n as u32,
-        Ok(n) => errors.push(ParamError::new(
-            "retries",
-            format!("must be at most 20, got {n}"),
-        )),
-        Err(e) => errors.push(e),
-    }
-    match params.duration("backoff") {
-        Ok(d) => config.backoff = d.unwrap_or(Duration::from_millis(500)),
-        Err(e) => errors.push(e),
-    }
-    let full = params.bool_or("full_sync", false).unwrap_or_else(|e| {
-        errors.push(e);
-        false
-    });
+    config.retries = noted(errors, params.u64_between("retries", 5, 0, 20), 5) as u32;
+    config.backoff = noted(
+        errors,
+        params.duration_or("backoff", Duration::from_millis(500)),
+        Duration::from_millis(500),
+    );
+    let full = noted(errors, params.bool_or("full_sync", false), false);
     Common {
         config,
         token_env,
@@ -188,27 +179,16 @@ impl NodeType for SquareOrdersNode {
                 }
             },
         };
-        let lookback = params
-            .duration("lookback")
-            .unwrap_or_else(|e| {
-                errors.push(e);
-                None
-            })
-            .unwrap_or(Duration::from_secs(600));
-        let limit = match params.u64_or("limit", 500) {
-            Ok(n) if (1..=u64::from(orders::MAX_LIMIT)).contains(&n) => n as u32,
-            Ok(n) => {
-                errors.push(ParamError::new(
-                    "limit",
-                    format!("must be between 1 and 1000, got {n}"),
-                ));
-                500
-            }
-            Err(e) => {
-                errors.push(e);
-                500
-            }
-        };
+        let lookback = noted(
+            &mut errors,
+            params.duration_or("lookback", Duration::from_secs(600)),
+            Duration::from_secs(600),
+        );
+        let limit = noted(
+            &mut errors,
+            params.u64_between("limit", 500, 1, u64::from(orders::MAX_LIMIT)),
+            500,
+        ) as u32;
         let catalog = params.bool_or("catalog", true).unwrap_or_else(|e| {
             errors.push(e);
             true

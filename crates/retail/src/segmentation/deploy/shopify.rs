@@ -19,7 +19,7 @@ use serde_json::{Value as Json, json};
 
 use crate::connectors::shopify::client::{Client, ClientConfig};
 use crate::connectors::shopify::push::{self, BatchOutcome, MetafieldType, Profile, PushTarget};
-use flow_engine::node::{NodeContext, NodeError, ParamError, Params};
+use flow_engine::node::{NodeContext, NodeError, ParamError, Params, noted};
 use flow_engine::source::Seg;
 
 const KEYS: [&str; 11] = [
@@ -129,20 +129,7 @@ pub(crate) fn parse(params: &Params, errors: &mut Vec<ParamError>) -> Option<Sho
             MetafieldType::Json
         }
     };
-    let batch_size = match sub.u64_or("batch_size", 25) {
-        Ok(v) if (1..=250).contains(&v) => v as usize,
-        Ok(v) => {
-            local.push(ParamError::new(
-                "batch_size",
-                format!("must be between 1 and 250, got {v}"),
-            ));
-            25
-        }
-        Err(e) => {
-            local.push(e);
-            25
-        }
-    };
+    let batch_size = noted(&mut local, sub.u64_between("batch_size", 25, 1, 250), 25) as usize;
     for mut e in local {
         e.path.insert(0, Seg::key("shopify"));
         errors.push(e);
