@@ -16,6 +16,10 @@ pub(super) struct Cli {
     /// State store directory.
     #[arg(long, global = true, env = "FLOW_STATE", default_value = ".flow")]
     pub(super) state: PathBuf,
+    /// A PostgreSQL database as the state store, shared by flow processes on many hosts
+    /// (postgres://USER[:PASSWORD]@HOST:PORT/DATABASE); --state then only holds local files.
+    #[arg(long, global = true, env = "FLOW_STORE", value_name = "URL")]
+    pub(super) store: Option<String>,
     /// File of NAME=value credentials, readable only by its owner; the environment wins.
     #[arg(long, global = true, env = "FLOW_SECRETS_FILE", value_name = "FILE")]
     pub(super) secrets: Option<PathBuf>,

@@ -35,7 +35,7 @@ use args::{Cli, Command, GraphFormat, RunsArgs, RunsCommand};
 use failure::Failure;
 use failure::{Outcome, format_error};
 use run::{Signals, runtime};
-use store_access::{find_run, open_store, open_store_to_read};
+use store_access::{find_run, open_store, open_store_to_read, postgres_url, select_store};
 
 /// Runs the `flow` command line with the node types in `registry`.
 pub fn main_with(registry: Registry) -> ExitCode {
@@ -105,6 +105,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
     if let Some(file) = &cli.secrets {
         flow_engine::secret::set_secrets_file(file.clone());
     }
+    select_store(cli.store.as_deref())?;
     match cli.command {
         Command::Validate { file, json } => validate(&file, json, registry),
         Command::Graph { file, format } => {

@@ -65,16 +65,24 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
         )));
     }
     // Opened here (rather than reached through flow serve), the database can be compacted.
-    let (store, direct): (Arc<dyn StateStore>, bool) = match SledStore::open(state) {
-        Ok(store) => (Arc::new(store), true),
-        Err(StoreError::Locked { .. }) => (open_store(state)?, false),
-        Err(e) => return Err(e.into()),
+    let postgres = super::postgres_url().is_some();
+    let (store, direct): (Arc<dyn StateStore>, bool) = match postgres {
+        // PostgreSQL gives the space of removed rows back itself (autovacuum).
+        true => (open_store(state)?, false),
+        false => match SledStore::open(state) {
+            Ok(store) => (Arc::new(store), true),
+            Err(StoreError::Locked { .. }) => (open_store(state)?, false),
+            Err(e) => return Err(e.into()),
+        },
     };
     let live: HashSet<String> = store.live_runs()?;
-    let before = disk_usage(state);
+    // A PostgreSQL store's size is its tables'; a sled store's, its directory's.
+    let usage = |store: &dyn StateStore| store.stored_bytes().unwrap_or_else(|| disk_usage(state));
+    let before = usage(store.as_ref());
     let pruned = retention::prune(store.as_ref(), &policy, &live, args.dry_run)?;
     let spared = spared_resumable(store.as_ref(), &policy, &live)?;
     let location = store.location();
+    let after_removal = usage(store.as_ref());
     drop(store);
     let compacted = if direct && !args.dry_run && !pruned.runs.is_empty() {
         match SledStore::compact(state) {
@@ -86,7 +94,10 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
     } else {
         false
     };
-    let after = disk_usage(state);
+    let after = match postgres {
+        true => after_removal,
+        false => disk_usage(state),
+    };
     if args.json {
         let out = json!({
             "dry_run": args.dry_run,
@@ -146,6 +157,7 @@ pub fn prune(state: &Path, args: PruneArgs) -> Outcome {
             match (compacted, direct) {
                 (true, _) => ", its database compacted",
                 (false, true) => "",
+                (false, false) if postgres => "; PostgreSQL reuses the space of the removed rows",
                 // The server holds the database open; it compacts when it next starts.
                 (false, false) =>
                     "; flow serve compacts the database when it next starts with a retention",

@@ -95,10 +95,17 @@ pub fn runs(store: &dyn StateStore, state: &std::path::Path, json: bool, limit: 
     }
     println!(
         "store: {} in {} run{} ({}; `flow runs prune` removes old runs)",
-        flow_engine::store::human_bytes(flow_engine::store::disk_usage(state)),
+        flow_engine::store::human_bytes(
+            store
+                .stored_bytes()
+                .unwrap_or_else(|| flow_engine::store::disk_usage(state))
+        ),
         runs.len(),
         if runs.len() == 1 { "" } else { "s" },
-        state.display()
+        match store.stored_bytes() {
+            Some(_) => store.location(),
+            None => state.display().to_string(),
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -106,6 +113,21 @@ pub fn runs(store: &dyn StateStore, state: &std::path::Path, json: bool, limit: 
 /// `flow runs size`: the store's space on disk, database and output files apart.
 pub fn size(store: &dyn StateStore, state: &std::path::Path, json: bool) -> Outcome {
     let runs = store.runs()?.len();
+    if let Some(total) = store.stored_bytes() {
+        // A database server's store: its tables hold records and outputs alike.
+        if json {
+            let out = json!({ "location": store.location(), "runs": runs, "bytes": total });
+            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        } else {
+            println!(
+                "store: {} in {runs} run{} ({})",
+                flow_engine::store::human_bytes(total),
+                if runs == 1 { "" } else { "s" },
+                store.location()
+            );
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let total = flow_engine::store::disk_usage(state);
     let outputs = flow_engine::store::disk_usage(&state.join("outputs"));
     let database = flow_engine::store::disk_usage(&state.join("db"));

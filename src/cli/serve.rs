@@ -96,7 +96,8 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         None => None,
     };
     let retention = cmd.opts.keep_runs.is_some() || cmd.opts.keep_for.is_some();
-    if retention && cmd.state.join("db").exists() {
+    let postgres = super::postgres_url();
+    if retention && postgres.is_none() && cmd.state.join("db").exists() {
         // What the runs retention removed while serving last left in the database comes back
         // now, before the store is shared. A store in use is left for `open_when_free`.
         match SledStore::compact(cmd.state) {
@@ -112,7 +113,11 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             Err(e) => return Err(e.into()),
         }
     }
-    let opened: Arc<dyn StateStore> = Arc::new(open_when_free(cmd.state)?);
+    let opened: Arc<dyn StateStore> = match postgres {
+        // Other processes share a PostgreSQL store directly.
+        Some(_) => super::open_store(cmd.state)?,
+        None => Arc::new(open_when_free(cmd.state)?),
+    };
     // Every write, the server's and its socket clients', is announced to the HTTP server's
     // event streams.
     let watched = Arc::new(WatchedStore::new(opened));
@@ -145,15 +150,27 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         super::Signals::install()?
     };
     let web_live = live.clone();
-    let socket = StoreServer::start(cmd.state, store.clone(), live)?;
-    log_line(
-        Utc::now(),
-        &format!(
-            "serving with the state store {}; `flow runs` and `flow run` reach it through {}",
-            cmd.state.display(),
-            socket.socket().display()
-        ),
-    );
+    let socket = match postgres {
+        Some(_) => {
+            log_line(
+                Utc::now(),
+                &format!("serving with the PostgreSQL store {}", store.location()),
+            );
+            None
+        }
+        None => {
+            let socket = StoreServer::start(cmd.state, store.clone(), live)?;
+            log_line(
+                Utc::now(),
+                &format!(
+                    "serving with the state store {}; `flow runs` and `flow run` reach it through {}",
+                    cmd.state.display(),
+                    socket.socket().display()
+                ),
+            );
+            Some(socket)
+        }
+    };
     let result = rt.block_on(async move {
         let (stop_tx, stop_rx) = watch::channel(Shutdown::None);
         let signals = tokio::spawn(signals.forward(stop_tx, false));
@@ -488,7 +505,7 @@ pub fn schedule(state: &Path, file: &Path, count: usize, registry: &Registry) ->
         }
     }
     // Recent firings go to stderr, so stdout stays one fire time a line.
-    if state.join("db").exists() {
+    if super::postgres_url().is_some() || state.join("db").exists() {
         let store = super::open_store(state)?;
         let path = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         for t in &triggers {

@@ -1,12 +1,43 @@
 //! Reaching the state store from a command, and finding a run in it.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::anyhow;
-use flow_engine::store::{RemoteStore, RunRecord, SledStore, StateStore, StoreError};
+use flow_engine::store::{
+    PgStore, RemoteStore, RunRecord, SledStore, StateStore, StoreError, is_postgres_url,
+};
 
 use super::Failure;
+
+/// The PostgreSQL store chosen with `--store` or `FLOW_STORE`; unset means the sled store in
+/// the `--state` directory.
+static POSTGRES: OnceLock<String> = OnceLock::new();
+
+/// Chooses the store for this process: a `postgres://` URL, or none for the sled default.
+pub(super) fn select_store(url: Option<&str>) -> Result<(), Failure> {
+    match url.filter(|u| !u.is_empty()) {
+        None => Ok(()),
+        Some(url) if is_postgres_url(url) => {
+            let _ = POSTGRES.set(url.to_string());
+            Ok(())
+        }
+        Some(url) => Err(Failure::invalid(anyhow!(
+            "--store (or FLOW_STORE) takes a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE; got `{}`. The sled store is chosen with --state DIR",
+            flow_engine::store::redact_url(url)
+        ))),
+    }
+}
+
+/// The PostgreSQL URL chosen, if any.
+pub(super) fn postgres_url() -> Option<&'static str> {
+    POSTGRES.get().map(String::as_str)
+}
+
+/// Opens the PostgreSQL store; `dir` keeps the files node types keep on this host.
+fn open_postgres(url: &str, dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    Ok(Arc::new(PgStore::open(url, Some(dir.to_path_buf()))?))
+}
 
 /// Opens the state store; while `flow serve` holds it, reaches it through the server.
 ///
@@ -14,12 +45,18 @@ use super::Failure;
 /// process that was just killed can leave a child between fork and exec that shares its open
 /// files (and so its lock) for a moment, and a command that is finishing lets go within it.
 pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    if let Some(url) = postgres_url() {
+        return open_postgres(url, dir);
+    }
     open_store_with(dir, SledStore::open)
 }
 
 /// Opens the state store for a command that only reads it: on a full disk, where opening the
 /// store itself needs to write, it is read from a copy on another disk.
 pub(super) fn open_store_to_read(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
+    if let Some(url) = postgres_url() {
+        return open_postgres(url, dir);
+    }
     open_store_with(dir, |dir| match SledStore::open(dir) {
         Err(StoreError::NoSpace { .. }) => {
             let store = SledStore::open_copy(dir)?;

@@ -61,6 +61,8 @@ pub mod table_kind;
 mod template;
 pub mod template_limits;
 #[cfg(any(test, feature = "testing"))]
+pub mod test_postgres;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trigger_rule;
 pub mod webhook;

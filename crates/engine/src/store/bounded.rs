@@ -215,6 +215,10 @@ impl StateStore for BoundedStore {
         self.inner.live_runs()
     }
 
+    fn stored_bytes(&self) -> Option<u64> {
+        self.inner.stored_bytes()
+    }
+
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
         let removal = removal.clone();
         self.write(move |store| store.remove(&removal))

@@ -12,8 +12,10 @@ mod compact;
 mod full_disk;
 mod high_water;
 mod memory;
+mod migrate;
 mod node_state;
 mod output_file;
+mod postgres;
 mod read_copy;
 mod records;
 mod remote;
@@ -32,7 +34,9 @@ pub use bounded::{BoundedStore, DEADLINE_ENV};
 pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
+pub use migrate::{MigrateError, Migrated, migrate};
 pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
+pub use postgres::{PgStore, is_postgres_url, redact_url};
 pub use records::{Attempt, NodeRecord, RunRecord, TriggerInfo};
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
 pub use removal::{Removal, Removed};
@@ -116,6 +120,26 @@ pub enum StoreError {
     ReadOnlyCopy { path: PathBuf },
     #[error("the `flow serve` holding the state store {} reported: {reason}", path.display())]
     Remote { path: PathBuf, reason: String },
+    #[error(
+        "cannot reach the PostgreSQL store {location}: {reason}. Check the URL given with --store or FLOW_STORE, and that the server runs and takes connections from this host"
+    )]
+    Unreachable { location: String, reason: String },
+    #[error(
+        "the PostgreSQL store {location} has schema version {found}, written by a newer flow (this flow knows version {supported}); upgrade flow on this host"
+    )]
+    NewerSchema {
+        location: String,
+        found: u32,
+        supported: u32,
+    },
+    #[error(
+        "run {run_id} is running in another flow process that shares this store; wait for it to end (`flow runs` shows it as running)"
+    )]
+    RunHeldElsewhere { run_id: String },
+    #[error(
+        "run {run_id} was taken over by another flow process while this one had lost its connection to the store; this process stops writing to it"
+    )]
+    RunTakenOver { run_id: String },
     #[error("a stored record is damaged ({what}): {reason}")]
     Corrupt { what: String, reason: String },
 }
@@ -156,6 +180,11 @@ pub trait StateStore: Send + Sync {
     /// files, effect-ledger entries) and the listed keys, in one atomic batch, then flushes.
     /// Node state kept across runs stays: later runs build on it.
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError>;
+    /// Bytes the store takes where that is not a local directory's size (a database server's
+    /// tables); `None` when the directory tells.
+    fn stored_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Keys shared by the backends, so their layouts cannot drift apart.
@@ -237,7 +266,7 @@ mod tests {
 
     use super::*;
 
-    fn exercise(store: &dyn StateStore) {
+    pub(super) fn exercise(store: &dyn StateStore) {
         let mut run = RunRecord::new_for_test("20260101-000000-aaaa");
         store.apply(vec![Write::Run(run.clone())]).unwrap();
         run.id = "20260102-000000-bbbb".into();
@@ -271,7 +300,7 @@ mod tests {
 
     /// Removing a run takes its records, outputs (large ones too) and ledger entries, and the
     /// listed keys; other runs and node state stay.
-    fn exercise_remove(store: &dyn StateStore) {
+    pub(super) fn exercise_remove(store: &dyn StateStore) {
         let big: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
         let mut writes = Vec::new();
         for id in ["20270101-000000-gone", "20270102-000000-kept"] {

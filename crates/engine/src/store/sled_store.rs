@@ -91,6 +91,17 @@ impl SledStore {
         })
     }
 
+    /// Every entry of small keyed state (`kv/NAMESPACE/KEY` and its value), in key order.
+    pub fn kv_entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.db
+            .scan_prefix("kv/")
+            .map(|item| {
+                let (k, v) = item.map_err(io)?;
+                Ok((String::from_utf8_lossy(&k).into_owned(), v.to_vec()))
+            })
+            .collect()
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -121,6 +121,10 @@ impl StateStore for WatchedStore {
         self.inner.live_runs()
     }
 
+    fn stored_bytes(&self) -> Option<u64> {
+        self.inner.stored_bytes()
+    }
+
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
         let removed = self.inner.remove(removal)?;
         if !removal.run_ids.is_empty() {

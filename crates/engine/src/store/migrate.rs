@@ -1,0 +1,115 @@
+//! Moving a single-machine (sled) history into a PostgreSQL store.
+//!
+//! Each run goes over in one transaction (its nodes, outputs and record together), then the
+//! small keyed state; the sled store is only read. The target must be empty, or hold only runs
+//! of this source (a migration that was interrupted and is run again: everything is written
+//! again, which changes nothing already there).
+
+use super::{PgStore, SledStore, StateStore, StoreError, Write};
+
+/// What a migration copied.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Migrated {
+    pub runs: usize,
+    pub nodes: usize,
+    pub outputs: usize,
+    pub output_bytes: u64,
+    pub entries: usize,
+}
+
+/// Why a migration did not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(
+        "the PostgreSQL store {location} already holds {count} run(s) that are not in {source_dir}, e.g. {example}; migrate into an empty database"
+    )]
+    TargetNotEmpty {
+        location: String,
+        source_dir: String,
+        count: usize,
+        example: String,
+    },
+    #[error(
+        "after the copy, the PostgreSQL store {location} holds {found} {what} where the source has {expected}; nothing was removed from the source, run the migration again"
+    )]
+    Mismatch {
+        location: String,
+        what: &'static str,
+        found: usize,
+        expected: usize,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Copies everything in `from` into `to`; `progress` hears of each run copied.
+pub fn migrate(
+    from: &SledStore,
+    to: &PgStore,
+    mut progress: impl FnMut(&str, &Migrated),
+) -> Result<Migrated, MigrateError> {
+    let runs = from.runs()?;
+    let ids: std::collections::HashSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
+    let foreign: Vec<String> = to
+        .runs()?
+        .into_iter()
+        .map(|r| r.id)
+        .filter(|id| !ids.contains(id.as_str()))
+        .collect();
+    if let Some(example) = foreign.first() {
+        return Err(MigrateError::TargetNotEmpty {
+            location: to.location(),
+            source_dir: from.location(),
+            count: foreign.len(),
+            example: example.clone(),
+        });
+    }
+    let mut done = Migrated::default();
+    // Oldest first, so an interrupted migration leaves the newest runs to copy.
+    for run in runs.iter().rev() {
+        let mut writes = Vec::new();
+        for record in from.nodes(&run.id)? {
+            let output = from.output(&run.id, &record.node_id)?;
+            if let Some(bytes) = &output {
+                done.outputs += 1;
+                done.output_bytes += bytes.len() as u64;
+            }
+            done.nodes += 1;
+            writes.push(Write::Node {
+                run_id: run.id.clone(),
+                record,
+                output,
+            });
+        }
+        writes.push(Write::Run(run.clone()));
+        to.import(writes, Vec::new())?;
+        done.runs += 1;
+        progress(&run.id, &done);
+    }
+    let kv = from.kv_entries()?;
+    done.entries = kv.len();
+    to.import(Vec::new(), kv)?;
+    // Read back what landed before anyone switches over.
+    let landed = to.runs()?;
+    if landed.len() != runs.len() {
+        return Err(MigrateError::Mismatch {
+            location: to.location(),
+            what: "runs",
+            found: landed.len(),
+            expected: runs.len(),
+        });
+    }
+    let nodes: usize = landed
+        .iter()
+        .map(|r| to.nodes(&r.id).map(|n| n.len()))
+        .sum::<Result<usize, _>>()?;
+    if nodes != done.nodes {
+        return Err(MigrateError::Mismatch {
+            location: to.location(),
+            what: "node records",
+            found: nodes,
+            expected: done.nodes,
+        });
+    }
+    Ok(done)
+}

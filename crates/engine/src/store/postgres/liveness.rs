@@ -1,0 +1,203 @@
+//! Which runs a process is executing, told to every process sharing the database.
+//!
+//! A process executing a run holds a session-level advisory lock on it, on a connection kept
+//! for that alone. Any process reads the live runs from `pg_locks`; a process that dies or loses
+//! its connection lets go of its locks at once, so its runs show as interrupted and can be
+//! resumed elsewhere. Taking the lock is also what stops two processes from executing one run.
+//!
+//! When the connection breaks and comes back, the locks are taken again; a run whose lock
+//! another process took in between is lost, and its next write fails rather than clash with the
+//! process executing it now.
+//!
+//! A lock alone cannot stop a write that was on its way when the connection broke, so taking a
+//! run also raises its epoch in `flow_run_owners` (a fencing token). Each write to a run checks,
+//! in its own transaction, that the epoch is still the one this process took; a process that
+//! took the run since has raised it, and the write fails.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use postgres::Client;
+
+use super::pool::{Conn, Pool};
+use super::{RETRY_FOR, pg_error};
+use crate::store::StoreError;
+
+/// The first key of the advisory locks on runs ("FLOW" in ASCII); the second is the run id's
+/// `hashtext`.
+pub(super) const RUN_LOCK_CLASS: i32 = 0x464C_4F57;
+
+/// Locks for runs, taken by id.
+pub(super) const TRY_LOCK: &str = "SELECT pg_try_advisory_lock($1, hashtext($2))";
+const UNLOCK: &str = "SELECT pg_advisory_unlock($1, hashtext($2))";
+/// Raises a run's epoch once its lock is taken.
+const BUMP: &str = "INSERT INTO flow_run_owners (run_id, epoch) VALUES ($1, 1)
+    ON CONFLICT (run_id) DO UPDATE SET epoch = flow_run_owners.epoch + 1 RETURNING epoch";
+
+/// The runs this process executes, with the epoch it took each at, and those it lost.
+#[derive(Default)]
+pub(super) struct Runs {
+    held: HashMap<String, i64>,
+    lost: HashSet<String>,
+}
+
+impl Runs {
+    pub(super) fn epoch(&self, run_id: &str) -> Option<i64> {
+        self.held.get(run_id).copied()
+    }
+}
+
+/// Takes the lock on a run and raises its epoch; `None` when another process holds it.
+fn lock(client: &mut Client, run_id: &str) -> Result<Option<i64>, postgres::Error> {
+    if !client
+        .query_one(TRY_LOCK, &[&RUN_LOCK_CLASS, &run_id])?
+        .get::<_, bool>(0)
+    {
+        return Ok(None);
+    }
+    Ok(Some(client.query_one(BUMP, &[&run_id])?.get(0)))
+}
+
+pub(super) struct Liveness {
+    pool: Pool,
+    runs: Arc<Mutex<Runs>>,
+    location: String,
+    stop: Option<Sender<()>>,
+    keeper: Option<JoinHandle<()>>,
+}
+
+impl Liveness {
+    pub(super) fn start(config: postgres::Config, location: String) -> Liveness {
+        let runs = Arc::new(Mutex::new(Runs::default()));
+        let relock = runs.clone();
+        let conn = Conn::new(config).on_connect(move |client: &mut Client| {
+            let mut runs = relock.lock().unwrap_or_else(|p| p.into_inner());
+            let held: Vec<String> = runs.held.keys().cloned().collect();
+            for run_id in held {
+                if let Ok(Some(epoch)) = lock(client, &run_id) {
+                    runs.held.insert(run_id, epoch);
+                } else {
+                    tracing::error!(
+                        run = %run_id,
+                        "lost the lock on the run while the database connection was down; another process may be executing it, so this one stops writing to it"
+                    );
+                    runs.held.remove(&run_id);
+                    runs.lost.insert(run_id);
+                }
+            }
+        });
+        let pool = Pool::start("flow-pg-live", vec![conn]);
+        let mut liveness = Liveness {
+            pool,
+            runs,
+            location,
+            stop: None,
+            keeper: None,
+        };
+        liveness.start_keeper();
+        liveness
+    }
+
+    /// Checks the connection every second while runs are held, so that locks lost with it are
+    /// taken again (or found lost) promptly.
+    fn start_keeper(&mut self) {
+        let (tx, rx) = mpsc::channel::<()>();
+        let runs = self.runs.clone();
+        let pool = self.pool.handle();
+        self.stop = Some(tx);
+        self.keeper = std::thread::Builder::new()
+            .name("flow-pg-keeper".into())
+            .spawn(move || {
+                loop {
+                    match rx.recv_timeout(Duration::from_secs(1)) {
+                        Err(RecvTimeoutError::Timeout) => {}
+                        _ => return,
+                    }
+                    if runs
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .held
+                        .is_empty()
+                    {
+                        continue;
+                    }
+                    let _ = pool.call(|conn| conn.run(RETRY_FOR, |c| c.simple_query("SELECT 1")));
+                }
+            })
+            .ok();
+    }
+
+    /// The runs held, for writes to check their epochs against.
+    pub(super) fn runs(&self) -> Arc<Mutex<Runs>> {
+        self.runs.clone()
+    }
+
+    /// Takes the run for this process; false when another process executes it.
+    pub(super) fn take(&self, run_id: &str) -> Result<bool, StoreError> {
+        {
+            let runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            if runs.held.contains_key(run_id) {
+                return Ok(true);
+            }
+        }
+        let id = run_id.to_string();
+        let taken = self
+            .pool
+            .call(move |conn| conn.run(RETRY_FOR, |c| lock(c, &id)))
+            .ok_or_else(|| self.closed())?
+            .map_err(|e| pg_error(&self.location, e))?;
+        if let Some(epoch) = taken {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.lost.remove(run_id);
+            runs.held.insert(run_id.to_string(), epoch);
+        }
+        Ok(taken.is_some())
+    }
+
+    /// Lets go of a run this process no longer executes.
+    pub(super) fn release(&self, run_id: &str) -> Result<(), StoreError> {
+        let held = {
+            let mut runs = self.runs.lock().unwrap_or_else(|p| p.into_inner());
+            runs.lost.remove(run_id);
+            runs.held.remove(run_id).is_some()
+        };
+        if !held {
+            return Ok(());
+        }
+        let id = run_id.to_string();
+        self.pool
+            .call(move |conn| {
+                // A connection that broke meanwhile already let go of the lock.
+                let client = conn.client()?;
+                client
+                    .query_one(UNLOCK, &[&RUN_LOCK_CLASS, &id])
+                    .map(|_| ())
+            })
+            .ok_or_else(|| self.closed())?
+            .map_err(|e| pg_error(&self.location, e))
+    }
+
+    pub(super) fn is_lost(&self, run_id: &str) -> bool {
+        self.runs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lost
+            .contains(run_id)
+    }
+
+    fn closed(&self) -> StoreError {
+        StoreError::Io(format!("the PostgreSQL store {} is closing", self.location))
+    }
+}
+
+impl Drop for Liveness {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
+    }
+}

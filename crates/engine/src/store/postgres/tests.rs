@@ -1,0 +1,332 @@
+//! The PostgreSQL store against a real server: the store contract shared with sled and memory,
+//! and what only a shared database has (several processes, lost connections, schema versions).
+
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::store::tests::{exercise, exercise_remove};
+use crate::test_postgres::TestDatabase;
+
+fn open(db: &TestDatabase) -> PgStore {
+    PgStore::open(db.url(), None).expect("open the PostgreSQL store")
+}
+
+fn running(id: &str) -> RunRecord {
+    RunRecord::new_for_test(id)
+}
+
+fn finished(id: &str) -> RunRecord {
+    let mut run = RunRecord::new_for_test(id);
+    run.status = RunStatus::Succeeded;
+    run
+}
+
+fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn postgres_store_contract() {
+    let db = TestDatabase::new();
+    exercise(&open(&db));
+    let db = TestDatabase::new();
+    exercise_remove(&open(&db));
+}
+
+#[test]
+fn outputs_of_any_size_read_back_whole() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let big: Vec<u8> = (0..(2 * CHUNK + 12_345) as u32)
+        .map(|i| (i % 251) as u8)
+        .collect();
+    for (node, output) in [
+        ("big", big.clone()),
+        ("empty", Vec::new()),
+        ("one", vec![7]),
+    ] {
+        store
+            .apply(vec![Write::Node {
+                run_id: "r1".into(),
+                record: NodeRecord::new(node),
+                output: Some(output),
+            }])
+            .unwrap();
+    }
+    // Rewriting an output replaces all its chunks.
+    store
+        .apply(vec![Write::Node {
+            run_id: "r1".into(),
+            record: NodeRecord::new("big"),
+            output: Some(big[..CHUNK + 1].to_vec()),
+        }])
+        .unwrap();
+    drop(store);
+    let store = open(&db);
+    assert_eq!(
+        store.output("r1", "big").unwrap().unwrap(),
+        &big[..CHUNK + 1]
+    );
+    assert_eq!(store.output("r1", "empty").unwrap().unwrap(), b"");
+    assert_eq!(store.output("r1", "one").unwrap().unwrap(), [7]);
+    assert_eq!(store.output("r1", "none").unwrap(), None);
+}
+
+#[test]
+fn a_failed_batch_writes_nothing() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    // A NUL byte cannot be stored in text: the second write fails, so the first is not kept.
+    let err = store
+        .apply(vec![
+            Write::Put {
+                namespace: "ns".into(),
+                key: "kept?".into(),
+                value: b"1".to_vec(),
+            },
+            Write::Put {
+                namespace: "ns".into(),
+                key: "bad\0key".into(),
+                value: b"2".to_vec(),
+            },
+        ])
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Io(_)), "{err:?}");
+    assert_eq!(store.get("ns", "kept?").unwrap(), None);
+}
+
+#[test]
+fn scans_see_exactly_their_prefix_in_key_order() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let keys = ["a/1", "a/10", "a/2", "a0", "a/\u{10FFFF}", "b", "a/é"];
+    store
+        .apply(
+            keys.iter()
+                .map(|k| Write::Put {
+                    namespace: "ns".into(),
+                    key: k.to_string(),
+                    value: k.as_bytes().to_vec(),
+                })
+                .collect(),
+        )
+        .unwrap();
+    let found: Vec<String> = store
+        .scan("ns", "a/")
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    // Byte order, as sled keeps it.
+    assert_eq!(found, ["a/1", "a/10", "a/2", "a/é", "a/\u{10FFFF}"]);
+    assert_eq!(store.scan("ns", "").unwrap().len(), keys.len());
+    assert!(store.scan("other", "").unwrap().is_empty());
+}
+
+#[test]
+fn a_run_is_executed_by_one_process_and_live_while_it_runs() {
+    let db = TestDatabase::new();
+    let (a, b) = (open(&db), open(&db));
+    let id = "20270101-000000-live";
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+    assert!(
+        b.live_runs().unwrap().contains(id),
+        "live for every process"
+    );
+    // Another process cannot start it, nor write it as running.
+    match b.apply(vec![Write::Run(running(id))]) {
+        Err(StoreError::RunHeldElsewhere { run_id }) => assert_eq!(run_id, id),
+        other => panic!("expected RunHeldElsewhere, got {other:?}"),
+    }
+    // The process executing it writes on; finishing lets go.
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+    a.apply(vec![Write::Run(finished(id))]).unwrap();
+    assert!(!b.live_runs().unwrap().contains(id));
+    b.apply(vec![Write::Run(running(id))]).unwrap();
+    assert!(a.live_runs().unwrap().contains(id));
+    // A process that goes away lets go of its runs at once.
+    drop(b);
+    wait_for("the run to be free", || {
+        !a.live_runs().unwrap().contains(id)
+    });
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+}
+
+#[test]
+fn removal_spares_runs_being_executed() {
+    let db = TestDatabase::new();
+    let (a, b) = (open(&db), open(&db));
+    a.apply(vec![
+        Write::Run(running("r-live")),
+        Write::Run(finished("r-done")),
+    ])
+    .unwrap();
+    let removed = b
+        .remove(&Removal {
+            run_ids: vec!["r-live".into(), "r-done".into()],
+            keys: vec![],
+        })
+        .unwrap();
+    assert_eq!(removed.runs, 1);
+    assert!(b.run("r-live").unwrap().is_some());
+    assert!(b.run("r-done").unwrap().is_none());
+}
+
+/// Terminates every connection flow has to the database, as an administrator or a failover
+/// would.
+fn cut_connections(db: &TestDatabase) {
+    db.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name = 'flow' AND pid <> pg_backend_pid()",
+    );
+}
+
+#[test]
+fn calls_survive_lost_connections_and_locks_are_taken_again() {
+    let db = TestDatabase::new();
+    let (a, b) = (open(&db), open(&db));
+    let id = "20270101-000000-kept";
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+    cut_connections(&db);
+    // Writes and reads reconnect; the lock is taken again within the keeper's period.
+    a.apply(vec![Write::Put {
+        namespace: "ns".into(),
+        key: "after".into(),
+        value: b"1".to_vec(),
+    }])
+    .unwrap();
+    assert_eq!(b.get("ns", "after").unwrap().unwrap(), b"1");
+    wait_for("the lock to be taken again", || {
+        b.live_runs().unwrap().contains(id)
+    });
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+    assert!(matches!(
+        b.apply(vec![Write::Run(running(id))]),
+        Err(StoreError::RunHeldElsewhere { .. })
+    ));
+}
+
+#[test]
+fn a_run_taken_over_while_disconnected_is_not_written_to() {
+    let db = TestDatabase::new();
+    let a = open(&db);
+    let id = "20270101-000000-lost";
+    a.apply(vec![Write::Run(running(id))]).unwrap();
+    // Another process takes the run in the moment between a's connection dropping and its
+    // keeper reconnecting: it keeps trying until it has it.
+    let b = open(&db);
+    cut_connections(&db);
+    wait_for("b to take the run", || {
+        b.apply(vec![Write::Run(running(id))]).is_ok()
+    });
+    wait_for("a to find the run lost", || {
+        matches!(
+            a.apply(vec![Write::Node {
+                run_id: id.into(),
+                record: NodeRecord::new("n"),
+                output: None,
+            }]),
+            Err(StoreError::RunTakenOver { .. })
+        )
+    });
+    assert!(
+        b.nodes(id).unwrap().is_empty(),
+        "a wrote nothing after losing it"
+    );
+    // Nor can it end the run b executes, or take it again.
+    assert!(matches!(
+        a.apply(vec![Write::Run(finished(id))]),
+        Err(StoreError::RunTakenOver { .. })
+    ));
+    b.apply(vec![Write::Run(finished(id))]).unwrap();
+    assert!(a.apply(vec![Write::Run(running(id))]).is_err());
+    assert_eq!(b.run(id).unwrap().unwrap().status, RunStatus::Succeeded);
+    // A resume by another process is allowed once b has let go.
+    open(&db).apply(vec![Write::Run(running(id))]).unwrap();
+}
+
+#[test]
+fn schema_is_created_once_by_processes_starting_together() {
+    let db = TestDatabase::new();
+    let url = db.url().to_string();
+    let opened: Vec<_> = (0..6)
+        .map(|_| {
+            let url = url.clone();
+            std::thread::spawn(move || PgStore::open(&url, None).map(|_| ()))
+        })
+        .collect();
+    for t in opened {
+        t.join().unwrap().unwrap();
+    }
+    let store = open(&db);
+    exercise(&store);
+}
+
+#[test]
+fn a_database_from_a_newer_flow_is_refused() {
+    let db = TestDatabase::new();
+    drop(open(&db));
+    db.execute("UPDATE flow_meta SET value = '99' WHERE name = 'schema_version'");
+    match PgStore::open(db.url(), None) {
+        Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
+            assert!(e.to_string().contains("upgrade flow"), "{e}");
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://flow:hunter2@127.0.0.1:{port}/flow");
+    let start = Instant::now();
+    let err = PgStore::open(&url, None).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let msg = err.to_string();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
+    assert!(msg.contains("flow:***@127.0.0.1"), "{msg}");
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[test]
+fn writers_racing_on_one_store_lose_nothing() {
+    let db = TestDatabase::new();
+    let url = db.url().to_string();
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = PgStore::open(&url, None).unwrap();
+                for i in 0..50 {
+                    store
+                        .apply(vec![Write::Node {
+                            run_id: format!("r{w}"),
+                            record: NodeRecord::new(&format!("n{i:02}")),
+                            output: Some(vec![w as u8; i]),
+                        }])
+                        .unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in writers {
+        t.join().unwrap();
+    }
+    let store = open(&db);
+    for w in 0..4u8 {
+        let nodes = store.nodes(&format!("r{w}")).unwrap();
+        assert_eq!(nodes.len(), 50);
+        assert_eq!(
+            store.output(&format!("r{w}"), "n07").unwrap().unwrap(),
+            vec![w; 7]
+        );
+    }
+}
