@@ -467,6 +467,11 @@ fn describe(kind: &EventKind) -> Option<String> {
                 plural(*running as u64, "run")
             )
         }
+        EventKind::Leading => "this server fires the schedules now".to_string(),
+        EventKind::StandingBy => format!(
+            "standing by: another flow serve sharing the store fires the schedules (checking every {}s)",
+            flow_engine::serve::LEAD_CHECK.as_secs()
+        ),
         EventKind::Waiting { .. } => return None,
     })
 }

@@ -120,9 +120,22 @@ struct Trial {
 
 #[test]
 fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
-    const TRIALS: usize = 24;
-    const SEED: u64 = 0x5EED_F10E;
+    sigkill_trials(24, 0x5EED_F10E, &crashy_workspace);
+}
 
+/// The same on the PostgreSQL store, each trial in a database of its own.
+#[test]
+fn sigkill_at_random_points_on_postgres_then_resume_matches_an_uninterrupted_run() {
+    let databases = std::sync::Mutex::new(Vec::new());
+    sigkill_trials(20, 0x5EED_F10F, &|| {
+        let db = flow_engine::test_postgres::TestDatabase::new();
+        let ws = crashy_workspace().on_postgres(db.url());
+        databases.lock().unwrap().push(db);
+        ws
+    });
+}
+
+fn sigkill_trials(n_trials: usize, seed: u64, crashy_workspace: &dyn Fn() -> Workspace) {
     // The reference: one uninterrupted run.
     let reference = crashy_workspace();
     let started = Instant::now();
@@ -147,11 +160,11 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
 
     // Kill points spread over the whole run (and a little after it), one per stratum.
     let span = run_time.mul_f64(1.1).min(Duration::from_millis(1500));
-    let mut rng = Rng::new(SEED);
+    let mut rng = Rng::new(seed);
     let suite_start = Instant::now();
     let mut trials = Vec::new();
-    for index in 0..TRIALS {
-        let delay = span.mul_f64((index as f64 + rng.f64()) / TRIALS as f64);
+    for index in 0..n_trials {
+        let delay = span.mul_f64((index as f64 + rng.f64()) / n_trials as f64);
         let ws = crashy_workspace();
         let mut child = spawn_run(&ws);
         std::thread::sleep(delay);
@@ -259,7 +272,7 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
         })
         .count();
     assert!(
-        interrupted >= TRIALS / 3,
+        interrupted >= n_trials / 3,
         "too few kills landed during a run: {trials:#?}"
     );
     assert!(
@@ -267,7 +280,7 @@ fn sigkill_at_random_points_then_resume_matches_an_uninterrupted_run() {
         "too few kills landed between nodes: {trials:#?}"
     );
     eprintln!(
-        "{TRIALS} SIGKILL trials over {span:?} (reference run {run_time:?}) in {:?}: {interrupted} interrupted a run, {mid_run} mid-run",
+        "{n_trials} SIGKILL trials over {span:?} (reference run {run_time:?}) in {:?}: {interrupted} interrupted a run, {mid_run} mid-run",
         suite_start.elapsed()
     );
 }

@@ -24,6 +24,7 @@ mod notify;
 mod output;
 mod params;
 mod pos_push;
+mod postgres;
 mod prune;
 mod resume;
 mod retry_timeout;

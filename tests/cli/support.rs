@@ -39,9 +39,11 @@ pub fn flow_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_flow"))
 }
 
-/// A temporary directory with a workflow, fixture files and a state store.
+/// A temporary directory with a workflow, fixture files and a state store (sled in `.flow`, or
+/// a PostgreSQL database given by [`Workspace::on_postgres`]).
 pub struct Workspace {
     tmp: TempDir,
+    store: Option<String>,
 }
 
 impl Default for Workspace {
@@ -57,7 +59,13 @@ impl Workspace {
             .tempdir()
             .expect("tempdir");
         std::fs::write(tmp.path().join("record.sh"), RECORD_SH).expect("write record.sh");
-        Workspace { tmp }
+        Workspace { tmp, store: None }
+    }
+
+    /// Every command of this workspace uses the PostgreSQL store at `url` (`FLOW_STORE`).
+    pub fn on_postgres(mut self, url: &str) -> Self {
+        self.store = Some(url.to_string());
+        self
     }
 
     /// A workspace whose `flow.yaml` is `yaml`.
@@ -112,7 +120,11 @@ impl Workspace {
             args: Vec::new(),
             expected: Some(0),
             timeout: Duration::from_secs(60),
-            envs: Vec::new(),
+            envs: self
+                .store
+                .iter()
+                .map(|url| (OsString::from("FLOW_STORE"), OsString::from(url)))
+                .collect(),
         }
     }
 
@@ -139,7 +151,11 @@ impl Workspace {
             .arg(self.state_dir())
             .args(args.into_iter().map(Into::into))
             .env_remove("FLOW_STATE")
+            .env_remove("FLOW_STORE")
             .env_remove("RUST_LOG");
+        if let Some(url) = &self.store {
+            cmd.env("FLOW_STORE", url);
+        }
         cmd
     }
 

@@ -108,6 +108,12 @@ pub enum EventKind {
     Cancelling {
         running: usize,
     },
+    /// This server fires the schedules now (it took over from another sharing the store, or
+    /// was the first).
+    Leading,
+    /// Another server sharing the store fires the schedules; this one stands by, checking
+    /// every [`LEAD_CHECK`](super::LEAD_CHECK).
+    StandingBy,
     /// Idle until `until` (or until a run ends); every firing due by `at` has been handled.
     Waiting {
         until: DateTime<Utc>,

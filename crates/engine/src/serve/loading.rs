@@ -97,7 +97,8 @@ impl Server {
                 }
             }
         }
-        if !fresh.is_empty() {
+        // A server standing by keeps its cursors to itself; the leading one records them.
+        if !fresh.is_empty() && self.leading {
             self.store.apply(fresh)?;
             self.store.flush()?;
         }

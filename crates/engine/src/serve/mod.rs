@@ -53,6 +53,10 @@ use crate::webhook::WebhookTrigger;
 
 /// Store namespace of the watermarks, keyed `WORKFLOW_PATH#TRIGGER`.
 pub const WATERMARKS: &str = "schedule";
+/// How often a server standing by checks whether it should fire the schedules, and a leading
+/// one that it still should: the bound on a takeover after the leader dies.
+pub const LEAD_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Store namespace of the firing log, keyed `WORKFLOW_PATH#TRIGGER@SCHEDULED_TIME`.
 pub const FIRINGS: &str = "firings";
 
@@ -184,6 +188,9 @@ pub struct Server {
     commands: mpsc::Receiver<control::Command>,
     handle: ServeHandle,
     catalog: watch::Sender<Arc<Catalog>>,
+    /// Whether this server fires the schedules (always, unless it shares its store with other
+    /// servers: see [`StateStore::lead_schedules`]).
+    leading: bool,
 }
 
 impl std::fmt::Debug for Server {
@@ -231,6 +238,7 @@ impl Server {
                 catalog: catalog_rx,
             },
             catalog,
+            leading: false,
         };
         let files = server.list_files();
         if files.is_empty() {
@@ -269,13 +277,18 @@ impl Server {
     pub async fn run(mut self, mut shutdown: watch::Receiver<Shutdown>) -> Result<(), ServeError> {
         let now = self.clock.now();
         let paths: Vec<PathBuf> = self.entries.keys().cloned().collect();
+        self.leading = self.store.lead_schedules()?;
         for path in &paths {
             self.init_cursors(path, now)?;
             self.announce(path, false);
         }
+        if !self.leading {
+            self.emit(EventKind::StandingBy);
+        }
         self.recover_interrupted()?;
         self.apply_retention();
         let mut next_poll = now + self.opts.reload_interval;
+        let mut next_lead_check = now;
         loop {
             if *shutdown.borrow() != Shutdown::None {
                 break;
@@ -285,8 +298,21 @@ impl Server {
                 self.reload(now);
                 next_poll = now + self.opts.reload_interval;
             }
-            self.fire_due(now);
-            let wake = self.next_firing().map_or(next_poll, |t| t.min(next_poll));
+            if now >= next_lead_check {
+                self.check_lead(now);
+                next_lead_check = now + LEAD_CHECK;
+            }
+            let wake = if self.leading {
+                self.fire_due(now);
+                self.next_firing().map_or(next_poll, |t| t.min(next_poll))
+            } else {
+                next_poll
+            };
+            // Only a store shared with other servers can change hands.
+            let wake = match self.store.is_shared() {
+                true => wake.min(next_lead_check),
+                false => wake,
+            };
             self.emit(EventKind::Waiting { until: wake });
             let clock = self.clock.clone();
             tokio::select! {
@@ -329,6 +355,34 @@ impl Server {
                 }
                 raise
             });
+        }
+    }
+
+    /// Takes over the schedules when the leading server has gone, or stands by when another
+    /// has taken them. A server taking over reads the watermarks afresh: the one before it
+    /// moved them on.
+    fn check_lead(&mut self, now: DateTime<Utc>) {
+        let leading = match self.store.lead_schedules() {
+            Ok(leading) => leading,
+            Err(e) => {
+                self.problem(format!("cannot tell whether this server leads: {e}"));
+                false
+            }
+        };
+        if leading && !self.leading {
+            let paths: Vec<PathBuf> = self.entries.keys().cloned().collect();
+            self.leading = true;
+            for path in &paths {
+                if let Err(e) = self.init_cursors(path, now) {
+                    self.problem(format!("cannot read the schedule watermarks: {e}"));
+                    self.leading = false;
+                    return;
+                }
+            }
+            self.emit(EventKind::Leading);
+        } else if !leading && self.leading {
+            self.leading = false;
+            self.emit(EventKind::StandingBy);
         }
     }
 

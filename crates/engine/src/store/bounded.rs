@@ -219,6 +219,14 @@ impl StateStore for BoundedStore {
         self.inner.stored_bytes()
     }
 
+    fn lead_schedules(&self) -> Result<bool, StoreError> {
+        self.inner.lead_schedules()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
         let removal = removal.clone();
         self.write(move |store| store.remove(&removal))

@@ -140,6 +140,10 @@ pub enum StoreError {
         "run {run_id} was taken over by another flow process while this one had lost its connection to the store; this process stops writing to it"
     )]
     RunTakenOver { run_id: String },
+    #[error(
+        "another flow serve sharing this store fires the schedules now; this one stands by and wrote no schedule watermark"
+    )]
+    NotLeading,
     #[error("a stored record is damaged ({what}): {reason}")]
     Corrupt { what: String, reason: String },
 }
@@ -180,6 +184,16 @@ pub trait StateStore: Send + Sync {
     /// files, effect-ledger entries) and the listed keys, in one atomic batch, then flushes.
     /// Node state kept across runs stays: later runs build on it.
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError>;
+    /// Whether this process may fire schedules now. A store that one process holds says yes;
+    /// a store shared by several `flow serve` processes lets one of them at a time, and its
+    /// watermark writes fail for the others.
+    fn lead_schedules(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+    /// Whether other processes may write to the store while this one has it open.
+    fn is_shared(&self) -> bool {
+        false
+    }
     /// Bytes the store takes where that is not a local directory's size (a database server's
     /// tables); `None` when the directory tells.
     fn stored_bytes(&self) -> Option<u64> {

@@ -125,6 +125,14 @@ impl StateStore for WatchedStore {
         self.inner.stored_bytes()
     }
 
+    fn lead_schedules(&self) -> Result<bool, StoreError> {
+        self.inner.lead_schedules()
+    }
+
+    fn is_shared(&self) -> bool {
+        self.inner.is_shared()
+    }
+
     fn remove(&self, removal: &Removal) -> Result<Removed, StoreError> {
         let removed = self.inner.remove(removal)?;
         if !removal.run_ids.is_empty() {

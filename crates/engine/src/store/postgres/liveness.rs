@@ -37,16 +37,31 @@ const UNLOCK: &str = "SELECT pg_advisory_unlock($1, hashtext($2))";
 const BUMP: &str = "INSERT INTO flow_run_owners (run_id, epoch) VALUES ($1, 1)
     ON CONFLICT (run_id) DO UPDATE SET epoch = flow_run_owners.epoch + 1 RETURNING epoch";
 
-/// The runs this process executes, with the epoch it took each at, and those it lost.
+/// The advisory lock of the process that fires schedules.
+const LEAD: &str = "SELECT pg_try_advisory_lock($1, 0)";
+/// The first key of the scheduler's lock ("FLOX").
+const LEADER_CLASS: i32 = 0x464C_4F58;
+/// The scheduler's row in `flow_run_owners` (run ids never start with `#`).
+pub(super) const SCHEDULER: &str = "#scheduler";
+
+/// The runs this process executes, with the epoch it took each at, and those it lost; and
+/// whether it leads the schedules.
 #[derive(Default)]
 pub(super) struct Runs {
     held: HashMap<String, i64>,
     lost: HashSet<String>,
+    /// Connections made so far; a lock taken on an older one is gone.
+    generation: u64,
+    /// The generation and epoch this process took the scheduler's lock at.
+    leader: Option<(u64, i64)>,
 }
 
 impl Runs {
     pub(super) fn epoch(&self, run_id: &str) -> Option<i64> {
-        self.held.get(run_id).copied()
+        match run_id {
+            SCHEDULER => self.leader.map(|(_, epoch)| epoch),
+            _ => self.held.get(run_id).copied(),
+        }
     }
 }
 
@@ -74,7 +89,15 @@ impl Liveness {
         let runs = Arc::new(Mutex::new(Runs::default()));
         let relock = runs.clone();
         let conn = Conn::new(config).on_connect(move |client: &mut Client| {
+            // A host that vanishes without closing its connection is noticed by the server
+            // within about 25 s, which then lets go of its locks.
+            let _ = client.batch_execute(
+                "SET tcp_keepalives_idle = 10; SET tcp_keepalives_interval = 5; SET tcp_keepalives_count = 3",
+            );
             let mut runs = relock.lock().unwrap_or_else(|p| p.into_inner());
+            runs.generation += 1;
+            // The scheduler's lock is not taken back here: the next check finds it free or not.
+            runs.leader = None;
             let held: Vec<String> = runs.held.keys().cloned().collect();
             for run_id in held {
                 if let Ok(Some(epoch)) = lock(client, &run_id) {
@@ -155,6 +178,36 @@ impl Liveness {
             runs.held.insert(run_id.to_string(), epoch);
         }
         Ok(taken.is_some())
+    }
+
+    /// Whether this process leads the schedules: it holds the scheduler's lock on a connection
+    /// that still answers, or takes it now.
+    pub(super) fn lead(&self) -> Result<bool, StoreError> {
+        let runs = self.runs.clone();
+        self.pool
+            .call(move |conn| -> Result<bool, postgres::Error> {
+                let client = conn.client()?;
+                // Answering proves the connection, and so the lock, still stands.
+                client.simple_query("SELECT 1")?;
+                let generation = runs.lock().unwrap_or_else(|p| p.into_inner()).generation;
+                let leading = runs.lock().unwrap_or_else(|p| p.into_inner()).leader;
+                if leading.is_some_and(|(g, _)| g == generation) {
+                    return Ok(true);
+                }
+                if !client.query_one(LEAD, &[&LEADER_CLASS])?.get::<_, bool>(0) {
+                    return Ok(false);
+                }
+                let epoch: i64 = client.query_one(BUMP, &[&SCHEDULER])?.get(0);
+                runs.lock().unwrap_or_else(|p| p.into_inner()).leader = Some((generation, epoch));
+                Ok(true)
+            })
+            .ok_or_else(|| self.closed())?
+            .or_else(|e| {
+                // A connection that failed holds nothing: not leading, and the next check
+                // reconnects.
+                tracing::warn!("cannot check the schedule lock: {e}");
+                Ok(false)
+            })
     }
 
     /// Lets go of a run this process no longer executes.

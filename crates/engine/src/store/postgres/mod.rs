@@ -361,6 +361,13 @@ impl StateStore for PgStore {
                     &run.id
                 }
                 Write::Node { run_id, .. } => run_id,
+                // Schedule watermarks are written by the leading server only.
+                Write::Put { namespace, .. } if namespace == crate::serve::WATERMARKS => {
+                    if !touched.iter().any(|t| t == liveness::SCHEDULER) {
+                        touched.push(liveness::SCHEDULER.to_string());
+                    }
+                    continue;
+                }
                 Write::Put { .. } => continue,
             };
             if self.liveness.is_lost(run_id) {
@@ -385,6 +392,11 @@ impl StateStore for PgStore {
         for _ in 0..3 {
             let fence: Vec<(String, i64)> = {
                 let runs = runs.lock().unwrap_or_else(|p| p.into_inner());
+                if touched.iter().any(|t| t == liveness::SCHEDULER)
+                    && runs.epoch(liveness::SCHEDULER).is_none()
+                {
+                    return Err(StoreError::NotLeading);
+                }
                 touched
                     .iter()
                     .filter_map(|id| runs.epoch(id).map(|e| (id.clone(), e)))
@@ -402,8 +414,10 @@ impl StateStore for PgStore {
                 }
             }
         }
-        if let Some(run_id) = mismatch {
-            return Err(StoreError::RunTakenOver { run_id });
+        match mismatch {
+            Some(run_id) if run_id == liveness::SCHEDULER => return Err(StoreError::NotLeading),
+            Some(run_id) => return Err(StoreError::RunTakenOver { run_id }),
+            None => {}
         }
         for run_id in ending {
             self.liveness.release(&run_id)?;
@@ -526,6 +540,14 @@ impl StateStore for PgStore {
                 .map(|r| r.get::<_, String>(0))
                 .collect())
         })
+    }
+
+    fn lead_schedules(&self) -> Result<bool, StoreError> {
+        self.liveness.lead()
+    }
+
+    fn is_shared(&self) -> bool {
+        true
     }
 
     fn stored_bytes(&self) -> Option<u64> {

@@ -1,0 +1,273 @@
+//! The PostgreSQL store with the real binary: runs and resumes on it, several processes sharing
+//! it, moving a sled history into it, and `flow serve` processes handing the schedules over.
+//! (The store contract and lost connections are tested in the engine, against the same
+//! server; SIGKILL trials on it are in `kill.rs`.)
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use flow_engine::test_postgres::TestDatabase;
+
+use crate::support::{Workspace, sigterm, wait_until};
+
+/// `a`, then `b`, which fails while the file `fail` exists and otherwise sleeps `delay.txt`
+/// seconds.
+const TWO_STEPS: &str = r#"
+name: two-steps
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: a
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: { command: "sh record.sh && echo from-a" }
+  - id: b
+    kind: action
+    type: core.shell
+    needs: [a]
+    with: { command: 'sh record.sh && test ! -e fail && sleep "$(cat delay.txt)" && cat "$FLOW_INPUT_A"' }
+"#;
+
+fn two_steps() -> Workspace {
+    let ws = Workspace::with_workflow(TWO_STEPS);
+    ws.write("delay.txt", "0");
+    ws
+}
+
+#[test]
+fn a_run_fails_on_postgres_and_resumes_without_redoing_finished_nodes() {
+    let db = TestDatabase::new();
+    let ws = two_steps().on_postgres(db.url());
+    ws.write("fail", "");
+    let out = ws.run().expect_exit(1).run();
+    let id = out.run_id();
+    assert_eq!(ws.statuses(&id)["a"], "succeeded");
+    assert_eq!(ws.statuses(&id)["b"], "failed");
+    assert!(
+        !ws.state_dir().join("db").exists(),
+        "nothing went to a sled store"
+    );
+    std::fs::remove_file(ws.path("fail")).unwrap();
+    ws.resume(&id).run();
+    let counts = ws.counts();
+    assert_eq!(counts["a"], 1, "a had succeeded: {counts:?}");
+    assert_eq!(counts["b"], 2);
+    let output = ws.flow().args(["runs", "output", &id, "b"]).run();
+    assert!(output.stdout.contains("from-a"), "{output}");
+    // `flow runs` names the database the history is in.
+    let runs = ws.flow().args(["runs"]).run();
+    assert!(runs.stdout.contains(&id), "{runs}");
+    let database = db.url().rsplit('/').next().unwrap();
+    assert!(runs.stdout.contains(database), "{runs}");
+}
+
+#[test]
+fn one_run_is_resumed_by_one_process_at_a_time() {
+    let db = TestDatabase::new();
+    let ws = two_steps().on_postgres(db.url());
+    ws.write("fail", "");
+    let id = ws.run().expect_exit(1).run().run_id();
+    std::fs::remove_file(ws.path("fail")).unwrap();
+    ws.write("delay.txt", "3");
+    let first: Child = ws
+        .command(["resume", &id])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow resume");
+    // The first resume is live once b runs again.
+    assert!(wait_until(Duration::from_secs(20), || ws
+        .counts()
+        .get("b")
+        .is_some_and(|&n| n == 2)));
+    let second = ws.resume(&id).expect_exit(2).run();
+    second.assert_stderr_contains("running");
+    let shown = ws.show(&id);
+    assert_eq!(shown["run"]["status"], "running", "{shown:#}");
+    let out = first.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(ws.counts()["b"], 2, "the refused resume ran nothing");
+    assert_eq!(ws.show(&id)["run"]["status"], "succeeded");
+}
+
+#[test]
+fn migrate_moves_a_sled_history_and_resume_continues_on_postgres() {
+    let ws = two_steps();
+    ws.write("fail", "");
+    let failed = ws.run().expect_exit(1).run().run_id();
+    std::fs::remove_file(ws.path("fail")).unwrap();
+    let ok = ws.run().run().run_id();
+    let sled_output = ws.flow().args(["runs", "output", &ok, "b"]).run().stdout;
+
+    let db = TestDatabase::new();
+    // A target that is not a PostgreSQL URL, and a source that is no store, are refused.
+    ws.flow()
+        .args(["store", "migrate", "--to", "mysql://x"])
+        .expect_exit(2)
+        .run();
+    ws.flow()
+        .args(["store", "migrate", "--from", "nowhere", "--to", db.url()])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("no state store");
+    let out = ws.flow().args(["store", "migrate", "--to", db.url()]).run();
+    assert!(
+        out.stdout.contains("migrated 2 runs, 6 node records"),
+        "{out}"
+    );
+    // Running it again (as after an interruption) changes nothing.
+    ws.flow().args(["store", "migrate", "--to", db.url()]).run();
+
+    let pg = Workspace::new().on_postgres(db.url());
+    let listed = pg.flow().args(["runs", "--json"]).run().json();
+    let ids: BTreeSet<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, BTreeSet::from([failed.as_str(), ok.as_str()]));
+    let pg_output = pg.flow().args(["runs", "output", &ok, "b"]).run().stdout;
+    assert_eq!(pg_output, sled_output);
+    // The failed run resumes on PostgreSQL from its migrated checkpoints (the workflow file is
+    // where it was).
+    let before = ws.counts()["a"];
+    ws.flow()
+        .env("FLOW_STORE", db.url())
+        .args(["resume", &failed])
+        .run();
+    assert_eq!(ws.counts()["a"], before, "a is not redone after the move");
+    assert_eq!(
+        pg.show(&failed)["run"]["status"],
+        "succeeded",
+        "resumed on PostgreSQL"
+    );
+
+    // A database that holds other runs is not mixed into.
+    let other = two_steps();
+    other.run().run();
+    other
+        .flow()
+        .args(["store", "migrate", "--to", db.url()])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("migrate into an empty database");
+}
+
+#[test]
+fn store_urls_that_do_not_work_are_clear_errors() {
+    let ws = two_steps();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://flow:hunter2@127.0.0.1:{port}/flow");
+    let out = ws
+        .flow()
+        .env("FLOW_STORE", &url)
+        .args(["runs"])
+        .expect_exit(2)
+        .run();
+    out.assert_stderr_contains("cannot reach the PostgreSQL store postgres://flow:***@");
+    assert!(!out.stderr.contains("hunter2"), "{out}");
+    ws.flow()
+        .args(["--store", "sqlite://x", "runs"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("takes a PostgreSQL URL");
+}
+
+const EVERY_SECOND: &str = r#"name: ticker
+nodes:
+  - id: tick
+    kind: trigger
+    type: schedule
+    with: { cron: "* * * * * *", timezone: UTC }
+  - id: work
+    kind: action
+    type: core.shell
+    needs: [tick]
+    with: { command: "sh record.sh && echo tick" }
+"#;
+
+fn spawn_serve(ws: &Workspace) -> Child {
+    ws.command(["serve", "flow.yaml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow serve")
+}
+
+/// `(scheduled_for, fired at)` of every scheduled run.
+fn scheduled(ws: &Workspace) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+    let out = ws.flow().args(["runs", "--json"]).any_exit().run();
+    if out.code != 0 {
+        return Vec::new();
+    }
+    let time = |v: &serde_json::Value| v.as_str().unwrap().parse::<DateTime<Utc>>().unwrap();
+    out.json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["trigger"]["fired_by"] == "schedule")
+        .map(|r| {
+            (
+                time(&r["trigger"]["scheduled_for"]),
+                time(&r["trigger"]["time"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_standby_serve_takes_over_the_schedules_when_the_leader_is_killed() {
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(EVERY_SECOND).on_postgres(db.url());
+    let mut leader = spawn_serve(&ws);
+    assert!(
+        wait_until(Duration::from_secs(30), || scheduled(&ws).len() >= 2),
+        "the first server fires"
+    );
+    let standby = spawn_serve(&ws);
+    std::thread::sleep(Duration::from_secs(3));
+    let killed_at = Utc::now();
+    let started = Instant::now();
+    leader.kill().expect("SIGKILL the leading flow serve");
+    let _ = leader.wait();
+    let taken_over = wait_until(Duration::from_secs(30), || {
+        scheduled(&ws).iter().any(|(_, at)| *at > killed_at)
+    });
+    let failover = started.elapsed();
+    std::thread::sleep(Duration::from_secs(3));
+    sigterm(&standby);
+    let out = standby.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(taken_over, "the standby never fired:\n{log}");
+    assert!(log.contains("standing by"), "{log}");
+    assert!(log.contains("this server fires the schedules now"), "{log}");
+    let runs = scheduled(&ws);
+    let first_after = runs
+        .iter()
+        .filter(|(_, at)| *at > killed_at)
+        .map(|(_, at)| *at)
+        .min()
+        .unwrap();
+    let gap = (first_after - killed_at).to_std().unwrap();
+    assert!(
+        gap < Duration::from_secs(5),
+        "took over {gap:?} after the kill (seen after {failover:?})"
+    );
+    // No schedule time fired twice, by either server.
+    let times: Vec<DateTime<Utc>> = runs.iter().map(|(s, _)| *s).collect();
+    let unique: BTreeSet<_> = times.iter().collect();
+    assert_eq!(unique.len(), times.len(), "a time fired twice: {times:?}");
+    assert!(times.len() >= 5, "{times:?}");
+    eprintln!("scheduler failover: first firing {gap:?} after the kill");
+}
