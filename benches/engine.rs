@@ -1,10 +1,13 @@
-//! Engine overhead with durable checkpoints (sled, flushed before each node counts as done).
+//! Engine overhead with durable checkpoints, on sled (flushed before each node counts as done)
+//! and on PostgreSQL (one committed transaction per checkpoint; the server `scripts/postgres`
+//! starts, a fresh database per iteration).
 //!
 //! `cargo bench --bench engine` measures:
 //! - `chain_1000`: 1,000 trivial nodes, each needing the previous one (one flush per node);
-//! - `fanout_1000`: one source, 1,000 independent trivial nodes, one join (shared flushes).
+//! - `fanout_1000`: one source, 1,000 independent trivial nodes, one join (shared flushes);
+//! - the same two with `_postgres`.
 //!
-//! Targets: chain under 0.5 ms per node, fan-out under 100 ms in total.
+//! Targets: chain under 0.5 ms per node, fan-out under 100 ms in total (sled).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
@@ -13,7 +16,8 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use flow_engine::compile::{self, Workflow};
 use flow_engine::executor::{self, ExecOptions, Shutdown};
-use flow_engine::store::{RunStatus, SledStore, StateStore};
+use flow_engine::store::{PgStore, RunStatus, SledStore, StateStore};
+use flow_engine::test_postgres::TestDatabase;
 
 fn chain(n: usize) -> String {
     let mut y =
@@ -101,6 +105,27 @@ fn bench(c: &mut Criterion) {
                 |(dir, store)| {
                     run_once(&rt, wf.clone(), store);
                     dir
+                },
+                BatchSize::PerIteration,
+            )
+        });
+    }
+    for (name, text) in [
+        ("chain_1000_postgres", chain(1000)),
+        ("fanout_1000_postgres", fanout(1000)),
+    ] {
+        let wf = workflow(&text);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || {
+                    let db = TestDatabase::new();
+                    let store: Arc<dyn StateStore> =
+                        Arc::new(PgStore::open(db.url(), None).expect("store"));
+                    (db, store)
+                },
+                |(db, store)| {
+                    run_once(&rt, wf.clone(), store);
+                    db
                 },
                 BatchSize::PerIteration,
             )

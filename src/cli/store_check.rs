@@ -10,7 +10,8 @@ use clap::Subcommand;
 use super::{Failure, Outcome};
 use flow_engine::plural::plural;
 use flow_engine::store::{
-    MigrateError, PgStore, SledStore, check_store, human_bytes, is_postgres_url,
+    Endpoint, MigrateError, PgStore, SledStore, StateStore, check_store, human_bytes,
+    is_postgres_url,
 };
 
 #[derive(Debug, Subcommand)]
@@ -19,16 +20,18 @@ pub enum StoreCommand {
     /// node record, and every output file against its checksum. Exit 0 when sound, 1 when
     /// damaged.
     Check,
-    /// Copy a single-machine store (sled) into a PostgreSQL store: every run with its node
-    /// records and outputs, the effect ledger, node state, schedule watermarks and firing log.
-    /// The source is only read. The target must be empty or hold only runs of this source (a
-    /// migration interrupted and run again).
+    /// Copy a history between stores: a single machine's (a --state directory) into a
+    /// PostgreSQL store, or back. Every run with its node records and outputs, the effect
+    /// ledger, node state, schedule watermarks and firing log. The source is only read. The
+    /// target must be empty or hold only runs of this source (a migration interrupted and run
+    /// again).
     Migrate {
-        /// The sled store to copy (default: --state).
-        #[arg(long, value_name = "DIR")]
-        from: Option<PathBuf>,
-        /// The PostgreSQL store to fill (default: --store or FLOW_STORE).
-        #[arg(long, value_name = "URL")]
+        /// The store to copy: a directory or a postgres:// URL (default: --state).
+        #[arg(long, value_name = "DIR|URL")]
+        from: Option<String>,
+        /// The store to fill: a postgres:// URL or a directory (default: --store or
+        /// FLOW_STORE).
+        #[arg(long, value_name = "URL|DIR")]
         to: Option<String>,
     },
 }
@@ -43,7 +46,7 @@ pub fn run(state: &Path, command: StoreCommand) -> Outcome {
             None => check(state),
         },
         StoreCommand::Migrate { from, to } => {
-            let from = from.unwrap_or_else(|| state.to_path_buf());
+            let from = from.unwrap_or_else(|| state.display().to_string());
             let to = to
                 .or_else(|| super::postgres_url().map(str::to_string))
                 .ok_or_else(|| {
@@ -56,26 +59,42 @@ pub fn run(state: &Path, command: StoreCommand) -> Outcome {
     }
 }
 
-fn migrate(from: &Path, to: &str) -> Outcome {
-    if !is_postgres_url(to) {
+/// Opens one end of a migration: a PostgreSQL URL, or a sled store directory (which the
+/// source must already hold).
+fn endpoint(spec: &str, source: bool) -> Result<Endpoint, Failure> {
+    if is_postgres_url(spec) {
+        return Ok(Endpoint::Postgres(PgStore::open(spec, None)?));
+    }
+    if spec.contains("://") {
         return Err(Failure::invalid(anyhow!(
-            "--to takes a PostgreSQL URL, postgres://USER@HOST:PORT/DATABASE"
+            "`{}` is neither a PostgreSQL URL (postgres://USER@HOST:PORT/DATABASE) nor a directory",
+            flow_engine::store::redact_url(spec)
         )));
     }
-    if !from.join("db").exists() {
+    let dir = PathBuf::from(spec);
+    if source && !dir.join("db").exists() {
         return Err(Failure::invalid(anyhow!(
             "{} holds no state store to migrate (no db/ in it)",
-            from.display()
+            dir.display()
         )));
     }
     // Opened directly: a store in use by flow serve or a run is refused with the usual message.
-    let source = SledStore::open(from)?;
-    let target = PgStore::open(to, None)?;
-    eprintln!(
-        "migrating {} into {}",
-        from.display(),
-        flow_engine::store::StateStore::location(&target)
-    );
+    Ok(Endpoint::Sled(SledStore::open(&dir)?))
+}
+
+fn migrate(from: &str, to: &str) -> Outcome {
+    if from == to {
+        return Err(Failure::invalid(anyhow!(
+            "--from and --to name the same store"
+        )));
+    }
+    let source = endpoint(from, true)?;
+    let target = endpoint(to, false)?;
+    let location = |e: &Endpoint| match e {
+        Endpoint::Sled(s) => s.location(),
+        Endpoint::Postgres(p) => p.location(),
+    };
+    eprintln!("migrating {} into {}", location(&source), location(&target));
     let done = flow_engine::store::migrate(&source, &target, |run_id, so_far| {
         tracing::info!(run = run_id, runs = so_far.runs, "copied");
     })
@@ -90,12 +109,10 @@ fn migrate(from: &Path, to: &str) -> Outcome {
         plural(done.outputs as u64, "output"),
         human_bytes(done.output_bytes),
         flow_engine::plural::plural_of(done.entries as u64, "entry", "entries"),
-        flow_engine::store::StateStore::location(&target)
+        location(&target)
     );
     println!(
-        "files node types keep beside the store (synced POS histories) stay in {}: keep passing --state {} on this host, or copy the directory to the hosts that run those nodes",
-        from.display(),
-        from.display()
+        "files node types keep beside a store (synced POS histories) stay in the --state directory of the host that ran them; copy that directory along if another host will run those nodes"
     );
     Ok(ExitCode::SUCCESS)
 }

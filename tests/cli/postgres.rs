@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use flow_engine::test_postgres::TestDatabase;
 
-use crate::support::{Workspace, sigterm, wait_until};
+use crate::support::{Workspace, flow_bin, sigterm, wait_until};
 
 /// `a`, then `b`, which fails while the file `fail` exists and otherwise sleeps `delay.txt`
 /// seconds.
@@ -149,6 +149,30 @@ fn migrate_moves_a_sled_history_and_resume_continues_on_postgres() {
         "resumed on PostgreSQL"
     );
 
+    // And back to a single machine.
+    let back = ws.path("back");
+    let back = back.to_str().unwrap();
+    let out = ws
+        .flow()
+        .args(["store", "migrate", "--from", db.url(), "--to", back])
+        .run();
+    assert!(out.stdout.contains("migrated 2 runs"), "{out}");
+    let on_back = |args: &[&str]| {
+        let out = std::process::Command::new(flow_bin())
+            .arg("--state")
+            .arg(back)
+            .args(args)
+            .env_remove("FLOW_STORE")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let single: serde_json::Value =
+        serde_json::from_str(&on_back(&["runs", "show", &failed, "--json"])).unwrap();
+    assert_eq!(single["run"]["status"], "succeeded");
+    assert_eq!(on_back(&["runs", "output", &ok, "b"]), sled_output);
+
     // A database that holds other runs is not mixed into.
     let other = two_steps();
     other.run().run();
@@ -157,7 +181,7 @@ fn migrate_moves_a_sled_history_and_resume_continues_on_postgres() {
         .args(["store", "migrate", "--to", db.url()])
         .expect_exit(2)
         .run()
-        .assert_stderr_contains("migrate into an empty database");
+        .assert_stderr_contains("migrate into an empty store");
 }
 
 #[test]
@@ -270,4 +294,83 @@ fn a_standby_serve_takes_over_the_schedules_when_the_leader_is_killed() {
     assert_eq!(unique.len(), times.len(), "a time fired twice: {times:?}");
     assert!(times.len() >= 5, "{times:?}");
     eprintln!("scheduler failover: first firing {gap:?} after the kill");
+}
+
+/// Five shell nodes in a row, half a second each.
+const SLOW_CHAIN: &str = r#"
+name: slow-chain
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - { id: s1, kind: action, type: core.shell, needs: [go], with: { command: "sh record.sh && sleep 0.5 && echo 1" } }
+  - { id: s2, kind: action, type: core.shell, needs: [s1], with: { command: "sh record.sh && sleep 0.5 && echo 2" } }
+  - { id: s3, kind: action, type: core.shell, needs: [s2], with: { command: "sh record.sh && sleep 0.5 && echo 3" } }
+  - { id: s4, kind: action, type: core.shell, needs: [s3], with: { command: "sh record.sh && sleep 0.5 && echo 4" } }
+  - { id: s5, kind: action, type: core.shell, needs: [s4], with: { command: "sh record.sh && sleep 0.5 && echo 5" } }
+"#;
+
+/// A PostgreSQL cluster of this test's own (so restarting it disturbs no other test), stopped
+/// when this goes.
+struct PrivateCluster {
+    dir: tempfile::TempDir,
+}
+
+impl PrivateCluster {
+    fn script(&self, arg: Option<&str>) -> String {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
+        let out = std::process::Command::new("bash")
+            .arg(script)
+            .args(arg)
+            .env("FLOW_POSTGRES_DIR", self.dir.path().join("pg"))
+            .env_remove("FLOW_TEST_POSTGRES")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        self.script(Some("stop"));
+    }
+}
+
+#[test]
+fn a_run_rides_out_a_database_restart() {
+    use std::os::unix::fs::PermissionsExt;
+    let cluster = PrivateCluster {
+        dir: tempfile::tempdir().unwrap(),
+    };
+    // The server may run as another user (as root, as `postgres`), who must reach the directory.
+    std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let url = cluster.script(None);
+    let ws = Workspace::with_workflow(SLOW_CHAIN).on_postgres(&url);
+    let run = ws
+        .command(["run", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(wait_until(Duration::from_secs(30), || ws.log().len() >= 2));
+    cluster.script(Some("stop"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        cluster.script(None),
+        url,
+        "the server comes back where it was"
+    );
+    let out = run.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    let counts = ws.counts();
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each node ran once: {counts:?}"
+    );
+    assert_eq!(ws.show("last")["run"]["status"], "succeeded");
 }

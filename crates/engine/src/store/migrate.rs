@@ -1,11 +1,56 @@
-//! Moving a single-machine (sled) history into a PostgreSQL store.
+//! Moving a history between stores: a single machine's (sled) into PostgreSQL, or back.
 //!
-//! Each run goes over in one transaction (its nodes, outputs and record together), then the
-//! small keyed state; the sled store is only read. The target must be empty, or hold only runs
-//! of this source (a migration that was interrupted and is run again: everything is written
-//! again, which changes nothing already there).
+//! Each run goes over in one atomic batch (its nodes, outputs and record together), then the
+//! small keyed state; the source is only read. The target must be empty, or hold only runs of
+//! this source (a migration that was interrupted and is run again: everything is written again,
+//! which changes nothing already there).
 
 use super::{PgStore, SledStore, StateStore, StoreError, Write};
+
+/// A store to migrate from or to.
+pub enum Endpoint {
+    Sled(SledStore),
+    Postgres(PgStore),
+}
+
+impl Endpoint {
+    fn store(&self) -> &dyn StateStore {
+        match self {
+            Endpoint::Sled(s) => s,
+            Endpoint::Postgres(p) => p,
+        }
+    }
+
+    /// Every entry of small keyed state, by full key (`kv/NAMESPACE/KEY`).
+    fn kv_entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        match self {
+            Endpoint::Sled(s) => s.kv_entries(),
+            Endpoint::Postgres(p) => p.kv_entries(),
+        }
+    }
+
+    /// Writes copied records as they are (a PostgreSQL store takes no run for this process).
+    fn import(&self, writes: Vec<Write>, kv: Vec<(String, Vec<u8>)>) -> Result<(), StoreError> {
+        match self {
+            Endpoint::Postgres(p) => p.import(writes, kv),
+            Endpoint::Sled(s) => {
+                let mut writes = writes;
+                for (full, value) in kv {
+                    // `kv/NAMESPACE/KEY` comes back whole from any split at a `/`.
+                    let rest = full.strip_prefix("kv/").unwrap_or(&full);
+                    let (namespace, key) = rest.split_once('/').unwrap_or((rest, ""));
+                    writes.push(Write::Put {
+                        namespace: namespace.to_string(),
+                        key: key.to_string(),
+                        value,
+                    });
+                }
+                s.apply(writes)?;
+                s.flush()
+            }
+        }
+    }
+}
 
 /// What a migration copied.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +66,7 @@ pub struct Migrated {
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
     #[error(
-        "the PostgreSQL store {location} already holds {count} run(s) that are not in {source_dir}, e.g. {example}; migrate into an empty database"
+        "the store {location} already holds {count} run(s) that are not in {source_dir}, e.g. {example}; migrate into an empty store"
     )]
     TargetNotEmpty {
         location: String,
@@ -30,7 +75,7 @@ pub enum MigrateError {
         example: String,
     },
     #[error(
-        "after the copy, the PostgreSQL store {location} holds {found} {what} where the source has {expected}; nothing was removed from the source, run the migration again"
+        "after the copy, the store {location} holds {found} {what} where the source has {expected}; nothing was removed from the source, run the migration again"
     )]
     Mismatch {
         location: String,
@@ -44,10 +89,11 @@ pub enum MigrateError {
 
 /// Copies everything in `from` into `to`; `progress` hears of each run copied.
 pub fn migrate(
-    from: &SledStore,
-    to: &PgStore,
+    source: &Endpoint,
+    target: &Endpoint,
     mut progress: impl FnMut(&str, &Migrated),
 ) -> Result<Migrated, MigrateError> {
+    let (from, to) = (source.store(), target.store());
     let runs = from.runs()?;
     let ids: std::collections::HashSet<&str> = runs.iter().map(|r| r.id.as_str()).collect();
     let foreign: Vec<String> = to
@@ -82,13 +128,13 @@ pub fn migrate(
             });
         }
         writes.push(Write::Run(run.clone()));
-        to.import(writes, Vec::new())?;
+        target.import(writes, Vec::new())?;
         done.runs += 1;
         progress(&run.id, &done);
     }
-    let kv = from.kv_entries()?;
+    let kv = source.kv_entries()?;
     done.entries = kv.len();
-    to.import(Vec::new(), kv)?;
+    target.import(Vec::new(), kv)?;
     // Read back what landed before anyone switches over.
     let landed = to.runs()?;
     if landed.len() != runs.len() {

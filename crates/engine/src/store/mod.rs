@@ -34,7 +34,7 @@ pub use bounded::{BoundedStore, DEADLINE_ENV};
 pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
 pub use memory::MemoryStore;
-pub use migrate::{MigrateError, Migrated, migrate};
+pub use migrate::{Endpoint, MigrateError, Migrated, migrate};
 pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
 pub use postgres::{PgStore, is_postgres_url, redact_url};
 pub use records::{Attempt, NodeRecord, RunRecord, TriggerInfo};

@@ -159,6 +159,11 @@ impl PgStore {
             .map_err(|run_id| StoreError::RunTakenOver { run_id })
     }
 
+    /// Every entry of small keyed state (`kv/NAMESPACE/KEY` and its value), in key order.
+    pub fn kv_entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        self.call(|c| scan_kv(c, ""))
+    }
+
     /// Runs `f` on a pooled connection, retrying over lost connections.
     fn call<R: Send + 'static>(
         &self,
