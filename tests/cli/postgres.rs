@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use flow_engine::test_postgres::TestDatabase;
 
+use crate::serve::{EVERY_SECOND, spawn_serve};
 use crate::support::{Workspace, flow_bin, sigterm, wait_until};
 
 /// `a`, then `b`, which fails while the file `fail` exists and otherwise sleeps `delay.txt`
@@ -208,27 +209,6 @@ fn store_urls_that_do_not_work_are_clear_errors() {
         .assert_stderr_contains("takes a PostgreSQL URL");
 }
 
-const EVERY_SECOND: &str = r#"name: ticker
-nodes:
-  - id: tick
-    kind: trigger
-    type: schedule
-    with: { cron: "* * * * * *", timezone: UTC }
-  - id: work
-    kind: action
-    type: core.shell
-    needs: [tick]
-    with: { command: "sh record.sh && echo tick" }
-"#;
-
-fn spawn_serve(ws: &Workspace) -> Child {
-    ws.command(["serve", "flow.yaml"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flow serve")
-}
-
 /// `(scheduled_for, fired at)` of every scheduled run.
 fn scheduled(ws: &Workspace) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
     let out = ws.flow().args(["runs", "--json"]).any_exit().run();
@@ -254,12 +234,12 @@ fn scheduled(ws: &Workspace) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
 fn a_standby_serve_takes_over_the_schedules_when_the_leader_is_killed() {
     let db = TestDatabase::new();
     let ws = Workspace::with_workflow(EVERY_SECOND).on_postgres(db.url());
-    let mut leader = spawn_serve(&ws);
+    let mut leader = spawn_serve(&ws, &["flow.yaml"]);
     assert!(
         wait_until(Duration::from_secs(30), || scheduled(&ws).len() >= 2),
         "the first server fires"
     );
-    let standby = spawn_serve(&ws);
+    let standby = spawn_serve(&ws, &["flow.yaml"]);
     std::thread::sleep(Duration::from_secs(3));
     let killed_at = Utc::now();
     let started = Instant::now();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::{Workspace, sigterm, wait_until};
 
-const EVERY_SECOND: &str = r#"name: ticker
+pub(crate) const EVERY_SECOND: &str = r#"name: ticker
 nodes:
   - id: tick
     kind: trigger
@@ -33,7 +33,7 @@ nodes:
     with: { command: "echo hello" }
 "#;
 
-fn spawn_serve(ws: &Workspace, args: &[&str]) -> Child {
+pub(crate) fn spawn_serve(ws: &Workspace, args: &[&str]) -> Child {
     ws.command(["serve"].iter().chain(args))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
