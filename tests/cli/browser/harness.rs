@@ -160,12 +160,17 @@ impl Browser {
         }
     }
 
+    /// Clicks the element; one the live page re-rendered between finding and clicking is found
+    /// again.
     pub async fn click(&self, css: &str) {
-        self.find(css)
-            .await
-            .click()
-            .await
-            .unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if tries < 5 && e.to_string().contains("stale element") => tries += 1,
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     /// Runs `script` (a function body) in the page and returns what it returns.

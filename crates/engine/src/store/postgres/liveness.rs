@@ -189,8 +189,10 @@ impl Liveness {
                 let client = conn.client()?;
                 // Answering proves the connection, and so the lock, still stands.
                 client.simple_query("SELECT 1")?;
-                let generation = runs.lock().unwrap_or_else(|p| p.into_inner()).generation;
-                let leading = runs.lock().unwrap_or_else(|p| p.into_inner()).leader;
+                let (generation, leading) = {
+                    let runs = runs.lock().unwrap_or_else(|p| p.into_inner());
+                    (runs.generation, runs.leader)
+                };
                 if leading.is_some_and(|(g, _)| g == generation) {
                     return Ok(true);
                 }
