@@ -71,6 +71,7 @@ fn run_once(rt: &tokio::runtime::Runtime, wf: Arc<Workflow>, store: Arc<dyn Stat
         concurrency: 64,
         shutdown: stop_rx,
         events: None,
+        remote: None,
     };
     let outcome = rt
         .block_on(executor::execute(

@@ -56,6 +56,10 @@ pub(super) enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Run nodes of any run on a PostgreSQL store (`flow run --workers`) until stopped.
+    ///
+    /// SIGTERM stops claiming and lets the nodes running finish; a second one hands them back.
+    Worker(super::worker::WorkerArgs),
     /// Fire workflows on their schedule triggers until stopped (Ctrl-C or SIGTERM).
     ///
     /// Other flow commands (`flow runs`, `flow run`, `flow resume`) keep working beside it:
@@ -126,6 +130,10 @@ pub(super) struct RunArgs {
     /// Most nodes running at once (the workflow's `concurrency` wins).
     #[arg(long, default_value_t = 8)]
     pub(super) concurrency: usize,
+    /// Run the nodes on `flow worker` processes sharing the PostgreSQL store (--store), not in
+    /// this process.
+    #[arg(long)]
+    pub(super) workers: bool,
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +175,9 @@ pub(super) struct ResumeArgs {
     pub(super) params: Vec<String>,
     #[arg(long, default_value_t = 8)]
     pub(super) concurrency: usize,
+    /// Run the nodes on `flow worker` processes sharing the PostgreSQL store (--store).
+    #[arg(long)]
+    pub(super) workers: bool,
 }
 
 #[derive(Debug, Args)]

@@ -20,6 +20,7 @@ mod serve;
 mod store_access;
 mod store_check;
 mod sync;
+mod worker;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -151,6 +152,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
         ),
         Command::Schedule { file, count } => serve::schedule(&cli.state, &file, count, registry),
         Command::Run(args) => run::run(&cli.state, args, registry),
+        Command::Worker(args) => worker::worker(&cli.state, args, registry),
         Command::Resume(args) => run::resume(&cli.state, args, registry),
         Command::Runs(RunsArgs {
             command: Some(RunsCommand::Prune(args)),

@@ -62,7 +62,7 @@ pub(super) fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         store,
         record,
         (HashMap::new(), Default::default()),
-        args.concurrency,
+        (args.concurrency, remote(args.workers, state)?),
         state,
     )
 }
@@ -120,9 +120,25 @@ pub(super) fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Out
         store,
         record,
         (previous, plan.reuse),
-        args.concurrency,
+        (args.concurrency, remote(args.workers, state)?),
         state,
     )
+}
+
+/// With `--workers`, the `flow worker` processes of the PostgreSQL store run the nodes.
+fn remote(workers: bool, state: &Path) -> Result<Option<Arc<dyn executor::Remote>>, Failure> {
+    if !workers {
+        return Ok(None);
+    }
+    let url = super::postgres_url().ok_or_else(|| {
+        Failure::invalid(anyhow!(
+            "--workers runs nodes on `flow worker` processes, which share a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
+        ))
+    })?;
+    let store = flow_engine::store::PgStore::open(url, Some(state.to_path_buf()))?;
+    Ok(Some(Arc::new(flow_engine::worker::PgRemote::new(
+        Arc::new(store),
+    ))))
 }
 
 /// Checkpoints of earlier executions, and the nodes that keep theirs.
@@ -136,7 +152,7 @@ fn execute(
     store: Arc<dyn StateStore>,
     record: RunRecord,
     (previous, reuse): Previous,
-    concurrency: usize,
+    (concurrency, remote): (usize, Option<Arc<dyn executor::Remote>>),
     state: &Path,
 ) -> Outcome {
     let rt = runtime()?;
@@ -159,6 +175,7 @@ fn execute(
                 concurrency,
                 shutdown: stop_rx,
                 events: Some(events_tx),
+                remote,
             };
             let result = executor::execute(wf, store, record, previous, reuse, opts).await;
             let _ = display.await;

@@ -270,7 +270,7 @@ async fn log_events(mut events: mpsc::UnboundedReceiver<ServeEvent>) {
     }
 }
 
-fn log_line(at: DateTime<Utc>, text: &str) {
+pub(super) fn log_line(at: DateTime<Utc>, text: &str) {
     eprintln!("{} {text}", at.format("%Y-%m-%dT%H:%M:%SZ"));
 }
 

@@ -66,5 +66,6 @@ pub mod test_postgres;
 pub mod testing;
 pub mod trigger_rule;
 pub mod webhook;
+pub mod worker;
 
 pub use params::{ParamDecl, ParamKind};

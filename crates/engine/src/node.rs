@@ -657,7 +657,7 @@ pub struct NodeContext {
 
 /// The rows a decision that succeeded routed to one of its cases from which a path leads to
 /// the node receiving this.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RoutedCase {
     pub decision: String,
     /// The decision's node type, such as `segmentation.classify`.

@@ -164,6 +164,7 @@ fn run_once(
         concurrency: 4,
         shutdown: rx,
         events: None,
+        remote: None,
     };
     rt.block_on(execute(
         wf.clone(),

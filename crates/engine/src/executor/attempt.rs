@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::watch;
 
-use super::Event;
-use super::Shutdown;
 use super::context::StoreNodeState;
 use super::job::Job;
+use super::remote::{NodeTask, Remote, RemoteEnd, TaskInput};
+use super::{Event, Shutdown};
 use crate::data::{Body, Output};
 use crate::node::{Inputs, Node, NodeContext, NodeKind};
 use crate::store::{AttemptOutcome, NodeEvent, Write};
@@ -156,6 +156,9 @@ impl Job {
         ctx: NodeContext,
         inputs: Inputs,
     ) -> AttemptEnd {
+        if let Some(remote) = &self.remote {
+            return self.remote_attempt(remote.as_ref(), ctx.attempt).await;
+        }
         // Whatever the node logs is attributed to it. A `warn` span: enabled whenever warnings are.
         let span = tracing::warn_span!("node", run = %self.run_id, node = %self.node_id);
         let mut handle = AbortOnDrop(tokio::spawn(tracing::Instrument::instrument(
@@ -174,6 +177,41 @@ impl Job {
                 Err(_) => AttemptEnd::TimedOut(limit),
             },
             None => guarded.await,
+        }
+    }
+
+    /// The attempt on a worker, under the node's timeout (running out withdraws the task).
+    async fn remote_attempt(&self, remote: &dyn Remote, attempt: u32) -> AttemptEnd {
+        let task = NodeTask {
+            run_id: self.run_id.clone(),
+            node_index: self.index,
+            node_id: self.node_id.clone(),
+            node_fingerprint: self.record.fingerprint.clone(),
+            attempt,
+            workflow_path: self.base.workflow_path.clone(),
+            inputs: self
+                .sources
+                .iter()
+                .map(|(from, need, _, _)| TaskInput {
+                    from: from.clone(),
+                    case: need.case.clone(),
+                    role: need.role.clone(),
+                })
+                .collect(),
+            routed: self.routed.clone(),
+        };
+        let ended = async {
+            match remote.run(task, self.shutdown.clone()).await {
+                RemoteEnd::Ok(output) => AttemptEnd::Ok(output),
+                RemoteEnd::Failed(e) => AttemptEnd::Failed(e),
+                RemoteEnd::Stopped => AttemptEnd::Stopped,
+            }
+        };
+        match self.timeout {
+            Some(limit) => tokio::time::timeout(limit, ended)
+                .await
+                .unwrap_or(AttemptEnd::TimedOut(limit)),
+            None => ended.await,
         }
     }
 

@@ -22,8 +22,8 @@ pub(super) struct BaseContext {
 }
 
 /// Side effects recorded in the state store.
-pub(super) struct StoreLedger {
-    pub(super) store: Arc<dyn StateStore>,
+pub(crate) struct StoreLedger {
+    pub(crate) store: Arc<dyn StateStore>,
 }
 
 impl EffectLedger for StoreLedger {
@@ -42,9 +42,9 @@ impl EffectLedger for StoreLedger {
     }
 }
 
-pub(super) struct StoreNodeState {
-    pub(super) store: Arc<dyn StateStore>,
-    pub(super) namespace: String,
+pub(crate) struct StoreNodeState {
+    pub(crate) store: Arc<dyn StateStore>,
+    pub(crate) namespace: String,
 }
 
 impl NodeState for StoreNodeState {

@@ -48,6 +48,8 @@ pub(super) struct Job {
     pub(super) shutdown: watch::Receiver<Shutdown>,
     /// Where this task reports its attempts as they start and end.
     pub(super) attempt_log: AttemptLog,
+    /// Runs the attempts in another process when set.
+    pub(super) remote: Option<std::sync::Arc<dyn super::Remote>>,
 }
 
 pub(super) struct TaskResult {

@@ -38,7 +38,10 @@ mod checkpoint;
 mod context;
 mod job;
 mod readiness;
+mod remote;
 mod scheduler;
+
+pub use remote::{NodeTask, Remote, RemoteEnd, TaskInput, execute_task};
 
 use attempt::panic_text;
 use checkpoint::Checkpointer;
@@ -101,6 +104,8 @@ pub struct ExecOptions {
     pub concurrency: usize,
     pub shutdown: watch::Receiver<Shutdown>,
     pub events: Option<mpsc::UnboundedSender<Event>>,
+    /// Where node attempts run when not in this process (`flow worker` processes).
+    pub remote: Option<Arc<dyn Remote>>,
 }
 
 /// The result of executing a run.

@@ -186,6 +186,7 @@ impl Scheduler {
             events: opts.events.clone(),
             shutdown: opts.shutdown.clone(),
             attempt_log,
+            remote: opts.remote.clone(),
         }
     }
 }

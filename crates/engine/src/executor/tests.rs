@@ -169,6 +169,7 @@ impl Setup {
             concurrency: 4,
             shutdown: rx,
             events: None,
+            remote: None,
         };
         rt.block_on(execute(
             wf.clone(),
@@ -666,6 +667,7 @@ fn a_nodes_log_is_stored_with_its_final_record() {
                 concurrency: 2,
                 shutdown: rx,
                 events: None,
+                remote: None,
             },
         ))
         .unwrap();

@@ -127,6 +127,7 @@ fn daily_runs(dir: &std::path::Path, days: i64, how: Daily) -> u64 {
             concurrency: 2,
             shutdown,
             events: None,
+            remote: None,
         };
         let outcome = rt
             .block_on(crate::executor::execute(

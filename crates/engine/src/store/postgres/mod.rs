@@ -12,6 +12,9 @@
 mod liveness;
 mod pool;
 mod schema;
+mod tasks;
+
+pub use tasks::{ClaimedTask, TaskState};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -592,6 +595,7 @@ fn remove_runs(client: &mut Client, removal: &Removal) -> Result<Removed, postgr
     };
     for run_id in removal.run_ids.iter().filter(|id| !live.contains(*id)) {
         tx.execute("DELETE FROM flow_run_owners WHERE run_id = $1", &[run_id])?;
+        tx.execute("DELETE FROM flow_tasks WHERE run_id = $1", &[run_id])?;
         let runs = tx.query(
             "DELETE FROM flow_runs WHERE id = $1 RETURNING octet_length(id)::bigint + octet_length(record)",
             &[run_id],

@@ -42,6 +42,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         value bytea NOT NULL
     );
     "#,
+    // 2: nodes handed to `flow worker` processes, claimed under a lease.
+    r#"
+    CREATE TABLE flow_tasks (
+        id bigserial PRIMARY KEY,
+        run_id text COLLATE "C" NOT NULL,
+        node_id text COLLATE "C" NOT NULL,
+        spec bytea NOT NULL,
+        state text NOT NULL,
+        worker text,
+        claim bigint NOT NULL DEFAULT 0,
+        lease_until timestamptz,
+        result bytea,
+        error text,
+        created_at timestamptz NOT NULL DEFAULT now()
+    );
+    CREATE INDEX flow_tasks_open ON flow_tasks (id) WHERE state IN ('ready', 'claimed');
+    "#,
 ];
 
 /// The schema version this binary reads and writes.
