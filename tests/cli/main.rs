@@ -45,3 +45,4 @@ mod sync_status;
 mod untrusted;
 mod validate;
 mod webhook;
+mod workers;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
+use crate::store::TaskState;
 use crate::store::tests::{exercise, exercise_remove};
 use crate::test_postgres::TestDatabase;
 
@@ -329,4 +330,123 @@ fn writers_racing_on_one_store_lose_nothing() {
             vec![w; 7]
         );
     }
+}
+
+#[test]
+fn workers_racing_for_tasks_each_get_a_task_once() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    for i in 0..200 {
+        store
+            .submit_task("r1", &format!("n{i}"), vec![i as u8])
+            .unwrap();
+    }
+    let url = db.url().to_string();
+    let claimers: Vec<_> = (0..4)
+        .map(|w| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let store = PgStore::open(&url, None).unwrap();
+                let mut got = Vec::new();
+                while let Some(task) = store
+                    .claim_task(&format!("w{w}"), Duration::from_secs(60))
+                    .unwrap()
+                {
+                    got.push(task.id);
+                }
+                got
+            })
+        })
+        .collect();
+    let mut all: Vec<i64> = claimers
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    let claimed = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(claimed, 200, "every task claimed once");
+    assert_eq!(all.len(), 200);
+}
+
+#[test]
+fn a_lapsed_lease_hands_the_task_on_and_the_late_result_is_refused() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let id = store.submit_task("r1", "n", b"spec".to_vec()).unwrap();
+    let first = store
+        .claim_task("w1", Duration::from_millis(300))
+        .unwrap()
+        .unwrap();
+    assert_eq!((first.id, first.spec.as_slice()), (id, &b"spec"[..]));
+    // Held: nobody else gets it, and renewing keeps it.
+    assert!(
+        store
+            .claim_task("w2", Duration::from_secs(5))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        store
+            .renew_task(&first, Duration::from_millis(300))
+            .unwrap()
+    );
+    assert!(matches!(
+        store.task_state(id).unwrap(),
+        TaskState::Pending { worker: Some(w) } if w == "w1"
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let second = store
+        .claim_task("w2", Duration::from_secs(5))
+        .unwrap()
+        .expect("a lapsed lease is claimed again");
+    assert!(second.claim > first.claim);
+    // The first worker can neither renew nor report.
+    assert!(!store.renew_task(&first, Duration::from_secs(5)).unwrap());
+    assert!(!store.finish_task(&first, Ok(b"late".to_vec())).unwrap());
+    assert!(store.finish_task(&second, Ok(b"out".to_vec())).unwrap());
+    assert_eq!(
+        store.task_state(id).unwrap(),
+        TaskState::Done(b"out".to_vec())
+    );
+    store.remove_task(id).unwrap();
+    assert_eq!(store.task_state(id).unwrap(), TaskState::Gone);
+}
+
+#[test]
+fn released_tasks_go_back_and_cancelled_ones_stop_their_worker() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let id = store.submit_task("r1", "n", Vec::new()).unwrap();
+    let claimed = store
+        .claim_task("w1", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    store.release_task(&claimed).unwrap();
+    let again = store
+        .claim_task("w2", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.id, id);
+    store.cancel_task(id).unwrap();
+    assert!(!store.renew_task(&again, Duration::from_secs(60)).unwrap());
+    assert!(!store.finish_task(&again, Err("x".into())).unwrap());
+    assert_eq!(store.task_state(id).unwrap(), TaskState::Gone);
+    assert!(
+        store
+            .claim_task("w3", Duration::from_secs(60))
+            .unwrap()
+            .is_none()
+    );
+    // A failed attempt reports its error.
+    let id = store.submit_task("r1", "m", Vec::new()).unwrap();
+    let t = store
+        .claim_task("w1", Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert!(store.finish_task(&t, Err("boom".into())).unwrap());
+    assert_eq!(
+        store.task_state(id).unwrap(),
+        TaskState::Failed("boom".into())
+    );
 }

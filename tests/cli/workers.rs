@@ -1,0 +1,270 @@
+//! `flow worker` with the real binary: a run's nodes spread over worker processes sharing a
+//! PostgreSQL store, each node run once, and workers SIGKILLed mid-node.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use flow_engine::test_postgres::TestDatabase;
+
+use crate::support::{Rng, Workspace, count, node_statuses, sigterm};
+
+/// Worker processes, killed when this goes (a failed test leaves none behind).
+struct Workers(Vec<Child>);
+
+impl Workers {
+    fn start(ws: &Workspace, n: usize, lease: &str) -> Workers {
+        let mut workers = Workers(Vec::new());
+        for _ in 0..n {
+            workers.add(ws, lease);
+        }
+        workers
+    }
+
+    fn add(&mut self, ws: &Workspace, lease: &str) {
+        let name = format!("w{}", self.0.len());
+        self.0.push(
+            ws.command([
+                "worker",
+                "--concurrency",
+                "4",
+                "--lease",
+                lease,
+                "--name",
+                &name,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn flow worker"),
+        );
+    }
+
+    /// Stops every worker with SIGTERM; their logs.
+    fn stop(mut self) -> Vec<String> {
+        let children = std::mem::take(&mut self.0);
+        children
+            .into_iter()
+            .map(|child| {
+                sigterm(&child);
+                let out = child.wait_with_output().expect("wait for flow worker");
+                String::from_utf8_lossy(&out.stderr).into_owned()
+            })
+            .collect()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A trigger, a source, 196 nodes that each need the source, a join of all of them and a file
+/// output: 200 nodes.
+fn wide() -> String {
+    let mut y = String::from(
+        "name: wide\nnodes:\n  - { id: go, kind: trigger, type: manual }\n  - { id: src, kind: action, type: core.shell, needs: [go], with: { command: \"sh record.sh && echo 7\" } }\n",
+    );
+    for i in 0..196 {
+        let _ = writeln!(
+            y,
+            "  - {{ id: f{i:03}, kind: action, type: core.shell, needs: [src], with: {{ command: 'sh record.sh && echo $(( $(cat \"$FLOW_INPUT_SRC\") * {i} ))' }} }}"
+        );
+    }
+    let needs: Vec<String> = (0..196).map(|i| format!("f{i:03}")).collect();
+    let _ = writeln!(
+        y,
+        "  - {{ id: join, kind: action, type: core.shell, needs: [{}], with: {{ command: 'sh record.sh && for f in $(echo \"$FLOW_INPUTS\" | tr \":\" \" \"); do echo \"${{f##*/}} $(cat \"$f\")\"; done | sort' }} }}",
+        needs.join(", ")
+    );
+    y.push_str("  - { id: out, kind: output, type: file.write, needs: [join], with: { path: out/join.txt } }\n");
+    y
+}
+
+#[test]
+fn three_workers_run_a_200_node_workflow_each_node_once_with_the_outputs_of_a_local_run() {
+    let yaml = wide();
+    let local = Workspace::with_workflow(&yaml);
+    local.run().timeout(Duration::from_secs(120)).run();
+    let expected = local.read("out/join.txt");
+    assert_eq!(expected.lines().count(), 196);
+
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(&yaml).on_postgres(db.url());
+    let workers = Workers::start(&ws, 3, "30s");
+    let out = ws
+        .flow()
+        .args(["run", "--workers", "--concurrency", "16", "flow.yaml"])
+        .timeout(Duration::from_secs(120))
+        .run();
+    let id = out.run_id();
+    assert_eq!(ws.read("out/join.txt"), expected);
+    let counts = ws.counts();
+    assert_eq!(counts.len(), 198, "every shell node ran");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each exactly once: {:?}",
+        counts.iter().filter(|(_, n)| **n != 1).collect::<Vec<_>>()
+    );
+    let statuses = ws.statuses(&id);
+    assert_eq!(statuses.len(), 200);
+    assert!(statuses.values().all(|s| s == "succeeded"), "{statuses:?}");
+    // The nodes went to more than one worker.
+    let logs = workers.stop();
+    let busy = logs
+        .iter()
+        .filter(|log| log.lines().any(|l| l.ends_with(" done")))
+        .count();
+    assert!(busy >= 2, "nodes spread over the workers: {logs:#?}");
+    let done: usize = logs
+        .iter()
+        .map(|log| log.lines().filter(|l| l.ends_with(" done")).count())
+        .sum();
+    assert_eq!(done, 200, "every node ran on a worker, once");
+}
+
+#[test]
+fn without_a_postgres_store_workers_are_refused_clearly() {
+    let ws = Workspace::with_workflow(&wide());
+    ws.flow()
+        .args(["run", "--workers", "flow.yaml"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("--store postgres://");
+    ws.flow()
+        .args(["worker"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("PostgreSQL store");
+}
+
+/// Six nodes in a row, 0.15 s each, the last one summing what came before.
+const CHAIN: &str = r#"
+name: chain
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - { id: c1, kind: action, type: core.shell, needs: [go], with: { command: "sh record.sh && sleep 0.15 && echo 1" } }
+  - { id: c2, kind: action, type: core.shell, needs: [c1], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C1") + 2 ))' } }
+  - { id: c3, kind: action, type: core.shell, needs: [c2], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C2") + 3 ))' } }
+  - { id: c4, kind: action, type: core.shell, needs: [c3], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C3") + 4 ))' } }
+  - { id: c5, kind: action, type: core.shell, needs: [c4], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C4") + 5 ))' } }
+"#;
+
+#[test]
+fn a_worker_sigkilled_mid_node_loses_no_finished_node_and_the_run_completes() {
+    const TRIALS: usize = 20;
+    let mut rng = Rng::new(0x0DD_F10E);
+    let started = Instant::now();
+    let mut rerun_after_kill = 0;
+    for trial in 0..TRIALS {
+        let db = TestDatabase::new();
+        let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
+        // One worker, killed at a random moment of the run, and a second started then.
+        let mut workers = Workers::start(&ws, 1, "1s");
+        let run: Child = ws
+            .command(["run", "--workers", "flow.yaml"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn flow run --workers");
+        let delay = Duration::from_millis(200 + (rng.f64() * 800.0) as u64);
+        std::thread::sleep(delay);
+        let mut killed = workers.0.remove(0);
+        killed.kill().expect("SIGKILL the worker");
+        let _ = killed.wait();
+        let at_kill = ws
+            .flow()
+            .args(["runs", "show", "last", "--json"])
+            .any_exit()
+            .run();
+        let succeeded: BTreeSet<String> = if at_kill.code == 0 {
+            node_statuses(&at_kill.json())
+                .into_iter()
+                .filter(|(_, s)| s == "succeeded")
+                .map(|(n, _)| n)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        let executed_before = ws.log().len();
+        workers.add(&ws, "1s");
+        let out = run.wait_with_output().expect("wait for the run");
+        assert!(
+            out.status.success(),
+            "trial {trial} (kill after {delay:?}): the run failed\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let result = ws
+            .flow()
+            .args(["runs", "output", "last", "c5"])
+            .run()
+            .stdout;
+        assert_eq!(result.trim(), "15", "trial {trial}");
+        let log = ws.log();
+        let again: Vec<&str> = log[executed_before..]
+            .iter()
+            .map(|e| e.node.as_str())
+            .filter(|n| succeeded.contains(*n))
+            .collect();
+        assert!(
+            again.is_empty(),
+            "trial {trial}: nodes recorded as succeeded ran again: {again:?}"
+        );
+        let counts: BTreeMap<String, usize> = count(&log);
+        assert_eq!(counts.len(), 5, "trial {trial}: {counts:?}");
+        rerun_after_kill += counts.values().filter(|&&n| n > 1).count();
+        drop(workers);
+    }
+    eprintln!(
+        "{TRIALS} worker SIGKILL trials in {:?}: {rerun_after_kill} node(s) cut off mid-way ran again",
+        started.elapsed()
+    );
+    assert!(
+        rerun_after_kill > 0,
+        "some kill must land mid-node, or the trials test nothing"
+    );
+}
+
+#[test]
+fn a_run_on_workers_rides_out_its_connections_being_cut() {
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
+    let workers = Workers::start(&ws, 2, "5s");
+    let run: Child = ws
+        .command(["run", "--workers", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow run --workers");
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(250));
+        // Every connection flow has: the run's, the workers', their locks.
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'flow' AND pid <> pg_backend_pid()",
+        );
+    }
+    let out = run.wait_with_output().expect("wait for the run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ws.flow()
+            .args(["runs", "output", "last", "c5"])
+            .run()
+            .stdout
+            .trim(),
+        "15"
+    );
+    let counts = ws.counts();
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    drop(workers);
+}
