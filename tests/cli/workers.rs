@@ -268,3 +268,102 @@ fn a_run_on_workers_rides_out_its_connections_being_cut() {
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
     drop(workers);
 }
+
+fn open_tasks(db: &TestDatabase) -> i64 {
+    let mut client = postgres::Client::connect(db.url(), postgres::NoTls).unwrap();
+    client
+        .query_one("SELECT count(*) FROM flow_tasks", &[])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn a_run_whose_process_died_is_resumed_on_workers_and_its_old_attempts_withdrawn() {
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
+    let workers = Workers::start(&ws, 1, "30s");
+    let mut run = ws
+        .command(["run", "--workers", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed while a node runs on the worker: its attempt stays queued and claimed.
+    assert!(crate::support::wait_until(Duration::from_secs(20), || ws
+        .log()
+        .len()
+        >= 2));
+    run.kill().unwrap();
+    let _ = run.wait();
+    assert!(
+        open_tasks(&db) >= 1,
+        "the attempt in flight is still queued"
+    );
+    let shown = ws.show("last");
+    assert_eq!(shown["run"]["status"], "interrupted", "no process holds it");
+    let succeeded: BTreeSet<String> = node_statuses(&shown)
+        .into_iter()
+        .filter(|(_, s)| s == "succeeded")
+        .map(|(n, _)| n)
+        .collect();
+    let before = ws.log().len();
+    ws.flow().args(["resume", "last", "--workers"]).run();
+    assert_eq!(
+        ws.flow()
+            .args(["runs", "output", "last", "c5"])
+            .run()
+            .stdout
+            .trim(),
+        "15"
+    );
+    assert_eq!(open_tasks(&db), 0, "nothing is left in the queue");
+    let again: Vec<String> = ws.log()[before..]
+        .iter()
+        .map(|e| e.node.clone())
+        .filter(|n| succeeded.contains(n))
+        .collect();
+    assert!(again.is_empty(), "{again:?}");
+    drop(workers);
+}
+
+#[test]
+fn a_worker_refuses_a_node_whose_definition_differs_from_the_runs() {
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
+    let workers = Workers::start(&ws, 1, "30s");
+    let run = ws
+        .command(["run", "--workers", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(crate::support::wait_until(Duration::from_secs(20), || ws
+        .log()
+        .len()
+        >= 1));
+    // The file changes under the run: the worker compiles the new one.
+    ws.workflow(&CHAIN.replace("+ 4 ))", "+ 40 ))"));
+    let out = run.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let shown = ws.show("last");
+    let c4 = shown["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == "c4")
+        .unwrap()
+        .clone();
+    assert_eq!(c4["status"], "failed", "{c4:#}");
+    assert!(
+        c4["error"]
+            .as_str()
+            .unwrap()
+            .contains("differs from the one the run uses"),
+        "{c4:#}"
+    );
+    assert!(
+        !ws.counts().contains_key("c4"),
+        "the changed node never ran"
+    );
+    drop(workers);
+}

@@ -169,7 +169,17 @@ impl Liveness {
         let id = run_id.to_string();
         let taken = self
             .pool
-            .call(move |conn| conn.run(RETRY_FOR, |c| lock(c, &id)))
+            .call(move |conn| {
+                conn.run(RETRY_FOR, |c| {
+                    let epoch = lock(c, &id)?;
+                    if epoch.is_some() {
+                        // Attempts a dead predecessor queued for this run are withdrawn: this
+                        // execution queues its own (a worker running one finds its claim gone).
+                        c.execute("DELETE FROM flow_tasks WHERE run_id = $1", &[&id])?;
+                    }
+                    Ok(epoch)
+                })
+            })
             .ok_or_else(|| self.closed())?
             .map_err(|e| pg_error(&self.location, e))?;
         if let Some(epoch) = taken {
@@ -223,16 +233,20 @@ impl Liveness {
             return Ok(());
         }
         let id = run_id.to_string();
-        self.pool
+        let unlocked = self
+            .pool
             .call(move |conn| {
-                // A connection that broke meanwhile already let go of the lock.
                 let client = conn.client()?;
                 client
                     .query_one(UNLOCK, &[&RUN_LOCK_CLASS, &id])
                     .map(|_| ())
             })
-            .ok_or_else(|| self.closed())?
-            .map_err(|e| pg_error(&self.location, e))
+            .ok_or_else(|| self.closed())?;
+        // A connection that broke has let go of the lock with it; the next call reconnects.
+        if let Err(e) = unlocked {
+            tracing::debug!("unlocking run {run_id}: {e}");
+        }
+        Ok(())
     }
 
     pub(super) fn is_lost(&self, run_id: &str) -> bool {
