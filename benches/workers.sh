@@ -35,7 +35,7 @@ fanout cpu "$cpu_nodes" 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; echo
 fanout trivial "$trivial_nodes" 'echo 1'
 
 database() { # NAME: a fresh database, its URL
-  psql -q "$server" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
+  PGOPTIONS='-c client_min_messages=warning' psql -q "$server" -c "DROP DATABASE IF EXISTS $1 WITH (FORCE)" -c "CREATE DATABASE $1" >/dev/null
   echo "${server%/*}/$1"
 }
 

@@ -31,6 +31,10 @@ pub(super) struct WorkerArgs {
     /// The name this worker claims nodes under (default: HOST-PID).
     #[arg(long)]
     name: Option<String>,
+    /// What this worker offers (comma-separated, e.g. `pos,bigmem`): it takes the nodes whose
+    /// `labels` are all among these, and nodes without labels.
+    #[arg(long, value_delimiter = ',', value_name = "LABEL,...")]
+    labels: Vec<String>,
 }
 
 pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Outcome {
@@ -39,6 +43,16 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
             "flow worker takes nodes from a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
         ))
     })?;
+    if let Some(bad) = args.labels.iter().find(|l| {
+        l.is_empty()
+            || !l
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }) {
+        return Err(Failure::invalid(anyhow!(
+            "--labels: `{bad}` is not a label (letters, digits, `_` and `-`)"
+        )));
+    }
     if args.lease < Duration::from_secs(1) {
         return Err(Failure::invalid(anyhow!("--lease must be at least 1s")));
     }
@@ -57,10 +71,14 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
     log_line(
         Utc::now(),
         &format!(
-            "worker {name} takes nodes from {} ({} at once, lease {}s)",
+            "worker {name} takes nodes from {} ({} at once, lease {}s{})",
             store.location(),
             args.concurrency,
-            args.lease.as_secs()
+            args.lease.as_secs(),
+            match args.labels.is_empty() {
+                true => String::new(),
+                false => format!(", labels {}", args.labels.join(",")),
+            }
         ),
     );
     let opts = WorkerOptions {
@@ -68,6 +86,7 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
         lease: args.lease,
         poll: Duration::from_millis(100),
         name,
+        labels: args.labels,
     };
     let registry = registry.clone();
     let stats = rt.block_on(async move {

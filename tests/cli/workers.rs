@@ -367,3 +367,48 @@ fn a_worker_refuses_a_node_whose_definition_differs_from_the_runs() {
     );
     drop(workers);
 }
+
+#[test]
+fn a_labelled_node_runs_only_on_a_worker_with_its_labels() {
+    let db = TestDatabase::new();
+    let yaml = CHAIN.replace(
+        "- { id: c3, kind: action, type: core.shell, needs: [c2],",
+        "- { id: c3, kind: action, type: core.shell, needs: [c2], labels: [pos],",
+    );
+    assert_ne!(yaml, CHAIN);
+    let ws = Workspace::with_workflow(&yaml).on_postgres(db.url());
+    let plain = Workers::start(&ws, 2, "30s");
+    let labelled = Workers(vec![
+        ws.command(["worker", "--labels", "pos,bigmem", "--name", "pos-host"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ]);
+    ws.flow().args(["run", "--workers", "flow.yaml"]).run();
+    assert_eq!(
+        ws.flow()
+            .args(["runs", "output", "last", "c5"])
+            .run()
+            .stdout
+            .trim(),
+        "15"
+    );
+    let pos_log = labelled.stop().concat();
+    let plain_logs = plain.stop().concat();
+    assert!(pos_log.contains("node c3 done"), "{pos_log}");
+    assert!(!plain_logs.contains("node c3"), "{plain_logs}");
+
+    // Labels are checked where they are written.
+    ws.workflow(&yaml.replace("labels: [pos]", "labels: [\"p o s\"]"));
+    ws.flow()
+        .args(["validate", "flow.yaml"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("flow.yaml:7:68: node `c3`: a label is");
+    ws.flow()
+        .args(["worker", "--labels", "a b"])
+        .expect_exit(2)
+        .run()
+        .assert_stderr_contains("is not a label");
+}

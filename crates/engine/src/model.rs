@@ -196,6 +196,11 @@ pub struct NodeDef {
     /// The longest one attempt may take, e.g. `30s`, `5m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// With `flow run --workers`: only workers started with all these labels
+    /// (`flow worker --labels`) run this node, e.g. `[pos]` for the hosts with the POS
+    /// credentials. Letters, digits, `_` and `-`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub labels: Vec<String>,
 }
 
 /// `needs: a` or `needs: [a, b.case, { node: c, as: ROLE }]`.
@@ -301,4 +306,5 @@ pub const NODE_KEYS: &[&str] = &[
     "with",
     "retry",
     "timeout",
+    "labels",
 ];

@@ -410,6 +410,7 @@ impl<'a> Compiler<'a> {
                 with: p.with,
                 retry: p.retry,
                 timeout: p.timeout,
+                labels: p.labels,
                 cases: p.cases,
                 input_checks,
                 fingerprint,

@@ -26,6 +26,7 @@ pub(super) struct Parsed {
     pub(super) with: serde_json::Map<String, Json>,
     pub(super) retry: RetryPolicy,
     pub(super) timeout: Option<Duration>,
+    pub(super) labels: Vec<String>,
     pub(super) raw: Json,
     pub(super) cases: Vec<String>,
     /// A required parameter is missing (already reported; configure would only repeat it).
@@ -68,6 +69,7 @@ impl Compiler<'_> {
             with: serde_json::Map::new(),
             retry: RetryPolicy::default(),
             timeout: None,
+            labels: Vec::new(),
             raw: item.clone(),
             cases: Vec::new(),
             missing_required: false,
@@ -293,6 +295,31 @@ impl Compiler<'_> {
                 &field("timeout"),
                 id,
                 format!("`timeout` must be a duration like 30s, got {other}"),
+            ),
+        }
+        match map.get("labels") {
+            None | Some(Json::Null) => {}
+            Some(Json::Array(items)) => {
+                for item in items {
+                    match item {
+                        Json::String(label) if valid_id(label) => {
+                            if !parsed.labels.contains(label) {
+                                parsed.labels.push(label.clone());
+                            }
+                        }
+                        other => self.error(
+                            &field("labels"),
+                            id,
+                            format!("a label is letters, digits, `_` and `-`; got {other}"),
+                        ),
+                    }
+                }
+                parsed.labels.sort();
+            }
+            Some(other) => self.error(
+                &field("labels"),
+                id,
+                format!("`labels` must be a list like [pos], got {other}"),
             ),
         }
         parsed

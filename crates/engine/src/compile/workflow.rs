@@ -77,6 +77,8 @@ pub struct CompiledNode {
     pub with: serde_json::Map<String, Json>,
     pub retry: RetryPolicy,
     pub timeout: Option<Duration>,
+    /// Labels a worker must have to run this node (`flow run --workers`).
+    pub labels: Vec<String>,
     /// A decision's cases, in declaration order.
     pub cases: Vec<String>,
     /// Per need: the kind an input's table is checked against when it arrives, for a role

@@ -199,6 +199,7 @@ impl Job {
                 })
                 .collect(),
             routed: self.routed.clone(),
+            labels: self.labels.clone(),
         };
         let ended = async {
             match remote.run(task, self.shutdown.clone()).await {

@@ -39,6 +39,7 @@ pub(super) struct Job {
     pub(super) sources: Vec<(String, Need, Option<TableKind>, Source)>,
     pub(super) retry: crate::compile::RetryPolicy,
     pub(super) timeout: Option<Duration>,
+    pub(super) labels: Vec<String>,
     pub(super) record: NodeRecord,
     pub(super) run_id: String,
     pub(super) execution: u32,

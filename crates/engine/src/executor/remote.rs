@@ -35,6 +35,9 @@ pub struct NodeTask {
     pub workflow_path: PathBuf,
     pub inputs: Vec<TaskInput>,
     pub routed: Vec<RoutedCase>,
+    /// Labels a worker needs to run it.
+    #[serde(default)]
+    pub labels: Vec<String>,
 }
 
 /// An input: the checkpoint of `from`, one case of it for a decision's output.

@@ -178,6 +178,7 @@ impl Scheduler {
             sources,
             retry: node.retry.clone(),
             timeout: node.timeout,
+            labels: node.labels.clone(),
             record: self.records[i].clone(),
             run_id: run_id.to_string(),
             execution: self.execution,

@@ -50,7 +50,10 @@ impl Remote for PgRemote {
             Ok(spec) => spec,
             Err(e) => return RemoteEnd::Failed(format!("cannot queue the attempt: {e}")),
         };
-        let id = match self.store.submit_task(&task.run_id, &task.node_id, spec) {
+        let id = match self
+            .store
+            .submit_task(&task.run_id, &task.node_id, spec, &task.labels)
+        {
             Ok(id) => id,
             Err(e) => return RemoteEnd::Failed(format!("cannot queue the attempt: {e}")),
         };
@@ -65,9 +68,13 @@ impl Remote for PgRemote {
             match self.store.task_state(id) {
                 Ok(TaskState::Pending { worker }) => {
                     if worker.is_none() && !warned && queued.elapsed() > UNCLAIMED_WARNING {
+                        let labels = match task.labels.is_empty() {
+                            true => String::new(),
+                            false => format!(" with the labels {}", task.labels.join(", ")),
+                        };
                         tracing::warn!(
                             node = %task.node_id,
-                            "no flow worker has taken this node for {}s; is one running against this store?",
+                            "no flow worker{labels} has taken this node for {}s; is one running against this store?",
                             UNCLAIMED_WARNING.as_secs()
                         );
                         warned = true;

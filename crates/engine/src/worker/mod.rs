@@ -32,6 +32,9 @@ pub struct WorkerOptions {
     pub poll: Duration,
     /// The name the worker claims under (shown while it runs an attempt).
     pub name: String,
+    /// What this worker offers: it takes nodes whose labels are all among these (and nodes
+    /// without labels).
+    pub labels: Vec<String>,
 }
 
 /// What a worker did, for its last log line.
@@ -88,7 +91,7 @@ pub async fn run(
         let level = *shutdown.borrow();
         if level == Shutdown::None {
             while running.len() < opts.concurrency.max(1) {
-                let Some(claimed) = store.claim_task(&opts.name, opts.lease)? else {
+                let Some(claimed) = store.claim_task(&opts.name, &opts.labels, opts.lease)? else {
                     break;
                 };
                 let task: NodeTask = match serde_json::from_slice(&claimed.spec) {

@@ -49,6 +49,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         run_id text COLLATE "C" NOT NULL,
         node_id text COLLATE "C" NOT NULL,
         spec bytea NOT NULL,
+        labels text[] NOT NULL DEFAULT '{}',
         state text NOT NULL,
         worker text,
         claim bigint NOT NULL DEFAULT 0,

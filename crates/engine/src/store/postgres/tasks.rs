@@ -34,30 +34,35 @@ pub enum TaskState {
 }
 
 impl PgStore {
-    /// Queues a task; its id.
+    /// Queues a task that only workers with all of `labels` may claim; its id.
     pub fn submit_task(
         &self,
         run_id: &str,
         node_id: &str,
         spec: Vec<u8>,
+        labels: &[String],
     ) -> Result<i64, StoreError> {
         let (run_id, node_id) = (run_id.to_string(), node_id.to_string());
+        let labels = labels.to_vec();
         self.call(move |c| {
             Ok(c.query_one(
-                "INSERT INTO flow_tasks (run_id, node_id, spec, state) VALUES ($1, $2, $3, 'ready') RETURNING id",
-                &[&run_id, &node_id, &spec],
+                "INSERT INTO flow_tasks (run_id, node_id, spec, labels, state)
+                 VALUES ($1, $2, $3, $4, 'ready') RETURNING id",
+                &[&run_id, &node_id, &spec, &labels],
             )?
             .get(0))
         })
     }
 
-    /// Claims the oldest task that is ready or whose lease ran out, for `lease`.
+    /// Claims the oldest task that is ready or whose lease ran out, and whose labels are all
+    /// among the worker's, for `lease`.
     pub fn claim_task(
         &self,
         worker: &str,
+        labels: &[String],
         lease: Duration,
     ) -> Result<Option<ClaimedTask>, StoreError> {
-        let worker = worker.to_string();
+        let (worker, labels) = (worker.to_string(), labels.to_vec());
         let secs = lease.as_secs_f64();
         self.call(move |c| {
             Ok(c.query_opt(
@@ -66,10 +71,11 @@ impl PgStore {
                      lease_until = now() + make_interval(secs => $2)
                  WHERE t.id = (
                      SELECT id FROM flow_tasks
-                     WHERE state = 'ready' OR (state = 'claimed' AND lease_until < now())
+                     WHERE (state = 'ready' OR (state = 'claimed' AND lease_until < now()))
+                       AND labels <@ $3::text[]
                      ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED)
                  RETURNING t.id, t.claim, t.spec",
-                &[&worker, &secs],
+                &[&worker, &secs, &labels],
             )?
             .map(|r| ClaimedTask {
                 id: r.get(0),

@@ -338,7 +338,7 @@ fn workers_racing_for_tasks_each_get_a_task_once() {
     let store = open(&db);
     for i in 0..200 {
         store
-            .submit_task("r1", &format!("n{i}"), vec![i as u8])
+            .submit_task("r1", &format!("n{i}"), vec![i as u8], &[])
             .unwrap();
     }
     let url = db.url().to_string();
@@ -349,7 +349,7 @@ fn workers_racing_for_tasks_each_get_a_task_once() {
                 let store = PgStore::open(&url, None).unwrap();
                 let mut got = Vec::new();
                 while let Some(task) = store
-                    .claim_task(&format!("w{w}"), Duration::from_secs(60))
+                    .claim_task(&format!("w{w}"), &[], Duration::from_secs(60))
                     .unwrap()
                 {
                     got.push(task.id);
@@ -373,16 +373,16 @@ fn workers_racing_for_tasks_each_get_a_task_once() {
 fn a_lapsed_lease_hands_the_task_on_and_the_late_result_is_refused() {
     let db = TestDatabase::new();
     let store = open(&db);
-    let id = store.submit_task("r1", "n", b"spec".to_vec()).unwrap();
+    let id = store.submit_task("r1", "n", b"spec".to_vec(), &[]).unwrap();
     let first = store
-        .claim_task("w1", Duration::from_millis(300))
+        .claim_task("w1", &[], Duration::from_millis(300))
         .unwrap()
         .unwrap();
     assert_eq!((first.id, first.spec.as_slice()), (id, &b"spec"[..]));
     // Held: nobody else gets it, and renewing keeps it.
     assert!(
         store
-            .claim_task("w2", Duration::from_secs(5))
+            .claim_task("w2", &[], Duration::from_secs(5))
             .unwrap()
             .is_none()
     );
@@ -397,7 +397,7 @@ fn a_lapsed_lease_hands_the_task_on_and_the_late_result_is_refused() {
     ));
     std::thread::sleep(Duration::from_millis(500));
     let second = store
-        .claim_task("w2", Duration::from_secs(5))
+        .claim_task("w2", &[], Duration::from_secs(5))
         .unwrap()
         .expect("a lapsed lease is claimed again");
     assert!(second.claim > first.claim);
@@ -417,14 +417,14 @@ fn a_lapsed_lease_hands_the_task_on_and_the_late_result_is_refused() {
 fn released_tasks_go_back_and_cancelled_ones_stop_their_worker() {
     let db = TestDatabase::new();
     let store = open(&db);
-    let id = store.submit_task("r1", "n", Vec::new()).unwrap();
+    let id = store.submit_task("r1", "n", Vec::new(), &[]).unwrap();
     let claimed = store
-        .claim_task("w1", Duration::from_secs(60))
+        .claim_task("w1", &[], Duration::from_secs(60))
         .unwrap()
         .unwrap();
     store.release_task(&claimed).unwrap();
     let again = store
-        .claim_task("w2", Duration::from_secs(60))
+        .claim_task("w2", &[], Duration::from_secs(60))
         .unwrap()
         .unwrap();
     assert_eq!(again.id, id);
@@ -434,19 +434,50 @@ fn released_tasks_go_back_and_cancelled_ones_stop_their_worker() {
     assert_eq!(store.task_state(id).unwrap(), TaskState::Gone);
     assert!(
         store
-            .claim_task("w3", Duration::from_secs(60))
+            .claim_task("w3", &[], Duration::from_secs(60))
             .unwrap()
             .is_none()
     );
     // A failed attempt reports its error.
-    let id = store.submit_task("r1", "m", Vec::new()).unwrap();
+    let id = store.submit_task("r1", "m", Vec::new(), &[]).unwrap();
     let t = store
-        .claim_task("w1", Duration::from_secs(60))
+        .claim_task("w1", &[], Duration::from_secs(60))
         .unwrap()
         .unwrap();
     assert!(store.finish_task(&t, Err("boom".into())).unwrap());
     assert_eq!(
         store.task_state(id).unwrap(),
         TaskState::Failed("boom".into())
+    );
+}
+
+#[test]
+fn a_labelled_task_goes_only_to_a_worker_with_its_labels() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let pos = vec!["pos".to_string()];
+    let id = store.submit_task("r1", "push", Vec::new(), &pos).unwrap();
+    let lease = Duration::from_secs(60);
+    assert!(store.claim_task("plain", &[], lease).unwrap().is_none());
+    assert!(
+        store
+            .claim_task("other", &["big".to_string()], lease)
+            .unwrap()
+            .is_none()
+    );
+    let both = vec!["big".to_string(), "pos".to_string()];
+    assert_eq!(
+        store
+            .claim_task("pos-host", &both, lease)
+            .unwrap()
+            .unwrap()
+            .id,
+        id
+    );
+    // An unlabelled task goes to any worker.
+    let any = store.submit_task("r1", "n", Vec::new(), &[]).unwrap();
+    assert_eq!(
+        store.claim_task("plain", &[], lease).unwrap().unwrap().id,
+        any
     );
 }
