@@ -147,6 +147,10 @@ pub(super) struct ServeArgs {
     /// `catchup: all` runs at most this many missed firings per trigger (the latest ones).
     #[arg(long, default_value_t = 50)]
     pub(super) max_catchup: usize,
+    /// Run the nodes of the runs this server starts on `flow worker` processes sharing the
+    /// PostgreSQL store (--store), not in this process.
+    #[arg(long)]
+    pub(super) workers: bool,
     /// How often workflow files are checked for changes.
     #[arg(long, default_value = "2s", value_parser = serve::parse_interval)]
     pub(super) reload_interval: std::time::Duration,

@@ -138,6 +138,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
                 sources: args.sources,
                 http: args.http,
                 http_token_file: args.http_token_file,
+                workers: args.workers,
                 opts: flow_engine::serve::ServeOptions {
                     concurrency: args.concurrency,
                     reload_interval: args.reload_interval,

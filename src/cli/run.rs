@@ -126,7 +126,10 @@ pub(super) fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Out
 }
 
 /// With `--workers`, the `flow worker` processes of the PostgreSQL store run the nodes.
-fn remote(workers: bool, state: &Path) -> Result<Option<Arc<dyn executor::Remote>>, Failure> {
+pub(super) fn remote(
+    workers: bool,
+    state: &Path,
+) -> Result<Option<Arc<dyn executor::Remote>>, Failure> {
     if !workers {
         return Ok(None);
     }

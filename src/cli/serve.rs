@@ -39,6 +39,8 @@ pub struct ServeCommand<'a> {
     pub http: Option<std::net::SocketAddr>,
     /// Access tokens for the HTTP server, one per line.
     pub http_token_file: Option<PathBuf>,
+    /// Run the nodes on `flow worker` processes.
+    pub workers: bool,
     pub opts: ServeOptions,
 }
 
@@ -142,6 +144,10 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         }
         other => Failure::invalid(other),
     })?;
+    let server = match super::run::remote(cmd.workers, cmd.state)? {
+        Some(remote) => server.with_remote(remote),
+        None => server,
+    };
     let handle = server.handle();
     let rt = runtime()?;
     // Handlers first: a SIGTERM from the moment other commands can reach us drains cleanly.

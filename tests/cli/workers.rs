@@ -411,3 +411,29 @@ fn a_labelled_node_runs_only_on_a_worker_with_its_labels() {
         .run()
         .assert_stderr_contains("is not a label");
 }
+
+#[test]
+fn serve_runs_its_scheduled_runs_on_workers() {
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(crate::serve::EVERY_SECOND).on_postgres(db.url());
+    let workers = Workers::start(&ws, 1, "30s");
+    let server = crate::serve::spawn_serve(&ws, &["--workers", "flow.yaml"]);
+    let fired = crate::support::wait_until(Duration::from_secs(30), || {
+        let out = ws.flow().args(["runs", "--json"]).any_exit().run();
+        out.code == 0
+            && out
+                .json()
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["status"] == "succeeded")
+                .count()
+                >= 2
+    });
+    sigterm(&server);
+    let served = server.wait_with_output().unwrap();
+    let log = workers.stop().concat();
+    assert!(fired, "{}", String::from_utf8_lossy(&served.stderr));
+    assert!(log.contains("node work done"), "{log}");
+    assert!(log.contains("node tick done"), "{log}");
+}

@@ -191,6 +191,8 @@ pub struct Server {
     /// Whether this server fires the schedules (always, unless it shares its store with other
     /// servers: see [`StateStore::lead_schedules`]).
     leading: bool,
+    /// Where the runs' nodes run when not in this process (`flow worker` processes).
+    remote: Option<Arc<dyn crate::executor::Remote>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -239,6 +241,7 @@ impl Server {
             },
             catalog,
             leading: false,
+            remote: None,
         };
         let files = server.list_files();
         if files.is_empty() {
@@ -265,6 +268,12 @@ impl Server {
         }
         server.publish();
         Ok(server)
+    }
+
+    /// Runs the nodes of every run this server starts on `remote` (`flow serve --workers`).
+    pub fn with_remote(mut self, remote: Arc<dyn crate::executor::Remote>) -> Self {
+        self.remote = Some(remote);
+        self
     }
 
     /// A handle to steer the server from other tasks once it runs.

@@ -193,7 +193,7 @@ impl Server {
             concurrency: wf.concurrency.unwrap_or(self.opts.concurrency),
             shutdown,
             events: None,
-            remote: None,
+            remote: self.remote.clone(),
         };
         let store = self.store.clone();
         let path = path.to_path_buf();
