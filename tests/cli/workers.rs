@@ -155,15 +155,88 @@ nodes:
   - { id: c5, kind: action, type: core.shell, needs: [c4], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C4") + 5 ))' } }
 "#;
 
+/// An HTTP server that answers every request with 200 after `delay`, recording each
+/// `Idempotency-Key` it receives (duplicates too): an API that applies a key's effect once.
+struct Api {
+    port: u16,
+    keys: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Api {
+    fn start(delay: Duration) -> Api {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let keys = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = keys.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    loop {
+                        let (mut key, mut length) = (None, 0usize);
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let header = line.trim_end();
+                            if header.is_empty() {
+                                break;
+                            }
+                            let lower = header.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("idempotency-key:") {
+                                key = Some(header[header.len() - v.len()..].trim().to_string());
+                            }
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap_or(0);
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        if reader.read_exact(&mut body).is_err() {
+                            return;
+                        }
+                        std::thread::sleep(delay);
+                        if let Some(key) = key {
+                            seen.lock().unwrap().push(key);
+                        }
+                        let reply = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if stream.write_all(reply.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Api { port, keys }
+    }
+}
+
+/// The chain, then eight rows pushed to an API one request each.
+fn chain_and_push(port: u16) -> String {
+    format!(
+        "{CHAIN}  - {{ id: rows, kind: action, type: core.shell, needs: [c5], with: {{ command: 'sh record.sh && echo id && seq 1 8', output: csv }} }}\n  - {{ id: push, kind: output, type: http.request, needs: [rows], with: {{ url: 'http://127.0.0.1:{port}/push', batch_size: 1 }} }}\n"
+    )
+}
+
 #[test]
-fn a_worker_sigkilled_mid_node_loses_no_finished_node_and_the_run_completes() {
+fn a_worker_sigkilled_mid_node_loses_no_finished_node_applies_no_effect_twice_and_the_run_completes()
+ {
     const TRIALS: usize = 20;
     let mut rng = Rng::new(0x0DD_F10E);
     let started = Instant::now();
     let mut rerun_after_kill = 0;
+    let mut resent = 0;
     for trial in 0..TRIALS {
         let db = TestDatabase::new();
-        let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
+        let api = Api::start(Duration::from_millis(40));
+        let ws = Workspace::with_workflow(&chain_and_push(api.port)).on_postgres(db.url());
         // One worker, killed at a random moment of the run, and a second started then.
         let mut workers = Workers::start(&ws, 1, "1s");
         let run: Child = ws
@@ -172,7 +245,7 @@ fn a_worker_sigkilled_mid_node_loses_no_finished_node_and_the_run_completes() {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn flow run --workers");
-        let delay = Duration::from_millis(200 + (rng.f64() * 800.0) as u64);
+        let delay = Duration::from_millis(200 + (rng.f64() * 1200.0) as u64);
         std::thread::sleep(delay);
         let mut killed = workers.0.remove(0);
         killed.kill().expect("SIGKILL the worker");
@@ -216,12 +289,22 @@ fn a_worker_sigkilled_mid_node_loses_no_finished_node_and_the_run_completes() {
             "trial {trial}: nodes recorded as succeeded ran again: {again:?}"
         );
         let counts: BTreeMap<String, usize> = count(&log);
-        assert_eq!(counts.len(), 5, "trial {trial}: {counts:?}");
+        assert_eq!(counts.len(), 6, "trial {trial}: {counts:?}");
         rerun_after_kill += counts.values().filter(|&&n| n > 1).count();
+        // Every request reached the API; one sent again carries its key, so the API applies
+        // it once. Only the request in flight at the kill can come twice.
+        let keys = api.keys.lock().unwrap().clone();
+        let distinct: BTreeSet<&String> = keys.iter().collect();
+        assert_eq!(distinct.len(), 8, "trial {trial}: {keys:?}");
+        assert!(
+            keys.len() - distinct.len() <= 1,
+            "trial {trial}: acknowledged requests were sent again: {keys:?}"
+        );
+        resent += keys.len() - distinct.len();
         drop(workers);
     }
     eprintln!(
-        "{TRIALS} worker SIGKILL trials in {:?}: {rerun_after_kill} node(s) cut off mid-way ran again",
+        "{TRIALS} worker SIGKILL trials in {:?}: {rerun_after_kill} node(s) cut off mid-way ran again, {resent} request(s) in flight sent again with their key",
         started.elapsed()
     );
     assert!(
