@@ -290,11 +290,31 @@ nodes:
 
 /// A PostgreSQL cluster of this test's own (so restarting it disturbs no other test), stopped
 /// when this goes.
-struct PrivateCluster {
+pub(crate) struct PrivateCluster {
     dir: tempfile::TempDir,
 }
 
 impl PrivateCluster {
+    /// Starts a cluster in a directory of its own; its URL.
+    pub(crate) fn start() -> (PrivateCluster, String) {
+        use std::os::unix::fs::PermissionsExt;
+        let cluster = PrivateCluster {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        // The server may run as another user (as root, as `postgres`), who must reach it.
+        std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o755))
+            .unwrap();
+        let url = cluster.script(None);
+        (cluster, url)
+    }
+
+    /// Stops the server, waits `down`, starts it again on the same port.
+    pub(crate) fn restart(&self, down: Duration) -> String {
+        self.script(Some("stop"));
+        std::thread::sleep(down);
+        self.script(None)
+    }
+
     fn script(&self, arg: Option<&str>) -> String {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/postgres");
         let out = std::process::Command::new("bash")
@@ -321,13 +341,7 @@ impl Drop for PrivateCluster {
 
 #[test]
 fn a_run_rides_out_a_database_restart() {
-    use std::os::unix::fs::PermissionsExt;
-    let cluster = PrivateCluster {
-        dir: tempfile::tempdir().unwrap(),
-    };
-    // The server may run as another user (as root, as `postgres`), who must reach the directory.
-    std::fs::set_permissions(cluster.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let url = cluster.script(None);
+    let (cluster, url) = PrivateCluster::start();
     let ws = Workspace::with_workflow(SLOW_CHAIN).on_postgres(&url);
     let run = ws
         .command(["run", "flow.yaml"])

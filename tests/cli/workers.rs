@@ -520,3 +520,42 @@ fn serve_runs_its_scheduled_runs_on_workers() {
     assert!(log.contains("node work done"), "{log}");
     assert!(log.contains("node tick done"), "{log}");
 }
+
+#[test]
+fn a_run_on_workers_rides_out_a_database_restart() {
+    let (cluster, url) = crate::postgres::PrivateCluster::start();
+    let ws = Workspace::with_workflow(CHAIN).on_postgres(&url);
+    let workers = Workers::start(&ws, 2, "10s");
+    let run = ws
+        .command(["run", "--workers", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(crate::support::wait_until(Duration::from_secs(20), || ws
+        .log()
+        .len()
+        >= 2));
+    assert_eq!(cluster.restart(Duration::from_secs(2)), url);
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ws.flow()
+            .args(["runs", "output", "last", "c5"])
+            .run()
+            .stdout
+            .trim(),
+        "15"
+    );
+    let counts = ws.counts();
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each node once: {counts:?}"
+    );
+    drop(workers);
+}
