@@ -84,7 +84,7 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
     let opts = WorkerOptions {
         concurrency: args.concurrency,
         lease: args.lease,
-        poll: Duration::from_millis(100),
+        poll: Duration::from_millis(500),
         name,
         labels: args.labels,
     };

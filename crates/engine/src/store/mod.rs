@@ -36,7 +36,10 @@ pub use compact::Compacted;
 pub use memory::MemoryStore;
 pub use migrate::{Endpoint, MigrateError, Migrated, migrate};
 pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
-pub use postgres::{ClaimedTask, PgStore, TaskState, is_postgres_url, redact_url};
+pub use postgres::{
+    ClaimedTask, Listener, PgStore, TASKS_ENDED, TASKS_READY, TaskState, is_postgres_url,
+    redact_url,
+};
 pub use records::{Attempt, NodeRecord, RunRecord, TriggerInfo};
 pub use remote::{LiveRuns, RemoteStore, SOCKET, StoreServer};
 pub use removal::{Removal, Removed};

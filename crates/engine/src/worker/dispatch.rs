@@ -12,14 +12,17 @@ use crate::store::{PgStore, TaskState};
 /// Runs node attempts on `flow worker` processes sharing the PostgreSQL store.
 pub struct PgRemote {
     store: Arc<PgStore>,
+    /// Wakes the waiting attempts when a task ends; `poll` is the fallback.
+    ended: crate::store::Listener,
     poll: Duration,
 }
 
 impl PgRemote {
     pub fn new(store: Arc<PgStore>) -> Self {
         PgRemote {
+            ended: store.listen(crate::store::TASKS_ENDED),
             store,
-            poll: Duration::from_millis(50),
+            poll: Duration::from_millis(500),
         }
     }
 }
@@ -64,6 +67,8 @@ impl Remote for PgRemote {
         };
         let queued = Instant::now();
         let mut warned = false;
+        let mut ended = self.ended.subscribe();
+        let mut listening = true;
         loop {
             match self.store.task_state(id) {
                 Ok(TaskState::Pending { worker }) => {
@@ -105,6 +110,7 @@ impl Remote for PgRemote {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.poll) => {}
+                woke = ended.changed(), if listening => listening = woke.is_ok(),
                 _ = shutdown.wait_for(|s| *s == Shutdown::Cancel) => return RemoteEnd::Stopped,
             }
         }

@@ -82,6 +82,10 @@ pub async fn run(
 ) -> Result<WorkerStats, StoreError> {
     let mut stats = WorkerStats::default();
     let mut running: JoinSet<Ended> = JoinSet::new();
+    // Queued work wakes the worker at once; `poll` is the fallback.
+    let listener = store.listen(crate::store::TASKS_READY);
+    let mut ready = listener.subscribe();
+    let mut listening = true;
     let emit = |e: WorkerEvent| {
         if let Some(tx) = &events {
             let _ = tx.send(e);
@@ -125,6 +129,9 @@ pub async fn run(
                 Ok(Ended::Abandoned) | Err(_) => stats.abandoned += 1,
             },
             _ = tokio::time::sleep(opts.poll), if level == Shutdown::None => {}
+            woke = ready.changed(), if level == Shutdown::None && listening => {
+                listening = woke.is_ok();
+            }
             changed = shutdown.changed() => {
                 if changed.is_err() && running.is_empty() {
                     return Ok(stats);

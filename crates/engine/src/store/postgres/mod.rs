@@ -9,12 +9,14 @@
 //! Many processes may open the store at once; the runs they execute are told apart by
 //! advisory locks (see [`liveness`]).
 
+mod listen;
 mod liveness;
 mod pool;
 mod schema;
 mod tasks;
 
-pub use tasks::{ClaimedTask, TaskState};
+pub use listen::Listener;
+pub use tasks::{ClaimedTask, ENDED as TASKS_ENDED, READY as TASKS_READY, TaskState};
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -41,6 +43,7 @@ const CHUNK: usize = 8 << 20;
 
 /// A state store in a PostgreSQL database.
 pub struct PgStore {
+    config: postgres::Config,
     pool: Pool,
     liveness: Liveness,
     location: String,
@@ -143,8 +146,9 @@ impl PgStore {
                 }
             }
         }
-        let liveness = Liveness::start(config, location.clone());
+        let liveness = Liveness::start(config.clone(), location.clone());
         Ok(PgStore {
+            config,
             pool,
             liveness,
             location,
@@ -165,6 +169,11 @@ impl PgStore {
     /// Every entry of small keyed state (`kv/NAMESPACE/KEY` and its value), in key order.
     pub fn kv_entries(&self) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
         self.call(|c| scan_kv(c, ""))
+    }
+
+    /// Listens on a notification channel (see [`Listener`]).
+    pub fn listen(&self, channel: &'static str) -> Listener {
+        Listener::start(self.config.clone(), channel)
     }
 
     /// Runs `f` on a pooled connection, retrying over lost connections.

@@ -6,6 +6,9 @@
 //! `claim` count, and renewing or finishing needs the count the worker got, so a worker that
 //! lost its claim can neither renew it nor report a result. The process that submitted the task
 //! reads its outcome and removes it.
+//!
+//! A queued or handed-back task is announced on the channel [`READY`], an ended one on
+//! [`ENDED`], so listeners need not poll fast.
 
 use std::time::Duration;
 
@@ -33,6 +36,11 @@ pub enum TaskState {
     Gone,
 }
 
+/// Notification channel: a task can be claimed.
+pub const READY: &str = "flow_tasks_ready";
+/// Notification channel: a task ended (done or failed).
+pub const ENDED: &str = "flow_tasks_ended";
+
 impl PgStore {
     /// Queues a task that only workers with all of `labels` may claim; its id.
     pub fn submit_task(
@@ -46,8 +54,10 @@ impl PgStore {
         let labels = labels.to_vec();
         self.call(move |c| {
             Ok(c.query_one(
-                "INSERT INTO flow_tasks (run_id, node_id, spec, labels, state)
-                 VALUES ($1, $2, $3, $4, 'ready') RETURNING id",
+                "WITH queued AS (
+                     INSERT INTO flow_tasks (run_id, node_id, spec, labels, state)
+                     VALUES ($1, $2, $3, $4, 'ready') RETURNING id)
+                 SELECT id, pg_notify('flow_tasks_ready', '') FROM queued",
                 &[&run_id, &node_id, &spec, &labels],
             )?
             .get(0))
@@ -111,11 +121,16 @@ impl PgStore {
             Err(e) => ("failed", None, Some(e)),
         };
         self.call(move |c| {
-            Ok(c.execute(
-                "UPDATE flow_tasks SET state = $3, result = $4, error = $5, lease_until = NULL
-                 WHERE id = $1 AND claim = $2 AND state = 'claimed'",
-                &[&id, &claim, &state, &bytes, &error],
-            )? == 1)
+            Ok(c
+                .query(
+                    "WITH ended AS (
+                         UPDATE flow_tasks SET state = $3, result = $4, error = $5, lease_until = NULL
+                         WHERE id = $1 AND claim = $2 AND state = 'claimed' RETURNING id)
+                     SELECT id, pg_notify('flow_tasks_ended', id::text) FROM ended",
+                    &[&id, &claim, &state, &bytes, &error],
+                )?
+                .len()
+                == 1)
         })
     }
 
@@ -123,9 +138,11 @@ impl PgStore {
     pub fn release_task(&self, task: &ClaimedTask) -> Result<(), StoreError> {
         let (id, claim) = (task.id, task.claim);
         self.call(move |c| {
-            c.execute(
-                "UPDATE flow_tasks SET state = 'ready', worker = NULL, lease_until = NULL
-                 WHERE id = $1 AND claim = $2 AND state = 'claimed'",
+            c.query(
+                "WITH released AS (
+                     UPDATE flow_tasks SET state = 'ready', worker = NULL, lease_until = NULL
+                     WHERE id = $1 AND claim = $2 AND state = 'claimed' RETURNING id)
+                 SELECT id, pg_notify('flow_tasks_ready', '') FROM released",
                 &[&id, &claim],
             )
             .map(|_| ())

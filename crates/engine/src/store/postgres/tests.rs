@@ -481,3 +481,26 @@ fn a_labelled_task_goes_only_to_a_worker_with_its_labels() {
         any
     );
 }
+
+#[test]
+fn queued_and_ended_tasks_wake_their_listeners() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    let ready = store.listen(crate::store::TASKS_READY);
+    let ended = store.listen(crate::store::TASKS_ENDED);
+    let (ready, ended) = (ready.subscribe(), ended.subscribe());
+    // Each listener counts once when it starts listening.
+    wait_for("the listeners to listen", || {
+        *ready.borrow() >= 1 && *ended.borrow() >= 1
+    });
+    let (r0, e0) = (*ready.borrow(), *ended.borrow());
+    store.submit_task("r1", "n", Vec::new(), &[]).unwrap();
+    wait_for("a queued task to be announced", || *ready.borrow() > r0);
+    let task = store
+        .claim_task("w", &[], Duration::from_secs(60))
+        .unwrap()
+        .unwrap();
+    assert_eq!(*ended.borrow(), e0, "nothing ended yet");
+    assert!(store.finish_task(&task, Ok(Vec::new())).unwrap());
+    wait_for("an ended task to be announced", || *ended.borrow() > e0);
+}
