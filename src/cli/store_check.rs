@@ -63,7 +63,7 @@ pub fn run(state: &Path, command: StoreCommand) -> Outcome {
 /// source must already hold).
 fn endpoint(spec: &str, source: bool) -> Result<Endpoint, Failure> {
     if is_postgres_url(spec) {
-        return Ok(Endpoint::Postgres(PgStore::open(spec, None)?));
+        return Ok(Endpoint::Postgres(Box::new(PgStore::open(spec, None)?)));
     }
     if spec.contains("://") {
         return Err(Failure::invalid(anyhow!(

@@ -41,7 +41,7 @@ mod readiness;
 mod remote;
 mod scheduler;
 
-pub use remote::{NodeTask, Remote, RemoteEnd, TaskInput, execute_task};
+pub use remote::{NodeTask, Remote, RemoteEnd, TaskInput, WorkflowCache, execute_task};
 
 use attempt::panic_text;
 use checkpoint::Checkpointer;

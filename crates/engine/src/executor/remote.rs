@@ -7,8 +7,9 @@
 //! checks that the node's definition is the one the run uses, and runs it with the run's params,
 //! effect ledger and node state, all in the shared store.
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -64,22 +65,48 @@ pub trait Remote: Send + Sync {
     async fn run(&self, task: NodeTask, shutdown: watch::Receiver<Shutdown>) -> RemoteEnd;
 }
 
+/// Compiled workflows by file, kept while the file's text stays the same: a worker runs many
+/// nodes of one workflow, and compiling it for each would cost as much as the node.
+#[derive(Default)]
+pub struct WorkflowCache(Mutex<HashMap<PathBuf, Compiled>>);
+
+/// A workflow file's text and what it compiled to.
+type Compiled = (Vec<u8>, Arc<compile::Workflow>);
+
+impl WorkflowCache {
+    fn load(&self, path: &Path, registry: &Registry) -> Result<Arc<compile::Workflow>, String> {
+        let failed = |e: &dyn std::fmt::Display| {
+            format!(
+                "cannot load the workflow {} on this worker: {e}",
+                path.display()
+            )
+        };
+        let text = std::fs::read(path).map_err(|e| failed(&e))?;
+        let mut cache = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((known, wf)) = cache.get(path)
+            && *known == text
+        {
+            return Ok(wf.clone());
+        }
+        // A file changed since it was read is caught by the node's fingerprint check.
+        let wf = Arc::new(compile::load(path, registry).map_err(|e| failed(&e))?);
+        cache.insert(path.to_path_buf(), (text, wf.clone()));
+        Ok(wf)
+    }
+}
+
 /// Runs a task in this process (a worker's side): the node's output, or why there is none.
 pub async fn execute_task(
     store: Arc<dyn StateStore>,
     registry: &Registry,
+    workflows: &WorkflowCache,
     task: &NodeTask,
 ) -> Result<Output, String> {
     let run = store
         .run(&task.run_id)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("run {} is not in the store", task.run_id))?;
-    let wf = compile::load(&task.workflow_path, registry).map_err(|e| {
-        format!(
-            "cannot load the workflow {} on this worker: {e}",
-            task.workflow_path.display()
-        )
-    })?;
+    let wf = workflows.load(&task.workflow_path, registry)?;
     let node = wf
         .nodes
         .get(task.node_index)

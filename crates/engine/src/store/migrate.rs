@@ -10,14 +10,14 @@ use super::{PgStore, SledStore, StateStore, StoreError, Write};
 /// A store to migrate from or to.
 pub enum Endpoint {
     Sled(SledStore),
-    Postgres(PgStore),
+    Postgres(Box<PgStore>),
 }
 
 impl Endpoint {
     fn store(&self) -> &dyn StateStore {
         match self {
             Endpoint::Sled(s) => s,
-            Endpoint::Postgres(p) => p,
+            Endpoint::Postgres(p) => p.as_ref(),
         }
     }
 

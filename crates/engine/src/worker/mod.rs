@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 pub use dispatch::PgRemote;
 
 use crate::data;
-use crate::executor::{NodeTask, Shutdown, execute_task};
+use crate::executor::{NodeTask, Shutdown, WorkflowCache, execute_task};
 use crate::node::Registry;
 use crate::store::{ClaimedTask, PgStore, StateStore, StoreError};
 
@@ -86,6 +86,7 @@ pub async fn run(
     let listener = store.listen(crate::store::TASKS_READY);
     let mut ready = listener.subscribe();
     let mut listening = true;
+    let workflows = Arc::new(WorkflowCache::default());
     let emit = |e: WorkerEvent| {
         if let Some(tx) = &events {
             let _ = tx.send(e);
@@ -112,6 +113,7 @@ pub async fn run(
                 running.spawn(attempt(
                     store.clone(),
                     registry.clone(),
+                    workflows.clone(),
                     claimed,
                     task,
                     opts.lease,
@@ -142,9 +144,11 @@ pub async fn run(
 }
 
 /// One claimed attempt: run it while renewing the lease, then report it.
+#[allow(clippy::too_many_arguments)]
 async fn attempt(
     store: Arc<PgStore>,
     registry: Registry,
+    workflows: Arc<WorkflowCache>,
     claimed: ClaimedTask,
     task: NodeTask,
     lease: Duration,
@@ -157,7 +161,7 @@ async fn attempt(
         }
     };
     let shared: Arc<dyn StateStore> = store.clone();
-    let work = execute_task(shared, &registry, &task);
+    let work = execute_task(shared, &registry, &workflows, &task);
     tokio::pin!(work);
     let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;

@@ -43,10 +43,13 @@ impl Listener {
                     }
                     // Waiters may have missed something while this was not listening.
                     tx.send_modify(|n| *n += 1);
-                    let mut notifications = client.notifications();
-                    let mut iter = notifications.timeout_iter(Duration::from_millis(500));
                     loop {
-                        match iter.next() {
+                        // A fresh wait each time: a timed-out iterator stays at its end.
+                        let mut notifications = client.notifications();
+                        match notifications
+                            .timeout_iter(Duration::from_millis(500))
+                            .next()
+                        {
                             Ok(Some(_)) => tx.send_modify(|n| *n += 1),
                             Ok(None) => {
                                 if stopping.load(Ordering::Relaxed) || tx.is_closed() {
