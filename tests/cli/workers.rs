@@ -155,6 +155,42 @@ nodes:
   - { id: c5, kind: action, type: core.shell, needs: [c4], with: { command: 'sh record.sh && sleep 0.15 && echo $(( $(cat "$FLOW_INPUT_C4") + 5 ))' } }
 "#;
 
+/// `flow run --workers flow.yaml` in the background, its stderr kept.
+fn spawn_run(ws: &Workspace) -> Child {
+    ws.command(["run", "--workers", "flow.yaml"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn flow run --workers")
+}
+
+/// The chain's last output, from the last run.
+fn chain_result(ws: &Workspace) -> String {
+    ws.flow()
+        .args(["runs", "output", "last", "c5"])
+        .run()
+        .stdout
+        .trim()
+        .to_string()
+}
+
+/// The run ended well, with the chain's result, every node having run exactly once.
+fn finished_once_each(ws: &Workspace, run: Child) {
+    let out = run.wait_with_output().expect("wait for the run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(chain_result(ws), "15");
+    let counts = ws.counts();
+    assert_eq!(counts.len(), 5, "{counts:?}");
+    assert!(
+        counts.values().all(|&n| n == 1),
+        "each node once: {counts:?}"
+    );
+}
+
 /// An HTTP server that answers every request with 200 after `delay`, recording each
 /// `Idempotency-Key` it receives (duplicates too): an API that applies a key's effect once.
 struct Api {
@@ -239,12 +275,7 @@ fn a_worker_sigkilled_mid_node_loses_no_finished_node_applies_no_effect_twice_an
         let ws = Workspace::with_workflow(&chain_and_push(api.port)).on_postgres(db.url());
         // One worker, killed at a random moment of the run, and a second started then.
         let mut workers = Workers::start(&ws, 1, "1s");
-        let run: Child = ws
-            .command(["run", "--workers", "flow.yaml"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn flow run --workers");
+        let run: Child = spawn_run(&ws);
         let delay = Duration::from_millis(200 + (rng.f64() * 1200.0) as u64);
         std::thread::sleep(delay);
         let mut killed = workers.0.remove(0);
@@ -318,12 +349,7 @@ fn a_run_on_workers_rides_out_its_connections_being_cut() {
     let db = TestDatabase::new();
     let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
     let workers = Workers::start(&ws, 2, "5s");
-    let run: Child = ws
-        .command(["run", "--workers", "flow.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn flow run --workers");
+    let run: Child = spawn_run(&ws);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(250));
         // Every connection flow has: the run's, the workers', their locks.
@@ -332,23 +358,7 @@ fn a_run_on_workers_rides_out_its_connections_being_cut() {
              WHERE datname = current_database() AND application_name = 'flow' AND pid <> pg_backend_pid()",
         );
     }
-    let out = run.wait_with_output().expect("wait for the run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        ws.flow()
-            .args(["runs", "output", "last", "c5"])
-            .run()
-            .stdout
-            .trim(),
-        "15"
-    );
-    let counts = ws.counts();
-    assert_eq!(counts.len(), 5, "{counts:?}");
-    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    finished_once_each(&ws, run);
     drop(workers);
 }
 
@@ -391,14 +401,7 @@ fn a_run_whose_process_died_is_resumed_on_workers_and_its_old_attempts_withdrawn
         .collect();
     let before = ws.log().len();
     ws.flow().args(["resume", "last", "--workers"]).run();
-    assert_eq!(
-        ws.flow()
-            .args(["runs", "output", "last", "c5"])
-            .run()
-            .stdout
-            .trim(),
-        "15"
-    );
+    assert_eq!(chain_result(&ws), "15");
     assert_eq!(open_tasks(&db), 0, "nothing is left in the queue");
     let again: Vec<String> = ws.log()[before..]
         .iter()
@@ -414,12 +417,7 @@ fn a_worker_refuses_a_node_whose_definition_differs_from_the_runs() {
     let db = TestDatabase::new();
     let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
     let workers = Workers::start(&ws, 1, "30s");
-    let run = ws
-        .command(["run", "--workers", "flow.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_run(&ws);
     assert!(crate::support::wait_until(Duration::from_secs(20), || !ws
         .log()
         .is_empty()));
@@ -468,14 +466,7 @@ fn a_labelled_node_runs_only_on_a_worker_with_its_labels() {
             .unwrap(),
     ]);
     ws.flow().args(["run", "--workers", "flow.yaml"]).run();
-    assert_eq!(
-        ws.flow()
-            .args(["runs", "output", "last", "c5"])
-            .run()
-            .stdout
-            .trim(),
-        "15"
-    );
+    assert_eq!(chain_result(&ws), "15");
     let pos_log = labelled.stop().concat();
     let plain_logs = plain.stop().concat();
     assert!(pos_log.contains("node c3 done"), "{pos_log}");
@@ -526,36 +517,12 @@ fn a_run_on_workers_rides_out_a_database_restart() {
     let (cluster, url) = crate::postgres::PrivateCluster::start();
     let ws = Workspace::with_workflow(CHAIN).on_postgres(&url);
     let workers = Workers::start(&ws, 2, "10s");
-    let run = ws
-        .command(["run", "--workers", "flow.yaml"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let run = spawn_run(&ws);
     assert!(crate::support::wait_until(Duration::from_secs(20), || ws
         .log()
         .len()
         >= 2));
     assert_eq!(cluster.restart(Duration::from_secs(2)), url);
-    let out = run.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        ws.flow()
-            .args(["runs", "output", "last", "c5"])
-            .run()
-            .stdout
-            .trim(),
-        "15"
-    );
-    let counts = ws.counts();
-    assert_eq!(counts.len(), 5, "{counts:?}");
-    assert!(
-        counts.values().all(|&n| n == 1),
-        "each node once: {counts:?}"
-    );
+    finished_once_each(&ws, run);
     drop(workers);
 }
