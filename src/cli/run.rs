@@ -36,7 +36,7 @@ pub(super) fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
 pub(super) fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
     let wf = Arc::new(load(&args.file, registry)?);
     let params = runs::parse_params(&wf, &args.params)?;
-    let store = open_store(state)?;
+    let (store, remote) = open_for_run(state, args.workers)?;
     let newest = store.newest_run_id()?;
     let mut record = runs::new_run(
         &wf,
@@ -62,13 +62,13 @@ pub(super) fn run(state: &Path, args: RunArgs, registry: &Registry) -> Outcome {
         store,
         record,
         (HashMap::new(), Default::default()),
-        (args.concurrency, remote(args.workers, state)?),
+        (args.concurrency, remote),
         state,
     )
 }
 
 pub(super) fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Outcome {
-    let store = open_store(state)?;
+    let (store, remote) = open_for_run(state, args.workers)?;
     let mut record = find_run(store.as_ref(), &args.run_id)?;
     if store.live_runs()?.contains(&record.id) {
         return Err(Failure::invalid(anyhow!(
@@ -120,28 +120,33 @@ pub(super) fn resume(state: &Path, args: ResumeArgs, registry: &Registry) -> Out
         store,
         record,
         (previous, plan.reuse),
-        (args.concurrency, remote(args.workers, state)?),
+        (args.concurrency, remote),
         state,
     )
 }
 
-/// With `--workers`, the `flow worker` processes of the PostgreSQL store run the nodes.
-pub(super) fn remote(
-    workers: bool,
-    state: &Path,
-) -> Result<Option<Arc<dyn executor::Remote>>, Failure> {
+/// A run's store, and where its nodes run when not in this process.
+pub(super) type RunStore = (Arc<dyn StateStore>, Option<Arc<dyn executor::Remote>>);
+
+/// The store for a run, and with `--workers` the `flow worker` processes that run its nodes,
+/// reached through the same PostgreSQL store.
+pub(super) fn open_for_run(state: &Path, workers: bool) -> Result<RunStore, Failure> {
     if !workers {
-        return Ok(None);
+        return Ok((open_store(state)?, None));
     }
-    let url = super::postgres_url().ok_or_else(|| {
-        Failure::invalid(anyhow!(
-            "--workers runs nodes on `flow worker` processes, which share a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
-        ))
-    })?;
-    let store = flow_engine::store::PgStore::open(url, Some(state.to_path_buf()))?;
-    Ok(Some(Arc::new(flow_engine::worker::PgRemote::new(
-        Arc::new(store),
-    ))))
+    if super::postgres_url().is_none() {
+        return Err(workers_need_postgres());
+    }
+    let store = super::store_access::open_postgres_store(state)?;
+    let remote: Arc<dyn executor::Remote> =
+        Arc::new(flow_engine::worker::PgRemote::new(store.clone()));
+    Ok((store, Some(remote)))
+}
+
+pub(super) fn workers_need_postgres() -> Failure {
+    Failure::invalid(anyhow!(
+        "--workers runs nodes on `flow worker` processes, which share a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
+    ))
 }
 
 /// Checkpoints of earlier executions, and the nodes that keep theirs.

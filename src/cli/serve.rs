@@ -115,10 +115,11 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
             Err(e) => return Err(e.into()),
         }
     }
-    let opened: Arc<dyn StateStore> = match postgres {
+    let (opened, remote): (Arc<dyn StateStore>, _) = match postgres {
         // Other processes share a PostgreSQL store directly.
-        Some(_) => super::open_store(cmd.state)?,
-        None => Arc::new(open_when_free(cmd.state)?),
+        Some(_) => super::run::open_for_run(cmd.state, cmd.workers)?,
+        None if cmd.workers => return Err(super::run::workers_need_postgres()),
+        None => (Arc::new(open_when_free(cmd.state)?), None),
     };
     // Every write, the server's and its socket clients', is announced to the HTTP server's
     // event streams.
@@ -144,7 +145,7 @@ pub fn serve(mut cmd: ServeCommand<'_>, registry: &Registry) -> Outcome {
         }
         other => Failure::invalid(other),
     })?;
-    let server = match super::run::remote(cmd.workers, cmd.state)? {
+    let server = match remote {
         Some(remote) => server.with_remote(remote),
         None => server,
     };

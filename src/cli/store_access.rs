@@ -39,6 +39,17 @@ fn open_postgres(url: &str, dir: &Path) -> Result<Arc<dyn StateStore>, Failure> 
     Ok(Arc::new(PgStore::open(url, Some(dir.to_path_buf()))?))
 }
 
+/// The PostgreSQL store chosen with `--store`, as itself (its task queue is not in
+/// [`StateStore`]).
+pub(super) fn open_postgres_store(dir: &Path) -> Result<Arc<PgStore>, Failure> {
+    let url = postgres_url().ok_or_else(|| {
+        Failure::invalid(anyhow!(
+            "this needs a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
+        ))
+    })?;
+    Ok(Arc::new(PgStore::open(url, Some(dir.to_path_buf()))?))
+}
+
 /// Opens the state store; while `flow serve` holds it, reaches it through the server.
 ///
 /// A lock held by no server gets a short grace period before the store counts as in use: a flow

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::anyhow;
@@ -13,7 +12,7 @@ use tokio::sync::watch;
 
 use flow_engine::executor::Shutdown;
 use flow_engine::node::Registry;
-use flow_engine::store::{PgStore, StateStore};
+use flow_engine::store::StateStore;
 use flow_engine::worker::{self, WorkerEvent, WorkerOptions};
 
 use super::serve::{log_line, parse_interval};
@@ -38,7 +37,7 @@ pub(super) struct WorkerArgs {
 }
 
 pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Outcome {
-    let url = super::postgres_url().ok_or_else(|| {
+    super::postgres_url().ok_or_else(|| {
         Failure::invalid(anyhow!(
             "flow worker takes nodes from a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
         ))
@@ -56,7 +55,7 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
     if args.lease < Duration::from_secs(1) {
         return Err(Failure::invalid(anyhow!("--lease must be at least 1s")));
     }
-    let store = Arc::new(PgStore::open(url, Some(state.to_path_buf()))?);
+    let store = super::store_access::open_postgres_store(state)?;
     let name = args.name.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

@@ -86,7 +86,13 @@ pub async fn run(
     let listener = store.listen(crate::store::TASKS_READY);
     let mut ready = listener.subscribe();
     let mut listening = true;
-    let workflows = Arc::new(WorkflowCache::default());
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        registry,
+        workflows: WorkflowCache::default(),
+        lease: opts.lease,
+        events: events.clone(),
+    });
     let emit = |e: WorkerEvent| {
         if let Some(tx) = &events {
             let _ = tx.send(e);
@@ -110,16 +116,7 @@ pub async fn run(
                     run_id: task.run_id.clone(),
                     node_id: task.node_id.clone(),
                 });
-                running.spawn(attempt(
-                    store.clone(),
-                    registry.clone(),
-                    workflows.clone(),
-                    claimed,
-                    task,
-                    opts.lease,
-                    shutdown.clone(),
-                    events.clone(),
-                ));
+                running.spawn(attempt(shared.clone(), claimed, task, shutdown.clone()));
             }
         } else if running.is_empty() {
             return Ok(stats);
@@ -143,25 +140,30 @@ pub async fn run(
     }
 }
 
-/// One claimed attempt: run it while renewing the lease, then report it.
-#[allow(clippy::too_many_arguments)]
-async fn attempt(
+/// What a worker's attempts share.
+struct Shared {
     store: Arc<PgStore>,
     registry: Registry,
-    workflows: Arc<WorkflowCache>,
+    workflows: WorkflowCache,
+    lease: Duration,
+    events: Option<tokio::sync::mpsc::UnboundedSender<WorkerEvent>>,
+}
+
+/// One claimed attempt: run it while renewing the lease, then report it.
+async fn attempt(
+    shared: Arc<Shared>,
     claimed: ClaimedTask,
     task: NodeTask,
-    lease: Duration,
     mut shutdown: watch::Receiver<Shutdown>,
-    events: Option<tokio::sync::mpsc::UnboundedSender<WorkerEvent>>,
 ) -> Ended {
+    let (store, lease) = (&shared.store, shared.lease);
     let emit = |e: WorkerEvent| {
-        if let Some(tx) = &events {
+        if let Some(tx) = &shared.events {
             let _ = tx.send(e);
         }
     };
-    let shared: Arc<dyn StateStore> = store.clone();
-    let work = execute_task(shared, &registry, &workflows, &task);
+    let as_state: Arc<dyn StateStore> = store.clone();
+    let work = execute_task(as_state, &shared.registry, &shared.workflows, &task);
     tokio::pin!(work);
     let mut renew = tokio::time::interval(lease / 3);
     renew.tick().await;

@@ -57,8 +57,8 @@ impl PgStore {
                 "WITH queued AS (
                      INSERT INTO flow_tasks (run_id, node_id, spec, labels, state)
                      VALUES ($1, $2, $3, $4, 'ready') RETURNING id)
-                 SELECT id, pg_notify('flow_tasks_ready', '') FROM queued",
-                &[&run_id, &node_id, &spec, &labels],
+                 SELECT id, pg_notify($5, '') FROM queued",
+                &[&run_id, &node_id, &spec, &labels, &READY],
             )?
             .get(0))
         })
@@ -126,8 +126,8 @@ impl PgStore {
                     "WITH ended AS (
                          UPDATE flow_tasks SET state = $3, result = $4, error = $5, lease_until = NULL
                          WHERE id = $1 AND claim = $2 AND state = 'claimed' RETURNING id)
-                     SELECT id, pg_notify('flow_tasks_ended', id::text) FROM ended",
-                    &[&id, &claim, &state, &bytes, &error],
+                     SELECT id, pg_notify($6, id::text) FROM ended",
+                    &[&id, &claim, &state, &bytes, &error, &ENDED],
                 )?
                 .len()
                 == 1)
@@ -142,8 +142,8 @@ impl PgStore {
                 "WITH released AS (
                      UPDATE flow_tasks SET state = 'ready', worker = NULL, lease_until = NULL
                      WHERE id = $1 AND claim = $2 AND state = 'claimed' RETURNING id)
-                 SELECT id, pg_notify('flow_tasks_ready', '') FROM released",
-                &[&id, &claim],
+                 SELECT id, pg_notify($3, '') FROM released",
+                &[&id, &claim, &READY],
             )
             .map(|_| ())
         })
