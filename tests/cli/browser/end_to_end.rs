@@ -3,52 +3,16 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::harness::{Browser, chromium_available, free_port, wait_for_port};
-use crate::support::{Workspace, sigterm};
+use super::harness::{Browser, chromium_available};
+use crate::http_support::Served;
+use crate::support::Workspace;
 
 const HOSTILE: &str = "<img src=x onerror=window.__flowPwned=1>";
-
-/// `flow serve FILE --http 127.0.0.1:PORT`, stopped (SIGTERM) on drop.
-struct Serve {
-    child: Child,
-    base: String,
-}
-
-impl Serve {
-    fn start(ws: &Workspace, file: &str, env: &[(&str, &str)]) -> Serve {
-        let port = free_port();
-        let mut cmd = ws.command(["serve", file, "--http", &format!("127.0.0.1:{port}")]);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn flow serve");
-        if !wait_for_port(port, Duration::from_secs(30)) {
-            let _ = child.kill();
-            panic!("flow serve did not listen on {port}");
-        }
-        Serve {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        sigterm(&self.child);
-        let _ = self.child.wait();
-    }
-}
 
 /// A POST with a JSON body over plain HTTP/1.1; the status code and the response body.
 fn post(base: &str, path: &str, body: &str, headers: &[(&str, String)]) -> (u16, String) {
@@ -99,7 +63,7 @@ nodes:
     with: {{ command: "echo published" }}
 "#
     ));
-    let serve = Serve::start(&ws, "flow.yaml", &[]);
+    let serve = Served::start(&ws, &["flow.yaml"], &[]);
     // Fails: input.txt is missing. Runs through the server, which holds the store.
     let failed = ws.flow().args(["run", "flow.yaml"]).any_exit().run();
     assert_ne!(failed.code, 0, "{failed}");
@@ -156,7 +120,7 @@ nodes:
 "#,
     );
     let secret = "browser-test-secret";
-    let serve = Serve::start(&ws, "flow.yaml", &[("FLOW_TEST_HOOK_SECRET", secret)]);
+    let serve = Served::start(&ws, &["flow.yaml"], &[("FLOW_TEST_HOOK_SECRET", secret)]);
     let b = Browser::start(&serve.base).await;
     b.open("/runs").await;
     b.wait_text("#live", "live").await;
@@ -213,7 +177,7 @@ nodes:
     with: { command: "echo {{ params.batch }}" }
 "#,
     );
-    let serve = Serve::start(&ws, "flow.yaml", &[]);
+    let serve = Served::start(&ws, &["flow.yaml"], &[]);
     let b = Browser::start(&serve.base).await;
     b.open("/workflows").await;
     b.click("article[data-key='by-hand'] h2 a").await;
@@ -243,7 +207,7 @@ async fn end_to_end_the_shipped_segmentation_run_shows_its_graph_branches_and_re
         return;
     }
     let ws = crate::shipped::workspace(&crate::shipped::shipped_yaml());
-    let serve = Serve::start(&ws, crate::shipped::WF, &[]);
+    let serve = Served::start(&ws, &[crate::shipped::WF], &[]);
     let run = ws
         .flow()
         .args(["run", crate::shipped::WF])

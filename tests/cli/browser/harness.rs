@@ -2,8 +2,8 @@
 //! is missing, starts a chromedriver per test on a free port, and offers the few waits and
 //! reads the browser tests need.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -49,27 +49,6 @@ pub fn chromium_available() -> bool {
     }
 }
 
-/// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits until something accepts connections on `port`.
-pub fn wait_for_port(port: u16, limit: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
-}
-
 /// One browser session with its own chromedriver and profile; both end when it drops.
 pub struct Browser {
     pub client: Client,
@@ -82,17 +61,22 @@ pub struct Browser {
 impl Browser {
     /// A 1366×768 headless Chromium whose relative URLs resolve against `base`.
     pub async fn start(base: &str) -> Browser {
-        let port = free_port();
+        // chromedriver picks its own free port and says which: a port chosen here and handed
+        // over could be taken by another test in between.
         let mut driver = Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        if !wait_for_port(port, Duration::from_secs(15)) {
-            stop_driver(&mut driver, port);
-            panic!("chromedriver did not listen on {port}");
-        }
+        let port = match driver_port(&mut driver) {
+            Some(port) => port,
+            None => {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                panic!("chromedriver did not say which port it listens on");
+            }
+        };
         let profile = tempfile::Builder::new()
             .prefix("flow-chromium-")
             .tempdir()
@@ -277,6 +261,25 @@ impl Drop for Browser {
         // A test that panicked before `close` still stops its chromedriver and Chromium.
         stop_driver(&mut self.driver, self.driver_port);
     }
+}
+
+/// Reads chromedriver's "started successfully on port N" line; its output keeps draining in
+/// a thread so that it never blocks on a full pipe.
+fn driver_port(driver: &mut Child) -> Option<u16> {
+    let stdout = driver.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(port) = line
+                .split("started successfully on port ")
+                .nth(1)
+                .and_then(|rest| rest.trim().trim_end_matches('.').parse::<u16>().ok())
+            {
+                let _ = tx.send(port);
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(15)).ok()
 }
 
 /// Asks chromedriver to shut down, which also quits the browsers it started (a killed
