@@ -121,7 +121,7 @@ fn bench(c: &mut Criterion) {
                 || {
                     let db = TestDatabase::new();
                     let store: Arc<dyn StateStore> =
-                        Arc::new(PgStore::open(db.url(), None).expect("store"));
+                        Arc::new(PgStore::open(db.url()).expect("store"));
                     (db, store)
                 },
                 |(db, store)| {

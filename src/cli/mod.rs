@@ -153,7 +153,7 @@ fn run_command(cli: Cli, registry: &Registry) -> Outcome {
         ),
         Command::Schedule { file, count } => serve::schedule(&cli.state, &file, count, registry),
         Command::Run(args) => run::run(&cli.state, args, registry),
-        Command::Worker(args) => worker::worker(&cli.state, args, registry),
+        Command::Worker(args) => worker::worker(args, registry),
         Command::Resume(args) => run::resume(&cli.state, args, registry),
         Command::Runs(RunsArgs {
             command: Some(RunsCommand::Prune(args)),

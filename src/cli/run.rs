@@ -137,7 +137,7 @@ pub(super) fn open_for_run(state: &Path, workers: bool) -> Result<RunStore, Fail
     if super::postgres_url().is_none() {
         return Err(workers_need_postgres());
     }
-    let store = super::store_access::open_postgres_store(state)?;
+    let store = super::store_access::open_postgres_store()?;
     let remote: Arc<dyn executor::Remote> =
         Arc::new(flow_engine::worker::PgRemote::new(store.clone()));
     Ok((store, Some(remote)))

@@ -34,20 +34,19 @@ pub(super) fn postgres_url() -> Option<&'static str> {
     POSTGRES.get().map(String::as_str)
 }
 
-/// Opens the PostgreSQL store; `dir` keeps the files node types keep on this host.
-fn open_postgres(url: &str, dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
-    Ok(Arc::new(PgStore::open(url, Some(dir.to_path_buf()))?))
+fn open_postgres(url: &str) -> Result<Arc<dyn StateStore>, Failure> {
+    Ok(Arc::new(PgStore::open(url)?))
 }
 
 /// The PostgreSQL store chosen with `--store`, as itself (its task queue is not in
 /// [`StateStore`]).
-pub(super) fn open_postgres_store(dir: &Path) -> Result<Arc<PgStore>, Failure> {
+pub(super) fn open_postgres_store() -> Result<Arc<PgStore>, Failure> {
     let url = postgres_url().ok_or_else(|| {
         Failure::invalid(anyhow!(
             "this needs a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
         ))
     })?;
-    Ok(Arc::new(PgStore::open(url, Some(dir.to_path_buf()))?))
+    Ok(Arc::new(PgStore::open(url)?))
 }
 
 /// Opens the state store; while `flow serve` holds it, reaches it through the server.
@@ -57,7 +56,7 @@ pub(super) fn open_postgres_store(dir: &Path) -> Result<Arc<PgStore>, Failure> {
 /// files (and so its lock) for a moment, and a command that is finishing lets go within it.
 pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
     if let Some(url) = postgres_url() {
-        return open_postgres(url, dir);
+        return open_postgres(url);
     }
     open_store_with(dir, SledStore::open)
 }
@@ -66,7 +65,7 @@ pub(super) fn open_store(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
 /// store itself needs to write, it is read from a copy on another disk.
 pub(super) fn open_store_to_read(dir: &Path) -> Result<Arc<dyn StateStore>, Failure> {
     if let Some(url) = postgres_url() {
-        return open_postgres(url, dir);
+        return open_postgres(url);
     }
     open_store_with(dir, |dir| match SledStore::open(dir) {
         Err(StoreError::NoSpace { .. }) => {

@@ -63,7 +63,7 @@ pub fn run(state: &Path, command: StoreCommand) -> Outcome {
 /// source must already hold).
 fn endpoint(spec: &str, source: bool) -> Result<Endpoint, Failure> {
     if is_postgres_url(spec) {
-        return Ok(Endpoint::Postgres(Box::new(PgStore::open(spec, None)?)));
+        return Ok(Endpoint::Postgres(Box::new(PgStore::open(spec)?)));
     }
     if spec.contains("://") {
         return Err(Failure::invalid(anyhow!(
@@ -103,16 +103,14 @@ fn migrate(from: &str, to: &str) -> Outcome {
         other => Failure::invalid(anyhow!(other)),
     })?;
     println!(
-        "migrated {}, {}, {} ({}) and {} of keyed state into {}",
+        "migrated {}, {}, {} ({}), {} of keyed state and {} into {}",
         plural(done.runs as u64, "run"),
         plural(done.nodes as u64, "node record"),
         plural(done.outputs as u64, "output"),
         human_bytes(done.output_bytes),
         flow_engine::plural::plural_of(done.entries as u64, "entry", "entries"),
+        flow_engine::plural::plural_of(done.histories as u64, "synced history", "synced histories"),
         location(&target)
-    );
-    println!(
-        "files node types keep beside a store (synced POS histories) stay in the --state directory of the host that ran them; copy that directory along if another host will run those nodes"
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -3,13 +3,19 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::anyhow;
 use clap::Subcommand;
 use serde_json::{Value as Json, json};
 
+use super::store_access::{open_postgres_store, postgres_url};
 use super::{Failure, Outcome};
-use flow_engine::sync::{Status, request_reset, status, workflow_dir};
+use flow_engine::store::StateStore;
+use flow_engine::sync::{DirPlaces, Place, Places, Status, request_reset, status, workflow_key};
+
+/// The purpose under which source nodes keep their history.
+const SYNC: &str = "sync";
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -36,32 +42,47 @@ pub fn run(state: &Path, command: SyncCommand) -> Outcome {
     }
 }
 
-/// The (node id, history directory) pairs of `file` that hold a history.
-fn histories(state: &Path, file: &Path) -> Result<Vec<(String, PathBuf)>, Failure> {
+/// Where the store keeps its histories: the directories beside a local store (read without
+/// opening it, so this works while `flow serve` holds it), or the PostgreSQL store's tables.
+fn places(state: &Path) -> Result<Arc<dyn Places>, Failure> {
+    if postgres_url().is_some() {
+        let store: Arc<dyn StateStore> = open_postgres_store()?;
+        return store
+            .histories()
+            .ok_or_else(|| Failure::invalid(anyhow!("this store keeps no synced histories")));
+    }
+    Ok(Arc::new(DirPlaces::new(state.join("nodes"))))
+}
+
+/// A source node's id and where its history is.
+type NodeHistory = (String, Box<dyn Place>);
+
+/// The source nodes of `file` that hold a history.
+fn histories(state: &Path, file: &Path) -> Result<Vec<NodeHistory>, Failure> {
     if !file.exists() {
         return Err(Failure::invalid(anyhow!(
             "{}: no such workflow file",
             file.display()
         )));
     }
+    let places = places(state)?;
+    let prefix = format!("{}/", workflow_key(file));
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(workflow_dir(state, file)) else {
-        return Ok(out);
-    };
-    for entry in entries.flatten() {
-        let dir = entry.path().join("sync");
-        if dir.join("manifest.json").exists() {
-            out.push((entry.file_name().to_string_lossy().into_owned(), dir));
+    for name in places.names(&prefix).map_err(Failure::invalid)? {
+        let Some((node, purpose)) = name[prefix.len()..].split_once('/') else {
+            continue;
+        };
+        if purpose == SYNC {
+            out.push((node.to_string(), places.place(&name)));
         }
     }
-    out.sort();
     Ok(out)
 }
 
 fn show(state: &Path, file: &Path, as_json: bool) -> Outcome {
     let mut rows = Vec::new();
-    for (node, dir) in histories(state, file)? {
-        let st = status(&dir)
+    for (node, place) in histories(state, file)? {
+        let st = status(&*place)
             .map_err(Failure::invalid)?
             .expect("listed histories have a manifest");
         rows.push((node, st));
@@ -78,7 +99,9 @@ fn show(state: &Path, file: &Path, as_json: bool) -> Outcome {
         println!(
             "{} has no synced history in {} yet (a source node keeps one after its first run)",
             file.display(),
-            state.display()
+            postgres_url()
+                .map(flow_engine::store::redact_url)
+                .unwrap_or_else(|| state.display().to_string())
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -130,7 +153,7 @@ fn print_status(node: &str, st: &Status) {
     if st.reset_requested {
         println!("  reset       asked: the next run loads everything");
     }
-    println!("  history     {}", st.dir.display());
+    println!("  history     {}", st.location);
 }
 
 fn reset(state: &Path, file: &Path, nodes: &[String]) -> Outcome {
@@ -150,11 +173,11 @@ fn reset(state: &Path, file: &Path, nodes: &[String]) -> Outcome {
         }
     }
     let mut count = 0;
-    for (node, dir) in all
-        .iter()
+    for (node, place) in all
+        .into_iter()
         .filter(|(n, _)| nodes.is_empty() || nodes.contains(n))
     {
-        if request_reset(dir).map_err(Failure::invalid)? {
+        if request_reset(place).map_err(Failure::invalid)? {
             println!("{node}: the next run loads everything and replaces the history");
             count += 1;
         }

@@ -1,7 +1,6 @@
 //! `flow worker`: runs nodes of runs started with `--workers`, from the PostgreSQL store's
 //! queue, until SIGTERM (drain) or a second SIGTERM (hand back).
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -36,7 +35,7 @@ pub(super) struct WorkerArgs {
     labels: Vec<String>,
 }
 
-pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Outcome {
+pub(super) fn worker(args: WorkerArgs, registry: &Registry) -> Outcome {
     super::postgres_url().ok_or_else(|| {
         Failure::invalid(anyhow!(
             "flow worker takes nodes from a PostgreSQL store: give it with --store postgres://... or FLOW_STORE"
@@ -55,7 +54,7 @@ pub(super) fn worker(state: &Path, args: WorkerArgs, registry: &Registry) -> Out
     if args.lease < Duration::from_secs(1) {
         return Err(Failure::invalid(anyhow!("--lease must be at least 1s")));
     }
-    let store = super::store_access::open_postgres_store(state)?;
+    let store = super::store_access::open_postgres_store()?;
     let name = args.name.unwrap_or_else(|| {
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|h| h.trim().to_string())

@@ -368,3 +368,125 @@ fn a_run_rides_out_a_database_restart() {
     );
     assert_eq!(ws.show("last")["run"]["status"], "succeeded");
 }
+
+/// A Square order `id` of `customer`, updated at minute `minute` of a day.
+fn square_order(id: &str, customer: &str, minute: u32) -> serde_json::Value {
+    let at = format!("2026-11-30T10:{minute:02}:00.000Z");
+    serde_json::json!({
+        "id": id, "location_id": "L1", "customer_id": customer, "state": "COMPLETED",
+        "created_at": at, "updated_at": at,
+        "line_items": [{
+            "name": "Tea", "quantity": "2", "catalog_object_id": "P1",
+            "base_price_money": {"amount": 450, "currency": "USD"},
+            "total_money": {"amount": 900, "currency": "USD"},
+        }],
+    })
+}
+
+#[test]
+fn a_source_nodes_synced_history_lives_in_the_database_for_every_host() {
+    use flow_retail::connectors::square::mock::{Mock, State};
+    let db = TestDatabase::new();
+    let mock = Mock::start(State {
+        locations: vec![serde_json::json!({"id": "L1", "timezone": "UTC"})],
+        orders: vec![
+            square_order("o1", "c1", 1),
+            square_order("o2", "c2", 2),
+            square_order("o3", "c1", 3),
+        ],
+        page_size: 100,
+        ..State::default()
+    });
+    let ws = Workspace::with_workflow(&format!(
+        "name: shop\nnodes:\n  - {{ id: go, kind: trigger, type: manual }}\n  - id: sales\n    kind: action\n    type: square.orders\n    needs: go\n    with: {{ base_url: \"{}\", token_env: SQ_TOKEN, backoff: 1ms, lookback: 0s }}\n",
+        mock.url
+    ))
+    .on_postgres(db.url());
+    let run = || ws.run().env("SQ_TOKEN", "sq-test").run();
+    run();
+    let sync = &ws.node_records("last")["sales"]["meta"]["sync"];
+    assert_eq!(sync["full"], true, "{sync}");
+    assert_eq!(sync["orders_held"], 3, "{sync}");
+    assert!(
+        !ws.state_dir().join("nodes").exists(),
+        "the history went to a local directory"
+    );
+
+    // Another host (nothing local survives) continues from the cursor in the database.
+    let _ = std::fs::remove_dir_all(ws.state_dir());
+    mock.state
+        .lock()
+        .unwrap()
+        .orders
+        .push(square_order("o4", "c3", 9));
+    run();
+    let sync = &ws.node_records("last")["sales"]["meta"]["sync"];
+    assert_eq!(sync["full"], false, "{sync}");
+    // The new order, and the one at the cursor's instant (the filter is inclusive).
+    assert_eq!(sync["fetched"]["orders"], 2, "not all four: {sync}");
+    assert_eq!(sync["orders_held"], 4, "{sync}");
+
+    // `flow sync status` and `reset` work on it.
+    let status = ws
+        .flow()
+        .args(["sync", "status", "flow.yaml", "--json"])
+        .run()
+        .json();
+    assert_eq!(status[0]["node"], "sales");
+    assert_eq!(status[0]["status"]["tables"]["lines"]["keys"], 4);
+    let location = status[0]["status"]["location"].as_str().unwrap();
+    assert!(location.contains("history"), "{location}");
+    ws.flow()
+        .args(["sync", "reset", "flow.yaml", "sales"])
+        .run();
+    run();
+    let sync = &ws.node_records("last")["sales"]["meta"]["sync"];
+    assert_eq!(sync["full"], true, "a reset loads everything: {sync}");
+    assert_eq!(sync["orders_held"], 4, "{sync}");
+
+    // Migrated back to a local store, the history comes along and continues there.
+    let local = ws.path("local-store");
+    let out = ws
+        .flow()
+        .args(["store", "migrate", "--from", db.url(), "--to"])
+        .arg(&local)
+        .run();
+    assert!(out.stdout.contains("1 synced history"), "{out}");
+    mock.state
+        .lock()
+        .unwrap()
+        .orders
+        .push(square_order("o5", "c2", 20));
+    let on_sled = |args: &[&str]| {
+        let out = std::process::Command::new(flow_bin())
+            .current_dir(ws.dir())
+            .env_remove("FLOW_STORE")
+            .env_remove("FLOW_STATE")
+            .env("SQ_TOKEN", "sq-test")
+            .arg("--state")
+            .arg(&local)
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{args:?}: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    on_sled(&["run", "flow.yaml"]);
+    let records: serde_json::Value =
+        serde_json::from_str(&on_sled(&["runs", "show", "last", "--json"])).unwrap();
+    let sales = records["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["node_id"] == "sales")
+        .unwrap()
+        .clone();
+    assert_eq!(sales["meta"]["sync"]["full"], false, "{sales}");
+    assert_eq!(sales["meta"]["sync"]["fetched"]["orders"], 2, "{sales}");
+    assert_eq!(sales["meta"]["sync"]["orders_held"], 5, "{sales}");
+}

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow_array::{RecordBatch, StringArray};
-use flow_engine::sync::{History, node_dir};
+use flow_engine::sync::{History, history_name};
 use serde_json::json;
 
 use crate::support::Workspace;
@@ -13,7 +13,10 @@ const WF: &str = "name: shop\nnodes:\n  - id: start\n    kind: trigger\n    type
 
 /// A history for node `orders` of the workspace's workflow with orders o1, o2 (three lines).
 fn seed(ws: &Workspace) {
-    let dir = node_dir(&ws.state_dir(), &ws.path("flow.yaml"), "orders").join("sync");
+    let dir =
+        ws.state_dir()
+            .join("nodes")
+            .join(history_name(&ws.path("flow.yaml"), "orders", "sync"));
     let mut h = History::open(&dir).unwrap();
     let mut c = h.begin(false);
     let batch = RecordBatch::try_from_iter(vec![

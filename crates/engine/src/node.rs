@@ -650,9 +650,9 @@ pub struct NodeContext {
     pub routed: Vec<RoutedCase>,
     /// Values shared by the nodes of this execution of the run (see [`crate::run_cache`]).
     pub run_cache: RunCache,
-    /// The store's local directory, where node types keep files across runs (see
-    /// [`NodeContext::files_dir`]); `None` with stores that have none.
-    pub store_dir: Option<PathBuf>,
+    /// Where the store keeps node types' synced histories (see [`NodeContext::history_place`]);
+    /// `None` with stores that keep none.
+    pub histories: Option<Arc<dyn crate::sync::Places>>,
 }
 
 /// The rows a decision that succeeded routed to one of its cases from which a path leads to
@@ -677,13 +677,17 @@ impl fmt::Debug for NodeContext {
 }
 
 impl NodeContext {
-    /// A directory of files this node keeps across runs, beside the store:
-    /// `STORE/nodes/WORKFLOW-KEY/NODE-ID/PURPOSE` (see [`crate::sync::node_dir`]).
-    pub fn files_dir(&self, purpose: &str) -> Result<PathBuf, NodeError> {
-        let store = self.store_dir.as_deref().ok_or_else(|| {
-            NodeError::msg("this state store keeps no files, so the node cannot keep a history")
+    /// Where this node keeps its synced history for `purpose` across runs, in the store (see
+    /// [`crate::sync::history_name`]).
+    pub fn history_place(&self, purpose: &str) -> Result<Box<dyn crate::sync::Place>, NodeError> {
+        let places = self.histories.as_ref().ok_or_else(|| {
+            NodeError::msg("this state store keeps no histories, so the node cannot keep one")
         })?;
-        Ok(crate::sync::node_dir(store, &self.workflow_path, &self.node_id).join(purpose))
+        Ok(places.place(&crate::sync::history_name(
+            &self.workflow_path,
+            &self.node_id,
+            purpose,
+        )))
     }
 
     /// A key that is the same for the same item of the same node in the same run, across

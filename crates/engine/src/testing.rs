@@ -52,7 +52,7 @@ pub fn context() -> NodeContext {
         state: Arc::new(Memory::default()),
         routed: Vec::new(),
         run_cache: crate::run_cache::RunCache::new(),
-        store_dir: None,
+        histories: None,
     }
 }
 
@@ -84,9 +84,12 @@ impl NodeContext {
         self.trigger = trigger;
         self
     }
-    /// The store directory the node keeps its files under (synced histories).
+    /// The store directory the node keeps its synced histories under (`DIR/nodes/...`, as a
+    /// local store does).
     pub fn with_store_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.store_dir = Some(dir.into());
+        self.histories = Some(Arc::new(crate::sync::DirPlaces::new(
+            dir.into().join("nodes"),
+        )));
         self
     }
 }

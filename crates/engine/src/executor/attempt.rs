@@ -77,7 +77,7 @@ impl Job {
                 }),
                 routed: self.routed.clone(),
                 run_cache: run_cache.clone(),
-                store_dir: self.base.store.files_dir(),
+                histories: self.base.store.histories(),
             };
             let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
                 AttemptEnd::Ok(output) => match self.check_output(&output) {

@@ -176,7 +176,7 @@ pub async fn execute_task(
         }),
         routed: task.routed.clone(),
         run_cache: RunCache::new(),
-        store_dir: store.files_dir(),
+        histories: store.histories(),
     };
     let span = tracing::warn_span!("node", run = %task.run_id, node = %task.node_id);
     let joined = tokio::spawn(tracing::Instrument::instrument(

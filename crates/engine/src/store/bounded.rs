@@ -207,8 +207,8 @@ impl StateStore for BoundedStore {
         self.inner.location()
     }
 
-    fn files_dir(&self) -> Option<std::path::PathBuf> {
-        self.inner.files_dir()
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
+        self.inner.histories()
     }
 
     fn live_runs(&self) -> Result<std::collections::HashSet<String>, StoreError> {

@@ -60,6 +60,8 @@ pub struct Migrated {
     pub outputs: usize,
     pub output_bytes: u64,
     pub entries: usize,
+    /// Synced histories of source nodes.
+    pub histories: usize,
 }
 
 /// Why a migration did not start or stopped.
@@ -85,6 +87,10 @@ pub enum MigrateError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+fn history_error(e: crate::sync::SyncError) -> MigrateError {
+    MigrateError::Store(StoreError::Io(e.to_string()))
 }
 
 /// Copies everything in `from` into `to`; `progress` hears of each run copied.
@@ -135,6 +141,15 @@ pub fn migrate(
     let kv = source.kv_entries()?;
     done.entries = kv.len();
     target.import(Vec::new(), kv)?;
+    if let (Some(from), Some(to)) = (from.histories(), to.histories()) {
+        for name in from.names("").map_err(history_error)? {
+            if crate::sync::copy_history(from.place(&name), to.place(&name))
+                .map_err(history_error)?
+            {
+                done.histories += 1;
+            }
+        }
+    }
     // Read back what landed before anyone switches over.
     let landed = to.runs()?;
     if landed.len() != runs.len() {

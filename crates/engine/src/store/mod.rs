@@ -173,9 +173,9 @@ pub trait StateStore: Send + Sync {
     fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;
     /// Where the store lives, for messages.
     fn location(&self) -> String;
-    /// A local directory beside the store where node types keep files across runs (synced
-    /// histories); `None` for stores without one.
-    fn files_dir(&self) -> Option<std::path::PathBuf> {
+    /// Where node types keep synced histories across runs: a directory beside a local store,
+    /// the database of a shared one; `None` for stores that keep none (in memory).
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
         None
     }
     /// Runs some process is executing right now. A run recorded as `running` that is not live

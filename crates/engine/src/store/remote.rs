@@ -341,8 +341,10 @@ impl StateStore for RemoteStore {
         format!("{} (through flow serve)", self.dir.display())
     }
 
-    fn files_dir(&self) -> Option<PathBuf> {
-        Some(self.dir.clone())
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
+        Some(std::sync::Arc::new(crate::sync::DirPlaces::new(
+            self.dir.join("nodes"),
+        )))
     }
 
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {

@@ -579,8 +579,10 @@ impl StateStore for SledStore {
         self.dir.display().to_string()
     }
 
-    fn files_dir(&self) -> Option<PathBuf> {
-        Some(self.dir.clone())
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
+        Some(std::sync::Arc::new(crate::sync::DirPlaces::new(
+            self.dir.join("nodes"),
+        )))
     }
 
     /// The database entries go in one batch, flushed before any output file is deleted: a

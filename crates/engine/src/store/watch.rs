@@ -113,8 +113,8 @@ impl StateStore for WatchedStore {
         self.inner.location()
     }
 
-    fn files_dir(&self) -> Option<std::path::PathBuf> {
-        self.inner.files_dir()
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
+        self.inner.histories()
     }
 
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {

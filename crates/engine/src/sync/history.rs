@@ -1,15 +1,14 @@
-//! [`History`]: a directory of Arrow IPC segment files and the manifest naming them, opened
-//! by one writer at a time; [`Commit`]: the changes of one sync, made visible atomically with
-//! the new cursor.
+//! [`History`]: the manifest of one history and the segments it names, in a [`Place`],
+//! opened by one writer at a time; [`Commit`]: the changes of one sync, made visible atomically
+//! with the new cursor.
 //!
-//! A commit writes its segment files (fsynced) under names no manifest uses yet, then replaces
-//! the manifest. Until the rename the old manifest, with the old cursor, is the history; after
-//! it, the new one. Files no manifest names (from a commit a crash cut short, or replaced by a
+//! A commit writes its segments (durably) under names no manifest uses yet, then replaces the
+//! manifest. Until then the old manifest, with the old cursor, is the history; after it, the
+//! new one. Segments no manifest names (from a commit a crash cut short, or replaced by a
 //! compaction) are deleted when the history is next opened.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow_array::RecordBatch;
@@ -18,53 +17,53 @@ use chrono::Utc;
 use serde_json::Value as Json;
 
 use super::SyncError;
-use super::manifest::{MANIFEST, Manifest, Segment, SyncRecord, TableFiles, sync_dir};
+use super::manifest::{Manifest, Segment, SyncRecord, TableFiles};
 use super::merge::{Part, distinct_keys, key_column, merge};
+use super::place::{DirPlace, Place, PlaceLock};
 
-const LOCK: &str = "LOCK";
 /// Segments a table may have before a commit rewrites it as one.
 const MAX_SEGMENTS: usize = 8;
 
-/// A synced history, open for syncing (the directory's lock is held until it is dropped).
+/// A synced history, open for syncing (its place is locked until it is dropped).
 #[derive(Debug)]
 pub struct History {
-    dir: PathBuf,
+    place: Box<dyn Place>,
     manifest: Manifest,
-    _lock: File,
+    /// The stored manifest's version, which the next write expects (`None`: none stored).
+    version: Option<i64>,
+    _lock: Box<dyn PlaceLock>,
 }
 
 impl History {
-    /// Opens (or creates) the history in `dir`. Fails when another process is syncing it.
+    /// Opens (or creates) the history in directory `dir`. Fails when another process is
+    /// syncing it.
     pub fn open(dir: &Path) -> Result<History, SyncError> {
-        std::fs::create_dir_all(dir).map_err(|e| SyncError::io(dir, e))?;
-        let lock_path = dir.join(LOCK);
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| SyncError::io(&lock_path, e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(SyncError::Busy {
-                    dir: dir.display().to_string(),
-                });
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(SyncError::io(&lock_path, e)),
-        }
-        let manifest = Manifest::read(dir)?.unwrap_or_else(Manifest::new);
+        History::open_at(Box::new(DirPlace::new(dir)))
+    }
+
+    /// Opens (or creates) the history in `place`. Fails when another process is syncing it.
+    pub fn open_at(place: Box<dyn Place>) -> Result<History, SyncError> {
+        let lock = place.lock()?;
+        let (manifest, version) = match place.read_manifest()? {
+            Some(stored) => (
+                Manifest::decode(&stored.bytes, &place.describe())?,
+                Some(stored.version),
+            ),
+            None => (Manifest::new(), None),
+        };
         let history = History {
-            dir: dir.to_path_buf(),
+            place,
             manifest,
+            version,
             _lock: lock,
         };
         history.remove_garbage()?;
         Ok(history)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the history is kept.
+    pub fn location(&self) -> String {
+        self.place.describe()
     }
 
     /// The cursor of the last sync; `None` before the first one and after a reset, when the
@@ -94,7 +93,15 @@ impl History {
 
     /// What the history holds, for `flow sync status`.
     pub fn status(&self) -> super::Status {
-        super::Status::of(&self.dir, &self.manifest)
+        super::Status::of(&self.place.describe(), &self.manifest)
+    }
+
+    /// Replaces the stored manifest with `next`, provided no other process wrote it since.
+    fn write_manifest(&mut self, next: Manifest) -> Result<(), SyncError> {
+        let version = self.place.write_manifest(&next.encode(), self.version)?;
+        self.version = Some(version);
+        self.manifest = next;
+        Ok(())
     }
 
     /// Starts the changes of one sync. With `full`, or when the history needs a full load
@@ -119,7 +126,7 @@ impl History {
             if let Some(file) = &segment.file {
                 let rows = match fresh.get(file) {
                     Some(rows) => rows.clone(),
-                    None => read_segment(&self.dir.join(file))?,
+                    None => read_segment(&*self.place, file)?,
                 };
                 parts.push(Part::Rows(rows));
             }
@@ -130,20 +137,20 @@ impl History {
         Ok(parts)
     }
 
-    /// Deletes the files no manifest names: segments of a commit that never completed, and
-    /// segments a compaction replaced.
+    /// Deletes the segments no manifest names: those of a commit that never completed, and
+    /// those a compaction replaced.
     fn remove_garbage(&self) -> Result<(), SyncError> {
         let named: BTreeSet<&str> = self.manifest.files().collect();
-        let entries = std::fs::read_dir(&self.dir).map_err(|e| SyncError::io(&self.dir, e))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let ours = name.starts_with("seg-") || name.ends_with(".tmp");
-            if ours && !named.contains(name.as_str()) && name != MANIFEST {
-                let path = entry.path();
-                std::fs::remove_file(&path).map_err(|e| SyncError::io(&path, e))?;
-            }
+        let garbage: Vec<String> = self
+            .place
+            .segments()?
+            .into_iter()
+            .filter(|name| !named.contains(name.as_str()))
+            .collect();
+        if garbage.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        self.place.remove_segments(&garbage)
     }
 }
 
@@ -279,7 +286,6 @@ impl Commit<'_> {
             summary,
         };
         let mut merged = Merged::new();
-        let mut written: Vec<PathBuf> = Vec::new();
         let mut fresh: BTreeMap<String, RecordBatch> = BTreeMap::new();
 
         // Each changed table: the commit's own parts merged (a later upsert wins), written as
@@ -314,9 +320,7 @@ impl Commit<'_> {
             files.schema = Some(schema_json(&schema));
             let file = if rows.num_rows() > 0 {
                 let file = format!("seg-{generation:08}-{name}.arrow");
-                let path = history.dir.join(&file);
-                write_segment(&path, &rows)?;
-                written.push(path);
+                write_segment(&*history.place, &file, &rows)?;
                 fresh.insert(file.clone(), rows.clone());
                 Some(file)
             } else {
@@ -346,9 +350,7 @@ impl Commit<'_> {
             let dead = stored.saturating_sub(table.num_rows() as u64);
             if files.segments.len() > MAX_SEGMENTS || dead > (table.num_rows() as u64) / 4 {
                 let file = format!("seg-{generation:08}-{name}-all.arrow");
-                let path = history.dir.join(&file);
-                write_segment(&path, &table)?;
-                written.push(path);
+                write_segment(&*history.place, &file, &table)?;
                 files.segments = vec![Segment {
                     file: Some(file),
                     rows: table.num_rows() as u64,
@@ -359,15 +361,11 @@ impl Commit<'_> {
             files.keys = distinct_keys(&table, name, &files.key)?;
             merged.insert(name.clone(), table);
         }
-        if !written.is_empty() {
-            sync_dir(&history.dir)?;
-        }
 
         next.cursor = Some(cursor);
         next.reset_requested = false;
         next.record(record);
-        next.write(&history.dir)?;
-        history.manifest = next;
+        history.write_manifest(next)?;
         history.remove_garbage()?;
         Ok(merged)
     }
@@ -425,49 +423,57 @@ fn schema_of(table: &str, files: &TableFiles) -> Result<SchemaRef, SyncError> {
     Ok(Arc::new(schema))
 }
 
-fn write_segment(path: &Path, batch: &RecordBatch) -> Result<(), SyncError> {
-    let file = File::create(path).map_err(|e| SyncError::io(path, e))?;
-    let mut writer =
-        arrow_ipc::writer::FileWriter::try_new(std::io::BufWriter::new(file), &batch.schema())?;
+fn write_segment(place: &dyn Place, name: &str, batch: &RecordBatch) -> Result<(), SyncError> {
+    let mut writer = arrow_ipc::writer::FileWriter::try_new(Vec::new(), &batch.schema())?;
     writer.write(batch)?;
     writer.finish()?;
-    let file = writer
-        .into_inner()?
-        .into_inner()
-        .map_err(|e| SyncError::io(path, e.into_error()))?;
-    file.sync_all().map_err(|e| SyncError::io(path, e))
+    place.write_segment(name, &writer.into_inner()?)
 }
 
-fn read_segment(path: &Path) -> Result<RecordBatch, SyncError> {
-    let file = File::open(path).map_err(|e| SyncError::io(path, e))?;
-    let reader = arrow_ipc::reader::FileReader::try_new(std::io::BufReader::new(file), None)
-        .map_err(|e| SyncError::Corrupt {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+fn read_segment(place: &dyn Place, name: &str) -> Result<RecordBatch, SyncError> {
+    let bytes = place.read_segment(name)?;
+    let corrupt = |e: arrow_schema::ArrowError| SyncError::Corrupt {
+        path: format!("{}/{name}", place.describe()),
+        reason: e.to_string(),
+    };
+    let reader = arrow_ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(corrupt)?;
     let schema = reader.schema();
-    let batches: Vec<RecordBatch> =
-        reader
-            .collect::<Result<_, _>>()
-            .map_err(|e| SyncError::Corrupt {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+    let batches: Vec<RecordBatch> = reader.collect::<Result<_, _>>().map_err(corrupt)?;
     Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
 }
 
-/// Asks the history in `dir` to load everything at its next sync: the cursor is dropped, the
-/// rows stay until that sync replaces them. Fails when a sync is running.
-pub fn request_reset(dir: &Path) -> Result<bool, SyncError> {
-    if Manifest::read(dir)?.is_none() {
+/// Copies the history in `from` into `to` as it is (its manifest and the segments it names),
+/// replacing what `to` held; both are locked meanwhile. False when `from` holds none.
+pub fn copy_history(from: Box<dyn Place>, to: Box<dyn Place>) -> Result<bool, SyncError> {
+    if from.read_manifest()?.is_none() {
         return Ok(false);
     }
-    let mut history = History::open(dir)?;
-    history.manifest.reset_requested = true;
-    history.manifest.write(dir)?;
+    let source = History::open_at(from)?;
+    let mut target = History::open_at(to)?;
+    for file in source.manifest.files() {
+        let bytes = source.place.read_segment(file)?;
+        target.place.write_segment(file, &bytes)?;
+    }
+    target.write_manifest(source.manifest.clone())?;
+    target.remove_garbage()?;
+    Ok(true)
+}
+
+/// Asks the history in `place` to load everything at its next sync: the cursor is dropped,
+/// the rows stay until that sync replaces them. Fails when a sync is running; false when
+/// nothing was synced there.
+pub fn request_reset(place: Box<dyn Place>) -> Result<bool, SyncError> {
+    if place.read_manifest()?.is_none() {
+        return Ok(false);
+    }
+    let mut history = History::open_at(place)?;
+    let mut next = history.manifest.clone();
+    next.reset_requested = true;
+    history.write_manifest(next)?;
     Ok(true)
 }
 
 #[cfg(test)]
 #[path = "history_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -8,7 +8,7 @@ use arrow_schema::{DataType, Field, Schema};
 use serde_json::json;
 
 use super::*;
-use crate::sync::{SyncError, status};
+use crate::sync::{DirPlace, Place, Places, SyncError, status};
 
 /// Order lines: (order, product, amount).
 fn lines(rows: &[(&str, &str, f64)]) -> RecordBatch {
@@ -49,10 +49,8 @@ fn owned(rows: &[(&str, &str, f64)]) -> Vec<(String, String, f64)> {
     v
 }
 
-#[test]
-fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = History::open(dir.path()).unwrap();
+fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes(p: &dyn Fn() -> Box<dyn Place>) {
+    let mut h = History::open_at(p()).unwrap();
     assert!(h.needs_full_load());
     let mut c = h.begin(false);
     c.upsert(
@@ -85,7 +83,7 @@ fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes() {
     drop(h);
 
     // The same after reopening, with the status counting orders.
-    let h = History::open(dir.path()).unwrap();
+    let h = History::open_at(p()).unwrap();
     assert_eq!(rows(&h.table("lines").unwrap().unwrap()), want);
     let status = h.status();
     assert_eq!(status.tables["lines"].rows, 3);
@@ -95,10 +93,8 @@ fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes() {
     assert_eq!(status.last().unwrap().upserted["lines"], 2);
 }
 
-#[test]
-fn within_a_commit_the_later_version_of_an_order_wins() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = History::open(dir.path()).unwrap();
+fn within_a_commit_the_later_version_of_an_order_wins(p: &dyn Fn() -> Box<dyn Place>) {
+    let mut h = History::open_at(p()).unwrap();
     let mut c = h.begin(false);
     c.upsert(
         "lines",
@@ -122,41 +118,34 @@ fn within_a_commit_the_later_version_of_an_order_wins() {
     );
 }
 
-#[test]
-fn a_commit_cut_short_leaves_the_old_history_and_cursor() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = History::open(dir.path()).unwrap();
+fn a_commit_cut_short_leaves_the_old_history_and_cursor(p: &dyn Fn() -> Box<dyn Place>) {
+    let mut h = History::open_at(p()).unwrap();
     let mut c = h.begin(false);
     c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0)]))
         .unwrap();
     c.commit(json!("t1"), json!({})).unwrap();
     drop(h);
-    // What a crash between the segment write and the manifest rename leaves behind.
-    std::fs::write(dir.path().join("seg-00000002-lines.arrow"), b"partial").unwrap();
-    std::fs::write(dir.path().join("manifest.json.tmp"), b"{\"format\"").unwrap();
-    let h = History::open(dir.path()).unwrap();
+    // What a crash between the segment write and the manifest's replacement leaves behind.
+    p().write_segment("seg-00000002-lines.arrow", b"partial")
+        .unwrap();
+    let h = History::open_at(p()).unwrap();
     assert_eq!(h.cursor(), Some(&json!("t1")));
     assert_eq!(
         rows(&h.table("lines").unwrap().unwrap()),
         owned(&[("o1", "a", 1.0)])
     );
-    assert!(!dir.path().join("seg-00000002-lines.arrow").exists());
-    assert!(!dir.path().join("manifest.json.tmp").exists());
+    assert!(!p().segments().unwrap().contains("seg-00000002-lines.arrow"));
 }
 
-#[test]
-fn one_writer_at_a_time() {
-    let dir = tempfile::tempdir().unwrap();
-    let _h = History::open(dir.path()).unwrap();
-    let err = History::open(dir.path()).unwrap_err();
+fn one_writer_at_a_time(p: &dyn Fn() -> Box<dyn Place>) {
+    let _h = History::open_at(p()).unwrap();
+    let err = History::open_at(p()).unwrap_err();
     assert!(matches!(err, SyncError::Busy { .. }), "{err}");
-    assert!(matches!(request_reset(dir.path()), Ok(false)));
+    assert!(matches!(request_reset(p()), Ok(false)));
 }
 
-#[test]
-fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = History::open(dir.path()).unwrap();
+fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything(p: &dyn Fn() -> Box<dyn Place>) {
+    let mut h = History::open_at(p()).unwrap();
     let mut c = h.begin(false);
     c.upsert(
         "lines",
@@ -166,12 +155,12 @@ fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything() {
     .unwrap();
     c.commit(json!("t1"), json!({})).unwrap();
     drop(h);
-    assert!(request_reset(dir.path()).unwrap());
-    let st = status(dir.path()).unwrap().unwrap();
+    assert!(request_reset(p()).unwrap());
+    let st = status(&*p()).unwrap().unwrap();
     assert!(st.reset_requested);
     assert_eq!(st.tables["lines"].rows, 2, "rows stay until the full load");
 
-    let mut h = History::open(dir.path()).unwrap();
+    let mut h = History::open_at(p()).unwrap();
     assert!(h.needs_full_load());
     let mut c = h.begin(false);
     assert!(c.is_full());
@@ -183,10 +172,8 @@ fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything() {
     assert!(!h.status().reset_requested);
 }
 
-#[test]
-fn rows_of_another_shape_are_refused_unless_the_sync_is_full() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut h = History::open(dir.path()).unwrap();
+fn rows_of_another_shape_are_refused_unless_the_sync_is_full(p: &dyn Fn() -> Box<dyn Place>) {
+    let mut h = History::open_at(p()).unwrap();
     let mut c = h.begin(false);
     c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0)]))
         .unwrap();
@@ -212,9 +199,7 @@ fn rows_of_another_shape_are_refused_unless_the_sync_is_full() {
 
 /// Random days of changes against a model: after every commit, and after reopening, the
 /// history holds exactly the model's current lines, however the segments were compacted.
-#[test]
-fn many_days_of_changes_match_a_model() {
-    let dir = tempfile::tempdir().unwrap();
+fn many_days_of_changes_match_a_model(p: &dyn Fn() -> Box<dyn Place>) {
     let mut model: BTreeMap<String, Vec<(String, String, f64)>> = BTreeMap::new();
     let mut seed = 42u64;
     let mut next = move |n: u64| {
@@ -224,7 +209,7 @@ fn many_days_of_changes_match_a_model() {
         (seed >> 33) % n
     };
     for day in 0..30 {
-        let mut h = History::open(dir.path()).unwrap();
+        let mut h = History::open_at(p()).unwrap();
         let mut c = h.begin(false);
         for _ in 0..(1 + next(3)) {
             let mut batch = Vec::new();
@@ -258,20 +243,101 @@ fn many_days_of_changes_match_a_model() {
         assert_eq!(rows(&merged["lines"]), want, "day {day}");
         assert!(h.status().tables["lines"].segments <= 9);
         drop(h);
-        let h = History::open(dir.path()).unwrap();
+        let h = History::open_at(p()).unwrap();
         assert_eq!(rows(&h.table("lines").unwrap().unwrap()), want, "day {day}");
         assert_eq!(h.status().tables["lines"].keys, model.len() as u64);
     }
     // Compactions removed the files they replaced.
-    let segments = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .starts_with("seg-")
-        })
-        .count();
-    assert!(segments <= 9, "{segments} segment files");
+    let segments = p().segments().unwrap().len();
+    assert!(segments <= 9, "{segments} segments");
+}
+
+/// Every history behaviour, each on a fresh history of `places` under `prefix`: the contract
+/// each kind of place must keep.
+pub(crate) fn contract(places: &dyn Places, prefix: &str) {
+    let at = |test: &str| {
+        let name = format!("{prefix}/{test}/sync");
+        move || places.place(&name)
+    };
+    a_changed_order_replaces_all_its_lines_and_a_removed_one_goes(&at(
+        "a_changed_order_replaces_all_its_lines_and_a_removed_one_goes",
+    ));
+    within_a_commit_the_later_version_of_an_order_wins(&at(
+        "within_a_commit_the_later_version_of_an_order_wins",
+    ));
+    a_commit_cut_short_leaves_the_old_history_and_cursor(&at(
+        "a_commit_cut_short_leaves_the_old_history_and_cursor",
+    ));
+    one_writer_at_a_time(&at("one_writer_at_a_time"));
+    a_reset_drops_the_cursor_and_the_next_sync_replaces_everything(&at(
+        "a_reset_drops_the_cursor_and_the_next_sync_replaces_everything",
+    ));
+    rows_of_another_shape_are_refused_unless_the_sync_is_full(&at(
+        "rows_of_another_shape_are_refused_unless_the_sync_is_full",
+    ));
+    many_days_of_changes_match_a_model(&at("many_days_of_changes_match_a_model"));
+}
+
+#[test]
+fn a_changed_order_replaces_all_its_lines_and_a_removed_one_goes_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    a_changed_order_replaces_all_its_lines_and_a_removed_one_goes(&|| {
+        Box::new(DirPlace::new(dir.path()))
+    });
+}
+
+#[test]
+fn within_a_commit_the_later_version_of_an_order_wins_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    within_a_commit_the_later_version_of_an_order_wins(&|| Box::new(DirPlace::new(dir.path())));
+}
+
+#[test]
+fn a_commit_cut_short_leaves_the_old_history_and_cursor_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    a_commit_cut_short_leaves_the_old_history_and_cursor(&|| Box::new(DirPlace::new(dir.path())));
+}
+
+#[test]
+fn one_writer_at_a_time_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    one_writer_at_a_time(&|| Box::new(DirPlace::new(dir.path())));
+}
+
+#[test]
+fn a_reset_drops_the_cursor_and_the_next_sync_replaces_everything_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    a_reset_drops_the_cursor_and_the_next_sync_replaces_everything(&|| {
+        Box::new(DirPlace::new(dir.path()))
+    });
+}
+
+#[test]
+fn rows_of_another_shape_are_refused_unless_the_sync_is_full_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    rows_of_another_shape_are_refused_unless_the_sync_is_full(&|| {
+        Box::new(DirPlace::new(dir.path()))
+    });
+}
+
+#[test]
+fn many_days_of_changes_match_a_model_in_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    many_days_of_changes_match_a_model(&|| Box::new(DirPlace::new(dir.path())));
+}
+
+#[test]
+fn a_manifest_half_written_by_a_crash_is_removed_from_a_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let place = || Box::new(DirPlace::new(dir.path())) as Box<dyn Place>;
+    let mut h = History::open_at(place()).unwrap();
+    let mut c = h.begin(false);
+    c.upsert("lines", "order_id", lines(&[("o1", "a", 1.0)]))
+        .unwrap();
+    c.commit(json!("t1"), json!({})).unwrap();
+    drop(h);
+    std::fs::write(dir.path().join("manifest.json.tmp"), b"{\"format\"").unwrap();
+    let h = History::open_at(place()).unwrap();
+    assert_eq!(h.cursor(), Some(&json!("t1")));
+    assert!(!dir.path().join("manifest.json.tmp").exists());
 }

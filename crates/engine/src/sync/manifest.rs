@@ -1,10 +1,8 @@
-//! The manifest of a synced history: which segment files make up each table, the cursor, and
-//! what the last syncs did. It is replaced as a whole (written beside, fsynced, renamed over),
-//! so the files it names and the cursor it holds always change together.
+//! The manifest of a synced history: which segments make up each table, the cursor, and what
+//! the last syncs did. It is replaced as a whole (see [`super::Place::write_manifest`]), so the
+//! segments it names and the cursor it holds always change together.
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -12,7 +10,6 @@ use serde_json::Value as Json;
 
 use super::SyncError;
 
-pub(super) const MANIFEST: &str = "manifest.json";
 const FORMAT: u32 = 1;
 /// Sync summaries kept in the manifest, newest last.
 const KEEP_SYNCS: usize = 20;
@@ -76,43 +73,26 @@ impl Manifest {
         }
     }
 
-    pub(super) fn read(dir: &Path) -> Result<Option<Manifest>, SyncError> {
-        let path = dir.join(MANIFEST);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SyncError::io(&path, e)),
-        };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| SyncError::Corrupt {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
+    /// Reads a stored manifest; `location` names it in errors.
+    pub(super) fn decode(bytes: &[u8], location: &str) -> Result<Manifest, SyncError> {
+        let manifest: Manifest = serde_json::from_slice(bytes).map_err(|e| SyncError::Corrupt {
+            path: location.to_string(),
+            reason: e.to_string(),
+        })?;
         if manifest.format != FORMAT {
             return Err(SyncError::Corrupt {
-                path: path.display().to_string(),
+                path: location.to_string(),
                 reason: format!(
                     "format {} is not the {FORMAT} this flow reads",
                     manifest.format
                 ),
             });
         }
-        Ok(Some(manifest))
+        Ok(manifest)
     }
 
-    /// Replaces the manifest durably: the new one is complete on disk before it takes the
-    /// name, and the directory entry is synced.
-    pub(super) fn write(&self, dir: &Path) -> Result<(), SyncError> {
-        let tmp = dir.join(format!("{MANIFEST}.tmp"));
-        let bytes = serde_json::to_vec_pretty(self).expect("manifest serializes");
-        let mut file = std::fs::File::create(&tmp).map_err(|e| SyncError::io(&tmp, e))?;
-        file.write_all(&bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| SyncError::io(&tmp, e))?;
-        drop(file);
-        let path = dir.join(MANIFEST);
-        std::fs::rename(&tmp, &path).map_err(|e| SyncError::io(&path, e))?;
-        sync_dir(dir)
+    pub(super) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("manifest serializes")
     }
 
     pub(super) fn record(&mut self, record: SyncRecord) {
@@ -130,16 +110,4 @@ impl Manifest {
             .flat_map(|t| t.segments.iter())
             .filter_map(|s| s.file.as_deref())
     }
-}
-
-/// Makes the directory's entries (new and renamed files) durable.
-pub(super) fn sync_dir(dir: &Path) -> Result<(), SyncError> {
-    #[cfg(unix)]
-    {
-        let d = std::fs::File::open(dir).map_err(|e| SyncError::io(dir, e))?;
-        d.sync_all().map_err(|e| SyncError::io(dir, e))?;
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }

@@ -5,22 +5,9 @@
 //! it with the new cursor in one atomic step (see [`History`]): a crash at any instant leaves
 //! either the old copy and cursor or the new ones, so nothing is lost or counted twice.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use sha2::{Digest, Sha256};
-
-/// The directory of the files node `node_id` of `workflow` keeps beside the store:
-/// `STORE/nodes/STEM-HASH/NODE`, where the hash is of the workflow file's absolute path, so two
-/// workflows with the same file name keep apart and a run through `flow serve` finds the same
-/// directory as a `flow run` of the same file.
-pub fn node_dir(store_dir: &Path, workflow: &Path, node_id: &str) -> PathBuf {
-    workflow_dir(store_dir, workflow).join(node_id)
-}
-
-/// The directory holding the node directories of `workflow`: `STORE/nodes/STEM-HASH`.
-pub fn workflow_dir(store_dir: &Path, workflow: &Path) -> PathBuf {
-    store_dir.join("nodes").join(workflow_key(workflow))
-}
 
 /// The key of a workflow file among the store's node directories.
 pub fn workflow_key(workflow: &Path) -> String {
@@ -49,11 +36,21 @@ pub fn workflow_key(workflow: &Path) -> String {
 mod history;
 mod manifest;
 mod merge;
+mod place;
 mod status;
 
-pub use history::{Commit, History, Merged, request_reset};
+#[cfg(test)]
+pub(crate) use history::tests::contract as history_contract;
+pub use history::{Commit, History, Merged, copy_history, request_reset};
 pub use manifest::SyncRecord;
+pub use place::{DirPlace, DirPlaces, Place, PlaceLock, Places, StoredManifest};
 pub use status::{Status, TableStatus, status};
+
+/// The name of the history node `node_id` of `workflow` keeps for `purpose` among a store's
+/// histories: `WORKFLOW-KEY/NODE/PURPOSE` (see [`workflow_key`]).
+pub fn history_name(workflow: &Path, node_id: &str, purpose: &str) -> String {
+    format!("{}/{node_id}/{purpose}", workflow_key(workflow))
+}
 
 /// Why a history cannot be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +64,12 @@ pub enum SyncError {
     Corrupt { path: String, reason: String },
     #[error("another run is syncing the history in {dir} right now; wait for it to finish")]
     Busy { dir: String },
+    #[error(
+        "another process wrote the history {location} while this sync ran (it had lost its hold on it); nothing of this sync was kept, run it again"
+    )]
+    Overtaken { location: String },
+    #[error("history {location}: {reason}")]
+    Store { location: String, reason: String },
     #[error("history table `{table}`: {reason}")]
     Schema { table: String, reason: String },
     #[error("history: {0}")]

@@ -2,18 +2,19 @@
 //! atomically, so a reader sees one commit or the next).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value as Json;
 
 use super::SyncError;
 use super::manifest::{Manifest, SyncRecord};
+use super::place::Place;
 
 /// One history's state.
 #[derive(Debug, Clone, Serialize)]
 pub struct Status {
-    pub dir: PathBuf,
+    /// Where the history is kept (a directory, or a database and the history's name).
+    pub location: String,
     /// The source's position; `None` before the first sync.
     pub cursor: Option<Json>,
     /// A reset was asked: the next sync loads everything.
@@ -33,9 +34,9 @@ pub struct TableStatus {
 }
 
 impl Status {
-    pub(super) fn of(dir: &Path, manifest: &Manifest) -> Status {
+    pub(super) fn of(location: &str, manifest: &Manifest) -> Status {
         Status {
-            dir: dir.to_path_buf(),
+            location: location.to_string(),
             cursor: manifest.cursor.clone(),
             reset_requested: manifest.reset_requested,
             tables: manifest
@@ -63,7 +64,16 @@ impl Status {
     }
 }
 
-/// The state of the history in `dir`; `None` when nothing was synced there.
-pub fn status(dir: &Path) -> Result<Option<Status>, SyncError> {
-    Ok(Manifest::read(dir)?.map(|m| Status::of(dir, &m)))
+/// The state of the history in `place`; `None` when nothing was synced there.
+pub fn status(place: &dyn Place) -> Result<Option<Status>, SyncError> {
+    let location = place.describe();
+    place
+        .read_manifest()?
+        .map(|stored| {
+            Ok(Status::of(
+                &location,
+                &Manifest::decode(&stored.bytes, &location)?,
+            ))
+        })
+        .transpose()
 }

@@ -242,9 +242,9 @@ pub async fn sync(
     connector: Arc<dyn Connector>,
     full: bool,
 ) -> Result<Synced, NodeError> {
-    let dir = ctx.files_dir("sync")?;
+    let place = ctx.history_place("sync")?;
     flow_engine::node::spawn_blocking(move || -> Result<Synced, ConnectorError> {
-        let mut history = History::open(&dir)?;
+        let mut history = History::open_at(place)?;
         let cursor = (!full).then(|| history.cursor().cloned()).flatten();
         let commit = history.begin(full);
         let full = commit.is_full();
@@ -263,7 +263,7 @@ pub async fn sync(
             products_held: held(PRODUCTS).0,
             cursor: next,
             synced_at: Utc::now(),
-            history: dir.display().to_string(),
+            history: history.location(),
         };
         tracing::info!(
             source = report.source,

@@ -199,8 +199,8 @@ fn a_sync_that_fails_midway_keeps_the_history_and_cursor_and_the_retry_gets_ever
     *pos.fail_after.lock().unwrap() = Some(2);
     let err = run(&ctx, &pos, false).err().unwrap();
     assert!(err.to_string().contains("connection reset"), "{err}");
-    let dir = ctx.files_dir("sync").unwrap();
-    let status = flow_engine::sync::status(&dir).unwrap().unwrap();
+    let place = ctx.history_place("sync").unwrap();
+    let status = flow_engine::sync::status(&*place).unwrap().unwrap();
     assert_eq!(status.cursor, Some(json!(1)), "the cursor did not move");
     assert_eq!(status.tables["lines"].keys, 1);
 
@@ -218,7 +218,7 @@ fn a_sync_that_fails_midway_keeps_the_history_and_cursor_and_the_retry_gets_ever
 }
 
 #[test]
-fn an_empty_history_is_a_clear_error_and_a_store_without_files_too() {
+fn an_empty_history_is_a_clear_error_and_a_store_without_histories_too() {
     let store = tempfile::tempdir().unwrap();
     let ctx = flow_engine::testing::context().with_store_dir(store.path());
     let pos = Arc::new(FakePos::default());
@@ -231,5 +231,5 @@ fn an_empty_history_is_a_clear_error_and_a_store_without_files_too() {
         .err()
         .unwrap()
         .to_string();
-    assert!(err.contains("keeps no files"), "{err}");
+    assert!(err.contains("keeps no histories"), "{err}");
 }

@@ -153,6 +153,11 @@ impl Liveness {
             .ok();
     }
 
+    /// The connection the locks are held on, for other session-level locks (histories).
+    pub(super) fn pool(&self) -> Pool {
+        self.pool.handle()
+    }
+
     /// The runs held, for writes to check their epochs against.
     pub(super) fn runs(&self) -> Arc<Mutex<Runs>> {
         self.runs.clone()

@@ -9,6 +9,7 @@
 //! Many processes may open the store at once; the runs they execute are told apart by
 //! advisory locks (see [`liveness`]).
 
+mod histories;
 mod listen;
 mod liveness;
 mod pool;
@@ -19,7 +20,6 @@ pub use listen::Listener;
 pub use tasks::{ClaimedTask, ENDED as TASKS_ENDED, READY as TASKS_READY, TaskState};
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use postgres::Client;
@@ -47,7 +47,8 @@ pub struct PgStore {
     pool: Pool,
     liveness: Liveness,
     location: String,
-    files_dir: Option<PathBuf>,
+    /// Histories this process has open for writing (see [`histories`]).
+    held_histories: std::sync::Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -98,9 +99,8 @@ fn describe(e: &postgres::Error) -> String {
 }
 
 impl PgStore {
-    /// Connects, creating or upgrading the schema. `files_dir` is the local directory where
-    /// node types keep files across runs (synced histories), if any.
-    pub fn open(url: &str, files_dir: Option<PathBuf>) -> Result<PgStore, StoreError> {
+    /// Connects, creating or upgrading the schema.
+    pub fn open(url: &str) -> Result<PgStore, StoreError> {
         let location = redact_url(url);
         let mut config: postgres::Config = url.parse().map_err(|e| StoreError::Unreachable {
             location: location.clone(),
@@ -152,7 +152,7 @@ impl PgStore {
             pool,
             liveness,
             location,
-            files_dir,
+            held_histories: Default::default(),
         })
     }
 
@@ -541,8 +541,13 @@ impl StateStore for PgStore {
         self.location.clone()
     }
 
-    fn files_dir(&self) -> Option<PathBuf> {
-        self.files_dir.clone()
+    fn histories(&self) -> Option<std::sync::Arc<dyn crate::sync::Places>> {
+        Some(std::sync::Arc::new(histories::PgPlaces {
+            pool: self.pool.handle(),
+            locks: self.liveness.pool(),
+            held: self.held_histories.clone(),
+            location: self.location.clone(),
+        }))
     }
 
     fn live_runs(&self) -> Result<HashSet<String>, StoreError> {
@@ -570,7 +575,7 @@ impl StateStore for PgStore {
     fn stored_bytes(&self) -> Option<u64> {
         self.call(|c| {
             c.query_one(
-                "SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(ARRAY['flow_runs', 'flow_nodes', 'flow_outputs', 'flow_kv', 'flow_meta']::regclass[]) AS t",
+                "SELECT sum(pg_total_relation_size(t))::bigint FROM unnest(ARRAY['flow_runs', 'flow_nodes', 'flow_outputs', 'flow_kv', 'flow_meta', 'flow_tasks', 'flow_histories', 'flow_history_segments']::regclass[]) AS t",
                 &[],
             )
             .map(|r| r.get::<_, Option<i64>>(0))

@@ -60,6 +60,22 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX flow_tasks_open ON flow_tasks (id) WHERE state IN ('ready', 'claimed');
     "#,
+    // 3: the synced histories of source nodes (manifest with cursor, and segments in chunks),
+    // shared by every host.
+    r#"
+    CREATE TABLE flow_histories (
+        name text COLLATE "C" PRIMARY KEY,
+        version bigint NOT NULL,
+        manifest bytea NOT NULL
+    );
+    CREATE TABLE flow_history_segments (
+        name text COLLATE "C" NOT NULL,
+        segment text COLLATE "C" NOT NULL,
+        chunk integer NOT NULL,
+        data bytea NOT NULL,
+        PRIMARY KEY (name, segment, chunk)
+    );
+    "#,
 ];
 
 /// The schema version this binary reads and writes.

@@ -9,7 +9,7 @@ use crate::store::tests::{exercise, exercise_remove};
 use crate::test_postgres::TestDatabase;
 
 fn open(db: &TestDatabase) -> PgStore {
-    PgStore::open(db.url(), None).expect("open the PostgreSQL store")
+    PgStore::open(db.url()).expect("open the PostgreSQL store")
 }
 
 fn running(id: &str) -> RunRecord {
@@ -257,7 +257,7 @@ fn schema_is_created_once_by_processes_starting_together() {
     let opened: Vec<_> = (0..6)
         .map(|_| {
             let url = url.clone();
-            std::thread::spawn(move || PgStore::open(&url, None).map(|_| ()))
+            std::thread::spawn(move || PgStore::open(&url).map(|_| ()))
         })
         .collect();
     for t in opened {
@@ -272,7 +272,7 @@ fn a_database_from_a_newer_flow_is_refused() {
     let db = TestDatabase::new();
     drop(open(&db));
     db.execute("UPDATE flow_meta SET value = '99' WHERE name = 'schema_version'");
-    match PgStore::open(db.url(), None) {
+    match PgStore::open(db.url()) {
         Err(e @ StoreError::NewerSchema { found: 99, .. }) => {
             assert!(e.to_string().contains("upgrade flow"), "{e}");
         }
@@ -289,7 +289,7 @@ fn an_unreachable_server_is_a_clear_error() {
         .port();
     let url = format!("postgres://flow:hunter2@127.0.0.1:{port}/flow");
     let start = Instant::now();
-    let err = PgStore::open(&url, None).unwrap_err();
+    let err = PgStore::open(&url).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(10));
     let msg = err.to_string();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err:?}");
@@ -305,7 +305,7 @@ fn writers_racing_on_one_store_lose_nothing() {
         .map(|w| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let store = PgStore::open(&url, None).unwrap();
+                let store = PgStore::open(&url).unwrap();
                 for i in 0..50 {
                     store
                         .apply(vec![Write::Node {
@@ -346,7 +346,7 @@ fn workers_racing_for_tasks_each_get_a_task_once() {
         .map(|w| {
             let url = url.clone();
             std::thread::spawn(move || {
-                let store = PgStore::open(&url, None).unwrap();
+                let store = PgStore::open(&url).unwrap();
                 let mut got = Vec::new();
                 while let Some(task) = store
                     .claim_task(&format!("w{w}"), &[], Duration::from_secs(60))
@@ -503,4 +503,111 @@ fn queued_and_ended_tasks_wake_their_listeners() {
     assert_eq!(*ended.borrow(), e0, "nothing ended yet");
     assert!(store.finish_task(&task, Ok(Vec::new())).unwrap());
     wait_for("an ended task to be announced", || *ended.borrow() > e0);
+}
+
+#[test]
+fn synced_histories_keep_the_history_contract_in_the_database() {
+    let db = TestDatabase::new();
+    let store = open(&db);
+    crate::sync::history_contract(&*store.histories().unwrap(), "wf-1a2b3c4d");
+    // Compactions and removed garbage left no segment the manifests do not name.
+    let places = store.histories().unwrap();
+    let names = places.names("wf-1a2b3c4d/").unwrap();
+    assert_eq!(names.len(), 6, "{names:?}");
+    for name in names {
+        let place = places.place(&name);
+        let status = crate::sync::status(&*place).unwrap().unwrap();
+        let named: usize = status.tables.values().map(|t| t.segments).sum();
+        let stored = place.segments().unwrap().len();
+        assert!(stored <= named, "{name}: {stored} stored, {named} named");
+    }
+}
+
+/// A commit of `orders` into the history `name` of `store`, with `cursor`.
+fn sync_orders(store: &PgStore, name: &str, orders: &[&str], cursor: i64) -> Result<(), String> {
+    use arrow_array::{RecordBatch, StringArray};
+    let place = store.histories().unwrap().place(name);
+    let mut history = crate::sync::History::open_at(place).map_err(|e| e.to_string())?;
+    let batch = RecordBatch::try_from_iter(vec![(
+        "order_id",
+        std::sync::Arc::new(StringArray::from(orders.to_vec())) as _,
+    )])
+    .unwrap();
+    let mut commit = history.begin(false);
+    commit.upsert("lines", "order_id", batch).unwrap();
+    commit
+        .commit(serde_json::json!(cursor), serde_json::json!({}))
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_history_is_shared_by_processes_and_written_by_one_at_a_time() {
+    let db = TestDatabase::new();
+    let (a, b) = (open(&db), open(&db));
+    let name = "shop-00000000/orders/sync";
+    sync_orders(&a, name, &["o1"], 1).unwrap();
+    // Another process sees what the first committed.
+    let seen = crate::sync::status(&*b.histories().unwrap().place(name))
+        .unwrap()
+        .unwrap();
+    assert_eq!(seen.cursor, Some(serde_json::json!(1)));
+    assert_eq!(seen.tables["lines"].keys, 1);
+    assert_eq!(
+        b.histories().unwrap().names("shop-00000000/").unwrap(),
+        vec![name.to_string()]
+    );
+
+    // While one process syncs, another (or a second writer in the same process) is refused.
+    let held = crate::sync::History::open_at(a.histories().unwrap().place(name)).unwrap();
+    let err = sync_orders(&b, name, &["o2"], 2).unwrap_err();
+    assert!(err.contains("right now"), "{err}");
+    let err = sync_orders(&a, name, &["o2"], 2).unwrap_err();
+    assert!(err.contains("right now"), "{err}");
+    drop(held);
+    sync_orders(&b, name, &["o2"], 2).unwrap();
+    let h = crate::sync::History::open_at(a.histories().unwrap().place(name)).unwrap();
+    assert_eq!(h.cursor(), Some(&serde_json::json!(2)));
+    assert_eq!(h.status().tables["lines"].keys, 2);
+}
+
+#[test]
+fn a_writer_that_lost_its_lock_keeps_nothing_of_its_sync() {
+    use arrow_array::{RecordBatch, StringArray};
+    let db = TestDatabase::new();
+    let (a, b) = (open(&db), open(&db));
+    let name = "shop-00000000/orders/sync";
+    sync_orders(&a, name, &["o1"], 1).unwrap();
+
+    let mut stale = crate::sync::History::open_at(a.histories().unwrap().place(name)).unwrap();
+    // Its lock goes with its connection; another process syncs meanwhile.
+    cut_connections(&db);
+    wait_for("the other process to take the history", || {
+        sync_orders(&b, name, &["o2"], 2).is_ok()
+    });
+    let batch = RecordBatch::try_from_iter(vec![(
+        "order_id",
+        std::sync::Arc::new(StringArray::from(vec!["o3"])) as _,
+    )])
+    .unwrap();
+    let mut commit = stale.begin(false);
+    commit.upsert("lines", "order_id", batch).unwrap();
+    let err = commit
+        .commit(serde_json::json!(3), serde_json::json!({}))
+        .unwrap_err();
+    assert!(
+        matches!(err, crate::sync::SyncError::Overtaken { .. }),
+        "{err}"
+    );
+    drop(stale);
+    let h = crate::sync::History::open_at(b.histories().unwrap().place(name)).unwrap();
+    assert_eq!(h.cursor(), Some(&serde_json::json!(2)));
+    let keys = h.table("lines").unwrap().unwrap();
+    assert_eq!(keys.num_rows(), 2, "o1 and o2, not the overtaken o3");
+    // The overtaken writer's segment was not left behind either.
+    assert_eq!(h.status().tables["lines"].segments, 2);
+    assert_eq!(
+        b.histories().unwrap().place(name).segments().unwrap().len(),
+        2
+    );
 }
