@@ -490,3 +490,43 @@ fn a_source_nodes_synced_history_lives_in_the_database_for_every_host() {
     assert_eq!(sales["meta"]["sync"]["fetched"]["orders"], 2, "{sales}");
     assert_eq!(sales["meta"]["sync"]["orders_held"], 5, "{sales}");
 }
+
+#[test]
+fn the_http_api_of_a_serve_on_postgres_lists_and_starts_runs_every_host_sees() {
+    use crate::http_support::{Served, get, post};
+    let db = TestDatabase::new();
+    let ws = Workspace::with_workflow(
+        "name: hello\nnodes:\n  - { id: go, kind: trigger, type: manual }\n  - id: say\n    kind: action\n    type: core.shell\n    needs: go\n    with: { command: \"echo hello\" }\n",
+    )
+    .on_postgres(db.url());
+    let from_cli = ws.run().run().run_id();
+    let served = Served::start(&ws, &["flow.yaml"], &[]);
+    let runs = get(&served.url("/api/runs"), &[]).json();
+    assert!(runs.to_string().contains(&from_cli), "{runs}");
+
+    let workflows = get(&served.url("/api/workflows"), &[]).json();
+    let key = workflows["workflows"][0]["key"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{workflows}"))
+        .to_string();
+    let started = post(
+        &served.url(&format!("/api/workflows/{key}/runs")),
+        &[("content-type", "application/json")],
+        b"{}",
+    );
+    assert_eq!(started.status, 202, "{}", started.body);
+    let from_api = started.json()["run_id"].as_str().unwrap().to_string();
+    let done = wait_until(Duration::from_secs(30), || {
+        get(&served.url(&format!("/api/runs/{from_api}")), &[]).json()["status"] == "succeeded"
+    });
+    assert!(
+        done,
+        "the run started over the API did not succeed:\n{}",
+        served.log()
+    );
+    // A process on another host reads it from the database.
+    let listed = ws.flow().args(["runs", "--json"]).run().json();
+    assert!(listed.to_string().contains(&from_api), "{listed}");
+    let output = ws.flow().args(["runs", "output", &from_api, "say"]).run();
+    assert!(output.stdout.contains("hello"), "{output}");
+}
