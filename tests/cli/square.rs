@@ -373,13 +373,27 @@ fn next_day(date: &str) -> String {
 
 #[test]
 fn sigkill_during_the_sync_then_resume_loses_and_doubles_no_order() {
-    let mut rng = Rng::new(0x5eed_0001);
+    sigkill_during_the_sync(None, 0x5eed_0001);
+}
+
+/// The same on the PostgreSQL store, where the history is in the database.
+#[test]
+fn sigkill_during_the_sync_on_postgres_then_resume_loses_and_doubles_no_order() {
+    let db = flow_engine::test_postgres::TestDatabase::new();
+    sigkill_during_the_sync(Some(db.url()), 0x5eed_0003);
+}
+
+fn sigkill_during_the_sync(store: Option<&str>, seed: u64) {
+    let mut rng = Rng::new(seed);
     // Killed while the catalog is listed, then while the orders are paged.
     for (what, pages) in [("GET /v2/catalog/list", 5), ("POST /v2/orders/search", 3)] {
         let mock = start_mock();
         // Slow answers: the sync takes about half a second.
         mock.state.lock().unwrap().delay = Duration::from_millis(25);
-        let ws = workspace(&yaml(&mock.url));
+        let mut ws = workspace(&yaml(&mock.url));
+        if let Some(url) = store {
+            ws = ws.on_postgres(url);
+        }
         let k = 1 + rng.below(pages) as usize;
         let child = spawn_run(&ws);
         assert!(wait_until(Duration::from_secs(60), || count(&mock, what) >= k));
