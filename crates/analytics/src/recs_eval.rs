@@ -239,38 +239,55 @@ pub struct CoOccurrence {
 
 impl CoOccurrence {
     /// Counts co-occurrences over `histories` (each ascending, distinct, items `< n_items`).
-    /// Cost O(Σ |H|² log) time, memory O(distinct pairs).
+    ///
+    /// Item by item: the histories holding an item (an inverted index) are walked and their
+    /// other items counted in a dense array, so the pairs are never materialised and sorted.
+    /// Cost O(Σ |H|²) time, memory O(n_items + Σ |H| + distinct pairs).
     pub fn fit<'a>(histories: impl IntoIterator<Item = &'a [u32]>, n_items: usize) -> Self {
+        let histories: Vec<&[u32]> = histories.into_iter().collect();
         let mut buyers = vec![0u64; n_items];
-        let mut pairs: Vec<u64> = Vec::new();
-        for h in histories {
-            for (x, &a) in h.iter().enumerate() {
+        for h in &histories {
+            for &a in *h {
                 buyers[a as usize] += 1;
-                for &b in &h[x + 1..] {
-                    pairs.push((u64::from(a) << 32) | u64::from(b));
-                    pairs.push((u64::from(b) << 32) | u64::from(a));
-                }
             }
         }
-        pairs.sort_unstable();
+        // holders[starts[a]..starts[a + 1]]: the histories holding item a, in order.
+        let mut starts = vec![0usize; n_items + 1];
+        for a in 0..n_items {
+            starts[a + 1] = starts[a] + buyers[a] as usize;
+        }
+        let mut fill = starts.clone();
+        let mut holders = vec![0u32; starts[n_items]];
+        for (i, h) in histories.iter().enumerate() {
+            for &a in *h {
+                holders[fill[a as usize]] = i as u32;
+                fill[a as usize] += 1;
+            }
+        }
         let mut offsets = vec![0usize; n_items + 1];
         let mut neighbours: Vec<(u32, f64)> = Vec::new();
-        let mut at = 0;
-        while at < pairs.len() {
-            let key = pairs[at];
-            let mut next = at + 1;
-            while next < pairs.len() && pairs[next] == key {
-                next += 1;
+        let mut counts = vec![0u32; n_items];
+        let mut touched: Vec<u32> = Vec::new();
+        for a in 0..n_items {
+            for &i in &holders[starts[a]..starts[a + 1]] {
+                for &b in histories[i as usize] {
+                    if b as usize != a {
+                        if counts[b as usize] == 0 {
+                            touched.push(b);
+                        }
+                        counts[b as usize] += 1;
+                    }
+                }
             }
-            let (a, b) = ((key >> 32) as usize, key as u32);
-            let both = (next - at) as f64;
-            let cos = both / ((buyers[a] * buyers[b as usize]) as f64).sqrt();
-            offsets[a + 1] += 1;
-            neighbours.push((b, cos));
-            at = next;
-        }
-        for i in 0..n_items {
-            offsets[i + 1] += offsets[i];
+            touched.sort_unstable();
+            for &b in &touched {
+                let both = f64::from(counts[b as usize]);
+                let cos = both / ((buyers[a] * buyers[b as usize]) as f64).sqrt();
+                neighbours.push((b, cos));
+                counts[b as usize] = 0;
+            }
+            offsets[a + 1] = offsets[a] + touched.len();
+            touched.clear();
         }
         CoOccurrence {
             offsets,
@@ -321,6 +338,77 @@ impl CoOccurrence {
 
 #[cfg(test)]
 mod tests {
+    /// The co-occurrences as first written (every pair listed, then sorted): what the
+    /// inverted-index count must equal exactly.
+    fn reference_fit(histories: &[Vec<u32>], n_items: usize) -> CoOccurrence {
+        let mut buyers = vec![0u64; n_items];
+        let mut pairs: Vec<u64> = Vec::new();
+        for h in histories {
+            for (x, &a) in h.iter().enumerate() {
+                buyers[a as usize] += 1;
+                for &b in &h[x + 1..] {
+                    pairs.push((u64::from(a) << 32) | u64::from(b));
+                    pairs.push((u64::from(b) << 32) | u64::from(a));
+                }
+            }
+        }
+        pairs.sort_unstable();
+        let mut offsets = vec![0usize; n_items + 1];
+        let mut neighbours: Vec<(u32, f64)> = Vec::new();
+        let mut at = 0;
+        while at < pairs.len() {
+            let key = pairs[at];
+            let mut next = at + 1;
+            while next < pairs.len() && pairs[next] == key {
+                next += 1;
+            }
+            let (a, b) = ((key >> 32) as usize, key as u32);
+            let both = (next - at) as f64;
+            let cos = both / ((buyers[a] * buyers[b as usize]) as f64).sqrt();
+            offsets[a + 1] += 1;
+            neighbours.push((b, cos));
+            at = next;
+        }
+        for i in 0..n_items {
+            offsets[i + 1] += offsets[i];
+        }
+        CoOccurrence {
+            offsets,
+            neighbours,
+        }
+    }
+
+    #[test]
+    fn co_occurrences_equal_the_listed_and_sorted_pairs_bit_for_bit() {
+        let mut seed = 7u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for (customers, items) in [(0, 5), (1, 1), (40, 6), (500, 80), (2000, 300)] {
+            let histories: Vec<Vec<u32>> = (0..customers)
+                .map(|_| {
+                    let mut h: Vec<u32> = (0..next(12)).map(|_| next(items) as u32).collect();
+                    h.sort_unstable();
+                    h.dedup();
+                    h
+                })
+                .collect();
+            let fast = CoOccurrence::fit(histories.iter().map(Vec::as_slice), items as usize);
+            let slow = reference_fit(&histories, items as usize);
+            assert_eq!(fast.offsets, slow.offsets, "{customers} x {items}");
+            let bits = |c: &CoOccurrence| -> Vec<(u32, u64)> {
+                c.neighbours
+                    .iter()
+                    .map(|&(b, v)| (b, v.to_bits()))
+                    .collect()
+            };
+            assert_eq!(bits(&fast), bits(&slow), "{customers} x {items}");
+        }
+    }
+
     use super::*;
 
     fn p(customer: u32, item: u32, day: i32) -> Purchase {
