@@ -107,18 +107,17 @@ pub struct DirPlace {
     dir: PathBuf,
 }
 
+/// The locked `LOCK` file; closing it lets go of the lock.
 #[derive(Debug)]
-struct FileLock(#[allow(dead_code)] File);
+struct FileLock {
+    _file: File,
+}
 
 impl PlaceLock for FileLock {}
 
 impl DirPlace {
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         DirPlace { dir: dir.into() }
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 }
 
@@ -138,7 +137,7 @@ impl Place for DirPlace {
             .open(&lock_path)
             .map_err(|e| SyncError::io(&lock_path, e))?;
         match lock.try_lock() {
-            Ok(()) => Ok(Box::new(FileLock(lock))),
+            Ok(()) => Ok(Box::new(FileLock { _file: lock })),
             Err(std::fs::TryLockError::WouldBlock) => Err(SyncError::Busy {
                 dir: dir.display().to_string(),
             }),
