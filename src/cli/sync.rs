@@ -13,9 +13,7 @@ use super::store_access::{open_postgres_store, postgres_url};
 use super::{Failure, Outcome};
 use flow_engine::store::StateStore;
 use flow_engine::sync::{DirPlaces, Place, Places, Status, request_reset, status, workflow_key};
-
-/// The purpose under which source nodes keep their history.
-const SYNC: &str = "sync";
+use flow_retail::connectors::source::HISTORY;
 
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
@@ -72,7 +70,7 @@ fn histories(state: &Path, file: &Path) -> Result<Vec<NodeHistory>, Failure> {
         let Some((node, purpose)) = name[prefix.len()..].split_once('/') else {
             continue;
         };
-        if purpose == SYNC {
+        if purpose == HISTORY {
             out.push((node.to_string(), places.place(&name)));
         }
     }

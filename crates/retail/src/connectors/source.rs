@@ -212,6 +212,10 @@ impl<'h> Sink<'h> {
     }
 }
 
+/// The purpose a source node keeps its synced history under (see
+/// [`NodeContext::history_place`]).
+pub const HISTORY: &str = "sync";
+
 /// The history after a sync, and what the sync did.
 pub struct Synced {
     pub tables: Merged,
@@ -242,7 +246,7 @@ pub async fn sync(
     connector: Arc<dyn Connector>,
     full: bool,
 ) -> Result<Synced, NodeError> {
-    let place = ctx.history_place("sync")?;
+    let place = ctx.history_place(HISTORY)?;
     flow_engine::node::spawn_blocking(move || -> Result<Synced, ConnectorError> {
         let mut history = History::open_at(place)?;
         let cursor = (!full).then(|| history.cursor().cloned()).flatten();

@@ -199,7 +199,7 @@ fn a_sync_that_fails_midway_keeps_the_history_and_cursor_and_the_retry_gets_ever
     *pos.fail_after.lock().unwrap() = Some(2);
     let err = run(&ctx, &pos, false).err().unwrap();
     assert!(err.to_string().contains("connection reset"), "{err}");
-    let place = ctx.history_place("sync").unwrap();
+    let place = ctx.history_place(HISTORY).unwrap();
     let status = flow_engine::sync::status(&*place).unwrap().unwrap();
     assert_eq!(status.cursor, Some(json!(1)), "the cursor did not move");
     assert_eq!(status.tables["lines"].keys, 1);

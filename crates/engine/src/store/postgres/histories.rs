@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use postgres::Client;
 
 use super::pool::Pool;
-use super::{CHUNK, RETRY_FOR, describe};
+use super::{RETRY_FOR, chunks, describe};
 use crate::sync::{Place, PlaceLock, Places, StoredManifest, SyncError};
 
 /// The first key of the advisory locks on histories ("FLOY"); the second is the name's
@@ -87,17 +87,45 @@ struct PgPlace {
     name: String,
 }
 
-/// The advisory lock on one history, let go when dropped.
-struct HistoryLock {
-    locks: Pool,
+/// This process's claim on a history's name, given up when dropped.
+struct Claim {
     held: Arc<Mutex<HashSet<String>>>,
     name: String,
+}
+
+impl Claim {
+    /// `None` when another writer of this process holds the history.
+    fn take(held: &Arc<Mutex<HashSet<String>>>, name: &str) -> Option<Claim> {
+        let fresh = held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string());
+        fresh.then(|| Claim {
+            held: held.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
+}
+
+/// The advisory lock on one history, let go when dropped (before the claim it holds).
+struct HistoryLock {
+    locks: Pool,
+    claim: Claim,
 }
 
 impl std::fmt::Debug for HistoryLock {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HistoryLock")
-            .field("name", &self.name)
+            .field("name", &self.claim.name)
             .finish()
     }
 }
@@ -106,11 +134,7 @@ impl PlaceLock for HistoryLock {}
 
 impl Drop for HistoryLock {
     fn drop(&mut self) {
-        let name = std::mem::take(&mut self.name);
-        self.held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&name);
+        let name = self.claim.name.clone();
         // A broken connection has let go of the lock already.
         let _ = self.locks.call(move |conn| {
             conn.client().and_then(|c| {
@@ -129,24 +153,12 @@ impl Place for PgPlace {
     }
 
     fn lock(&self) -> Result<Box<dyn PlaceLock>, SyncError> {
-        let name = self.name.clone();
         let location = self.describe();
-        if !self
-            .places
-            .held
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.clone())
-        {
-            return Err(SyncError::Busy { dir: location });
-        }
-        let release = |places: &PgPlaces, name: &str| {
-            places
-                .held
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(name);
+        let busy = || SyncError::Busy {
+            dir: location.clone(),
         };
+        let claim = Claim::take(&self.places.held, &self.name).ok_or_else(busy)?;
+        let name = self.name.clone();
         let taken = self
             .places
             .locks
@@ -162,28 +174,18 @@ impl Place for PgPlace {
             .ok_or_else(|| SyncError::Store {
                 location: location.clone(),
                 reason: "the store is closing".into(),
-            })
-            .and_then(|r| {
-                r.map_err(|e| SyncError::Store {
-                    location: location.clone(),
-                    reason: describe(&e),
-                })
-            });
-        match taken {
-            Ok(true) => Ok(Box::new(HistoryLock {
-                locks: self.places.locks.clone(),
-                held: self.places.held.clone(),
-                name: self.name.clone(),
-            })),
-            Ok(false) => {
-                release(&self.places, &self.name);
-                Err(SyncError::Busy { dir: location })
-            }
-            Err(e) => {
-                release(&self.places, &self.name);
-                Err(e)
-            }
+            })?
+            .map_err(|e| SyncError::Store {
+                location: location.clone(),
+                reason: describe(&e),
+            })?;
+        if !taken {
+            return Err(busy());
         }
+        Ok(Box::new(HistoryLock {
+            locks: self.places.locks.clone(),
+            claim,
+        }))
     }
 
     fn read_manifest(&self) -> Result<Option<StoredManifest>, SyncError> {
@@ -233,14 +235,10 @@ impl Place for PgPlace {
                 "DELETE FROM flow_history_segments WHERE name = $1 AND segment = $2",
                 &[&history, &segment],
             )?;
-            let mut chunks: Vec<&[u8]> = bytes.chunks(CHUNK).collect();
-            if chunks.is_empty() {
-                chunks.push(&[]);
-            }
-            for (i, chunk) in chunks.into_iter().enumerate() {
+            for (i, chunk) in chunks(&bytes) {
                 tx.execute(
                     "INSERT INTO flow_history_segments (name, segment, chunk, data) VALUES ($1, $2, $3, $4)",
-                    &[&history, &segment, &(i as i32), &chunk],
+                    &[&history, &segment, &i, &chunk],
                 )?;
             }
             tx.commit()

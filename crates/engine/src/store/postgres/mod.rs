@@ -38,8 +38,19 @@ pub(super) const RETRY_FOR: Duration = Duration::from_secs(30);
 /// Connections each process keeps for reads and writes (the liveness connection is one more).
 const CONNECTIONS: usize = 4;
 
-/// Outputs are stored in pieces of this size.
+/// Outputs and history segments are stored in pieces of this size.
 const CHUNK: usize = 8 << 20;
+
+/// `bytes` as numbered pieces of at most [`CHUNK`]; empty bytes are one empty piece, so that
+/// what was stored can be told from what was not.
+fn chunks(bytes: &[u8]) -> impl Iterator<Item = (i32, &[u8])> {
+    let pieces: Vec<&[u8]> = if bytes.is_empty() {
+        vec![&[]]
+    } else {
+        bytes.chunks(CHUNK).collect()
+    };
+    pieces.into_iter().enumerate().map(|(i, p)| (i as i32, p))
+}
 
 /// A state store in a PostgreSQL database.
 pub struct PgStore {
@@ -294,14 +305,10 @@ fn write_rows(
                         "DELETE FROM flow_outputs WHERE run_id = $1 AND node_id = $2",
                         &[run_id, node_id],
                     )?;
-                    let mut chunks: Vec<&[u8]> = output.chunks(CHUNK).collect();
-                    if chunks.is_empty() {
-                        chunks.push(&[]);
-                    }
-                    for (i, chunk) in chunks.into_iter().enumerate() {
+                    for (i, chunk) in chunks(output) {
                         tx.execute(
                             "INSERT INTO flow_outputs (run_id, node_id, chunk, data) VALUES ($1, $2, $3, $4)",
-                            &[run_id, node_id, &(i as i32), &chunk],
+                            &[run_id, node_id, &i, &chunk],
                         )?;
                     }
                 }
