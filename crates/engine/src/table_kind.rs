@@ -116,11 +116,17 @@ fn list(names: &[String]) -> String {
     }
 }
 
+/// Text in any of Arrow's encodings: the three string types, or a dictionary of one of them
+/// (repeated values such as product names stored once).
 fn is_text(t: &DataType) -> bool {
-    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+    match t {
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => true,
+        DataType::Dictionary(_, values) => is_text(values),
+        _ => false,
+    }
 }
 
-/// The same type; the three Arrow text types count as one.
+/// The same type; Arrow's text types (dictionary-encoded text too) count as one.
 fn same_type(found: &DataType, expected: &DataType) -> bool {
     found == expected || (is_text(found) && is_text(expected))
 }
@@ -332,5 +338,26 @@ mod tests {
         assert!(!readable_as(&nested, &DataType::Utf8));
         assert!(!readable_as(&DataType::Float64, &DataType::Int64));
         assert!(readable_as(&DataType::Null, &DataType::Date32));
+    }
+
+    #[test]
+    fn dictionary_encoded_text_is_text_and_other_dictionaries_are_not() {
+        let dict =
+            |values: DataType| DataType::Dictionary(Box::new(DataType::Int32), Box::new(values));
+        let encoded = schema(&[
+            ("id", dict(DataType::Utf8)),
+            ("born", DataType::Date32),
+            ("weight", DataType::Float64),
+        ]);
+        assert_eq!(kind().check_declared(&encoded), Ok(()));
+        assert_eq!(kind().check_arrived(&encoded), Ok(()));
+        assert!(readable_as(&dict(DataType::LargeUtf8), &DataType::Utf8));
+        assert!(readable_as(&DataType::Utf8, &dict(DataType::Utf8)));
+        let numbers = schema(&[
+            ("id", dict(DataType::Float64)),
+            ("born", DataType::Date32),
+            ("weight", DataType::Float64),
+        ]);
+        assert!(kind().check_declared(&numbers).is_err());
     }
 }

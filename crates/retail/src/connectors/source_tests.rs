@@ -90,14 +90,19 @@ impl Connector for FakePos {
 fn amounts(synced: &Synced) -> Vec<(String, String, f64)> {
     let out = synced.transactions().unwrap();
     let t = table(&out);
-    let c = t.column_by_name("customer_id").unwrap().as_string::<i32>();
+    let c = crate::segmentation::text_column(t, "customer_id")
+        .unwrap()
+        .unwrap();
     let o = t.column_by_name("order_id").unwrap().as_string::<i32>();
     let a = t
         .column_by_name("amount")
         .unwrap()
         .as_primitive::<Float64Type>();
     let mut v: Vec<_> = (0..t.num_rows())
-        .map(|i| (c.value(i).to_string(), o.value(i).to_string(), a.value(i)))
+        .map(|i| {
+            let c = c.get(i).unwrap();
+            (c.to_string(), o.value(i).to_string(), a.value(i))
+        })
         .collect();
     v.sort_by(|x, y| x.partial_cmp(y).unwrap());
     v
@@ -155,8 +160,10 @@ fn the_first_sync_loads_everything_later_ones_only_the_changes() {
     );
     let out = day1.transactions().unwrap();
     let t = table(&out);
-    let email = t.column_by_name("email").unwrap().as_string::<i32>();
-    assert_eq!(email.value(0), "ann@example.com");
+    let email = crate::segmentation::text_column(t, "email")
+        .unwrap()
+        .unwrap();
+    assert_eq!(email.get(0), Some("ann@example.com"));
 
     // Day 2: o1 refunded one line, o2 cancelled, o4 new.
     pos.put("o1", vec![line("o1", "c1", "p1", 10.0)]);

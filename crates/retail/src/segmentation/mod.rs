@@ -34,8 +34,10 @@ pub use metrics::Metrics;
 pub use recommend::{Recommend, harness as recommend_harness};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Date32Type, Float64Type};
-use arrow_array::{Array, ArrayRef, BooleanArray, Date32Array, Float64Array, RecordBatch};
+use arrow_array::types::{Date32Type, Float64Type, Int32Type};
+use arrow_array::{
+    Array, ArrayRef, BooleanArray, Date32Array, Float64Array, Int32Array, RecordBatch,
+};
 use arrow_array::{StringArray, StringViewArray};
 use arrow_schema::DataType;
 use chrono::NaiveDate;
@@ -179,6 +181,11 @@ fn bad_type(name: &str, data_type: &DataType, want: &str) -> NodeError {
 pub(crate) enum TextColumn {
     Utf8(StringArray),
     View(StringViewArray),
+    /// Dictionary-encoded text: each row holds the index of its value.
+    Dict {
+        keys: Int32Array,
+        values: StringArray,
+    },
 }
 
 impl TextColumn {
@@ -188,6 +195,10 @@ impl TextColumn {
         match self {
             TextColumn::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             TextColumn::View(a) => (!a.is_null(i)).then(|| a.value(i)),
+            TextColumn::Dict { keys, values } => {
+                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+                (!values.is_null(k)).then(|| values.value(k))
+            }
         }
     }
 }
@@ -203,6 +214,15 @@ pub(crate) fn text_column(
     Ok(Some(match array.data_type() {
         DataType::Utf8 => TextColumn::Utf8(array.as_string::<i32>().clone()),
         DataType::Utf8View => TextColumn::View(array.as_string_view().clone()),
+        DataType::Dictionary(key, value)
+            if key.as_ref() == &DataType::Int32 && value.as_ref() == &DataType::Utf8 =>
+        {
+            let dict = array.as_dictionary::<Int32Type>();
+            TextColumn::Dict {
+                keys: dict.keys().clone(),
+                values: dict.values().as_string::<i32>().clone(),
+            }
+        }
         DataType::Dictionary(_, _)
         | DataType::LargeUtf8
         | DataType::Int8
@@ -365,6 +385,54 @@ impl<'a> Interner<'a> {
     }
 }
 
+/// Interns a text column's values row by row. A dictionary-encoded column's values are hashed
+/// once each and then found by their key, so rows cost an array lookup, not a string hash.
+pub(crate) struct RowInterner<'a> {
+    column: &'a TextColumn,
+    interner: Interner<'a>,
+    /// Per dictionary key, its interned index (`u32::MAX`: not seen yet).
+    by_key: Vec<u32>,
+}
+
+impl<'a> RowInterner<'a> {
+    /// An interner for `column`, sized for about `capacity` distinct values.
+    pub(crate) fn new(column: &'a TextColumn, capacity: usize) -> Self {
+        let by_key = match column {
+            TextColumn::Dict { values, .. } => vec![u32::MAX; values.len()],
+            _ => Vec::new(),
+        };
+        RowInterner {
+            column,
+            interner: Interner::with_capacity(capacity),
+            by_key,
+        }
+    }
+
+    /// The index of row `i`'s value, `None` when null.
+    #[inline]
+    pub(crate) fn intern(&mut self, i: usize) -> Option<u32> {
+        match self.column {
+            TextColumn::Dict { keys, values } => {
+                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+                if values.is_null(k) {
+                    return None;
+                }
+                let slot = &mut self.by_key[k];
+                if *slot == u32::MAX {
+                    *slot = self.interner.intern(values.value(k));
+                }
+                Some(*slot)
+            }
+            column => column.get(i).map(|v| self.interner.intern(v)),
+        }
+    }
+
+    /// The interned values, by index.
+    pub(crate) fn into_names(self) -> Vec<&'a str> {
+        self.interner.into_names()
+    }
+}
+
 /// A permutation that sorts `names`, and its inverse: `rank[old index] = new index`.
 pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
     let mut order: Vec<u32> = (0..names.len() as u32).collect();
@@ -388,6 +456,28 @@ mod tests {
 
     use arrow_array::{Int64Array, StringArray};
     use arrow_schema::{Field, Schema};
+
+    #[test]
+    fn dictionary_text_reads_as_text_and_interns_a_repeated_value_once() {
+        // `b` twice in the dictionary (as after joining two tables), a null key and a null value.
+        let values = StringArray::from(vec![Some("b"), Some("a"), Some("b"), None]);
+        let keys = Int32Array::from(vec![Some(0), Some(1), None, Some(2), Some(3), Some(0)]);
+        let dict = arrow_array::DictionaryArray::try_new(keys, Arc::new(values)).unwrap();
+        let batch = RecordBatch::try_from_iter([("id", Arc::new(dict) as ArrayRef)]).unwrap();
+        let column = text_column(&batch, "id").unwrap().unwrap();
+        assert!(matches!(column, TextColumn::Dict { .. }));
+        let read: Vec<Option<&str>> = (0..6).map(|i| column.get(i)).collect();
+        assert_eq!(read, [Some("b"), Some("a"), None, Some("b"), None, Some("b")]);
+        let mut interner = RowInterner::new(&column, 4);
+        let ids: Vec<Option<u32>> = (0..6).map(|i| interner.intern(i)).collect();
+        assert_eq!(ids, [Some(0), Some(1), None, Some(0), None, Some(0)]);
+        assert_eq!(interner.into_names(), ["b", "a"]);
+        // The same values as plain text intern the same way.
+        let plain = TextColumn::Utf8(read.iter().copied().collect());
+        let mut interner = RowInterner::new(&plain, 4);
+        let plain_ids: Vec<Option<u32>> = (0..6).map(|i| interner.intern(i)).collect();
+        assert_eq!(plain_ids, ids);
+    }
 
     #[test]
     fn converts_csv_style_columns() {

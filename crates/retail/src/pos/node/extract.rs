@@ -5,8 +5,9 @@ use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::builder::{BooleanBuilder, Date32Builder, Float64Builder, StringBuilder};
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::builder::{Date32Builder, Float64Builder, StringBuilder, StringDictionaryBuilder};
+use arrow_array::types::Int32Type;
+use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, StringArray};
 use chrono::NaiveDate;
 
 use super::super::{
@@ -185,16 +186,17 @@ struct Builders {
     /// The capacity hint; the builders are sized from it once [`SIZING_ROWS`] rows show how long
     /// the values are. Growing a column of a gigabyte by doubling copies it each time.
     expected_rows: usize,
-    customer_id: StringBuilder,
-    /// Per row, the customer's index in `customers` (contact details are joined per customer,
-    /// not per row).
+    /// Per row, the customer's index: the key of the dictionary-encoded `customer_id` column
+    /// (each id is stored once), and of the contact columns joined per customer.
     customer_index: Vec<u32>,
     customers: HashMap<String, u32>,
+    /// The distinct customer ids, by index.
+    customer_ids: StringBuilder,
     order_id: StringBuilder,
     date: Date32Builder,
-    product_id: StringBuilder,
-    product_name: StringBuilder,
-    category: StringBuilder,
+    product_id: StringDictionaryBuilder<Int32Type>,
+    product_name: StringDictionaryBuilder<Int32Type>,
+    category: StringDictionaryBuilder<Int32Type>,
     quantity: Float64Builder,
     amount: Float64Builder,
 }
@@ -215,11 +217,11 @@ impl Builders {
             None => {
                 let index = self.customers.len() as u32;
                 self.customers.insert(item.customer_id.clone(), index);
+                self.customer_ids.append_value(&item.customer_id);
                 index
             }
         };
         self.customer_index.push(index);
-        self.customer_id.append_value(&item.customer_id);
         self.order_id.append_value(&item.order_id);
         self.date.append_value((date - EPOCH).num_days() as i32);
         // An export without products (a payments export) has no product id: null, not "".
@@ -246,18 +248,25 @@ impl Builders {
             let mut old = std::mem::replace(b, StringBuilder::with_capacity(rows, rows * bytes));
             b.extend(old.finish().iter());
         }
+        fn dictionary(b: &mut StringDictionaryBuilder<Int32Type>, rows: usize) {
+            let mut old = std::mem::replace(b, StringDictionaryBuilder::with_capacity(rows, 0, 0));
+            let old = old.finish();
+            let old = old
+                .downcast_dict::<arrow_array::StringArray>()
+                .expect("a dictionary of strings");
+            b.extend(old);
+        }
         fn numbers(b: &mut Float64Builder, rows: usize) {
             let mut old = std::mem::replace(b, Float64Builder::with_capacity(rows));
             b.extend(old.finish().iter());
         }
+        strings(&mut self.order_id, rows);
         for b in [
-            &mut self.customer_id,
-            &mut self.order_id,
             &mut self.product_id,
             &mut self.product_name,
             &mut self.category,
         ] {
-            strings(b, rows);
+            dictionary(b, rows);
         }
         numbers(&mut self.quantity, rows);
         numbers(&mut self.amount, rows);
@@ -273,18 +282,31 @@ impl Builders {
 
     /// `people[i]`: the details of the customer with index `i`.
     fn finish(mut self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
-        let rows = self.customer_index.len();
-        let mut email = StringBuilder::with_capacity(rows, rows * 24);
-        let mut name = StringBuilder::with_capacity(rows, rows * 16);
-        let mut consent = BooleanBuilder::with_capacity(rows);
-        for &index in &self.customer_index {
-            let person = &people[index as usize];
-            email.append_option(person.email.as_deref());
-            name.append_option(person.name.as_deref());
-            consent.append_option(person.accepts_marketing);
-        }
+        let keys = |has: &dyn Fn(&Customer) -> bool| -> Int32Array {
+            self.customer_index
+                .iter()
+                .map(|&i| has(&people[i as usize]).then_some(i as i32))
+                .collect()
+        };
+        let per_customer = |keys: Int32Array, values: StringArray| -> Result<ArrayRef, NodeError> {
+            Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
+        };
+        let customer_id = per_customer(keys(&|_| true), self.customer_ids.finish())?;
+        let email = per_customer(
+            keys(&|p| p.email.is_some()),
+            people.iter().map(|p| p.email.as_deref()).collect(),
+        )?;
+        let name = per_customer(
+            keys(&|p| p.name.is_some()),
+            people.iter().map(|p| p.name.as_deref()).collect(),
+        )?;
+        let consent: BooleanArray = self
+            .customer_index
+            .iter()
+            .map(|&i| people[i as usize].accepts_marketing)
+            .collect();
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(self.customer_id.finish()),
+            customer_id,
             Arc::new(self.order_id.finish()),
             Arc::new(self.date.finish()),
             Arc::new(self.product_id.finish()),
@@ -292,9 +314,9 @@ impl Builders {
             Arc::new(self.category.finish()),
             Arc::new(self.quantity.finish()),
             Arc::new(self.amount.finish()),
-            Arc::new(email.finish()),
-            Arc::new(name.finish()),
-            Arc::new(consent.finish()),
+            email,
+            name,
+            Arc::new(consent),
         ];
         Ok(RecordBatch::try_new(
             Arc::new(transactions_schema()),

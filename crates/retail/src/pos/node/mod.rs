@@ -48,17 +48,20 @@ pub const CATALOG_COLUMNS: [&str; 5] = ["product_id", "name", "category", "price
 
 /// The schema of the `transactions` table `pos.extract` produces.
 pub(crate) fn transactions_schema() -> Schema {
+    // Values that repeat row after row (a customer's id and contact details, product ids,
+    // names and categories) are dictionary-encoded: stored once, with an index per row.
+    let text = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
     let types = [
-        DataType::Utf8,
+        text(),
         DataType::Utf8,
         DataType::Date32,
-        DataType::Utf8,
-        DataType::Utf8,
-        DataType::Utf8,
+        text(),
+        text(),
+        text(),
         DataType::Float64,
         DataType::Float64,
-        DataType::Utf8,
-        DataType::Utf8,
+        text(),
+        text(),
         DataType::Boolean,
     ];
     let fields: Vec<Field> = TRANSACTION_COLUMNS

@@ -5,7 +5,8 @@ use arrow_array::{Array, RecordBatch};
 use super::config::MetricsConfig;
 use super::output::finish;
 use crate::segmentation::{
-    Interner, bool_column, date_column, f64_column, missing_column, sorted_ranks, text_column,
+    Interner, RowInterner, bool_column, date_column, f64_column, missing_column, sorted_ranks,
+    text_column,
 };
 use flow_analytics::affinity::{CategorySpend, category_affinity};
 use flow_analytics::summary::{CustomerSummary, Transaction, summarize};
@@ -86,11 +87,11 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
 
     // Pass 1: customer keys of the kept rows (dense, first-seen), then renumbered in id order
     // so every per-customer vector is already sorted by customer_id.
-    let mut customers = Interner::with_capacity(n_rows / 16);
+    let mut customers = RowInterner::new(&customer, n_rows / 16);
     let mut row_customer = vec![u32::MAX; n_rows];
     let (mut after, mut missing) = (0u64, 0u64);
     for (i, slot) in row_customer.iter_mut().enumerate() {
-        let (Some(c), Some(_)) = (customer.get(i), order.get(i)) else {
+        let (Some(_), Some(_)) = (customer.get(i), order.get(i)) else {
             missing += 1;
             continue;
         };
@@ -109,7 +110,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             after += 1;
             continue;
         }
-        *slot = customers.intern(c);
+        *slot = customers.intern(i).expect("a customer, checked above");
     }
     let names = customers.into_names();
     let (_, rank) = sorted_ranks(&names);

@@ -165,12 +165,12 @@ pub fn run(tables: &Tables, run: &Run<'_>) -> Result<(RecordBatch, serde_json::V
 
 /// Every customer of the transactions, in one segment `all`.
 pub fn everyone(t: &Tables) -> Vec<(String, String)> {
-    use arrow_array::cast::AsArray;
-    let ids = t
-        .transactions
-        .column_by_name("customer_id")
-        .map(|c| c.as_string::<i32>());
-    let set: std::collections::BTreeSet<&str> = ids.into_iter().flatten().flatten().collect();
+    let Ok(Some(ids)) = crate::segmentation::text_column(&t.transactions, "customer_id") else {
+        return Vec::new();
+    };
+    let set: std::collections::BTreeSet<&str> = (0..t.transactions.num_rows())
+        .filter_map(|i| ids.get(i))
+        .collect();
     set.into_iter()
         .map(|c| (c.to_string(), "all".to_string()))
         .collect()
@@ -183,9 +183,8 @@ pub fn best_customers(t: &Tables) -> Vec<(String, String)> {
     use arrow_array::types::{Date32Type, Float64Type};
     use std::collections::{HashMap, HashSet};
     let tx = &t.transactions;
-    let (Some(ids), Some(day), Some(amount)) = (
-        tx.column_by_name("customer_id")
-            .map(|c| c.as_string::<i32>()),
+    let (Ok(Some(ids)), Some(day), Some(amount)) = (
+        crate::segmentation::text_column(tx, "customer_id"),
         tx.column_by_name("date")
             .map(|c| c.as_primitive::<Date32Type>()),
         tx.column_by_name("amount")
@@ -197,7 +196,7 @@ pub fn best_customers(t: &Tables) -> Vec<(String, String)> {
     let mut spend: HashMap<&str, f64> = HashMap::new();
     let mut recent: HashSet<&str> = HashSet::new();
     for i in 0..tx.num_rows() {
-        let c = ids.value(i);
+        let Some(c) = ids.get(i) else { continue };
         *spend.entry(c).or_default() += amount.value(i);
         if day.value(i) > end - 90 {
             recent.insert(c);
