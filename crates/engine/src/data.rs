@@ -433,15 +433,25 @@ mod tests {
         let names: Vec<Option<String>> = (0..rows).map(|i| (i % 3 != 0).then(|| long(i))).collect();
         let plain: StringArray = names.iter().map(|n| n.as_deref()).collect();
         let dict: DictionaryArray<Int32Type> = names.iter().map(|n| n.as_deref()).collect();
-        let table = |column: arrow_array::ArrayRef| RecordBatch::try_from_iter([("name", column)]).unwrap();
+        let table =
+            |column: arrow_array::ArrayRef| RecordBatch::try_from_iter([("name", column)]).unwrap();
         let encoded = table(Arc::new(dict));
         let bytes = encode(&Output::table(encoded.clone())).unwrap();
         let back = decode(&bytes).unwrap();
         assert_eq!(back.select(None).as_table().unwrap(), &encoded);
         // The ten values are written once, not once per chunk: a few bytes per row in all.
         let plain_bytes = encode(&Output::table(table(Arc::new(plain)))).unwrap();
-        assert!(bytes.len() * 5 < plain_bytes.len(), "{} vs {}", bytes.len(), plain_bytes.len());
-        assert!(bytes.len() < rows * 6, "{} bytes for {rows} rows", bytes.len());
+        assert!(
+            bytes.len() * 5 < plain_bytes.len(),
+            "{} vs {}",
+            bytes.len(),
+            plain_bytes.len()
+        );
+        assert!(
+            bytes.len() < rows * 6,
+            "{} bytes for {rows} rows",
+            bytes.len()
+        );
     }
 
     #[test]

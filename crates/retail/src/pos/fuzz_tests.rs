@@ -89,7 +89,7 @@ fn samples() -> Vec<(&'static str, Format)> {
 fn check(bytes: &[u8], format: &Format) {
     let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64 + 1;
     let mut items = 0u64;
-    if let Ok(out) = parse_with(Cursor::new(bytes), format, &mut |_| items += 1) {
+    if let Ok(out) = parse_with(Cursor::new(bytes), format, &mut |_, _| items += 1) {
         assert_eq!(out.report.items, items);
         for bad in &out.report.bad_rows {
             assert!((1..=lines).contains(&bad.line), "{bad:?} of {lines} lines");

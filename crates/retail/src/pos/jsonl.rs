@@ -71,7 +71,7 @@ pub struct JsonlOptions {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &JsonlOptions,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let mut reader = BufReader::new(reader);
@@ -132,34 +132,38 @@ pub fn parse_with<R: Read>(
             report.excluded_rows += 1;
             continue;
         };
-        if n_items > 0 {
-            book.observe(
-                &customer_id,
-                order.created.local,
-                line,
-                CustomerSeen {
-                    email: order.email.as_deref(),
-                    name: order.name.as_deref(),
-                    accepts_marketing: order.accepts_marketing,
-                },
-            );
+        if n_items == 0 {
+            continue;
         }
+        let customer = book.observe(
+            &customer_id,
+            order.created.local,
+            line,
+            CustomerSeen {
+                email: order.email.as_deref(),
+                name: order.name.as_deref(),
+                accepts_marketing: order.accepts_marketing,
+            },
+        );
         for it in order.items {
             report.items += 1;
-            sink(&LineItem {
-                line,
-                order_id: order.id.clone(),
-                customer_id: customer_id.clone(),
-                timestamp: order.created.local,
-                utc_offset_secs: order.created.offset_secs,
-                product_id: it.product_id,
-                product_name: it.title,
-                category: it.category,
-                quantity: it.quantity,
-                unit_price: Some(it.price),
-                amount: it.amount,
-                currency: order.currency.clone(),
-            });
+            sink(
+                &LineItem {
+                    line,
+                    order_id: order.id.clone(),
+                    customer_id: customer_id.clone(),
+                    timestamp: order.created.local,
+                    utc_offset_secs: order.created.offset_secs,
+                    product_id: it.product_id,
+                    product_name: it.title,
+                    category: it.category,
+                    quantity: it.quantity,
+                    unit_price: Some(it.price),
+                    amount: it.amount,
+                    currency: order.currency.clone(),
+                },
+                customer,
+            );
         }
     }
     report.customers = book.len() as u64;

@@ -131,7 +131,7 @@ struct SaleFields {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &LightspeedOptions,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let currency = match &opts.currency {
@@ -216,9 +216,9 @@ pub fn parse_with<R: Read>(
                     name: name.as_deref(),
                     ..CustomerSeen::default()
                 };
-                book.observe(&item.customer_id, item.timestamp, item.line, seen);
+                let customer = book.observe(&item.customer_id, item.timestamp, item.line, seen);
                 report.items += 1;
-                sink(&item);
+                sink(&item, customer);
             }
             Ok(Line::Skipped(st)) => {
                 report.excluded_rows += 1;

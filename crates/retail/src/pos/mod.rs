@@ -42,6 +42,7 @@ pub mod max_bad_rows;
 pub mod model;
 pub mod money;
 mod node;
+mod parts;
 mod runaway_quote;
 pub mod shopify;
 pub mod square;
@@ -121,12 +122,13 @@ impl Format {
     }
 }
 
-/// Parses transactions, handing each [`LineItem`] to `sink` as soon as it is known. The item is
-/// lent, not given: a parser may reuse one item's buffers for every row.
+/// Parses transactions, handing each [`LineItem`] to `sink` as soon as it is known, with its
+/// customer's index in [`StreamOutcome::customers`] (customers are numbered in the order they are
+/// first seen). The item is lent, not given: a parser may reuse one item's buffers for every row.
 pub fn parse_with<R: Read>(
     reader: R,
     format: &Format,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
     match format {
         Format::Csv(o) => csv_mapped::parse_with(reader, o, sink),
@@ -140,7 +142,7 @@ pub fn parse_with<R: Read>(
 /// Parses transactions into memory.
 pub fn parse<R: Read>(reader: R, format: &Format) -> Result<Parsed, PosError> {
     let mut items = Vec::new();
-    let out = parse_with(reader, format, &mut |item| items.push(item.clone()))?;
+    let out = parse_with(reader, format, &mut |item, _| items.push(item.clone()))?;
     Ok(Parsed {
         items,
         customers: out.customers,
@@ -156,9 +158,13 @@ fn open(path: &Path) -> Result<File, PosError> {
 pub fn parse_file_with(
     path: &Path,
     format: &Format,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
-    parse_with(open(path)?, format, sink).map_err(|e| e.with_path(path))
+    match format {
+        Format::Csv(o) => csv_mapped::parse_file_with(path, o, sink),
+        _ => parse_with(open(path)?, format, sink),
+    }
+    .map_err(|e| e.with_path(path))
 }
 
 /// Parses a transaction file into memory; I/O errors name the file.

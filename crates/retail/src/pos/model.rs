@@ -211,6 +211,27 @@ impl ParseReport {
         }
     }
 
+    /// Adds the counts and bad rows of a later part of the same file.
+    pub fn absorb(&mut self, part: &ParseReport) {
+        self.rows_read += part.rows_read;
+        self.items += part.items;
+        self.customers += part.customers;
+        for bad in &part.bad_rows {
+            if self.bad_rows.len() < MAX_BAD_ROWS_KEPT {
+                self.bad_rows.push(bad.clone());
+            }
+        }
+        self.bad_row_count += part.bad_row_count;
+        self.cancelled_orders += part.cancelled_orders;
+        self.voided_orders += part.voided_orders;
+        self.refunded_orders += part.refunded_orders;
+        self.partially_refunded_orders += part.partially_refunded_orders;
+        self.refund_rows += part.refund_rows;
+        self.rows_without_customer += part.rows_without_customer;
+        self.excluded_rows += part.excluded_rows;
+        self.duplicates += part.duplicates;
+    }
+
     /// Applies the bad-row policy: with [`OnBadRows::Fail`] and at least one bad row, an error
     /// listing the first [`BAD_ROWS_SHOWN`] of them.
     pub fn check(&self, policy: OnBadRows) -> Result<(), PosError> {
@@ -504,6 +525,8 @@ pub(super) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 pub(super) struct CustomerBook {
     index: FxMap<String, usize>,
     entries: Vec<(Customer, [(NaiveDateTime, u64); 3])>,
+    /// The entry of the previous row: the lines of an order come together.
+    last: Option<usize>,
 }
 
 /// Customer attributes seen on one row.
@@ -515,25 +538,34 @@ pub(super) struct CustomerSeen<'a> {
 }
 
 impl CustomerBook {
-    /// Notes customer `id` on a row at `(ts, line)` with the attributes it carries.
-    pub(super) fn observe(&mut self, id: &str, ts: NaiveDateTime, line: u64, seen: CustomerSeen) {
+    /// Notes customer `id` on a row at `(ts, line)` with the attributes it carries, and returns
+    /// the customer's index (customers are numbered in the order they are first seen).
+    pub(super) fn observe(
+        &mut self,
+        id: &str,
+        ts: NaiveDateTime,
+        line: u64,
+        seen: CustomerSeen,
+    ) -> u32 {
         let at = (ts, line);
-        let idx = match self.index.get(id) {
-            Some(&i) => i,
-            None => {
-                let i = self.entries.len();
-                self.index.insert(id.to_string(), i);
-                let customer = Customer {
-                    customer_id: id.to_string(),
-                    ..Customer::default()
-                };
-                self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
-                i
-            }
+        let idx = match self.last {
+            Some(i) if self.entries[i].0.customer_id == id => i,
+            _ => match self.index.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = self.entries.len();
+                    self.index.insert(id.to_string(), i);
+                    let customer = Customer {
+                        customer_id: id.to_string(),
+                        ..Customer::default()
+                    };
+                    self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
+                    i
+                }
+            },
         };
-        let Some((customer, stamps)) = self.entries.get_mut(idx) else {
-            return;
-        };
+        self.last = Some(idx);
+        let (customer, stamps) = &mut self.entries[idx];
         if let Some(email) = seen.email
             && at >= stamps[0]
         {
@@ -556,6 +588,54 @@ impl CustomerBook {
             customer.accepts_marketing = Some(accepts);
             stamps[2] = at;
         }
+        idx as u32
+    }
+
+    /// Adds the customers of a later part of the same file, as if its rows had been observed
+    /// here, and sets `index[i]` to the index here of the part's customer `i`. Each attribute
+    /// keeps the value of the latest row that has one, wherever that row is.
+    pub(super) fn absorb(&mut self, part: &CustomerBook, index: &mut Vec<u32>) {
+        index.clear();
+        for (theirs, their_stamps) in &part.entries {
+            let id = theirs.customer_id.as_str();
+            let idx = match self.index.get(id) {
+                Some(&i) => i,
+                None => {
+                    let i = self.entries.len();
+                    self.index.insert(id.to_string(), i);
+                    let customer = Customer {
+                        customer_id: id.to_string(),
+                        ..Customer::default()
+                    };
+                    self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
+                    i
+                }
+            };
+            index.push(idx as u32);
+            let (ours, stamps) = &mut self.entries[idx];
+            // A stamp is only ever set with a value; the initial one is older than any row.
+            let unset = (NaiveDateTime::MIN, 0);
+            if their_stamps[0] != unset && their_stamps[0] >= stamps[0] {
+                ours.email.clone_from(&theirs.email);
+                stamps[0] = their_stamps[0];
+            }
+            if their_stamps[1] != unset && their_stamps[1] >= stamps[1] {
+                ours.name.clone_from(&theirs.name);
+                stamps[1] = their_stamps[1];
+            }
+            if their_stamps[2] != unset && their_stamps[2] >= stamps[2] {
+                ours.accepts_marketing = theirs.accepts_marketing;
+                stamps[2] = their_stamps[2];
+            }
+        }
+        self.last = None;
+    }
+
+    /// Forgets every customer, keeping the allocations.
+    pub(super) fn clear(&mut self) {
+        self.index.clear();
+        self.entries.clear();
+        self.last = None;
     }
 
     /// Number of distinct customers.

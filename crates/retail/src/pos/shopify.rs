@@ -149,7 +149,7 @@ struct Order {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &ShopifyOptions,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let mut table = TableReader::new(reader, Delimiter::Comma)?;
@@ -249,34 +249,38 @@ pub fn parse_with<R: Read>(
                 continue;
             }
         };
-        if n_lines > 0 {
-            book.observe(
-                &customer_id,
-                fields.created.local,
-                order.first_line,
-                CustomerSeen {
-                    email: fields.email.as_deref(),
-                    name: fields.customer_name.as_deref(),
-                    accepts_marketing: fields.accepts_marketing,
-                },
-            );
+        if n_lines == 0 {
+            continue;
         }
+        let customer = book.observe(
+            &customer_id,
+            fields.created.local,
+            order.first_line,
+            CustomerSeen {
+                email: fields.email.as_deref(),
+                name: fields.customer_name.as_deref(),
+                accepts_marketing: fields.accepts_marketing,
+            },
+        );
         for l in order.lines {
             report.items += 1;
-            sink(&LineItem {
-                line: l.line,
-                order_id: order.name.clone(),
-                customer_id: customer_id.clone(),
-                timestamp: fields.created.local,
-                utc_offset_secs: fields.created.offset_secs,
-                product_id: l.product_id,
-                product_name: Some(l.product_name),
-                category: None,
-                quantity: l.quantity,
-                unit_price: Some(l.price),
-                amount: round_cents(l.amount * factor),
-                currency: fields.currency.clone(),
-            });
+            sink(
+                &LineItem {
+                    line: l.line,
+                    order_id: order.name.clone(),
+                    customer_id: customer_id.clone(),
+                    timestamp: fields.created.local,
+                    utc_offset_secs: fields.created.offset_secs,
+                    product_id: l.product_id,
+                    product_name: Some(l.product_name),
+                    category: None,
+                    quantity: l.quantity,
+                    unit_price: Some(l.price),
+                    amount: round_cents(l.amount * factor),
+                    currency: fields.currency.clone(),
+                },
+                customer,
+            );
         }
     }
     bad.sort_by_key(|b| b.line);

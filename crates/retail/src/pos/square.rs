@@ -86,7 +86,7 @@ fn resolve<R: Read>(t: &TableReader<R>) -> Result<Cols, PosError> {
 pub fn parse_with<R: Read>(
     reader: R,
     opts: &SquareOptions,
-    sink: &mut dyn FnMut(&LineItem),
+    sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
     let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
     let currency = match &opts.currency {
@@ -122,9 +122,9 @@ pub fn parse_with<R: Read>(
                     name,
                     ..CustomerSeen::default()
                 };
-                book.observe(&item.customer_id, item.timestamp, item.line, seen);
+                let customer = book.observe(&item.customer_id, item.timestamp, item.line, seen);
                 report.items += 1;
-                sink(&item);
+                sink(&item, customer);
             }
             Err(bad) => report.push_bad(bad),
         }

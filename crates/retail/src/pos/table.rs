@@ -39,7 +39,7 @@ pub enum Delimiter {
 }
 
 impl Delimiter {
-    fn byte(self) -> Option<u8> {
+    pub(super) fn byte(self) -> Option<u8> {
         match self {
             Delimiter::Comma => Some(b','),
             Delimiter::Semicolon => Some(b';'),
@@ -106,11 +106,9 @@ impl<R: Read> Read for LineCounter<R> {
         let n = self.inner.read(buf)?;
         // A reader claiming more bytes than the buffer holds is broken; do not index past it.
         let filled = buf.get(..n).unwrap_or(&[]);
-        for (i, &b) in filled.iter().enumerate() {
-            if b == b'\n' || b == b'\r' {
-                self.terminators
-                    .push_back((self.offset + i as u64, b == b'\n'));
-            }
+        for i in memchr::memchr2_iter(b'\n', b'\r', filled) {
+            self.terminators
+                .push_back((self.offset + i as u64, filled[i] == b'\n'));
         }
         self.quotes.feed(filled);
         if n == 0 && !buf.is_empty() {
@@ -242,6 +240,44 @@ impl<R: Read> TableReader<R> {
             })
             .collect();
         Ok(table)
+    }
+
+    /// A reader of a part of a file that starts at a record on line `first_line`, after the
+    /// header (`header`, as [`TableReader::new`] read it). Only for single-byte delimiters.
+    pub fn continuing(
+        reader: R,
+        delimiter: Delimiter,
+        header: Vec<String>,
+        first_line: u64,
+    ) -> Self {
+        let b = delimiter.byte().unwrap_or(b',');
+        TableReader {
+            source: Source::Csv(
+                csv::ReaderBuilder::new()
+                    .delimiter(b)
+                    .has_headers(false)
+                    .flexible(true)
+                    .from_reader(LineCounter {
+                        inner: reader,
+                        offset: 0,
+                        terminators: VecDeque::new(),
+                        newlines_before: first_line.saturating_sub(1),
+                        quotes: QuoteTracker::continuing(b, first_line),
+                    }),
+            ),
+            header,
+            delimiter,
+            record: StringRecord::new(),
+            line: first_line.saturating_sub(1),
+        }
+    }
+
+    /// The byte offset of the first record after the header (for single-byte delimiters).
+    pub fn data_start(&self) -> Option<u64> {
+        match &self.source {
+            Source::Csv(reader) => Some(reader.position().byte()),
+            Source::Whitespace { .. } => None,
+        }
     }
 
     /// The header names.

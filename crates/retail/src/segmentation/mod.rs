@@ -467,7 +467,10 @@ mod tests {
         let column = text_column(&batch, "id").unwrap().unwrap();
         assert!(matches!(column, TextColumn::Dict { .. }));
         let read: Vec<Option<&str>> = (0..6).map(|i| column.get(i)).collect();
-        assert_eq!(read, [Some("b"), Some("a"), None, Some("b"), None, Some("b")]);
+        assert_eq!(
+            read,
+            [Some("b"), Some("a"), None, Some("b"), None, Some("b")]
+        );
         let mut interner = RowInterner::new(&column, 4);
         let ids: Vec<Option<u32>> = (0..6).map(|i| interner.intern(i)).collect();
         assert_eq!(ids, [Some(0), Some(1), None, Some(0), None, Some(0)]);

@@ -45,7 +45,7 @@ fn campaigns() -> Vec<SimulatedCampaign> {
 
 fn items(text: &str) -> Vec<LineItem> {
     let mut items = Vec::new();
-    parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i| {
+    parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i, _| {
         items.push(i.clone())
     })
     .unwrap();

@@ -23,7 +23,7 @@ fn small() -> GenerateOptions {
 
 fn items(text: &str) -> (Vec<LineItem>, super::super::model::ParseReport) {
     let mut items = Vec::new();
-    let out = parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i| {
+    let out = parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i, _| {
         items.push(i.clone())
     })
     .unwrap();

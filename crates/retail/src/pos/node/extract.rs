@@ -51,13 +51,13 @@ pub(super) fn extract(
         ..Builders::default()
     };
     let mut after_until = 0u64;
-    let mut keep = |item: &LineItem| {
+    let mut keep = |item: &LineItem, customer: u32| {
         let date = item.date();
         if until.is_some_and(|u| date > u) {
             after_until += 1;
             return;
         }
-        b.push(item, date, &products);
+        b.push(item, date, &products, customer);
     };
     let outcome =
         super::super::parse_file_with(path, format, &mut keep).map_err(|e| file_error(path, e))?;
@@ -81,26 +81,31 @@ pub(super) fn extract(
 
     // Customer details, by the builders' customer index: from the export itself, overridden by
     // a customers file. Customers without a kept row are not needed.
-    let mut people: Vec<Customer> = vec![Customer::default(); b.customers.len()];
-    for c in outcome.customers {
-        if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
-            people[index as usize] = c;
-        }
-    }
+    let mut seen = outcome.customers;
     let mut customers_report = None;
     if let Some((p, o)) = &customers {
         let list = super::super::parse_customers_file(p, o).map_err(|e| file_error(p, e))?;
         checked(p, &list.report, policy, max_bad)?;
         customers_report = Some(report_json(&list.report));
-        for c in list.customers {
-            if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
-                let entry = &mut people[index as usize];
-                entry.email = c.email.or(entry.email.take());
-                entry.name = c.name.or(entry.name.take());
-                entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
-            }
+        let at: HashMap<&str, usize> = seen
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.customer_id.as_str(), i))
+            .collect();
+        let found: Vec<(usize, Customer)> = list
+            .customers
+            .into_iter()
+            .filter_map(|c| Some((*at.get(c.customer_id.as_str())?, c)))
+            .collect();
+        drop(at);
+        for (i, c) in found {
+            let entry = &mut seen[i];
+            entry.email = c.email.or(entry.email.take());
+            entry.name = c.name.or(entry.name.take());
+            entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
         }
     }
+    let people = b.people(seen);
     let rows = b.rows();
     let (has_orders, has_products) = (format.has_orders(), format.has_products());
     let batch = b.finish(&people)?;
@@ -147,16 +152,27 @@ pub(crate) fn transactions_table(
         expected_rows: rows_hint,
         ..Builders::default()
     };
+    // Customers numbered in the order they are first seen, as a parse numbers them.
+    let mut numbers: HashMap<String, u32> = HashMap::default();
     for item in items {
         let date = item.date();
-        b.push(&item, date, products);
+        let next = numbers.len() as u32;
+        let customer = match numbers.get(item.customer_id.as_str()) {
+            Some(&n) => n,
+            None => {
+                numbers.insert(item.customer_id.clone(), next);
+                next
+            }
+        };
+        b.push(&item, date, products, customer);
     }
-    let mut people: Vec<Customer> = vec![Customer::default(); b.customers.len()];
+    let mut seen = vec![Customer::default(); numbers.len()];
     for c in customers {
-        if let Some(&index) = b.customers.get(c.customer_id.as_str()) {
-            people[index as usize] = c;
+        if let Some(&n) = numbers.get(c.customer_id.as_str()) {
+            seen[n as usize] = c;
         }
     }
+    let people = b.people(seen);
     let count = people.len();
     Ok((b.finish(&people)?, count))
 }
@@ -189,7 +205,11 @@ struct Builders {
     /// Per row, the customer's index: the key of the dictionary-encoded `customer_id` column
     /// (each id is stored once), and of the contact columns joined per customer.
     customer_index: Vec<u32>,
-    customers: HashMap<String, u32>,
+    /// Per customer number of the parse, the customer's index here (`u32::MAX`: no row kept
+    /// yet). A customer whose rows are all left out (after `until`) has no index.
+    index_of: Vec<u32>,
+    /// Per index here, the customer's number in the parse.
+    number_of: Vec<u32>,
     /// The distinct customer ids, by index.
     customer_ids: StringBuilder,
     order_id: StringBuilder,
@@ -209,17 +229,22 @@ impl Builders {
         item: &LineItem,
         date: NaiveDate,
         products: &HashMap<&str, (Option<&str>, Option<&str>)>,
+        customer: u32,
     ) {
         let known = products.get(item.product_id.as_str());
-        // Look up before inserting: only a new customer's id is copied.
-        let index = match self.customers.get(item.customer_id.as_str()) {
-            Some(&index) => index,
-            None => {
-                let index = self.customers.len() as u32;
-                self.customers.insert(item.customer_id.clone(), index);
+        let number = customer as usize;
+        if number >= self.index_of.len() {
+            self.index_of.resize(number + 1, u32::MAX);
+        }
+        let index = match self.index_of[number] {
+            u32::MAX => {
+                let index = self.number_of.len() as u32;
+                self.index_of[number] = index;
+                self.number_of.push(customer);
                 self.customer_ids.append_value(&item.customer_id);
                 index
             }
+            index => index,
         };
         self.customer_index.push(index);
         self.order_id.append_value(&item.order_id);
@@ -236,6 +261,19 @@ impl Builders {
         if self.customer_index.len() == SIZING_ROWS && self.expected_rows > 2 * SIZING_ROWS {
             self.size_for(self.expected_rows);
         }
+    }
+
+    /// The details of the customers with a kept row, by their index here, from the details of
+    /// every customer by their number in the parse.
+    fn people(&self, mut seen: Vec<Customer>) -> Vec<Customer> {
+        self.number_of
+            .iter()
+            .map(|&n| {
+                seen.get_mut(n as usize)
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+            })
+            .collect()
     }
 
     /// Re-creates the builders with room for `rows` rows, keeping what they hold.
@@ -373,9 +411,10 @@ mod tests {
                 expected_rows,
                 ..Builders::default()
             };
-            let mut keep = |item: &LineItem| b.push(item, item.date(), &products);
+            let mut keep =
+                |item: &LineItem, customer| b.push(item, item.date(), &products, customer);
             crate::pos::parse_file_with(&path, &format, &mut keep).unwrap();
-            let people = vec![Customer::default(); b.customers.len()];
+            let people = vec![Customer::default(); b.number_of.len()];
             b.finish(&people).unwrap()
         };
         let grown = table(0);

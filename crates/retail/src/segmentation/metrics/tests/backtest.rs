@@ -29,7 +29,7 @@ fn sample_table(customers: u64, seed: u64) -> RecordBatch {
 /// A transactions CSV in the generator's layout as a metrics input table.
 pub(super) fn table_from_csv(text: &str) -> RecordBatch {
     let (mut cust, mut order, mut dates, mut amounts) = (vec![], vec![], vec![], vec![]);
-    parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i| {
+    parse_with(text.as_bytes(), &CsvOptions::default(), &mut |i, _| {
         cust.push(i.customer_id.clone());
         order.push(i.order_id.clone());
         dates.push(day_number(i.timestamp.date()));
