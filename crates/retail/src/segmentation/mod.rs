@@ -433,6 +433,49 @@ impl<'a> RowInterner<'a> {
     }
 }
 
+/// A text column's usable values (not null, not empty) as numbers: for a dictionary-encoded
+/// column its keys, so a row is read without touching the text; for others the row.
+pub(crate) struct TextCodes<'a> {
+    column: &'a TextColumn,
+    /// For a dictionary, whether each value is usable.
+    usable: Vec<bool>,
+}
+
+impl<'a> TextCodes<'a> {
+    pub(crate) fn new(column: &'a TextColumn) -> Self {
+        let usable = match column {
+            TextColumn::Dict { values, .. } => (0..values.len())
+                .map(|k| values.is_valid(k) && !values.value(k).is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        TextCodes { column, usable }
+    }
+
+    /// The number of row `row`'s value, `None` when it is null or empty.
+    #[inline]
+    pub(crate) fn code(&self, row: usize) -> Option<u32> {
+        match self.column {
+            TextColumn::Dict { keys, .. } => {
+                let k = keys.is_valid(row).then(|| keys.value(row) as usize)?;
+                self.usable[k].then_some(k as u32)
+            }
+            column => column
+                .get(row)
+                .is_some_and(|v| !v.is_empty())
+                .then_some(row as u32),
+        }
+    }
+
+    /// The text numbered `code`.
+    pub(crate) fn text(&self, code: u32) -> &'a str {
+        match self.column {
+            TextColumn::Dict { values, .. } => values.value(code as usize),
+            column => column.get(code as usize).unwrap_or(""),
+        }
+    }
+}
+
 /// A permutation that sorts `names`, and its inverse: `rank[old index] = new index`.
 pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
     let mut order: Vec<u32> = (0..names.len() as u32).collect();

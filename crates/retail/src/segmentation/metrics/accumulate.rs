@@ -5,7 +5,7 @@ use arrow_array::{Array, RecordBatch};
 use super::config::MetricsConfig;
 use super::output::finish;
 use crate::segmentation::{
-    Interner, RowInterner, bool_column, date_column, f64_column, missing_column, sorted_ranks,
+    RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, sorted_ranks,
     text_column,
 };
 use flow_analytics::affinity::{CategorySpend, category_affinity};
@@ -122,14 +122,12 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
 
     // Pass 2: accumulate.
     let mut transactions = Vec::with_capacity(n_rows - after as usize - missing as usize);
-    let mut spend = vec![0.0; n_customers];
-    let mut customer_orders: Vec<u64> = Vec::with_capacity(transactions.capacity());
-    let mut orders = Interner::with_capacity(n_rows / 4);
-    let mut categories = Interner::new();
+    // What each customer's rows add up to, in one place: a row touches one cache line.
+    let mut latest = vec![Latest::default(); n_customers];
+    let mut categories = category.as_ref().map(|c| RowInterner::new(c, 0));
     let mut category_lines: Vec<CategorySpend> = Vec::new();
-    let mut email_at: Vec<Option<(i32, &str)>> = vec![None; n_customers];
-    let mut name_at: Vec<Option<(i32, &str)>> = vec![None; n_customers];
-    let mut marketing_at: Vec<Option<(i32, bool)>> = vec![None; n_customers];
+    let email_codes = email.as_ref().map(TextCodes::new);
+    let name_codes = customer_name.as_ref().map(TextCodes::new);
     let mut revenue = 0.0;
     for (i, &old) in row_customer.iter().enumerate() {
         if old == u32::MAX {
@@ -144,49 +142,38 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             day,
             amount: a,
         });
-        spend[ci] += a;
+        let mine = &mut latest[ci];
+        mine.spend += a;
         revenue += a;
-        let o = orders.intern(order.get(i).expect("checked in pass 1"));
-        customer_orders.push((u64::from(c) << 32) | u64::from(o));
-        if let Some(k) = category.as_ref().and_then(|col| col.get(i))
-            && !k.is_empty()
+        if let (Some(col), Some(interner)) = (&category, &mut categories)
+            && col.get(i).is_some_and(|k| !k.is_empty())
         {
             category_lines.push(CategorySpend {
                 customer: c,
-                category: categories.intern(k),
+                category: interner.intern(i).expect("a category, checked above"),
                 amount: a,
             });
         }
         // Latest row with a value wins; rows come in order, so `>=` makes ties go to the later.
-        if let Some(v) = email.as_ref().and_then(|col| col.get(i))
-            && !v.is_empty()
-            && email_at[ci].is_none_or(|(d, _)| day >= d)
+        if let Some(code) = email_codes.as_ref().and_then(|c| c.code(i))
+            && mine.email.is_none_or(|(d, _)| day >= d)
         {
-            email_at[ci] = Some((day, v));
+            mine.email = Some((day, code));
         }
-        if let Some(v) = customer_name.as_ref().and_then(|col| col.get(i))
-            && !v.is_empty()
-            && name_at[ci].is_none_or(|(d, _)| day >= d)
+        if let Some(code) = name_codes.as_ref().and_then(|c| c.code(i))
+            && mine.name.is_none_or(|(d, _)| day >= d)
         {
-            name_at[ci] = Some((day, v));
+            mine.name = Some((day, code));
         }
         if let Some(col) = marketing.as_ref()
             && col.is_valid(i)
-            && marketing_at[ci].is_none_or(|(d, _)| day >= d)
+            && mine.marketing.is_none_or(|(d, _)| day >= d)
         {
-            marketing_at[ci] = Some((day, col.value(i)));
+            mine.marketing = Some((day, col.value(i)));
         }
     }
+    let order_counts = super::orders::distinct_orders(&order, &row_customer, &rank, n_customers);
     drop(row_customer);
-
-    // Distinct orders per customer.
-    customer_orders.sort_unstable();
-    customer_orders.dedup();
-    let mut order_counts = vec![0u32; n_customers];
-    for key in &customer_orders {
-        order_counts[(key >> 32) as usize] += 1;
-    }
-    drop(customer_orders);
 
     let summaries = summarize(&transactions, n_customers, end, cfg.unit)
         .map_err(|e| NodeError::msg(format!("customer summary: {e}")))?;
@@ -201,7 +188,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     drop(transactions);
 
     // Category favourites (by net spend) and top affinity (by index).
-    let category_names = categories.into_names();
+    let category_names = categories.map(RowInterner::into_names).unwrap_or_default();
     let mut favourite: Vec<Option<&str>> = vec![None; n_customers];
     let mut top: Vec<Option<(&str, f64)>> = vec![None; n_customers];
     if !category_lines.is_empty() {
@@ -249,15 +236,37 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         after,
         missing,
         revenue,
-        spend,
+        spend: latest.iter().map(|l| l.spend).collect(),
         orders: order_counts,
         summaries,
-        email: email_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
-        name: name_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
-        marketing: marketing_at.into_iter().map(|v| v.map(|x| x.1)).collect(),
+        email: texts(&latest, email_codes.as_ref(), |l| l.email),
+        name: texts(&latest, name_codes.as_ref(), |l| l.name),
+        marketing: latest.iter().map(|l| l.marketing.map(|x| x.1)).collect(),
         favourite,
         top,
         backtest,
     };
     finish(acc, cfg)
+}
+
+/// One customer's sums and latest values over their rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Latest {
+    spend: f64,
+    /// The day and code of the latest email and name, and the latest marketing consent.
+    email: Option<(i32, u32)>,
+    name: Option<(i32, u32)>,
+    marketing: Option<(i32, bool)>,
+}
+
+/// The latest text of each customer, from its code.
+fn texts<'a>(
+    latest: &[Latest],
+    codes: Option<&TextCodes<'a>>,
+    which: impl Fn(&Latest) -> Option<(i32, u32)>,
+) -> Vec<Option<&'a str>> {
+    latest
+        .iter()
+        .map(|l| Some(codes?.text(which(l)?.1)))
+        .collect()
 }

@@ -51,6 +51,7 @@ mod accumulate;
 mod backtest;
 mod config;
 mod models;
+mod orders;
 mod output;
 mod segment_map;
 
