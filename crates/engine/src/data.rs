@@ -159,9 +159,15 @@ pub enum CodecError {
     Arrow(#[from] ArrowError),
     #[error("stored JSON could not be read: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("the output could not be written: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-const MAGIC: &[u8; 8] = b"FLOWOUT1";
+/// Outputs written before the part lengths followed the parts: the header stated them.
+const MAGIC_V1: &[u8; 8] = b"FLOWOUT1";
+/// The header, the parts, then each part's length (8 bytes, little-endian): an output can be
+/// written as it is encoded, straight to a file.
+const MAGIC: &[u8; 8] = b"FLOWOUT2";
 
 #[derive(Debug, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -182,7 +188,9 @@ struct Header {
 struct PartHeader {
     case: Option<String>,
     kind: PartKind,
-    len: u64,
+    /// The part's length, in outputs written before lengths followed the parts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    len: Option<u64>,
 }
 
 /// Tables are written to the IPC stream in slices of this many rows: the IPC writer assembles
@@ -191,17 +199,34 @@ struct PartHeader {
 const IPC_CHUNK_ROWS: usize = 64 * 1024;
 
 /// Encodes an output for the state store.
-///
-/// The parts are written straight into the returned buffer, after a slot for the header sized
-/// for the longest part lengths it can state; the header is then written into the slot and
-/// padded with spaces (whitespace that JSON ignores). A large table is thus encoded once, with
-/// no copy of the encoded bytes.
 pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
+    // Reserved up front: growing a buffer of a gigabyte or more by doubling copies it each time.
+    let mut out = Vec::with_capacity(size_hint(output));
+    encode_into(output, &mut out)?;
+    Ok(out)
+}
+
+/// About how many bytes [`encode`] writes for `output`.
+pub fn size_hint(output: &Output) -> usize {
+    let parts: usize = match &output.body {
+        Body::Data(d) => table_size_hint(d),
+        Body::Cases(cases) => cases.iter().map(|(_, d)| table_size_hint(d)).sum(),
+    };
+    parts + 1024
+}
+
+/// Encodes an output into `out` as it goes: the header (metadata, and each part's case and
+/// kind), each part (an Arrow IPC stream or JSON), then each part's length. Nothing is held
+/// back, so a large table goes to a file without a copy of its encoding in memory.
+pub fn encode_into<W: std::io::Write + ?Sized>(
+    output: &Output,
+    out: &mut W,
+) -> Result<(), CodecError> {
     let parts: Vec<(Option<&str>, &Data)> = match &output.body {
         Body::Data(d) => vec![(None, d)],
         Body::Cases(cases) => cases.iter().map(|(c, d)| (Some(c.as_str()), d)).collect(),
     };
-    let mut header = Header {
+    let header = Header {
         meta: output.meta.clone(),
         decision: matches!(output.body, Body::Cases(_)),
         parts: parts
@@ -209,26 +234,45 @@ pub fn encode(output: &Output) -> Result<Vec<u8>, CodecError> {
             .map(|(case, data)| PartHeader {
                 case: case.map(str::to_string),
                 kind: data.kind(),
-                len: u64::MAX,
+                len: None,
             })
             .collect(),
     };
-    let slot = serde_json::to_vec(&header)?.len();
-    // Reserved up front: growing a buffer of a gigabyte or more by doubling copies it each time.
-    let tables: usize = parts.iter().map(|(_, data)| table_size_hint(data)).sum();
-    let mut out = Vec::with_capacity(MAGIC.len() + 4 + slot + tables);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(slot as u32).to_le_bytes());
-    let header_at = out.len();
-    out.resize(header_at + slot, b' ');
-    for (part, (_, data)) in header.parts.iter_mut().zip(&parts) {
-        let start = out.len();
-        encode_part(data, &mut out)?;
-        part.len = (out.len() - start) as u64;
-    }
     let json = serde_json::to_vec(&header)?;
-    out[header_at..header_at + json.len()].copy_from_slice(&json);
-    Ok(out)
+    out.write_all(MAGIC)?;
+    out.write_all(&(json.len() as u32).to_le_bytes())?;
+    out.write_all(&json)?;
+    let mut lens = Vec::with_capacity(parts.len());
+    for (_, data) in &parts {
+        let mut counted = Counted {
+            inner: &mut *out,
+            written: 0,
+        };
+        encode_part(data, &mut counted)?;
+        lens.push(counted.written);
+    }
+    for len in lens {
+        out.write_all(&len.to_le_bytes())?;
+    }
+    Ok(())
+}
+
+/// A writer that counts what passes through it.
+struct Counted<'a, W: ?Sized> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: std::io::Write + ?Sized> std::io::Write for Counted<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// About the size of a table part's IPC stream: its buffers, plus room for each batch's
@@ -244,12 +288,18 @@ fn table_size_hint(data: &Data) -> usize {
     buffers + batches * (1024 + 256 * batch.num_columns())
 }
 
-fn encode_part(data: &Data, out: &mut Vec<u8>) -> Result<(), CodecError> {
+fn encode_part<W: std::io::Write + ?Sized>(data: &Data, out: &mut W) -> Result<(), CodecError> {
     match data {
         Data::Empty => {}
-        Data::Json(v) => serde_json::to_writer(out, v)?,
+        Data::Json(v) => serde_json::to_writer(&mut *out, v)?,
         Data::Table(batch) => {
-            let mut writer = arrow_ipc::writer::StreamWriter::try_new(out, &batch.schema())?;
+            let options = arrow_ipc::writer::IpcWriteOptions::default()
+                .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))?;
+            let mut writer = arrow_ipc::writer::StreamWriter::try_new_with_options(
+                &mut *out,
+                &batch.schema(),
+                options,
+            )?;
             // An empty table is still written as one (empty) batch.
             let rows = batch.num_rows();
             let mut start = 0;
@@ -267,26 +317,56 @@ fn encode_part(data: &Data, out: &mut Vec<u8>) -> Result<(), CodecError> {
     Ok(())
 }
 
-/// Decodes an output written by [`encode`].
+/// Decodes an output written by [`encode`] (or by a flow that stated part lengths in the
+/// header).
 pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
     let bad = |why: &str| CodecError::Format(why.to_string());
-    if bytes.len() < MAGIC.len() + 4 || &bytes[..MAGIC.len()] != MAGIC {
+    let magic = bytes
+        .get(..MAGIC.len())
+        .ok_or_else(|| bad("missing header"))?;
+    let v1 = magic == MAGIC_V1;
+    if !v1 && magic != MAGIC {
         return Err(bad("missing header"));
     }
     let mut at = MAGIC.len();
-    let header_len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+    let header_len = bytes.get(at..at + 4).ok_or_else(|| bad("missing header"))?;
+    let header_len = u32::from_le_bytes(header_len.try_into().expect("4 bytes")) as usize;
     at += 4;
     let header_bytes = bytes
         .get(at..at + header_len)
         .ok_or_else(|| bad("truncated header"))?;
     let header: Header = serde_json::from_slice(header_bytes)?;
     at += header_len;
-    let mut parts = Vec::with_capacity(header.parts.len());
-    for part in header.parts {
-        let blob = bytes
-            .get(at..at + part.len as usize)
+    // Where each part's bytes are.
+    let lens: Vec<u64> = if v1 {
+        header
+            .parts
+            .iter()
+            .map(|p| p.len.ok_or_else(|| bad("a part without a length")))
+            .collect::<Result<_, _>>()?
+    } else {
+        let trailer = header.parts.len() * 8;
+        let end = bytes
+            .len()
+            .checked_sub(trailer)
+            .filter(|&end| end >= at)
             .ok_or_else(|| bad("truncated data"))?;
-        at += part.len as usize;
+        let lens: Vec<u64> = bytes[end..]
+            .chunks_exact(8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+            .collect();
+        if lens.iter().try_fold(0u64, |sum, &l| sum.checked_add(l)) != Some((end - at) as u64) {
+            return Err(bad("truncated data"));
+        }
+        lens
+    };
+    let mut parts = Vec::with_capacity(header.parts.len());
+    for (part, len) in header.parts.into_iter().zip(lens) {
+        let blob = usize::try_from(len)
+            .ok()
+            .and_then(|len| bytes.get(at..at.checked_add(len)?))
+            .ok_or_else(|| bad("truncated data"))?;
+        at += blob.len();
         let data = match part.kind {
             PartKind::Empty => Data::Empty,
             PartKind::Json => Data::Json(serde_json::from_slice(blob)?),
@@ -455,11 +535,50 @@ mod tests {
     }
 
     #[test]
+    fn outputs_with_part_lengths_in_the_header_still_decode() {
+        // The layout flow wrote before lengths followed the parts: a header stating each part's
+        // length (padded with spaces), then the parts.
+        let mut ipc = Vec::new();
+        encode_part(&Data::Table(table()), &mut ipc).unwrap();
+        let note = br#"{"a":1}"#;
+        let header = format!(
+            r#"{{"meta":{{"k":"v"}},"decision":true,"parts":[{{"case":"t","kind":"table","len":{}}},{{"case":"n","kind":"json","len":{}}}]}}   "#,
+            ipc.len(),
+            note.len()
+        );
+        let mut bytes = MAGIC_V1.to_vec();
+        bytes.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        bytes.extend_from_slice(&ipc);
+        bytes.extend_from_slice(note);
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.meta["k"], "v");
+        assert_eq!(back.select(Some("t")).as_table().unwrap(), &table());
+        assert_eq!(back.select(Some("n")).as_json().unwrap()["a"], 1);
+        bytes.truncate(bytes.len() - 1);
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(decode(b"nonsense").is_err());
-        let mut bytes = encode(&Output::table(table())).unwrap();
-        bytes.truncate(bytes.len() - 10);
-        assert!(decode(&bytes).is_err());
+        assert!(decode(b"FLOWOUT2").is_err());
+        let bytes = encode(&Output::table(table())).unwrap();
+        // Cut anywhere, or a byte dropped from the middle: an error, never a panic.
+        for cut in [
+            1,
+            8,
+            10,
+            20,
+            bytes.len() / 2,
+            bytes.len() - 9,
+            bytes.len() - 1,
+        ] {
+            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let mut shifted = bytes.clone();
+        shifted.remove(bytes.len() / 2);
+        assert!(decode(&shifted).is_err());
     }
 
     #[test]

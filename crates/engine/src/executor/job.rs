@@ -81,16 +81,16 @@ impl Job {
         let duration = started.elapsed();
         self.record.finished_at = Some(Utc::now());
         self.record.duration_ms = Some(duration.as_millis() as u64);
-        let (output, bytes, error) = match outcome {
-            Ok(output) => match data::encode(&output) {
-                Ok(bytes) => (Some(Arc::new(output)), Some(bytes), None),
-                Err(e) => (
-                    None,
-                    None,
-                    Some(format!("cannot checkpoint the output: {e}")),
-                ),
-            },
-            Err(e) => (None, None, Some(e)),
+        // An output that cannot be encoded or written is a checkpoint that cannot be saved.
+        let (output, bytes, error, unsaved) = match outcome {
+            Ok(output) => {
+                let output = Arc::new(output);
+                match self.encode(&output).await {
+                    Ok(bytes) => (Some(output), Some(bytes), None, None),
+                    Err(e) => (Some(output), None, None, Some(e)),
+                }
+            }
+            Err(e) => (None, None, Some(e), None),
         };
         let mut refused = match (&output, &error) {
             (Some(out), None) => {
@@ -115,12 +115,15 @@ impl Job {
         let writes: Vec<Write> = std::iter::once(write)
             .chain(crate::node_log::take(&self.run_id, &self.node_id))
             .collect();
-        let store_error = self
-            .checkpoints
-            .durable(writes)
-            .await
-            .err()
-            .map(|e| e.to_string());
+        let store_error = match unsaved {
+            Some(e) => Some(e),
+            None => self
+                .checkpoints
+                .durable(writes)
+                .await
+                .err()
+                .map(|e| e.to_string()),
+        };
         let output = match &store_error {
             // Not durable, so not done: the node counts as failed and the run stops.
             Some(e) => {
@@ -154,6 +157,17 @@ impl Job {
             output,
             fatal: store_error.or_else(|| refused.map(|e| e.to_string())),
         }
+    }
+
+    /// The output encoded for its checkpoint by the store, which may write a large one to a file
+    /// as it is encoded; off the async threads, as that takes a while for a large table.
+    async fn encode(&self, output: &Arc<Output>) -> Result<Vec<u8>, String> {
+        let (store, output) = (self.base.store.clone(), output.clone());
+        let (run_id, node_id) = (self.run_id.clone(), self.node_id.clone());
+        tokio::task::spawn_blocking(move || store.encode_output(&run_id, &node_id, &output))
+            .await
+            .map_err(|e| format!("encoding the output stopped: {e}"))?
+            .map_err(|e| e.to_string())
     }
 
     /// Warnings for rows this decision routed to cases that reach no output.

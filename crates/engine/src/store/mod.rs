@@ -151,6 +151,12 @@ pub enum StoreError {
     Corrupt { what: String, reason: String },
 }
 
+/// An output encoded in memory, for [`StateStore::encode_output`].
+pub fn encode_in_memory(output: &crate::data::Output) -> Result<Vec<u8>, StoreError> {
+    crate::data::encode(output)
+        .map_err(|e| StoreError::Io(format!("cannot encode the output: {e}")))
+}
+
 /// The durable state behind runs.
 pub trait StateStore: Send + Sync {
     /// Applies all writes atomically (all or none). Not durable until [`StateStore::flush`].
@@ -168,6 +174,18 @@ pub trait StateStore: Send + Sync {
     /// A run's node records, in no particular order.
     fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError>;
     fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Encodes a node's output for its [`Write::Node`]. A store may write a large output
+    /// elsewhere as it is encoded (a file beside a local store) and return what stands for it;
+    /// an error is a checkpoint that cannot be saved.
+    fn encode_output(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        output: &crate::data::Output,
+    ) -> Result<Vec<u8>, StoreError> {
+        let _ = (run_id, node_id);
+        encode_in_memory(output)
+    }
     fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Keys and values under a namespace whose key starts with `prefix`, in key order.
     fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError>;

@@ -2,6 +2,8 @@
 //! the SHA-256 of its bytes, checked on every read so a damaged file is an error, never
 //! silently different data.
 
+use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -13,20 +15,92 @@ const MARK: &[u8] = b"FLOW-OUTPUT-FILE-SHA256:";
 /// References written before files had checksums: this mark, then the relative path.
 const LEGACY_MARK: &[u8] = b"FLOW-OUTPUT-FILE:";
 
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&Sha256::digest(bytes))
 }
 
 /// The reference to store for `bytes` written at `relative`.
+#[cfg(test)]
 pub fn reference(relative: &str, bytes: &[u8]) -> Vec<u8> {
+    reference_to(relative, &sha256_hex(bytes))
+}
+
+/// The reference to store for a file at `relative` whose SHA-256 is `sha256`.
+fn reference_to(relative: &str, sha256: &str) -> Vec<u8> {
     let mut value = MARK.to_vec();
-    value.extend_from_slice(sha256_hex(bytes).as_bytes());
+    value.extend_from_slice(sha256.as_bytes());
     value.push(b':');
     value.extend_from_slice(relative.as_bytes());
     value
+}
+
+/// Writes the output file `relative` under `dir` as `fill` produces its bytes, and returns the
+/// reference to store: into a temporary file, fsynced, renamed into place, the directory
+/// fsynced, so the file is durable before the reference that names it. The bytes are hashed as
+/// they pass. A failed write leaves no partial file behind.
+pub fn write(
+    dir: &Path,
+    relative: &str,
+    fill: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<Vec<u8>, StoreError> {
+    let path = dir.join(relative);
+    let fail = |e: std::io::Error| {
+        StoreError::Io(format!(
+            "cannot write the output file {}: {e}",
+            path.display()
+        ))
+    };
+    let parent = path.parent().expect("a file under the store");
+    std::fs::create_dir_all(parent).map_err(fail)?;
+    let tmp = path.with_extension("out.tmp");
+    let written = File::create(&tmp).and_then(|file| {
+        let mut out = Hashing {
+            inner: BufWriter::with_capacity(1 << 20, file),
+            sha: Sha256::new(),
+        };
+        fill(&mut out)?;
+        let sum = hex(&out.sha.finalize());
+        out.inner
+            .into_inner()
+            .map_err(|e| e.into_error())?
+            .sync_all()?;
+        Ok(sum)
+    });
+    let sum = match written {
+        Ok(sum) => sum,
+        Err(e) => {
+            // A partial file on a full disk only takes the space a retry needs.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(fail(e));
+        }
+    };
+    std::fs::rename(&tmp, &path).map_err(fail)?;
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(fail)?;
+    Ok(reference_to(relative, &sum))
+}
+
+/// A writer that hashes what passes through it.
+struct Hashing<W> {
+    inner: W,
+    sha: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sha.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// A reference to a file: its relative path and, when recorded, its checksum.

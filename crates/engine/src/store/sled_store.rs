@@ -421,34 +421,11 @@ impl SledStore {
             });
         }
         let relative = format!("{OUTPUTS}/{run_id}/{}.out", record.node_id);
-        let path = self.dir.join(&relative);
-        let fail = |e: std::io::Error| {
-            StoreError::Io(format!(
-                "cannot write the output file {}: {e}",
-                path.display()
-            ))
-        };
-        let parent = path.parent().expect("has a parent");
-        std::fs::create_dir_all(parent).map_err(fail)?;
-        let tmp = path.with_extension("out.tmp");
-        let written = File::create(&tmp).and_then(|mut file| {
-            use std::io::Write as _;
-            file.write_all(&bytes)?;
-            file.sync_all()
-        });
-        if let Err(e) = written {
-            // A partial file on a full disk only takes the space a retry needs.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(fail(e));
-        }
-        std::fs::rename(&tmp, &path).map_err(fail)?;
-        File::open(parent)
-            .and_then(|d| d.sync_all())
-            .map_err(fail)?;
+        let reference = output_file::write(&self.dir, &relative, |file| file.write_all(&bytes))?;
         Ok(Write::Node {
             run_id,
             record,
-            output: Some(output_file::reference(&relative, &bytes)),
+            output: Some(reference),
         })
     }
 }
@@ -483,6 +460,26 @@ impl StateStore for SledStore {
             batch.insert(k.as_bytes(), v);
         }
         self.commit(batch)
+    }
+
+    fn encode_output(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        output: &crate::data::Output,
+    ) -> Result<Vec<u8>, StoreError> {
+        if crate::data::size_hint(output) < OUTPUT_FILE_THRESHOLD {
+            return super::encode_in_memory(output);
+        }
+        // A large table goes to its file as it is encoded: no copy of it in memory.
+        self.writable()?;
+        let relative = format!("{OUTPUTS}/{run_id}/{node_id}.out");
+        output_file::write(&self.dir, &relative, |file| {
+            crate::data::encode_into(output, file).map_err(|e| match e {
+                crate::data::CodecError::Io(e) => e,
+                other => std::io::Error::other(other),
+            })
+        })
     }
 
     fn flush(&self) -> Result<(), StoreError> {
