@@ -189,6 +189,19 @@ pub(crate) enum TextColumn {
 }
 
 impl TextColumn {
+    /// Whether row `i` has a value; for a dictionary without null values, without reading it.
+    #[inline]
+    pub(crate) fn is_valid(&self, i: usize) -> bool {
+        match self {
+            TextColumn::Utf8(a) => a.is_valid(i),
+            TextColumn::View(a) => a.is_valid(i),
+            TextColumn::Dict { keys, values } => {
+                keys.is_valid(i)
+                    && (values.null_count() == 0 || values.is_valid(keys.value(i) as usize))
+            }
+        }
+    }
+
     /// The value of row `i`, `None` when null.
     #[inline]
     pub(crate) fn get(&self, i: usize) -> Option<&str> {
@@ -514,6 +527,8 @@ mod tests {
             read,
             [Some("b"), Some("a"), None, Some("b"), None, Some("b")]
         );
+        let valid: Vec<bool> = (0..6).map(|i| column.is_valid(i)).collect();
+        assert_eq!(valid, read.iter().map(Option::is_some).collect::<Vec<_>>());
         let mut interner = RowInterner::new(&column, 4);
         let ids: Vec<Option<u32>> = (0..6).map(|i| interner.intern(i)).collect();
         assert_eq!(ids, [Some(0), Some(1), None, Some(0), None, Some(0)]);

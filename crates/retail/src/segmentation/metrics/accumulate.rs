@@ -50,10 +50,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
 
     let n_rows = batch.num_rows();
     let complete = |i: usize| {
-        customer.get(i).is_some()
-            && order.get(i).is_some()
-            && date.is_valid(i)
-            && amount.is_valid(i)
+        customer.is_valid(i) && order.is_valid(i) && date.is_valid(i) && amount.is_valid(i)
     };
     let end = match cfg.analysis_date {
         Some(d) => Some(d),
@@ -91,10 +88,10 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     let mut row_customer = vec![u32::MAX; n_rows];
     let (mut after, mut missing) = (0u64, 0u64);
     for (i, slot) in row_customer.iter_mut().enumerate() {
-        let (Some(_), Some(_)) = (customer.get(i), order.get(i)) else {
+        if !customer.is_valid(i) || !order.is_valid(i) {
             missing += 1;
             continue;
-        };
+        }
         if !date.is_valid(i) || !amount.is_valid(i) {
             missing += 1;
             continue;
