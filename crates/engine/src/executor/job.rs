@@ -160,8 +160,16 @@ impl Job {
     }
 
     /// The output encoded for its checkpoint by the store, which may write a large one to a file
-    /// as it is encoded; off the async threads, as that takes a while for a large table.
+    /// as it is encoded; a large one off the async threads, as that takes a while.
     async fn encode(&self, output: &Arc<Output>) -> Result<Vec<u8>, String> {
+        // A small output takes microseconds: handing it to another thread would cost more.
+        if data::size_hint(output) < 1 << 20 {
+            return self
+                .base
+                .store
+                .encode_output(&self.run_id, &self.node_id, output)
+                .map_err(|e| e.to_string());
+        }
         let (store, output) = (self.base.store.clone(), output.clone());
         let (run_id, node_id) = (self.run_id.clone(), self.node_id.clone());
         tokio::task::spawn_blocking(move || store.encode_output(&run_id, &node_id, &output))
