@@ -331,8 +331,18 @@ impl CoOccurrence {
         for &j in &touched {
             scores[j as usize] = 0.0;
         }
-        ranked.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-        ranked.into_iter().take(k).map(|(j, _)| j).collect()
+        // Best first, ties by item id: a total order, so selecting the top `k` before sorting
+        // them gives what a full sort would, in linear time for the thousands of candidates.
+        let order = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        if k == 0 {
+            return Vec::new();
+        }
+        if ranked.len() > k {
+            ranked.select_nth_unstable_by(k - 1, order);
+            ranked.truncate(k);
+        }
+        ranked.sort_unstable_by(order);
+        ranked.into_iter().map(|(j, _)| j).collect()
     }
 }
 
@@ -506,5 +516,52 @@ mod tests {
         let co = CoOccurrence::fit(h.iter().map(|v| v.as_slice()), 3);
         assert_eq!(co.recommend(&[0], 2, &mut [0.0; 3], |_| true), [1, 2]);
         assert_eq!(co.recommend(&[0], 2, &mut [0.0; 3], |j| j != 1), [2]);
+    }
+
+    #[test]
+    fn the_top_k_are_those_of_a_full_sort() {
+        // Many candidates with tied scores (small histories over few items), every k.
+        let mut seed = 11u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let items = 60;
+        let histories: Vec<Vec<u32>> = (0..300)
+            .map(|_| {
+                let mut h: Vec<u32> = (0..1 + next(6)).map(|_| next(items) as u32).collect();
+                h.sort_unstable();
+                h.dedup();
+                h
+            })
+            .collect();
+        let co = CoOccurrence::fit(histories.iter().map(Vec::as_slice), items as usize);
+        let mut scratch = vec![0.0; items as usize];
+        for history in histories.iter().take(50) {
+            let mut all: Vec<(u32, f64)> = (0..items as u32)
+                .filter(|j| history.binary_search(j).is_err())
+                .map(|j| {
+                    let score: f64 = history
+                        .iter()
+                        .flat_map(|&i| co.neighbours(i))
+                        .filter(|&&(n, _)| n == j)
+                        .map(|&(_, cos)| cos)
+                        .sum();
+                    (j, score)
+                })
+                .filter(|&(_, score)| score > 0.0)
+                .collect();
+            all.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+            for k in [0, 1, 2, 3, 5, 10, 100] {
+                let expected: Vec<u32> = all.iter().take(k).map(|&(j, _)| j).collect();
+                assert_eq!(
+                    co.recommend(history, k, &mut scratch, |_| true),
+                    expected,
+                    "k = {k}"
+                );
+            }
+        }
     }
 }
