@@ -189,6 +189,24 @@ pub(crate) enum TextColumn {
 }
 
 impl TextColumn {
+    /// For a dictionary-encoded column, row `i`'s key (`None` when null or not a dictionary):
+    /// rows with the same key have the same value.
+    #[inline]
+    pub(crate) fn dict_key(&self, i: usize) -> Option<usize> {
+        match self {
+            TextColumn::Dict { keys, .. } => keys.is_valid(i).then(|| keys.value(i) as usize),
+            _ => None,
+        }
+    }
+
+    /// The number of distinct keys of a dictionary-encoded column (0 for others).
+    pub(crate) fn dict_len(&self) -> usize {
+        match self {
+            TextColumn::Dict { values, .. } => values.len(),
+            _ => 0,
+        }
+    }
+
     /// Whether row `i` has a value; for a dictionary without null values, without reading it.
     #[inline]
     pub(crate) fn is_valid(&self, i: usize) -> bool {

@@ -190,6 +190,9 @@ impl SharedIndex {
         let mut buyers = StrMap::default();
         let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
         let mut last_customer: Option<(&str, u32)> = None;
+        // A dictionary-encoded customer column: each key's buyer, found without hashing the id.
+        let mut buyer_by_key = vec![u32::MAX; tx_customer.dict_len()];
+        let mut last_order: Option<(&str, u32)> = None;
         for i in 0..tx.num_rows() {
             let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
                 incomplete_rows += 1;
@@ -238,17 +241,31 @@ impl SharedIndex {
                 prior[p] += units;
             }
             // Rows of one customer usually come together: remember the last look-up.
-            let cust = match last_customer {
-                Some((last, id)) if last == c => id,
-                _ => {
+            let cust = match (tx_customer.dict_key(i), last_customer) {
+                (Some(k), _) => {
+                    if buyer_by_key[k] == u32::MAX {
+                        buyer_by_key[k] = buyers.get_or_insert(c, buyers.len() as u32);
+                    }
+                    buyer_by_key[k]
+                }
+                (None, Some((last, id))) if last == c => id,
+                (None, _) => {
                     let id = buyers.get_or_insert(c, buyers.len() as u32);
                     last_customer = Some((c, id));
                     id
                 }
             };
             let price = products.price[p];
+            // The lines of an order come together too.
             let order = match tx_order.as_ref().and_then(|col| col.get(i)) {
-                Some(o) => orders.get_or_insert(o, orders.len() as u32),
+                Some(o) => match last_order {
+                    Some((last, id)) if last == o => id,
+                    _ => {
+                        let id = orders.get_or_insert(o, orders.len() as u32);
+                        last_order = Some((o, id));
+                        id
+                    }
+                },
                 None => NO_ORDER,
             };
             lines.push(Line {
