@@ -243,23 +243,19 @@ fn parse_file_in_parts(
         .metadata()
         .map_err(|e| PosError::io(Some(path), &e))?
         .len();
-    let (data_start, delimiter) = {
-        let table = TableReader::new(open()?, opts.delimiter)?;
-        resolve(&table, &opts.columns)?;
-        (table.data_start(), opts.delimiter.byte())
-    };
-    let (Some(data_start), Some(delimiter)) = (data_start, delimiter) else {
+    // The options and the header first, as one reader checks them.
+    let (dates, default_currency) = settings(opts)?;
+    let table = TableReader::new(open()?, opts.delimiter)?;
+    let cols = resolve(&table, &opts.columns)?;
+    let (Some(data_start), Some(delimiter)) = (table.data_start(), opts.delimiter.byte()) else {
         return parse_with(file, opts, sink);
     };
     if threads < 2 || len.saturating_sub(data_start) < 2 * part_bytes {
         return parse_with(file, opts, sink);
     }
-    let parts = super::parts::split(path, delimiter, data_start, part_bytes)?;
-    let (dates, default_currency) = settings(opts)?;
-    let table = TableReader::new(file, opts.delimiter)?;
-    let cols = resolve(&table, &opts.columns)?;
     let header = table.header().to_vec();
     drop(table);
+    let parts = super::parts::split(path, delimiter, data_start, part_bytes)?;
     let ctx = Ctx {
         cols: &cols,
         header: &header,

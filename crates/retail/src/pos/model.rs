@@ -550,19 +550,7 @@ impl CustomerBook {
         let at = (ts, line);
         let idx = match self.last {
             Some(i) if self.entries[i].0.customer_id == id => i,
-            _ => match self.index.get(id) {
-                Some(&i) => i,
-                None => {
-                    let i = self.entries.len();
-                    self.index.insert(id.to_string(), i);
-                    let customer = Customer {
-                        customer_id: id.to_string(),
-                        ..Customer::default()
-                    };
-                    self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
-                    i
-                }
-            },
+            _ => self.entry(id),
         };
         self.last = Some(idx);
         let (customer, stamps) = &mut self.entries[idx];
@@ -598,19 +586,7 @@ impl CustomerBook {
         index.clear();
         for (theirs, their_stamps) in &part.entries {
             let id = theirs.customer_id.as_str();
-            let idx = match self.index.get(id) {
-                Some(&i) => i,
-                None => {
-                    let i = self.entries.len();
-                    self.index.insert(id.to_string(), i);
-                    let customer = Customer {
-                        customer_id: id.to_string(),
-                        ..Customer::default()
-                    };
-                    self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
-                    i
-                }
-            };
+            let idx = self.entry(id);
             index.push(idx as u32);
             let (ours, stamps) = &mut self.entries[idx];
             // A stamp is only ever set with a value; the initial one is older than any row.
@@ -629,6 +605,21 @@ impl CustomerBook {
             }
         }
         self.last = None;
+    }
+
+    /// The index of customer `id`'s entry, added (with no attributes yet) when new.
+    fn entry(&mut self, id: &str) -> usize {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.entries.len();
+        self.index.insert(id.to_string(), i);
+        let customer = Customer {
+            customer_id: id.to_string(),
+            ..Customer::default()
+        };
+        self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
+        i
     }
 
     /// Forgets every customer, keeping the allocations.

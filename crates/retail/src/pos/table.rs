@@ -190,19 +190,7 @@ impl<R: Read> TableReader<R> {
     /// Opens a reader and reads the header. An empty input is a [`PosError::Empty`].
     pub fn new(reader: R, delimiter: Delimiter) -> Result<Self, PosError> {
         let source = match delimiter.byte() {
-            Some(b) => Source::Csv(
-                csv::ReaderBuilder::new()
-                    .delimiter(b)
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(LineCounter {
-                        inner: reader,
-                        offset: 0,
-                        terminators: VecDeque::new(),
-                        newlines_before: 0,
-                        quotes: QuoteTracker::new(b),
-                    }),
-            ),
+            Some(b) => csv_source(reader, b, 0, QuoteTracker::new(b)),
             None => Source::Whitespace {
                 reader: BufReader::new(reader),
                 line: 0,
@@ -251,19 +239,13 @@ impl<R: Read> TableReader<R> {
         first_line: u64,
     ) -> Self {
         let b = delimiter.byte().unwrap_or(b',');
+        let newlines_before = first_line.saturating_sub(1);
         TableReader {
-            source: Source::Csv(
-                csv::ReaderBuilder::new()
-                    .delimiter(b)
-                    .has_headers(false)
-                    .flexible(true)
-                    .from_reader(LineCounter {
-                        inner: reader,
-                        offset: 0,
-                        terminators: VecDeque::new(),
-                        newlines_before: first_line.saturating_sub(1),
-                        quotes: QuoteTracker::continuing(b, first_line),
-                    }),
+            source: csv_source(
+                reader,
+                b,
+                newlines_before,
+                QuoteTracker::continuing(b, first_line),
             ),
             header,
             delimiter,
@@ -420,6 +402,28 @@ impl<R: Read> TableReader<R> {
             }
         }
     }
+}
+
+/// A `csv` reader of records separated by `delimiter`, counting lines from `newlines_before`.
+fn csv_source<R: Read>(
+    reader: R,
+    delimiter: u8,
+    newlines_before: u64,
+    quotes: QuoteTracker,
+) -> Source<R> {
+    Source::Csv(
+        csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(LineCounter {
+                inner: reader,
+                offset: 0,
+                terminators: VecDeque::new(),
+                newlines_before,
+                quotes,
+            }),
+    )
 }
 
 fn positions(header: &[String], pred: impl Fn(&str) -> bool) -> Vec<usize> {
