@@ -160,10 +160,10 @@ impl Job {
     }
 
     /// The output encoded for its checkpoint by the store, which may write a large one to a file
-    /// as it is encoded; a large one off the async threads, as that takes a while.
+    /// as it is encoded: that one off the async threads, as it takes a while and syncs a file.
     async fn encode(&self, output: &Arc<Output>) -> Result<Vec<u8>, String> {
         // A small output takes microseconds: handing it to another thread would cost more.
-        if data::size_hint(output) < 1 << 20 {
+        if data::size_hint(output) < crate::store::OUTPUT_FILE_THRESHOLD {
             return self
                 .base
                 .store

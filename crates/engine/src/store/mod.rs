@@ -151,6 +151,11 @@ pub enum StoreError {
     Corrupt { what: String, reason: String },
 }
 
+/// Outputs at least this large may be kept in files beside a store's database (sled keeps
+/// values in its page cache and log; a large table there costs memory and a second copy on
+/// every flush); encoding one may then write and sync a file.
+pub const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
+
 /// An output encoded in memory, for [`StateStore::encode_output`].
 pub fn encode_in_memory(output: &crate::data::Output) -> Result<Vec<u8>, StoreError> {
     crate::data::encode(output)

@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use super::full_disk::{is_full, no_space};
 use super::high_water::{self, HighWater};
-use super::output_file;
 use super::{
     NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write, decode_json, keys,
     to_pairs,
 };
+use super::{OUTPUT_FILE_THRESHOLD, output_file};
 
 /// Bumped when the layout changes incompatibly.
 pub const FORMAT: u32 = 1;
@@ -393,9 +393,6 @@ fn read_clean_mark(dir: &Path) -> Option<CleanMark> {
     serde_json::from_slice(&std::fs::read(dir.join(CLEAN_MARK)).ok()?).ok()
 }
 
-/// Outputs at least this large live in files beside the database (sled keeps values in its
-/// page cache and log; a large table there costs memory and a second copy on every flush).
-const OUTPUT_FILE_THRESHOLD: usize = 256 * 1024;
 /// The directory of output files, one subdirectory per run.
 pub(super) const OUTPUTS: &str = "outputs";
 

@@ -180,17 +180,41 @@ pub fn parse_with<R: Read>(
     opts: &CsvOptions,
     sink: &mut dyn FnMut(&LineItem, u32),
 ) -> Result<StreamOutcome, PosError> {
-    let (dates, default_currency) = settings(opts)?;
-    let mut table = TableReader::new(reader, opts.delimiter)?;
+    let (table, ctx) = open(reader, opts)?;
+    read_rows(table, &ctx, sink)
+}
+
+/// Checks the options, reads the header and finds the mapped columns, as every parse starts
+/// (in that order, so the same file gives the same first error).
+fn open<R: Read>(reader: R, opts: &CsvOptions) -> Result<(TableReader<R>, Ctx<'_>), PosError> {
+    let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
+    let default_currency = match &opts.currency {
+        Some(c) => Some(
+            super::money::Currency::from_code(c)
+                .ok_or_else(|| PosError::Config(format!("currency `{c}` is not a 3-letter code")))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let table = TableReader::new(reader, opts.delimiter)?;
     let cols = resolve(&table, &opts.columns)?;
     let header = table.header().to_vec();
     let ctx = Ctx {
-        cols: &cols,
-        header: &header,
-        dates: &dates,
+        cols,
+        header,
+        dates,
         opts,
         default_currency,
     };
+    Ok((table, ctx))
+}
+
+/// Reads the rest of `table`'s rows, one after another.
+fn read_rows<R: Read>(
+    mut table: TableReader<R>,
+    ctx: &Ctx,
+    sink: &mut dyn FnMut(&LineItem, u32),
+) -> Result<StreamOutcome, PosError> {
     let mut report = ParseReport::default();
     let mut book = CustomerBook::default();
     // One item for every row: its strings keep their buffers, so a row allocates nothing.
@@ -237,32 +261,18 @@ fn parse_file_in_parts(
     threads: usize,
     part_bytes: u64,
 ) -> Result<StreamOutcome, PosError> {
-    let open = || File::open(path).map_err(|e| PosError::io(Some(path), &e));
-    let file = open()?;
-    let len = file
-        .metadata()
-        .map_err(|e| PosError::io(Some(path), &e))?
-        .len();
-    // The options and the header first, as one reader checks them.
-    let (dates, default_currency) = settings(opts)?;
-    let table = TableReader::new(open()?, opts.delimiter)?;
-    let cols = resolve(&table, &opts.columns)?;
+    let io = |e: std::io::Error| PosError::io(Some(path), &e);
+    let file = File::open(path).map_err(io)?;
+    let len = file.metadata().map_err(io)?.len();
+    let (table, ctx) = open(file, opts)?;
     let (Some(data_start), Some(delimiter)) = (table.data_start(), opts.delimiter.byte()) else {
-        return parse_with(file, opts, sink);
+        return read_rows(table, &ctx, sink);
     };
     if threads < 2 || len.saturating_sub(data_start) < 2 * part_bytes {
-        return parse_with(file, opts, sink);
+        return read_rows(table, &ctx, sink);
     }
-    let header = table.header().to_vec();
     drop(table);
     let parts = super::parts::split(path, delimiter, data_start, part_bytes)?;
-    let ctx = Ctx {
-        cols: &cols,
-        header: &header,
-        dates: &dates,
-        opts,
-        default_currency,
-    };
     let mut report = ParseReport::default();
     let mut book = CustomerBook::default();
     let mut index = Vec::new();
@@ -274,11 +284,11 @@ fn parse_file_in_parts(
             let (done, results) = mpsc::sync_channel::<Result<Parsed, PosError>>(1);
             let (give_back, returned) = mpsc::channel::<Parsed>();
             let mine: Vec<Part> = parts.iter().copied().skip(w).step_by(workers).collect();
-            let (ctx, header) = (&ctx, &header);
+            let ctx = &ctx;
             scope.spawn(move || {
                 for part in mine {
                     let parsed = returned.try_recv().unwrap_or_default();
-                    let result = parse_part(path, ctx, header, part, parsed);
+                    let result = parse_part(path, ctx, part, parsed);
                     let failed = result.is_err();
                     if done.send(result).is_err() || failed {
                         break;
@@ -324,17 +334,11 @@ struct Parsed {
     report: ParseReport,
 }
 
-fn parse_part(
-    path: &Path,
-    ctx: &Ctx,
-    header: &[String],
-    part: Part,
-    mut parsed: Parsed,
-) -> Result<Parsed, PosError> {
+fn parse_part(path: &Path, ctx: &Ctx, part: Part, mut parsed: Parsed) -> Result<Parsed, PosError> {
     let mut table = TableReader::continuing(
         part.reader(path)?,
         ctx.opts.delimiter,
-        header.to_vec(),
+        ctx.header.clone(),
         part.first_line,
     );
     parsed.len = 0;
@@ -366,24 +370,12 @@ fn parse_part(
     Ok(parsed)
 }
 
-/// The date parser and the default currency the options give.
-fn settings(opts: &CsvOptions) -> Result<(DateParser, Option<String>), PosError> {
-    let dates = DateParser::new(&opts.date_format).map_err(PosError::Config)?;
-    let default_currency = match &opts.currency {
-        Some(c) => Some(
-            super::money::Currency::from_code(c)
-                .ok_or_else(|| PosError::Config(format!("currency `{c}` is not a 3-letter code")))?
-                .to_string(),
-        ),
-        None => None,
-    };
-    Ok((dates, default_currency))
-}
-
+/// What reading a row needs: the mapped columns, the header (for messages), the date parser
+/// and the options.
 struct Ctx<'a> {
-    cols: &'a Cols,
-    header: &'a [String],
-    dates: &'a DateParser,
+    cols: Cols,
+    header: Vec<String>,
+    dates: DateParser,
     opts: &'a CsvOptions,
     default_currency: Option<String>,
 }
@@ -409,7 +401,7 @@ impl Ctx<'_> {
         row: &'r Row,
         item: &mut LineItem,
     ) -> Result<Option<CustomerSeen<'r>>, BadRow> {
-        let c = self.cols;
+        let c = &self.cols;
         let line = row.line;
         let decimal = self.opts.decimal;
         let order = match c.order {

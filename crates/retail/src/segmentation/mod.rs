@@ -226,8 +226,8 @@ impl TextColumn {
         match self {
             TextColumn::Utf8(a) => (!a.is_null(i)).then(|| a.value(i)),
             TextColumn::View(a) => (!a.is_null(i)).then(|| a.value(i)),
-            TextColumn::Dict { keys, values } => {
-                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+            TextColumn::Dict { values, .. } => {
+                let k = self.dict_key(i)?;
                 (!values.is_null(k)).then(|| values.value(k))
             }
         }
@@ -428,14 +428,10 @@ pub(crate) struct RowInterner<'a> {
 impl<'a> RowInterner<'a> {
     /// An interner for `column`, sized for about `capacity` distinct values.
     pub(crate) fn new(column: &'a TextColumn, capacity: usize) -> Self {
-        let by_key = match column {
-            TextColumn::Dict { values, .. } => vec![u32::MAX; values.len()],
-            _ => Vec::new(),
-        };
         RowInterner {
             column,
             interner: Interner::with_capacity(capacity),
-            by_key,
+            by_key: vec![u32::MAX; column.dict_len()],
         }
     }
 
@@ -443,8 +439,8 @@ impl<'a> RowInterner<'a> {
     #[inline]
     pub(crate) fn intern(&mut self, i: usize) -> Option<u32> {
         match self.column {
-            TextColumn::Dict { keys, values } => {
-                let k = keys.is_valid(i).then(|| keys.value(i) as usize)?;
+            TextColumn::Dict { values, .. } => {
+                let k = self.column.dict_key(i)?;
                 if values.is_null(k) {
                     return None;
                 }
@@ -487,8 +483,8 @@ impl<'a> TextCodes<'a> {
     #[inline]
     pub(crate) fn code(&self, row: usize) -> Option<u32> {
         match self.column {
-            TextColumn::Dict { keys, .. } => {
-                let k = keys.is_valid(row).then(|| keys.value(row) as usize)?;
+            TextColumn::Dict { .. } => {
+                let k = self.column.dict_key(row)?;
                 self.usable[k].then_some(k as u32)
             }
             column => column
