@@ -42,6 +42,7 @@ use super::model::{
     BadRow, CustomerBook, CustomerSeen, LineItem, ParseReport, PosError, StreamOutcome, parse_flag,
 };
 use super::money::{Currency, DecimalSeparator, parse_money, parse_number};
+use super::part_sink::{Merge, OneReader, PartSink};
 use super::parts::Part;
 use super::table::{Delimiter, Row, TableReader};
 
@@ -243,21 +244,37 @@ fn read_rows<R: Read>(
 /// Bytes of a file's records each thread parses at a time.
 const PART_BYTES: u64 = 4 << 20;
 
-/// [`parse_with`] for a file: a large file is parsed in parts on every core, with the same
-/// items handed to `sink` in the same order, and the same report, as [`parse_with`] gives.
-pub fn parse_file_with(
+/// Parses a file into parts made by `new_part` and merged by `merge` in file order: a large
+/// file is parsed on every core, each part on the thread that reads it; a small one by one
+/// reader. Either way the items, their order and the report are those [`parse_with`] gives.
+pub fn parse_file_in_parts<P: PartSink>(
     path: &Path,
     opts: &CsvOptions,
-    sink: &mut dyn FnMut(&LineItem, u32),
+    new_part: &(dyn Fn() -> P + Sync),
+    merge: &mut Merge<'_, P>,
 ) -> Result<StreamOutcome, PosError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    parse_file_in_parts(path, opts, sink, threads, PART_BYTES)
+    parse_parts_on(path, opts, new_part, merge, threads, PART_BYTES)
 }
 
-fn parse_file_in_parts(
+/// [`parse_file_in_parts`] on `threads` threads, in parts of `part_bytes`.
+#[cfg(test)]
+pub(crate) fn parse_file_in_parts_of<P: PartSink>(
     path: &Path,
     opts: &CsvOptions,
-    sink: &mut dyn FnMut(&LineItem, u32),
+    new_part: &(dyn Fn() -> P + Sync),
+    merge: &mut Merge<'_, P>,
+    threads: usize,
+    part_bytes: u64,
+) -> Result<StreamOutcome, PosError> {
+    parse_parts_on(path, opts, new_part, merge, threads, part_bytes)
+}
+
+fn parse_parts_on<P: PartSink>(
+    path: &Path,
+    opts: &CsvOptions,
+    new_part: &(dyn Fn() -> P + Sync),
+    merge: &mut Merge<'_, P>,
     threads: usize,
     part_bytes: u64,
 ) -> Result<StreamOutcome, PosError> {
@@ -265,11 +282,19 @@ fn parse_file_in_parts(
     let file = File::open(path).map_err(io)?;
     let len = file.metadata().map_err(io)?.len();
     let (table, ctx) = open(file, opts)?;
+    let one_reader = |table, merge: &mut Merge<'_, P>| {
+        let mut parts = OneReader::new(new_part(), merge);
+        let outcome = read_rows(table, &ctx, &mut |item, customer| {
+            parts.push(item, customer)
+        });
+        parts.finish();
+        outcome
+    };
     let (Some(data_start), Some(delimiter)) = (table.data_start(), opts.delimiter.byte()) else {
-        return read_rows(table, &ctx, sink);
+        return one_reader(table, merge);
     };
     if threads < 2 || len.saturating_sub(data_start) < 2 * part_bytes {
-        return read_rows(table, &ctx, sink);
+        return one_reader(table, merge);
     }
     drop(table);
     let parts = super::parts::split(path, delimiter, data_start, part_bytes)?;
@@ -281,13 +306,17 @@ fn parse_file_in_parts(
         let mut queues = Vec::with_capacity(workers);
         for w in 0..workers {
             // One parsed part waits while the next is parsed; parts handed back are reused.
-            let (done, results) = mpsc::sync_channel::<Result<Parsed, PosError>>(1);
-            let (give_back, returned) = mpsc::channel::<Parsed>();
+            let (done, results) = mpsc::sync_channel::<Result<Parsed<P>, PosError>>(1);
+            let (give_back, returned) = mpsc::channel::<Parsed<P>>();
             let mine: Vec<Part> = parts.iter().copied().skip(w).step_by(workers).collect();
             let ctx = &ctx;
             scope.spawn(move || {
                 for part in mine {
-                    let parsed = returned.try_recv().unwrap_or_default();
+                    let parsed = returned.try_recv().unwrap_or_else(|_| Parsed {
+                        sink: new_part(),
+                        book: CustomerBook::default(),
+                        report: ParseReport::default(),
+                    });
                     let result = parse_part(path, ctx, part, parsed);
                     let failed = result.is_err();
                     if done.send(result).is_err() || failed {
@@ -301,14 +330,12 @@ fn parse_file_in_parts(
             let (results, give_back) = &queues[i % workers];
             // A thread stops early only after sending an error, which is returned here first;
             // a thread that panicked makes the scope panic.
-            let parsed = results
+            let mut parsed = results
                 .recv()
                 .expect("a part or an error from each thread")?;
             // Customers are looked up once per part, not once per row.
             book.absorb(&parsed.book, &mut index);
-            for (item, &customer) in parsed.items[..parsed.len].iter().zip(&parsed.customer) {
-                sink(item, index[customer as usize]);
-            }
+            merge(&mut parsed.sink, &index);
             report.absorb(&parsed.report);
             let _ = give_back.send(parsed);
         }
@@ -322,42 +349,38 @@ fn parse_file_in_parts(
 }
 
 /// The rows of one part of a file, parsed.
-#[derive(Default)]
-struct Parsed {
-    /// The first `len` items are this part's (the rest are buffers kept for reuse).
-    items: Vec<LineItem>,
-    /// Per item, its customer's index in `book`.
-    customer: Vec<u32>,
-    len: usize,
-    /// The part's customers.
+struct Parsed<P> {
+    sink: P,
+    /// The part's customers, numbered as `sink` has them.
     book: CustomerBook,
     report: ParseReport,
 }
 
-fn parse_part(path: &Path, ctx: &Ctx, part: Part, mut parsed: Parsed) -> Result<Parsed, PosError> {
+fn parse_part<P: PartSink>(
+    path: &Path,
+    ctx: &Ctx,
+    part: Part,
+    mut parsed: Parsed<P>,
+) -> Result<Parsed<P>, PosError> {
     let mut table = TableReader::continuing(
         part.reader(path)?,
         ctx.opts.delimiter,
         ctx.header.clone(),
         part.first_line,
     );
-    parsed.len = 0;
-    parsed.customer.clear();
+    parsed.sink.clear();
     parsed.book.clear();
     parsed.report = ParseReport::default();
+    // One item for every row: its strings keep their buffers.
+    let mut item = LineItem::default();
     while let Some(row) = table.next_row(&mut parsed.report)? {
-        if parsed.len == parsed.items.len() {
-            parsed.items.push(LineItem::default());
-        }
-        let item = &mut parsed.items[parsed.len];
-        match ctx.row(&row, item) {
+        match ctx.row(&row, &mut item) {
             Ok(Some(seen)) => {
                 let customer =
                     parsed
                         .book
                         .observe(&item.customer_id, item.timestamp, item.line, seen);
-                parsed.customer.push(customer);
-                parsed.len += 1;
+                parsed.sink.push(&item, customer);
                 parsed.report.items += 1;
             }
             Ok(None) => {
@@ -794,22 +817,42 @@ mod tests {
     /// The items a sink received (with their customer numbers), and what the parse returned.
     type Outcome = Result<(Vec<(LineItem, u32)>, StreamOutcome), PosError>;
 
+    /// A part that keeps copies of its items.
+    impl PartSink for Vec<(LineItem, u32)> {
+        fn push(&mut self, item: &LineItem, customer: u32) {
+            self.push((item.clone(), customer));
+        }
+        fn clear(&mut self) {
+            Vec::clear(self);
+        }
+    }
+
     /// Items, customers and report of a sequential parse, and of a parse in parts of
     /// `part_bytes` on `threads` threads.
     fn both(text: &[u8], opts: &CsvOptions, threads: usize, part_bytes: u64) -> [Outcome; 2] {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), text).unwrap();
-        let run = |parts: bool| {
+        let one = {
             let mut items = Vec::new();
             let mut sink = |item: &LineItem, customer| items.push((item.clone(), customer));
-            let out = if parts {
-                parse_file_in_parts(file.path(), opts, &mut sink, threads, part_bytes)
-            } else {
-                parse_with(text, opts, &mut sink)
-            };
-            out.map(|o| (items, o))
+            parse_with(text, opts, &mut sink).map(|o| (items, o))
         };
-        [run(false), run(true)]
+        let mut items = Vec::new();
+        let mut merge = |part: &mut Vec<(LineItem, u32)>, customers: &[u32]| {
+            items.extend(
+                part.drain(..)
+                    .map(|(item, customer)| (item, customers[customer as usize])),
+            );
+        };
+        let parts = parse_parts_on(
+            file.path(),
+            opts,
+            &Vec::new,
+            &mut merge,
+            threads,
+            part_bytes,
+        );
+        [one, parts.map(|o| (items, o))]
     }
 
     #[test]

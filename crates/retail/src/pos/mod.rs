@@ -42,6 +42,7 @@ pub mod max_bad_rows;
 pub mod model;
 pub mod money;
 mod node;
+pub mod part_sink;
 mod parts;
 mod runaway_quote;
 pub mod shopify;
@@ -154,15 +155,24 @@ fn open(path: &Path) -> Result<File, PosError> {
     File::open(path).map_err(|e| PosError::io(Some(path), &e))
 }
 
-/// Parses a transaction file, streaming items to `sink`; I/O errors name the file.
-pub fn parse_file_with(
+/// Parses a transaction file into parts made by `new_part`, merged by `merge` in file order
+/// (see [`part_sink`]): a large CSV export is parsed on every core. I/O errors name the file.
+pub fn parse_file_in_parts<P: part_sink::PartSink>(
     path: &Path,
     format: &Format,
-    sink: &mut dyn FnMut(&LineItem, u32),
+    new_part: &(dyn Fn() -> P + Sync),
+    merge: &mut part_sink::Merge<'_, P>,
 ) -> Result<StreamOutcome, PosError> {
     match format {
-        Format::Csv(o) => csv_mapped::parse_file_with(path, o, sink),
-        _ => parse_with(open(path)?, format, sink),
+        Format::Csv(o) => csv_mapped::parse_file_in_parts(path, o, new_part, merge),
+        _ => {
+            let mut parts = part_sink::OneReader::new(new_part(), merge);
+            let outcome = parse_with(open(path)?, format, &mut |item, customer| {
+                parts.push(item, customer)
+            });
+            parts.finish();
+            outcome
+        }
     }
     .map_err(|e| e.with_path(path))
 }

@@ -5,11 +5,15 @@ use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::builder::{Date32Builder, Float64Builder, StringBuilder, StringDictionaryBuilder};
-use arrow_array::types::Int32Type;
-use arrow_array::{ArrayRef, BooleanArray, DictionaryArray, Int32Array, RecordBatch, StringArray};
+use arrow_array::builder::StringBuilder;
+use arrow_array::{
+    ArrayRef, BooleanArray, Date32Array, DictionaryArray, Float64Array, Int32Array, RecordBatch,
+    StringArray,
+};
+use arrow_buffer::{BooleanBuffer, Buffer, NullBuffer, OffsetBuffer, ScalarBuffer};
 use chrono::NaiveDate;
 
+use super::super::part_sink::{OneReader, PartSink};
 use super::super::{
     CatalogOptions, Customer, CustomersOptions, Format, LineItem, MaxBadRows, OnBadRows, PosError,
 };
@@ -46,21 +50,20 @@ pub(super) fn extract(
         })
         .collect();
 
-    let mut b = Builders {
-        expected_rows: expected_rows(path),
-        ..Builders::default()
-    };
-    let mut after_until = 0u64;
-    let mut keep = |item: &LineItem, customer: u32| {
-        let date = item.date();
-        if until.is_some_and(|u| date > u) {
-            after_until += 1;
-            return;
-        }
-        b.push(item, date, &products, customer);
-    };
-    let outcome =
-        super::super::parse_file_with(path, format, &mut keep).map_err(|e| file_error(path, e))?;
+    let mut b = Builders::new(expected_rows(path));
+    let new_part = || PartRows::new(until);
+    let mut merge = |part: &mut PartRows, customers: &[u32]| b.merge(part, customers, &products);
+    // The customers file is read beside the export; the export's errors come first.
+    let (outcome, list) = std::thread::scope(|scope| {
+        let list = customers
+            .as_ref()
+            .map(|(p, o)| scope.spawn(move || super::super::parse_customers_file(p, o)));
+        let outcome = super::super::parse_file_in_parts(path, format, &new_part, &mut merge);
+        let list = list.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (outcome, list)
+    });
+    let outcome = outcome.map_err(|e| file_error(path, e))?;
+    let after_until = b.after_until;
     let report = outcome.report;
     checked(path, &report, policy, max_bad)?;
     if report.bad_row_count > 0 {
@@ -83,8 +86,8 @@ pub(super) fn extract(
     // a customers file. Customers without a kept row are not needed.
     let mut seen = outcome.customers;
     let mut customers_report = None;
-    if let Some((p, o)) = &customers {
-        let list = super::super::parse_customers_file(p, o).map_err(|e| file_error(p, e))?;
+    if let (Some((p, _)), Some(list)) = (&customers, list) {
+        let list = list.map_err(|e| file_error(p, e))?;
         checked(p, &list.report, policy, max_bad)?;
         customers_report = Some(report_json(&list.report));
         let at: HashMap<&str, usize> = seen
@@ -148,14 +151,12 @@ pub(crate) fn transactions_table(
     customers: Vec<Customer>,
     products: &HashMap<&str, (Option<&str>, Option<&str>)>,
 ) -> Result<(RecordBatch, usize), NodeError> {
-    let mut b = Builders {
-        expected_rows: rows_hint,
-        ..Builders::default()
-    };
+    let mut b = Builders::new(rows_hint);
+    let mut merge = |part: &mut PartRows, customers: &[u32]| b.merge(part, customers, products);
+    let mut parts = OneReader::new(PartRows::new(None), &mut merge);
     // Customers numbered in the order they are first seen, as a parse numbers them.
     let mut numbers: HashMap<String, u32> = HashMap::default();
     for item in items {
-        let date = item.date();
         let next = numbers.len() as u32;
         let customer = match numbers.get(item.customer_id.as_str()) {
             Some(&n) => n,
@@ -164,9 +165,13 @@ pub(crate) fn transactions_table(
                 next
             }
         };
-        b.push(&item, date, products, customer);
+        parts.push(&item, customer);
     }
+    parts.finish();
     let mut seen = vec![Customer::default(); numbers.len()];
+    for (id, &n) in &numbers {
+        seen[n as usize].customer_id.clone_from(id);
+    }
     for c in customers {
         if let Some(&n) = numbers.get(c.customer_id.as_str()) {
             seen[n as usize] = c;
@@ -194,14 +199,138 @@ fn expected_rows(path: &std::path::Path) -> usize {
     (len / (sample.len() / lines).max(1)) * 21 / 20
 }
 
-/// Rows after which the builders are re-created with room for the whole file.
-const SIZING_ROWS: usize = 4096;
-
+/// The rows of one part of the file, as columns, with the part's products numbered: filled on
+/// the thread that parses the part, so that merging it costs a few array look-ups per row.
 #[derive(Default)]
+struct PartRows {
+    /// Rows dated after this are left out (and counted).
+    until: Option<NaiveDate>,
+    after_until: u64,
+    /// Per row, the customer's number in the part.
+    customer: Vec<u32>,
+    /// The order ids, one after another, and where each ends.
+    order_bytes: Vec<u8>,
+    order_ends: Vec<usize>,
+    /// Days since 1970-01-01.
+    date: Vec<i32>,
+    /// Per row, the index of its product in `products`.
+    product: Vec<u32>,
+    quantity: Vec<f64>,
+    amount: Vec<f64>,
+    products: PartProducts,
+}
+
+impl PartRows {
+    fn new(until: Option<NaiveDate>) -> Self {
+        PartRows {
+            until,
+            ..PartRows::default()
+        }
+    }
+}
+
+impl PartSink for PartRows {
+    fn push(&mut self, item: &LineItem, customer: u32) {
+        let date = item.date();
+        if self.until.is_some_and(|u| date > u) {
+            self.after_until += 1;
+            return;
+        }
+        self.customer.push(customer);
+        self.order_bytes.extend_from_slice(item.order_id.as_bytes());
+        self.order_ends.push(self.order_bytes.len());
+        self.date.push((date - EPOCH).num_days() as i32);
+        self.product.push(self.products.index(item));
+        self.quantity.push(item.quantity);
+        self.amount.push(item.amount);
+    }
+
+    fn clear(&mut self) {
+        self.after_until = 0;
+        self.customer.clear();
+        self.order_bytes.clear();
+        self.order_ends.clear();
+        self.date.clear();
+        self.product.clear();
+        self.quantity.clear();
+        self.amount.clear();
+        self.products.clear();
+    }
+}
+
+/// A part's distinct products as its items name them (id, name, category), in the order the
+/// part first shows them.
+#[derive(Default)]
+struct PartProducts {
+    list: Vec<(String, Option<String>, Option<String>)>,
+    /// Per product id, the indexes in `list` of its names and categories (most have one).
+    by_id: HashMap<String, Vec<u32>>,
+}
+
+impl PartProducts {
+    fn index(&mut self, item: &LineItem) -> u32 {
+        let (name, category) = (item.product_name.as_deref(), item.category.as_deref());
+        if let Some(found) = self.by_id.get(item.product_id.as_str()) {
+            for &i in found {
+                let (_, n, c) = &self.list[i as usize];
+                if n.as_deref() == name && c.as_deref() == category {
+                    return i;
+                }
+            }
+        }
+        let i = self.list.len() as u32;
+        self.list.push((
+            item.product_id.clone(),
+            item.product_name.clone(),
+            item.category.clone(),
+        ));
+        self.by_id
+            .entry(item.product_id.clone())
+            .or_default()
+            .push(i);
+        i
+    }
+
+    fn clear(&mut self) {
+        self.list.clear();
+        self.by_id.clear();
+    }
+}
+
+/// Distinct strings numbered in the order they are first added: the values and keys of a
+/// dictionary-encoded column.
+#[derive(Default)]
+struct Dictionary {
+    keys: HashMap<String, i32>,
+    values: StringBuilder,
+}
+
+impl Dictionary {
+    fn key(&mut self, value: &str) -> i32 {
+        if let Some(&k) = self.keys.get(value) {
+            return k;
+        }
+        let k = self.keys.len() as i32;
+        self.keys.insert(value.to_string(), k);
+        self.values.append_value(value);
+        k
+    }
+
+    fn finish(mut self, keys: Vec<Option<i32>>) -> Result<ArrayRef, arrow_schema::ArrowError> {
+        let keys = Int32Array::from(keys);
+        Ok(Arc::new(DictionaryArray::try_new(
+            keys,
+            Arc::new(self.values.finish()),
+        )?))
+    }
+}
+
+/// The `transactions` table being built from the parts, merged in file order.
 struct Builders {
-    /// The capacity hint; the builders are sized from it once [`SIZING_ROWS`] rows show how long
-    /// the values are. Growing a column of a gigabyte by doubling copies it each time.
+    /// About how many rows the file holds: the columns are sized for it once the first part
+    /// shows how long order ids are. Growing a column of a gigabyte by doubling copies it.
     expected_rows: usize,
+    after_until: u64,
     /// Per row, the customer's index: the key of the dictionary-encoded `customer_id` column
     /// (each id is stored once), and of the contact columns joined per customer.
     customer_index: Vec<u32>,
@@ -210,57 +339,132 @@ struct Builders {
     index_of: Vec<u32>,
     /// Per index here, the customer's number in the parse.
     number_of: Vec<u32>,
-    /// The distinct customer ids, by index.
-    customer_ids: StringBuilder,
-    order_id: StringBuilder,
-    date: Date32Builder,
-    product_id: StringDictionaryBuilder<Int32Type>,
-    product_name: StringDictionaryBuilder<Int32Type>,
-    category: StringDictionaryBuilder<Int32Type>,
-    quantity: Float64Builder,
-    amount: Float64Builder,
+    order_bytes: Vec<u8>,
+    order_offsets: Vec<i32>,
+    date: Vec<i32>,
+    product_id: Vec<Option<i32>>,
+    product_name: Vec<Option<i32>>,
+    category: Vec<Option<i32>>,
+    quantity: Vec<f64>,
+    amount: Vec<f64>,
+    product_ids: Dictionary,
+    product_names: Dictionary,
+    categories: Dictionary,
+    /// Per product of the part being merged, its keys in the three product columns.
+    part_keys: Vec<[Option<i32>; 3]>,
+    /// Set when the order ids pass the 2 GiB a string column can address.
+    order_ids_overflow: bool,
 }
 
 const EPOCH: NaiveDate = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
 
 impl Builders {
-    fn push(
+    fn new(expected_rows: usize) -> Self {
+        Builders {
+            expected_rows,
+            after_until: 0,
+            customer_index: Vec::new(),
+            index_of: Vec::new(),
+            number_of: Vec::new(),
+            order_bytes: Vec::new(),
+            order_offsets: vec![0],
+            date: Vec::new(),
+            product_id: Vec::new(),
+            product_name: Vec::new(),
+            category: Vec::new(),
+            quantity: Vec::new(),
+            amount: Vec::new(),
+            product_ids: Dictionary::default(),
+            product_names: Dictionary::default(),
+            categories: Dictionary::default(),
+            part_keys: Vec::new(),
+            order_ids_overflow: false,
+        }
+    }
+
+    /// Appends a part's rows; `customers[n]` is the parse's number of the part's customer `n`.
+    fn merge(
         &mut self,
-        item: &LineItem,
-        date: NaiveDate,
-        products: &HashMap<&str, (Option<&str>, Option<&str>)>,
-        customer: u32,
+        part: &PartRows,
+        customers: &[u32],
+        catalog: &HashMap<&str, (Option<&str>, Option<&str>)>,
     ) {
-        let known = products.get(item.product_id.as_str());
-        let number = customer as usize;
-        if number >= self.index_of.len() {
-            self.index_of.resize(number + 1, u32::MAX);
+        self.after_until += part.after_until;
+        let rows = part.customer.len();
+        if rows == 0 {
+            return;
         }
-        let index = match self.index_of[number] {
-            u32::MAX => {
-                let index = self.number_of.len() as u32;
-                self.index_of[number] = index;
-                self.number_of.push(customer);
-                self.customer_ids.append_value(&item.customer_id);
-                index
+        if self.customer_index.is_empty() {
+            self.reserve(rows, part.order_bytes.len());
+        }
+        // The part's products, keyed once each; the catalog fills in a missing name or
+        // category. An export without products (a payments export) has no product id: null.
+        self.part_keys.clear();
+        for (id, name, category) in &part.products.list {
+            let known = catalog.get(id.as_str());
+            let name = name.as_deref().or(known.and_then(|k| k.0));
+            let category = category.as_deref().or(known.and_then(|k| k.1));
+            self.part_keys.push([
+                (!id.is_empty()).then(|| self.product_ids.key(id)),
+                name.map(|n| self.product_names.key(n)),
+                category.map(|c| self.categories.key(c)),
+            ]);
+        }
+        for (&customer, &product) in part.customer.iter().zip(&part.product) {
+            let number = customers[customer as usize];
+            let n = number as usize;
+            if n >= self.index_of.len() {
+                self.index_of.resize(n + 1, u32::MAX);
             }
-            index => index,
-        };
-        self.customer_index.push(index);
-        self.order_id.append_value(&item.order_id);
-        self.date.append_value((date - EPOCH).num_days() as i32);
-        // An export without products (a payments export) has no product id: null, not "".
-        self.product_id
-            .append_option((!item.product_id.is_empty()).then_some(item.product_id.as_str()));
-        self.product_name
-            .append_option(item.product_name.as_deref().or(known.and_then(|k| k.0)));
-        self.category
-            .append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
-        self.quantity.append_value(item.quantity);
-        self.amount.append_value(item.amount);
-        if self.customer_index.len() == SIZING_ROWS && self.expected_rows > 2 * SIZING_ROWS {
-            self.size_for(self.expected_rows);
+            let index = match self.index_of[n] {
+                u32::MAX => {
+                    let index = self.number_of.len() as u32;
+                    self.index_of[n] = index;
+                    self.number_of.push(number);
+                    index
+                }
+                index => index,
+            };
+            self.customer_index.push(index);
+            let [id, name, category] = self.part_keys[product as usize];
+            self.product_id.push(id);
+            self.product_name.push(name);
+            self.category.push(category);
         }
+        let base = self.order_bytes.len();
+        self.order_bytes.extend_from_slice(&part.order_bytes);
+        for &end in &part.order_ends {
+            match i32::try_from(base + end) {
+                Ok(offset) => self.order_offsets.push(offset),
+                Err(_) => {
+                    self.order_ids_overflow = true;
+                    self.order_offsets.push(0);
+                }
+            }
+        }
+        self.date.extend_from_slice(&part.date);
+        self.quantity.extend_from_slice(&part.quantity);
+        self.amount.extend_from_slice(&part.amount);
+    }
+
+    /// Makes room for the whole file, from the first part's `rows` holding `order_bytes` bytes
+    /// of order ids. Only what is written is touched, so a reserve too large costs nothing.
+    fn reserve(&mut self, rows: usize, order_bytes: usize) {
+        let total = self.expected_rows.max(rows);
+        self.customer_index.reserve(total);
+        self.order_offsets.reserve(total);
+        self.order_bytes
+            .reserve(total / rows * order_bytes + order_bytes);
+        self.date.reserve(total);
+        for column in [
+            &mut self.product_id,
+            &mut self.product_name,
+            &mut self.category,
+        ] {
+            column.reserve(total);
+        }
+        self.quantity.reserve(total);
+        self.amount.reserve(total);
     }
 
     /// The details of the customers with a kept row, by their index here, from the details of
@@ -276,82 +480,76 @@ impl Builders {
             .collect()
     }
 
-    /// Re-creates the builders with room for `rows` rows, keeping what they hold.
-    fn size_for(&mut self, rows: usize) {
-        use arrow_array::builder::ArrayBuilder;
-        fn strings(b: &mut StringBuilder, rows: usize) {
-            let so_far = b.len().max(1);
-            // The values so far tell their average length.
-            let bytes = b.values_slice().len() / so_far + 1;
-            let mut old = std::mem::replace(b, StringBuilder::with_capacity(rows, rows * bytes));
-            b.extend(old.finish().iter());
-        }
-        fn dictionary(b: &mut StringDictionaryBuilder<Int32Type>, rows: usize) {
-            let mut old = std::mem::replace(b, StringDictionaryBuilder::with_capacity(rows, 0, 0));
-            let old = old.finish();
-            let old = old
-                .downcast_dict::<arrow_array::StringArray>()
-                .expect("a dictionary of strings");
-            b.extend(old);
-        }
-        fn numbers(b: &mut Float64Builder, rows: usize) {
-            let mut old = std::mem::replace(b, Float64Builder::with_capacity(rows));
-            b.extend(old.finish().iter());
-        }
-        strings(&mut self.order_id, rows);
-        for b in [
-            &mut self.product_id,
-            &mut self.product_name,
-            &mut self.category,
-        ] {
-            dictionary(b, rows);
-        }
-        numbers(&mut self.quantity, rows);
-        numbers(&mut self.amount, rows);
-        let mut old = std::mem::replace(&mut self.date, Date32Builder::with_capacity(rows));
-        self.date.extend(old.finish().iter());
-        self.customer_index
-            .reserve(rows.saturating_sub(self.customer_index.len()));
-    }
-
     fn rows(&self) -> u64 {
         self.customer_index.len() as u64
     }
 
     /// `people[i]`: the details of the customer with index `i`.
-    fn finish(mut self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
-        let keys = |has: &dyn Fn(&Customer) -> bool| -> Int32Array {
-            self.customer_index
+    fn finish(self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
+        if self.order_ids_overflow {
+            return Err(NodeError::msg(
+                "the order ids add up to more than 2 GiB, more than a table column holds; \
+                 split the export",
+            ));
+        }
+        // The three per-customer columns share one buffer of keys (a row's customer index);
+        // a row's key is null where its customer lacks the value. What each customer has is
+        // read from one byte per customer, not from the customers themselves.
+        const EMAIL: u8 = 1;
+        const NAME: u8 = 2;
+        const CONSENT_KNOWN: u8 = 4;
+        const CONSENT: u8 = 8;
+        let has: Vec<u8> = people
+            .iter()
+            .map(|p| {
+                u8::from(p.email.is_some()) * EMAIL
+                    | u8::from(p.name.is_some()) * NAME
+                    | u8::from(p.accepts_marketing.is_some()) * CONSENT_KNOWN
+                    | u8::from(p.accepts_marketing == Some(true)) * CONSENT
+            })
+            .collect();
+        let rows = self.customer_index.len();
+        let flag = |bit: u8| {
+            let index = &self.customer_index;
+            let has = &has;
+            BooleanBuffer::collect_bool(rows, move |i| has[index[i] as usize] & bit != 0)
+        };
+        let keys: ScalarBuffer<i32> = self.customer_index.iter().map(|&i| i as i32).collect();
+        let per_customer =
+            |nulls: Option<BooleanBuffer>, values: StringArray| -> Result<ArrayRef, NodeError> {
+                let keys = Int32Array::try_new(keys.clone(), nulls.map(NullBuffer::new))?;
+                Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
+            };
+        let customer_id = per_customer(
+            None,
+            people
                 .iter()
-                .map(|&i| has(&people[i as usize]).then_some(i as i32))
-                .collect()
-        };
-        let per_customer = |keys: Int32Array, values: StringArray| -> Result<ArrayRef, NodeError> {
-            Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
-        };
-        let customer_id = per_customer(keys(&|_| true), self.customer_ids.finish())?;
+                .map(|p| Some(p.customer_id.as_str()))
+                .collect(),
+        )?;
         let email = per_customer(
-            keys(&|p| p.email.is_some()),
+            Some(flag(EMAIL)),
             people.iter().map(|p| p.email.as_deref()).collect(),
         )?;
         let name = per_customer(
-            keys(&|p| p.name.is_some()),
+            Some(flag(NAME)),
             people.iter().map(|p| p.name.as_deref()).collect(),
         )?;
-        let consent: BooleanArray = self
-            .customer_index
-            .iter()
-            .map(|&i| people[i as usize].accepts_marketing)
-            .collect();
+        let consent = BooleanArray::new(flag(CONSENT), Some(NullBuffer::new(flag(CONSENT_KNOWN))));
+        let order_id = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(self.order_offsets)),
+            Buffer::from_vec(self.order_bytes),
+            None,
+        )?;
         let columns: Vec<ArrayRef> = vec![
             customer_id,
-            Arc::new(self.order_id.finish()),
-            Arc::new(self.date.finish()),
-            Arc::new(self.product_id.finish()),
-            Arc::new(self.product_name.finish()),
-            Arc::new(self.category.finish()),
-            Arc::new(self.quantity.finish()),
-            Arc::new(self.amount.finish()),
+            Arc::new(order_id),
+            Arc::new(Date32Array::from(self.date)),
+            self.product_ids.finish(self.product_id)?,
+            self.product_names.finish(self.product_name)?,
+            self.categories.finish(self.category)?,
+            Arc::new(Float64Array::from(self.quantity)),
+            Arc::new(Float64Array::from(self.amount)),
             email,
             name,
             Arc::new(consent),
@@ -367,59 +565,164 @@ impl Builders {
 mod tests {
     use std::io::Write as _;
 
+    use arrow_array::builder::{BooleanBuilder, StringDictionaryBuilder};
+    use arrow_array::types::Int32Type;
+
     use super::*;
-    use crate::pos::csv_mapped::CsvOptions;
+    use crate::pos::csv_mapped::{CsvOptions, parse_file_in_parts_of};
+
+    /// The table built row by row with arrow's own builders, from one reader's items.
+    fn reference(
+        path: &std::path::Path,
+        opts: &CsvOptions,
+        catalog: &HashMap<&str, (Option<&str>, Option<&str>)>,
+        until: NaiveDate,
+    ) -> RecordBatch {
+        let text = std::fs::read(path).unwrap();
+        let parsed = crate::pos::parse(text.as_slice(), &Format::Csv(opts.clone())).unwrap();
+        let customers: HashMap<&str, &Customer> = parsed
+            .customers
+            .iter()
+            .map(|c| (c.customer_id.as_str(), c))
+            .collect();
+        let dict = StringDictionaryBuilder::<Int32Type>::new;
+        let (mut id, mut product, mut name, mut category) = (dict(), dict(), dict(), dict());
+        let (mut email, mut person) = (dict(), dict());
+        let (mut order, mut date, mut consent) =
+            (StringBuilder::new(), Vec::new(), BooleanBuilder::new());
+        let (mut quantity, mut amount) = (Vec::new(), Vec::new());
+        for item in parsed.items.iter().filter(|i| i.date() <= until) {
+            let known = catalog.get(item.product_id.as_str());
+            let c = customers[item.customer_id.as_str()];
+            id.append_value(&item.customer_id);
+            order.append_value(&item.order_id);
+            date.push((item.date() - EPOCH).num_days() as i32);
+            product.append_option((!item.product_id.is_empty()).then_some(&item.product_id));
+            name.append_option(item.product_name.as_deref().or(known.and_then(|k| k.0)));
+            category.append_option(item.category.as_deref().or(known.and_then(|k| k.1)));
+            quantity.push(item.quantity);
+            amount.push(item.amount);
+            email.append_option(c.email.as_deref());
+            person.append_option(c.name.as_deref());
+            consent.append_option(c.accepts_marketing);
+        }
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(id.finish()),
+            Arc::new(order.finish()),
+            Arc::new(Date32Array::from(date)),
+            Arc::new(product.finish()),
+            Arc::new(name.finish()),
+            Arc::new(category.finish()),
+            Arc::new(Float64Array::from(quantity)),
+            Arc::new(Float64Array::from(amount)),
+            Arc::new(email.finish()),
+            Arc::new(person.finish()),
+            Arc::new(consent.finish()),
+        ];
+        RecordBatch::try_new(Arc::new(transactions_schema()), columns).unwrap()
+    }
 
     #[test]
-    fn builders_sized_from_the_file_hold_the_same_table() {
+    fn the_table_built_from_parts_is_the_one_built_row_by_row() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
         let mut f = std::fs::File::create(&path).unwrap();
         writeln!(
             f,
-            "order_id,customer_id,date,product_id,category,quantity,unit_price,amount"
+            "order_id,customer_id,date,product_id,product_name,category,quantity,amount,email,\
+             name,accepts_marketing"
         )
         .unwrap();
-        // Enough rows to be re-sized, with values longer after the sizing sample than in it.
+        // Products named by the export, by the catalog, by both, or by neither; a product
+        // renamed halfway; customers whose details come, change and go; rows after `until`.
+        let mut lines = 0;
         for i in 0..20_000u32 {
-            let long = if i < SIZING_ROWS as u32 {
-                ""
-            } else {
-                "-with-a-longer-name"
+            let product = i * 7 % 101;
+            let name = match product % 4 {
+                0 => String::new(),
+                1 if i > 10_000 => format!("Renamed {product}"),
+                _ => format!("Product {product}"),
             };
+            let category = if product % 3 == 0 { "" } else { "Cat" };
+            let customer = i * 13 % 977;
+            let email = if customer % 5 == 0 {
+                String::new()
+            } else {
+                format!("c{customer}.{}@example.com", i / 5000)
+            };
+            let name_of = if customer % 7 == 0 { "" } else { "Ann" };
+            let consent = ["", "yes", "no"][(i % 3) as usize];
             writeln!(
                 f,
-                "O{i},C{}{long},2025-01-{:02} 10:00:00,P{}{long},Cat{},{},2.5,{}",
-                i % 977,
+                "O{},C{customer},2025-01-{:02} 10:00:00,P{product},{name},{category},{},{},\
+                 {email},{name_of},{consent}",
+                i / 3,
                 i % 28 + 1,
-                i % 101,
-                i % 7,
                 i % 3 + 1,
                 f64::from(i % 3 + 1) * 2.5
             )
             .unwrap();
+            lines += 1;
         }
         drop(f);
-        let expected = expected_rows(&path);
-        // Estimated from the (shorter) first lines: more than there are, and enough to re-size.
-        assert!((20_000..40_000).contains(&expected), "{expected}");
+        assert_eq!(lines, 20_000);
+        let mut opts = CsvOptions::default();
+        opts.columns.product_name = Some("product_name".into());
+        opts.columns.category = Some("category".into());
+        opts.columns.email = Some("email".into());
+        opts.columns.name = Some("name".into());
+        opts.columns.accepts_marketing = Some("accepts_marketing".into());
+        let names: Vec<(String, Option<String>, Option<String>)> = (0..101)
+            .filter(|p| p % 2 == 0)
+            .map(|p| {
+                (
+                    format!("P{p}"),
+                    Some(format!("Listed {p}")),
+                    Some("Listed".into()),
+                )
+            })
+            .collect();
+        let catalog: HashMap<&str, (Option<&str>, Option<&str>)> = names
+            .iter()
+            .map(|(id, n, c)| (id.as_str(), (n.as_deref(), c.as_deref())))
+            .collect();
+        let until = NaiveDate::from_ymd_opt(2025, 1, 25).unwrap();
+        let expected = reference(&path, &opts, &catalog, until);
+        assert!(expected.num_rows() > 15_000);
 
-        let format = Format::Csv(CsvOptions::default());
-        let products = HashMap::default();
-        let table = |expected_rows: usize| {
-            let mut b = Builders {
-                expected_rows,
-                ..Builders::default()
-            };
-            let mut keep =
-                |item: &LineItem, customer| b.push(item, item.date(), &products, customer);
-            crate::pos::parse_file_with(&path, &format, &mut keep).unwrap();
-            let people = vec![Customer::default(); b.number_of.len()];
-            b.finish(&people).unwrap()
-        };
-        let grown = table(0);
-        let sized = table(expected);
-        assert_eq!(grown.num_rows(), 20_000);
-        assert_eq!(grown, sized);
+        // In parts of a few kilobytes on two and three threads, with the columns sized from
+        // the file or grown.
+        for (threads, part_bytes, expected_rows) in [(2, 4096, 0), (3, 20_000, 30_000)] {
+            let mut b = Builders::new(expected_rows);
+            let new_part = || PartRows::new(Some(until));
+            let mut merge = |part: &mut PartRows, c: &[u32]| b.merge(part, c, &catalog);
+            let outcome =
+                parse_file_in_parts_of(&path, &opts, &new_part, &mut merge, threads, part_bytes)
+                    .unwrap();
+            assert!(b.after_until > 0);
+            let people = b.people(outcome.customers);
+            let table = b.finish(&people).unwrap();
+            assert_eq!(
+                table, expected,
+                "{threads} threads, parts of {part_bytes} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn a_file_is_about_as_many_rows_as_its_first_lines_tell() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let line = "O1,C1,2025-01-01,P1,1,2.5\n";
+        std::fs::write(
+            &path,
+            format!(
+                "order_id,customer_id,date,product_id,quantity,amount\n{}",
+                line.repeat(20_000)
+            ),
+        )
+        .unwrap();
+        let expected = expected_rows(&path);
+        assert!((20_000..22_000).contains(&expected), "{expected}");
     }
 }
