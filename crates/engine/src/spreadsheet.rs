@@ -110,7 +110,42 @@ pub fn write_csv_for_spreadsheets(
     batch: &RecordBatch,
     out: impl std::io::Write,
 ) -> Result<(), ArrowError> {
-    crate::data::write_csv(&neutralize_formulas(batch)?, out)
+    SpreadsheetCsv::new(out).write(batch)
+}
+
+/// Rows neutralised and written at a time, so that a large table is not copied whole.
+const ROWS_PER_WRITE: usize = 64 * 1024;
+
+/// Writes tables one after another as one CSV with a header row, safe to open in a
+/// spreadsheet (see [`neutralize_formulas`]). Each write reaches `out` before it returns.
+pub struct SpreadsheetCsv<W: std::io::Write> {
+    writer: arrow_csv::Writer<W>,
+}
+
+impl<W: std::io::Write> SpreadsheetCsv<W> {
+    pub fn new(out: W) -> Self {
+        SpreadsheetCsv {
+            writer: arrow_csv::WriterBuilder::new().with_header(true).build(out),
+        }
+    }
+
+    /// Appends the rows of `batch` (the first write also writes the header, from its schema).
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), ArrowError> {
+        let mut start = 0;
+        loop {
+            let len = ROWS_PER_WRITE.min(batch.num_rows() - start);
+            self.writer
+                .write(&neutralize_formulas(&batch.slice(start, len))?)?;
+            start += len;
+            if start == batch.num_rows() {
+                return Ok(());
+            }
+        }
+    }
+
+    pub fn into_inner(self) -> W {
+        self.writer.into_inner()
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use chrono::Utc;
 use tokio::sync::watch;
 
 use super::context::StoreNodeState;
-use super::job::Job;
+use super::job::{Job, Source};
 use super::remote::{NodeTask, Remote, RemoteEnd, TaskInput};
 use super::{Event, Shutdown};
 use crate::data::{Body, Output};
@@ -40,8 +40,20 @@ impl Job {
         };
         let inputs = self.load_inputs().await?;
         self.record.rows_in = inputs.rows();
+        // The first attempt is given the only copy of the inputs held in memory, so the node can
+        // free an input it is done with; a retry reads them again from their checkpoints.
+        for source in &mut self.sources {
+            source.3 = Source::Stored;
+        }
+        let mut first = Some(inputs);
         let mut attempt_in_execution = 0;
         loop {
+            let inputs = match first.take() {
+                Some(inputs) => inputs,
+                // A worker reads its inputs itself.
+                None if self.remote.is_some() => Inputs::default(),
+                None => self.load_inputs().await?,
+            };
             attempt_in_execution += 1;
             self.record
                 .apply(NodeEvent::AttemptStarted {
@@ -79,7 +91,7 @@ impl Job {
                 run_cache: run_cache.clone(),
                 histories: self.base.store.histories(),
             };
-            let end = match self.one_attempt(node.clone(), ctx, inputs.clone()).await {
+            let end = match self.one_attempt(node.clone(), ctx, inputs).await {
                 AttemptEnd::Ok(output) => match self.check_output(&output) {
                     Ok(()) => AttemptEnd::Ok(run_cache.annotate(output)),
                     Err(e) => AttemptEnd::Failed(e),

@@ -75,7 +75,6 @@ impl Scheduler {
         if self.consumers_left[i] > 0 {
             self.outputs[i] = result.output;
         }
-        self.release_inputs(i);
         let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
         for d in dependents {
             self.evaluate(d);
@@ -124,7 +123,8 @@ impl Scheduler {
         }
     }
 
-    /// Drops in-memory outputs nobody else needs.
+    /// Drops in-memory outputs no dependent still has to start: the job of a dependent holds
+    /// what it was given, and its node may let go of an input it is done with.
     pub(super) fn release_inputs(&mut self, i: usize) {
         for need in &self.wf.nodes[i].needs {
             let dep = need.node;
@@ -145,7 +145,8 @@ impl Scheduler {
         checkpoints: &Checkpointer,
     ) -> Job {
         self.apply(i, NodeEvent::Dispatched);
-        let node = &self.wf.nodes[i];
+        let wf = self.wf.clone();
+        let node = &wf.nodes[i];
         let mut sources = Vec::new();
         for (need, check) in node.needs.iter().zip(&node.input_checks) {
             let dep = &self.wf.nodes[need.node];
@@ -163,6 +164,7 @@ impl Scheduler {
             };
             sources.push((dep.id.clone(), need.clone(), check.clone(), source));
         }
+        self.release_inputs(i);
         let configured = self.wf.configure(i, &base.params, run_vars);
         let attempt_log = AttemptLog::default();
         self.in_flight.insert(i, attempt_log.clone());

@@ -188,18 +188,43 @@ pub(super) fn rounded(batch: &RecordBatch) -> Result<RecordBatch, NodeError> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-pub(super) fn csv_bytes(batch: &RecordBatch) -> Result<Vec<u8>, NodeError> {
-    let batch = &rounded(batch)?;
-    let mut buf = Vec::new();
-    // These files are opened in spreadsheets: formula-like text cells are neutralised.
-    flow_engine::spreadsheet::write_csv_for_spreadsheets(batch, &mut buf)?;
+/// Rows rounded and written at a time, so that a large table is not copied whole.
+const ROWS_PER_WRITE: usize = 64 * 1024;
+
+/// Writes a table as CSV for people: amounts rounded (see [`rounded`]) and, as these files
+/// are opened in spreadsheets, formula-like text cells neutralised.
+pub(super) fn write_csv(
+    batch: &RecordBatch,
+    out: &mut dyn std::io::Write,
+) -> Result<(), NodeError> {
     if batch.num_rows() == 0 {
-        // The Arrow writer writes no header for an empty batch; a reader still wants one.
+        // A reader still wants the header.
         let schema = batch.schema();
         let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
-        buf = format!("{}\n", header.join(",")).into_bytes();
+        return out
+            .write_all(format!("{}\n", header.join(",")).as_bytes())
+            .map_err(|e| NodeError::io("cannot write a CSV header", e));
     }
+    let mut csv = flow_engine::spreadsheet::SpreadsheetCsv::new(out);
+    for start in (0..batch.num_rows()).step_by(ROWS_PER_WRITE) {
+        let len = ROWS_PER_WRITE.min(batch.num_rows() - start);
+        csv.write(&rounded(&batch.slice(start, len))?)?;
+    }
+    Ok(())
+}
+
+pub(super) fn csv_bytes(batch: &RecordBatch) -> Result<Vec<u8>, NodeError> {
+    let mut buf = Vec::new();
+    write_csv(batch, &mut buf)?;
     Ok(buf)
+}
+
+/// Writes a table as CSV (see [`write_csv`]) to `path`, atomically, without holding the text.
+pub(super) fn write_csv_file(path: &Path, batch: &RecordBatch) -> Result<(), NodeError> {
+    private_files::write_atomic_with(path, |out| {
+        write_csv(batch, out)
+            .map_err(|e| NodeError::msg(format!("cannot write {}: {e}", path.display())))
+    })
 }
 
 /// A file name from an id: letters, digits and `._@+-` kept, anything else `_`.

@@ -1,5 +1,9 @@
 //! The `messages/` folder: one `.eml` per message or one CSV per segment, replaced as a whole.
 
+use std::io::{BufWriter, Write as _};
+
+use flow_engine::spreadsheet::SpreadsheetCsv;
+
 use super::*;
 
 /// Writes the messages of the customers with `send` into a fresh folder that replaces
@@ -33,8 +37,8 @@ pub(super) fn write_messages(
     let mut files = 0u64;
     let mut used: HashSet<PathBuf> = HashSet::new();
     let mut made_dirs: HashSet<PathBuf> = HashSet::new();
-    // For csv: rows per segment, in order.
-    let mut per_segment: BTreeMap<String, Vec<[String; 8]>> = BTreeMap::new();
+    // For csv: per segment, its file and the rows waiting to be written to it, in order.
+    let mut per_segment: BTreeMap<String, SegmentCsv> = BTreeMap::new();
     for (i, p) in profiles {
         if !p.sent {
             continue;
@@ -62,7 +66,15 @@ pub(super) fn write_messages(
             Messages::Csv => {
                 let from = composer.sender(i)?;
                 let message_id = composer.message_id(i, &from);
-                per_segment.entry(segment.to_string()).or_default().push([
+                let csv = match per_segment.get_mut(segment) {
+                    Some(csv) => csv,
+                    None => {
+                        let path = root.join(format!("{}.csv", file_stem(segment)));
+                        let csv = SegmentCsv::create(path)?;
+                        per_segment.entry(segment.to_string()).or_insert(csv)
+                    }
+                };
+                csv.push([
                     id.to_string(),
                     opt_str(emails, i).unwrap_or("").to_string(),
                     opt_str(names, i).unwrap_or("").to_string(),
@@ -73,28 +85,13 @@ pub(super) fn write_messages(
                     opt_str(bodies, i).unwrap_or("").to_string(),
                     opt_str(offers, i).unwrap_or("").to_string(),
                     message_id,
-                ]);
+                ])?;
             }
             Messages::None => {}
         }
     }
-    for (segment, rows) in per_segment {
-        let columns: Vec<ArrayRef> = (0..MESSAGE_CSV_COLUMNS.len())
-            .map(|c| {
-                Arc::new(StringArray::from_iter_values(
-                    rows.iter().map(|r| r[c].as_str()),
-                )) as ArrayRef
-            })
-            .collect();
-        let schema = Schema::new(
-            MESSAGE_CSV_COLUMNS
-                .iter()
-                .map(|n| Field::new(*n, DataType::Utf8, false))
-                .collect::<Vec<_>>(),
-        );
-        let table = RecordBatch::try_new(Arc::new(schema), columns)?;
-        let path = root.join(format!("{}.csv", file_stem(&segment)));
-        private_files::write_new(&path, &csv_bytes(&table)?)?;
+    for (_, csv) in per_segment {
+        csv.finish()?;
         files += 1;
     }
     // Swap the folder in: the old one is removed only once the new one is complete.
@@ -110,6 +107,66 @@ pub(super) fn write_messages(
         std::fs::rename(&staged, &target).map_err(|e| io(&target, e))?;
     }
     Ok(files)
+}
+
+/// Rows written to a segment's message file at a time.
+const MESSAGE_ROWS_PER_WRITE: usize = 4096;
+
+/// A segment's message file being written: rows are gathered and written a batch at a time.
+struct SegmentCsv {
+    path: PathBuf,
+    out: SpreadsheetCsv<BufWriter<std::fs::File>>,
+    rows: Vec<[String; 8]>,
+}
+
+impl SegmentCsv {
+    fn create(path: PathBuf) -> Result<Self, NodeError> {
+        let file = private_files::new_file(&path)?;
+        Ok(SegmentCsv {
+            out: SpreadsheetCsv::new(BufWriter::with_capacity(1 << 20, file)),
+            rows: Vec::with_capacity(MESSAGE_ROWS_PER_WRITE),
+            path,
+        })
+    }
+
+    fn push(&mut self, row: [String; 8]) -> Result<(), NodeError> {
+        self.rows.push(row);
+        if self.rows.len() == MESSAGE_ROWS_PER_WRITE {
+            self.write()?;
+        }
+        Ok(())
+    }
+
+    fn write(&mut self) -> Result<(), NodeError> {
+        let columns: Vec<ArrayRef> = (0..MESSAGE_CSV_COLUMNS.len())
+            .map(|c| {
+                Arc::new(StringArray::from_iter_values(
+                    self.rows.iter().map(|r| r[c].as_str()),
+                )) as ArrayRef
+            })
+            .collect();
+        let schema = Schema::new(
+            MESSAGE_CSV_COLUMNS
+                .iter()
+                .map(|n| Field::new(*n, DataType::Utf8, false))
+                .collect::<Vec<_>>(),
+        );
+        let table = RecordBatch::try_new(Arc::new(schema), columns)?;
+        self.rows.clear();
+        self.out
+            .write(&table)
+            .map_err(|e| NodeError::msg(format!("cannot write {}: {e}", self.path.display())))
+    }
+
+    fn finish(mut self) -> Result<(), NodeError> {
+        if !self.rows.is_empty() {
+            self.write()?;
+        }
+        self.out
+            .into_inner()
+            .flush()
+            .map_err(|e| NodeError::io(format!("cannot write {}", self.path.display()), e))
+    }
 }
 
 /// The idempotency key as the local part of a Message-ID (RFC 5322 `dot-atom-text`): characters

@@ -23,14 +23,18 @@ pub(super) struct Measure {
 pub(super) fn write_outputs(
     cfg: &DeployConfig,
     ctx: &NodeContext,
-    campaigns: &[RecordBatch],
-    recommendations: &[RecordBatch],
-    measure: &Measure,
+    campaigns: Vec<RecordBatch>,
+    recommendations: Vec<RecordBatch>,
+    measure: Measure,
     backtests: backtests::Backtests,
 ) -> Result<Written, NodeError> {
     let now = run_time(ctx);
-    let camp = recipients::unsendable_to_skipped(&normalize(campaigns, &CAMPAIGN_COLUMNS)?)?;
-    let recs = normalize(recommendations, &RECOMMENDATION_COLUMNS)?;
+    // One role at a time, each branch's tables dropped once concatenated.
+    let camp = normalize(&campaigns, &CAMPAIGN_COLUMNS)?;
+    drop(campaigns);
+    let camp = recipients::unsendable_to_skipped(&camp)?;
+    let recs = normalize(&recommendations, &RECOMMENDATION_COLUMNS)?;
+    drop(recommendations);
     private_files::create_dirs(&cfg.out_dir)?;
     // Staging folders a killed deploy left behind hold partial messages: remove them first. The
     // lock is held until this deploy's own messages are in place.
@@ -137,6 +141,7 @@ pub(super) fn write_outputs(
         &sent_on,
         cfg.attribution_days,
     )?;
+    drop(measure);
 
     // --- Files ---------------------------------------------------------------------------------
     let out = &cfg.out_dir;
@@ -169,8 +174,9 @@ pub(super) fn write_outputs(
             .map(|(_, from)| picked.column_by_name(from).expect("normalized").clone())
             .collect(),
     )?;
-    write_atomic(&segments_path, &csv_bytes(&profile_table)?)?;
-    write_atomic(&recommendations_path, &csv_bytes(&recs)?)?;
+    write_csv_file(&segments_path, &profile_table)?;
+    drop((picked, profile_table));
+    write_csv_file(&recommendations_path, &recs)?;
     let message_files = match cfg.messages {
         Messages::None => 0,
         format => write_messages(out, format, ctx, &camp, &profiles, &now, &cfg.unsubscribe)?,

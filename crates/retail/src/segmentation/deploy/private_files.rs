@@ -4,7 +4,7 @@
 //! umask. Folders that already exist keep their permissions.
 
 use std::fs::{DirBuilder, OpenOptions, Permissions};
-use std::io::Write as _;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
@@ -22,15 +22,33 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> NodeError {
 /// Writes `bytes` to `path` atomically (a temporary file in the same folder, renamed into
 /// place) with [`FILE_MODE`].
 pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
+    write_atomic_with(path, |out| {
+        out.write_all(bytes)
+            .map_err(|e| io("cannot write", path, e))
+    })
+}
+
+/// [`write_atomic`] of what `write` writes (through a buffer), so that a large file need not
+/// be held in memory first.
+pub(crate) fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<(), NodeError>,
+) -> Result<(), NodeError> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
+    let tmp = tempfile::Builder::new()
         .prefix(".flow-tmp-")
         .tempfile_in(dir)
         .map_err(|e| io("cannot create a temporary file for", path, e))?;
     tmp.as_file()
         .set_permissions(Permissions::from_mode(FILE_MODE))
-        .and_then(|()| tmp.write_all(bytes))
-        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io("cannot write", path, e))?;
+    let mut out = BufWriter::with_capacity(1 << 20, tmp);
+    write(&mut out)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| io("cannot write", path, e.into_error()))?;
+    tmp.as_file()
+        .sync_all()
         .map_err(|e| io("cannot write", path, e))?;
     tmp.persist(path)
         .map_err(|e| io("cannot move into place", path, e.error))?;
@@ -39,7 +57,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
 
 /// Writes a new file (inside a folder being staged, so not atomically) with [`FILE_MODE`].
 pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
-    let mut file = OpenOptions::new()
+    new_file(path)?
+        .write_all(bytes)
+        .map_err(|e| io("cannot write", path, e))
+}
+
+/// A new file with [`FILE_MODE`].
+pub(crate) fn new_file(path: &Path) -> Result<std::fs::File, NodeError> {
+    let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(FILE_MODE)
@@ -47,8 +72,8 @@ pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<(), NodeError> {
         .map_err(|e| io("cannot write", path, e))?;
     // The umask may have taken bits away from the mode given at creation; set it exactly.
     file.set_permissions(Permissions::from_mode(FILE_MODE))
-        .and_then(|()| file.write_all(bytes))
-        .map_err(|e| io("cannot write", path, e))
+        .map_err(|e| io("cannot write", path, e))?;
+    Ok(file)
 }
 
 /// Creates `dir` and its missing parents with [`DIR_MODE`]; existing folders are left as
