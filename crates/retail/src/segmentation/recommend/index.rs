@@ -47,6 +47,34 @@ pub(super) struct Rising {
     pub(super) trend: Vec<f64>,
 }
 
+/// Per key of a dictionary-encoded column, the index its value was given: a value is looked
+/// up once, not once per row.
+struct ByKey(Vec<u32>);
+
+impl ByKey {
+    fn new<'c>(column: impl Into<Option<&'c TextColumn>>) -> Self {
+        ByKey(vec![
+            u32::MAX;
+            column.into().map_or(0, TextColumn::dict_len)
+        ])
+    }
+
+    /// The index of row `i`'s value (not null): `index()` the first time its key is seen, or
+    /// every time for a column that is not a dictionary.
+    #[inline]
+    fn index(&mut self, column: &TextColumn, i: usize, index: impl FnOnce() -> u32) -> u32 {
+        match column.dict_key(i) {
+            Some(k) => {
+                if self.0[k] == u32::MAX {
+                    self.0[k] = index();
+                }
+                self.0[k]
+            }
+            None => index(),
+        }
+    }
+}
+
 /// The order of a line without an `order_id`.
 pub(super) const NO_ORDER: u32 = u32::MAX;
 
@@ -193,6 +221,8 @@ impl SharedIndex {
         // A dictionary-encoded customer column: each key's buyer, found without hashing the id.
         let mut buyer_by_key = vec![u32::MAX; tx_customer.dict_len()];
         let mut last_order: Option<(&str, u32)> = None;
+        let mut item_keys = ByKey::new(&tx_product);
+        let mut category_keys = ByKey::new(tx_category.as_ref());
         for i in 0..tx.num_rows() {
             let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
                 incomplete_rows += 1;
@@ -213,12 +243,12 @@ impl SharedIndex {
                 refund_rows += 1;
                 continue;
             }
-            let category = tx_category
-                .as_ref()
-                .and_then(|col| col.get(i))
-                .map(|s| categories.intern(s).0);
+            let category = tx_category.as_ref().and_then(|col| {
+                let s = col.get(i)?;
+                Some(category_keys.index(col, i, || categories.intern(s).0))
+            });
             let name = tx_name.as_ref().and_then(|col| col.get(i));
-            let (item, _) = products.index(pid, name, category);
+            let item = item_keys.index(&tx_product, i, || products.index(pid, name, category).0);
             let p = item as usize;
             // The catalog's name and category win; the transactions fill in what it lacks.
             if products.category[p].is_none() {
