@@ -32,6 +32,7 @@
 //! | `testing` (feature `testing`) | a [`node::NodeContext`] for running a node in a test, and the workflow fuzzer |
 
 pub mod compile;
+mod cores;
 pub mod data;
 pub mod executor;
 pub mod expr;

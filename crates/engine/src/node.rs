@@ -533,8 +533,25 @@ impl Input {
     }
 }
 
-/// `tokio::task::spawn_blocking` for a node's CPU-bound work: what the work logs is still
-/// attributed to the node (the caller's tracing span goes with it).
+/// `tokio::task::spawn_blocking` for a node's CPU-bound work once one of the machine's cores
+/// is free for it: however many nodes run at once, at most as many of these run as there are
+/// cores, so CPU-heavy nodes take turns rather than share the cores while all holding their
+/// working memory. What the work logs is still attributed to the node. Work that waits on the
+/// network or another process goes through [`spawn_blocking`] instead.
+pub fn spawn_compute<F, R>(work: F) -> tokio::task::JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _core = crate::cores::CORES.take();
+        span.in_scope(work)
+    })
+}
+
+/// `tokio::task::spawn_blocking` for a node's blocking I/O (a request, a send): what the work
+/// logs is still attributed to the node (the caller's tracing span goes with it).
 pub fn spawn_blocking<F, R>(work: F) -> tokio::task::JoinHandle<R>
 where
     F: FnOnce() -> R + Send + 'static,

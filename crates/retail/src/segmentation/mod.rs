@@ -121,7 +121,7 @@ pub(crate) async fn on_transactions(
     let batch = retail_inputs::ByRole::new(inputs, node)
         .require("transactions", &tables::transactions())?
         .clone();
-    flow_engine::node::spawn_blocking(move || compute(&batch))
+    flow_engine::node::spawn_compute(move || compute(&batch))
         .await
         .map_err(|e| NodeError::msg(format!("{node} computation stopped: {e}")))?
 }

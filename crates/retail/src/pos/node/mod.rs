@@ -304,7 +304,7 @@ impl Node for ExtractNode {
         let customers = self.customers.clone();
         let (policy, max_bad, until) = (self.on_bad_rows, self.max_bad_rows, self.until);
         // Parsing is CPU-bound: keep it off the async workers.
-        flow_engine::node::spawn_blocking(move || {
+        flow_engine::node::spawn_compute(move || {
             extract(&path, &format, catalog, customers, (policy, max_bad), until)
         })
         .await

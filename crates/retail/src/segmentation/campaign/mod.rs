@@ -266,7 +266,7 @@ impl Node for Configured {
         let recommendations = by.all("recommendations");
         let cfg = self.cfg.clone();
         let params = Value::from_serialize(&ctx.params);
-        flow_engine::node::spawn_blocking(move || {
+        flow_engine::node::spawn_compute(move || {
             campaign(&cfg, &customers, &recommendations, params)
         })
         .await

@@ -513,7 +513,7 @@ impl Node for Configured {
         drop(inputs);
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
-        let written = flow_engine::node::spawn_blocking(move || {
+        let written = flow_engine::node::spawn_compute(move || {
             write_outputs(
                 &cfg,
                 &job_ctx,

@@ -242,7 +242,7 @@ impl Node for Configured {
         };
         let cfg = self.cfg.clone();
         let cache = ctx.run_cache.clone();
-        flow_engine::node::spawn_blocking(move || recommend(&tables, &cfg, &cache))
+        flow_engine::node::spawn_compute(move || recommend(&tables, &cfg, &cache))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }
