@@ -25,6 +25,7 @@ struct ProbeNode {
     probe: Probe,
     panic: bool,
     fail: bool,
+    fail_first: bool,
 }
 
 impl NodeType for Probe {
@@ -41,6 +42,7 @@ impl NodeType for Probe {
         vec![
             ParamSpec::optional("panic", ParamType::Bool, "panic"),
             ParamSpec::optional("fail", ParamType::Bool, "fail"),
+            ParamSpec::optional("fail_first", ParamType::Bool, "fail the first attempt"),
         ]
     }
     fn configure(&self, p: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
@@ -48,6 +50,7 @@ impl NodeType for Probe {
             probe: self.clone(),
             panic: p.bool_or("panic", false).map_err(|e| vec![e])?,
             fail: p.bool_or("fail", false).map_err(|e| vec![e])?,
+            fail_first: p.bool_or("fail_first", false).map_err(|e| vec![e])?,
         }))
     }
 }
@@ -65,7 +68,7 @@ impl Node for ProbeNode {
         if self.panic {
             panic!("probe panicked on purpose");
         }
-        if self.fail {
+        if self.fail || (self.fail_first && ctx.attempt == 1) {
             return Err(NodeError::msg("probe failed on purpose"));
         }
         let names: Vec<String> = inputs.iter().map(|i| i.name()).collect();
@@ -701,4 +704,30 @@ fn a_nodes_log_is_stored_with_its_final_record() {
             .unwrap()
             .is_none()
     );
+}
+
+#[test]
+fn a_retry_gets_the_same_inputs_again_from_their_checkpoints() {
+    // The first attempt is handed the only in-memory copy of its inputs; the second reads
+    // them from the checkpoints.
+    let s = Setup::new();
+    let wf = s.workflow(
+        r#"
+name: t
+nodes:
+  - { id: a, kind: action, type: test.probe }
+  - { id: c, kind: action, type: test.probe }
+  - id: b
+    kind: output
+    type: test.probe
+    needs: [a, c]
+    retry: { max_attempts: 2, backoff: 1ms }
+    with: { fail_first: true }
+"#,
+    );
+    let outcome = s.run(&wf, None, HashSet::new());
+    assert_eq!(outcome.run.status, RunStatus::Succeeded);
+    assert_eq!(s.runs("b"), 2);
+    assert_eq!(record(&outcome, "b").attempts.len(), 2);
+    assert_eq!(probe_inputs(&s, &outcome, "b"), ["a", "c"]);
 }
