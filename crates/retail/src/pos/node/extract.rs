@@ -502,10 +502,11 @@ impl Builders {
         let has: Vec<u8> = people
             .iter()
             .map(|p| {
-                u8::from(p.email.is_some()) * EMAIL
-                    | u8::from(p.name.is_some()) * NAME
-                    | u8::from(p.accepts_marketing.is_some()) * CONSENT_KNOWN
-                    | u8::from(p.accepts_marketing == Some(true)) * CONSENT
+                let bit = |has: bool, bit: u8| if has { bit } else { 0 };
+                bit(p.email.is_some(), EMAIL)
+                    | bit(p.name.is_some(), NAME)
+                    | bit(p.accepts_marketing.is_some(), CONSENT_KNOWN)
+                    | bit(p.accepts_marketing == Some(true), CONSENT)
             })
             .collect();
         let rows = self.customer_index.len();

@@ -509,7 +509,6 @@ impl Node for Configured {
         };
         // Each table is let go of once used (this run holds the only copies); at 10M lines
         // the inputs are gigabytes.
-        drop(by);
         drop(inputs);
         let cfg = self.cfg.clone();
         let job_ctx = ctx.clone();
