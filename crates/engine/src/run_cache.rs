@@ -33,6 +33,9 @@ struct Entry {
     key: Box<dyn Any + Send + Sync>,
     /// An `Arc<OnceLock<Arc<V>>>` for the value's type `V`.
     slot: Arc<dyn Any + Send + Sync>,
+    /// The nodes whose outputs the value was computed from: once every node reading one of
+    /// them has ended, nobody can ask for the value again.
+    from: Vec<String>,
 }
 
 #[derive(Default)]
@@ -65,9 +68,27 @@ impl RunCache {
     /// The value stored under `key`, else `compute()`'s, stored for the rest of the execution.
     /// Values are told apart by key and type. A caller asking for a value another is computing
     /// waits for it, so `compute` runs once per key: call this from blocking code (such as
-    /// [`crate::node::spawn_blocking`]) when `compute` is slow. A failure that other nodes
+    /// [`crate::node::spawn_compute`]) when `compute` is slow. A failure that other nodes
     /// should see too is cached as part of the value (`V = Result<T, String>`).
     pub fn get_or_compute<K, V>(&self, key: K, compute: impl FnOnce() -> V) -> Arc<V>
+    where
+        K: PartialEq + Send + Sync + 'static,
+        V: Send + Sync + 'static,
+    {
+        self.get_or_compute_from(&[] as &[&str], key, compute)
+    }
+
+    /// [`Self::get_or_compute`] for a value computed from the caller's inputs named `inputs`
+    /// ([`crate::node::Input::name`]): only a node that reads them can ask for it, so the cache
+    /// lets go of it once every node reading one of them has ended (nodes still holding the
+    /// value keep it until they drop it). A large index over the run's transactions is then
+    /// freed when the nodes that share it are done, not when the run ends.
+    pub fn get_or_compute_from<K, V>(
+        &self,
+        inputs: &[impl AsRef<str>],
+        key: K,
+        compute: impl FnOnce() -> V,
+    ) -> Arc<V>
     where
         K: PartialEq + Send + Sync + 'static,
         V: Send + Sync + 'static,
@@ -87,6 +108,12 @@ impl RunCache {
                     entries.push(Entry {
                         key: Box::new(key),
                         slot: slot.clone(),
+                        // `classify.vip` is read from node `classify`.
+                        from: inputs
+                            .iter()
+                            .map(|i| i.as_ref().split('.').next().unwrap_or_default().to_string())
+                            .filter(|node| !node.is_empty())
+                            .collect(),
                     });
                     slot
                 }
@@ -107,6 +134,12 @@ impl RunCache {
         };
         count.fetch_add(1, Ordering::Relaxed);
         value
+    }
+
+    /// Every node that reads the output of node `node` has ended: values computed from it go.
+    pub(crate) fn release_from(&self, node: &str) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries.retain(|e| !e.from.iter().any(|f| f == node));
     }
 
     /// The lookups made through this handle so far.

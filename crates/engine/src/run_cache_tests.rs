@@ -101,6 +101,8 @@ struct Shared {
 struct SharedNode {
     computed: Arc<AtomicUsize>,
     key: Option<String>,
+    /// The value is computed from the node's inputs.
+    from_inputs: bool,
 }
 
 impl NodeType for Shared {
@@ -114,24 +116,33 @@ impl NodeType for Shared {
         &[NodeKind::Action]
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![ParamSpec::optional("key", ParamType::String, "key")]
+        vec![
+            ParamSpec::optional("key", ParamType::String, "key"),
+            ParamSpec::optional("from_inputs", ParamType::Bool, "computed from the inputs"),
+        ]
     }
     fn configure(&self, p: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
         Ok(Arc::new(SharedNode {
             computed: self.computed.clone(),
             key: p.opt_str("key").map_err(|e| vec![e])?.map(String::from),
+            from_inputs: p.bool_or("from_inputs", false).map_err(|e| vec![e])?,
         }))
     }
 }
 
 #[async_trait]
 impl Node for SharedNode {
-    async fn run(&self, ctx: NodeContext, _: Inputs) -> Result<Output, NodeError> {
+    async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         let Some(key) = self.key.clone() else {
             return Ok(Output::data(Data::Json(serde_json::Value::Null)));
         };
         let computed = self.computed.clone();
-        let value = ctx.run_cache.get_or_compute(key, move || {
+        let from: Vec<String> = match self.from_inputs {
+            true => inputs.iter().map(|i| i.name()).collect(),
+            false => Vec::new(),
+        };
+        let cache = ctx.run_cache.clone();
+        let value = cache.get_or_compute_from(&from, key, move || {
             computed.fetch_add(1, Ordering::SeqCst);
             ctx.run_id.clone()
         });
@@ -232,4 +243,61 @@ nodes:
     };
     assert_eq!(value(&first), serde_json::json!(first.run.id));
     assert_eq!(value(&second), serde_json::json!(second.run.id));
+}
+
+#[test]
+fn a_value_computed_from_inputs_goes_once_every_reader_of_one_of_them_has_ended() {
+    let cache = RunCache::new();
+    let computed = AtomicUsize::new(0);
+    let get = |cache: &RunCache| {
+        cache.get_or_compute_from(&["transactions", "classify.vip"], "index", || {
+            computed.fetch_add(1, Ordering::SeqCst)
+        })
+    };
+    let held = get(&cache);
+    cache.release_from("catalog");
+    get(&cache);
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        1,
+        "kept: not computed from `catalog`"
+    );
+    // `classify.vip` is the output of `classify`.
+    cache.release_from("classify");
+    get(&cache);
+    assert_eq!(
+        computed.load(Ordering::SeqCst),
+        2,
+        "let go of, then computed again"
+    );
+    // A node still holding the value keeps it.
+    assert_eq!(*held, 0);
+    // Values computed from nothing stay for the execution.
+    cache.get_or_compute("plain", || 1u8);
+    cache.release_from("classify");
+    cache.release_from("transactions");
+    assert_eq!(cache.stats().misses, 3);
+    cache.get_or_compute("plain", || 1u8);
+    assert_eq!(cache.stats().hits, 2);
+}
+
+#[test]
+fn the_run_lets_go_of_a_shared_value_when_the_readers_of_its_inputs_have_ended() {
+    let shared = Shared::default();
+    let mut registry: Registry = crate::nodes::core_registry();
+    registry.register(shared.clone());
+    // `one` and `two` share a value computed from `src`; `later` reads only what they made,
+    // so by the time it asks, the value is gone and is computed again.
+    let yaml = "name: t
+nodes:
+  - { id: src, kind: action, type: test.shared }
+  - { id: one, kind: action, type: test.shared, needs: src, with: { key: index, from_inputs: true } }
+  - { id: two, kind: action, type: test.shared, needs: src, with: { key: index, from_inputs: true } }
+  - { id: later, kind: action, type: test.shared, needs: [one, two], with: { key: index } }
+";
+    let wf = Arc::new(compile(yaml, std::path::Path::new("t.yaml"), &registry).expect("valid"));
+    let store = Arc::new(MemoryStore::default());
+    let out = run_once(&store, &wf, None);
+    assert_eq!(out.run.status, crate::store::RunStatus::Succeeded);
+    assert_eq!(shared.computed.load(Ordering::SeqCst), 2);
 }

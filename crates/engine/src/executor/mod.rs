@@ -149,6 +149,8 @@ pub async fn execute(
         records: Vec::with_capacity(n),
         outputs: vec![None; n],
         consumers_left: vec![0; n],
+        readers_left: vec![0; n],
+        run_cache: RunCache::new(),
         ready: BTreeSet::new(),
         position: vec![0; n],
         events: opts.events.clone(),
@@ -179,6 +181,7 @@ pub async fn execute(
     }
     for node in &workflow.nodes {
         sched.consumers_left[node.index] = workflow.dependents(node.index).count();
+        sched.readers_left[node.index] = sched.consumers_left[node.index];
     }
 
     let fired: HashSet<&str> = run.trigger.triggers.iter().map(String::as_str).collect();
@@ -194,7 +197,7 @@ pub async fn execute(
             store: store.clone(),
         }),
         store: store.clone(),
-        run_cache: RunCache::new(),
+        run_cache: sched.run_cache.clone(),
     };
 
     // Settle what can be settled before anything runs: unfired triggers, skips.

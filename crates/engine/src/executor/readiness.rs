@@ -140,5 +140,6 @@ impl Scheduler {
             reason,
         });
         self.release_inputs(i);
+        self.ended(i);
     }
 }

@@ -15,6 +15,7 @@ use super::job::{Job, Source, TaskResult};
 use super::{Event, ExecOptions};
 use crate::compile::Workflow;
 use crate::data::Output;
+use crate::run_cache::RunCache;
 use crate::store::{Attempt, InvalidTransition, NodeEvent, NodeRecord, NodeStatus, Write};
 use crate::template::RunVars;
 
@@ -25,6 +26,10 @@ pub(super) struct Scheduler {
     /// Outputs kept in memory while some dependent still has to start.
     pub(super) outputs: Vec<Option<Arc<Output>>>,
     pub(super) consumers_left: Vec<usize>,
+    /// Per node, its dependents that have yet to end (finish, fail or be skipped); at none,
+    /// the run cache lets go of values computed from its output.
+    pub(super) readers_left: Vec<usize>,
+    pub(super) run_cache: RunCache,
     /// Ready nodes by topological position, so runs are deterministic under a limit.
     pub(super) ready: BTreeSet<(usize, usize)>,
     pub(super) position: Vec<usize>,
@@ -75,6 +80,7 @@ impl Scheduler {
         if self.consumers_left[i] > 0 {
             self.outputs[i] = result.output;
         }
+        self.ended(i);
         let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
         for d in dependents {
             self.evaluate(d);
@@ -99,6 +105,7 @@ impl Scheduler {
                 at: now,
             },
         );
+        self.ended(i);
         let record = &self.records[i];
         let status = record.status;
         self.pending_writes.push(Write::Node {
@@ -119,6 +126,17 @@ impl Scheduler {
             let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
             for d in dependents {
                 self.evaluate(d);
+            }
+        }
+    }
+
+    /// Node `i` ended (it will not ask the run cache for anything more).
+    pub(super) fn ended(&mut self, i: usize) {
+        for need in &self.wf.nodes[i].needs {
+            let dep = need.node;
+            self.readers_left[dep] = self.readers_left[dep].saturating_sub(1);
+            if self.readers_left[dep] == 0 {
+                self.run_cache.release_from(&self.wf.nodes[dep].id);
             }
         }
     }

@@ -168,7 +168,9 @@ pub(super) fn backtest(
         cutoff,
         recent_days: cfg.recent_days,
     };
-    let slot = cache.get_or_compute(key, || Calibration::build(t, cutoff, cfg.recent_days));
+    let slot = cache.get_or_compute_from(&t.index_inputs, key, || {
+        Calibration::build(t, cutoff, cfg.recent_days)
+    });
     let cal = match slot.as_ref() {
         Ok(cal) => cal,
         Err(e) => return head(0, Vec::new(), Some(format!("no backtest: {e}"))),

@@ -144,7 +144,7 @@ pub(crate) fn recommend(
             rows: batch.num_rows(),
         });
     }
-    let slot = cache.get_or_compute(IndexKey::new(t, cfg), || {
+    let slot = cache.get_or_compute_from(&t.index_inputs, IndexKey::new(t, cfg), || {
         SharedIndex::build(
             &t.catalog,
             &t.transactions,
