@@ -19,6 +19,10 @@ use crate::run_cache::RunCache;
 use crate::store::{Attempt, InvalidTransition, NodeEvent, NodeRecord, NodeStatus, Write};
 use crate::template::RunVars;
 
+/// Outputs of this size or more are not kept in memory for one dependent that cannot start yet
+/// (see [`Scheduler::keep_for_later`]); reading a smaller one back costs more than it holds.
+const KEEP_FOR_LATER_BYTES: usize = 16 << 20;
+
 pub(super) struct Scheduler {
     pub(super) wf: Arc<Workflow>,
     /// Each node's record; its status is the scheduler's view of the node.
@@ -85,6 +89,9 @@ impl Scheduler {
         for d in dependents {
             self.evaluate(d);
         }
+        if !self.keep_for_later(i) {
+            self.outputs[i] = None;
+        }
     }
 
     /// A node's task died without reporting (cancelled or panicked outside the attempt).
@@ -147,9 +154,31 @@ impl Scheduler {
         for need in &self.wf.nodes[i].needs {
             let dep = need.node;
             self.consumers_left[dep] = self.consumers_left[dep].saturating_sub(1);
-            if self.consumers_left[dep] == 0 {
+            if !self.keep_for_later(dep) {
                 self.outputs[dep] = None;
             }
+        }
+    }
+
+    /// Whether node `i`'s output stays in memory for the dependents still to start. A large
+    /// output left for one dependent that cannot start yet is not kept: that dependent reads
+    /// the checkpoint when it starts, so a table needed again only at the end of the run (by
+    /// a report, say) does not hold its memory all along. Several dependents still to start
+    /// share the copy in memory.
+    fn keep_for_later(&self, i: usize) -> bool {
+        match self.consumers_left[i] {
+            0 => false,
+            1 => {
+                let Some(output) = &self.outputs[i] else {
+                    return false;
+                };
+                crate::data::size_hint(output) < KEEP_FOR_LATER_BYTES
+                    || self
+                        .wf
+                        .dependents(i)
+                        .any(|(d, _)| self.ready.contains(&(self.position[d], d)))
+            }
+            _ => true,
         }
     }
 

@@ -19,6 +19,10 @@ use crate::store::{MemoryStore, RunStatus};
 #[derive(Clone, Default)]
 struct Probe {
     runs: Arc<Mutex<HashMap<String, usize>>>,
+    /// The column of the last table a probe made (`rows`), to see when its memory goes.
+    table: Arc<Mutex<Option<std::sync::Weak<dyn arrow_array::Array>>>>,
+    /// Whether that column was gone when a probe with `check_released` ran.
+    released: Arc<Mutex<Option<bool>>>,
 }
 
 struct ProbeNode {
@@ -26,6 +30,8 @@ struct ProbeNode {
     panic: bool,
     fail: bool,
     fail_first: bool,
+    rows: Option<u64>,
+    check_released: bool,
 }
 
 impl NodeType for Probe {
@@ -43,6 +49,16 @@ impl NodeType for Probe {
             ParamSpec::optional("panic", ParamType::Bool, "panic"),
             ParamSpec::optional("fail", ParamType::Bool, "fail"),
             ParamSpec::optional("fail_first", ParamType::Bool, "fail the first attempt"),
+            ParamSpec::optional(
+                "rows",
+                ParamType::Integer,
+                "output a table of this many rows",
+            ),
+            ParamSpec::optional(
+                "check_released",
+                ParamType::Bool,
+                "see if the table is gone",
+            ),
         ]
     }
     fn configure(&self, p: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
@@ -51,6 +67,8 @@ impl NodeType for Probe {
             panic: p.bool_or("panic", false).map_err(|e| vec![e])?,
             fail: p.bool_or("fail", false).map_err(|e| vec![e])?,
             fail_first: p.bool_or("fail_first", false).map_err(|e| vec![e])?,
+            rows: Some(p.u64_or("rows", 0).map_err(|e| vec![e])?).filter(|&r| r > 0),
+            check_released: p.bool_or("check_released", false).map_err(|e| vec![e])?,
         }))
     }
 }
@@ -70,6 +88,18 @@ impl Node for ProbeNode {
         }
         if self.fail || (self.fail_first && ctx.attempt == 1) {
             return Err(NodeError::msg("probe failed on purpose"));
+        }
+        if self.check_released {
+            let table = self.probe.table.lock().unwrap();
+            let gone = table.as_ref().is_some_and(|t| t.upgrade().is_none());
+            *self.probe.released.lock().unwrap() = Some(gone);
+        }
+        if let Some(rows) = self.rows {
+            let column: arrow_array::ArrayRef =
+                Arc::new(arrow_array::Float64Array::from(vec![1.0; rows as usize]));
+            *self.probe.table.lock().unwrap() = Some(Arc::downgrade(&column));
+            let batch = arrow_array::RecordBatch::try_from_iter([("x", column)]).unwrap();
+            return Ok(Output::table(batch));
         }
         let names: Vec<String> = inputs.iter().map(|i| i.name()).collect();
         Ok(Output::data(Data::Json(serde_json::json!(names))))
@@ -730,4 +760,33 @@ nodes:
     assert_eq!(s.runs("b"), 2);
     assert_eq!(record(&outcome, "b").attempts.len(), 2);
     assert_eq!(probe_inputs(&s, &outcome, "b"), ["a", "c"]);
+}
+
+#[test]
+fn a_large_output_left_for_a_dependent_that_cannot_start_is_read_back_from_its_checkpoint() {
+    // `big` is read by `first` at once and by `last` only at the end: once `first` is done,
+    // no copy stays in memory until `last` starts, and `last` reads the checkpoint. A small
+    // output stays in memory.
+    for (rows, released) in [(2_200_000u64, true), (1_000, false)] {
+        let s = Setup::new();
+        let wf = s.workflow(&format!(
+            r#"
+name: t
+nodes:
+  - {{ id: big, kind: action, type: test.probe, with: {{ rows: {rows} }} }}
+  - {{ id: first, kind: action, type: test.probe, needs: big }}
+  - {{ id: slow, kind: action, type: test.probe, needs: first, with: {{ check_released: true }} }}
+  - {{ id: last, kind: output, type: test.probe, needs: [big, slow] }}
+"#
+        ));
+        let outcome = s.run(&wf, None, HashSet::new());
+        assert_eq!(outcome.run.status, RunStatus::Succeeded, "{rows} rows");
+        assert_eq!(
+            *s.probe.released.lock().unwrap(),
+            Some(released),
+            "{rows} rows"
+        );
+        assert!(record(&outcome, "last").rows_in >= rows, "{rows} rows");
+        assert_eq!(probe_inputs(&s, &outcome, "last"), ["big", "slow"]);
+    }
 }
