@@ -122,6 +122,34 @@ fn calibration_pairs(index: &SharedIndex) -> Result<Vec<Pair>, String> {
 
 /// The `backtest` metadata of one node, for the customers `ids` of its segment (`full`: the
 /// index of the node's own analysis date). Never fails: what stops it is said in `note`.
+/// The run's calibration for the cut-off `cutoff`, built once and shared by the recommend nodes.
+fn calibration(
+    t: &RecommendInputs,
+    cfg: &RecommendConfig,
+    cutoff: i32,
+    cache: &RunCache,
+) -> std::sync::Arc<Result<Calibration, String>> {
+    let [catalog, transactions] = t.index_inputs.clone();
+    let key = CalibrationKey {
+        catalog,
+        transactions,
+        cutoff,
+        recent_days: cfg.recent_days,
+    };
+    cache.get_or_compute_from(&t.index_inputs, key, || {
+        Calibration::build(t, cutoff, cfg.recent_days)
+    })
+}
+
+/// Builds (or waits for) the calibration [`backtest`] will ask for, from the analysis date the
+/// run's index will have, so that it can be built before that index is. Problems are left for
+/// the index to report.
+pub(super) fn prepare(t: &RecommendInputs, cfg: &RecommendConfig, cache: &RunCache) {
+    if let Ok(Some(end)) = SharedIndex::end_of(&t.transactions, cfg.analysis_date) {
+        calibration(t, cfg, end - cfg.backtest_days, cache);
+    }
+}
+
 pub(super) fn backtest(
     full: &SharedIndex,
     ids: &[&str],
@@ -161,16 +189,7 @@ pub(super) fn backtest(
         }
         v
     };
-    let [catalog, transactions] = t.index_inputs.clone();
-    let key = CalibrationKey {
-        catalog,
-        transactions,
-        cutoff,
-        recent_days: cfg.recent_days,
-    };
-    let slot = cache.get_or_compute_from(&t.index_inputs, key, || {
-        Calibration::build(t, cutoff, cfg.recent_days)
-    });
+    let slot = calibration(t, cfg, cutoff, cache);
     let cal = match slot.as_ref() {
         Ok(cal) => cal,
         Err(e) => return head(0, Vec::new(), Some(format!("no backtest: {e}"))),

@@ -47,6 +47,18 @@ pub(super) struct Rising {
     pub(super) trend: Vec<f64>,
 }
 
+/// The analysis date: the one given, else the latest transaction date.
+fn end_date(dates: &arrow_array::Date32Array, analysis_date: Option<i32>) -> i32 {
+    match analysis_date {
+        Some(d) => d,
+        None => (0..dates.len())
+            .filter(|&i| dates.is_valid(i))
+            .map(|i| dates.value(i))
+            .max()
+            .unwrap_or(0),
+    }
+}
+
 /// Per key of a dictionary-encoded column, the index its value was given: a value is looked
 /// up once, not once per row.
 struct ByKey(Vec<u32>);
@@ -197,14 +209,7 @@ impl SharedIndex {
         let catalog_items = products.ids.len();
 
         // --- Transactions --------------------------------------------------------------------
-        let end = match analysis_date {
-            Some(d) => d,
-            None => (0..tx.num_rows())
-                .filter(|&i| tx_date.is_valid(i))
-                .map(|i| tx_date.value(i))
-                .max()
-                .unwrap_or(0),
-        };
+        let end = end_date(&tx_date, analysis_date);
         let recent_start = end - recent_days; // exclusive
         let prior_start = recent_start - recent_days; // exclusive
         let value = |col: &Option<arrow_array::Float64Array>, i: usize| {
@@ -342,6 +347,14 @@ impl SharedIndex {
             rising: OnceLock::new(),
             interval: OnceLock::new(),
         })
+    }
+
+    /// The analysis date an index of `tx` has (`Ok(None)`: `tx` has no dates to index).
+    pub(super) fn end_of(
+        tx: &RecordBatch,
+        analysis_date: Option<i32>,
+    ) -> Result<Option<i32>, NodeError> {
+        Ok(date_column(tx, "date")?.map(|dates| end_date(&dates, analysis_date)))
     }
 
     /// Best first: higher score, then lower product id.

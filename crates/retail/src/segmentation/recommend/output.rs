@@ -115,8 +115,24 @@ impl OutBuilders {
 
 /// Computes the recommendations table and its metadata.
 /// The segment-independent index comes from `cache`: the first node of a run builds it (while
-/// others asking wait), the others reuse it.
+/// others asking wait), the others reuse it. With a backtest, the backtest's calibration (an
+/// index of the purchases up to the cut-off, also shared) is built on a second thread at the
+/// same time: the two indexes are the recommend nodes' largest work, and a second recommend
+/// node would otherwise wait idle for the first index.
 pub(crate) fn recommend(
+    t: &RecommendInputs,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Output, NodeError> {
+    std::thread::scope(|scope| {
+        if cfg.backtest_days > 0 {
+            scope.spawn(|| super::backtest::prepare(t, cfg, cache));
+        }
+        ranked(t, cfg, cache)
+    })
+}
+
+fn ranked(
     t: &RecommendInputs,
     cfg: &RecommendConfig,
     cache: &RunCache,
