@@ -30,8 +30,6 @@ pub(super) struct Accumulated<'a> {
     /// Favourite category (by spend) and top category (by affinity index, with the index).
     pub(super) favourite: Vec<Option<&'a str>>,
     pub(super) top: Vec<Option<(&'a str, f64)>>,
-    /// The `clv_backtest` metadata (`None`: off).
-    pub(super) backtest: Option<serde_json::Value>,
 }
 
 /// Computes the metrics table and its metadata.
@@ -77,9 +75,9 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             marketing: Vec::new(),
             favourite: Vec::new(),
             top: Vec::new(),
-            backtest: super::backtest::clv_backtest(&[], 0, 0, cfg),
         };
-        return finish(acc, cfg);
+        let backtest = super::backtest::clv_backtest(&[], 0, 0, cfg);
+        return Ok(with_backtest(finish(acc, cfg)?, backtest));
     };
 
     // Pass 1: customer keys of the kept rows (dense, first-seen), then renumbered in id order
@@ -181,13 +179,61 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         )));
     }
     let used = transactions.len() as u64;
-    let backtest = super::backtest::clv_backtest(&transactions, n_customers, end, cfg);
-    drop(transactions);
+    // The CLV backtest refits the models on an earlier window: on a thread of its own, beside
+    // the category figures and this window's fits, with which it shares nothing.
+    let (backtest, out) = std::thread::scope(|scope| {
+        let backtest =
+            scope.spawn(|| super::backtest::clv_backtest(&transactions, n_customers, end, cfg));
+        let out = categories_and_fits(
+            Accumulated {
+                names: sorted_names,
+                end,
+                used,
+                after,
+                missing,
+                revenue,
+                spend: latest.iter().map(|l| l.spend).collect(),
+                orders: order_counts,
+                summaries,
+                email: texts(&latest, email_codes.as_ref(), |l| l.email),
+                name: texts(&latest, name_codes.as_ref(), |l| l.name),
+                marketing: latest.iter().map(|l| l.marketing.map(|x| x.1)).collect(),
+                favourite: Vec::new(),
+                top: Vec::new(),
+            },
+            categories.map(RowInterner::into_names).unwrap_or_default(),
+            category_lines,
+            cfg,
+        );
+        let backtest = backtest
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (backtest, out)
+    });
+    Ok(with_backtest(out?, backtest))
+}
+
+/// The output with the CLV backtest's metadata, when there is one.
+fn with_backtest(out: Output, backtest: Option<serde_json::Value>) -> Output {
+    match backtest {
+        Some(b) => out.with_meta("clv_backtest", b),
+        None => out,
+    }
+}
+
+/// Each customer's favourite and top category from the category lines, then the models' fits
+/// and the table.
+fn categories_and_fits<'a>(
+    mut acc: Accumulated<'a>,
+    category_names: Vec<&'a str>,
+    category_lines: Vec<CategorySpend>,
+    cfg: &MetricsConfig,
+) -> Result<Output, NodeError> {
+    let n_customers = acc.names.len();
 
     // Category favourites (by net spend) and top affinity (by index).
-    let category_names = categories.map(RowInterner::into_names).unwrap_or_default();
-    let mut favourite: Vec<Option<&str>> = vec![None; n_customers];
-    let mut top: Vec<Option<(&str, f64)>> = vec![None; n_customers];
+    let mut favourite: Vec<Option<&'a str>> = vec![None; n_customers];
+    let mut top: Vec<Option<(&'a str, f64)>> = vec![None; n_customers];
     if !category_lines.is_empty() {
         let cells = category_affinity(&category_lines)
             .map_err(|e| NodeError::msg(format!("category affinity: {e}")))?;
@@ -225,24 +271,8 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         }
     }
     drop(category_lines);
-
-    let acc = Accumulated {
-        names: sorted_names,
-        end,
-        used,
-        after,
-        missing,
-        revenue,
-        spend: latest.iter().map(|l| l.spend).collect(),
-        orders: order_counts,
-        summaries,
-        email: texts(&latest, email_codes.as_ref(), |l| l.email),
-        name: texts(&latest, name_codes.as_ref(), |l| l.name),
-        marketing: latest.iter().map(|l| l.marketing.map(|x| x.1)).collect(),
-        favourite,
-        top,
-        backtest,
-    };
+    acc.favourite = favourite;
+    acc.top = top;
     finish(acc, cfg)
 }
 

@@ -277,9 +277,5 @@ pub(super) fn finish(acc: Accumulated<'_>, cfg: &MetricsConfig) -> Result<Output
         .with_meta("transactions_after_analysis_date", acc.after)
         .with_meta("rows_with_missing_values", acc.missing)
         .with_meta("revenue", acc.revenue);
-    let out = match acc.backtest {
-        Some(b) => out.with_meta("clv_backtest", b),
-        None => out,
-    };
     Ok(with_model_meta(out, &models, &predictions))
 }
