@@ -560,6 +560,35 @@ mod tests {
     }
 
     #[test]
+    fn numbers_in_the_metadata_come_back_exactly() {
+        // A resumed run reads its inputs' metadata back from their checkpoints; a figure one
+        // bit off there would show in its report.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let values: Vec<f64> = (0..20_000)
+            .map(|i| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                match i % 3 {
+                    0 => (seed >> 11) as f64 / (1u64 << 53) as f64,
+                    1 => f64::from_bits(seed >> 2),
+                    _ => (seed % 1_000_000) as f64 / 81.0,
+                }
+            })
+            .filter(|v| v.is_finite())
+            .collect();
+        let out = Output::data(Data::Empty).with_meta("values", values.clone());
+        let back = decode(&encode(&out).unwrap()).unwrap();
+        let got: Vec<f64> = serde_json::from_value(back.meta["values"].clone()).unwrap();
+        let wrong = values
+            .iter()
+            .zip(&got)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(wrong, 0, "of {}", values.len());
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(decode(b"nonsense").is_err());
         assert!(decode(b"FLOWOUT2").is_err());
