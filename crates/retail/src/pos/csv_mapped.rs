@@ -258,19 +258,7 @@ pub fn parse_file_in_parts<P: PartSink>(
 }
 
 /// [`parse_file_in_parts`] on `threads` threads, in parts of `part_bytes`.
-#[cfg(test)]
-pub(crate) fn parse_file_in_parts_of<P: PartSink>(
-    path: &Path,
-    opts: &CsvOptions,
-    new_part: &(dyn Fn() -> P + Sync),
-    merge: &mut Merge<'_, P>,
-    threads: usize,
-    part_bytes: u64,
-) -> Result<StreamOutcome, PosError> {
-    parse_parts_on(path, opts, new_part, merge, threads, part_bytes)
-}
-
-fn parse_parts_on<P: PartSink>(
+pub(crate) fn parse_parts_on<P: PartSink>(
     path: &Path,
     opts: &CsvOptions,
     new_part: &(dyn Fn() -> P + Sync),

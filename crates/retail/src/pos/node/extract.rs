@@ -570,7 +570,7 @@ mod tests {
     use arrow_array::types::Int32Type;
 
     use super::*;
-    use crate::pos::csv_mapped::{CsvOptions, parse_file_in_parts_of};
+    use crate::pos::csv_mapped::{CsvOptions, parse_parts_on};
 
     /// The table built row by row with arrow's own builders, from one reader's items.
     fn reference(
@@ -698,8 +698,7 @@ mod tests {
             let new_part = || PartRows::new(Some(until));
             let mut merge = |part: &mut PartRows, c: &[u32]| b.merge(part, c, &catalog);
             let outcome =
-                parse_file_in_parts_of(&path, &opts, &new_part, &mut merge, threads, part_bytes)
-                    .unwrap();
+                parse_parts_on(&path, &opts, &new_part, &mut merge, threads, part_bytes).unwrap();
             assert!(b.after_until > 0);
             let people = b.people(outcome.customers);
             let table = b.finish(&people).unwrap();
