@@ -113,8 +113,9 @@ pub fn write_csv_for_spreadsheets(
     SpreadsheetCsv::new(out).write(batch)
 }
 
-/// Rows neutralised and written at a time, so that a large table is not copied whole.
-const ROWS_PER_WRITE: usize = 64 * 1024;
+/// Rows neutralised and written at a time, so that a large table is not copied whole; a
+/// caller that transforms a table before writing it can do so in slices of this size too.
+pub const ROWS_PER_WRITE: usize = 64 * 1024;
 
 /// Writes tables one after another as one CSV with a header row, safe to open in a
 /// spreadsheet (see [`neutralize_formulas`]). Each write reaches `out` before it returns.

@@ -66,3 +66,45 @@ impl<'a, 'm, P: PartSink> OneReader<'a, 'm, P> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps each item's line and customer number.
+    #[derive(Default)]
+    struct Lines(Vec<(u64, u32)>);
+
+    impl PartSink for Lines {
+        fn push(&mut self, item: &LineItem, customer: u32) {
+            self.0.push((item.line, customer));
+        }
+        fn clear(&mut self) {
+            self.0.clear();
+        }
+    }
+
+    #[test]
+    fn one_readers_items_reach_the_merge_in_order_over_several_parts() {
+        // Three parts and a bit, with customers first seen in every part and numbers that
+        // skip ahead (a parse numbers customers as they come, whatever the part).
+        let n = 3 * ITEMS_PER_PART as u64 + 17;
+        let customer = |line: u64| ((line * 7919) % 50_021) as u32;
+        let mut merged = Vec::new();
+        let mut parts = 0;
+        let mut merge = |part: &mut Lines, customers: &[u32]| {
+            parts += 1;
+            merged.extend(part.0.iter().map(|&(l, c)| (l, customers[c as usize])));
+        };
+        let mut reader = OneReader::new(Lines::default(), &mut merge);
+        let mut item = LineItem::default();
+        for line in 1..=n {
+            item.line = line;
+            reader.push(&item, customer(line));
+        }
+        reader.finish();
+        assert_eq!(parts, 4);
+        let expected: Vec<(u64, u32)> = (1..=n).map(|l| (l, customer(l))).collect();
+        assert_eq!(merged, expected);
+    }
+}

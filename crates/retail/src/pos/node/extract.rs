@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::builder::StringBuilder;
+use arrow_array::builder::{Int32Builder, StringBuilder};
 use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, DictionaryArray, Float64Array, Int32Array, RecordBatch,
     StringArray,
@@ -297,29 +297,30 @@ impl PartProducts {
     }
 }
 
-/// Distinct strings numbered in the order they are first added: the values and keys of a
-/// dictionary-encoded column.
+/// A dictionary-encoded text column being built: distinct values numbered in the order they
+/// are first keyed, and each row's key.
 #[derive(Default)]
 struct Dictionary {
-    keys: HashMap<String, i32>,
+    index: HashMap<String, i32>,
     values: StringBuilder,
+    rows: Int32Builder,
 }
 
 impl Dictionary {
+    /// The key of `value`, adding it to the values when new.
     fn key(&mut self, value: &str) -> i32 {
-        if let Some(&k) = self.keys.get(value) {
+        if let Some(&k) = self.index.get(value) {
             return k;
         }
-        let k = self.keys.len() as i32;
-        self.keys.insert(value.to_string(), k);
+        let k = self.index.len() as i32;
+        self.index.insert(value.to_string(), k);
         self.values.append_value(value);
         k
     }
 
-    fn finish(mut self, keys: Vec<Option<i32>>) -> Result<ArrayRef, arrow_schema::ArrowError> {
-        let keys = Int32Array::from(keys);
+    fn finish(mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
         Ok(Arc::new(DictionaryArray::try_new(
-            keys,
+            self.rows.finish(),
             Arc::new(self.values.finish()),
         )?))
     }
@@ -342,9 +343,6 @@ struct Builders {
     order_bytes: Vec<u8>,
     order_offsets: Vec<i32>,
     date: Vec<i32>,
-    product_id: Vec<Option<i32>>,
-    product_name: Vec<Option<i32>>,
-    category: Vec<Option<i32>>,
     quantity: Vec<f64>,
     amount: Vec<f64>,
     product_ids: Dictionary,
@@ -369,9 +367,6 @@ impl Builders {
             order_bytes: Vec::new(),
             order_offsets: vec![0],
             date: Vec::new(),
-            product_id: Vec::new(),
-            product_name: Vec::new(),
-            category: Vec::new(),
             quantity: Vec::new(),
             amount: Vec::new(),
             product_ids: Dictionary::default(),
@@ -427,9 +422,9 @@ impl Builders {
             };
             self.customer_index.push(index);
             let [id, name, category] = self.part_keys[product as usize];
-            self.product_id.push(id);
-            self.product_name.push(name);
-            self.category.push(category);
+            self.product_ids.rows.append_option(id);
+            self.product_names.rows.append_option(name);
+            self.categories.rows.append_option(category);
         }
         let base = self.order_bytes.len();
         self.order_bytes.extend_from_slice(&part.order_bytes);
@@ -457,11 +452,12 @@ impl Builders {
             .reserve(total / rows * order_bytes + order_bytes);
         self.date.reserve(total);
         for column in [
-            &mut self.product_id,
-            &mut self.product_name,
-            &mut self.category,
+            &mut self.product_ids,
+            &mut self.product_names,
+            &mut self.categories,
         ] {
-            column.reserve(total);
+            // Nothing appended yet: the first part reserves.
+            column.rows = Int32Builder::with_capacity(total);
         }
         self.quantity.reserve(total);
         self.amount.reserve(total);
@@ -546,9 +542,9 @@ impl Builders {
             customer_id,
             Arc::new(order_id),
             Arc::new(Date32Array::from(self.date)),
-            self.product_ids.finish(self.product_id)?,
-            self.product_names.finish(self.product_name)?,
-            self.categories.finish(self.category)?,
+            self.product_ids.finish()?,
+            self.product_names.finish()?,
+            self.categories.finish()?,
             Arc::new(Float64Array::from(self.quantity)),
             Arc::new(Float64Array::from(self.amount)),
             email,

@@ -188,9 +188,6 @@ pub(super) fn rounded(batch: &RecordBatch) -> Result<RecordBatch, NodeError> {
     Ok(RecordBatch::try_new(schema, columns)?)
 }
 
-/// Rows rounded and written at a time, so that a large table is not copied whole.
-const ROWS_PER_WRITE: usize = 64 * 1024;
-
 /// Writes a table as CSV for people: amounts rounded (see [`rounded`]) and, as these files
 /// are opened in spreadsheets, formula-like text cells neutralised.
 pub(super) fn write_csv(
@@ -205,7 +202,9 @@ pub(super) fn write_csv(
             .write_all(format!("{}\n", header.join(",")).as_bytes())
             .map_err(|e| NodeError::io("cannot write a CSV header", e));
     }
-    let mut csv = flow_engine::spreadsheet::SpreadsheetCsv::new(out);
+    use flow_engine::spreadsheet::{ROWS_PER_WRITE, SpreadsheetCsv};
+    // Rounded a slice at a time, as the writer writes them.
+    let mut csv = SpreadsheetCsv::new(out);
     for start in (0..batch.num_rows()).step_by(ROWS_PER_WRITE) {
         let len = ROWS_PER_WRITE.min(batch.num_rows() - start);
         csv.write(&rounded(&batch.slice(start, len))?)?;
