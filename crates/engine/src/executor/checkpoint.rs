@@ -1,11 +1,20 @@
 //! Group commit: checkpoint writes from all node tasks go to one thread, which applies whatever
 //! has queued up as one batch and flushes once for every writer that waits for durability.
+//!
+//! Writes that need not be durable (a node's record when an attempt starts) wait up to
+//! [`LAZY_WAIT`] for the next durable batch and go to disk with it: a short node's start and
+//! end then cost one store batch and one flush, not two of each.
 
 use std::sync::Arc;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use crate::store::{StateStore, StoreError, Write};
+
+/// How long writes that need not be durable wait for a durable batch to join.
+const LAZY_WAIT: Duration = Duration::from_millis(50);
 
 /// Batches checkpoint writes from all tasks into shared flushes on a dedicated thread.
 #[derive(Clone)]
@@ -20,6 +29,10 @@ struct Request {
 
 impl Checkpointer {
     pub(super) fn start(store: Arc<dyn StateStore>) -> Self {
+        Self::with_lazy_wait(store, LAZY_WAIT)
+    }
+
+    fn with_lazy_wait(store: Arc<dyn StateStore>, lazy_wait: Duration) -> Self {
         let (tx, rx) = std::sync::mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("flow-checkpoint".into())
@@ -29,17 +42,35 @@ impl Checkpointer {
                     while let Ok(more) = rx.try_recv() {
                         batch.push(more);
                     }
-                    let durable = batch.iter().any(|r| r.ack.is_some());
+                    let mut durable = batch.iter().any(|r| r.ack.is_some());
+                    let deadline = Instant::now() + lazy_wait;
+                    while !durable {
+                        match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                            Ok(more) => {
+                                durable = more.ack.is_some();
+                                batch.push(more);
+                            }
+                            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
+                                break;
+                            }
+                        }
+                    }
+                    while let Ok(more) = rx.try_recv() {
+                        durable |= more.ack.is_some();
+                        batch.push(more);
+                    }
                     let mut writes = Vec::new();
                     let mut acks = Vec::new();
                     for req in batch {
                         writes.extend(req.writes);
                         acks.extend(req.ack);
                     }
-                    let mut result = store.apply(writes).map_err(Arc::new);
-                    if result.is_ok() && durable {
-                        result = store.flush().map_err(Arc::new);
+                    let result = if durable {
+                        store.apply_durable(writes)
+                    } else {
+                        store.apply(writes)
                     }
+                    .map_err(Arc::new);
                     for ack in acks {
                         let _ = ack.send(result.clone());
                     }
@@ -77,4 +108,98 @@ impl Checkpointer {
     }
 
     pub(super) fn close(self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::store::{MemoryStore, NodeRecord};
+
+    /// Counts the batches and flushes that reach a memory store.
+    #[derive(Default)]
+    struct Counting {
+        inner: MemoryStore,
+        batches: Mutex<Vec<usize>>,
+        flushes: Mutex<usize>,
+    }
+
+    impl StateStore for Counting {
+        fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            self.batches.lock().unwrap().push(writes.len());
+            self.inner.apply(writes)
+        }
+        fn flush(&self) -> Result<(), StoreError> {
+            *self.flushes.lock().unwrap() += 1;
+            self.inner.flush()
+        }
+        fn run(&self, run_id: &str) -> Result<Option<crate::store::RunRecord>, StoreError> {
+            self.inner.run(run_id)
+        }
+        fn runs(&self) -> Result<Vec<crate::store::RunRecord>, StoreError> {
+            self.inner.runs()
+        }
+        fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
+            self.inner.newest_run_id()
+        }
+        fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
+            self.inner.nodes(run_id)
+        }
+        fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.output(run_id, node_id)
+        }
+        fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(namespace, key)
+        }
+        fn scan(
+            &self,
+            namespace: &str,
+            prefix: &str,
+        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+            self.inner.scan(namespace, prefix)
+        }
+        fn location(&self) -> String {
+            self.inner.location()
+        }
+        fn remove(
+            &self,
+            removal: &crate::store::Removal,
+        ) -> Result<crate::store::Removed, StoreError> {
+            self.inner.remove(removal)
+        }
+    }
+
+    fn record(node: &str) -> Write {
+        Write::Node {
+            run_id: "r".into(),
+            record: NodeRecord::new(node),
+            output: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_need_not_be_durable_joins_the_next_durable_batch() {
+        let store = Arc::new(Counting::default());
+        let checkpoints = Checkpointer::with_lazy_wait(store.clone(), Duration::from_secs(60));
+        checkpoints.lazy(vec![record("a")]);
+        checkpoints.durable(vec![record("b")]).await.unwrap();
+        assert_eq!(*store.batches.lock().unwrap(), vec![2]);
+        assert_eq!(*store.flushes.lock().unwrap(), 1);
+        assert_eq!(store.nodes("r").unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_need_not_be_durable_is_applied_after_the_wait_without_a_flush() {
+        let store = Arc::new(Counting::default());
+        let checkpoints = Checkpointer::with_lazy_wait(store.clone(), Duration::from_millis(10));
+        checkpoints.lazy(vec![record("a")]);
+        let waited = Instant::now();
+        while store.nodes("r").unwrap().is_empty() {
+            assert!(waited.elapsed() < Duration::from_secs(30), "never applied");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*store.batches.lock().unwrap(), vec![1]);
+        assert_eq!(*store.flushes.lock().unwrap(), 0);
+    }
 }

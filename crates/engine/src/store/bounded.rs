@@ -175,6 +175,10 @@ impl StateStore for BoundedStore {
         self.write(|store| store.flush())
     }
 
+    fn apply_durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.write(move |store| store.apply_durable(writes))
+    }
+
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
         self.inner.run(run_id)
     }

@@ -168,6 +168,12 @@ pub trait StateStore: Send + Sync {
     fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError>;
     /// Makes every applied write durable (fsync).
     fn flush(&self) -> Result<(), StoreError>;
+    /// [`StateStore::apply`] then [`StateStore::flush`]; a store that hands writes to another
+    /// thread does both in one hand-over.
+    fn apply_durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.apply(writes)?;
+        self.flush()
+    }
     fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError>;
     /// All runs, newest first.
     fn runs(&self) -> Result<Vec<RunRecord>, StoreError>;
