@@ -5,7 +5,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use arrow_array::builder::{Int32Builder, StringBuilder};
+use arrow_array::builder::Int32Builder;
 use arrow_array::{
     ArrayRef, BooleanArray, Date32Array, DictionaryArray, Float64Array, Int32Array, RecordBatch,
     StringArray,
@@ -19,6 +19,7 @@ use super::super::{
 };
 use super::report::{checked, file_error, report_json};
 use super::transactions_schema;
+use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 use flow_engine::plural::plural_of;
@@ -297,35 +298,6 @@ impl PartProducts {
     }
 }
 
-/// A dictionary-encoded text column being built: distinct values numbered in the order they
-/// are first keyed, and each row's key.
-#[derive(Default)]
-struct Dictionary {
-    index: HashMap<String, i32>,
-    values: StringBuilder,
-    rows: Int32Builder,
-}
-
-impl Dictionary {
-    /// The key of `value`, adding it to the values when new.
-    fn key(&mut self, value: &str) -> i32 {
-        if let Some(&k) = self.index.get(value) {
-            return k;
-        }
-        let k = self.index.len() as i32;
-        self.index.insert(value.to_string(), k);
-        self.values.append_value(value);
-        k
-    }
-
-    fn finish(mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
-        Ok(Arc::new(DictionaryArray::try_new(
-            self.rows.finish(),
-            Arc::new(self.values.finish()),
-        )?))
-    }
-}
-
 /// The `transactions` table being built from the parts, merged in file order.
 struct Builders {
     /// About how many rows the file holds: the columns are sized for it once the first part
@@ -345,9 +317,9 @@ struct Builders {
     date: Vec<i32>,
     quantity: Vec<f64>,
     amount: Vec<f64>,
-    product_ids: Dictionary,
-    product_names: Dictionary,
-    categories: Dictionary,
+    product_ids: TextDictionary,
+    product_names: TextDictionary,
+    categories: TextDictionary,
     /// Per product of the part being merged, its keys in the three product columns.
     part_keys: Vec<[Option<i32>; 3]>,
     /// Set when the order ids pass the 2 GiB a string column can address.
@@ -369,9 +341,9 @@ impl Builders {
             date: Vec::new(),
             quantity: Vec::new(),
             amount: Vec::new(),
-            product_ids: Dictionary::default(),
-            product_names: Dictionary::default(),
-            categories: Dictionary::default(),
+            product_ids: TextDictionary::default(),
+            product_names: TextDictionary::default(),
+            categories: TextDictionary::default(),
             part_keys: Vec::new(),
             order_ids_overflow: false,
         }
@@ -562,7 +534,7 @@ impl Builders {
 mod tests {
     use std::io::Write as _;
 
-    use arrow_array::builder::{BooleanBuilder, StringDictionaryBuilder};
+    use arrow_array::builder::{BooleanBuilder, StringBuilder, StringDictionaryBuilder};
     use arrow_array::types::Int32Type;
 
     use super::*;

@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::index::{NO_ORDER, SharedIndex};
+use super::index::{NO_ORDER, Orders, SharedIndex};
 use super::rank::{Member, Pair, rank};
 use super::{RecommendConfig, RecommendInputs, Strategy};
 use crate::segmentation::day_string;
@@ -57,8 +57,14 @@ impl Calibration {
         cutoff: i32,
         recent_days: i32,
     ) -> Result<Self, String> {
-        let index = SharedIndex::build(&t.catalog, &t.transactions, Some(cutoff), recent_days)
-            .map_err(|e| e.to_string())?;
+        let index = SharedIndex::build(
+            &t.catalog,
+            &t.transactions,
+            Some(cutoff),
+            recent_days,
+            Orders::Numbered,
+        )
+        .map_err(|e| e.to_string())?;
         let purchases: Vec<Purchase> = index
             .lines
             .iter()

@@ -217,21 +217,16 @@ pub fn best_customers(t: &Tables) -> Vec<(String, String)> {
 
 /// How many distinct recommendation lists a recommendations table holds.
 pub fn distinct_lists(table: &RecordBatch) -> usize {
-    use arrow_array::cast::AsArray;
     use std::collections::{HashMap, HashSet};
-    let (Some(c), Some(p)) = (
-        table
-            .column_by_name("customer_id")
-            .map(|c| c.as_string::<i32>()),
-        table
-            .column_by_name("product_id")
-            .map(|c| c.as_string::<i32>()),
-    ) else {
+    let column = |name: &str| super::super::text_column(table, name).ok().flatten();
+    let (Some(c), Some(p)) = (column("customer_id"), column("product_id")) else {
         return 0;
     };
     let mut lists: HashMap<&str, Vec<&str>> = HashMap::new();
     for i in 0..table.num_rows() {
-        lists.entry(c.value(i)).or_default().push(p.value(i));
+        if let (Some(c), Some(p)) = (c.get(i), p.get(i)) {
+            lists.entry(c).or_default().push(p);
+        }
     }
     lists.into_values().collect::<HashSet<_>>().len()
 }

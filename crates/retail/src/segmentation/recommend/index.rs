@@ -16,7 +16,8 @@ use flow_engine::node::NodeError;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Line {
     pub(super) cust: u32,
-    /// The order (interned `order_id`); [`NO_ORDER`] without one.
+    /// The order (interned `order_id`); [`NO_ORDER`] without one, or in an index built with
+    /// [`Orders::Ignored`].
     pub(super) order: u32,
     pub(super) item: u32,
     pub(super) day: i32,
@@ -89,6 +90,16 @@ impl ByKey {
 
 /// The order of a line without an `order_id`.
 pub(super) const NO_ORDER: u32 = u32::MAX;
+/// Whether an index numbers its lines' orders: only the backtest's co-purchase pairs read them,
+/// and numbering every order of a large export is a hash table of millions of ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Orders {
+    Numbered,
+    Ignored,
+}
+
+/// The buyer of a transaction row the index leaves out.
+const SKIPPED: u32 = u32::MAX;
 
 /// The catalog's columns.
 pub(super) struct CatalogColumns {
@@ -138,13 +149,11 @@ pub(super) struct SharedIndex {
     /// Every customer of the kept transaction rows, by first appearance.
     pub(super) buyers: StrMap,
     /// The kept transaction rows; `cust` indexes `buyers`. Grouped by buyer, each buyer's by
-    /// (item, day), when `by_buyer` is set (a branch then copies contiguous runs instead of
-    /// gathering rows scattered over the whole table), else in input order.
+    /// (item, day), lines of one item and day in input order: a branch copies contiguous runs
+    /// instead of gathering rows scattered over the whole table.
     pub(super) lines: Vec<Line>,
-    /// CSR offsets per buyer into `lines` when grouped; `None` when rows with the same buyer,
-    /// item and day differ, as the order among them (the unstable sort's) then matters for
-    /// sums, so `lines` keeps the input order.
-    pub(super) by_buyer: Option<Vec<usize>>,
+    /// CSR offsets per buyer into `lines`.
+    pub(super) by_buyer: Vec<usize>,
     /// Recency-weighted popularity: per line `0.5^(age / POP_HALF_LIFE_DAYS)`, age in days
     /// before the analysis date.
     pub(super) pop: Vec<f64>,
@@ -162,6 +171,7 @@ impl SharedIndex {
         tx: &RecordBatch,
         analysis_date: Option<i32>,
         recent_days: i32,
+        orders_of_lines: Orders,
     ) -> Result<Self, NodeError> {
         let cat = CatalogColumns::new(catalog)?;
         let need = |name: &str, why: &str| missing_column(tx, name, why);
@@ -174,7 +184,10 @@ impl SharedIndex {
         let tx_amount = f64_column(tx, "amount")?;
         let tx_category = text_column(tx, "category")?;
         let tx_name = text_column(tx, "product_name")?;
-        let tx_order = text_column(tx, "order_id")?;
+        let tx_order = match orders_of_lines {
+            Orders::Numbered => text_column(tx, "order_id")?,
+            Orders::Ignored => None,
+        };
         let mut orders = StrMap::default();
 
         // --- Catalog -------------------------------------------------------------------------
@@ -216,38 +229,94 @@ impl SharedIndex {
             col.as_ref().filter(|c| c.is_valid(i)).map(|c| c.value(i))
         };
 
-        let mut pop: Vec<f64> = Vec::new();
-        let mut recent: Vec<f64> = Vec::new();
-        let mut prior: Vec<f64> = Vec::new();
-        let mut lines: Vec<Line> = Vec::with_capacity(tx.num_rows());
-        let mut buyers = StrMap::default();
+        // First pass: which rows are kept, and each kept row's buyer (numbered by first
+        // appearance), so the second pass writes every line straight to its buyer's place.
         let (mut rows_after, mut refund_rows, mut incomplete_rows) = (0u64, 0u64, 0u64);
+        let mut buyers = StrMap::default();
+        let mut row_buyer: Vec<u32> = Vec::with_capacity(tx.num_rows());
         let mut last_customer: Option<(&str, u32)> = None;
         // A dictionary-encoded customer column: each key's buyer, found without hashing the id.
         let mut buyer_by_key = vec![u32::MAX; tx_customer.dict_len()];
-        let mut last_order: Option<(&str, u32)> = None;
-        let mut item_keys = ByKey::new(&tx_product);
-        let mut category_keys = ByKey::new(tx_category.as_ref());
         for i in 0..tx.num_rows() {
-            let (Some(c), Some(pid)) = (tx_customer.get(i), tx_product.get(i)) else {
+            let (Some(c), Some(_)) = (tx_customer.get(i), tx_product.get(i)) else {
                 incomplete_rows += 1;
+                row_buyer.push(SKIPPED);
                 continue;
             };
             if !tx_date.is_valid(i) {
                 incomplete_rows += 1;
+                row_buyer.push(SKIPPED);
                 continue;
             }
-            let day = tx_date.value(i);
-            if day > end {
+            if tx_date.value(i) > end {
                 rows_after += 1;
+                row_buyer.push(SKIPPED);
                 continue;
             }
+            if value(&tx_quantity, i).is_some_and(|q| q < 0.0)
+                || value(&tx_amount, i).is_some_and(|a| a < 0.0)
+            {
+                refund_rows += 1;
+                row_buyer.push(SKIPPED);
+                continue;
+            }
+            // Rows of one customer usually come together: remember the last look-up.
+            let cust = match (tx_customer.dict_key(i), last_customer) {
+                (Some(k), _) => {
+                    if buyer_by_key[k] == u32::MAX {
+                        buyer_by_key[k] = buyers.get_or_insert(c, buyers.len() as u32);
+                    }
+                    buyer_by_key[k]
+                }
+                (None, Some((last, id))) if last == c => id,
+                (None, _) => {
+                    let id = buyers.get_or_insert(c, buyers.len() as u32);
+                    last_customer = Some((c, id));
+                    id
+                }
+            };
+            row_buyer.push(cust);
+        }
+        drop(buyer_by_key);
+        let mut by_buyer = vec![0usize; buyers.len() + 1];
+        for &b in &row_buyer {
+            if b != SKIPPED {
+                by_buyer[b as usize + 1] += 1;
+            }
+        }
+        for b in 0..buyers.len() {
+            by_buyer[b + 1] += by_buyer[b];
+        }
+        let mut next = by_buyer.clone();
+
+        // Second pass, in input order: the products, their popularity, and the lines.
+        let mut pop: Vec<f64> = Vec::new();
+        let mut recent: Vec<f64> = Vec::new();
+        let mut prior: Vec<f64> = Vec::new();
+        let mut lines = vec![
+            Line {
+                cust: 0,
+                order: NO_ORDER,
+                item: 0,
+                day: 0,
+                spend: 0.0,
+                units: 0.0,
+                category: None,
+            };
+            by_buyer[buyers.len()]
+        ];
+        let mut last_order: Option<(&str, u32)> = None;
+        let mut item_keys = ByKey::new(&tx_product);
+        let mut category_keys = ByKey::new(tx_category.as_ref());
+        for (i, &cust) in row_buyer.iter().enumerate() {
+            if cust == SKIPPED {
+                continue;
+            }
+            let (Some(pid), day) = (tx_product.get(i), tx_date.value(i)) else {
+                continue;
+            };
             let quantity = value(&tx_quantity, i);
             let amount = value(&tx_amount, i);
-            if quantity.is_some_and(|q| q < 0.0) || amount.is_some_and(|a| a < 0.0) {
-                refund_rows += 1;
-                continue;
-            }
             let category = tx_category.as_ref().and_then(|col| {
                 let s = col.get(i)?;
                 Some(category_keys.index(col, i, || categories.intern(s).0))
@@ -275,21 +344,6 @@ impl SharedIndex {
             } else if day > prior_start {
                 prior[p] += units;
             }
-            // Rows of one customer usually come together: remember the last look-up.
-            let cust = match (tx_customer.dict_key(i), last_customer) {
-                (Some(k), _) => {
-                    if buyer_by_key[k] == u32::MAX {
-                        buyer_by_key[k] = buyers.get_or_insert(c, buyers.len() as u32);
-                    }
-                    buyer_by_key[k]
-                }
-                (None, Some((last, id))) if last == c => id,
-                (None, _) => {
-                    let id = buyers.get_or_insert(c, buyers.len() as u32);
-                    last_customer = Some((c, id));
-                    id
-                }
-            };
             let price = products.price[p];
             // The lines of an order come together too.
             let order = match tx_order.as_ref().and_then(|col| col.get(i)) {
@@ -303,7 +357,8 @@ impl SharedIndex {
                 },
                 None => NO_ORDER,
             };
-            lines.push(Line {
+            let slot = &mut next[cust as usize];
+            lines[*slot] = Line {
                 cust,
                 order,
                 item,
@@ -315,12 +370,14 @@ impl SharedIndex {
                 }),
                 units,
                 category: products.category[p].or(category),
-            });
+            };
+            *slot += 1;
         }
-        let by_buyer = group_by_buyer(&lines, buyers.len()).map(|(offsets, grouped)| {
-            lines = grouped;
-            offsets
-        });
+        drop((row_buyer, next, orders));
+        // Each buyer's lines by (item, day); lines of one item and day keep their input order.
+        for b in 0..buyers.len() {
+            lines[by_buyer[b]..by_buyer[b + 1]].sort_by_key(|l| (l.item, l.day));
+        }
         let n = products.ids.len();
         pop.resize(n, 0.0);
         recent.resize(n, 0.0);
@@ -449,45 +506,6 @@ impl SharedIndex {
             gaps.iter_mut().map(|g| median(g)).collect()
         })
     }
-}
-
-/// The rows of `lines` grouped by buyer (with CSR offsets per buyer), each buyer's by (item,
-/// day): the order sorting a branch's lines by (customer, item, day) gives, whatever the sort,
-/// unless rows with equal keys differ (then `None`).
-pub(super) fn group_by_buyer(lines: &[Line], buyers: usize) -> Option<(Vec<usize>, Vec<Line>)> {
-    u32::try_from(lines.len()).ok()?;
-    let mut offsets = vec![0usize; buyers + 1];
-    for l in lines {
-        offsets[l.cust as usize + 1] += 1;
-    }
-    for b in 0..buyers {
-        offsets[b + 1] += offsets[b];
-    }
-    // The rows themselves, not their indices: each buyer's then sort in place, contiguous.
-    let mut next = offsets.clone();
-    // Every slot is overwritten: the offsets partition the rows.
-    let mut grouped = lines.to_vec();
-    for l in lines {
-        grouped[next[l.cust as usize]] = *l;
-        next[l.cust as usize] += 1;
-    }
-    for b in 0..buyers {
-        let rows = &mut grouped[offsets[b]..offsets[b + 1]];
-        // Stable, as sorting the input-order row numbers by (item, day) is.
-        rows.sort_by_key(|l| (l.item, l.day));
-        for w in rows.windows(2) {
-            let (x, y) = (&w[0], &w[1]);
-            if x.item == y.item
-                && x.day == y.day
-                && (x.spend.to_bits() != y.spend.to_bits()
-                    || x.units.to_bits() != y.units.to_bits()
-                    || x.category != y.category)
-            {
-                return None;
-            }
-        }
-    }
-    Some((offsets, grouped))
 }
 
 /// What a [`SharedIndex`] is built from within a run: the inputs the catalog and the

@@ -3,102 +3,115 @@
 
 use std::sync::Arc;
 
-use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
+use arrow_array::builder::{Float64Builder, Int64Builder};
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::super::{TextColumn, day_string, f64_column, missing_column, no_products, text_column};
 use super::ids::{Ids, StrMap};
-use super::index::{CatalogColumns, IndexKey, SharedIndex};
+use super::index::{CatalogColumns, IndexKey, Orders, SharedIndex};
 use super::rank::{Member, Pair, rank};
 use super::strategies::Reason;
 use super::{RecommendConfig, RecommendInputs, Strategy};
+use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 use flow_engine::run_cache::RunCache;
 
-/// The output table, row by row.
+/// The output table, row by row. The text columns are dictionary-encoded: a customer's id is
+/// stored once for its rows, a product's id and name once for the branch.
 pub(super) struct OutBuilders {
-    pub(super) customer_id: StringBuilder,
-    pub(super) segment: StringBuilder,
-    pub(super) rank: Int64Builder,
-    pub(super) product_id: StringBuilder,
-    pub(super) product_name: StringBuilder,
-    pub(super) category: StringBuilder,
-    pub(super) score: Float64Builder,
-    pub(super) reason: StringBuilder,
-    pub(super) strategy: StringBuilder,
-    pub(super) reason_buf: String,
+    customer_id: TextDictionary,
+    /// The customer of the last row, and its key.
+    last_customer: Option<(usize, i32)>,
+    segment: TextDictionary,
+    rank: Int64Builder,
+    product_id: TextDictionary,
+    product_name: TextDictionary,
+    /// Per product, its keys in `product_id` and `product_name` (`-1`: not yet used).
+    product_keys: Vec<[i32; 2]>,
+    category: TextDictionary,
+    /// Per category, its key in `category` (`-1`: not yet used).
+    category_keys: Vec<i32>,
+    score: Float64Builder,
+    reason: TextDictionary,
+    strategy: TextDictionary,
+    reason_buf: String,
 }
 
 impl OutBuilders {
-    pub(super) fn new(rows: usize) -> Self {
-        let text = || StringBuilder::with_capacity(rows, rows * 12);
+    pub(super) fn new(rows: usize, products: usize, categories: usize) -> Self {
+        let text = || TextDictionary::with_rows(rows);
         OutBuilders {
             customer_id: text(),
+            last_customer: None,
             segment: text(),
             rank: Int64Builder::with_capacity(rows),
             product_id: text(),
             product_name: text(),
+            product_keys: vec![[-1; 2]; products],
             category: text(),
+            category_keys: vec![-1; categories],
             score: Float64Builder::with_capacity(rows),
-            reason: StringBuilder::with_capacity(rows, rows * 24),
+            reason: text(),
             strategy: text(),
             reason_buf: String::new(),
         }
     }
 
+    /// A row of customer number `c` (its rows come together).
+    fn customer(&mut self, c: usize, id: &str) {
+        let key = match self.last_customer {
+            Some((last, key)) if last == c => key,
+            _ => {
+                let key = self.customer_id.key_unindexed(id);
+                self.last_customer = Some((c, key));
+                key
+            }
+        };
+        self.customer_id.rows.append_value(key);
+    }
+
+    /// A row of product `p`, with its id and display name.
+    fn product(&mut self, p: usize, id: &str, name: &str) {
+        let keys = &mut self.product_keys[p];
+        if keys[0] < 0 {
+            *keys = [self.product_id.key(id), self.product_name.key(name)];
+        }
+        self.product_id.rows.append_value(keys[0]);
+        self.product_name.rows.append_value(keys[1]);
+    }
+
+    /// A row of category `c` (none: null).
+    fn category(&mut self, c: Option<u32>, name: impl FnOnce(u32) -> String) {
+        let Some(c) = c else {
+            self.category.rows.append_null();
+            return;
+        };
+        let key = &mut self.category_keys[c as usize];
+        if *key < 0 {
+            *key = self.category.key(&name(c));
+        }
+        self.category.rows.append_value(*key);
+    }
+
     pub(super) fn finish(mut self) -> Result<RecordBatch, NodeError> {
+        let text = || DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
         let columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
-            (
-                "customer_id",
-                DataType::Utf8,
-                false,
-                Arc::new(self.customer_id.finish()),
-            ),
-            (
-                "segment",
-                DataType::Utf8,
-                false,
-                Arc::new(self.segment.finish()),
-            ),
+            ("customer_id", text(), false, self.customer_id.finish()?),
+            ("segment", text(), false, self.segment.finish()?),
             ("rank", DataType::Int64, false, Arc::new(self.rank.finish())),
-            (
-                "product_id",
-                DataType::Utf8,
-                false,
-                Arc::new(self.product_id.finish()),
-            ),
-            (
-                "product_name",
-                DataType::Utf8,
-                false,
-                Arc::new(self.product_name.finish()),
-            ),
-            (
-                "category",
-                DataType::Utf8,
-                true,
-                Arc::new(self.category.finish()),
-            ),
+            ("product_id", text(), false, self.product_id.finish()?),
+            ("product_name", text(), false, self.product_name.finish()?),
+            ("category", text(), true, self.category.finish()?),
             (
                 "score",
                 DataType::Float64,
                 false,
                 Arc::new(self.score.finish()),
             ),
-            (
-                "reason",
-                DataType::Utf8,
-                false,
-                Arc::new(self.reason.finish()),
-            ),
-            (
-                "strategy",
-                DataType::Utf8,
-                false,
-                Arc::new(self.strategy.finish()),
-            ),
+            ("reason", text(), false, self.reason.finish()?),
+            ("strategy", text(), false, self.strategy.finish()?),
         ];
         let schema = Schema::new(
             columns
@@ -166,6 +179,7 @@ fn ranked(
             &t.transactions,
             cfg.analysis_date,
             cfg.recent_days,
+            Orders::Ignored,
         )
         .map_err(|e| e.to_string())
     });
@@ -268,7 +282,11 @@ fn ranked(
         .collect();
 
     // --- Per customer ------------------------------------------------------------------------
-    let mut out = OutBuilders::new(customers.len() * cfg.top_k);
+    let mut out = OutBuilders::new(
+        customers.len() * cfg.top_k,
+        products.ids.len(),
+        categories.len(),
+    );
     let (mut with_recs, mut fallback_rows) = (0u64, 0u64);
     rank(shared, &members, &pairs, cfg, |c, picks, _| {
         let customer = &customers[c];
@@ -279,13 +297,13 @@ fn ranked(
         for (rank, pick) in picks.iter().enumerate() {
             let p = pick.item as usize;
             let category = products.category[p].map(|c| &*categories.names[c as usize]);
-            out.customer_id.append_value(customer.id);
-            out.segment.append_value(customer.segment);
+            out.customer(c, customer.id);
+            out.segment.append(customer.segment);
             out.rank.append_value(rank as i64 + 1);
-            out.product_id.append_value(&products.ids.names[p]);
-            out.product_name
-                .append_value(products.display_name(pick.item));
-            out.category.append_option(category);
+            out.product(p, &products.ids.names[p], products.display_name(pick.item));
+            out.category(products.category[p], |c| {
+                categories.names[c as usize].to_string()
+            });
             out.score.append_value(pick.score);
             let buf = &mut out.reason_buf;
             buf.clear();
@@ -307,8 +325,8 @@ fn ranked(
                     )
                 }
             };
-            out.reason.append_value(&out.reason_buf);
-            out.strategy.append_value(if pick.fallback {
+            out.reason.append(&out.reason_buf);
+            out.strategy.append(if pick.fallback {
                 Strategy::Bestsellers.as_str()
             } else {
                 cfg.strategy.as_str()

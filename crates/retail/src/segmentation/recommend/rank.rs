@@ -186,45 +186,23 @@ pub(super) fn rank(
     }
 }
 
-/// The members' purchase lines by (member, item, day); `cust` is the member's position.
+/// The members' purchase lines by (member, item, day); `cust` is the member's position. Each
+/// buyer's lines come sorted: they are gathered in the members' order.
 fn member_lines(shared: &SharedIndex, members: &[Member]) -> Vec<Line> {
-    match &shared.by_buyer {
-        // Each buyer's lines come sorted: gather them in the members' order.
-        Some(offsets) => {
-            let range = |b: u32| offsets[b as usize]..offsets[b as usize + 1];
-            let total = members
-                .iter()
-                .filter_map(|m| m.buyer)
-                .map(|b| range(b).len())
-                .sum();
-            let mut lines = Vec::with_capacity(total);
-            for (cust, m) in members.iter().enumerate() {
-                let Some(b) = m.buyer else { continue };
-                lines.extend(shared.lines[range(b)].iter().map(|l| Line {
-                    cust: cust as u32,
-                    ..*l
-                }));
-            }
-            lines
-        }
-        // As the members' lines in input order sort.
-        None => {
-            let mut member_of = vec![u32::MAX; shared.buyers.len()];
-            for (cust, m) in members.iter().enumerate() {
-                if let Some(b) = m.buyer {
-                    member_of[b as usize] = cust as u32;
-                }
-            }
-            let mut lines: Vec<Line> = shared
-                .lines
-                .iter()
-                .filter_map(|l| {
-                    let cust = member_of[l.cust as usize];
-                    (cust != u32::MAX).then_some(Line { cust, ..*l })
-                })
-                .collect();
-            lines.sort_unstable_by_key(|l| (l.cust, l.item, l.day));
-            lines
-        }
+    let offsets = &shared.by_buyer;
+    let range = |b: u32| offsets[b as usize]..offsets[b as usize + 1];
+    let total = members
+        .iter()
+        .filter_map(|m| m.buyer)
+        .map(|b| range(b).len())
+        .sum();
+    let mut lines = Vec::with_capacity(total);
+    for (cust, m) in members.iter().enumerate() {
+        let Some(b) = m.buyer else { continue };
+        lines.extend(shared.lines[range(b)].iter().map(|l| Line {
+            cust: cust as u32,
+            ..*l
+        }));
     }
+    lines
 }

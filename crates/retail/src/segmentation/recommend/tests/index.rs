@@ -77,7 +77,7 @@ fn an_index_that_cannot_be_built_fails_every_node_of_the_run_alike() {
 }
 
 #[test]
-fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
+fn lines_of_one_customer_item_and_day_keep_their_input_order() {
     let tx = transactions();
     let with = |row: RecordBatch| RecommendInputs {
         transactions: arrow_select::concat::concat_batches(&tx.schema(), [&tx, &row]).unwrap(),
@@ -93,7 +93,7 @@ fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
         ("quantity", Arc::new(Float64Array::from(vec![2.0]))),
         ("amount", Arc::new(Float64Array::from(vec![9.0]))),
     ]));
-    for (tables, grouped) in [(&same, true), (&different, false)] {
+    for tables in [&same, &different] {
         for strategy in STRATEGIES {
             let cfg = RecommendConfig {
                 include_purchased: true,
@@ -104,9 +104,31 @@ fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
                 &tables.transactions,
                 cfg.analysis_date,
                 cfg.recent_days,
+                Orders::Ignored,
             )
             .unwrap();
-            assert_eq!(shared.by_buyer.is_some(), grouped);
+            // B's lines, by (item, day); the two of that day in input order.
+            let b = shared.buyers.get("B").unwrap() as usize;
+            let b_lines = &shared.lines[shared.by_buyer[b]..shared.by_buyer[b + 1]];
+            assert!(b_lines.iter().all(|l| l.cust == b as u32));
+            assert!(
+                b_lines
+                    .windows(2)
+                    .all(|w| (w[0].item, w[0].day) <= (w[1].item, w[1].day))
+            );
+            let tea = shared.products.ids.get("P1").unwrap();
+            let that_day: Vec<f64> = b_lines
+                .iter()
+                .filter(|l| l.item == tea && l.day == D - 10)
+                .map(|l| l.units)
+                .collect();
+            let last = if std::ptr::eq(tables, &different) {
+                2.0
+            } else {
+                that_day[0]
+            };
+            assert_eq!(that_day.len(), 2);
+            assert_eq!(that_day[1], last);
             let out = recommend(tables, &cfg, &RunCache::new()).unwrap();
             assert!(out.body_table().num_rows() > 0, "{strategy}");
         }
@@ -116,7 +138,7 @@ fn lines_of_one_customer_item_and_day_keep_the_sorted_order() {
     let b_score = |t: &RecommendInputs, item: &str| {
         let out = recommend(t, &cfg(Strategy::Bestsellers), &RunCache::new()).unwrap();
         let t = out.body_table().clone();
-        let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let col = |n: &str| strings(&t, n);
         let (c, p) = (col("customer_id"), col("product_id"));
         let scores = t
             .column_by_name("score")

@@ -1,7 +1,7 @@
 //! Fixtures of one small shop, and each strategy on them.
 
 use super::config::STRATEGIES;
-use super::index::SharedIndex;
+use super::index::{Orders, SharedIndex};
 use super::*;
 use arrow_array::ArrayRef;
 use arrow_array::cast::AsArray;
@@ -208,11 +208,18 @@ fn transactions_without_products_give_empty_lists_that_say_why() {
     assert!(!out.meta.contains_key("no_products"));
 }
 
+/// A text column of an output as plain strings (the output's are dictionary-encoded).
+pub(crate) fn strings(t: &RecordBatch, name: &str) -> StringArray {
+    let column = t.column_by_name(name).unwrap();
+    let cast = arrow_cast::cast(column, &arrow_schema::DataType::Utf8).unwrap();
+    cast.as_string::<i32>().clone()
+}
+
 /// (customer, product, reason) rows, plus the scores.
 fn run(cfg: &RecommendConfig) -> (Vec<(String, String, String)>, Vec<f64>, Output) {
     let out = recommend(&inputs(), cfg, &RunCache::new()).unwrap();
     let t = out.body_table();
-    let col = |n: &str| t.column_by_name(n).unwrap().as_string::<i32>().clone();
+    let col = |n: &str| strings(t, n);
     let (c, p, r) = (col("customer_id"), col("product_id"), col("reason"));
     let ranks = t
         .column_by_name("rank")
@@ -415,7 +422,7 @@ fn replenishment_ranks_bought_items_by_regularity_and_dueness() {
     let out = recommend(&inputs(), &cfg, &RunCache::new()).unwrap();
     let t = out.body_table();
     assert_eq!(t.num_rows(), 6);
-    let strategy = t.column_by_name("strategy").unwrap().as_string::<i32>();
+    let strategy = strings(t, "strategy");
     assert_eq!(strategy.value(0), "replenishment");
     assert_eq!(strategy.value(1), "bestsellers");
     // A: Tea and one bestseller; B: its own two; C: two bestsellers.
