@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use super::index::{NO_ORDER, Orders, SharedIndex};
+use super::index::{Orders, SharedIndex};
 use super::rank::{Member, Pair, rank};
 use super::{RecommendConfig, RecommendInputs, Strategy};
 use crate::segmentation::day_string;
@@ -57,7 +57,7 @@ impl Calibration {
         cutoff: i32,
         recent_days: i32,
     ) -> Result<Self, String> {
-        let index = SharedIndex::build(
+        let mut index = SharedIndex::build(
             &t.catalog,
             &t.transactions,
             Some(cutoff),
@@ -65,6 +65,8 @@ impl Calibration {
             Orders::Numbered,
         )
         .map_err(|e| e.to_string())?;
+        let order_items = std::mem::take(&mut index.order_items);
+        let pairs = calibration_pairs(&index, order_items)?;
         let purchases: Vec<Purchase> = index
             .lines
             .iter()
@@ -84,7 +86,6 @@ impl Calibration {
             histories.iter().map(|(_, h)| h.as_slice()),
             index.products.ids.len(),
         );
-        let pairs = calibration_pairs(&index)?;
         Ok(Calibration {
             index,
             popular,
@@ -94,15 +95,12 @@ impl Calibration {
     }
 }
 
-/// Co-purchase pairs of the index's orders, numbered as the affinity node numbers products
-/// (by product id), so ties break the same way.
-fn calibration_pairs(index: &SharedIndex) -> Result<Vec<Pair>, String> {
-    let lines: Vec<(u32, u32)> = index
-        .lines
-        .iter()
-        .filter(|l| l.order != NO_ORDER)
-        .map(|l| (l.order, index.id_rank[l.item as usize]))
-        .collect();
+/// Co-purchase pairs of the index's orders (its `order_items`), numbered as the affinity node
+/// numbers products (by product id), so ties break the same way.
+fn calibration_pairs(index: &SharedIndex, mut lines: Vec<(u32, u32)>) -> Result<Vec<Pair>, String> {
+    for line in &mut lines {
+        line.1 = index.id_rank[line.1 as usize];
+    }
     if lines.is_empty() {
         return Ok(Vec::new());
     }

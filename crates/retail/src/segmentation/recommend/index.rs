@@ -12,18 +12,31 @@ use super::ids::{OwnedIds, Products, StrMap};
 use super::strategies::median;
 use flow_engine::node::NodeError;
 
-/// One purchase line of a customer of the input branch.
+/// One purchase line of a customer of the input branch (32 bytes: an index holds one per
+/// transaction row).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Line {
     pub(super) cust: u32,
-    /// The order (interned `order_id`); [`NO_ORDER`] without one, or in an index built with
-    /// [`Orders::Ignored`].
-    pub(super) order: u32,
     pub(super) item: u32,
     pub(super) day: i32,
+    /// The category, [`NO_CATEGORY`] for none (see [`Line::category`]).
+    category: u32,
     pub(super) spend: f64,
     pub(super) units: f64,
-    pub(super) category: Option<u32>,
+}
+
+/// A line's `category` when it has none.
+const NO_CATEGORY: u32 = u32::MAX;
+
+impl Line {
+    pub(super) fn category(&self) -> Option<u32> {
+        (self.category != NO_CATEGORY).then_some(self.category)
+    }
+
+    /// The same line as customer `cust`'s.
+    pub(super) fn of(&self, cust: u32) -> Line {
+        Line { cust, ..*self }
+    }
 }
 
 /// The half-life of a purchase's weight in the popularity of its item.
@@ -88,8 +101,6 @@ impl ByKey {
     }
 }
 
-/// The order of a line without an `order_id`.
-pub(super) const NO_ORDER: u32 = u32::MAX;
 /// Whether an index numbers its lines' orders: only the backtest's co-purchase pairs read them,
 /// and numbering every order of a large export is a hash table of millions of ids.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +165,9 @@ pub(super) struct SharedIndex {
     pub(super) lines: Vec<Line>,
     /// CSR offsets per buyer into `lines`.
     pub(super) by_buyer: Vec<usize>,
+    /// (order, item) of every kept row with an `order_id`, orders numbered by first
+    /// appearance, in input order; empty in an index built with [`Orders::Ignored`].
+    pub(super) order_items: Vec<(u32, u32)>,
     /// Recency-weighted popularity: per line `0.5^(age / POP_HALF_LIFE_DAYS)`, age in days
     /// before the analysis date.
     pub(super) pop: Vec<f64>,
@@ -296,16 +310,16 @@ impl SharedIndex {
         let mut lines = vec![
             Line {
                 cust: 0,
-                order: NO_ORDER,
                 item: 0,
                 day: 0,
+                category: NO_CATEGORY,
                 spend: 0.0,
                 units: 0.0,
-                category: None,
             };
             by_buyer[buyers.len()]
         ];
         let mut last_order: Option<(&str, u32)> = None;
+        let mut order_items: Vec<(u32, u32)> = Vec::new();
         let mut item_keys = ByKey::new(&tx_product);
         let mut category_keys = ByKey::new(tx_category.as_ref());
         for (i, &cust) in row_buyer.iter().enumerate() {
@@ -346,30 +360,29 @@ impl SharedIndex {
             }
             let price = products.price[p];
             // The lines of an order come together too.
-            let order = match tx_order.as_ref().and_then(|col| col.get(i)) {
-                Some(o) => match last_order {
+            if let Some(o) = tx_order.as_ref().and_then(|col| col.get(i)) {
+                let order = match last_order {
                     Some((last, id)) if last == o => id,
                     _ => {
                         let id = orders.get_or_insert(o, orders.len() as u32);
                         last_order = Some((o, id));
                         id
                     }
-                },
-                None => NO_ORDER,
-            };
+                };
+                order_items.push((order, item));
+            }
             let slot = &mut next[cust as usize];
             lines[*slot] = Line {
                 cust,
-                order,
                 item,
                 day,
+                category: products.category[p].or(category).unwrap_or(NO_CATEGORY),
                 spend: amount.unwrap_or(if price.is_finite() {
                     price * units
                 } else {
                     0.0
                 }),
                 units,
-                category: products.category[p].or(category),
             };
             *slot += 1;
         }
@@ -397,6 +410,7 @@ impl SharedIndex {
             buyers,
             lines,
             by_buyer,
+            order_items,
             pop,
             recent,
             prior,

@@ -161,7 +161,7 @@ pub(super) fn rank(
                 } else {
                     max_unit
                 },
-                category: mine[j].category,
+                category: mine[j].category(),
                 lines: (k - j) as f64,
                 days,
             });
@@ -199,10 +199,7 @@ fn member_lines(shared: &SharedIndex, members: &[Member]) -> Vec<Line> {
     let mut lines = Vec::with_capacity(total);
     for (cust, m) in members.iter().enumerate() {
         let Some(b) = m.buyer else { continue };
-        lines.extend(shared.lines[range(b)].iter().map(|l| Line {
-            cust: cust as u32,
-            ..*l
-        }));
+        lines.extend(shared.lines[range(b)].iter().map(|l| l.of(cust as u32)));
     }
     lines
 }
