@@ -89,6 +89,30 @@ pub(super) const MESSAGE_CSV_COLUMNS: [&str; 8] = [
     "message_id",
 ];
 
+/// `columns` with their text dictionary-encoded: how deploy holds the recommendations, whose
+/// ids, names and reasons repeat from row to row.
+pub(super) fn dictionary_text(
+    columns: &[(&'static str, DataType)],
+) -> Vec<(&'static str, DataType)> {
+    columns
+        .iter()
+        .map(|(name, dt)| {
+            let dt = match dt {
+                DataType::Utf8 => {
+                    DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+                }
+                other => other.clone(),
+            };
+            (*name, dt)
+        })
+        .collect()
+}
+
+/// A text column of a normalized table, in any of its encodings.
+pub(super) fn any_text(t: &RecordBatch, name: &str) -> Result<TextColumn, NodeError> {
+    text_column(t, name)?.ok_or_else(|| NodeError::msg(format!("no `{name}` column")))
+}
+
 /// Concatenates tables into one with exactly `columns` (cast; absent columns are null).
 pub(super) fn normalize(
     tables: &[RecordBatch],

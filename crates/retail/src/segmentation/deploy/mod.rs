@@ -85,6 +85,7 @@ use serde_json::{Value as Json, json};
 
 use super::retail_inputs::ByRole;
 use super::tables;
+use super::{TextColumn, text_column};
 use flow_engine::data::Output;
 use flow_engine::node::{
     ConfigureCx, InputSpec, Inputs, Node, NodeContext, NodeError, NodeKind, NodeType, ParamError,

@@ -33,7 +33,7 @@ pub(super) fn write_outputs(
     let camp = normalize(&campaigns, &CAMPAIGN_COLUMNS)?;
     drop(campaigns);
     let camp = recipients::unsendable_to_skipped(&camp)?;
-    let recs = normalize(&recommendations, &RECOMMENDATION_COLUMNS)?;
+    let recs = normalize(&recommendations, &dictionary_text(&RECOMMENDATION_COLUMNS))?;
     drop(recommendations);
     private_files::create_dirs(&cfg.out_dir)?;
     // Staging folders a killed deploy left behind hold partial messages: remove them first. The
@@ -102,9 +102,9 @@ pub(super) fn write_outputs(
         stats[p.segment].add(p);
         totals.add(p);
     }
-    let rec_seg = text(&recs, "segment");
+    let rec_seg = any_text(&recs, "segment")?;
     for i in 0..recs.num_rows() {
-        let s = segment_of(opt_str(rec_seg, i).unwrap_or(""), &mut stats);
+        let s = segment_of(rec_seg.get(i).unwrap_or(""), &mut stats);
         stats[s].recommendations += 1;
         totals.recommendations += 1;
     }

@@ -53,31 +53,31 @@ pub(super) fn pos_batches(
         item.insert("recommendations".into(), Json::Array(Vec::new()));
         items.insert(ids.value(i).to_string(), item);
     }
-    let (rid, rseg) = (text(recs, "customer_id"), text(recs, "segment"));
+    let (rid, rseg) = (any_text(recs, "customer_id")?, any_text(recs, "segment")?);
     let (rank, score) = (ints(recs, "rank"), floats(recs, "score"));
     let (pid, pname, cat, reason) = (
-        text(recs, "product_id"),
-        text(recs, "product_name"),
-        text(recs, "category"),
-        text(recs, "reason"),
+        any_text(recs, "product_id")?,
+        any_text(recs, "product_name")?,
+        any_text(recs, "category")?,
+        any_text(recs, "reason")?,
     );
     for i in 0..recs.num_rows() {
-        let Some(id) = opt_str(rid, i) else { continue };
+        let Some(id) = rid.get(i) else { continue };
         let item = items.entry(id.to_string()).or_insert_with(|| {
             let mut m = serde_json::Map::new();
             m.insert("customer_id".into(), Json::from(id));
-            m.insert("segment".into(), json!(opt_str(rseg, i)));
+            m.insert("segment".into(), json!(rseg.get(i)));
             m.insert("recommendations".into(), Json::Array(Vec::new()));
             m
         });
         if let Some(Json::Array(list)) = item.get_mut("recommendations") {
             list.push(json!({
                 "rank": opt_i64(rank, i),
-                "product_id": opt_str(pid, i),
-                "product_name": opt_str(pname, i),
-                "category": opt_str(cat, i),
+                "product_id": pid.get(i),
+                "product_name": pname.get(i),
+                "category": cat.get(i),
                 "score": opt_f64(score, i),
-                "reason": opt_str(reason, i),
+                "reason": reason.get(i),
             }));
         }
     }
