@@ -157,7 +157,7 @@ pub fn run(tables: &Tables, run: &Run<'_>) -> Result<(RecordBatch, serde_json::V
         affinity,
         index_inputs: ["catalog".into(), "transactions".into()],
     };
-    let out = recommend(&inputs, &cfg, &RunCache::new()).map_err(|e| e.to_string())?;
+    let out = recommend(inputs.clone(), &cfg, &RunCache::new()).map_err(|e| e.to_string())?;
     let backtest = out.meta.get("backtest").cloned().unwrap_or_default();
     let table = out.body.clone_table().ok_or("the node gave no table")?;
     Ok((table, backtest))

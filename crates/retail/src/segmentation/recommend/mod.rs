@@ -240,9 +240,12 @@ impl Node for Configured {
                 first.map(|input| input.name()).unwrap_or_default()
             }),
         };
+        // The tables hold what this node reads: its inputs go, so it can let go of the
+        // transactions once the indexes are built.
+        drop(inputs);
         let cfg = self.cfg.clone();
         let cache = ctx.run_cache.clone();
-        flow_engine::node::spawn_compute(move || recommend(&tables, &cfg, &cache))
+        flow_engine::node::spawn_compute(move || recommend(tables, &cfg, &cache))
             .await
             .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
     }

@@ -133,34 +133,45 @@ impl OutBuilders {
 /// same time: the two indexes are the recommend nodes' largest work, and a second recommend
 /// node would otherwise wait idle for the first index.
 pub(crate) fn recommend(
-    t: &RecommendInputs,
+    mut t: RecommendInputs,
     cfg: &RecommendConfig,
     cache: &RunCache,
 ) -> Result<Output, NodeError> {
-    std::thread::scope(|scope| {
+    let (customer_columns, slot) = std::thread::scope(|scope| {
         if cfg.backtest_days > 0 {
-            scope.spawn(|| super::backtest::prepare(t, cfg, cache));
+            scope.spawn(|| super::backtest::prepare(&t, cfg, cache));
         }
-        ranked(t, cfg, cache)
-    })
+        indexed(&t, cfg, cache)
+    })?;
+    // Both indexes are built (the scope waited for the calibration's): the transactions are
+    // not read again, and this node's copy of them goes before the ranking.
+    let no_products = no_products::has_no_products(&t.transactions);
+    t.transactions = RecordBatch::new_empty(t.transactions.schema());
+    let shared = slot
+        .as_ref()
+        .as_ref()
+        .map_err(|e| NodeError::msg(e.clone()))?;
+    ranked(&t, customer_columns, shared, no_products, cfg, cache)
 }
 
-fn ranked(
+/// A customers table's columns.
+struct CustomerColumns {
+    id: TextColumn,
+    segment: TextColumn,
+    favourite: Option<TextColumn>,
+    top: Option<TextColumn>,
+    rows: usize,
+}
+
+type IndexSlot = Arc<Result<SharedIndex, String>>;
+
+/// The input columns checked (in the order their errors are reported), and the run's index.
+fn indexed(
     t: &RecommendInputs,
     cfg: &RecommendConfig,
     cache: &RunCache,
-) -> Result<Output, NodeError> {
-    use std::fmt::Write as _;
-
-    // The columns first, in the order their errors are reported.
+) -> Result<(Vec<CustomerColumns>, IndexSlot), NodeError> {
     CatalogColumns::new(&t.catalog)?;
-    struct CustomerColumns {
-        id: TextColumn,
-        segment: TextColumn,
-        favourite: Option<TextColumn>,
-        top: Option<TextColumn>,
-        rows: usize,
-    }
     let mut customer_columns = Vec::new();
     for batch in &t.customers {
         customer_columns.push(CustomerColumns {
@@ -183,10 +194,19 @@ fn ranked(
         )
         .map_err(|e| e.to_string())
     });
-    let shared = slot
-        .as_ref()
-        .as_ref()
-        .map_err(|e| NodeError::msg(e.clone()))?;
+    Ok((customer_columns, slot))
+}
+
+fn ranked(
+    t: &RecommendInputs,
+    customer_columns: Vec<CustomerColumns>,
+    shared: &SharedIndex,
+    no_products: bool,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Output, NodeError> {
+    use std::fmt::Write as _;
+
     let products = &shared.products;
     let categories = &shared.categories;
 
@@ -341,7 +361,7 @@ fn ranked(
     });
     let rows = table.num_rows() as u64;
     let mut output = Output::table(table);
-    if no_products::has_no_products(&t.transactions) {
+    if no_products {
         tracing::info!("{}", no_products::MESSAGE);
         output = output.with_meta(no_products::META_KEY, no_products::MESSAGE);
     }

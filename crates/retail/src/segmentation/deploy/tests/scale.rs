@@ -152,7 +152,7 @@ fn scale_100k_customers_5k_products() {
     ] {
         let start = Instant::now();
         let cache = flow_engine::run_cache::RunCache::new();
-        let out = recommend(&rec_inputs, &RecommendConfig::new(strategy), &cache).unwrap();
+        let out = recommend(rec_inputs.clone(), &RecommendConfig::new(strategy), &cache).unwrap();
         let rows = out.rows();
         println!(
             "recommend {:<13} {:>8} rows {:>8.3} s",

@@ -5,7 +5,10 @@ use super::*;
 #[test]
 fn nodes_of_one_run_share_one_index_build_with_the_same_answers() {
     let body = |t: &RecommendInputs, cfg: &RecommendConfig, cache: &RunCache| {
-        recommend(t, cfg, cache).unwrap().body_table().clone()
+        recommend(t.clone(), cfg, cache)
+            .unwrap()
+            .body_table()
+            .clone()
     };
     let tables = inputs();
     let strategies = STRATEGIES.map(|s| RecommendConfig {
@@ -69,7 +72,12 @@ fn an_index_that_cannot_be_built_fails_every_node_of_the_run_alike() {
     };
     let run = RunCache::new();
     let errors: Vec<String> = [Strategy::Bestsellers, Strategy::Upsell]
-        .map(|s| recommend(&tables, &cfg(s), &run).err().unwrap().to_string())
+        .map(|s| {
+            recommend(tables.clone(), &cfg(s), &run)
+                .err()
+                .unwrap()
+                .to_string()
+        })
         .to_vec();
     assert!(errors[0].contains("`date`"), "{}", errors[0]);
     assert_eq!(errors[0], errors[1]);
@@ -129,14 +137,14 @@ fn lines_of_one_customer_item_and_day_keep_their_input_order() {
             };
             assert_eq!(that_day.len(), 2);
             assert_eq!(that_day[1], last);
-            let out = recommend(tables, &cfg, &RunCache::new()).unwrap();
+            let out = recommend(tables.clone(), &cfg, &RunCache::new()).unwrap();
             assert!(out.body_table().num_rows() > 0, "{strategy}");
         }
     }
     // Both of B's Tea lines of that day count: one more drinks line lowers B's weight of
     // food, so Cake's bestseller score for B falls below the fixture's.
     let b_score = |t: &RecommendInputs, item: &str| {
-        let out = recommend(t, &cfg(Strategy::Bestsellers), &RunCache::new()).unwrap();
+        let out = recommend(t.clone(), &cfg(Strategy::Bestsellers), &RunCache::new()).unwrap();
         let t = out.body_table().clone();
         let col = |n: &str| strings(&t, n);
         let (c, p) = (col("customer_id"), col("product_id"));
@@ -157,10 +165,10 @@ fn lines_of_one_customer_item_and_day_keep_their_input_order() {
 fn the_backtest_calibration_is_built_once_per_run() {
     let tables = inputs();
     let run = RunCache::new();
-    recommend(&tables, &cfg(Strategy::Seasonal), &run).unwrap();
+    recommend(tables.clone(), &cfg(Strategy::Seasonal), &run).unwrap();
     // The index, and the calibration index of the backtest: built beside the index, then
     // found by the backtest.
     assert_eq!(run.stats(), CacheStats { hits: 1, misses: 2 });
-    recommend(&tables, &cfg(Strategy::Upsell), &run).unwrap();
+    recommend(tables.clone(), &cfg(Strategy::Upsell), &run).unwrap();
     assert_eq!(run.stats(), CacheStats { hits: 4, misses: 2 });
 }

@@ -194,13 +194,13 @@ fn transactions_without_products_give_empty_lists_that_say_why() {
             fallback_bestsellers: true,
             ..cfg(strategy)
         };
-        let out = recommend(&inputs, &cfg, &RunCache::new()).unwrap();
+        let out = recommend(inputs.clone(), &cfg, &RunCache::new()).unwrap();
         assert_eq!(out.body_table().num_rows(), 0, "{}", strategy.as_str());
         let note = out.meta["no_products"].as_str().unwrap();
         assert!(note.contains("no products"), "{note}");
     }
     let out = recommend(
-        &super::tests::inputs(),
+        super::tests::inputs(),
         &cfg(Strategy::Bestsellers),
         &RunCache::new(),
     )
@@ -217,7 +217,7 @@ pub(crate) fn strings(t: &RecordBatch, name: &str) -> StringArray {
 
 /// (customer, product, reason) rows, plus the scores.
 fn run(cfg: &RecommendConfig) -> (Vec<(String, String, String)>, Vec<f64>, Output) {
-    let out = recommend(&inputs(), cfg, &RunCache::new()).unwrap();
+    let out = recommend(inputs(), cfg, &RunCache::new()).unwrap();
     let t = out.body_table();
     let col = |n: &str| strings(t, n);
     let (c, p, r) = (col("customer_id"), col("product_id"), col("reason"));
@@ -419,7 +419,7 @@ fn replenishment_ranks_bought_items_by_regularity_and_dueness() {
         fallback_bestsellers: true,
         ..cfg(Strategy::Replenishment)
     };
-    let out = recommend(&inputs(), &cfg, &RunCache::new()).unwrap();
+    let out = recommend(inputs(), &cfg, &RunCache::new()).unwrap();
     let t = out.body_table();
     assert_eq!(t.num_rows(), 6);
     let strategy = strings(t, "strategy");
@@ -452,7 +452,7 @@ fn out_of_stock_items_never_appear_and_runs_are_deterministic() {
             arrow_select::take::take_record_batch(&reversed.transactions, &idx).unwrap();
         let idx = arrow_array::UInt32Array::from_iter_values((0..8u32).rev());
         reversed.affinity = Some(arrow_select::take::take_record_batch(&affinity(), &idx).unwrap());
-        let again = recommend(&reversed, &cfg, &RunCache::new()).unwrap();
+        let again = recommend(reversed.clone(), &cfg, &RunCache::new()).unwrap();
         assert_eq!(again.body_table(), run(&cfg).2.body_table(), "{strategy}");
     }
 }
