@@ -394,7 +394,39 @@ fn decode_table(blob: &[u8]) -> Result<RecordBatch, CodecError> {
     let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(blob), None)?;
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
-    Ok(arrow_select::concat::concat_batches(&schema, &batches)?)
+    Ok(join_by_column(schema, batches)?)
+}
+
+/// The batches as one table, joined a column at a time: each column's pieces go as soon as
+/// the column is joined, so a table read back costs itself and one joined column, not itself
+/// twice (the pieces of a compressed checkpoint have buffers of their own).
+fn join_by_column(
+    schema: arrow_schema::SchemaRef,
+    batches: Vec<RecordBatch>,
+) -> Result<RecordBatch, ArrowError> {
+    match batches.len() {
+        0 => return Ok(RecordBatch::new_empty(schema)),
+        1 => return Ok(batches.into_iter().next().expect("one batch")),
+        _ => {}
+    }
+    let rows = batches.iter().map(RecordBatch::num_rows).sum();
+    let mut pieces: Vec<Vec<arrow_array::ArrayRef>> =
+        vec![Vec::with_capacity(batches.len()); schema.fields().len()];
+    for batch in batches {
+        for (column, array) in pieces.iter_mut().zip(batch.columns()) {
+            column.push(array.clone());
+        }
+    }
+    let mut columns = Vec::with_capacity(pieces.len());
+    for column in pieces {
+        let arrays: Vec<&dyn arrow_array::Array> = column.iter().map(|a| a.as_ref()).collect();
+        columns.push(arrow_select::concat::concat(&arrays)?);
+    }
+    RecordBatch::try_new_with_options(
+        schema,
+        columns,
+        &arrow_array::RecordBatchOptions::new().with_row_count(Some(rows)),
+    )
 }
 
 /// Shared, immutable output handed to several downstream nodes.
