@@ -2,8 +2,8 @@
 //! has queued up as one batch and flushes once for every writer that waits for durability.
 //!
 //! Writes that need not be durable (a node's record when an attempt starts) wait up to
-//! [`LAZY_WAIT`] for the next durable batch and go to disk with it: a short node's start and
-//! end then cost one store batch and one flush, not two of each.
+//! [`LAZY_WAIT`] for a durable batch to join, and are otherwise applied without a flush: a
+//! short node's start and end then cost one store batch and one flush, not two of each.
 
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
@@ -38,11 +38,8 @@ impl Checkpointer {
             .name("flow-checkpoint".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    let mut durable = first.ack.is_some();
                     let mut batch = vec![first];
-                    while let Ok(more) = rx.try_recv() {
-                        batch.push(more);
-                    }
-                    let mut durable = batch.iter().any(|r| r.ack.is_some());
                     let deadline = Instant::now() + lazy_wait;
                     while !durable {
                         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {

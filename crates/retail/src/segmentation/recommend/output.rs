@@ -22,8 +22,8 @@ use flow_engine::run_cache::RunCache;
 /// stored once for its rows, a product's id and name once for the branch.
 pub(super) struct OutBuilders {
     customer_id: TextDictionary,
-    /// The customer of the last row, and its key.
-    last_customer: Option<(usize, i32)>,
+    /// The customer of the last row, and its keys in `customer_id` and `segment`.
+    last_customer: Option<(usize, [i32; 2])>,
     segment: TextDictionary,
     rank: Int64Builder,
     product_id: TextDictionary,
@@ -59,17 +59,21 @@ impl OutBuilders {
         }
     }
 
-    /// A row of customer number `c` (its rows come together).
-    fn customer(&mut self, c: usize, id: &str) {
-        let key = match self.last_customer {
-            Some((last, key)) if last == c => key,
+    /// A row of customer number `c`, with its id and segment (its rows come together).
+    fn customer(&mut self, c: usize, id: &str, segment: &str) {
+        let keys = match self.last_customer {
+            Some((last, keys)) if last == c => keys,
             _ => {
-                let key = self.customer_id.key_unindexed(id);
-                self.last_customer = Some((c, key));
-                key
+                let keys = [
+                    self.customer_id.key_unindexed(id),
+                    self.segment.key(segment),
+                ];
+                self.last_customer = Some((c, keys));
+                keys
             }
         };
-        self.customer_id.rows.append_value(key);
+        self.customer_id.rows.append_value(keys[0]);
+        self.segment.rows.append_value(keys[1]);
     }
 
     /// A row of product `p`, with its id and display name.
@@ -82,15 +86,15 @@ impl OutBuilders {
         self.product_name.rows.append_value(keys[1]);
     }
 
-    /// A row of category `c` (none: null).
-    fn category(&mut self, c: Option<u32>, name: impl FnOnce(u32) -> String) {
-        let Some(c) = c else {
+    /// A row of category `c` named `name` (none: null).
+    fn category(&mut self, category: Option<(u32, &str)>) {
+        let Some((c, name)) = category else {
             self.category.rows.append_null();
             return;
         };
         let key = &mut self.category_keys[c as usize];
         if *key < 0 {
-            *key = self.category.key(&name(c));
+            *key = self.category.key(name);
         }
         self.category.rows.append_value(*key);
     }
@@ -316,14 +320,12 @@ fn ranked(
         fallback_rows += picks.iter().filter(|p| p.fallback).count() as u64;
         for (rank, pick) in picks.iter().enumerate() {
             let p = pick.item as usize;
-            let category = products.category[p].map(|c| &*categories.names[c as usize]);
-            out.customer(c, customer.id);
-            out.segment.append(customer.segment);
+            let category = products.category[p].map(|c| (c, &*categories.names[c as usize]));
+            out.customer(c, customer.id, customer.segment);
             out.rank.append_value(rank as i64 + 1);
             out.product(p, &products.ids.names[p], products.display_name(pick.item));
-            out.category(products.category[p], |c| {
-                categories.names[c as usize].to_string()
-            });
+            out.category(category);
+            let category = category.map(|(_, name)| name);
             out.score.append_value(pick.score);
             let buf = &mut out.reason_buf;
             buf.clear();
