@@ -320,6 +320,52 @@ fn encode_part<W: std::io::Write + ?Sized>(data: &Data, out: &mut W) -> Result<(
 /// Decodes an output written by [`encode`] (or by a flow that stated part lengths in the
 /// header).
 pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
+    decode_parts(bytes, None, None)
+}
+
+/// Decodes what a consumer of `case` (see [`Output::select`]) reads: that case's part of a
+/// decision's output (the other parts come back empty) and, of its table, only the columns
+/// named in `columns` that it has (see [`project`]). What is not read is skipped, not decoded,
+/// so reading a few columns of a large checkpoint costs only those columns.
+pub fn decode_for(
+    bytes: &[u8],
+    case: Option<&str>,
+    columns: Option<&[String]>,
+) -> Result<Output, CodecError> {
+    decode_parts(bytes, Some(case), columns)
+}
+
+/// The table's columns named in `columns`, in the table's order (names it lacks are left for
+/// the column checks to report); other data as it is. The columns are shared, not copied.
+pub fn project(data: Data, columns: &[String]) -> Data {
+    match data {
+        Data::Table(batch) => {
+            let keep = kept_columns(&batch.schema(), columns);
+            if keep.len() == batch.num_columns() {
+                return Data::Table(batch);
+            }
+            Data::Table(
+                batch
+                    .project(&keep)
+                    .expect("indices of the table's own columns"),
+            )
+        }
+        other => other,
+    }
+}
+
+fn kept_columns(schema: &arrow_schema::Schema, columns: &[String]) -> Vec<usize> {
+    (0..schema.fields().len())
+        .filter(|&i| columns.iter().any(|c| c == schema.field(i).name()))
+        .collect()
+}
+
+/// `case`: `None` decodes every part; `Some(case)` only the part a consumer of `case` reads.
+fn decode_parts(
+    bytes: &[u8],
+    case: Option<Option<&str>>,
+    columns: Option<&[String]>,
+) -> Result<Output, CodecError> {
     let bad = |why: &str| CodecError::Format(why.to_string());
     let magic = bytes
         .get(..MAGIC.len())
@@ -367,10 +413,15 @@ pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
             .and_then(|len| bytes.get(at..at.checked_add(len)?))
             .ok_or_else(|| bad("truncated data"))?;
         at += blob.len();
+        let wanted = match case {
+            None => true,
+            Some(case) => !header.decision || (case.is_some() && part.case.as_deref() == case),
+        };
         let data = match part.kind {
+            _ if !wanted => Data::Empty,
             PartKind::Empty => Data::Empty,
             PartKind::Json => Data::Json(serde_json::from_slice(blob)?),
-            PartKind::Table => Data::Table(decode_table(blob)?),
+            PartKind::Table => Data::Table(decode_table(blob, columns)?),
         };
         parts.push((part.case, data));
     }
@@ -390,8 +441,15 @@ pub fn decode(bytes: &[u8]) -> Result<Output, CodecError> {
     })
 }
 
-fn decode_table(blob: &[u8]) -> Result<RecordBatch, CodecError> {
-    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(blob), None)?;
+fn decode_table(blob: &[u8], columns: Option<&[String]>) -> Result<RecordBatch, CodecError> {
+    let mut reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(blob), None)?;
+    if let Some(columns) = columns {
+        let keep = kept_columns(&reader.schema(), columns);
+        if keep.len() < reader.schema().fields().len() {
+            // The stream starts again: its schema message is all that was read.
+            reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(blob), Some(keep))?;
+        }
+    }
     let schema = reader.schema();
     let batches = reader.collect::<Result<Vec<_>, _>>()?;
     Ok(join_by_column(schema, batches)?)
@@ -507,6 +565,52 @@ mod tests {
         assert!(back.select(Some("other")).is_empty());
         assert!(back.select(Some("missing")).is_empty());
         assert_eq!(back.select(Some("note")).as_json().unwrap()["a"], 1);
+    }
+
+    #[test]
+    fn a_consumer_decodes_only_its_case_and_the_columns_it_reads() {
+        let out = Output::cases(vec![
+            ("vip".into(), Data::Table(table())),
+            ("rest".into(), Data::Table(table())),
+        ])
+        .with_meta("fitted", 2.5);
+        let bytes = encode(&out).unwrap();
+        let names = |cols: &[&str]| cols.iter().map(|c| c.to_string()).collect::<Vec<_>>();
+        let column_names = |data: &Data| -> Vec<String> {
+            let schema = data.as_table().unwrap().schema();
+            schema.fields().iter().map(|f| f.name().clone()).collect()
+        };
+
+        // One case, one column; a column the table lacks is not an error here.
+        let back = decode_for(&bytes, Some("vip"), Some(&names(&["name", "absent"]))).unwrap();
+        assert_eq!(back.meta["fitted"], 2.5);
+        let vip = back.select(Some("vip"));
+        assert_eq!(column_names(&vip), ["name"]);
+        assert_eq!(vip.as_table().unwrap().column(0), table().column(1));
+        assert!(back.select(Some("rest")).is_empty());
+
+        // The columns come in the table's order, whatever order they are asked in.
+        let both = decode_for(&bytes, Some("rest"), Some(&names(&["name", "id"]))).unwrap();
+        assert_eq!(both.select(Some("rest")).as_table().unwrap(), &table());
+
+        // No columns: the rows are still counted; no columns named: all of them.
+        let none = decode_for(&bytes, Some("vip"), Some(&[])).unwrap();
+        assert_eq!(none.select(Some("vip")).rows(), 3);
+        assert_eq!(
+            column_names(&none.select(Some("vip"))),
+            Vec::<String>::new()
+        );
+        let all = decode_for(&bytes, Some("vip"), None).unwrap();
+        assert_eq!(all.select(Some("vip")).as_table().unwrap(), &table());
+
+        // Projecting a table in memory gives what decoding gives.
+        let projected = project(Data::Table(table()), &names(&["name"]));
+        assert_eq!(projected.as_table(), vip.as_table());
+
+        // A plain output ignores the case.
+        let plain = encode(&Output::table(table())).unwrap();
+        let back = decode_for(&plain, None, Some(&names(&["id"]))).unwrap();
+        assert_eq!(column_names(&back.select(None)), ["id"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! columns a role needs along the graph.
 
 use std::fmt;
+use std::sync::Arc;
 
 use arrow_schema::{DataType, Schema, SchemaRef};
 
@@ -175,6 +176,30 @@ pub fn check_input(kind: &TableKind, input: &crate::node::Input) -> Result<(), S
     })
 }
 
+/// How the engine hands one input to its node, worked out when the workflow compiles.
+#[derive(Debug, Clone, Default)]
+pub struct InputPlan {
+    /// The kind the table is checked against when it arrives, for a role filled by a node
+    /// that does not declare the kind of table it produces.
+    pub check: Option<TableKind>,
+    /// The only columns the node reads, for a role that reads its kind's columns only (see
+    /// [`InputSpec::declared_columns_only`]); `None`: every column.
+    pub columns: Option<Arc<[String]>>,
+}
+
+impl InputPlan {
+    /// The input as its node receives it: only the columns it reads, checked.
+    pub fn receive(&self, mut input: crate::node::Input) -> Result<crate::node::Input, String> {
+        if let Some(columns) = &self.columns {
+            input.data = crate::data::project(input.data, columns);
+        }
+        if let Some(kind) = &self.check {
+            check_input(kind, &input)?;
+        }
+        Ok(input)
+    }
+}
+
 /// One input role of a node type: which table it takes and how many.
 #[derive(Debug, Clone)]
 pub struct InputSpec {
@@ -189,6 +214,9 @@ pub struct InputSpec {
     /// The role gives context (see [`InputSpec::context`]): it does not count toward the
     /// node's trigger rule.
     pub context: bool,
+    /// The node reads only the columns `kind` declares (see
+    /// [`InputSpec::declared_columns_only`]).
+    pub declared_columns_only: bool,
     /// One line for `flow nodes` and the docs.
     pub doc: &'static str,
 }
@@ -202,6 +230,7 @@ impl InputSpec {
             required: true,
             many: false,
             context: false,
+            declared_columns_only: false,
             doc,
         }
     }
@@ -234,6 +263,17 @@ impl InputSpec {
         }
     }
 
+    /// The same role, but the node reads only the columns its kind declares: the engine hands
+    /// it the table with just those columns, and a table read back from its checkpoint is
+    /// decoded for those columns alone. For a role that needs a few columns of a wide, long
+    /// table (the purchases a report measures) or only the input's metadata.
+    pub fn declared_columns_only(self) -> Self {
+        InputSpec {
+            declared_columns_only: true,
+            ..self
+        }
+    }
+
     /// A role that takes one table of any kind.
     pub fn any(role: &'static str, doc: &'static str) -> Self {
         InputSpec {
@@ -242,6 +282,7 @@ impl InputSpec {
             required: true,
             many: false,
             context: false,
+            declared_columns_only: false,
             doc,
         }
     }

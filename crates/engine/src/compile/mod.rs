@@ -326,7 +326,7 @@ impl<'a> Compiler<'a> {
             }
         }
 
-        let input_checks = self.assign_roles(&parsed, &mut needs, &positions, &unresolved);
+        let input_plans = self.assign_roles(&parsed, &mut needs, &positions, &unresolved);
 
         // Graph and cycles.
         let mut graph: DiGraph<usize, Option<String>> = DiGraph::new();
@@ -379,11 +379,11 @@ impl<'a> Compiler<'a> {
         }
 
         let mut nodes = Vec::with_capacity(parsed.len());
-        for (i, (((p, node_needs), undelivered_cases), input_checks)) in parsed
+        for (i, (((p, node_needs), undelivered_cases), input_plans)) in parsed
             .into_iter()
             .zip(needs)
             .zip(undelivered)
-            .zip(input_checks)
+            .zip(input_plans)
             .enumerate()
         {
             let fingerprint = hash_hex(&canonical_json(&p.raw));
@@ -412,7 +412,7 @@ impl<'a> Compiler<'a> {
                 timeout: p.timeout,
                 labels: p.labels,
                 cases: p.cases,
-                input_checks,
+                input_plans,
                 fingerprint,
             });
         }

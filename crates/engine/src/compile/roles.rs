@@ -5,9 +5,9 @@
 //! role, that role; else the one role that takes the kind of table the upstream node type
 //! declares ([`NodeType::output_kind`]). Anything else is an error that says which `as:` to
 //! write. When the upstream declares its kind, the columns and types the role needs are checked
-//! now; otherwise the table is checked when it arrives (see [`CompiledNode::input_checks`]).
+//! now; otherwise the table is checked when it arrives (see [`CompiledNode::input_plans`]).
 //!
-//! [`CompiledNode::input_checks`]: super::CompiledNode::input_checks
+//! [`CompiledNode::input_plans`]: super::CompiledNode::input_plans
 
 use serde_json::Value as Json;
 
@@ -15,7 +15,7 @@ use super::{Compiler, Need, Parsed, node_path, suggest};
 use crate::model::NEED_KEYS;
 use crate::node::{NodeKind, NodeType};
 use crate::source::Seg;
-use crate::table_kind::{InputSpec, TableKind};
+use crate::table_kind::{InputPlan, InputSpec, TableKind};
 
 impl Compiler<'_> {
     /// One item of a `needs` list: `ID`, `ID.CASE` or `{ node: ID, as: ROLE }`.
@@ -77,17 +77,18 @@ impl Compiler<'_> {
     }
 
     /// Gives every need its role and reports what cannot be assigned. Returns, per node and
-    /// need, the kind to check the table against when it arrives.
+    /// need, how the input is handed to the node (the kind its table is checked against when it
+    /// arrives, the columns the node reads).
     pub(super) fn assign_roles(
         &mut self,
         parsed: &[Parsed],
         needs: &mut [Vec<Need>],
         positions: &[Vec<usize>],
         unresolved: &[bool],
-    ) -> Vec<Vec<Option<TableKind>>> {
+    ) -> Vec<Vec<InputPlan>> {
         let mut checks = Vec::with_capacity(parsed.len());
         for (i, node) in parsed.iter().enumerate() {
-            let mut node_checks = vec![None; needs[i].len()];
+            let mut node_checks = vec![InputPlan::default(); needs[i].len()];
             if let Some(node_type) = &node.node_type {
                 let cx = NodeRoles {
                     node,
@@ -116,7 +117,7 @@ impl Compiler<'_> {
         needs: &mut [Need],
         positions: &[usize],
         unresolved: bool,
-        checks: &mut [Option<TableKind>],
+        checks: &mut [InputPlan],
     ) {
         let id = cx.node.id.as_str();
         let mut filled: Vec<(&'static str, String)> = Vec::new();
@@ -199,8 +200,14 @@ impl Compiler<'_> {
                         );
                     }
                 }
-                (Some(want), None) => checks[k] = Some(want.clone()),
+                (Some(want), None) => checks[k].check = Some(want.clone()),
                 _ => {}
+            }
+            if spec.declared_columns_only
+                && let Some(kind) = &spec.kind
+            {
+                let names = kind.schema().fields().iter().map(|f| f.name().clone());
+                checks[k].columns = Some(names.collect());
             }
             if !spec.many
                 && let Some((_, first)) = filled.iter().find(|(r, _)| *r == spec.role)

@@ -81,9 +81,9 @@ pub struct CompiledNode {
     pub labels: Vec<String>,
     /// A decision's cases, in declaration order.
     pub cases: Vec<String>,
-    /// Per need: the kind an input's table is checked against when it arrives, for a role
-    /// filled by a node that does not declare the kind of table it produces.
-    pub input_checks: Vec<Option<crate::table_kind::TableKind>>,
+    /// Per need: how the input is handed to the node (the columns it reads, the kind its
+    /// table is checked against when it arrives).
+    pub input_plans: Vec<crate::table_kind::InputPlan>,
     /// Hash of the node's definition: resume re-runs a node whose fingerprint changed.
     pub fingerprint: String,
     /// The params the node's `with:` uses (by name, in templates, expressions or

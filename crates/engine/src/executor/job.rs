@@ -15,7 +15,7 @@ use crate::compile::Need;
 use crate::data::{self, Output};
 use crate::node::{Input, Inputs, Node, NodeKind, RoutedCase};
 use crate::store::{NodeEvent, NodeRecord, NodeStatus, Write};
-use crate::table_kind::TableKind;
+use crate::table_kind::InputPlan;
 
 /// Where a node's input comes from.
 pub(super) enum Source {
@@ -34,9 +34,9 @@ pub(super) struct Job {
     pub(super) routed: Vec<RoutedCase>,
     pub(super) type_name: String,
     pub(super) configured: Result<Arc<dyn Node>, String>,
-    /// Per input: the node it comes from, the need (case and role), the kind its table is
-    /// checked against on arrival, and where its output is.
-    pub(super) sources: Vec<(String, Need, Option<TableKind>, Source)>,
+    /// Per input: the node it comes from, the need (case and role), how it is handed to the
+    /// node, and where its output is.
+    pub(super) sources: Vec<(String, Need, InputPlan, Source)>,
     pub(super) retry: crate::compile::RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) labels: Vec<String>,
@@ -199,18 +199,20 @@ impl Job {
 
     pub(super) async fn load_inputs(&self) -> Result<Inputs, String> {
         let mut inputs = Vec::with_capacity(self.sources.len());
-        for (from, need, check, source) in &self.sources {
+        for (from, need, plan, source) in &self.sources {
             let output = match source {
                 Source::Memory(out) => out.clone(),
                 Source::Stored => {
                     let store = self.base.store.clone();
                     let (run_id, node_id) = (self.run_id.clone(), from.clone());
+                    let (case, columns) = (need.case.clone(), plan.columns.clone());
                     let loaded = tokio::task::spawn_blocking(move || {
                         let bytes = store
                             .output(&run_id, &node_id)
                             .map_err(|e| e.to_string())?
                             .ok_or_else(|| "no checkpointed output".to_string())?;
-                        data::decode(&bytes).map_err(|e| e.to_string())
+                        data::decode_for(&bytes, case.as_deref(), columns.as_deref())
+                            .map_err(|e| e.to_string())
                     })
                     .await
                     .map_err(|e| e.to_string())
@@ -227,10 +229,7 @@ impl Job {
                 data: output.select(need.case.as_deref()),
                 meta: output.meta.clone(),
             };
-            if let Some(kind) = check {
-                crate::table_kind::check_input(kind, &input)?;
-            }
-            inputs.push(input);
+            inputs.push(plan.receive(input)?);
         }
         Ok(Inputs(inputs))
     }

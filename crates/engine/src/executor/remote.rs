@@ -135,7 +135,18 @@ pub async fn execute_task(
             .output(&task.run_id, &input.from)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("cannot load the output of `{}`: no checkpoint", input.from))?;
-        let output = data::decode(&bytes)
+        let plan = node
+            .needs
+            .iter()
+            .zip(&node.input_plans)
+            .find(|(need, _)| {
+                wf.nodes[need.node].id == input.from
+                    && need.case == input.case
+                    && need.role == input.role
+            })
+            .map(|(_, plan)| plan.clone())
+            .unwrap_or_default();
+        let output = data::decode_for(&bytes, input.case.as_deref(), plan.columns.as_deref())
             .map_err(|e| format!("cannot load the output of `{}`: {e}", input.from))?;
         let input = Input {
             from: input.from.clone(),
@@ -144,20 +155,7 @@ pub async fn execute_task(
             data: output.select(input.case.as_deref()),
             meta: output.meta.clone(),
         };
-        let check = node
-            .needs
-            .iter()
-            .zip(&node.input_checks)
-            .find(|(need, _)| {
-                wf.nodes[need.node].id == input.from
-                    && need.case == input.case
-                    && need.role == input.role
-            })
-            .and_then(|(_, check)| check.as_ref());
-        if let Some(kind) = check {
-            crate::table_kind::check_input(kind, &input)?;
-        }
-        inputs.push(input);
+        inputs.push(plan.receive(input)?);
     }
     let ctx = NodeContext {
         run_id: run.id.clone(),

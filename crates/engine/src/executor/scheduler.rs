@@ -195,7 +195,7 @@ impl Scheduler {
         let wf = self.wf.clone();
         let node = &wf.nodes[i];
         let mut sources = Vec::new();
-        for (need, check) in node.needs.iter().zip(&node.input_checks) {
+        for (need, plan) in node.needs.iter().zip(&node.input_plans) {
             let dep = &self.wf.nodes[need.node];
             if self.status(need.node) != NodeStatus::Succeeded {
                 continue;
@@ -209,7 +209,7 @@ impl Scheduler {
                 Some(out) => Source::Memory(out.clone()),
                 None => Source::Stored,
             };
-            sources.push((dep.id.clone(), need.clone(), check.clone(), source));
+            sources.push((dep.id.clone(), need.clone(), plan.clone(), source));
         }
         self.release_inputs(i);
         let configured = self.wf.configure(i, &base.params, run_vars);

@@ -141,8 +141,76 @@ impl NodeType for ContextProbe {
     }
 }
 
+/// Makes a two-column table (`wide: true`), or reads one in a `pairs` role that reads only
+/// column `x` and records the columns each attempt was given.
+#[derive(Clone, Default)]
+struct Narrow(Arc<Mutex<Vec<Vec<String>>>>);
+
+struct NarrowNode {
+    seen: Narrow,
+    wide: bool,
+    fail_first: bool,
+}
+
+impl NodeType for Narrow {
+    fn name(&self) -> &'static str {
+        "test.narrow"
+    }
+    fn summary(&self) -> &'static str {
+        "test"
+    }
+    fn kinds(&self) -> &'static [NodeKind] {
+        &[NodeKind::Action, NodeKind::Output]
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::optional("wide", ParamType::Bool, "make the table"),
+            ParamSpec::optional("fail_first", ParamType::Bool, "fail the first attempt"),
+        ]
+    }
+    fn inputs(&self) -> Vec<crate::node::InputSpec> {
+        let schema = arrow_schema::Schema::new(vec![arrow_schema::Field::new(
+            "x",
+            arrow_schema::DataType::Int64,
+            false,
+        )]);
+        let kind = crate::node::TableKind::new("pairs", "x and y", schema);
+        let pairs = crate::node::InputSpec::one("pairs", kind, "the pairs").optional();
+        vec![pairs.declared_columns_only()]
+    }
+    fn configure(&self, p: &Params, _: &ConfigureCx<'_>) -> Result<Arc<dyn Node>, Vec<ParamError>> {
+        Ok(Arc::new(NarrowNode {
+            seen: self.clone(),
+            wide: p.bool_or("wide", false).map_err(|e| vec![e])?,
+            fail_first: p.bool_or("fail_first", false).map_err(|e| vec![e])?,
+        }))
+    }
+}
+
+#[async_trait]
+impl Node for NarrowNode {
+    async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
+        if self.wide {
+            let x: arrow_array::ArrayRef = Arc::new(arrow_array::Int64Array::from(vec![1, 2, 3]));
+            let y: arrow_array::ArrayRef = Arc::new(arrow_array::StringArray::from(vec!["a"; 3]));
+            let batch = arrow_array::RecordBatch::try_from_iter([("y", y), ("x", x)]).unwrap();
+            return Ok(Output::table(batch));
+        }
+        let table = inputs.single()?.data.as_table().unwrap();
+        let schema = table.schema();
+        let names = schema.fields().iter().map(|f| f.name().clone());
+        self.seen.0.lock().unwrap().push(names.collect());
+        assert_eq!(table.num_rows(), 3);
+        if self.fail_first && ctx.attempt == 1 {
+            return Err(NodeError::msg("failed on purpose"));
+        }
+        Ok(Output::data(Data::Empty))
+    }
+}
+
 struct Setup {
     probe: Probe,
+    narrow: Narrow,
     store: Arc<MemoryStore>,
 }
 
@@ -150,6 +218,7 @@ impl Setup {
     fn new() -> Self {
         Setup {
             probe: Probe::default(),
+            narrow: Narrow::default(),
             store: Arc::new(MemoryStore::default()),
         }
     }
@@ -158,6 +227,7 @@ impl Setup {
         let mut registry: Registry = crate::nodes::core_registry();
         registry.register(self.probe.clone());
         registry.register(ContextProbe(self.probe.clone()));
+        registry.register(self.narrow.clone());
         Arc::new(compile(yaml, std::path::Path::new("t.yaml"), &registry).expect("valid"))
     }
 
@@ -789,4 +859,28 @@ nodes:
         assert!(record(&outcome, "last").rows_in >= rows, "{rows} rows");
         assert_eq!(probe_inputs(&s, &outcome, "last"), ["big", "slow"]);
     }
+}
+
+#[test]
+fn a_role_that_reads_its_declared_columns_gets_only_those_from_memory_and_from_a_checkpoint() {
+    // The first attempt is handed the table in memory, the retry reads it from its checkpoint:
+    // both see only `x` of the producer's `y` and `x`.
+    let s = Setup::new();
+    let wf = s.workflow(
+        r#"
+name: t
+nodes:
+  - { id: wide, kind: action, type: test.narrow, with: { wide: true } }
+  - id: narrow
+    kind: output
+    type: test.narrow
+    needs: wide
+    retry: { max_attempts: 2, backoff: 1ms }
+    with: { fail_first: true }
+"#,
+    );
+    let outcome = s.run(&wf, None, HashSet::new());
+    assert_eq!(outcome.run.status, RunStatus::Succeeded);
+    assert_eq!(record(&outcome, "narrow").attempts.len(), 2);
+    assert_eq!(*s.narrow.0.lock().unwrap(), [["x"], ["x"]]);
 }

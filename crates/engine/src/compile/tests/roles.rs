@@ -151,7 +151,7 @@ fn roles_come_from_the_declared_kinds_or_from_as() {
     let v = wf.node("v").unwrap();
     // Only the input whose upstream declares no kind is checked when it arrives, and `notes`
     // takes any table.
-    assert!(v.input_checks.iter().all(Option::is_none));
+    assert!(v.input_plans.iter().all(|p| p.check.is_none()));
     // Nodes without roles keep their inputs without one.
     assert_eq!(roles_of(&wf, "folk"), [("go".to_string(), None)]);
 }
@@ -248,9 +248,9 @@ fn an_undeclared_upstream_is_checked_when_its_table_arrives() {
     .unwrap();
     let v = wf.node("v").unwrap();
     let checks: Vec<Option<&str>> = v
-        .input_checks
+        .input_plans
         .iter()
-        .map(|c| c.as_ref().map(TableKind::name))
+        .map(|p| p.check.as_ref().map(TableKind::name))
         .collect();
     assert_eq!(checks, [None, Some("people")]);
 }

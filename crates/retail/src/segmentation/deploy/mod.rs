@@ -256,13 +256,15 @@ impl NodeType for Deploy {
                 tables::metrics(),
                 "the customer metrics; deploy reports their backtest of the purchase forecast",
             )
-            .context(),
+            .context()
+            .declared_columns_only(),
             InputSpec::one(
                 "transactions",
                 tables::transactions(),
                 "the purchases that measure earlier campaigns against their control groups",
             )
-            .context(),
+            .context()
+            .declared_columns_only(),
         ]
     }
     fn configure(
