@@ -231,33 +231,32 @@ pub fn co_purchase(
         item_ids = unique;
     }
     let dense = |id: u32| item_ids.partition_point(|&x| x < id) as u64;
-    // Pair keys (lower dense index << 32 | higher) per order.
-    let mut pairs: Vec<u64> = Vec::new();
+    // Pair keys (lower dense index << 32 | higher) per order. Counted first: at millions of
+    // orders they are tens of millions, held once rather than in a vector grown by doubling.
+    let baskets = || keys.chunk_by(|a, b| a >> 32 == b >> 32);
+    let paired = |size: usize| (2..=options.max_basket_items).contains(&size);
+    let expected: usize = baskets()
+        .map(<[u64]>::len)
+        .filter(|&size| paired(size))
+        .map(|size| size * (size - 1) / 2)
+        .sum();
+    let mut pairs: Vec<u64> = Vec::with_capacity(expected);
     let mut basket: Vec<u64> = Vec::new();
     let (mut orders, mut oversized) = (0u32, 0u32);
-    let mut start = 0;
-    while start < keys.len() {
-        let order = keys[start] >> 32;
-        let end = start
-            + keys[start..]
-                .iter()
-                .take_while(|&&k| k >> 32 == order)
-                .count();
+    for order in baskets() {
         orders += 1;
-        let size = end - start;
-        if size > options.max_basket_items {
+        if order.len() > options.max_basket_items {
             oversized += 1;
-        } else if size >= 2 {
+        } else if paired(order.len()) {
             basket.clear();
             // Item ids ascend within an order, so dense indices ascend too.
-            basket.extend(keys[start..end].iter().map(|&k| dense(k as u32)));
+            basket.extend(order.iter().map(|&k| dense(k as u32)));
             for i in 0..basket.len() {
                 for j in i + 1..basket.len() {
                     pairs.push((basket[i] << 32) | basket[j]);
                 }
             }
         }
-        start = end;
     }
     pairs.sort_unstable();
     let n = f64::from(orders);

@@ -182,8 +182,8 @@ pub struct InputPlan {
     /// The kind the table is checked against when it arrives, for a role filled by a node
     /// that does not declare the kind of table it produces.
     pub check: Option<TableKind>,
-    /// The only columns the node reads, for a role that reads its kind's columns only (see
-    /// [`InputSpec::declared_columns_only`]); `None`: every column.
+    /// The only columns the node reads (see [`InputSpec::only_columns`]); `None`: every
+    /// column.
     pub columns: Option<Arc<[String]>>,
 }
 
@@ -214,9 +214,9 @@ pub struct InputSpec {
     /// The role gives context (see [`InputSpec::context`]): it does not count toward the
     /// node's trigger rule.
     pub context: bool,
-    /// The node reads only the columns `kind` declares (see
-    /// [`InputSpec::declared_columns_only`]).
-    pub declared_columns_only: bool,
+    /// The node reads only these columns besides those `kind` declares (see
+    /// [`InputSpec::only_columns`]); `None`: it reads every column.
+    pub only_columns: Option<&'static [&'static str]>,
     /// One line for `flow nodes` and the docs.
     pub doc: &'static str,
 }
@@ -230,7 +230,7 @@ impl InputSpec {
             required: true,
             many: false,
             context: false,
-            declared_columns_only: false,
+            only_columns: None,
             doc,
         }
     }
@@ -263,15 +263,21 @@ impl InputSpec {
         }
     }
 
-    /// The same role, but the node reads only the columns its kind declares: the engine hands
-    /// it the table with just those columns, and a table read back from its checkpoint is
-    /// decoded for those columns alone. For a role that needs a few columns of a wide, long
-    /// table (the purchases a report measures) or only the input's metadata.
-    pub fn declared_columns_only(self) -> Self {
+    /// The same role, but the node reads only the columns its kind declares and `extra` (the
+    /// optional columns it uses when they are there): the engine hands it the table with just
+    /// those columns, and a table read back from its checkpoint is decoded for them alone. For
+    /// a role that needs a few columns of a wide, long table (the purchases a report measures)
+    /// or only the input's metadata; the columns it leaves are not kept in memory for it.
+    pub fn only_columns(self, extra: &'static [&'static str]) -> Self {
         InputSpec {
-            declared_columns_only: true,
+            only_columns: Some(extra),
             ..self
         }
+    }
+
+    /// [`InputSpec::only_columns`] with no columns besides the kind's.
+    pub fn declared_columns_only(self) -> Self {
+        self.only_columns(&[])
     }
 
     /// A role that takes one table of any kind.
@@ -282,7 +288,7 @@ impl InputSpec {
             required: true,
             many: false,
             context: false,
-            declared_columns_only: false,
+            only_columns: None,
             doc,
         }
     }

@@ -203,11 +203,15 @@ impl Compiler<'_> {
                 (Some(want), None) => checks[k].check = Some(want.clone()),
                 _ => {}
             }
-            if spec.declared_columns_only
-                && let Some(kind) = &spec.kind
-            {
-                let names = kind.schema().fields().iter().map(|f| f.name().clone());
-                checks[k].columns = Some(names.collect());
+            if let Some(extra) = spec.only_columns {
+                let declared = spec.kind.iter().flat_map(|k| k.schema().fields().iter());
+                let mut names: Vec<String> = declared.map(|f| f.name().clone()).collect();
+                for name in extra {
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_string());
+                    }
+                }
+                checks[k].columns = Some(names.into());
             }
             if !spec.many
                 && let Some((_, first)) = filled.iter().find(|(r, _)| *r == spec.role)

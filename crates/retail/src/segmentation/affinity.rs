@@ -22,7 +22,7 @@ use arrow_schema::{DataType, Field, Schema};
 use async_trait::async_trait;
 
 use super::{
-    Interner, check_known_columns, date_column, date_param, f64_column, missing_column,
+    FirstRows, Interner, check_known_columns, date_column, date_param, f64_column, missing_column,
     no_products, sorted_ranks, text_column,
 };
 use flow_analytics::affinity::{CoPurchaseOptions, co_purchase};
@@ -227,7 +227,8 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
             .is_some_and(|c| c.is_valid(i) && c.value(i) < 0.0)
     };
 
-    let mut orders = Interner::new();
+    // An order is named by its first line's row: the names only group lines into baskets.
+    let mut orders = FirstRows::new(&order);
     let mut products = Interner::new();
     let mut lines: Vec<(u32, u32)> = Vec::with_capacity(batch.num_rows());
     let (mut skipped_refunds, mut skipped_after, mut skipped_missing) = (0u64, 0u64, 0u64);
@@ -250,7 +251,7 @@ pub(crate) fn compute(batch: &RecordBatch, cfg: &AffinityConfig) -> Result<Outpu
             skipped_refunds += 1;
             continue;
         }
-        lines.push((orders.intern(o), products.intern(p)));
+        lines.push((orders.first(i, o), products.intern(p)));
     }
     // Renumber products in id order so the analytics' item order is the product_id order.
     let names = products.into_names();

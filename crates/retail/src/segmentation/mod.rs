@@ -20,6 +20,7 @@ mod affinity;
 mod campaign;
 mod classify;
 mod deploy;
+mod first_rows;
 mod metrics;
 mod no_products;
 mod recommend;
@@ -517,6 +518,7 @@ pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
 /// A fast hasher for the ids of the workflow's own data (no untrusted-input concern for a batch
 /// job). rustc-hash 2 mixes every input bit into the bits a hash table indexes with, so ids that
 /// differ only in their last characters (`C0000001`, `C0000002`, ...) do not collide.
+pub(crate) use first_rows::FirstRows;
 pub(crate) use rustc_hash::FxBuildHasher as FastHash;
 
 #[cfg(test)]

@@ -120,7 +120,12 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     // What each customer's rows add up to, in one place: a row touches one cache line.
     let mut latest = vec![Latest::default(); n_customers];
     let mut categories = category.as_ref().map(|c| RowInterner::new(c, 0));
-    let mut category_lines: Vec<CategorySpend> = Vec::new();
+    // At most one per row kept: sized once, not grown by doubling.
+    let mut category_lines: Vec<CategorySpend> = Vec::with_capacity(if category.is_some() {
+        transactions.capacity()
+    } else {
+        0
+    });
     let email_codes = email.as_ref().map(TextCodes::new);
     let name_codes = customer_name.as_ref().map(TextCodes::new);
     let mut revenue = 0.0;

@@ -1,9 +1,6 @@
 //! How many distinct orders each customer placed.
 
-use std::collections::HashMap;
-use std::hash::BuildHasher;
-
-use crate::segmentation::{FastHash, TextColumn};
+use crate::segmentation::{FirstRows, TextColumn};
 
 /// Per customer (by the index `rank` gives), the number of distinct order ids among the rows
 /// `row_customer` keeps (`u32::MAX`: not kept).
@@ -52,8 +49,7 @@ fn count_share(
     share: usize,
     shares: usize,
 ) -> Vec<u32> {
-    let mut ids: HashMap<&str, u32, FastHash> =
-        HashMap::with_capacity_and_hasher(row_customer.len() / 2 / shares, FastHash);
+    let mut ids = FirstRows::with_capacity(order, row_customer.len() / 2 / shares);
     let mut pairs: Vec<u64> = Vec::with_capacity(row_customer.len() / shares + 1024);
     // The lines of an order come one after another: the previous row's id and whether it is
     // in this share.
@@ -66,11 +62,9 @@ fn count_share(
         let id = match last {
             Some((l, id)) if l == o => id,
             _ => {
-                let mine = FastHash.hash_one(o) % shares as u64 == share as u64;
-                let id = mine.then(|| {
-                    let next = ids.len() as u32;
-                    *ids.entry(o).or_insert(next)
-                });
+                let hash = FirstRows::hash(o);
+                let mine = hash % shares as u64 == share as u64;
+                let id = mine.then(|| ids.first_hashed(i, o, hash));
                 last = Some((o, id));
                 id
             }

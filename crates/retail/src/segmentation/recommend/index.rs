@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use arrow_array::{Array, RecordBatch};
 
-use super::super::{TextColumn, date_column, f64_column, missing_column, text_column};
+use super::super::{FirstRows, TextColumn, date_column, f64_column, missing_column, text_column};
 use super::RecommendConfig;
 use super::RecommendInputs;
 use super::ids::{OwnedIds, Products, StrMap};
@@ -102,7 +102,7 @@ impl ByKey {
 }
 
 /// Whether an index numbers its lines' orders: only the backtest's co-purchase pairs read them,
-/// and numbering every order of a large export is a hash table of millions of ids.
+/// and naming every order of a large export takes a hash table of millions of rows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Orders {
     Numbered,
@@ -165,8 +165,9 @@ pub(super) struct SharedIndex {
     pub(super) lines: Vec<Line>,
     /// CSR offsets per buyer into `lines`.
     pub(super) by_buyer: Vec<usize>,
-    /// (order, item) of every kept row with an `order_id`, orders numbered by first
-    /// appearance, in input order; empty in an index built with [`Orders::Ignored`].
+    /// (order, item) of every kept row with an `order_id`, in input order, each order named
+    /// by the row of its first kept line (so they ascend by first appearance); empty in an
+    /// index built with [`Orders::Ignored`].
     pub(super) order_items: Vec<(u32, u32)>,
     /// Recency-weighted popularity: per line `0.5^(age / POP_HALF_LIFE_DAYS)`, age in days
     /// before the analysis date.
@@ -202,7 +203,8 @@ impl SharedIndex {
             Orders::Numbered => text_column(tx, "order_id")?,
             Orders::Ignored => None,
         };
-        let mut orders = StrMap::default();
+        // An order is named by its first line's row: the numbers only group lines by order.
+        let mut orders = tx_order.as_ref().map(FirstRows::new);
 
         // --- Catalog -------------------------------------------------------------------------
         let mut categories = OwnedIds::default();
@@ -307,6 +309,7 @@ impl SharedIndex {
         let mut pop: Vec<f64> = Vec::new();
         let mut recent: Vec<f64> = Vec::new();
         let mut prior: Vec<f64> = Vec::new();
+        let kept = by_buyer[buyers.len()];
         let mut lines = vec![
             Line {
                 cust: 0,
@@ -316,10 +319,11 @@ impl SharedIndex {
                 spend: 0.0,
                 units: 0.0,
             };
-            by_buyer[buyers.len()]
+            kept
         ];
-        let mut last_order: Option<(&str, u32)> = None;
-        let mut order_items: Vec<(u32, u32)> = Vec::new();
+        // At most one per line: sized once, not grown by doubling (tens of millions of lines).
+        let mut order_items: Vec<(u32, u32)> =
+            Vec::with_capacity(if orders.is_some() { kept } else { 0 });
         let mut item_keys = ByKey::new(&tx_product);
         let mut category_keys = ByKey::new(tx_category.as_ref());
         for (i, &cust) in row_buyer.iter().enumerate() {
@@ -359,17 +363,10 @@ impl SharedIndex {
                 prior[p] += units;
             }
             let price = products.price[p];
-            // The lines of an order come together too.
-            if let Some(o) = tx_order.as_ref().and_then(|col| col.get(i)) {
-                let order = match last_order {
-                    Some((last, id)) if last == o => id,
-                    _ => {
-                        let id = orders.get_or_insert(o, orders.len() as u32);
-                        last_order = Some((o, id));
-                        id
-                    }
-                };
-                order_items.push((order, item));
+            // The lines of an order usually come together: `first` looks up only a new one.
+            if let (Some(orders), Some(o)) = (&mut orders, tx_order.as_ref().and_then(|c| c.get(i)))
+            {
+                order_items.push((orders.first(i, o), item));
             }
             let slot = &mut next[cust as usize];
             lines[*slot] = Line {

@@ -82,6 +82,9 @@ pub(crate) use output::recommend;
 
 const NODE: &str = "segmentation.recommend";
 
+/// The transactions columns it reads besides the required ones, when they are there.
+const TRANSACTION_COLUMNS_READ: [&str; 4] = ["product_id", "product_name", "category", "quantity"];
+
 /// The output columns, in order.
 pub const OUTPUT_COLUMNS: [&str; 9] = [
     "customer_id",
@@ -162,7 +165,8 @@ impl NodeType for Recommend {
                 tables::customers(),
                 "the customers to recommend to",
             ),
-            InputSpec::one("transactions", tables::transactions(), "purchase history"),
+            InputSpec::one("transactions", tables::transactions(), "purchase history")
+                .only_columns(&TRANSACTION_COLUMNS_READ),
             InputSpec::one(
                 "catalog",
                 tables::catalog(),
