@@ -3,6 +3,7 @@
 //! once; without this, six CPU-heavy nodes on two cores would all hold their working memory
 //! while sharing the cores, and finish no sooner than taking turns.
 
+use std::cell::Cell;
 use std::sync::{Condvar, LazyLock, Mutex};
 
 pub(crate) struct Slots {
@@ -41,6 +42,30 @@ impl Drop for Slot<'_> {
 
 /// One slot per core of the machine, shared by every run in the process.
 pub(crate) static CORES: LazyLock<Slots> = LazyLock::new(|| Slots::new(count()));
+
+thread_local! {
+    /// Whether this thread holds one of [`CORES`].
+    static HOLDING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `work` holding one of [`CORES`], or just runs it on a thread that holds one already
+/// (work that holds a core and asks for more would wait for itself).
+pub(crate) fn with_core<R>(work: impl FnOnce() -> R) -> R {
+    if HOLDING.get() {
+        return work();
+    }
+    let _slot = CORES.take();
+    /// Clears the mark when the work returns or panics, before the slot is freed.
+    struct Held;
+    impl Drop for Held {
+        fn drop(&mut self) {
+            HOLDING.set(false);
+        }
+    }
+    HOLDING.set(true);
+    let _held = Held;
+    work()
+}
 
 /// The cores this process may use.
 pub(crate) fn count() -> usize {
@@ -87,5 +112,20 @@ mod tests {
         assert_eq!(failed, 1);
         assert_eq!(done.load(Ordering::SeqCst), 8);
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn work_that_holds_a_core_and_asks_for_one_again_runs_on_the_one_it_holds() {
+        // On a machine of one core, taking a second slot would wait forever.
+        let nested = with_core(|| {
+            assert!(HOLDING.get());
+            with_core(|| HOLDING.get())
+        });
+        assert!(nested);
+        assert!(!HOLDING.get());
+        // A panic in the work lets go of the mark as well as the slot.
+        let panicked = std::panic::catch_unwind(|| with_core(|| panic!("work fails")));
+        assert!(panicked.is_err());
+        assert!(!HOLDING.get());
     }
 }

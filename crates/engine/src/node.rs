@@ -544,10 +544,16 @@ where
     R: Send + 'static,
 {
     let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _core = crate::cores::CORES.take();
-        span.in_scope(work)
-    })
+    tokio::task::spawn_blocking(move || crate::cores::with_core(|| span.in_scope(work)))
+}
+
+/// Runs CPU-bound `work` on this thread once one of the machine's cores is free for it, as
+/// [`spawn_compute`] does, for work that turns out to be needed on a thread that was waiting
+/// without a core: say, a value several nodes share, which the first to ask computes while
+/// the others wait for it without taking cores. On a thread that holds a core already (in
+/// [`spawn_compute`]) it just runs.
+pub fn compute_here<R>(work: impl FnOnce() -> R) -> R {
+    crate::cores::with_core(work)
 }
 
 /// `tokio::task::spawn_blocking` for a node's blocking I/O (a request, a send): what the work

@@ -8,6 +8,8 @@
 //! Nothing after the cut-off reaches it: cross-sell's pairs are computed from the calibration
 //! orders (with the analytics the affinity node uses), never taken from the affinity input.
 
+use std::sync::{Mutex, OnceLock};
+
 use serde_json::{Value, json};
 
 use super::index::{Orders, SharedIndex};
@@ -37,6 +39,17 @@ const PAIR_OPTIONS: CoPurchaseOptions = CoPurchaseOptions {
 /// The calibration side of a run's backtest.
 pub(super) struct Calibration {
     pub(super) index: SharedIndex,
+    cutoff: i32,
+    /// The index's `(order, item)` lines, until [`Calibration::derived`] takes them.
+    order_items: Mutex<Vec<(u32, u32)>>,
+    /// What the baselines need, derived by the first backtest: by then the recommend nodes
+    /// have let go of the transactions the indexes were built from, which would otherwise be
+    /// held beside these (hundreds of megabytes each at 10M lines).
+    derived: OnceLock<Result<Derived, String>>,
+}
+
+/// The calibration's baselines.
+pub(super) struct Derived {
     /// Available items by distinct buyers in the [`POPULARITY_DAYS`] up to the cut-off.
     popular: Vec<u32>,
     co_occurrence: CoOccurrence,
@@ -65,33 +78,50 @@ impl Calibration {
             Orders::Numbered,
         )
         .map_err(|e| e.to_string())?;
-        let order_items = std::mem::take(&mut index.order_items);
-        let pairs = calibration_pairs(&index, order_items)?;
-        let purchases: Vec<Purchase> = index
-            .lines
-            .iter()
-            .map(|l| Purchase {
-                customer: l.cust,
-                item: l.item,
-                day: l.day,
-            })
-            .collect();
-        let available = &index.products.available;
-        let popular = recs_eval::popularity(&purchases, cutoff, POPULARITY_DAYS)
-            .into_iter()
-            .filter(|&p| available[p as usize])
-            .collect();
-        let histories = recs_eval::histories(&purchases, cutoff);
-        let co_occurrence = CoOccurrence::fit(
-            histories.iter().map(|(_, h)| h.as_slice()),
-            index.products.ids.len(),
-        );
+        let order_items = Mutex::new(std::mem::take(&mut index.order_items));
         Ok(Calibration {
             index,
-            popular,
-            co_occurrence,
-            pairs,
+            cutoff,
+            order_items,
+            derived: OnceLock::new(),
         })
+    }
+
+    /// The baselines, derived on first use (concurrent callers wait for the first).
+    pub(super) fn derived(&self) -> Result<&Derived, String> {
+        let derived = self.derived.get_or_init(|| {
+            let order_items =
+                std::mem::take(&mut *self.order_items.lock().unwrap_or_else(|e| e.into_inner()));
+            let index = &self.index;
+            let pairs = calibration_pairs(index, order_items)?;
+            let purchases: Vec<Purchase> = index
+                .lines
+                .iter()
+                .map(|l| Purchase {
+                    customer: l.cust,
+                    item: l.item,
+                    day: l.day,
+                })
+                .collect();
+            let available = &index.products.available;
+            let popular = recs_eval::popularity(&purchases, self.cutoff, POPULARITY_DAYS)
+                .into_iter()
+                .filter(|&p| available[p as usize])
+                .collect();
+            let histories = recs_eval::histories(&purchases, self.cutoff);
+            // A copy of every line: gone before the co-occurrence count, the largest part.
+            drop(purchases);
+            let co_occurrence = CoOccurrence::fit(
+                histories.iter().map(|(_, h)| h.as_slice()),
+                index.products.ids.len(),
+            );
+            Ok(Derived {
+                popular,
+                co_occurrence,
+                pairs,
+            })
+        });
+        derived.as_ref().map_err(Clone::clone)
     }
 }
 
@@ -141,7 +171,7 @@ fn calibration(
         recent_days: cfg.recent_days,
     };
     cache.get_or_compute_from(&t.index_inputs, key, || {
-        Calibration::build(t, cutoff, cfg.recent_days)
+        flow_engine::node::compute_here(|| Calibration::build(t, cutoff, cfg.recent_days))
     })
 }
 
@@ -204,6 +234,10 @@ pub(super) fn backtest(
         );
         return head(0, Vec::new(), Some(note));
     }
+    let baselines = match cal.derived() {
+        Ok(d) => d,
+        Err(e) => return head(0, Vec::new(), Some(format!("no backtest: {e}"))),
+    };
 
     // The segment's purchases up to the analysis date, customers numbered by position in `ids`.
     let mut member_of = vec![u32::MAX; full.buyers.len()];
@@ -256,7 +290,7 @@ pub(super) fn backtest(
             _ => (&new_items, &new_members),
         };
         let mut lists = vec![Vec::new(); members.len()];
-        rank(&cal.index, members, &cal.pairs, &c, |m, picks, _| {
+        rank(&cal.index, members, &baselines.pairs, &c, |m, picks, _| {
             lists[m] = picks.iter().map(|p| p.item).collect();
         });
         let mut label = s.as_str().to_string();
@@ -280,7 +314,7 @@ pub(super) fn backtest(
     let popular: Vec<Vec<u32>> = new_items
         .history
         .iter()
-        .map(|h| recs_eval::top_unseen(&cal.popular, h, k))
+        .map(|h| recs_eval::top_unseen(&baselines.popular, h, k))
         .collect();
     let m = recs_eval::evaluate(&new_items.relevant, &popular, k);
     let label = format!("most popular items of the last {POPULARITY_DAYS} days");
@@ -293,7 +327,9 @@ pub(super) fn backtest(
         .map(|h| {
             let h = calibration_items(h, full, cal);
             let allowed = |p: u32| available.get(p as usize).copied().unwrap_or(false);
-            cal.co_occurrence.recommend(&h, k, &mut scratch, allowed)
+            baselines
+                .co_occurrence
+                .recommend(&h, k, &mut scratch, allowed)
         })
         .collect();
     let m = recs_eval::evaluate(&new_items.relevant, &co, k);

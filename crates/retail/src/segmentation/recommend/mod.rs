@@ -78,7 +78,7 @@ mod strategies;
 pub(crate) mod tests;
 
 pub(crate) use config::{RecommendConfig, Strategy};
-pub(crate) use output::recommend;
+pub(crate) use output::{prepare, rank_prepared, recommend};
 
 const NODE: &str = "segmentation.recommend";
 
@@ -247,10 +247,15 @@ impl Node for Configured {
         // The tables hold what this node reads: its inputs go, so it can let go of the
         // transactions once the indexes are built.
         drop(inputs);
-        let cfg = self.cfg.clone();
-        let cache = ctx.run_cache.clone();
-        flow_engine::node::spawn_compute(move || recommend(tables, &cfg, &cache))
+        let stopped = |e| NodeError::msg(format!("recommendation computation stopped: {e}"));
+        let (cfg, cache) = (self.cfg.clone(), ctx.run_cache.clone());
+        // Waiting for the shared indexes holds no core (their builds take one each).
+        let prepared = flow_engine::node::spawn_blocking(move || prepare(tables, &cfg, &cache))
             .await
-            .map_err(|e| NodeError::msg(format!("recommendation computation stopped: {e}")))?
+            .map_err(stopped)??;
+        let (cfg, cache) = (self.cfg.clone(), ctx.run_cache.clone());
+        flow_engine::node::spawn_compute(move || rank_prepared(prepared, &cfg, &cache))
+            .await
+            .map_err(stopped)?
     }
 }

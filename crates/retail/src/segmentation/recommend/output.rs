@@ -15,7 +15,7 @@ use super::strategies::Reason;
 use super::{RecommendConfig, RecommendInputs, Strategy};
 use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
-use flow_engine::node::NodeError;
+use flow_engine::node::{NodeError, compute_here};
 use flow_engine::run_cache::RunCache;
 
 /// The output table, row by row. The text columns are dictionary-encoded: a customer's id is
@@ -130,17 +130,36 @@ impl OutBuilders {
     }
 }
 
-/// Computes the recommendations table and its metadata.
-/// The segment-independent index comes from `cache`: the first node of a run builds it (while
-/// others asking wait), the others reuse it. With a backtest, the backtest's calibration (an
-/// index of the purchases up to the cut-off, also shared) is built on a second thread at the
-/// same time: the two indexes are the recommend nodes' largest work, and a second recommend
-/// node would otherwise wait idle for the first index.
+/// Computes the recommendations table and its metadata: [`prepare`], then [`rank_prepared`].
 pub(crate) fn recommend(
-    mut t: RecommendInputs,
+    t: RecommendInputs,
     cfg: &RecommendConfig,
     cache: &RunCache,
 ) -> Result<Output, NodeError> {
+    rank_prepared(prepare(t, cfg, cache)?, cfg, cache)
+}
+
+/// A node's inputs with the run's shared index, ready to rank; the transactions are gone.
+pub(crate) struct Prepared {
+    t: RecommendInputs,
+    customer_columns: Vec<CustomerColumns>,
+    slot: IndexSlot,
+    no_products: bool,
+}
+
+/// Checks the inputs and gets the run's shared index from `cache`: the first node of a run
+/// builds it while the others asking wait, the others reuse it. With a backtest, the
+/// backtest's calibration (an index of the purchases up to the cut-off, also shared) is built
+/// on a second thread at the same time: the two indexes are the recommend nodes' largest work.
+/// Each build takes a core of its own ([`compute_here`]); a node that only waits for them
+/// need not hold one, and lets go of its transactions as soon as they are built, not when a
+/// core is free for its ranking (at 10M lines the transactions are half a gigabyte, and six
+/// recommend nodes take turns on two cores).
+pub(crate) fn prepare(
+    mut t: RecommendInputs,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Prepared, NodeError> {
     let (customer_columns, slot) = std::thread::scope(|scope| {
         if cfg.backtest_days > 0 {
             scope.spawn(|| super::backtest::prepare(&t, cfg, cache));
@@ -148,14 +167,29 @@ pub(crate) fn recommend(
         indexed(&t, cfg, cache)
     })?;
     // Both indexes are built (the scope waited for the calibration's): the transactions are
-    // not read again, and this node's copy of them goes before the ranking.
+    // not read again.
     let no_products = no_products::has_no_products(&t.transactions);
     t.transactions = RecordBatch::new_empty(t.transactions.schema());
-    let shared = slot
+    Ok(Prepared {
+        t,
+        customer_columns,
+        slot,
+        no_products,
+    })
+}
+
+/// The recommendations of [`prepare`]d inputs.
+pub(crate) fn rank_prepared(
+    p: Prepared,
+    cfg: &RecommendConfig,
+    cache: &RunCache,
+) -> Result<Output, NodeError> {
+    let shared = p
+        .slot
         .as_ref()
         .as_ref()
         .map_err(|e| NodeError::msg(e.clone()))?;
-    ranked(&t, customer_columns, shared, no_products, cfg, cache)
+    ranked(&p.t, p.customer_columns, shared, p.no_products, cfg, cache)
 }
 
 /// A customers table's columns.
@@ -189,14 +223,16 @@ fn indexed(
         });
     }
     let slot = cache.get_or_compute_from(&t.index_inputs, IndexKey::new(t, cfg), || {
-        SharedIndex::build(
-            &t.catalog,
-            &t.transactions,
-            cfg.analysis_date,
-            cfg.recent_days,
-            Orders::Ignored,
-        )
-        .map_err(|e| e.to_string())
+        compute_here(|| {
+            SharedIndex::build(
+                &t.catalog,
+                &t.transactions,
+                cfg.analysis_date,
+                cfg.recent_days,
+                Orders::Ignored,
+            )
+            .map_err(|e| e.to_string())
+        })
     });
     Ok((customer_columns, slot))
 }
