@@ -6,6 +6,7 @@
 pub mod connectors;
 pub mod pos;
 pub mod segmentation;
+mod str_map;
 mod text_dictionary;
 #[cfg(test)]
 mod workflow_fuzz_tests;

@@ -25,6 +25,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::max_bad_rows::MaxBadRows;
+use crate::str_map::StrMap;
 use flow_engine::plural::plural_of;
 
 /// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
@@ -523,10 +524,12 @@ pub(super) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
 /// Collects customers, keeping for each attribute the value from the latest row.
 #[derive(Debug, Default)]
 pub(super) struct CustomerBook {
-    index: FxMap<String, usize>,
+    /// Per customer id, its entry.
+    index: StrMap,
     entries: Vec<(Customer, [(NaiveDateTime, u64); 3])>,
-    /// The entry of the previous row: the lines of an order come together.
-    last: Option<usize>,
+    /// The entry of the previous row and its id packed (`None` for a long id): the lines of an
+    /// order come together.
+    last: Option<(usize, Option<[u64; 2]>)>,
 }
 
 /// Customer attributes seen on one row.
@@ -548,11 +551,13 @@ impl CustomerBook {
         seen: CustomerSeen,
     ) -> u32 {
         let at = (ts, line);
+        let packed = StrMap::pack(id);
         let idx = match self.last {
-            Some(i) if self.entries[i].0.customer_id == id => i,
-            _ => self.entry(id),
+            Some((i, Some(last))) if packed == Some(last) => i,
+            Some((i, None)) if packed.is_none() && self.entries[i].0.customer_id == id => i,
+            _ => self.entry(id, packed),
         };
-        self.last = Some(idx);
+        self.last = Some((idx, packed));
         let (customer, stamps) = &mut self.entries[idx];
         if let Some(email) = seen.email
             && at >= stamps[0]
@@ -586,7 +591,7 @@ impl CustomerBook {
         index.clear();
         for (theirs, their_stamps) in &part.entries {
             let id = theirs.customer_id.as_str();
-            let idx = self.entry(id);
+            let idx = self.entry(id, StrMap::pack(id));
             index.push(idx as u32);
             let (ours, stamps) = &mut self.entries[idx];
             // A stamp is only ever set with a value; the initial one is older than any row.
@@ -607,13 +612,14 @@ impl CustomerBook {
         self.last = None;
     }
 
-    /// The index of customer `id`'s entry, added (with no attributes yet) when new.
-    fn entry(&mut self, id: &str) -> usize {
-        if let Some(&i) = self.index.get(id) {
-            return i;
-        }
+    /// The index of customer `id`'s entry (`packed` is `StrMap::pack(id)`), added (with no
+    /// attributes yet) when new.
+    fn entry(&mut self, id: &str, packed: Option<[u64; 2]>) -> usize {
         let i = self.entries.len();
-        self.index.insert(id.to_string(), i);
+        let found = self.index.get_or_insert_packed(id, packed, i as u32) as usize;
+        if found != i {
+            return found;
+        }
         let customer = Customer {
             customer_id: id.to_string(),
             ..Customer::default()

@@ -19,6 +19,7 @@ use super::super::{
 };
 use super::report::{checked, file_error, report_json};
 use super::transactions_schema;
+use crate::str_map::StrMap;
 use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
@@ -264,37 +265,44 @@ impl PartSink for PartRows {
 #[derive(Default)]
 struct PartProducts {
     list: Vec<(String, Option<String>, Option<String>)>,
-    /// Per product id, the indexes in `list` of its names and categories (most have one).
-    by_id: HashMap<String, Vec<u32>>,
+    /// Per product id, the index in `list` of the first product with that id.
+    by_id: StrMap,
+    /// Per product in `list`, the next with the same id and another name or category
+    /// (`u32::MAX`: none; most ids have one).
+    same_id: Vec<u32>,
 }
 
 impl PartProducts {
     fn index(&mut self, item: &LineItem) -> u32 {
         let (name, category) = (item.product_name.as_deref(), item.category.as_deref());
-        if let Some(found) = self.by_id.get(item.product_id.as_str()) {
-            for &i in found {
+        let next = self.list.len() as u32;
+        let mut i = self.by_id.get_or_insert(&item.product_id, next);
+        if i != next {
+            loop {
                 let (_, n, c) = &self.list[i as usize];
                 if n.as_deref() == name && c.as_deref() == category {
                     return i;
                 }
+                match self.same_id[i as usize] {
+                    u32::MAX => break,
+                    later => i = later,
+                }
             }
+            self.same_id[i as usize] = next;
         }
-        let i = self.list.len() as u32;
         self.list.push((
             item.product_id.clone(),
             item.product_name.clone(),
             item.category.clone(),
         ));
-        self.by_id
-            .entry(item.product_id.clone())
-            .or_default()
-            .push(i);
-        i
+        self.same_id.push(u32::MAX);
+        next
     }
 
     fn clear(&mut self) {
         self.list.clear();
         self.by_id.clear();
+        self.same_id.clear();
     }
 }
 

@@ -115,63 +115,86 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     }
     let n_customers = sorted_names.len();
 
-    // Pass 2: accumulate.
-    let mut transactions = Vec::with_capacity(n_rows - after as usize - missing as usize);
-    // What each customer's rows add up to, in one place: a row touches one cache line.
-    let mut latest = vec![Latest::default(); n_customers];
-    let mut categories = category.as_ref().map(|c| RowInterner::new(c, 0));
-    // At most one per row kept: sized once, not grown by doubling.
-    let mut category_lines: Vec<CategorySpend> = Vec::with_capacity(if category.is_some() {
-        transactions.capacity()
-    } else {
-        0
-    });
+    // Pass 2: accumulate, on two threads that each add in row order. The per-customer figures
+    // are scattered over a table as long as the customers (a cache miss per row), so they are
+    // summed on a thread of their own, beside the rows' list and the category lines, which are
+    // written in row order.
     let email_codes = email.as_ref().map(TextCodes::new);
     let name_codes = customer_name.as_ref().map(TextCodes::new);
-    let mut revenue = 0.0;
-    for (i, &old) in row_customer.iter().enumerate() {
-        if old == u32::MAX {
-            continue;
+    let per_customer = || {
+        // What each customer's rows add up to, in one place: a row touches one cache line.
+        let mut latest = vec![Latest::default(); n_customers];
+        for (i, &old) in row_customer.iter().enumerate() {
+            if old == u32::MAX {
+                continue;
+            }
+            let day = date.value(i);
+            let mine = &mut latest[rank[old as usize] as usize];
+            mine.spend += amount.value(i);
+            // Latest row with a value wins; rows come in order, so `>=` makes ties go to the
+            // later.
+            if let Some(code) = email_codes.as_ref().and_then(|c| c.code(i))
+                && mine.email.is_none_or(|(d, _)| day >= d)
+            {
+                mine.email = Some((day, code));
+            }
+            if let Some(code) = name_codes.as_ref().and_then(|c| c.code(i))
+                && mine.name.is_none_or(|(d, _)| day >= d)
+            {
+                mine.name = Some((day, code));
+            }
+            if let Some(col) = marketing.as_ref()
+                && col.is_valid(i)
+                && mine.marketing.is_none_or(|(d, _)| day >= d)
+            {
+                mine.marketing = Some((day, col.value(i)));
+            }
         }
-        let c = rank[old as usize];
-        let ci = c as usize;
-        let day = date.value(i);
-        let a = amount.value(i);
-        transactions.push(Transaction {
-            customer: c,
-            day,
-            amount: a,
+        latest
+    };
+    let in_row_order = || {
+        let mut transactions = Vec::with_capacity(n_rows - after as usize - missing as usize);
+        let mut categories = category.as_ref().map(|c| RowInterner::new(c, 0));
+        // At most one per row kept: sized once, not grown by doubling.
+        let mut category_lines: Vec<CategorySpend> = Vec::with_capacity(if category.is_some() {
+            transactions.capacity()
+        } else {
+            0
         });
-        let mine = &mut latest[ci];
-        mine.spend += a;
-        revenue += a;
-        if let (Some(col), Some(interner)) = (&category, &mut categories)
-            && col.get(i).is_some_and(|k| !k.is_empty())
-        {
-            category_lines.push(CategorySpend {
+        let mut revenue = 0.0;
+        for (i, &old) in row_customer.iter().enumerate() {
+            if old == u32::MAX {
+                continue;
+            }
+            let c = rank[old as usize];
+            let a = amount.value(i);
+            transactions.push(Transaction {
                 customer: c,
-                category: interner.intern(i).expect("a category, checked above"),
+                day: date.value(i),
                 amount: a,
             });
+            revenue += a;
+            if let (Some(col), Some(interner)) = (&category, &mut categories)
+                && col.get(i).is_some_and(|k| !k.is_empty())
+            {
+                category_lines.push(CategorySpend {
+                    customer: c,
+                    category: interner.intern(i).expect("a category, checked above"),
+                    amount: a,
+                });
+            }
         }
-        // Latest row with a value wins; rows come in order, so `>=` makes ties go to the later.
-        if let Some(code) = email_codes.as_ref().and_then(|c| c.code(i))
-            && mine.email.is_none_or(|(d, _)| day >= d)
-        {
-            mine.email = Some((day, code));
-        }
-        if let Some(code) = name_codes.as_ref().and_then(|c| c.code(i))
-            && mine.name.is_none_or(|(d, _)| day >= d)
-        {
-            mine.name = Some((day, code));
-        }
-        if let Some(col) = marketing.as_ref()
-            && col.is_valid(i)
-            && mine.marketing.is_none_or(|(d, _)| day >= d)
-        {
-            mine.marketing = Some((day, col.value(i)));
-        }
-    }
+        (transactions, categories, category_lines, revenue)
+    };
+    let (latest, (transactions, categories, category_lines, revenue)) =
+        std::thread::scope(|scope| {
+            let latest = scope.spawn(per_customer);
+            let rows = in_row_order();
+            let latest = latest
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (latest, rows)
+        });
     let order_counts = super::orders::distinct_orders(&order, &row_customer, &rank, n_customers);
     drop(row_customer);
 

@@ -1,68 +1,7 @@
 //! Interned ids: customers, products and categories as dense `u32`s.
 
-use std::collections::HashMap;
-
-use super::super::{FastHash, sorted_ranks};
-
-/// Strings to `u32`, ids of up to 15 bytes packed into the key itself: a look-up in a map of
-/// a million customers then neither follows a pointer to the key's bytes nor calls `memcmp`
-/// (both cache misses that grow with the map). The key is two `u64`s, not a `u128`, whose
-/// 16-byte alignment would pad every entry from 24 bytes to 32.
-#[derive(Default)]
-pub(super) struct StrMap {
-    pub(super) short: HashMap<[u64; 2], u32, FastHash>,
-    pub(super) long: HashMap<Box<str>, u32, FastHash>,
-}
-
-impl StrMap {
-    pub(super) fn with_capacity(n: usize) -> Self {
-        StrMap {
-            short: HashMap::with_capacity_and_hasher(n, FastHash),
-            long: HashMap::default(),
-        }
-    }
-
-    /// The bytes and the length in one key; `None` above 15 bytes.
-    #[inline]
-    pub(super) fn pack(s: &str) -> Option<[u64; 2]> {
-        let b = s.as_bytes();
-        if b.len() > 15 {
-            return None;
-        }
-        let mut buf = [0u8; 16];
-        buf[..b.len()].copy_from_slice(b);
-        buf[15] = b.len() as u8;
-        let packed = u128::from_le_bytes(buf);
-        Some([packed as u64, (packed >> 64) as u64])
-    }
-
-    #[inline]
-    pub(super) fn get(&self, s: &str) -> Option<u32> {
-        match Self::pack(s) {
-            Some(k) => self.short.get(&k).copied(),
-            None => self.long.get(s).copied(),
-        }
-    }
-
-    /// The value of `s`, inserting `next` when absent.
-    #[inline]
-    pub(super) fn get_or_insert(&mut self, s: &str, next: u32) -> u32 {
-        match Self::pack(s) {
-            Some(k) => *self.short.entry(k).or_insert(next),
-            None => match self.long.get(s) {
-                Some(&v) => v,
-                None => {
-                    self.long.insert(s.into(), next);
-                    next
-                }
-            },
-        }
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.short.len() + self.long.len()
-    }
-}
+use super::super::sorted_ranks;
+use crate::str_map::StrMap;
 
 /// Strings to dense indices in first-seen order, with look-up without insertion.
 #[derive(Default)]

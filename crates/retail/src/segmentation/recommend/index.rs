@@ -8,8 +8,9 @@ use arrow_array::{Array, RecordBatch};
 use super::super::{FirstRows, TextColumn, date_column, f64_column, missing_column, text_column};
 use super::RecommendConfig;
 use super::RecommendInputs;
-use super::ids::{OwnedIds, Products, StrMap};
+use super::ids::{OwnedIds, Products};
 use super::strategies::median;
+use crate::str_map::StrMap;
 use flow_engine::node::NodeError;
 
 /// One purchase line of a customer of the input branch (32 bytes: an index holds one per

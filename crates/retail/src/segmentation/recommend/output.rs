@@ -8,11 +8,12 @@ use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
 
 use super::super::{TextColumn, day_string, f64_column, missing_column, no_products, text_column};
-use super::ids::{Ids, StrMap};
+use super::ids::Ids;
 use super::index::{CatalogColumns, IndexKey, Orders, SharedIndex};
 use super::rank::{Member, Pair, rank};
 use super::strategies::Reason;
 use super::{RecommendConfig, RecommendInputs, Strategy};
+use crate::str_map::StrMap;
 use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
 use flow_engine::node::{NodeError, compute_here};
