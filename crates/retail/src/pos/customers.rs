@@ -12,8 +12,9 @@ use std::io::Read;
 
 use serde::{Deserialize, Serialize};
 
-use super::model::{BadRow, Customer, FxMap, ParseReport, PosError, parse_flag};
+use super::model::{BadRow, Customer, ParseReport, PosError, parse_flag};
 use super::table::{Delimiter, TableReader};
+use crate::str_map::StrMap;
 
 /// Which header column holds what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,7 +91,9 @@ pub fn parse_customers<R: Read>(
     let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
     let mut report = ParseReport::default();
     let mut customers = Vec::new();
-    let mut seen: FxMap<String, u64> = FxMap::default();
+    // Per customer id, its index in `customers`; `lines[i]` is customer `i`'s line.
+    let mut seen = StrMap::default();
+    let mut lines: Vec<u64> = Vec::new();
     while let Some(row) = table.next_row(&mut report)? {
         let line = row.line;
         let raw_id = row.get(id_col);
@@ -132,7 +135,10 @@ pub fn parse_customers<R: Read>(
                 (None, None) => None,
             },
         };
-        if let Some(first) = seen.get(&id) {
+        let next = customers.len() as u32;
+        let index = seen.get_or_insert(&id, next);
+        if index != next {
+            let first = lines[index as usize];
             report.duplicates += 1;
             report.push_bad(BadRow::in_column(
                 line,
@@ -141,7 +147,7 @@ pub fn parse_customers<R: Read>(
             ));
             continue;
         }
-        seen.insert(id.clone(), line);
+        lines.push(line);
         customers.push(Customer {
             customer_id: id,
             email,

@@ -517,10 +517,6 @@ pub struct StreamOutcome {
     pub report: ParseReport,
 }
 
-/// `HashMap` with rustc-hash's fast hasher. (A plain FxHash without a finishing step leaves
-/// the low bits of ids like `C0000001` equal, and hash tables then degrade to linear scans.)
-pub(super) type FxMap<K, V> = rustc_hash::FxHashMap<K, V>;
-
 /// Collects customers, keeping for each attribute the value from the latest row.
 #[derive(Debug, Default)]
 pub(super) struct CustomerBook {

@@ -211,6 +211,12 @@ fn parse_impl(
     decimal: DecimalSeparator,
     allow_currency: bool,
 ) -> Result<Money, MoneyError> {
+    if let Some(value) = plain_decimal(input, decimal.char() as u8) {
+        return Ok(Money {
+            value,
+            currency: None,
+        });
+    }
     let original = input.trim();
     if original.is_empty() {
         return Err(err(original, "empty"));
@@ -283,6 +289,38 @@ fn parse_impl(
         value,
         currency: currency.flatten(),
     })
+}
+
+/// `digits` or `digits<separator>digits`, with no sign, space, group or currency: how most
+/// exports write amounts. Read as an integer divided by a power of ten, which is exact and
+/// correctly rounded (as `str::parse` is, so the bits are the same) while the integer is at
+/// most 2^53; `None` for anything else, which the full parser reads.
+#[inline]
+fn plain_decimal(s: &str, separator: u8) -> Option<f64> {
+    const POW10: [f64; 19] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18,
+    ];
+    let b = s.as_bytes();
+    // Up to 18 digits: the integer fits a u64 before the 2^53 check.
+    if b.is_empty() || b.len() > 19 {
+        return None;
+    }
+    let mut integer: u64 = 0;
+    let mut decimals = None;
+    for (i, &c) in b.iter().enumerate() {
+        if c.is_ascii_digit() {
+            integer = integer * 10 + u64::from(c - b'0');
+        } else if c == separator && decimals.is_none() && i > 0 && i + 1 < b.len() {
+            decimals = Some(b.len() - i - 1);
+        } else {
+            return None;
+        }
+    }
+    if integer > 1 << 53 {
+        return None;
+    }
+    Some(integer as f64 / POW10[decimals.unwrap_or(0)])
 }
 
 fn is_group_space(c: char) -> bool {
@@ -408,6 +446,55 @@ mod tests {
 
     fn cur(s: &str, d: DecimalSeparator) -> Option<String> {
         parse_money(s, d).unwrap().currency.map(|c| c.to_string())
+    }
+
+    #[test]
+    fn plain_decimals_read_fast_have_the_bits_of_str_parse() {
+        // A small LCG: digits, separators and lengths of every kind, the same on every run.
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        let mut fast = 0;
+        for _ in 0..200_000 {
+            let len = 1 + next(20) as usize;
+            let mut s: String = (0..len)
+                .map(|_| char::from(b'0' + next(10) as u8))
+                .collect();
+            if next(4) > 0 {
+                let at = next(len as u64 + 1) as usize;
+                s.insert(at, '.');
+            }
+            for d in [DecimalSeparator::Dot, DecimalSeparator::Comma] {
+                let text = match d {
+                    DecimalSeparator::Dot => s.clone(),
+                    DecimalSeparator::Comma => s.replace('.', ","),
+                };
+                let Some(value) = plain_decimal(&text, d.char() as u8) else {
+                    continue;
+                };
+                fast += 1;
+                let expected: f64 = s.parse().unwrap();
+                assert_eq!(value.to_bits(), expected.to_bits(), "{text:?}");
+                assert_eq!(parse_body(&text, d).unwrap().to_bits(), value.to_bits());
+            }
+        }
+        assert!(fast > 100_000, "only {fast} strings took the fast path");
+        // Edges: 2^53 is read fast, one more is left to the full parser, as are forms that
+        // are not plain.
+        assert_eq!(
+            plain_decimal("9007199254740992", b'.'),
+            Some(9_007_199_254_740_992.0)
+        );
+        assert_eq!(plain_decimal("9007199254740993", b'.'), None);
+        for other in [
+            "", ".5", "5.", "1.2.3", "-1", "+1", " 1", "1,234", "$5", "1e5",
+        ] {
+            assert_eq!(plain_decimal(other, b'.'), None, "{other:?}");
+        }
     }
 
     #[test]
