@@ -522,7 +522,10 @@ pub struct StreamOutcome {
 pub(super) struct CustomerBook {
     /// Per customer id, its entry.
     index: StrMap,
+    /// The customers, `entries[..len]`; those past `len` are kept from before a `clear` so
+    /// that their ids' buffers are reused (a part of a file sees tens of thousands).
     entries: Vec<(Customer, [(NaiveDateTime, u64); 3])>,
+    len: usize,
     /// The entry of the previous row and its id packed (`None` for a long id): the lines of an
     /// order come together.
     last: Option<(usize, Option<[u64; 2]>)>,
@@ -585,7 +588,7 @@ impl CustomerBook {
     /// keeps the value of the latest row that has one, wherever that row is.
     pub(super) fn absorb(&mut self, part: &CustomerBook, index: &mut Vec<u32>) {
         index.clear();
-        for (theirs, their_stamps) in &part.entries {
+        for (theirs, their_stamps) in &part.entries[..part.len] {
             let id = theirs.customer_id.as_str();
             let idx = self.entry(id, StrMap::pack(id));
             index.push(idx as u32);
@@ -611,34 +614,52 @@ impl CustomerBook {
     /// The index of customer `id`'s entry (`packed` is `StrMap::pack(id)`), added (with no
     /// attributes yet) when new.
     fn entry(&mut self, id: &str, packed: Option<[u64; 2]>) -> usize {
-        let i = self.entries.len();
+        let i = self.len;
         let found = self.index.get_or_insert_packed(id, packed, i as u32) as usize;
         if found != i {
             return found;
         }
-        let customer = Customer {
-            customer_id: id.to_string(),
-            ..Customer::default()
-        };
-        self.entries.push((customer, [(NaiveDateTime::MIN, 0); 3]));
+        let unset = [(NaiveDateTime::MIN, 0); 3];
+        match self.entries.get_mut(i) {
+            Some((customer, stamps)) => {
+                let mut reused = std::mem::take(&mut customer.customer_id);
+                reused.clear();
+                reused.push_str(id);
+                *customer = Customer {
+                    customer_id: reused,
+                    ..Customer::default()
+                };
+                *stamps = unset;
+            }
+            None => {
+                let customer = Customer {
+                    customer_id: id.to_string(),
+                    ..Customer::default()
+                };
+                self.entries.push((customer, unset));
+            }
+        }
+        self.len += 1;
         i
     }
 
     /// Forgets every customer, keeping the allocations.
     pub(super) fn clear(&mut self) {
         self.index.clear();
-        self.entries.clear();
+        self.len = 0;
         self.last = None;
     }
 
     /// Number of distinct customers.
     pub(super) fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     /// The customers in first-seen order.
     pub(super) fn into_customers(self) -> Vec<Customer> {
-        self.entries.into_iter().map(|(c, _)| c).collect()
+        let mut entries = self.entries;
+        entries.truncate(self.len);
+        entries.into_iter().map(|(c, _)| c).collect()
     }
 }
 
@@ -778,6 +799,36 @@ mod tests {
                 customer_id: "b".into(),
                 ..Customer::default()
             }
+        );
+    }
+
+    #[test]
+    fn a_cleared_book_forgets_the_customers_whose_entries_it_reuses() {
+        let mut book = CustomerBook::default();
+        let at = ts("2024-01-01 10:00:00");
+        let seen = CustomerSeen {
+            email: Some("a@x.com"),
+            name: Some("Ann"),
+            accepts_marketing: Some(true),
+        };
+        book.observe("a-long-customer-id-1", at, 1, seen);
+        book.observe("b", at, 2, seen);
+        book.clear();
+        assert_eq!(book.len(), 0);
+        book.observe("c", at, 3, CustomerSeen::default());
+        book.observe("a-long-customer-id-1", at, 4, CustomerSeen::default());
+        assert_eq!(
+            book.into_customers(),
+            vec![
+                Customer {
+                    customer_id: "c".into(),
+                    ..Customer::default()
+                },
+                Customer {
+                    customer_id: "a-long-customer-id-1".into(),
+                    ..Customer::default()
+                },
+            ]
         );
     }
 
