@@ -3,6 +3,7 @@
 use arrow_array::{Array, RecordBatch};
 
 use super::config::MetricsConfig;
+use super::kept_rows::{Columns, KeptRows, kept_rows};
 use super::output::finish;
 use crate::segmentation::{
     RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, sorted_ranks,
@@ -80,34 +81,22 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         return Ok(with_backtest(finish(acc, cfg)?, backtest));
     };
 
-    // Pass 1: customer keys of the kept rows (dense, first-seen), then renumbered in id order
-    // so every per-customer vector is already sorted by customer_id.
-    let mut customers = RowInterner::new(&customer, n_rows / 16);
-    let mut row_customer = vec![u32::MAX; n_rows];
-    let (mut after, mut missing) = (0u64, 0u64);
-    for (i, slot) in row_customer.iter_mut().enumerate() {
-        if !customer.is_valid(i) || !order.is_valid(i) {
-            missing += 1;
-            continue;
-        }
-        if !date.is_valid(i) || !amount.is_valid(i) {
-            missing += 1;
-            continue;
-        }
-        let a = amount.value(i);
-        if !a.is_finite() {
-            return Err(NodeError::msg(format!(
-                "column `amount`, row {}: {a} is not a finite amount",
-                i + 1
-            )));
-        }
-        if date.value(i) > end {
-            after += 1;
-            continue;
-        }
-        *slot = customers.intern(i).expect("a customer, checked above");
-    }
-    let names = customers.into_names();
+    // Pass 1: the kept rows and their customers, then renumbered in id order so every
+    // per-customer vector is already sorted by customer_id.
+    let KeptRows {
+        row_customer,
+        names,
+        after,
+        missing,
+    } = kept_rows(
+        Columns {
+            customer: &customer,
+            order: &order,
+            date: &date,
+            amount: &amount,
+        },
+        end,
+    )?;
     let (_, rank) = sorted_ranks(&names);
     let mut sorted_names = vec![""; names.len()];
     for (old, &new) in rank.iter().enumerate() {

@@ -50,6 +50,7 @@
 mod accumulate;
 mod backtest;
 mod config;
+mod kept_rows;
 mod models;
 mod orders;
 mod output;

@@ -399,3 +399,106 @@ fn empty_input_gives_an_empty_table() {
     assert_eq!(out.meta["analysis_date"], Json::Null);
     assert_eq!(out.meta["customers"], 0);
 }
+
+/// `table`, with its customer ids in a dictionary that holds one id under two keys, keys no
+/// row uses, and a null value.
+fn with_dictionary_customers(t: &RecordBatch) -> RecordBatch {
+    use arrow_array::{DictionaryArray, Int32Array};
+    let ids = t.column(0).as_string::<i32>();
+    let mut values: Vec<Option<String>> = vec![None, Some("unused".into())];
+    let mut key_of = std::collections::HashMap::new();
+    let keys: Vec<Option<i32>> = (0..ids.len())
+        .map(|i| {
+            if ids.is_null(i) {
+                // A null value rather than a null key.
+                return Some(0);
+            }
+            let id = ids.value(i);
+            // Every other row of an id goes through a second key with the same text.
+            let twin = i % 2;
+            Some(*key_of.entry((id.to_string(), twin)).or_insert_with(|| {
+                values.push(Some(id.to_string()));
+                values.len() as i32 - 1
+            }))
+        })
+        .collect();
+    let dict =
+        DictionaryArray::try_new(Int32Array::from(keys), Arc::new(StringArray::from(values)))
+            .unwrap();
+    let mut cols = t.columns().to_vec();
+    cols[0] = Arc::new(dict);
+    let mut fields: Vec<Field> = t
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields[0] = Field::new(
+        "customer_id",
+        DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8)),
+        true,
+    );
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap()
+}
+
+#[test]
+fn dictionary_encoded_customers_give_the_metrics_of_plain_ones_over_many_chunks() {
+    // Enough rows to be read in several chunks; customers recur all over the table, some
+    // rows lack an id or come after the analysis date.
+    const IDS: [&str; 7] = ["ann", "bo", "cy", "di", "ed", "flo", "gus"];
+    const DATES: [&str; 4] = ["2024-01-03", "2024-01-19", "2024-02-02", "2024-03-01"];
+    let n = 150_000;
+    let lines: Vec<Line> = (0..n)
+        .map(|i| {
+            let mut l = line(
+                IDS[i * 5 % 7],
+                &format!("o{}", i / 3),
+                DATES[i % 4],
+                1.0 + (i % 11) as f64,
+            );
+            if i % 1_000 == 999 {
+                l.customer = "";
+            }
+            l
+        })
+        .collect();
+    let mut plain = table(&lines);
+    // Empty ids become nulls.
+    let ids: StringArray = plain
+        .column(0)
+        .as_string::<i32>()
+        .iter()
+        .map(|v| v.filter(|s| !s.is_empty()))
+        .collect();
+    let mut cols = plain.columns().to_vec();
+    cols[0] = Arc::new(ids);
+    plain = RecordBatch::try_new(plain.schema(), cols).unwrap();
+    let cfg = MetricsConfig {
+        fit: false,
+        ..cfg_at("2024-02-15")
+    };
+    let from_plain = compute(&plain, &cfg).unwrap();
+    let from_dict = compute(&with_dictionary_customers(&plain), &cfg).unwrap();
+    assert_eq!(out_table(&from_dict), out_table(&from_plain));
+    assert_eq!(from_dict.meta, from_plain.meta);
+    assert_eq!(out_table(&from_plain).num_rows(), IDS.len());
+
+    // The first row with an amount that is not finite is named, wherever the chunks fall.
+    for bad_rows in [vec![100_000, 140_000], vec![10, 100_000]] {
+        let mut amounts: Vec<f64> = (0..n).map(|i| 1.0 + (i % 11) as f64).collect();
+        for &r in &bad_rows {
+            amounts[r] = f64::NAN;
+        }
+        let mut cols = plain.columns().to_vec();
+        cols[3] = Arc::new(Float64Array::from(amounts));
+        let bad = RecordBatch::try_new(plain.schema(), cols).unwrap();
+        let expected = format!(
+            "column `amount`, row {}: NaN is not a finite amount",
+            bad_rows[0] + 1
+        );
+        for t in [bad.clone(), with_dictionary_customers(&bad)] {
+            let err = compute(&t, &cfg).expect_err("an error").to_string();
+            assert!(err.contains(&expected), "{err}");
+        }
+    }
+}
