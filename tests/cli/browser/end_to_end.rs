@@ -202,6 +202,64 @@ nodes:
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_run_that_ends_before_the_live_stream_opens_shows_its_end() {
+    if !chromium_available() {
+        return;
+    }
+    let ws = Workspace::with_workflow(
+        r#"name: quick
+nodes:
+  - { id: go, kind: trigger, type: manual }
+  - id: work
+    kind: action
+    type: core.shell
+    needs: [go]
+    with: { command: "sleep 2; echo done" }
+"#,
+    );
+    let serve = Served::start(&ws, &["flow.yaml"], &[]);
+    let b = Browser::start(&serve.base).await;
+    // A page that has its own live stream; the run page is drawn in place of its <main>.
+    b.open("/runs/none").await;
+    b.wait_text("main", "There is no run").await;
+    // In this page, live streams now open 6 s late. The run page is drawn here for a run that
+    // takes 2 s: its first fetch sees the run running, and the run has ended before the
+    // stream opens, so no event tells the page; only a refetch when the stream opens does.
+    b.js(r#"
+        const Real = window.EventSource;
+        window.EventSource = class {
+            constructor(url, options) {
+                this.listeners = [];
+                setTimeout(() => {
+                    if (this.closed) return;
+                    this.source = new Real(url, options);
+                    for (const [name, fn] of this.listeners) this.source.addEventListener(name, fn);
+                }, 6000);
+            }
+            addEventListener(name, fn) {
+                this.listeners.push([name, fn]);
+                if (this.source) this.source.addEventListener(name, fn);
+            }
+            close() { this.closed = true; if (this.source) this.source.close(); }
+        };
+        (async () => {
+            const api = await import('/assets/js/api.js');
+            const run = await import('/assets/js/run.js');
+            const started = await api.post('/api/workflows/quick/runs', { params: {}, trigger: null });
+            // A fresh <main>: the page already here keeps drawing into the old one.
+            const main = document.createElement('main');
+            document.getElementById('main').replaceWith(main);
+            await run.runPage(main, started.run_id);
+        })();
+        return true;
+    "#)
+    .await;
+    b.wait_text("h1", "running").await;
+    b.wait_text("h1", "succeeded").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn end_to_end_the_shipped_segmentation_run_shows_its_graph_branches_and_report() {
     if !chromium_available() {
         return;
