@@ -3,7 +3,8 @@
 //! starts, a fresh database per iteration).
 //!
 //! `cargo bench --bench engine` measures:
-//! - `chain_1000`: 1,000 trivial nodes, each needing the previous one (one flush per node);
+//! - `chain_1000`: 1,000 trivial nodes, each needing the previous one (`core.noop` is
+//!   effect-free, so each starts while the checkpoint before it is flushed: flushes are shared);
 //! - `fanout_1000`: one source, 1,000 independent trivial nodes, one join (shared flushes);
 //! - the same two with `_postgres`;
 //! - `fsync_1000`: 1,000 small writes to a file, each synced to disk: the floor a chain of durable

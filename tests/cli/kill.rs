@@ -488,3 +488,138 @@ fn attempt_history(node: &serde_json::Value) -> Vec<(u64, u64, String)> {
         })
         .collect()
 }
+
+/// A chain of effect-free `core.noop` nodes (each may start before the checkpoint of the one
+/// before it is on disk, some waiting a little to spread the run out), a shell node with effects
+/// branching off its middle and one at its end.
+fn pipelined_chain() -> (String, BTreeMap<String, Vec<String>>) {
+    const N: usize = 300;
+    let mut yaml = String::from(
+        "name: pipelined\nnodes:\n  - { id: source, kind: action, type: core.shell, with: { command: 'sh record.sh && cat orders.csv', output: csv } }\n",
+    );
+    let mut needs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    needs.insert("source".into(), vec![]);
+    for i in 0..N {
+        let before = if i == 0 {
+            "source".to_string()
+        } else {
+            format!("n{}", i - 1)
+        };
+        let delay = if i % 50 == 25 {
+            ", with: { delay: 30ms }"
+        } else {
+            ""
+        };
+        yaml.push_str(&format!(
+            "  - {{ id: n{i}, kind: action, type: core.noop, needs: {before}{delay} }}\n"
+        ));
+        needs.insert(format!("n{i}"), vec![before]);
+    }
+    let mid = format!("n{}", N / 2);
+    yaml.push_str(&format!(
+        "  - {{ id: mid, kind: action, type: core.shell, needs: {mid}, with: {{ command: 'sh record.sh && wc -l < \"$FLOW_INPUT_{}\"' }} }}\n",
+        mid.to_uppercase()
+    ));
+    needs.insert("mid".into(), vec![mid]);
+    let end = format!("n{}", N - 1);
+    yaml.push_str(&format!(
+        "  - {{ id: last, kind: output, type: core.shell, needs: [{end}, mid], with: {{ command: 'sh record.sh && echo done' }} }}\n"
+    ));
+    needs.insert("last".into(), vec![end, "mid".into()]);
+    (yaml, needs)
+}
+
+/// SIGKILL at random points of a chain whose effect-free nodes run ahead of the disk: the store
+/// never holds a node as succeeded whose input is not, a node with effects has run only on
+/// inputs the store holds, and resume finishes the run running no succeeded node again.
+#[test]
+fn sigkill_while_effect_free_nodes_run_ahead_of_their_checkpoints_then_resume() {
+    let (yaml, needs) = pipelined_chain();
+    let workspace = || {
+        let ws = Workspace::with_workflow(&yaml);
+        ws.write("orders.csv", ORDERS);
+        ws
+    };
+    let reference = workspace();
+    let started = Instant::now();
+    let id = reference.run().run().run_id();
+    let run_time = started.elapsed();
+    let expected_statuses = reference.statuses(&id);
+    assert!(expected_statuses.values().all(|s| s == "succeeded"));
+    assert_eq!(
+        reference.counts(),
+        counts_of(&[("source", 1), ("mid", 1), ("last", 1)])
+    );
+
+    let n_trials = 16;
+    let span = run_time.mul_f64(1.1);
+    let mut rng = Rng::new(0x5EED_C4A1);
+    let mut mid_run = 0;
+    for index in 0..n_trials {
+        let delay = span.mul_f64((index as f64 + rng.f64()) / n_trials as f64);
+        let ws = workspace();
+        let mut child = spawn_run(&ws);
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let status = child.wait().expect("wait for the killed run");
+        let trial = format!("trial {index} (kill after {delay:?})");
+
+        let show = ws
+            .flow()
+            .args(["runs", "show", "last", "--json"])
+            .any_exit()
+            .run();
+        let executed_before = ws.log();
+        let succeeded_at_kill: BTreeSet<String> = if show.code == 0 {
+            node_statuses(&show.json())
+                .into_iter()
+                .filter(|(_, s)| s == "succeeded")
+                .map(|(n, _)| n)
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        // No node is on disk as succeeded without its inputs.
+        for node in &succeeded_at_kill {
+            for input in &needs[node] {
+                assert!(
+                    succeeded_at_kill.contains(input),
+                    "{trial}: `{node}` is stored as succeeded but its input `{input}` is not"
+                );
+            }
+        }
+        // A node with effects started only once its inputs were on disk.
+        for exec in &executed_before {
+            for input in &needs[&exec.node] {
+                assert!(
+                    succeeded_at_kill.contains(input),
+                    "{trial}: `{}` ran before its input `{input}` was saved",
+                    exec.node
+                );
+            }
+        }
+        if !succeeded_at_kill.is_empty() && succeeded_at_kill.len() < needs.len() {
+            mid_run += 1;
+        }
+
+        if show.code != 0 {
+            ws.run().run();
+        } else if !status.success() && show.json()["run"]["status"] != "succeeded" {
+            let out = ws.resume("last").any_exit().run();
+            assert_eq!(out.code, 0, "{trial}: the resume failed\n{out}");
+        }
+        assert_eq!(ws.statuses("last"), expected_statuses, "{trial}");
+        let counts = count(&ws.log());
+        for node in ["source", "mid", "last"] {
+            let n = counts.get(node).copied().unwrap_or(0);
+            assert!(n >= 1, "{trial}: `{node}` never ran");
+            if succeeded_at_kill.contains(node) {
+                assert_eq!(n, 1, "{trial}: `{node}` had succeeded but ran {n} times");
+            }
+        }
+    }
+    assert!(
+        mid_run >= 3,
+        "too few kills landed while the chain ran: {mid_run} of {n_trials}"
+    );
+}

@@ -473,6 +473,15 @@ pub trait Node: Send + Sync + 'static {
         None
     }
 
+    /// Whether an attempt only computes the output from the inputs and parameters: no side
+    /// effects (files, requests, messages, commands), no node state, no effect ledger. Such a
+    /// node may start from an input held in memory before that input's checkpoint is durable
+    /// (its own checkpoint never becomes durable before its inputs'); any other node starts
+    /// only once the checkpoints of its inputs are durable. Say `true` only when it holds.
+    fn effect_free(&self) -> bool {
+        false
+    }
+
     /// Runs one attempt. Returning an error fails the attempt (it may be retried).
     async fn run(&self, ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError>;
 }

@@ -52,7 +52,10 @@ impl Job {
                 Some(inputs) => inputs,
                 // A worker reads its inputs itself.
                 None if self.remote.is_some() => Inputs::default(),
-                None => self.load_inputs().await?,
+                None => {
+                    self.inputs_durable().await?;
+                    self.load_inputs().await?
+                }
             };
             attempt_in_execution += 1;
             self.record

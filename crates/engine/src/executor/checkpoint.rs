@@ -4,17 +4,25 @@
 //! Writes that need not be durable (a node's record when an attempt starts) wait up to
 //! [`LAZY_WAIT`] for a durable batch to join, and are otherwise applied without a flush: a
 //! short node's start and end then cost one store batch and one flush, not two of each.
+//!
+//! Writes reach the store in the order they were handed over, and once a batch fails no later
+//! one is applied: a write that is durable implies every write handed over before it is too.
+//! The executor relies on that to let a dependant start before its input's checkpoint is durable
+//! (its own checkpoint, handed over later, cannot become durable first).
 
 use std::sync::Arc;
 use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::store::{StateStore, StoreError, Write};
 
 /// How long writes that need not be durable wait for a durable batch to join.
 const LAZY_WAIT: Duration = Duration::from_millis(50);
+
+/// A checkpoint's fate: `None` until its batch is flushed or failed.
+type Outcome = Option<Result<(), Arc<StoreError>>>;
 
 /// Batches checkpoint writes from all tasks into shared flushes on a dedicated thread.
 #[derive(Clone)]
@@ -22,9 +30,35 @@ pub(super) struct Checkpointer {
     tx: std::sync::mpsc::Sender<Request>,
 }
 
+/// Resolves once a checkpoint handed over with [`Checkpointer::submit`] is durable (or failed);
+/// clones wait for the same checkpoint.
+#[derive(Clone)]
+pub(super) struct Ticket(watch::Receiver<Outcome>);
+
+impl Ticket {
+    pub(super) async fn wait(&self) -> Result<(), StoreError> {
+        let mut rx = self.0.clone();
+        let outcome = match rx.wait_for(Option::is_some).await {
+            Ok(outcome) => outcome.clone(),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(match e.as_ref() {
+                StoreError::NotDurable { path, reason } => StoreError::NotDurable {
+                    path: path.clone(),
+                    reason: reason.clone(),
+                },
+                other => StoreError::Io(other.to_string()),
+            }),
+            None => Err(StoreError::Io("checkpoint writer stopped".into())),
+        }
+    }
+}
+
 struct Request {
     writes: Vec<Write>,
-    ack: Option<oneshot::Sender<Result<(), Arc<StoreError>>>>,
+    ack: Option<watch::Sender<Outcome>>,
 }
 
 impl Checkpointer {
@@ -37,11 +71,13 @@ impl Checkpointer {
         std::thread::Builder::new()
             .name("flow-checkpoint".into())
             .spawn(move || {
+                // The first failure: no later batch may land after a batch that did not.
+                let mut failed: Option<Arc<StoreError>> = None;
                 while let Ok(first) = rx.recv() {
                     let mut durable = first.ack.is_some();
                     let mut batch = vec![first];
                     let deadline = Instant::now() + lazy_wait;
-                    while !durable {
+                    while !durable && failed.is_none() {
                         match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
                             Ok(more) => {
                                 durable = more.ack.is_some();
@@ -62,14 +98,16 @@ impl Checkpointer {
                         writes.extend(req.writes);
                         acks.extend(req.ack);
                     }
-                    let result = if durable {
-                        store.apply_durable(writes)
-                    } else {
-                        store.apply(writes)
+                    let result = match &failed {
+                        Some(e) => Err(e.clone()),
+                        None if durable => store.apply_durable(writes).map_err(Arc::new),
+                        None => store.apply(writes).map_err(Arc::new),
+                    };
+                    if let Err(e) = &result {
+                        failed.get_or_insert_with(|| e.clone());
                     }
-                    .map_err(Arc::new);
                     for ack in acks {
-                        let _ = ack.send(result.clone());
+                        ack.send_replace(Some(result.clone()));
                     }
                 }
             })
@@ -77,26 +115,21 @@ impl Checkpointer {
         Checkpointer { tx }
     }
 
-    /// Writes and waits until they are flushed to disk.
-    pub(super) async fn durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        let (ack, done) = oneshot::channel();
+    /// Hands writes over to be flushed; the ticket tells when they are durable.
+    pub(super) fn submit(&self, writes: Vec<Write>) -> Result<Ticket, StoreError> {
+        let (ack, done) = watch::channel(None);
         self.tx
             .send(Request {
                 writes,
                 ack: Some(ack),
             })
             .map_err(|_| StoreError::Io("checkpoint writer stopped".into()))?;
-        match done.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(match e.as_ref() {
-                StoreError::NotDurable { path, reason } => StoreError::NotDurable {
-                    path: path.clone(),
-                    reason: reason.clone(),
-                },
-                other => StoreError::Io(other.to_string()),
-            }),
-            Err(_) => Err(StoreError::Io("checkpoint writer stopped".into())),
-        }
+        Ok(Ticket(done))
+    }
+
+    /// Writes and waits until they are flushed to disk.
+    pub(super) async fn durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.submit(writes)?.wait().await
     }
 
     /// Writes with the next batch, without waiting for durability.
@@ -120,10 +153,15 @@ mod tests {
         inner: MemoryStore,
         batches: Mutex<Vec<usize>>,
         flushes: Mutex<usize>,
+        /// Fails the next apply.
+        fail_next: Mutex<bool>,
     }
 
     impl StateStore for Counting {
         fn apply(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+            if std::mem::take(&mut *self.fail_next.lock().unwrap()) {
+                return Err(StoreError::Io("failed on purpose".into()));
+            }
             self.batches.lock().unwrap().push(writes.len());
             self.inner.apply(writes)
         }
@@ -198,5 +236,30 @@ mod tests {
         }
         assert_eq!(*store.batches.lock().unwrap(), vec![1]);
         assert_eq!(*store.flushes.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_batch_no_later_write_reaches_the_store() {
+        let store = Arc::new(Counting::default());
+        let checkpoints = Checkpointer::with_lazy_wait(store.clone(), Duration::from_secs(60));
+        *store.fail_next.lock().unwrap() = true;
+        let first = checkpoints.submit(vec![record("a")]).unwrap();
+        assert!(first.wait().await.is_err());
+        checkpoints.lazy(vec![record("b")]);
+        let later = checkpoints.submit(vec![record("c")]).unwrap();
+        assert!(later.wait().await.is_err());
+        assert!(store.nodes("r").unwrap().is_empty());
+        assert_eq!(*store.flushes.lock().unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_ticket_and_its_clones_resolve_when_the_batch_is_durable() {
+        let store = Arc::new(Counting::default());
+        let checkpoints = Checkpointer::with_lazy_wait(store.clone(), Duration::from_secs(60));
+        let ticket = checkpoints.submit(vec![record("a")]).unwrap();
+        let clone = ticket.clone();
+        ticket.wait().await.unwrap();
+        clone.wait().await.unwrap();
+        assert_eq!(*store.flushes.lock().unwrap(), 1);
     }
 }

@@ -1,5 +1,11 @@
 //! One node's task: load its inputs (from memory, or from the checkpoint of a reused node), run
 //! its attempts, then write its output and record in one durable checkpoint.
+//!
+//! Once the checkpoint is handed over, the output goes to the scheduler ([`Handover`]) so that
+//! effect-free dependants can start while it is flushed; the node counts as done (its task
+//! ends) only once the checkpoint is durable. A node waits for the checkpoints of its inputs to
+//! be durable before it runs unless it is effect-free and has them in memory, and always before
+//! a retry (which reads them from the store).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, Ticket};
 use super::context::BaseContext;
 use super::scheduler::AttemptLog;
 use super::{Event, Shutdown};
@@ -37,6 +43,12 @@ pub(super) struct Job {
     /// Per input: the node it comes from, the need (case and role), how it is handed to the
     /// node, and where its output is.
     pub(super) sources: Vec<(String, Need, InputPlan, Source)>,
+    /// Checkpoints of inputs (or of what decided them) that may not be durable yet, by node.
+    pub(super) after: Vec<(String, Ticket)>,
+    /// Whether the node may run before those are durable.
+    pub(super) early: bool,
+    /// Where the output goes once its checkpoint is handed over.
+    pub(super) handover: mpsc::UnboundedSender<Handover>,
     pub(super) retry: crate::compile::RetryPolicy,
     pub(super) timeout: Option<Duration>,
     pub(super) labels: Vec<String>,
@@ -51,6 +63,14 @@ pub(super) struct Job {
     pub(super) attempt_log: AttemptLog,
     /// Runs the attempts in another process when set.
     pub(super) remote: Option<std::sync::Arc<dyn super::Remote>>,
+}
+
+/// A succeeded node's output and record whose checkpoint is handed over but maybe not durable.
+pub(super) struct Handover {
+    pub(super) index: usize,
+    pub(super) record: NodeRecord,
+    pub(super) output: Arc<Output>,
+    pub(super) ticket: Ticket,
 }
 
 pub(super) struct TaskResult {
@@ -69,6 +89,12 @@ impl Job {
     }
 
     pub(super) async fn run(mut self) -> TaskResult {
+        // Not part of the node's time: what it waits for is another node's checkpoint.
+        let waited = if self.early {
+            Ok(())
+        } else {
+            self.inputs_durable().await
+        };
         let started = Instant::now();
         let now = Utc::now();
         self.record.started_at = Some(now);
@@ -77,12 +103,15 @@ impl Job {
         self.record.reason = None;
         self.record.warnings.clear();
 
-        let outcome = self.attempts().await;
+        let outcome = match waited {
+            Ok(()) => self.attempts().await,
+            Err(e) => Err(e),
+        };
         let duration = started.elapsed();
         self.record.finished_at = Some(Utc::now());
         self.record.duration_ms = Some(duration.as_millis() as u64);
         // An output that cannot be encoded or written is a checkpoint that cannot be saved.
-        let (output, bytes, error, unsaved) = match outcome {
+        let (mut output, bytes, error, unsaved) = match outcome {
             Ok(output) => {
                 let output = Arc::new(output);
                 match self.encode(&output).await {
@@ -117,12 +146,24 @@ impl Job {
             .collect();
         let store_error = match unsaved {
             Some(e) => Some(e),
-            None => self
-                .checkpoints
-                .durable(writes)
-                .await
-                .err()
-                .map(|e| e.to_string()),
+            None => match self.checkpoints.submit(writes) {
+                Err(e) => Some(e.to_string()),
+                Ok(ticket) => {
+                    // The scheduler keeps the output from here on, for as long as it needs it.
+                    if refused.is_none()
+                        && self.record.status == NodeStatus::Succeeded
+                        && let Some(output) = output.take()
+                    {
+                        let _ = self.handover.send(Handover {
+                            index: self.index,
+                            record: self.record.clone(),
+                            output,
+                            ticket: ticket.clone(),
+                        });
+                    }
+                    ticket.wait().await.err().map(|e| e.to_string())
+                }
+            },
         };
         let output = match &store_error {
             // Not durable, so not done: the node counts as failed and the run stops.
@@ -195,6 +236,18 @@ impl Job {
                 })
             })
             .collect()
+    }
+
+    /// Waits until the checkpoints this node's inputs depend on are durable.
+    pub(super) async fn inputs_durable(&mut self) -> Result<(), String> {
+        for (from, ticket) in std::mem::take(&mut self.after) {
+            ticket.wait().await.map_err(|e| {
+                format!(
+                    "not run: the checkpoint of `{from}`, which it depends on, was not saved: {e}"
+                )
+            })?;
+        }
+        Ok(())
     }
 
     pub(super) async fn load_inputs(&self) -> Result<Inputs, String> {

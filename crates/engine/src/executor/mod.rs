@@ -7,8 +7,12 @@
 //! further task so a panic fails the attempt, not the process.
 //!
 //! Durability: a node's output and its `succeeded` record are written in one atomic batch and
-//! flushed before the node counts as done, so downstream work never starts from an output that a
-//! crash could lose. Checkpoints of nodes finishing together share one flush (group commit).
+//! flushed before the node counts as done. Checkpoints of nodes finishing together share one
+//! flush (group commit). A dependent that is effect-free ([`crate::node::Node::effect_free`])
+//! may start from the output in memory while that flush is under way: checkpoints reach the
+//! store in the order they were handed over and none after a failed one, so its own checkpoint
+//! is never durable before its input's, and a crash loses it with the input. Any other node
+//! starts only once the checkpoints its inputs rest on are durable.
 //!
 //! This module holds the entry point, [`execute`]: it sets a run up, drives the loop and records
 //! how the run ended. `scheduler` keeps the node states and dispatches ready nodes, `readiness`
@@ -144,6 +148,7 @@ pub async fn execute(
     checkpoints.durable(vec![Write::Run(run.clone())]).await?;
 
     let n = workflow.nodes.len();
+    let (handover_tx, mut handovers) = mpsc::unbounded_channel();
     let mut sched = Scheduler {
         wf: workflow.clone(),
         records: Vec::with_capacity(n),
@@ -159,6 +164,10 @@ pub async fn execute(
         run_id: run.id.clone(),
         in_flight: HashMap::new(),
         refused: None,
+        unconfirmed: vec![Vec::new(); n],
+        handed_over: vec![false; n],
+        handed_over_count: 0,
+        handover: handover_tx,
     };
     for (pos, &i) in workflow.order.iter().enumerate() {
         sched.position[i] = pos;
@@ -230,7 +239,11 @@ pub async fn execute(
         if let Some(refused) = sched.refused.take() {
             fatal.get_or_insert_with(|| refused.to_string());
         }
-        while stop == Shutdown::None && fatal.is_none() && running.len() < limit {
+        // A task that handed its output over only waits for the disk.
+        while stop == Shutdown::None
+            && fatal.is_none()
+            && running.len() - sched.handed_over_count < limit
+        {
             let Some((_, i)) = sched.ready.pop_first() else {
                 break;
             };
@@ -242,8 +255,13 @@ pub async fn execute(
             break;
         }
         tokio::select! {
+            Some(handover) = handovers.recv() => sched.handed_over(handover),
             joined = tasks.join_next_with_id() => {
                 let Some(joined) = joined else { break };
+                // A task hands its output over before it ends: take that first.
+                while let Ok(handover) = handovers.try_recv() {
+                    sched.handed_over(handover);
+                }
                 match joined {
                     Ok((id, result)) => {
                         running.remove(&id);
@@ -336,5 +354,7 @@ pub async fn execute(
     })
 }
 
+#[cfg(test)]
+mod early_tests;
 #[cfg(test)]
 mod tests;

@@ -122,6 +122,13 @@ impl Scheduler {
     /// Records a node that does not run (skipped or upstream-failed).
     pub(super) fn settle(&mut self, i: usize, event: NodeEvent) {
         self.apply(i, event);
+        // Decided on inputs whose checkpoints may not be durable: so is this decision.
+        let unconfirmed: Vec<_> = self.wf.nodes[i]
+            .needs
+            .iter()
+            .flat_map(|need| self.unconfirmed[need.node].iter().cloned())
+            .collect();
+        self.unconfirmed[i] = unconfirmed;
         let record = &mut self.records[i];
         let (status, reason) = (record.status, record.reason.clone().unwrap_or_default());
         record.execution = self.execution;

@@ -1,6 +1,11 @@
 //! The scheduler's state: every node's record, the outputs kept in memory for dependents that
 //! have yet to start, and the ready set. It dispatches a ready node as a [`Job`] and moves the
 //! node's dependents on when the job ends or its task dies.
+//!
+//! A job hands its output over as soon as its checkpoint is on its way to disk: dependents are
+//! evaluated then, and the effect-free ones can start (see [`super::job`]). Whatever depends on
+//! a checkpoint that may not be durable yet carries its ticket, so that a node with effects
+//! waits for it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -9,9 +14,9 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::mpsc;
 
-use super::checkpoint::Checkpointer;
+use super::checkpoint::{Checkpointer, Ticket};
 use super::context::BaseContext;
-use super::job::{Job, Source, TaskResult};
+use super::job::{Handover, Job, Source, TaskResult};
 use super::{Event, ExecOptions};
 use crate::compile::Workflow;
 use crate::data::Output;
@@ -47,6 +52,13 @@ pub(super) struct Scheduler {
     pub(super) in_flight: HashMap<usize, AttemptLog>,
     /// A state change the records refused: a fault in the scheduler, which fails the run.
     pub(super) refused: Option<InvalidTransition>,
+    /// Per node, the checkpoints its state rests on that may not be durable yet: its own while
+    /// it is handed over, those of its inputs when it was skipped on their account.
+    pub(super) unconfirmed: Vec<Vec<Ticket>>,
+    /// Running nodes whose output is handed over (their task waits for the checkpoint).
+    pub(super) handed_over: Vec<bool>,
+    pub(super) handed_over_count: usize,
+    pub(super) handover: mpsc::UnboundedSender<Handover>,
 }
 
 /// A running node's attempts, shared between its task and the scheduler.
@@ -76,13 +88,46 @@ impl Scheduler {
         }
     }
 
-    /// A node finished (its checkpoint is already durable).
+    /// A node's output whose checkpoint is on its way: its dependents may be decided now.
+    pub(super) fn handed_over(&mut self, handover: Handover) {
+        let i = handover.index;
+        if !self.in_flight.contains_key(&i) {
+            // Its task has ended already.
+            return;
+        }
+        self.handed_over[i] = true;
+        self.handed_over_count += 1;
+        self.records[i] = handover.record;
+        self.unconfirmed[i] = vec![handover.ticket];
+        if self.consumers_left[i] > 0 {
+            self.outputs[i] = Some(handover.output);
+        }
+        let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
+        for d in dependents {
+            self.evaluate(d);
+        }
+        if !self.keep_for_later(i) {
+            self.outputs[i] = None;
+        }
+    }
+
+    /// A node finished (its checkpoint is durable, or could not be saved).
     pub(super) fn finish(&mut self, result: TaskResult) {
         let i = result.index;
         self.in_flight.remove(&i);
+        let handed_over = std::mem::take(&mut self.handed_over[i]);
+        if handed_over {
+            self.handed_over_count -= 1;
+        }
+        let durable = result.record.status == NodeStatus::Succeeded;
         self.records[i] = result.record;
-        if self.consumers_left[i] > 0 {
+        if durable {
+            self.unconfirmed[i].clear();
+        }
+        if !handed_over && self.consumers_left[i] > 0 {
             self.outputs[i] = result.output;
+        } else if !durable {
+            self.outputs[i] = None;
         }
         self.ended(i);
         let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
@@ -97,6 +142,14 @@ impl Scheduler {
     /// A node's task died without reporting (cancelled or panicked outside the attempt).
     pub(super) fn abandon(&mut self, i: usize, interrupted: bool, message: String) {
         let attempts = self.in_flight.remove(&i);
+        if std::mem::take(&mut self.handed_over[i]) {
+            // Its checkpoint is queued and lands unless the store fails (which fails the run):
+            // an `interrupted` record written after it would undo a success its dependents
+            // may already rest on.
+            self.handed_over_count -= 1;
+            self.ended(i);
+            return;
+        }
         let record = &mut self.records[i];
         if let Some(attempts) = attempts {
             record.attempts = attempts.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -195,8 +248,12 @@ impl Scheduler {
         let wf = self.wf.clone();
         let node = &wf.nodes[i];
         let mut sources = Vec::new();
+        let mut after = Vec::new();
+        let mut in_memory = true;
         for (need, plan) in node.needs.iter().zip(&node.input_plans) {
             let dep = &self.wf.nodes[need.node];
+            let unconfirmed = &self.unconfirmed[need.node];
+            after.extend(unconfirmed.iter().map(|t| (dep.id.clone(), t.clone())));
             if self.status(need.node) != NodeStatus::Succeeded {
                 continue;
             }
@@ -207,12 +264,19 @@ impl Scheduler {
             }
             let source = match &self.outputs[need.node] {
                 Some(out) => Source::Memory(out.clone()),
-                None => Source::Stored,
+                None => {
+                    // Not in the store until its batch is applied.
+                    in_memory &= unconfirmed.is_empty();
+                    Source::Stored
+                }
             };
             sources.push((dep.id.clone(), need.clone(), plan.clone(), source));
         }
         self.release_inputs(i);
         let configured = self.wf.configure(i, &base.params, run_vars);
+        let early = in_memory
+            && opts.remote.is_none()
+            && configured.as_ref().is_ok_and(|node| node.effect_free());
         let attempt_log = AttemptLog::default();
         self.in_flight.insert(i, attempt_log.clone());
         Job {
@@ -225,6 +289,9 @@ impl Scheduler {
             type_name: node.type_name.clone(),
             configured,
             sources,
+            after,
+            early,
+            handover: self.handover.clone(),
             retry: node.retry.clone(),
             timeout: node.timeout,
             labels: node.labels.clone(),

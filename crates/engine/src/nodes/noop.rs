@@ -48,6 +48,10 @@ impl NodeType for Noop {
 
 #[async_trait]
 impl Node for Configured {
+    fn effect_free(&self) -> bool {
+        true
+    }
+
     async fn run(&self, _ctx: NodeContext, inputs: Inputs) -> Result<Output, NodeError> {
         if let Some(delay) = self.delay {
             tokio::time::sleep(delay).await;

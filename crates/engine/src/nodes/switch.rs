@@ -315,6 +315,10 @@ impl Node for Configured {
         self.rules.cases.clone()
     }
 
+    fn effect_free(&self) -> bool {
+        true
+    }
+
     fn expressions(&self) -> Vec<(Vec<Seg>, &RowExpr)> {
         self.rules.expressions()
     }

@@ -4,7 +4,8 @@
 //! Everything goes through [`StateStore`], so the engine does not depend on sled; an in-memory
 //! store serves unit tests. Writes are grouped into atomic batches and are durable only after
 //! [`StateStore::flush`]: the executor writes a node's output and its `succeeded` record in one
-//! batch and flushes it before it starts anything downstream.
+//! batch and flushes it before the node counts as done (see `executor` for what may start
+//! meanwhile).
 
 mod bounded;
 mod check;
