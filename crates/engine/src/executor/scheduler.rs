@@ -102,6 +102,9 @@ impl Scheduler {
         if self.consumers_left[i] > 0 {
             self.outputs[i] = Some(handover.output);
         }
+        // Its attempts are over: it reads neither its inputs nor the run's shared values any
+        // more, so what only it still held goes before a dependent asks for it.
+        self.ended(i);
         let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
         for d in dependents {
             self.evaluate(d);
@@ -129,7 +132,9 @@ impl Scheduler {
         } else if !durable {
             self.outputs[i] = None;
         }
-        self.ended(i);
+        if !handed_over {
+            self.ended(i);
+        }
         let dependents: Vec<usize> = self.wf.dependents(i).map(|(d, _)| d).collect();
         for d in dependents {
             self.evaluate(d);
@@ -147,7 +152,6 @@ impl Scheduler {
             // an `interrupted` record written after it would undo a success its dependents
             // may already rest on.
             self.handed_over_count -= 1;
-            self.ended(i);
             return;
         }
         let record = &mut self.records[i];
