@@ -80,11 +80,12 @@ export function query(params) {
   return text ? `?${text}` : '';
 }
 
-// Subscribes to the live event stream. handlers: {run, node, removed, catalog, resync}.
-// Reconnects by itself (EventSource does). Each time the stream opens, the first time too,
-// the page refetches (resync): what changed before the server had subscribed this page (a
-// short run can finish between the page's first fetch and the stream opening) or while it
-// was disconnected reaches no handler. Returns a function that closes the stream.
+// Subscribes to the live event stream. handlers: {run, node, removed, catalog, resync, open}.
+// Reconnects by itself (EventSource does); after a reconnect the page refetches (resync),
+// since events may have been missed. `open` is called each time the stream opens, the first
+// time too: a page showing something that changes fast (a run) refetches then, since what
+// changed before the server had subscribed it reaches no handler. Returns a function that
+// closes the stream.
 export function events(handlers, params = {}) {
   const indicator = document.getElementById('live');
   const set = (text, cls) => {
@@ -92,10 +93,13 @@ export function events(handlers, params = {}) {
     indicator.textContent = text;
     indicator.className = `live ${cls}`;
   };
+  let opened = false;
   const source = new EventSource(`/api/events${query(params)}`, { withCredentials: true });
   source.addEventListener('open', () => {
     set('live', 'on');
-    if (handlers.resync) handlers.resync();
+    if (handlers.open) handlers.open();
+    if (opened && handlers.resync) handlers.resync();
+    opened = true;
   });
   source.addEventListener('error', () => set('reconnecting…', 'off'));
   for (const name of ['run', 'node', 'removed', 'catalog', 'resync']) {

@@ -70,9 +70,15 @@ export async function runPage(main, id) {
   }
 
   let pending = null;
+  // The run as last drawn: a refetch that finds it unchanged leaves the page as it is.
+  let shown = null;
   async function refresh() {
     try {
-      state.run = await get(`/api/runs/${seg(id)}`);
+      const run = await get(`/api/runs/${seg(id)}`);
+      const text = JSON.stringify(run);
+      if (text === shown) return;
+      shown = text;
+      state.run = run;
       render();
     } catch (e) {
       if (e instanceof ApiError && e.status === 404) {
@@ -92,6 +98,8 @@ export async function runPage(main, id) {
     node: n => { if (n.run_id === id) soon(); },
     removed: d => { if ((d.run_ids || []).includes(id)) refresh(); },
     resync: soon,
+    // The run may have moved on between the first fetch and the stream opening.
+    open: soon,
   }, { run: id });
   // A running run's clocks move even when nothing is reported.
   setInterval(() => { if (state.run && state.run.status === 'running') render(); }, 5000);
