@@ -101,9 +101,7 @@ fn by_dictionary_key<'a>(
     end: i32,
 ) -> Result<KeptRows<'a>, NodeError> {
     let n_rows = cols.amount.len();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = super::worker_threads();
     let chunk = n_rows.div_ceil(threads).max(1 << 16);
     let mut row_customer = vec![u32::MAX; n_rows];
     // Per chunk, in row order: what it found, or its first error.

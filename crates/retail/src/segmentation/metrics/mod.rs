@@ -56,6 +56,11 @@ mod orders;
 mod output;
 mod segment_map;
 
+/// Threads for work the metrics split over the cores: one per core, at most 8.
+fn worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
+}
+
 use std::sync::Arc;
 
 use async_trait::async_trait;

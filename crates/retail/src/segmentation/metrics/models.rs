@@ -166,10 +166,7 @@ pub(super) fn predict(
             };
             let with_clv = models.gg.is_some();
             // Patterns are independent: split them over the available cores.
-            let threads = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-                .clamp(1, 8);
+            let threads = super::worker_threads();
             let chunk = patterns.len().div_ceil(threads).max(1024);
             std::thread::scope(|scope| {
                 let handles: Vec<_> = patterns

@@ -15,9 +15,7 @@ pub(super) fn distinct_orders(
     rank: &[u32],
     n_customers: usize,
 ) -> Vec<u32> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8);
+    let threads = super::worker_threads();
     let counts: Vec<Vec<u32>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|share| {
