@@ -38,7 +38,14 @@ impl ClvOptions {
         }
     }
 
-    fn validate(&self) -> AnalyticsResult<()> {
+    /// The end of each month summed, in model time units.
+    pub fn horizons(&self) -> Vec<f64> {
+        let f = self.time_units_per_month;
+        (1..=self.months).map(|k| f64::from(k) * f).collect()
+    }
+
+    /// Checks that the discount rate is above -1 and a month has a positive length.
+    pub fn validate(&self) -> AnalyticsResult<()> {
         ensure_finite("monthly_discount_rate", self.monthly_discount_rate)?;
         ensure_finite("time_units_per_month", self.time_units_per_month)?;
         if self.monthly_discount_rate <= -1.0 || self.time_units_per_month <= 0.0 {
@@ -83,13 +90,21 @@ pub fn discounted_value(
 ) -> AnalyticsResult<f64> {
     options.validate()?;
     ensure_finite("expected_spend", expected_spend)?;
-    let f = options.time_units_per_month;
-    let horizons: Vec<f64> = (1..=options.months).map(|k| f64::from(k) * f).collect();
-    let cumulative = purchases.expected_purchases_curve(&horizons, obs)?;
+    let cumulative = purchases.expected_purchases_curve(&options.horizons(), obs)?;
+    discounted_sum(&cumulative, expected_spend, options)
+}
+
+/// The discounted CLV from the expected cumulative purchases at [`ClvOptions::horizons`], as
+/// [`discounted_value`] sums them.
+pub fn discounted_sum(
+    cumulative: &[f64],
+    expected_spend: f64,
+    options: &ClvOptions,
+) -> AnalyticsResult<f64> {
     let mut clv = 0.0;
     let mut previous = 0.0;
     let mut discount = 1.0;
-    for e in cumulative {
+    for &e in cumulative {
         discount *= 1.0 + options.monthly_discount_rate;
         clv += expected_spend * (e - previous) / discount;
         previous = e;

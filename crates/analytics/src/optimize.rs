@@ -57,6 +57,9 @@ pub struct FitOptions {
     pub gradient_tolerance: f64,
     /// BFGS iteration cap.
     pub max_iterations: usize,
+    /// Threads that may evaluate the likelihood's terms side by side (default 1). The terms
+    /// are still summed in one order, so the fit is the same whatever the number.
+    pub threads: usize,
 }
 
 impl Default for FitOptions {
@@ -66,6 +69,7 @@ impl Default for FitOptions {
             min_repeat_customers: 10,
             gradient_tolerance: 1e-9,
             max_iterations: 500,
+            threads: 1,
         }
     }
 }

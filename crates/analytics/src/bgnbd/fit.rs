@@ -1,5 +1,7 @@
 //! Maximum-likelihood fitting of the BG/NBD model (see the parent module's docs).
 
+use std::cell::RefCell;
+
 use super::super::optimize::fit_log_params;
 use super::super::special::{digamma, ln_gamma};
 use super::super::{AnalyticsError, AnalyticsResult, ensure_finite};
@@ -57,7 +59,10 @@ pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdF
         });
     }
     let scale = 10.0 / max_t;
-    let scaled = Patterns::new(data, scale);
+    let original = Patterns::new(data, 1.0, options.threads);
+    let scaled = original
+        .rescaled(scale)
+        .unwrap_or_else(|| Patterns::new(data, scale, options.threads));
     let (best, iterations) = fit_log_params(
         |theta: &[f64], grad: Option<&mut [f64]>| {
             scaled.negative_mean_ll(theta, grad, options.penalizer)
@@ -73,7 +78,6 @@ pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdF
         b: best.x[3].exp(),
     };
     params.validate()?;
-    let original = Patterns::new(data, 1.0);
     let theta = [
         params.r.ln(),
         params.alpha.ln(),
@@ -102,10 +106,20 @@ pub(super) struct Patterns {
     /// (x, total weight, row range).
     groups: Vec<(f64, f64, std::ops::Range<usize>)>,
     total_weight: f64,
+    /// Threads that compute the repeat patterns' terms, and the fewest rows worth a thread.
+    threads: usize,
+    pub(super) rows_per_thread: usize,
+    /// Per row of `x > 0`, what it adds to the log-likelihood and subtracts from or adds to
+    /// each gradient component (rows of `x = 0` unused): allocated by the first evaluation,
+    /// reused by the next.
+    terms: RefCell<Vec<[f64; 5]>>,
 }
 
+/// Below this many rows the terms are computed on the calling thread alone.
+const ROWS_PER_THREAD: usize = 20_000;
+
 impl Patterns {
-    pub(super) fn new(data: &[Observation], scale: f64) -> Self {
+    pub(super) fn new(data: &[Observation], scale: f64, threads: usize) -> Self {
         let mut times: Vec<f64> = Vec::with_capacity(2 * data.len());
         for obs in data {
             times.push(obs.recency * scale);
@@ -142,10 +156,52 @@ impl Patterns {
         }
         Patterns {
             times,
+            terms: RefCell::new(Vec::new()),
             rows,
             groups,
             total_weight: data.len() as f64,
+            threads: threads.max(1),
+            rows_per_thread: ROWS_PER_THREAD,
         }
+    }
+
+    /// These patterns with every time multiplied by `scale`: what `new(data, scale)` builds
+    /// from the same data when the scaled times stay distinct (`None` otherwise).
+    pub(super) fn rescaled(&self, scale: f64) -> Option<Self> {
+        let times: Vec<f64> = self.times.iter().map(|&t| t * scale).collect();
+        if !times.windows(2).all(|w| w[0] < w[1]) {
+            return None;
+        }
+        Some(Patterns {
+            times,
+            rows: self.rows.clone(),
+            groups: self.groups.clone(),
+            total_weight: self.total_weight,
+            threads: self.threads,
+            rows_per_thread: self.rows_per_thread,
+            terms: RefCell::new(Vec::new()),
+        })
+    }
+
+    /// Fills `terms` for the rows of `x > 0` (see the field), over `self.threads` threads
+    /// when there are enough rows: the exp and log of each row, the costly part of an
+    /// evaluation.
+    fn fill_terms(&self, terms: &mut [[f64; 5]], at: &TermInputs<'_>) {
+        let threads = self
+            .threads
+            .min(self.rows.len() / self.rows_per_thread.max(1))
+            .max(1);
+        if threads == 1 {
+            terms_of(&self.rows, &self.groups, terms, 0, at);
+            return;
+        }
+        let chunk = self.rows.len().div_ceil(threads);
+        let (rows, groups) = (&self.rows, &self.groups);
+        std::thread::scope(|scope| {
+            for (k, part) in terms.chunks_mut(chunk).enumerate() {
+                scope.spawn(move || terms_of(rows, groups, part, k * chunk, at));
+            }
+        });
     }
 
     /// `-mean(LL) + penalizer * Σ θ_i²` at log-parameters `theta`, with its gradient with
@@ -181,6 +237,20 @@ impl Patterns {
         } else {
             (0.0, 0.0, 0.0)
         };
+        let mut terms = self.terms.borrow_mut();
+        terms.resize(self.rows.len(), [0.0; 5]);
+        self.fill_terms(
+            &mut terms,
+            &TermInputs {
+                r,
+                a,
+                b,
+                ln_a,
+                ln_times: &ln_times,
+                inv_times: &inv_times,
+                want_grad,
+            },
+        );
         let mut ll = 0.0;
         let mut g = [0.0; 4]; // d LL / d (r, alpha, a, b)
         for (x, w_x, range) in &self.groups {
@@ -211,30 +281,14 @@ impl Patterns {
                 g[2] += w_x * (dg_ab - dg_abx);
                 g[3] += w_x * (dg_ab + digamma(b + x) - dg_b - dg_abx);
             }
-            let bx1 = b + x - 1.0;
-            let ln_a_bx1 = ln_a - bx1.ln();
-            for &(i_tx, i_t, w) in &self.rows[range.clone()] {
-                let l3 = -rx * ln_times[i_t];
-                let l4 = ln_a_bx1 - rx * ln_times[i_tx];
-                let (m, d) = if l3 >= l4 {
-                    (l3, l4 - l3)
-                } else {
-                    (l4, l3 - l4)
-                };
-                let e = d.exp();
-                ll += w * (m + e.ln_1p());
+            // The rows' terms, added in row order.
+            for t in &terms[range.clone()] {
+                ll += t[0];
                 if want_grad {
-                    // Posterior weights of the two terms: w3 + w4 = 1.
-                    let small = e / (1.0 + e);
-                    let (w3, w4) = if l3 >= l4 {
-                        (1.0 - small, small)
-                    } else {
-                        (small, 1.0 - small)
-                    };
-                    g[0] -= w * (w3 * ln_times[i_t] + w4 * ln_times[i_tx]);
-                    g[1] -= w * rx * (w3 * inv_times[i_t] + w4 * inv_times[i_tx]);
-                    g[2] += w * w4 / a;
-                    g[3] -= w * w4 / bx1;
+                    g[0] -= t[1];
+                    g[1] -= t[2];
+                    g[2] += t[3];
+                    g[3] -= t[4];
                 }
             }
         }
@@ -251,4 +305,60 @@ impl Patterns {
             f64::INFINITY
         }
     }
+}
+
+/// [`Patterns::fill_terms`] for the rows from `start` on, one per element of `out`.
+fn terms_of(
+    rows: &[(usize, usize, f64)],
+    groups: &[(f64, f64, std::ops::Range<usize>)],
+    out: &mut [[f64; 5]],
+    start: usize,
+    at: &TermInputs<'_>,
+) {
+    let end = start + out.len();
+    let TermInputs { r, a, b, .. } = *at;
+    for (x, _, range) in groups {
+        let (lo, hi) = (range.start.max(start), range.end.min(end));
+        if *x == 0.0 || lo >= hi {
+            continue;
+        }
+        let rx = r + x;
+        let bx1 = b + x - 1.0;
+        let ln_a_bx1 = at.ln_a - bx1.ln();
+        for (&(i_tx, i_t, w), out) in rows[lo..hi].iter().zip(&mut out[lo - start..hi - start]) {
+            let l3 = -rx * at.ln_times[i_t];
+            let l4 = ln_a_bx1 - rx * at.ln_times[i_tx];
+            let (m, d) = if l3 >= l4 {
+                (l3, l4 - l3)
+            } else {
+                (l4, l3 - l4)
+            };
+            let e = d.exp();
+            out[0] = w * (m + e.ln_1p());
+            if at.want_grad {
+                // Posterior weights of the two terms: w3 + w4 = 1.
+                let small = e / (1.0 + e);
+                let (w3, w4) = if l3 >= l4 {
+                    (1.0 - small, small)
+                } else {
+                    (small, 1.0 - small)
+                };
+                out[1] = w * (w3 * at.ln_times[i_t] + w4 * at.ln_times[i_tx]);
+                out[2] = w * rx * (w3 * at.inv_times[i_t] + w4 * at.inv_times[i_tx]);
+                out[3] = w * w4 / a;
+                out[4] = w * w4 / bx1;
+            }
+        }
+    }
+}
+
+/// The parameters and per-time values the terms of one evaluation are computed from.
+struct TermInputs<'a> {
+    r: f64,
+    a: f64,
+    b: f64,
+    ln_a: f64,
+    ln_times: &'a [f64],
+    inv_times: &'a [f64],
+    want_grad: bool,
 }

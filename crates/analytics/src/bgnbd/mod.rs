@@ -182,14 +182,40 @@ impl BgNbdParams {
     ) -> AnalyticsResult<Vec<f64>> {
         self.validate()?;
         obs.validate()?;
-        for &t in horizons {
-            ensure_finite("horizon t", t)?;
-            if t < 0.0 {
-                return Err(AnalyticsError::InvalidInput(format!("horizon t = {t} < 0")));
+        let shape = self.purchase_curve_shape(horizons, obs.frequency, obs.t)?;
+        self.expected_purchases_on(&shape, obs)
+    }
+
+    /// The part of [`Self::expected_purchases_curve`] at `horizons` that depends on the history
+    /// only through its frequency `x` and age `T`: the 2F1 series, the costly part. Customers
+    /// who share `x` and `T` share it; [`Self::expected_purchases_on`] finishes each one's curve
+    /// with the same result as `expected_purchases_curve`.
+    ///
+    /// Errors: those of `expected_purchases_curve` that do not depend on the recency.
+    pub fn purchase_curve_shape(
+        &self,
+        horizons: &[f64],
+        frequency: u32,
+        t: f64,
+    ) -> AnalyticsResult<PurchaseCurveShape> {
+        self.validate()?;
+        for &h in horizons {
+            ensure_finite("horizon t", h)?;
+            if h < 0.0 {
+                return Err(AnalyticsError::InvalidInput(format!("horizon t = {h} < 0")));
             }
         }
-        if horizons.iter().all(|&t| t == 0.0) {
-            return Ok(vec![0.0; horizons.len()]);
+        let mut shape = PurchaseCurveShape {
+            frequency,
+            t,
+            horizons: horizons.to_vec(),
+            zs: Vec::new(),
+            fs: Vec::new(),
+            exponent: 0.0,
+            c: 0.0,
+        };
+        if horizons.iter().all(|&h| h == 0.0) {
+            return Ok(shape);
         }
         let BgNbdParams { r, alpha, a, b } = *self;
         if a == 1.0 {
@@ -197,9 +223,9 @@ impl BgNbdParams {
                 "BG/NBD expected purchases with a = 1 (division by a - 1)".into(),
             ));
         }
-        let x = f64::from(obs.frequency);
+        let x = f64::from(frequency);
         let c = a + b + x - 1.0;
-        let zs: Vec<f64> = horizons.iter().map(|&t| t / (alpha + obs.t + t)).collect();
+        let zs: Vec<f64> = horizons.iter().map(|&h| h / (alpha + t + h)).collect();
         // Bracket 1 - (1-z)^(r+x) 2F1(r+x, b+x; c; z), preferably via Euler's transform.
         let (fs, exponent) = match hyp2f1_many(a + b - 1.0 - r, a - 1.0, c, &zs) {
             Ok(fs) => (fs, a - 1.0),
@@ -208,14 +234,41 @@ impl BgNbdParams {
                 Err(_) => return Err(first),
             },
         };
-        let scale = c / (a - 1.0) * self.p_alive_unchecked(obs);
-        let mut out = Vec::with_capacity(horizons.len());
-        for ((&t, f), z) in horizons.iter().zip(fs).zip(zs) {
+        shape.zs = zs;
+        shape.fs = fs;
+        shape.exponent = exponent;
+        shape.c = c;
+        Ok(shape)
+    }
+
+    /// The expected-purchases curve of the history `obs` from the shape of its `x` and `T`
+    /// (see [`Self::purchase_curve_shape`]; `obs` is not validated again).
+    ///
+    /// Errors: `InvalidInput` when the shape is of another `x` or `T`, `NoConvergence` when a
+    /// value overflows.
+    pub fn expected_purchases_on(
+        &self,
+        shape: &PurchaseCurveShape,
+        obs: &Observation,
+    ) -> AnalyticsResult<Vec<f64>> {
+        if shape.frequency != obs.frequency || shape.t.to_bits() != obs.t.to_bits() {
+            return Err(AnalyticsError::InvalidInput(format!(
+                "a purchase curve shape of x = {}, T = {} used for x = {}, T = {}",
+                shape.frequency, shape.t, obs.frequency, obs.t
+            )));
+        }
+        if shape.fs.is_empty() {
+            return Ok(vec![0.0; shape.horizons.len()]);
+        }
+        let x = f64::from(obs.frequency);
+        let scale = shape.c / (self.a - 1.0) * self.p_alive_unchecked(obs);
+        let mut out = Vec::with_capacity(shape.horizons.len());
+        for ((&t, &f), &z) in shape.horizons.iter().zip(&shape.fs).zip(&shape.zs) {
             if t == 0.0 {
                 out.push(0.0);
                 continue;
             }
-            let value = scale * one_minus_scaled(f, exponent * (-z).ln_1p());
+            let value = scale * one_minus_scaled(f, shape.exponent * (-z).ln_1p());
             if !value.is_finite() {
                 return Err(AnalyticsError::NoConvergence(format!(
                     "BG/NBD expected purchases overflowed for x = {x}, t = {t}"
@@ -238,6 +291,20 @@ impl BgNbdParams {
             },
         )
     }
+}
+
+/// The 2F1 values of an expected-purchases curve for one frequency and age (see
+/// [`BgNbdParams::purchase_curve_shape`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PurchaseCurveShape {
+    frequency: u32,
+    t: f64,
+    horizons: Vec<f64>,
+    zs: Vec<f64>,
+    /// Empty when every horizon is 0.
+    fs: Vec<f64>,
+    exponent: f64,
+    c: f64,
 }
 
 /// `1 - f * exp(ln_scale)` computed without needless cancellation.

@@ -192,7 +192,7 @@ fn simulate(n: usize, truth: BgNbdParams, seed: u64) -> Vec<Observation> {
 #[test]
 fn gradient_matches_finite_differences() {
     let data = simulate(500, BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap(), 7);
-    let pat = Patterns::new(&data, 10.0 / 364.0);
+    let pat = Patterns::new(&data, 10.0 / 364.0, 1);
     for theta in [
         [0.1, 0.1, 0.1, 0.1],
         [-0.7, 0.3, -0.2, 1.0],
@@ -203,10 +203,45 @@ fn gradient_matches_finite_differences() {
 }
 
 #[test]
+fn the_likelihood_and_its_gradient_have_the_same_bits_on_any_number_of_threads() {
+    let data = simulate(3_000, BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap(), 5);
+    let evaluate = |threads: usize| {
+        let mut pat = Patterns::new(&data, 10.0 / 364.0, threads);
+        pat.rows_per_thread = 1;
+        [[0.1, 0.1, 0.1, 0.1], [-0.7, 0.3, -0.2, 1.0]].map(|theta| {
+            let mut grad = [0.0; 4];
+            let value = pat.negative_mean_ll(&theta, Some(&mut grad), 0.01);
+            let plain = pat.negative_mean_ll(&theta, None, 0.01);
+            [value, plain, grad[0], grad[1], grad[2], grad[3]].map(f64::to_bits)
+        })
+    };
+    let one = evaluate(1);
+    for threads in [2, 3, 7] {
+        assert_eq!(evaluate(threads), one, "{threads} threads");
+    }
+}
+
+#[test]
+fn rescaled_patterns_are_the_patterns_of_the_scaled_data() {
+    let data = simulate(2_000, BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap(), 9);
+    let scale = 10.0 / 364.0;
+    let rescaled = Patterns::new(&data, 1.0, 1).rescaled(scale).unwrap();
+    let direct = Patterns::new(&data, scale, 1);
+    assert_eq!(rescaled.rows, direct.rows);
+    let theta = [-0.7, 0.3, -0.2, 1.0];
+    assert_eq!(
+        rescaled.negative_mean_ll(&theta, None, 0.0).to_bits(),
+        direct.negative_mean_ll(&theta, None, 0.0).to_bits()
+    );
+    // Times a scale cannot keep apart: no rescaled patterns.
+    assert!(Patterns::new(&data, 1.0, 1).rescaled(0.0).is_none());
+}
+
+#[test]
 fn patterns_total_matches_per_customer_ll() {
     let truth = BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap();
     let data = simulate(300, truth, 11);
-    let pat = Patterns::new(&data, 1.0);
+    let pat = Patterns::new(&data, 1.0, 1);
     assert!(pat.rows.len() < data.len());
     let theta = [truth.r.ln(), truth.alpha.ln(), truth.a.ln(), truth.b.ln()];
     let grouped = -pat.negative_mean_ll(&theta, None, 0.0) * data.len() as f64;
@@ -275,4 +310,47 @@ fn fit_100k_timing() {
         fitted.params
     );
     assert!(fitted.converged);
+}
+
+#[test]
+fn a_shared_curve_shape_gives_each_history_the_bits_of_its_own_curve() {
+    let bg = BgNbdParams::new(0.243, 4.414, 0.793, 2.426).unwrap();
+    let horizons = [30.0, 60.0, 0.0, 365.0];
+    for (x, big_t) in [(0, 40.0), (1, 40.0), (3, 200.5), (40, 700.0)] {
+        let shape = bg.purchase_curve_shape(&horizons, x, big_t).unwrap();
+        for tx in [0.0, 1.5, 20.0, 39.0, 40.0] {
+            let obs = Observation {
+                frequency: x,
+                recency: if x == 0 { 0.0 } else { tx },
+                t: big_t,
+            };
+            let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+            assert_eq!(
+                bits(bg.expected_purchases_on(&shape, &obs).unwrap()),
+                bits(bg.expected_purchases_curve(&horizons, &obs).unwrap()),
+                "x {x}, t_x {tx}, T {big_t}"
+            );
+        }
+    }
+    // A shape is only for its own frequency and age.
+    let shape = bg.purchase_curve_shape(&horizons, 2, 50.0).unwrap();
+    for (frequency, t) in [(3, 50.0), (2, 51.0)] {
+        let obs = Observation {
+            frequency,
+            recency: 10.0,
+            t,
+        };
+        assert!(matches!(
+            bg.expected_purchases_on(&shape, &obs),
+            Err(AnalyticsError::InvalidInput(_))
+        ));
+    }
+    // All horizons zero: zeros, as the curve gives.
+    let zero = bg.purchase_curve_shape(&[0.0, 0.0], 2, 50.0).unwrap();
+    let obs = Observation {
+        frequency: 2,
+        recency: 10.0,
+        t: 50.0,
+    };
+    assert_eq!(bg.expected_purchases_on(&zero, &obs).unwrap(), [0.0, 0.0]);
 }

@@ -8,8 +8,8 @@ use serde_json::json;
 use super::config::MetricsConfig;
 use crate::segmentation::FastHash;
 use flow_analytics::AnalyticsError;
-use flow_analytics::bgnbd::{self, BgNbdFit, BgNbdParams, Observation};
-use flow_analytics::clv::{ClvOptions, discounted_value};
+use flow_analytics::bgnbd::{self, BgNbdFit, BgNbdParams, Observation, PurchaseCurveShape};
+use flow_analytics::clv::{ClvOptions, discounted_sum};
 use flow_analytics::gamma_gamma::{self, GammaGammaFit, GammaGammaParams};
 use flow_analytics::summary::CustomerSummary;
 use flow_engine::data::Output;
@@ -52,8 +52,10 @@ pub(super) fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> 
         .iter()
         .map(gamma_gamma::SpendObservation::from)
         .collect();
+    // The Gamma-Gamma fit is the quicker: BG/NBD's likelihood gets the cores it leaves.
     let bg_options = bgnbd::FitOptions {
         min_repeat_customers: cfg.min_repeat_customers,
+        threads: super::worker_threads(),
         ..Default::default()
     };
     let gg_options = gamma_gamma::FitOptions {
@@ -165,6 +167,10 @@ pub(super) fn predict(
                 time_units_per_month: cfg.unit.units_per_month(),
             };
             let with_clv = models.gg.is_some();
+            let curves = CurveHorizons {
+                horizon: [horizon],
+                clv: clv_options.horizons(),
+            };
             // Patterns are independent: split them over the available cores.
             let threads = super::worker_threads();
             let chunk = patterns.len().div_ceil(threads).max(1024);
@@ -172,9 +178,17 @@ pub(super) fn predict(
                 let handles: Vec<_> = patterns
                     .chunks(chunk)
                     .map(|part| {
+                        let curves = &curves;
                         scope.spawn(move || {
+                            let mut shapes = HashMap::with_hasher(FastHash);
                             part.iter()
-                                .map(|obs| pattern_values(bg, obs, horizon, with_clv, &clv_options))
+                                .map(|obs| {
+                                    let key = (obs.frequency, obs.t.to_bits());
+                                    let shapes = shapes
+                                        .entry(key)
+                                        .or_insert_with(|| Shapes::new(bg, obs, curves, with_clv));
+                                    pattern_values(bg, obs, shapes, horizon, &clv_options)
+                                })
                                 .collect::<Vec<_>>()
                         })
                     })
@@ -219,11 +233,44 @@ pub(super) fn predict(
     out
 }
 
+/// The horizons of the expected purchases: the prediction horizon and the CLV's months.
+struct CurveHorizons {
+    horizon: [f64; 1],
+    clv: Vec<f64>,
+}
+
+/// The 2F1 series of the expected-purchases curves of one frequency and age `T`, shared by
+/// every pattern with both (far fewer than the patterns, and the costly part of a prediction).
+struct Shapes {
+    horizon: Result<PurchaseCurveShape, AnalyticsError>,
+    clv: Option<Result<PurchaseCurveShape, AnalyticsError>>,
+}
+
+impl Shapes {
+    fn new(bg: &BgNbdParams, obs: &Observation, curves: &CurveHorizons, with_clv: bool) -> Self {
+        Shapes {
+            horizon: bg.purchase_curve_shape(&curves.horizon, obs.frequency, obs.t),
+            clv: with_clv.then(|| bg.purchase_curve_shape(&curves.clv, obs.frequency, obs.t)),
+        }
+    }
+}
+
+/// [`BgNbdParams::expected_purchases_curve`] of `obs`, from the shape of its frequency and age.
+fn curve(
+    bg: &BgNbdParams,
+    shape: &Result<PurchaseCurveShape, AnalyticsError>,
+    obs: &Observation,
+) -> Result<Vec<f64>, AnalyticsError> {
+    bg.validate()?;
+    obs.validate()?;
+    bg.expected_purchases_on(shape.as_ref().map_err(Clone::clone)?, obs)
+}
+
 fn pattern_values(
     bg: &BgNbdParams,
     obs: &Observation,
+    shapes: &Shapes,
     horizon: f64,
-    with_clv: bool,
     clv_options: &ClvOptions,
 ) -> PatternValues {
     let mut v = PatternValues::default();
@@ -235,12 +282,16 @@ fn pattern_values(
         }
     };
     let p_alive = note(bg.probability_alive(obs));
-    let expected_purchases = note(bg.expected_purchases(horizon, obs));
-    let clv_per_spend = if with_clv {
-        note(discounted_value(bg, obs, 1.0, clv_options))
-    } else {
-        None
-    };
+    let expected_purchases = note(curve(bg, &shapes.horizon, obs).map(|c| c[0]));
+    // As `discounted_value(bg, obs, 1.0, clv_options)`, with the shared shape.
+    let clv_per_spend = shapes.clv.as_ref().and_then(|shape| {
+        note(
+            clv_options
+                .validate()
+                .and_then(|()| curve(bg, shape, obs))
+                .and_then(|c| discounted_sum(&c, 1.0, clv_options)),
+        )
+    });
     v.p_alive = p_alive;
     v.expected_purchases = expected_purchases;
     v.p_purchase = p_alive.map(|p| p * purchase_given_alive(bg, obs, horizon));
