@@ -5,78 +5,82 @@ use crate::segmentation::{FirstRows, TextColumn};
 /// Per customer (by the index `rank` gives), the number of distinct order ids among the rows
 /// `row_customer` keeps (`u32::MAX`: not kept).
 ///
-/// Counting distinct ids means a hash table as large as the number of orders, whose random
-/// accesses dominate. The work is split over the cores by the id's hash: each thread numbers
-/// only the ids in its share and counts them, so every order is counted by exactly one thread
-/// and the sums are what one thread would count.
+/// Each thread takes a range of customers: it lists their (customer, hash of the order id,
+/// row) triples, one per run of rows of the same order, sorts them and counts the distinct
+/// ids in each customer's equal hashes. Sorting small keys beats a hash table as large as
+/// the orders, whose random accesses dominated; ids whose hashes collide are told apart by
+/// comparing the ids themselves, so the counts are exact.
 pub(super) fn distinct_orders(
     order: &TextColumn,
     row_customer: &[u32],
     rank: &[u32],
     n_customers: usize,
 ) -> Vec<u32> {
-    let threads = super::worker_threads();
-    let counts: Vec<Vec<u32>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|share| {
+    let threads = super::worker_threads().min(n_customers.max(1));
+    let per_thread = n_customers.div_ceil(threads) as u32;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads as u32)
+            .map(|k| {
+                let customers = k * per_thread..((k + 1) * per_thread).min(n_customers as u32);
                 scope.spawn(move || {
-                    count_share(order, row_customer, rank, n_customers, share, threads)
+                    count_range(order, row_customer, rank, customers, FirstRows::hash)
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().expect("an order-counting thread panicked"))
+            .flat_map(|h| h.join().expect("an order-counting thread panicked"))
             .collect()
-    });
-    let mut total = vec![0u32; n_customers];
-    for part in &counts {
-        for (t, c) in total.iter_mut().zip(part) {
-            *t += c;
-        }
-    }
-    total
+    })
 }
 
-/// The distinct orders per customer among the ids whose hash is `share` modulo `shares`.
-fn count_share(
+/// The distinct orders of the customers in `customers` (by rank), one count each, with the
+/// ids hashed by `hash`.
+fn count_range(
     order: &TextColumn,
     row_customer: &[u32],
     rank: &[u32],
-    n_customers: usize,
-    share: usize,
-    shares: usize,
+    customers: std::ops::Range<u32>,
+    hash: impl Fn(&str) -> u64,
 ) -> Vec<u32> {
-    let mut ids = FirstRows::with_capacity(order, row_customer.len() / 2 / shares);
-    let mut pairs: Vec<u64> = Vec::with_capacity(row_customer.len() / shares + 1024);
-    // The lines of an order come one after another: the previous row's id and whether it is
-    // in this share.
-    let mut last: Option<(&str, Option<u32>)> = None;
+    // (customer in the range, hash, row) packed so that sorting the numbers sorts the triples.
+    let mut keys: Vec<u128> = Vec::new();
+    let mut last: Option<(u32, &str)> = None;
     for (i, &old) in row_customer.iter().enumerate() {
         if old == u32::MAX {
             continue;
         }
-        let Some(o) = order.get(i) else { continue };
-        let id = match last {
-            Some((l, id)) if l == o => id,
-            _ => {
-                let hash = FirstRows::hash(o);
-                let mine = hash % shares as u64 == share as u64;
-                let id = mine.then(|| ids.first_hashed(i, o, hash));
-                last = Some((o, id));
-                id
-            }
-        };
-        if let Some(id) = id {
-            pairs.push((u64::from(rank[old as usize]) << 32) | u64::from(id));
+        let customer = rank[old as usize];
+        if !customers.contains(&customer) {
+            continue;
         }
+        let Some(id) = order.get(i) else { continue };
+        // The lines of an order come one after another: one key per run.
+        if last == Some((customer, id)) {
+            continue;
+        }
+        last = Some((customer, id));
+        let local = u128::from(customer - customers.start);
+        keys.push((local << 96) | (u128::from(hash(id)) << 32) | i as u128);
     }
-    drop(ids);
-    pairs.sort_unstable();
-    pairs.dedup();
-    let mut counts = vec![0u32; n_customers];
-    for key in &pairs {
-        counts[(key >> 32) as usize] += 1;
+    keys.sort_unstable();
+    let mut counts = vec![0u32; customers.len()];
+    let mut ids: Vec<&str> = Vec::new();
+    for same_hash in keys.chunk_by(|a, b| a >> 32 == b >> 32) {
+        let customer = (same_hash[0] >> 96) as usize;
+        if let [_] = same_hash {
+            counts[customer] += 1;
+            continue;
+        }
+        // The same order in runs apart, or ids whose hashes collide.
+        ids.clear();
+        for &key in same_hash {
+            let id = order.get(key as u32 as usize).unwrap_or_default();
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+        counts[customer] += ids.len() as u32;
     }
     counts
 }
@@ -87,9 +91,10 @@ mod tests {
     use arrow_array::StringArray;
 
     #[test]
-    fn each_customers_distinct_orders_are_counted_once_whatever_the_share() {
+    fn each_customers_distinct_orders_are_counted_once_whatever_the_split() {
         // Orders repeated next to each other and far apart, shared by two customers, and rows
-        // left out; against a plain count, for one share and for several.
+        // left out; against a plain count, for every split of the customers and with a hash
+        // under which every id collides.
         let orders = ["o1", "o1", "o2", "o3", "o1", "o2", "o4", "o4", "o5", "o3"];
         let row_customer = [0, 0, 1, 0, 0, 1, u32::MAX, 2, 2, 1];
         let rank = [2, 0, 1];
@@ -105,14 +110,14 @@ mod tests {
             counts
         };
         assert_eq!(expected, [2, 2, 2]);
-        for shares in 1..=4 {
-            let counts: Vec<u32> = (0..shares)
-                .map(|share| count_share(&column, &row_customer, &rank, 3, share, shares))
-                .fold(vec![0; 3], |acc, part| {
-                    acc.iter().zip(&part).map(|(a, b)| a + b).collect()
-                });
-            assert_eq!(counts, expected, "{shares} shares");
+        for split in 0..=3 {
+            for hash in [FirstRows::hash, |_: &str| 7] {
+                let mut counts = count_range(&column, &row_customer, &rank, 0..split, hash);
+                counts.extend(count_range(&column, &row_customer, &rank, split..3, hash));
+                assert_eq!(counts, expected, "split at {split}");
+            }
         }
         assert_eq!(distinct_orders(&column, &row_customer, &rank, 3), expected);
+        assert!(distinct_orders(&column, &[], &[], 0).is_empty());
     }
 }
