@@ -171,32 +171,24 @@ pub(super) fn predict(
                 horizon: [horizon],
                 clv: clv_options.horizons(),
             };
-            // Patterns are independent: split them over the available cores.
-            let threads = super::worker_threads();
-            let chunk = patterns.len().div_ceil(threads).max(1024);
-            std::thread::scope(|scope| {
-                let handles: Vec<_> = patterns
-                    .chunks(chunk)
-                    .map(|part| {
-                        let curves = &curves;
-                        scope.spawn(move || {
-                            let mut shapes = HashMap::with_hasher(FastHash);
-                            part.iter()
-                                .map(|obs| {
-                                    let key = (obs.frequency, obs.t.to_bits());
-                                    let shapes = shapes
-                                        .entry(key)
-                                        .or_insert_with(|| Shapes::new(bg, obs, curves, with_clv));
-                                    pattern_values(bg, obs, shapes, horizon, &clv_options)
-                                })
-                                .collect::<Vec<_>>()
-                        })
-                    })
-                    .collect();
-                handles
-                    .into_iter()
-                    .flat_map(|h| h.join().expect("prediction thread panicked"))
-                    .collect::<Vec<_>>()
+            // The 2F1 series of each distinct frequency and age once, then each pattern's
+            // values from its shapes; both split over the cores.
+            let mut shape_index: HashMap<(u32, u64), u32, FastHash> = HashMap::default();
+            let mut shape_of_pattern = Vec::with_capacity(patterns.len());
+            let mut ages: Vec<&Observation> = Vec::new();
+            for obs in &patterns {
+                let key = (obs.frequency, obs.t.to_bits());
+                shape_of_pattern.push(*shape_index.entry(key).or_insert_with(|| {
+                    ages.push(obs);
+                    (ages.len() - 1) as u32
+                }));
+            }
+            drop(shape_index);
+            let shapes = split_over_cores(&ages, |obs| Shapes::new(bg, obs, &curves, with_clv));
+            let numbered: Vec<(&Observation, u32)> =
+                patterns.iter().zip(shape_of_pattern).collect();
+            split_over_cores(&numbered, |&(obs, shape)| {
+                pattern_values(bg, obs, &shapes[shape as usize], horizon, &clv_options)
             })
         }
         None => Vec::new(),
@@ -231,6 +223,22 @@ pub(super) fn predict(
         out.clv.push(clv);
     }
     out
+}
+
+/// `f` of each item, in order, the items split over the cores in runs of at least 1,024.
+fn split_over_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let chunk = items.len().div_ceil(super::worker_threads()).max(1024);
+    let f = &f;
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    })
 }
 
 /// The horizons of the expected purchases: the prediction horizon and the CLV's months.
