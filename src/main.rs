@@ -1,6 +1,7 @@
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: flow_alloc::MiMalloc = flow_alloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
+    flow_alloc::return_freed_memory_sooner();
     flow::main()
 }
