@@ -92,19 +92,15 @@ pub(super) fn extract(
         let list = list.map_err(|e| file_error(p, e))?;
         checked(p, &list.report, policy, max_bad)?;
         customers_report = Some(report_json(&list.report));
-        let at: HashMap<&str, usize> = seen
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.customer_id.as_str(), i))
-            .collect();
-        let found: Vec<(usize, Customer)> = list
-            .customers
-            .into_iter()
-            .filter_map(|c| Some((*at.get(c.customer_id.as_str())?, c)))
-            .collect();
-        drop(at);
-        for (i, c) in found {
-            let entry = &mut seen[i];
+        let mut at = StrMap::with_capacity(seen.len());
+        for (i, c) in seen.iter().enumerate() {
+            at.get_or_insert(&c.customer_id, i as u32);
+        }
+        for c in list.customers {
+            let Some(i) = at.get(&c.customer_id) else {
+                continue;
+            };
+            let entry = &mut seen[i as usize];
             entry.email = c.email.or(entry.email.take());
             entry.name = c.name.or(entry.name.take());
             entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);

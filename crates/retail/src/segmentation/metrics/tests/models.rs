@@ -11,7 +11,7 @@ use super::{col, floats, ints, out_table, strs};
 use crate::segmentation::metrics::accumulate::compute;
 use crate::segmentation::metrics::config::MetricsConfig;
 use flow_analytics::bgnbd::{self, Observation};
-use flow_analytics::clv::{ClvOptions, customer_lifetime_value};
+use flow_analytics::clv::{ClvOptions, customer_lifetime_value, discounted_value};
 use flow_analytics::gamma_gamma;
 use flow_analytics::summary::{TimeUnit, Transaction, summarize};
 
@@ -131,6 +131,27 @@ fn fitted_models_on_generated_data() {
         assert!(
             (v - want_clv).abs() <= 1e-9 * want_clv.abs().max(1e-9),
             "{v} vs {want_clv}"
+        );
+    }
+    // At the fitted parameters, the predictions (computed once per pattern, with the 2F1
+    // series shared by equal frequencies and ages, over several threads) are bit for bit
+    // what the analytics functions give for each customer.
+    let fitted = |key: &str| bg[key].as_f64().unwrap();
+    let params =
+        bgnbd::BgNbdParams::new(fitted("r"), fitted("alpha"), fitted("a"), fitted("b")).unwrap();
+    for (i, o) in obs.iter().enumerate() {
+        assert_eq!(
+            p_alive[i].unwrap().to_bits(),
+            params.probability_alive(o).unwrap().to_bits()
+        );
+        assert_eq!(
+            expected[i].unwrap().to_bits(),
+            params.expected_purchases(90.0, o).unwrap().to_bits()
+        );
+        let per_spend = discounted_value(&params, o, 1.0, &clv_options).unwrap();
+        assert_eq!(
+            clv[i].unwrap().to_bits(),
+            (per_spend * spend_col[i].unwrap()).to_bits()
         );
     }
     // Someone who bought often and recently is more likely to buy than a lapsed one-timer.
