@@ -37,7 +37,7 @@ use std::sync::mpsc;
 
 use serde::{Deserialize, Serialize};
 
-use super::dates::{DateFormat, DateParser};
+use super::dates::{DateFormat, DateParser, Timestamp};
 use super::model::{
     BadRow, CustomerBook, CustomerSeen, LineItem, ParseReport, PosError, StreamOutcome, parse_flag,
 };
@@ -220,8 +220,9 @@ fn read_rows<R: Read>(
     let mut book = CustomerBook::default();
     // One item for every row: its strings keep their buffers, so a row allocates nothing.
     let mut item = LineItem::default();
+    let mut last_date = LastDate::default();
     while let Some(row) = table.next_row(&mut report)? {
-        match ctx.row(&row, &mut item) {
+        match ctx.row(&row, &mut item, &mut last_date) {
             Ok(Some(seen)) => {
                 let customer = book.observe(&item.customer_id, item.timestamp, item.line, seen);
                 report.items += 1;
@@ -239,6 +240,26 @@ fn read_rows<R: Read>(
         customers: book.into_customers(),
         report,
     })
+}
+
+/// The last date text parsed and its value: the lines of an order, one after another, repeat
+/// their order's timestamp, which is then parsed once.
+#[derive(Default)]
+struct LastDate {
+    text: String,
+    value: Option<Timestamp>,
+}
+
+impl LastDate {
+    fn get(&self, text: &str) -> Option<Timestamp> {
+        self.value.filter(|_| self.text == text)
+    }
+
+    fn set(&mut self, text: &str, value: Timestamp) {
+        self.text.clear();
+        self.text.push_str(text);
+        self.value = Some(value);
+    }
 }
 
 /// Bytes of a file's records each thread parses at a time.
@@ -361,8 +382,9 @@ fn parse_part<P: PartSink>(
     parsed.report = ParseReport::default();
     // One item for every row: its strings keep their buffers.
     let mut item = LineItem::default();
+    let mut last_date = LastDate::default();
     while let Some(row) = table.next_row(&mut parsed.report)? {
-        match ctx.row(&row, &mut item) {
+        match ctx.row(&row, &mut item, &mut last_date) {
             Ok(Some(seen)) => {
                 let customer =
                     parsed
@@ -411,6 +433,7 @@ impl Ctx<'_> {
         &self,
         row: &'r Row,
         item: &mut LineItem,
+        last_date: &mut LastDate,
     ) -> Result<Option<CustomerSeen<'r>>, BadRow> {
         let c = &self.cols;
         let line = row.line;
@@ -419,10 +442,18 @@ impl Ctx<'_> {
             Some(i) => Some(self.required(row, i)?),
             None => None,
         };
-        let ts = self
-            .dates
-            .parse(self.required(row, c.date)?)
-            .map_err(|e| BadRow::in_column(line, self.name(c.date), e))?;
+        let raw_date = self.required(row, c.date)?;
+        let ts = match last_date.get(raw_date) {
+            Some(ts) => ts,
+            None => {
+                let ts = self
+                    .dates
+                    .parse(raw_date)
+                    .map_err(|e| BadRow::in_column(line, self.name(c.date), e))?;
+                last_date.set(raw_date, ts);
+                ts
+            }
+        };
         let product = match c.product {
             Some(i) => self.required(row, i)?,
             None => "",
@@ -642,6 +673,39 @@ mod tests {
                 .to_string()
                 .starts_with("line 4: column `when`: `garbage`")
         );
+    }
+
+    #[test]
+    fn repeated_timestamps_parse_as_each_row_alone() {
+        // Runs of one timestamp, a bad date between two equal good ones, a stated offset.
+        let text = "customer_id,order_id,date,product_id,amount\n\
+                    c1,o1,2024-03-01 10:00:00,p1,1\n\
+                    c1,o1,2024-03-01 10:00:00,p2,2\n\
+                    c2,o2,2024-03-01 10:00:01,p1,3\n\
+                    c2,o3,2024-13-01 10:00:01,p1,4\n\
+                    c2,o4,2024-03-01 10:00:01,p1,5\n\
+                    c3,o5,2024-03-01T10:00:01+02:00,p1,6\n\
+                    c3,o5,2024-03-01T10:00:01+02:00,p2,7\n";
+        let p = parse(text, &CsvOptions::default()).unwrap();
+        let times: Vec<String> = p
+            .items
+            .iter()
+            .map(|i| format!("{} {:?}", i.timestamp, i.utc_offset_secs))
+            .collect();
+        assert_eq!(
+            times,
+            [
+                "2024-03-01 10:00:00 None",
+                "2024-03-01 10:00:00 None",
+                "2024-03-01 10:00:01 None",
+                "2024-03-01 10:00:01 None",
+                "2024-03-01 10:00:01 Some(7200)",
+                "2024-03-01 10:00:01 Some(7200)",
+            ]
+        );
+        let bad = reasons(&p);
+        assert_eq!(bad.len(), 1, "{bad:?}");
+        assert!(bad[0].contains("line 5"), "{bad:?}");
     }
 
     #[test]
