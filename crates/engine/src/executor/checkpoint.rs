@@ -169,31 +169,7 @@ mod tests {
             *self.flushes.lock().unwrap() += 1;
             self.inner.flush()
         }
-        fn run(&self, run_id: &str) -> Result<Option<crate::store::RunRecord>, StoreError> {
-            self.inner.run(run_id)
-        }
-        fn runs(&self) -> Result<Vec<crate::store::RunRecord>, StoreError> {
-            self.inner.runs()
-        }
-        fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
-            self.inner.newest_run_id()
-        }
-        fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-            self.inner.nodes(run_id)
-        }
-        fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.output(run_id, node_id)
-        }
-        fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-            self.inner.get(namespace, key)
-        }
-        fn scan(
-            &self,
-            namespace: &str,
-            prefix: &str,
-        ) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-            self.inner.scan(namespace, prefix)
-        }
+        crate::store::delegate_reads!(inner);
         fn location(&self) -> String {
             self.inner.location()
         }

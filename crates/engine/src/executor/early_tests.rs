@@ -80,24 +80,7 @@ impl StateStore for Gated {
         self.durable.lock().unwrap().extend(applied);
         self.inner.flush()
     }
-    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.run(run_id)
-    }
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.runs()
-    }
-    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        self.inner.nodes(run_id)
-    }
-    fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.output(run_id, node_id)
-    }
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(namespace, key)
-    }
-    fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan(namespace, prefix)
-    }
+    crate::store::delegate_reads!(inner);
     fn location(&self) -> String {
         self.inner.location()
     }

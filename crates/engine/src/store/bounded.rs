@@ -12,7 +12,7 @@ use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{NodeRecord, Removal, Removed, RunRecord, StateStore, StoreError, Write};
+use super::{Removal, Removed, StateStore, StoreError, Write};
 
 /// How long a checkpoint may take to become durable unless `FLOW_CHECKPOINT_TIMEOUT` says.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
@@ -178,34 +178,7 @@ impl StateStore for BoundedStore {
     fn apply_durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write(move |store| store.apply_durable(writes))
     }
-
-    fn run(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
-        self.inner.run(run_id)
-    }
-
-    fn runs(&self) -> Result<Vec<RunRecord>, StoreError> {
-        self.inner.runs()
-    }
-
-    fn newest_run_id(&self) -> Result<Option<String>, StoreError> {
-        self.inner.newest_run_id()
-    }
-
-    fn nodes(&self, run_id: &str) -> Result<Vec<NodeRecord>, StoreError> {
-        self.inner.nodes(run_id)
-    }
-
-    fn output(&self, run_id: &str, node_id: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.output(run_id, node_id)
-    }
-
-    fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(namespace, key)
-    }
-
-    fn scan(&self, namespace: &str, prefix: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        self.inner.scan(namespace, prefix)
-    }
+    crate::store::delegate_reads!(inner);
 
     fn location(&self) -> String {
         self.inner.location()

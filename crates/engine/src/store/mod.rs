@@ -10,6 +10,7 @@
 mod bounded;
 mod check;
 mod compact;
+mod delegate_reads;
 mod full_disk;
 mod high_water;
 mod memory;
@@ -34,6 +35,7 @@ use std::path::PathBuf;
 pub use bounded::{BoundedStore, DEADLINE_ENV};
 pub use check::{CheckReport, check as check_store};
 pub use compact::Compacted;
+pub(crate) use delegate_reads::delegate_reads;
 pub use memory::MemoryStore;
 pub use migrate::{Endpoint, MigrateError, Migrated, migrate};
 pub use node_state::{AttemptOutcome, NodeEvent, NodeStatus};
