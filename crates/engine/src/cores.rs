@@ -1,7 +1,8 @@
 //! The machine's cores as slots that nodes' CPU-bound work takes in turn (see
 //! [`crate::node::spawn_compute`]). A workflow's `concurrency` bounds how many nodes run at
 //! once; without this, six CPU-heavy nodes on two cores would all hold their working memory
-//! while sharing the cores, and finish no sooner than taking turns.
+//! while sharing the cores, and finish no sooner than taking turns. Work that can use more
+//! threads takes the slots no other work holds ([`spare`]), so its threads are counted too.
 
 use std::cell::Cell;
 use std::sync::{Condvar, LazyLock, Mutex};
@@ -31,13 +32,91 @@ impl Slots {
         *free -= 1;
         Slot(self)
     }
+
+    /// Takes up to `n` free slots without waiting; returns how many it took.
+    fn try_take(&self, n: usize) -> usize {
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        let took = n.min(*free);
+        *free -= took;
+        took
+    }
+
+    /// Frees `n` slots.
+    fn give_back(&self, n: usize) {
+        if n == 0 {
+            return;
+        }
+        *self.free.lock().unwrap_or_else(|e| e.into_inner()) += n;
+        self.freed.notify_all();
+    }
 }
 
 impl Drop for Slot<'_> {
     fn drop(&mut self) {
-        *self.0.free.lock().unwrap_or_else(|e| e.into_inner()) += 1;
-        self.0.freed.notify_one();
+        self.0.give_back(1);
     }
+}
+
+/// Cores taken for more threads of one piece of work, beside the one it runs on; dropping
+/// this (also when the work panics) frees them.
+#[must_use = "the cores are freed when this is dropped"]
+pub struct SpareCores {
+    slots: &'static Slots,
+    held: usize,
+}
+
+impl SpareCores {
+    /// The threads the work may keep busy: its own and one per spare core.
+    pub fn threads(&self) -> usize {
+        1 + self.held
+    }
+
+    /// Moves one of these cores, if there is one, to a task of its own (a thread beside the
+    /// work), for as long as the returned value lives.
+    pub fn split_one(&mut self) -> Option<SideCore> {
+        (self.held > 0).then(|| {
+            self.held -= 1;
+            SideCore { slots: self.slots }
+        })
+    }
+}
+
+impl Drop for SpareCores {
+    fn drop(&mut self) {
+        self.slots.give_back(self.held);
+    }
+}
+
+/// One core split off [`SpareCores`] for a thread of its own; dropping it frees the core.
+#[must_use = "the core is freed when this is dropped"]
+pub struct SideCore {
+    slots: &'static Slots,
+}
+
+impl Drop for SideCore {
+    fn drop(&mut self) {
+        self.slots.give_back(1);
+    }
+}
+
+impl Slots {
+    /// Up to `max_threads - 1` of the slots free now, without waiting for any.
+    fn spare(&'static self, max_threads: usize) -> SpareCores {
+        SpareCores {
+            slots: self,
+            held: self.try_take(max_threads.saturating_sub(1)),
+        }
+    }
+}
+
+/// The cores no other work holds now, for more threads of work running on this one, so that
+/// work which can use several threads uses the cores other nodes leave free and no more:
+/// however many threads it starts, the threads busy at once stay at most the cores. Up to
+/// `max_threads - 1` are taken, without waiting; when none is free the work runs on its own
+/// thread alone. Meant for threads that hold a core (in [`crate::node::spawn_compute`]); a
+/// thread that does not only counts the spare cores it takes.
+pub fn spare(max_threads: usize) -> SpareCores {
+    CORES.spare(max_threads)
 }
 
 /// One slot per core of the machine, shared by every run in the process.
@@ -127,5 +206,58 @@ mod tests {
         let panicked = std::panic::catch_unwind(|| with_core(|| panic!("work fails")));
         assert!(panicked.is_err());
         assert!(!HOLDING.get());
+    }
+
+    #[test]
+    fn spare_cores_are_the_free_ones_taken_without_waiting_and_freed_on_drop() {
+        let slots: &'static Slots = Box::leak(Box::new(Slots::new(4)));
+        let held = slots.take();
+        let mut spare = slots.spare(8);
+        assert_eq!(spare.threads(), 4, "its own thread and the 3 free cores");
+        // Nothing is free now: more spare cores are none, not a wait.
+        assert_eq!(slots.spare(8).threads(), 1);
+        let side = spare.split_one().expect("a core to split off");
+        assert_eq!(spare.threads(), 3);
+        drop(side);
+        assert_eq!(slots.spare(2).threads(), 2, "the side core was freed");
+        drop(spare);
+        // At most `max_threads - 1` are taken.
+        let two = slots.spare(2);
+        assert_eq!(two.threads(), 2);
+        assert_eq!(slots.spare(8).threads(), 3, "the 2 cores left");
+        drop(two);
+        drop(held);
+        assert_eq!(*slots.free.lock().unwrap(), 4, "every core is free again");
+        // One thread alone has none to split off.
+        let mut alone = slots.spare(1);
+        assert!(alone.split_one().is_none());
+        // A panic in the work frees its spare cores.
+        let panicked = std::panic::catch_unwind(|| {
+            let _spare = slots.spare(8);
+            panic!("work fails");
+        });
+        assert!(panicked.is_err());
+        assert_eq!(*slots.free.lock().unwrap(), 4);
+    }
+
+    #[test]
+    fn work_waiting_for_a_core_starts_when_spare_cores_are_freed() {
+        let slots: &'static Slots = Box::leak(Box::new(Slots::new(2)));
+        let spare = slots.spare(8);
+        assert_eq!(
+            spare.threads(),
+            3,
+            "both cores, taken by a thread that holds none"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _slot = slots.take();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
+        drop(spare);
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the waiting work took a freed core");
+        waiter.join().unwrap();
     }
 }

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value as Json;
 
+pub use crate::cores::{SideCore, SpareCores};
 use crate::data::{Data, Output};
 use crate::run_cache::RunCache;
 use crate::source::Seg;
@@ -563,6 +564,16 @@ where
 /// [`spawn_compute`]) it just runs.
 pub fn compute_here<R>(work: impl FnOnce() -> R) -> R {
     crate::cores::with_core(work)
+}
+
+/// More cores for CPU-bound work that can use several threads: the ones no other work holds
+/// now, up to `max_threads - 1`, taken without waiting and freed when the value is dropped.
+/// Run [`SpareCores::threads`] threads (the calling one among them) and give a side task of
+/// its own a core with [`SpareCores::split_one`]. Beside other busy nodes it gets fewer or
+/// none, so a node's threads and everyone else's never outnumber the cores; work whose result
+/// depends on how many threads computed it must not use this.
+pub fn spare_cores(max_threads: usize) -> SpareCores {
+    crate::cores::spare(max_threads)
 }
 
 /// `tokio::task::spawn_blocking` for a node's blocking I/O (a request, a send): what the work

@@ -42,7 +42,7 @@ use super::model::{
     BadRow, CustomerBook, CustomerSeen, LineItem, ParseReport, PosError, StreamOutcome, parse_flag,
 };
 use super::money::{Currency, DecimalSeparator, parse_money, parse_number};
-use super::part_sink::{Merge, OneReader, PartSink};
+use super::part_sink::{Idle, Merge, OneReader, PartSink};
 use super::parts::Part;
 use super::table::{Delimiter, Row, TableReader};
 
@@ -266,16 +266,19 @@ impl LastDate {
 const PART_BYTES: u64 = 4 << 20;
 
 /// Parses a file into parts made by `new_part` and merged by `merge` in file order: a large
-/// file is parsed on every core, each part on the thread that reads it; a small one by one
-/// reader. Either way the items, their order and the report are those [`parse_with`] gives.
+/// file is parsed on `threads` threads, each part on the thread that reads it, while this
+/// thread merges them and does some of `idle` whenever the next part is not ready; a small
+/// file (or one thread) by one reader on this thread. Either way the items, their order and
+/// the report are those [`parse_with`] gives.
 pub fn parse_file_in_parts<P: PartSink>(
     path: &Path,
     opts: &CsvOptions,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut Merge<'_, P>,
+    threads: usize,
+    idle: &mut Idle<'_>,
 ) -> Result<StreamOutcome, PosError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-    parse_parts_on(path, opts, new_part, merge, threads, PART_BYTES)
+    parse_parts_on(path, opts, new_part, merge, (threads, idle), PART_BYTES)
 }
 
 /// [`parse_file_in_parts`] on `threads` threads, in parts of `part_bytes`.
@@ -284,7 +287,7 @@ pub(crate) fn parse_parts_on<P: PartSink>(
     opts: &CsvOptions,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut Merge<'_, P>,
-    threads: usize,
+    (threads, idle): (usize, &mut Idle<'_>),
     part_bytes: u64,
 ) -> Result<StreamOutcome, PosError> {
     let io = |e: std::io::Error| PosError::io(Some(path), &e);
@@ -337,11 +340,7 @@ pub(crate) fn parse_parts_on<P: PartSink>(
         }
         for i in 0..parts.len() {
             let (results, give_back) = &queues[i % workers];
-            // A thread stops early only after sending an error, which is returned here first;
-            // a thread that panicked makes the scope panic.
-            let mut parsed = results
-                .recv()
-                .expect("a part or an error from each thread")?;
+            let mut parsed = next_part(results, idle)?;
             // Customers are looked up once per part, not once per row.
             book.absorb(&parsed.book, &mut index);
             merge(&mut parsed.sink, &index);
@@ -355,6 +354,24 @@ pub(crate) fn parse_parts_on<P: PartSink>(
         customers: book.into_customers(),
         report,
     })
+}
+
+/// The next part from `results`, doing some of `idle` while it is not ready.
+fn next_part<P>(
+    results: &mpsc::Receiver<Result<Parsed<P>, PosError>>,
+    idle: &mut Idle<'_>,
+) -> Result<Parsed<P>, PosError> {
+    // A thread stops early only after sending an error, which is returned here first; a
+    // thread that panicked makes the scope panic.
+    let ended = "a part or an error from each thread";
+    loop {
+        match results.try_recv() {
+            Ok(parsed) => return parsed,
+            Err(mpsc::TryRecvError::Empty) if idle() => {}
+            Err(mpsc::TryRecvError::Empty) => return results.recv().expect(ended),
+            Err(mpsc::TryRecvError::Disconnected) => panic!("{ended}"),
+        }
+    }
 }
 
 /// The rows of one part of a file, parsed.
@@ -896,12 +913,18 @@ mod tests {
                     .map(|(item, customer)| (item, customers[customer as usize])),
             );
         };
+        // Work between parts that runs out after a while: the parts are the same either way.
+        let mut left = 20;
+        let mut idle = || {
+            left -= 1;
+            left > 0
+        };
         let parts = parse_parts_on(
             file.path(),
             opts,
             &Vec::new,
             &mut merge,
-            threads,
+            (threads, &mut idle),
             part_bytes,
         );
         [one, parts.map(|o| (items, o))]

@@ -73,90 +73,162 @@ pub fn parse_customers<R: Read>(
     reader: R,
     opts: &CustomersOptions,
 ) -> Result<CustomerList, PosError> {
-    let mut table = TableReader::new(reader, opts.delimiter)?;
-    let m = &opts.columns;
-    let mut c = table.columns();
-    let id_col = c.require(&m.customer_id, "customer id");
-    let name_col = c.optional(m.name.as_deref(), "name", "name");
-    let first_col = c.optional(m.first_name.as_deref(), "first_name", "first name");
-    let last_col = c.optional(m.last_name.as_deref(), "last_name", "last name");
-    let email_col = c.optional(m.email.as_deref(), "email", "email");
-    let flag_col = c.optional(
-        m.accepts_marketing.as_deref(),
-        "accepts_marketing",
-        "accepts_marketing",
-    );
-    c.finish()?;
-    let header = table.header().to_vec();
-    let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
-    let mut report = ParseReport::default();
-    let mut customers = Vec::new();
-    // Per customer id, its index in `customers`; `lines[i]` is customer `i`'s line.
-    let mut seen = StrMap::default();
-    let mut lines: Vec<u64> = Vec::new();
-    while let Some(row) = table.next_row(&mut report)? {
-        let line = row.line;
-        let raw_id = row.get(id_col);
-        if raw_id.is_empty() {
-            report.push_bad(BadRow::in_column(line, col(Some(id_col)), "empty"));
-            continue;
+    CustomersReader::new(reader, opts)?.finish()
+}
+
+/// A customers CSV read some rows at a time ([`CustomersReader::read_rows`]), so that a thread
+/// busy with other work can read it while it would otherwise wait.
+pub struct CustomersReader<R: Read> {
+    table: TableReader<R>,
+    /// The header, for messages.
+    header: Vec<String>,
+    cols: CustomerCols,
+    lowercase_id: bool,
+    list: CustomerList,
+    /// Per customer id, its index in `list.customers`.
+    seen: StrMap,
+    /// `lines[i]` is customer `i`'s line.
+    lines: Vec<u64>,
+    /// The error that stopped the reading, or that it is read to the end (`Ok(true)`).
+    ended: Result<bool, PosError>,
+}
+
+/// The header columns of each field.
+struct CustomerCols {
+    id: usize,
+    name: Option<usize>,
+    first: Option<usize>,
+    last: Option<usize>,
+    email: Option<usize>,
+    flag: Option<usize>,
+}
+
+impl<R: Read> CustomersReader<R> {
+    /// Reads the header and maps the columns.
+    pub fn new(reader: R, opts: &CustomersOptions) -> Result<Self, PosError> {
+        let table = TableReader::new(reader, opts.delimiter)?;
+        let m = &opts.columns;
+        let mut c = table.columns();
+        let cols = CustomerCols {
+            id: c.require(&m.customer_id, "customer id"),
+            name: c.optional(m.name.as_deref(), "name", "name"),
+            first: c.optional(m.first_name.as_deref(), "first_name", "first name"),
+            last: c.optional(m.last_name.as_deref(), "last_name", "last name"),
+            email: c.optional(m.email.as_deref(), "email", "email"),
+            flag: c.optional(
+                m.accepts_marketing.as_deref(),
+                "accepts_marketing",
+                "accepts_marketing",
+            ),
+        };
+        c.finish()?;
+        Ok(CustomersReader {
+            header: table.header().to_vec(),
+            table,
+            cols,
+            lowercase_id: opts.lowercase_id,
+            list: CustomerList::default(),
+            seen: StrMap::default(),
+            lines: Vec::new(),
+            ended: Ok(false),
+        })
+    }
+
+    /// Reads up to `rows` more rows; whether there is more to read. An error stops the
+    /// reading; [`CustomersReader::finish`] returns it.
+    pub fn read_rows(&mut self, rows: usize) -> bool {
+        if !matches!(self.ended, Ok(false)) {
+            return false;
         }
-        let id = if opts.lowercase_id {
+        for _ in 0..rows {
+            match self.read_row() {
+                Ok(true) => {}
+                other => {
+                    self.ended = other.map(|_| true);
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Reads the rest of the file: the customers, or the error that stopped the reading.
+    pub fn finish(mut self) -> Result<CustomerList, PosError> {
+        while self.read_rows(usize::MAX) {}
+        self.ended?;
+        self.list.report.customers = self.list.customers.len() as u64;
+        Ok(self.list)
+    }
+
+    /// Reads one row; `false` at the end of the file.
+    fn read_row(&mut self) -> Result<bool, PosError> {
+        let (cols, header, report) = (&self.cols, &self.header, &mut self.list.report);
+        let Some(row) = self.table.next_row(report)? else {
+            return Ok(false);
+        };
+        let col = |i: Option<usize>| i.and_then(|i| header.get(i)).map_or("?", String::as_str);
+        let line = row.line;
+        let raw_id = row.get(cols.id);
+        if raw_id.is_empty() {
+            report.push_bad(BadRow::in_column(line, col(Some(cols.id)), "empty"));
+            return Ok(true);
+        }
+        let id = if self.lowercase_id {
             raw_id.to_lowercase()
         } else {
             raw_id.to_string()
         };
-        let email = row.opt(email_col).map(str::to_lowercase);
+        let email = row.opt(cols.email).map(str::to_lowercase);
         if let Some(e) = &email
             && !e.contains('@')
         {
             report.push_bad(BadRow::in_column(
                 line,
-                col(email_col),
+                col(cols.email),
                 format!("`{e}` is not an email address"),
             ));
-            continue;
+            return Ok(true);
         }
-        let accepts_marketing = match row.opt(flag_col) {
+        let accepts_marketing = match row.opt(cols.flag) {
             Some(v) => match parse_flag(v) {
                 Ok(f) => f,
                 Err(e) => {
-                    report.push_bad(BadRow::in_column(line, col(flag_col), e));
-                    continue;
+                    report.push_bad(BadRow::in_column(line, col(cols.flag), e));
+                    return Ok(true);
                 }
             },
             None => None,
         };
-        let name = match row.opt(name_col) {
+        let name = match row.opt(cols.name) {
             Some(n) => Some(n.to_string()),
-            None => match (row.opt(first_col), row.opt(last_col)) {
+            None => match (row.opt(cols.first), row.opt(cols.last)) {
                 (Some(f), Some(l)) => Some(format!("{f} {l}")),
                 (Some(n), None) | (None, Some(n)) => Some(n.to_string()),
                 (None, None) => None,
             },
         };
+        let customers = &mut self.list.customers;
         let next = customers.len() as u32;
-        let index = seen.get_or_insert(&id, next);
+        let index = self.seen.get_or_insert(&id, next);
         if index != next {
-            let first = lines[index as usize];
+            let first = self.lines[index as usize];
             report.duplicates += 1;
             report.push_bad(BadRow::in_column(
                 line,
-                col(Some(id_col)),
+                col(Some(cols.id)),
                 format!("duplicate customer id `{id}` (first at line {first})"),
             ));
-            continue;
+            return Ok(true);
         }
-        lines.push(line);
+        self.lines.push(line);
         customers.push(Customer {
             customer_id: id,
             email,
             name,
             accepts_marketing,
         });
+        Ok(true)
     }
-    report.customers = customers.len() as u64;
-    Ok(CustomerList { customers, report })
 }
 
 #[cfg(test)]

@@ -57,7 +57,9 @@ use serde::{Deserialize, Serialize};
 
 pub use catalog::{Catalog, CatalogColumns, CatalogOptions, Product, parse_catalog};
 pub use csv_mapped::{ColumnMap, CsvOptions};
-pub use customers::{CustomerColumns, CustomerList, CustomersOptions, parse_customers};
+pub use customers::{
+    CustomerColumns, CustomerList, CustomersOptions, CustomersReader, parse_customers,
+};
 pub use dates::{DateFormat, DateParser, Timestamp};
 pub use jsonl::{CustomerKey, JsonlOptions};
 pub use lightspeed::LightspeedOptions;
@@ -156,15 +158,19 @@ fn open(path: &Path) -> Result<File, PosError> {
 }
 
 /// Parses a transaction file into parts made by `new_part`, merged by `merge` in file order
-/// (see [`part_sink`]): a large CSV export is parsed on every core. I/O errors name the file.
+/// (see [`part_sink`]): a large CSV export is parsed on `threads` threads while this one
+/// merges their parts, and does some of `idle` (see [`part_sink::Idle`]) whenever the next
+/// part is not ready yet. I/O errors name the file.
 pub fn parse_file_in_parts<P: part_sink::PartSink>(
     path: &Path,
     format: &Format,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut part_sink::Merge<'_, P>,
+    threads: usize,
+    idle: &mut part_sink::Idle<'_>,
 ) -> Result<StreamOutcome, PosError> {
     match format {
-        Format::Csv(o) => csv_mapped::parse_file_in_parts(path, o, new_part, merge),
+        Format::Csv(o) => csv_mapped::parse_file_in_parts(path, o, new_part, merge, threads, idle),
         _ => {
             let mut parts = part_sink::OneReader::new(new_part(), merge);
             let outcome = parse_with(open(path)?, format, &mut |item, customer| {
@@ -192,7 +198,18 @@ pub fn parse_customers_file(
     path: &Path,
     opts: &CustomersOptions,
 ) -> Result<CustomerList, PosError> {
-    parse_customers(open(path)?, opts).map_err(|e| e.with_path(path))
+    customers_file_reader(path, opts)?
+        .finish()
+        .map_err(|e| e.with_path(path))
+}
+
+/// Opens a customers file to be read some rows at a time; I/O errors name the file, but
+/// those of [`CustomersReader::finish`] are the caller's to name.
+pub fn customers_file_reader(
+    path: &Path,
+    opts: &CustomersOptions,
+) -> Result<CustomersReader<File>, PosError> {
+    CustomersReader::new(open(path)?, opts).map_err(|e| e.with_path(path))
 }
 
 #[cfg(test)]

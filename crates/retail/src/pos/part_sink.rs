@@ -18,6 +18,10 @@ pub trait PartSink: Send {
 /// Merges a filled part: `customers[n]` is the file-wide number of the part's customer `n`.
 pub type Merge<'a, P> = dyn FnMut(&mut P, &[u32]) + 'a;
 
+/// Other work for the thread that merges the parts, done a little at a time while the next
+/// part is being parsed: each call does a little and says whether there is more.
+pub type Idle<'a> = dyn FnMut() -> bool + 'a;
+
 /// Items a part holds at most when one reader fills the parts.
 const ITEMS_PER_PART: usize = 1 << 16;
 

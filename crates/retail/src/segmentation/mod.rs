@@ -508,8 +508,15 @@ impl<'a> TextCodes<'a> {
 /// names keep their order.
 ///
 /// The names are sorted by their first 8 bytes as one integer, which settles most comparisons
-/// without reading the strings, and a large list in halves on two threads, then merged.
+/// without reading the strings, and a large list in halves on two threads when a core is
+/// free for the second, then merged.
 pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
+    let cores = flow_engine::node::spare_cores(if names.len() < 200_000 { 1 } else { 2 });
+    sorted_ranks_on(names, cores.threads())
+}
+
+/// [`sorted_ranks`] on one thread, or on two when `threads` is 2 or more.
+fn sorted_ranks_on(names: &[&str], threads: usize) -> (Vec<u32>, Vec<u32>) {
     let keyed: Vec<(u64, u32)> = names
         .iter()
         .enumerate()
@@ -530,7 +537,7 @@ pub(crate) fn sorted_ranks(names: &[&str]) -> (Vec<u32>, Vec<u32>) {
             }
         })
     };
-    let order: Vec<u32> = if keyed.len() < 200_000 {
+    let order: Vec<u32> = if threads < 2 {
         let mut keyed = keyed;
         sort(&mut keyed);
         keyed.into_iter().map(|(_, i)| i).collect()
@@ -673,7 +680,7 @@ mod tests {
 
     #[test]
     fn ranks_of_a_long_list_are_those_of_a_plain_stable_sort() {
-        // Long enough for the two-thread sort; ids sharing their first 8 bytes, shorter ids,
+        // Long enough to be sorted on two threads; ids sharing their first 8 bytes, shorter ids,
         // NUL bytes (where the zero padding of the prefix ties), non-ASCII and repeats.
         let mut texts: Vec<String> = (0..240_000u32)
             .map(|i| match i % 6 {
@@ -689,10 +696,12 @@ mod tests {
         let names: Vec<&str> = texts.iter().map(String::as_str).collect();
         let mut expected: Vec<u32> = (0..names.len() as u32).collect();
         expected.sort_by(|&a, &b| names[a as usize].cmp(names[b as usize]));
-        let (order, rank) = sorted_ranks(&names);
-        assert_eq!(order, expected);
-        for (new, &old) in order.iter().enumerate() {
-            assert_eq!(rank[old as usize], new as u32);
+        for threads in [1, 2] {
+            let (order, rank) = sorted_ranks_on(&names, threads);
+            assert_eq!(order, expected, "{threads} threads");
+            for (new, &old) in order.iter().enumerate() {
+                assert_eq!(rank[old as usize], new as u32);
+            }
         }
         let few = &names[..1000];
         let mut expected: Vec<u32> = (0..1000).collect();

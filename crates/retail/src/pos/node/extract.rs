@@ -55,15 +55,26 @@ pub(super) fn extract(
     let mut b = Builders::new(expected_rows(path));
     let new_part = || PartRows::new(until);
     let mut merge = |part: &mut PartRows, customers: &[u32]| b.merge(part, customers, &products);
-    // The customers file is read beside the export; the export's errors come first.
-    let (outcome, list) = std::thread::scope(|scope| {
-        let list = customers
-            .as_ref()
-            .map(|(p, o)| scope.spawn(move || super::super::parse_customers_file(p, o)));
-        let outcome = super::super::parse_file_in_parts(path, format, &new_part, &mut merge);
-        let list = list.map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (outcome, list)
-    });
+    // The export is parsed on this node's core and the ones no other work holds (up to 8
+    // threads) while this thread merges the parts; while it waits for the next one, it reads
+    // the customers file, whose errors come after the export's.
+    let cores = flow_engine::node::spare_cores(8);
+    let mut list = customers
+        .as_ref()
+        .map(|(p, o)| super::super::customers_file_reader(p, o));
+    let mut idle = || {
+        list.as_mut()
+            .is_some_and(|l| l.as_mut().is_ok_and(|l| l.read_rows(256)))
+    };
+    let outcome = super::super::parse_file_in_parts(
+        path,
+        format,
+        &new_part,
+        &mut merge,
+        cores.threads(),
+        &mut idle,
+    );
+    drop(cores);
     let outcome = outcome.map_err(|e| file_error(path, e))?;
     let after_until = b.after_until;
     let report = outcome.report;
@@ -89,7 +100,9 @@ pub(super) fn extract(
     let mut seen = outcome.customers;
     let mut customers_report = None;
     if let (Some((p, _)), Some(list)) = (&customers, list) {
-        let list = list.map_err(|e| file_error(p, e))?;
+        let list = list
+            .and_then(|l| l.finish().map_err(|e| e.with_path(p)))
+            .map_err(|e| file_error(p, e))?;
         checked(p, &list.report, policy, max_bad)?;
         customers_report = Some(report_json(&list.report));
         let mut at = StrMap::with_capacity(seen.len());
@@ -669,8 +682,15 @@ mod tests {
             let mut b = Builders::new(expected_rows);
             let new_part = || PartRows::new(Some(until));
             let mut merge = |part: &mut PartRows, c: &[u32]| b.merge(part, c, &catalog);
-            let outcome =
-                parse_parts_on(&path, &opts, &new_part, &mut merge, threads, part_bytes).unwrap();
+            let outcome = parse_parts_on(
+                &path,
+                &opts,
+                &new_part,
+                &mut merge,
+                (threads, &mut || false),
+                part_bytes,
+            )
+            .unwrap();
             assert!(b.after_until > 0);
             let people = b.people(outcome.customers);
             let table = b.finish(&people).unwrap();

@@ -78,7 +78,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             top: Vec::new(),
         };
         let backtest = super::backtest::clv_backtest(&[], 0, 0, cfg);
-        return Ok(with_backtest(finish(acc, cfg)?, backtest));
+        return Ok(with_backtest(finish(acc, cfg, || {})?, backtest));
     };
 
     // Pass 1: the kept rows and their customers, then renumbered in id order so every
@@ -180,7 +180,8 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         }
         (transactions, categories, category_lines, revenue)
     };
-    let ranges = customer_ranges(n_customers, super::worker_threads());
+    let cores = super::step_cores();
+    let ranges = customer_ranges(n_customers, cores.threads());
     let (latest, (transactions, categories, category_lines, revenue)) =
         std::thread::scope(|scope| {
             let others: Vec<_> = ranges[1..]
@@ -199,6 +200,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             }
             (latest, rows)
         });
+    drop(cores);
     let order_counts = super::orders::distinct_orders(&order, &row_customer, &rank, n_customers);
     drop(row_customer);
 
@@ -211,11 +213,20 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         )));
     }
     let used = transactions.len() as u64;
-    // The CLV backtest refits the models on an earlier window: on a thread of its own, beside
-    // the category figures and this window's fits, with which it shares nothing.
+    // The CLV backtest refits the models on an earlier window, with which this window's
+    // figures share nothing: on a core of its own beside the category figures, the RFM scores
+    // and the Gamma-Gamma fit when one is free (it is waited for before the BG/NBD fit, which
+    // then gets every core), after everything when none is.
+    let side = flow_engine::node::spare_cores(2).split_one();
+    let backtest_here = || super::backtest::clv_backtest(&transactions, n_customers, end, cfg);
     let (backtest, out) = std::thread::scope(|scope| {
-        let backtest =
-            scope.spawn(|| super::backtest::clv_backtest(&transactions, n_customers, end, cfg));
+        let mut beside = side.map(|core| {
+            scope.spawn(move || {
+                let _core = core;
+                backtest_here()
+            })
+        });
+        let mut backtest = None;
         let out = categories_and_fits(
             Accumulated {
                 names: sorted_names,
@@ -236,10 +247,21 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             categories.map(RowInterner::into_names).unwrap_or_default(),
             category_lines,
             cfg,
+            || {
+                backtest = beside
+                    .take()
+                    .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+            },
         );
-        let backtest = backtest
-            .join()
-            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        let backtest = match (beside, backtest) {
+            // No BG/NBD fit (none asked for, too few repeat customers, or an error before it).
+            (Some(thread), _) => thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            (None, Some(done)) => done,
+            (None, None) if out.is_ok() => backtest_here(),
+            (None, None) => None,
+        };
         (backtest, out)
     });
     Ok(with_backtest(out?, backtest))
@@ -254,12 +276,13 @@ fn with_backtest(out: Output, backtest: Option<serde_json::Value>) -> Output {
 }
 
 /// Each customer's favourite and top category from the category lines, then the models' fits
-/// and the table.
+/// (`before_fits` is called before the BG/NBD fit) and the table.
 fn categories_and_fits<'a>(
     mut acc: Accumulated<'a>,
     category_names: Vec<&'a str>,
     category_lines: Vec<CategorySpend>,
     cfg: &MetricsConfig,
+    before_fits: impl FnOnce(),
 ) -> Result<Output, NodeError> {
     let n_customers = acc.names.len();
 
@@ -305,7 +328,7 @@ fn categories_and_fits<'a>(
     drop(category_lines);
     acc.favourite = favourite;
     acc.top = top;
-    finish(acc, cfg)
+    finish(acc, cfg, before_fits)
 }
 
 /// The customers each of `threads` threads sums the rows of, in order. The first thread also

@@ -101,8 +101,8 @@ fn by_dictionary_key<'a>(
     end: i32,
 ) -> Result<KeptRows<'a>, NodeError> {
     let n_rows = cols.amount.len();
-    let threads = super::worker_threads();
-    let chunk = n_rows.div_ceil(threads).max(1 << 16);
+    let cores = super::step_cores();
+    let chunk = n_rows.div_ceil(cores.threads()).max(1 << 16);
     let mut row_customer = vec![u32::MAX; n_rows];
     // Per chunk, in row order: what it found, or its first error.
     let chunks: Vec<Result<Chunk, NodeError>> = std::thread::scope(|scope| {

@@ -56,9 +56,10 @@ mod orders;
 mod output;
 mod segment_map;
 
-/// Threads for work the metrics split over the cores: one per core, at most 8.
-fn worker_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 8))
+/// Cores for one of the steps the metrics split over threads: the node's own and those no
+/// other work holds now, at most 8 threads in all, freed when the step drops them.
+fn step_cores() -> flow_engine::node::SpareCores {
+    flow_engine::node::spare_cores(8)
 }
 
 use std::sync::Arc;

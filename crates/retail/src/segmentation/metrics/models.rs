@@ -24,7 +24,12 @@ pub(super) struct Models {
     pub(super) fallback: Vec<String>,
 }
 
-pub(super) fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Models {
+/// The models fitted to `summaries`: Gamma-Gamma, then (after `before_bg`) BG/NBD.
+pub(super) fn fit_models(
+    summaries: &[CustomerSummary],
+    cfg: &MetricsConfig,
+    before_bg: impl FnOnce(),
+) -> Models {
     let mut m = Models {
         bgnbd: None,
         gamma_gamma: None,
@@ -52,22 +57,22 @@ pub(super) fn fit_models(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> 
         .iter()
         .map(gamma_gamma::SpendObservation::from)
         .collect();
-    // The Gamma-Gamma fit is the quicker: BG/NBD's likelihood gets the cores it leaves.
-    let bg_options = bgnbd::FitOptions {
-        min_repeat_customers: cfg.min_repeat_customers,
-        threads: super::worker_threads(),
-        ..Default::default()
-    };
     let gg_options = gamma_gamma::FitOptions {
         min_repeat_customers: cfg.min_repeat_customers,
         ..Default::default()
     };
-    // The two fits are independent: run them side by side.
-    let (bg_fit, gg_fit) = std::thread::scope(|scope| {
-        let gg = scope.spawn(|| gamma_gamma::fit(&spend, &gg_options));
-        let bg = bgnbd::fit(&obs, &bg_options);
-        (bg, gg.join().expect("Gamma-Gamma fit thread panicked"))
-    });
+    // The Gamma-Gamma fit is quick and on one thread: first, then BG/NBD, whose likelihood's
+    // terms get every core free by then.
+    let gg_fit = gamma_gamma::fit(&spend, &gg_options);
+    before_bg();
+    let cores = super::step_cores();
+    let bg_options = bgnbd::FitOptions {
+        min_repeat_customers: cfg.min_repeat_customers,
+        threads: cores.threads(),
+        ..Default::default()
+    };
+    let bg_fit = bgnbd::fit(&obs, &bg_options);
+    drop(cores);
     match bg_fit {
         Ok(fit) => {
             if fit.converged {
@@ -227,7 +232,8 @@ pub(super) fn predict(
 
 /// `f` of each item, in order, the items split over the cores in runs of at least 1,024.
 fn split_over_cores<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let chunk = items.len().div_ceil(super::worker_threads()).max(1024);
+    let cores = super::step_cores();
+    let chunk = items.len().div_ceil(cores.threads()).max(1024);
     let f = &f;
     std::thread::scope(|scope| {
         let handles: Vec<_> = items

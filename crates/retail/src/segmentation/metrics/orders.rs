@@ -16,7 +16,8 @@ pub(super) fn distinct_orders(
     rank: &[u32],
     n_customers: usize,
 ) -> Vec<u32> {
-    let threads = super::worker_threads().min(n_customers.max(1));
+    let cores = super::step_cores();
+    let threads = cores.threads().min(n_customers.max(1));
     let per_thread = n_customers.div_ceil(threads) as u32;
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads as u32)

@@ -19,8 +19,13 @@ use flow_analytics::summary::TimeUnit;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 
-/// Scores, models, and the output table with its metadata.
-pub(super) fn finish(acc: Accumulated<'_>, cfg: &MetricsConfig) -> Result<Output, NodeError> {
+/// Scores, models (`before_fits` is called between the Gamma-Gamma and the BG/NBD fits, if
+/// they are made), and the output table with its metadata.
+pub(super) fn finish(
+    acc: Accumulated<'_>,
+    cfg: &MetricsConfig,
+    before_fits: impl FnOnce(),
+) -> Result<Output, NodeError> {
     let n = acc.names.len();
     let s = &acc.summaries;
     let days_since: Vec<i64> = s
@@ -44,7 +49,7 @@ pub(super) fn finish(acc: Accumulated<'_>, cfg: &MetricsConfig) -> Result<Output
             fallback: vec!["no transactions on or before the analysis date".to_string()],
         }
     } else {
-        fit_models(s, cfg)
+        fit_models(s, cfg, before_fits)
     };
     if cfg.require_model && !models.fallback.is_empty() {
         return Err(NodeError::msg(format!(

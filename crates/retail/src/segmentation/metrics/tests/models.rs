@@ -200,6 +200,21 @@ fn a_missing_spend_model_nulls_only_the_columns_that_need_it() {
     assert!(err.contains("Gamma-Gamma model cannot be fitted"), "{err}");
 }
 
+#[test]
+fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
+    let batch = generated_table(5_000, 5, 730, 1.7);
+    let cfg = MetricsConfig::default();
+    // Every core taken: each step of the node runs on this thread alone.
+    let all_cores = flow_engine::node::spare_cores(usize::MAX);
+    let alone = compute(&batch, &cfg).unwrap();
+    drop(all_cores);
+    let spread = compute(&batch, &cfg).unwrap();
+    assert_eq!(out_table(&alone), out_table(&spread));
+    assert_eq!(alone.meta, spread.meta);
+    assert!(alone.meta.contains_key("clv_backtest"));
+    assert!(!alone.meta.contains_key("model_fallback"));
+}
+
 /// CPU time (user + system, all threads) of this process so far, in ms (Linux), so timings
 /// can be read on a machine shared with other jobs.
 fn process_cpu_ms() -> u64 {
