@@ -47,7 +47,11 @@ impl Slots {
             return;
         }
         *self.free.lock().unwrap_or_else(|e| e.into_inner()) += n;
-        self.freed.notify_all();
+        // One waiter per freed slot: waking all of a thousand waiting nodes for one slot
+        // would cost a thousand wake-ups each time.
+        for _ in 0..n {
+            self.freed.notify_one();
+        }
     }
 }
 

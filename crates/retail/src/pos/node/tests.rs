@@ -201,3 +201,86 @@ fn a_payments_export_has_null_products_and_says_so() {
     let batch = table_of(&out);
     assert_eq!(batch.column_by_name("product_id").unwrap().null_count(), 0);
 }
+
+#[test]
+fn a_customers_file_read_beside_a_large_export_gives_its_details_and_its_errors() {
+    use arrow_array::cast::AsArray;
+    // Over twice the size parsed in parts: the customers file is read between the parts when
+    // a spare core parses them, afterwards when none is free; the table is the same.
+    let dir = tempfile::tempdir().unwrap();
+    let export = dir.path().join("export.csv");
+    let mut text = String::from("order_id,customer_id,date,product_id,quantity,amount,email\n");
+    let mut line = 0u64;
+    while text.len() < 10 << 20 {
+        line += 1;
+        let c = line % 40_000;
+        text.push_str(&format!(
+            "O{line},C{c},2025-0{}-1{} 10:00:00,P{},1,{}.50,old{c}@example.com\n",
+            1 + line % 9,
+            line % 10,
+            line % 300,
+            line % 97
+        ));
+    }
+    std::fs::write(&export, &text).unwrap();
+    let customers = dir.path().join("customers.csv");
+    let mut list = String::from("customer_id,name,email,accepts_marketing\n");
+    for c in 0..40_000 {
+        list.push_str(&format!("C{c},Name {c},new{c}@example.com,yes\n"));
+    }
+    std::fs::write(&customers, &list).unwrap();
+    let format = Format::Csv(CsvOptions::default());
+    let run = |customers_path: &std::path::Path| {
+        extract(
+            &export,
+            &format,
+            None,
+            Some((customers_path.to_path_buf(), CustomersOptions::default())),
+            (OnBadRows::Fail, MaxBadRows::Default),
+            None,
+        )
+    };
+    let out = run(&customers).unwrap();
+    let table = table_of(&out);
+    assert_eq!(table.num_rows() as u64, line);
+    let ids = arrow_cast::cast(table.column(0), &arrow_schema::DataType::Utf8).unwrap();
+    let emails = arrow_cast::cast(
+        table.column_by_name("email").unwrap(),
+        &arrow_schema::DataType::Utf8,
+    )
+    .unwrap();
+    let names = arrow_cast::cast(
+        table.column_by_name("customer_name").unwrap(),
+        &arrow_schema::DataType::Utf8,
+    )
+    .unwrap();
+    let (ids, emails, names) = (
+        ids.as_string::<i32>(),
+        emails.as_string::<i32>(),
+        names.as_string::<i32>(),
+    );
+    for i in [0, table.num_rows() / 2, table.num_rows() - 1] {
+        let c = &ids.value(i)[1..];
+        assert_eq!(emails.value(i), format!("new{c}@example.com"), "row {i}");
+        assert_eq!(names.value(i), format!("Name {c}"), "row {i}");
+    }
+
+    // A bad row far into the customers file fails the node, naming that file and line.
+    let bad = dir.path().join("bad-customers.csv");
+    std::fs::write(&bad, format!("{list}C7,Someone,not-an-email,yes\n")).unwrap();
+    let err = run(&bad)
+        .expect_err("a bad customers file fails")
+        .to_string();
+    assert!(err.contains("bad-customers.csv"), "{err}");
+    assert!(err.contains("line 40002"), "{err}");
+    // A customers file without its key column fails at its header, after the export is read.
+    let headless = dir.path().join("no-key.csv");
+    std::fs::write(&headless, "name,email\nAda,ada@example.com\n").unwrap();
+    let err = run(&headless)
+        .expect_err("no customer id column")
+        .to_string();
+    assert!(
+        err.contains("no-key.csv") && err.contains("customer_id"),
+        "{err}"
+    );
+}
