@@ -89,8 +89,17 @@ pub struct CustomersReader<R: Read> {
     seen: StrMap,
     /// `lines[i]` is customer `i`'s line.
     lines: Vec<u64>,
-    /// The error that stopped the reading, or that it is read to the end (`Ok(true)`).
-    ended: Result<bool, PosError>,
+    state: Reading,
+}
+
+/// How far a [`CustomersReader`] got.
+enum Reading {
+    /// Rows are left to read.
+    Rows,
+    /// Read to the end of the file.
+    End,
+    /// Stopped by this error.
+    Failed(PosError),
 }
 
 /// The header columns of each field.
@@ -130,32 +139,32 @@ impl<R: Read> CustomersReader<R> {
             list: CustomerList::default(),
             seen: StrMap::default(),
             lines: Vec::new(),
-            ended: Ok(false),
+            state: Reading::Rows,
         })
     }
 
     /// Reads up to `rows` more rows; whether there is more to read. An error stops the
     /// reading; [`CustomersReader::finish`] returns it.
     pub fn read_rows(&mut self, rows: usize) -> bool {
-        if !matches!(self.ended, Ok(false)) {
-            return false;
-        }
         for _ in 0..rows {
+            if !matches!(self.state, Reading::Rows) {
+                break;
+            }
             match self.read_row() {
                 Ok(true) => {}
-                other => {
-                    self.ended = other.map(|_| true);
-                    return false;
-                }
+                Ok(false) => self.state = Reading::End,
+                Err(e) => self.state = Reading::Failed(e),
             }
         }
-        true
+        matches!(self.state, Reading::Rows)
     }
 
     /// Reads the rest of the file: the customers, or the error that stopped the reading.
     pub fn finish(mut self) -> Result<CustomerList, PosError> {
         while self.read_rows(usize::MAX) {}
-        self.ended?;
+        if let Reading::Failed(e) = self.state {
+            return Err(e);
+        }
         self.list.report.customers = self.list.customers.len() as u64;
         Ok(self.list)
     }

@@ -276,13 +276,13 @@ fn with_backtest(out: Output, backtest: Option<serde_json::Value>) -> Output {
 }
 
 /// Each customer's favourite and top category from the category lines, then the models' fits
-/// (`before_fits` is called before the BG/NBD fit) and the table.
+/// (`before_bg` is called before the BG/NBD fit) and the table.
 fn categories_and_fits<'a>(
     mut acc: Accumulated<'a>,
     category_names: Vec<&'a str>,
     category_lines: Vec<CategorySpend>,
     cfg: &MetricsConfig,
-    before_fits: impl FnOnce(),
+    before_bg: impl FnOnce(),
 ) -> Result<Output, NodeError> {
     let n_customers = acc.names.len();
 
@@ -328,7 +328,7 @@ fn categories_and_fits<'a>(
     drop(category_lines);
     acc.favourite = favourite;
     acc.top = top;
-    finish(acc, cfg, before_fits)
+    finish(acc, cfg, before_bg)
 }
 
 /// The customers each of `threads` threads sums the rows of, in order. The first thread also

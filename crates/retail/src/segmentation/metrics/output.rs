@@ -19,12 +19,12 @@ use flow_analytics::summary::TimeUnit;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 
-/// Scores, models (`before_fits` is called between the Gamma-Gamma and the BG/NBD fits, if
+/// Scores, models (`before_bg` is called between the Gamma-Gamma and the BG/NBD fits, if
 /// they are made), and the output table with its metadata.
 pub(super) fn finish(
     acc: Accumulated<'_>,
     cfg: &MetricsConfig,
-    before_fits: impl FnOnce(),
+    before_bg: impl FnOnce(),
 ) -> Result<Output, NodeError> {
     let n = acc.names.len();
     let s = &acc.summaries;
@@ -49,7 +49,7 @@ pub(super) fn finish(
             fallback: vec!["no transactions on or before the analysis date".to_string()],
         }
     } else {
-        fit_models(s, cfg, before_fits)
+        fit_models(s, cfg, before_bg)
     };
     if cfg.require_model && !models.fallback.is_empty() {
         return Err(NodeError::msg(format!(

@@ -208,6 +208,12 @@ fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
     let all_cores = flow_engine::node::spare_cores(usize::MAX);
     let alone = compute(&batch, &cfg).unwrap();
     drop(all_cores);
+    // Other tests take cores too: start when one is free (almost always at once), so that
+    // the steps run on more than one thread.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while flow_engine::node::spare_cores(2).threads() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
     let spread = compute(&batch, &cfg).unwrap();
     assert_eq!(out_table(&alone), out_table(&spread));
     assert_eq!(alone.meta, spread.meta);
