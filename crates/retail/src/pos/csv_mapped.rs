@@ -309,18 +309,20 @@ pub(crate) fn parse_parts_on<P: PartSink>(
         return one_reader(table, merge);
     }
     drop(table);
-    let parts = super::parts::split(path, delimiter, data_start, part_bytes)?;
     let mut report = ParseReport::default();
     let mut book = CustomerBook::default();
     let mut index = Vec::new();
-    let workers = threads.min(parts.len());
+    // Parts are at least `part_bytes` long (the last one aside): no more workers than parts.
+    let workers = threads.min(((len - data_start) / part_bytes) as usize);
     std::thread::scope(|scope| -> Result<(), PosError> {
         let mut queues = Vec::with_capacity(workers);
-        for w in 0..workers {
-            // One parsed part waits while the next is parsed; parts handed back are reused.
+        let mut to_parse = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            // A worker parses the parts it is sent, in order. One parsed part waits while the
+            // next is parsed; parts handed back are reused.
+            let (send_part, mine) = mpsc::channel::<Part>();
             let (done, results) = mpsc::sync_channel::<Result<Parsed<P>, PosError>>(1);
             let (give_back, returned) = mpsc::channel::<Parsed<P>>();
-            let mine: Vec<Part> = parts.iter().copied().skip(w).step_by(workers).collect();
             let ctx = &ctx;
             scope.spawn(move || {
                 for part in mine {
@@ -336,9 +338,20 @@ pub(crate) fn parse_parts_on<P: PartSink>(
                     }
                 }
             });
+            to_parse.push(send_part);
             queues.push((results, give_back));
         }
-        for i in 0..parts.len() {
+        // The workers parse the first parts while this thread finds the next. A worker stops
+        // once its queue of parts is dropped, or once the results it sends are no longer read
+        // (this thread returned early), so the scope never waits on one forever.
+        let mut parts = 0;
+        super::parts::split(path, delimiter, data_start, part_bytes, &mut |part| {
+            // A worker that stopped (after sending an error) takes no more.
+            let _ = to_parse[parts % workers].send(part);
+            parts += 1;
+        })?;
+        drop(to_parse);
+        for i in 0..parts {
             let (results, give_back) = &queues[i % workers];
             let mut parsed = next_part(results, idle)?;
             // Customers are looked up once per part, not once per row.

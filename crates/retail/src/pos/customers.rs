@@ -68,6 +68,20 @@ pub struct CustomerList {
     pub report: ParseReport,
 }
 
+/// A parsed customers file and where each customer id is in it.
+#[derive(Debug)]
+pub struct IndexedCustomers {
+    pub list: CustomerList,
+    positions: StrMap,
+}
+
+impl IndexedCustomers {
+    /// The index in `list.customers` of the customer with this id.
+    pub fn position(&self, id: &str) -> Option<usize> {
+        self.positions.get(id).map(|i| i as usize)
+    }
+}
+
 /// Parses a customers CSV.
 pub fn parse_customers<R: Read>(
     reader: R,
@@ -160,13 +174,22 @@ impl<R: Read> CustomersReader<R> {
     }
 
     /// Reads the rest of the file: the customers, or the error that stopped the reading.
-    pub fn finish(mut self) -> Result<CustomerList, PosError> {
+    pub fn finish(self) -> Result<CustomerList, PosError> {
+        self.finish_indexed().map(|file| file.list)
+    }
+
+    /// [`CustomersReader::finish`], with the customers' positions by id (a join then hashes
+    /// each id it looks up, not every id of the file).
+    pub fn finish_indexed(mut self) -> Result<IndexedCustomers, PosError> {
         while self.read_rows(usize::MAX) {}
         if let Reading::Failed(e) = self.state {
             return Err(e);
         }
         self.list.report.customers = self.list.customers.len() as u64;
-        Ok(self.list)
+        Ok(IndexedCustomers {
+            list: self.list,
+            positions: self.seen,
+        })
     }
 
     /// Reads one row; `false` at the end of the file.

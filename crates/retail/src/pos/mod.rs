@@ -58,7 +58,8 @@ use serde::{Deserialize, Serialize};
 pub use catalog::{Catalog, CatalogColumns, CatalogOptions, Product, parse_catalog};
 pub use csv_mapped::{ColumnMap, CsvOptions};
 pub use customers::{
-    CustomerColumns, CustomerList, CustomersOptions, CustomersReader, parse_customers,
+    CustomerColumns, CustomerList, CustomersOptions, CustomersReader, IndexedCustomers,
+    parse_customers,
 };
 pub use dates::{DateFormat, DateParser, Timestamp};
 pub use jsonl::{CustomerKey, JsonlOptions};

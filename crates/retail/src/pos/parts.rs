@@ -4,8 +4,8 @@
 //! CSV lets a quoted field hold line breaks, so a line break is only a record boundary outside
 //! quotes, and that is known only by reading from the start. The split reads the whole file
 //! once through the runaway-quote tracker, skipping from quote to quote (most files have none),
-//! which also finds a runaway quote before any part is parsed: the same error, with the same
-//! line, as the single reader's.
+//! which also finds a runaway quote: the same error, with the same line, as the single
+//! reader's, whatever the parts parsed before it was found gave.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
@@ -33,18 +33,21 @@ impl Part {
 }
 
 /// Splits the file's records from byte `data_start` (the first record after the header) to the
-/// end into parts of at least `part_bytes` bytes, each ending after a line break outside quotes.
+/// end into parts of at least `part_bytes` bytes, each ending after a line break outside quotes,
+/// handing each to `on_part` as soon as it is found (so that parsing the first parts overlaps
+/// with finding the next). A runaway quote is an error after the parts before it were handed
+/// out: the caller then drops what it made of them.
 pub(super) fn split(
     path: &Path,
     delimiter: u8,
     data_start: u64,
     part_bytes: u64,
-) -> Result<Vec<Part>, PosError> {
+    on_part: &mut dyn FnMut(Part),
+) -> Result<(), PosError> {
     let io = |e: std::io::Error| PosError::io(Some(path), &e);
     let mut file = File::open(path).map_err(io)?;
     let mut tracker = QuoteTracker::new(delimiter);
     let mut buf = vec![0u8; 1 << 20];
-    let mut parts = Vec::new();
     // Bytes read so far, and the part being read (its start and first line) once past the header.
     let mut offset = 0u64;
     let mut current: Option<(u64, u64)> = None;
@@ -73,7 +76,7 @@ pub(super) fn split(
                 // Past it: the part ends with the record being read.
                 Some((start, first_line)) => match tracker.feed_to_record_end(bytes) {
                     Some(k) => {
-                        parts.push(Part {
+                        on_part(Part {
                             start,
                             end: offset + k as u64,
                             first_line,
@@ -101,11 +104,11 @@ pub(super) fn split(
     if let Some((start, first_line)) = current
         && start < offset
     {
-        parts.push(Part {
+        on_part(Part {
             start,
             end: offset,
             first_line,
         });
     }
-    Ok(parts)
+    Ok(())
 }

@@ -15,7 +15,8 @@ use chrono::NaiveDate;
 
 use super::super::part_sink::{OneReader, PartSink};
 use super::super::{
-    CatalogOptions, Customer, CustomersOptions, Format, LineItem, MaxBadRows, OnBadRows, PosError,
+    CatalogOptions, Customer, CustomersOptions, Format, IndexedCustomers, LineItem, MaxBadRows,
+    OnBadRows, PosError,
 };
 use super::report::{checked, file_error, report_json};
 use super::transactions_schema;
@@ -95,34 +96,37 @@ pub(super) fn extract(
         return Err(file_error(path, PosError::NoUsableRows(why)));
     }
 
-    // Customer details, by the builders' customer index: from the export itself, overridden by
-    // a customers file. Customers without a kept row are not needed.
-    let mut seen = outcome.customers;
-    let mut customers_report = None;
-    if let (Some((p, _)), Some(list)) = (&customers, list) {
-        let list = list
-            .and_then(|l| l.finish().map_err(|e| e.with_path(p)))
-            .map_err(|e| file_error(p, e))?;
-        checked(p, &list.report, policy, max_bad)?;
-        customers_report = Some(report_json(&list.report));
-        let mut at = StrMap::with_capacity(seen.len());
-        for (i, c) in seen.iter().enumerate() {
-            at.get_or_insert(&c.customer_id, i as u32);
-        }
-        for c in list.customers {
-            let Some(i) = at.get(&c.customer_id) else {
-                continue;
-            };
-            let entry = &mut seen[i as usize];
-            entry.email = c.email.or(entry.email.take());
-            entry.name = c.name.or(entry.name.take());
-            entry.accepts_marketing = c.accepts_marketing.or(entry.accepts_marketing);
-        }
-    }
-    let people = b.people(seen);
+    // The customers' columns: their details from the export, overridden by a customers file.
+    // Customers without a kept row are not needed. When a core is free, the customers are put
+    // in order beside the rest of the customers file being read and the rows' columns being
+    // built, and their columns are built on both cores. The customers file's errors come
+    // before the table's.
     let rows = b.rows();
     let (has_orders, has_products) = (format.has_orders(), format.has_products());
-    let batch = b.finish(&people)?;
+    let number_of = std::mem::take(&mut b.number_of);
+    let seen = outcome.customers;
+    let side = flow_engine::node::spare_cores(2).split_one();
+    let two = side.is_some();
+    let (row_columns, people, customers_report) = std::thread::scope(|scope| {
+        let people = Beside::start(scope, two, || people(&number_of, seen));
+        let file = match (&customers, list) {
+            (Some((p, _)), Some(list)) => {
+                let file = list
+                    .and_then(|l| l.finish_indexed().map_err(|e| e.with_path(p)))
+                    .map_err(|e| file_error(p, e))?;
+                checked(p, &file.list.report, policy, max_bad)?;
+                Some(file)
+            }
+            _ => None,
+        };
+        let row_columns = b.row_columns();
+        let people = people.join();
+        let columns = PeopleColumns::new(&people, file.as_ref(), two);
+        let report = file.as_ref().map(|f| report_json(&f.list.report));
+        Ok::<_, NodeError>((row_columns, columns, report))
+    })?;
+    drop(side);
+    let batch = b.finish(row_columns?, people)?;
     let mut out = Output::table(batch)
         .with_meta("source", path.display().to_string())
         .with_meta("format", format.name())
@@ -188,9 +192,7 @@ pub(crate) fn transactions_table(
             seen[n as usize] = c;
         }
     }
-    let people = b.people(seen);
-    let count = people.len();
-    Ok((b.finish(&people)?, count))
+    b.table(seen)
 }
 
 /// About how many rows a transactions file holds, from its size and the lines in its first
@@ -452,92 +454,78 @@ impl Builders {
         self.amount.reserve(total);
     }
 
-    /// The details of the customers with a kept row, by their index here, from the details of
-    /// every customer by their number in the parse.
-    fn people(&self, mut seen: Vec<Customer>) -> Vec<Customer> {
-        self.number_of
-            .iter()
-            .map(|&n| {
-                seen.get_mut(n as usize)
-                    .map(std::mem::take)
-                    .unwrap_or_default()
-            })
-            .collect()
-    }
-
     fn rows(&self) -> u64 {
         self.customer_index.len() as u64
     }
 
-    /// `people[i]`: the details of the customer with index `i`.
-    fn finish(self, people: &[Customer]) -> Result<RecordBatch, NodeError> {
+    /// The table on this thread, from the details of every customer by their number in the
+    /// parse; and the number of customers with a kept row.
+    fn table(mut self, seen: Vec<Customer>) -> Result<(RecordBatch, usize), NodeError> {
+        let people = people(&std::mem::take(&mut self.number_of), seen);
+        let row_columns = self.row_columns()?;
+        Ok((
+            self.finish(row_columns, PeopleColumns::new(&people, None, false))?,
+            people.len(),
+        ))
+    }
+
+    /// The columns taken from the rows themselves, the customers' dictionary keys among them;
+    /// leaves the customers' indexes for [`Builders::finish`].
+    fn row_columns(&mut self) -> Result<RowColumns, NodeError> {
         if self.order_ids_overflow {
             return Err(NodeError::msg(
                 "the order ids add up to more than 2 GiB, more than a table column holds; \
                  split the export",
             ));
         }
+        let order_id = StringArray::try_new(
+            OffsetBuffer::new(ScalarBuffer::from(std::mem::take(&mut self.order_offsets))),
+            Buffer::from_vec(std::mem::take(&mut self.order_bytes)),
+            None,
+        )?;
+        Ok(RowColumns {
+            customer_keys: self.customer_index.iter().map(|&i| i as i32).collect(),
+            order_id: Arc::new(order_id),
+            date: Arc::new(Date32Array::from(std::mem::take(&mut self.date))),
+            product_id: std::mem::take(&mut self.product_ids).finish()?,
+            product_name: std::mem::take(&mut self.product_names).finish()?,
+            category: std::mem::take(&mut self.categories).finish()?,
+            quantity: Arc::new(Float64Array::from(std::mem::take(&mut self.quantity))),
+            amount: Arc::new(Float64Array::from(std::mem::take(&mut self.amount))),
+        })
+    }
+
+    /// The table, from the rows' columns and the customers' by their index here.
+    fn finish(self, rows: RowColumns, people: PeopleColumns) -> Result<RecordBatch, NodeError> {
         // The three per-customer columns share one buffer of keys (a row's customer index);
         // a row's key is null where its customer lacks the value. What each customer has is
         // read from one byte per customer, not from the customers themselves.
-        const EMAIL: u8 = 1;
-        const NAME: u8 = 2;
-        const CONSENT_KNOWN: u8 = 4;
-        const CONSENT: u8 = 8;
-        let has: Vec<u8> = people
-            .iter()
-            .map(|p| {
-                let bit = |has: bool, bit: u8| if has { bit } else { 0 };
-                bit(p.email.is_some(), EMAIL)
-                    | bit(p.name.is_some(), NAME)
-                    | bit(p.accepts_marketing.is_some(), CONSENT_KNOWN)
-                    | bit(p.accepts_marketing == Some(true), CONSENT)
-            })
-            .collect();
-        let rows = self.customer_index.len();
+        let n = self.customer_index.len();
         let flag = |bit: u8| {
-            let index = &self.customer_index;
-            let has = &has;
-            BooleanBuffer::collect_bool(rows, move |i| has[index[i] as usize] & bit != 0)
+            let (index, has) = (&self.customer_index, &people.has);
+            BooleanBuffer::collect_bool(n, move |i| has[index[i] as usize] & bit != 0)
         };
-        let keys: ScalarBuffer<i32> = self.customer_index.iter().map(|&i| i as i32).collect();
+        let keys = rows.customer_keys;
         let per_customer =
             |nulls: Option<BooleanBuffer>, values: StringArray| -> Result<ArrayRef, NodeError> {
                 let keys = Int32Array::try_new(keys.clone(), nulls.map(NullBuffer::new))?;
                 Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
             };
-        let customer_id = per_customer(
-            None,
-            people
-                .iter()
-                .map(|p| Some(p.customer_id.as_str()))
-                .collect(),
-        )?;
-        let email = per_customer(
-            Some(flag(EMAIL)),
-            people.iter().map(|p| p.email.as_deref()).collect(),
-        )?;
-        let name = per_customer(
-            Some(flag(NAME)),
-            people.iter().map(|p| p.name.as_deref()).collect(),
-        )?;
-        let consent = BooleanArray::new(flag(CONSENT), Some(NullBuffer::new(flag(CONSENT_KNOWN))));
-        let order_id = StringArray::try_new(
-            OffsetBuffer::new(ScalarBuffer::from(self.order_offsets)),
-            Buffer::from_vec(self.order_bytes),
-            None,
-        )?;
+        let consent = BooleanArray::new(
+            flag(PeopleColumns::CONSENT),
+            Some(NullBuffer::new(flag(PeopleColumns::CONSENT_KNOWN))),
+        );
         let columns: Vec<ArrayRef> = vec![
-            customer_id,
-            Arc::new(order_id),
-            Arc::new(Date32Array::from(self.date)),
-            self.product_ids.finish()?,
-            self.product_names.finish()?,
-            self.categories.finish()?,
-            Arc::new(Float64Array::from(self.quantity)),
-            Arc::new(Float64Array::from(self.amount)),
-            email,
-            name,
+            per_customer(None, people.customer_id)?,
+            rows.order_id,
+            rows.date,
+            rows.product_id,
+            rows.product_name,
+            rows.category,
+            rows.quantity,
+            rows.amount,
+            per_customer(Some(flag(PeopleColumns::EMAIL)), people.email)?,
+            per_customer(Some(flag(PeopleColumns::NAME)), people.name)?,
             Arc::new(consent),
         ];
         Ok(RecordBatch::try_new(
@@ -547,10 +535,148 @@ impl Builders {
     }
 }
 
+/// The `transactions` columns that come from the rows alone.
+struct RowColumns {
+    /// Per row, its customer's index.
+    customer_keys: ScalarBuffer<i32>,
+    order_id: ArrayRef,
+    date: ArrayRef,
+    product_id: ArrayRef,
+    product_name: ArrayRef,
+    category: ArrayRef,
+    quantity: ArrayRef,
+    amount: ArrayRef,
+}
+
+/// Each customer's id, email and name by their index, and one byte per customer saying which
+/// details they have.
+struct PeopleColumns {
+    customer_id: StringArray,
+    email: StringArray,
+    name: StringArray,
+    has: Vec<u8>,
+}
+
+impl PeopleColumns {
+    const EMAIL: u8 = 1;
+    const NAME: u8 = 2;
+    const CONSENT_KNOWN: u8 = 4;
+    const CONSENT: u8 = 8;
+
+    /// The columns of `people`, whose details their entry in a customers file (`file`)
+    /// overrides, each one it has; on two threads when `two`.
+    fn new(people: &[Customer], file: Option<&IndexedCustomers>, two: bool) -> Self {
+        let n = people.len();
+        let listed: Vec<Option<&Customer>> = match file {
+            None => vec![None; n],
+            Some(file) => {
+                let look_up = |half: &[Customer]| -> Vec<Option<&Customer>> {
+                    half.iter()
+                        .map(|p| {
+                            let i = file.position(&p.customer_id)?;
+                            Some(&file.list.customers[i])
+                        })
+                        .collect()
+                };
+                let (first, second) = people.split_at(n / 2);
+                std::thread::scope(|scope| {
+                    let first = Beside::start(scope, two, || look_up(first));
+                    let second = look_up(second);
+                    let mut listed = first.join();
+                    listed.extend(second);
+                    listed
+                })
+            }
+        };
+        let email = |i: usize| {
+            let listed = listed[i].and_then(|c| c.email.as_deref());
+            listed.or(people[i].email.as_deref())
+        };
+        let name = |i: usize| {
+            let listed = listed[i].and_then(|c| c.name.as_deref());
+            listed.or(people[i].name.as_deref())
+        };
+        let consent = |i: usize| {
+            let listed = listed[i].and_then(|c| c.accepts_marketing);
+            listed.or(people[i].accepts_marketing)
+        };
+        std::thread::scope(|scope| {
+            let ids_and_has = Beside::start(scope, two, || {
+                let ids: StringArray = people
+                    .iter()
+                    .map(|p| Some(p.customer_id.as_str()))
+                    .collect();
+                let bit = |has: bool, bit: u8| if has { bit } else { 0 };
+                let has: Vec<u8> = (0..n)
+                    .map(|i| {
+                        bit(email(i).is_some(), Self::EMAIL)
+                            | bit(name(i).is_some(), Self::NAME)
+                            | bit(consent(i).is_some(), Self::CONSENT_KNOWN)
+                            | bit(consent(i) == Some(true), Self::CONSENT)
+                    })
+                    .collect();
+                (ids, has)
+            });
+            let email: StringArray = (0..n).map(email).collect();
+            let name: StringArray = (0..n).map(name).collect();
+            let (customer_id, has) = ids_and_has.join();
+            PeopleColumns {
+                customer_id,
+                email,
+                name,
+                has,
+            }
+        })
+    }
+}
+
+/// Work started on a thread of a scope, or done on the spot when there is no core for one.
+enum Beside<'scope, T> {
+    Thread(std::thread::ScopedJoinHandle<'scope, T>),
+    Done(T),
+}
+
+impl<'scope, T: Send + 'scope> Beside<'scope, T> {
+    fn start<'env>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        on_a_thread: bool,
+        work: impl FnOnce() -> T + Send + 'scope,
+    ) -> Self {
+        if on_a_thread {
+            Beside::Thread(scope.spawn(work))
+        } else {
+            Beside::Done(work())
+        }
+    }
+
+    fn join(self) -> T {
+        match self {
+            Beside::Thread(thread) => thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+            Beside::Done(value) => value,
+        }
+    }
+}
+
+/// The details of the customers with a kept row, by their index (`number_of[i]` is customer
+/// `i`'s number in the parse), from the details of every customer by that number.
+fn people(number_of: &[u32], mut seen: Vec<Customer>) -> Vec<Customer> {
+    number_of
+        .iter()
+        .map(|&n| {
+            seen.get_mut(n as usize)
+                .map(std::mem::take)
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::Write as _;
 
+    use arrow_array::Array as _;
     use arrow_array::builder::{BooleanBuilder, StringBuilder, StringDictionaryBuilder};
     use arrow_array::types::Int32Type;
 
@@ -692,12 +818,74 @@ mod tests {
             )
             .unwrap();
             assert!(b.after_until > 0);
-            let people = b.people(outcome.customers);
-            let table = b.finish(&people).unwrap();
+            let (table, _) = b.table(outcome.customers).unwrap();
             assert_eq!(
                 table, expected,
                 "{threads} threads, parts of {part_bytes} bytes"
             );
+        }
+    }
+
+    #[test]
+    fn the_customers_columns_are_the_same_on_one_thread_and_on_two() {
+        // Customers with and without details; a customers file listing some of them (and
+        // others), with and without each detail: the file's win, each one it has.
+        let people: Vec<Customer> = (0..1001)
+            .map(|i| Customer {
+                customer_id: format!("C{i}"),
+                email: (i % 3 == 0).then(|| format!("old{i}@x.com")),
+                name: (i % 5 == 0).then(|| format!("Old {i}")),
+                accepts_marketing: [None, Some(true), Some(false)][i % 3],
+            })
+            .collect();
+        let mut text = String::from("customer_id,name,email,accepts_marketing\n");
+        for i in (0..1200).step_by(2) {
+            let name = if i % 4 == 0 {
+                format!("New {i}")
+            } else {
+                String::new()
+            };
+            let email = if i % 6 == 0 {
+                format!("new{i}@x.com")
+            } else {
+                String::new()
+            };
+            let consent = ["", "yes", "no"][i % 7 % 3];
+            text.push_str(&format!("C{i},{name},{email},{consent}\n"));
+        }
+        let file = crate::pos::CustomersReader::new(text.as_bytes(), &CustomersOptions::default())
+            .unwrap()
+            .finish_indexed()
+            .unwrap();
+        let one = PeopleColumns::new(&people, Some(&file), false);
+        let two = PeopleColumns::new(&people, Some(&file), true);
+        assert_eq!(one.customer_id, two.customer_id);
+        assert_eq!(one.email, two.email);
+        assert_eq!(one.name, two.name);
+        assert_eq!(one.has, two.has);
+        for (i, p) in people.iter().enumerate() {
+            let listed = i % 2 == 0;
+            let email = match (listed && i % 6 == 0, &p.email) {
+                (true, _) => Some(format!("new{i}@x.com")),
+                (false, old) => old.clone(),
+            };
+            let name = match (listed && i % 4 == 0, &p.name) {
+                (true, _) => Some(format!("New {i}")),
+                (false, old) => old.clone(),
+            };
+            let consent = match listed {
+                true => [None, Some(true), Some(false)][i % 7 % 3].or(p.accepts_marketing),
+                false => p.accepts_marketing,
+            };
+            assert_eq!(one.customer_id.value(i), p.customer_id);
+            let text = |a: &StringArray| a.is_valid(i).then(|| a.value(i).to_string());
+            assert_eq!(text(&one.email), email, "customer {i}");
+            assert_eq!(text(&one.name), name, "customer {i}");
+            let bits = one.has[i];
+            assert_eq!(bits & PeopleColumns::EMAIL != 0, email.is_some());
+            assert_eq!(bits & PeopleColumns::NAME != 0, name.is_some());
+            assert_eq!(bits & PeopleColumns::CONSENT_KNOWN != 0, consent.is_some());
+            assert_eq!(bits & PeopleColumns::CONSENT != 0, consent == Some(true));
         }
     }
 

@@ -40,36 +40,6 @@ pub(super) fn finish(
     let scores = rfm_scores(&r_values, &f_values, &acc.spend)
         .map_err(|e| NodeError::msg(format!("RFM scores: {e}")))?;
 
-    let models = if n == 0 {
-        Models {
-            bgnbd: None,
-            gamma_gamma: None,
-            bg: None,
-            gg: None,
-            fallback: vec!["no transactions on or before the analysis date".to_string()],
-        }
-    } else {
-        fit_models(s, cfg, before_bg)
-    };
-    if cfg.require_model && !models.fallback.is_empty() {
-        return Err(NodeError::msg(format!(
-            "require_model is set but {}",
-            models.fallback.join("; ")
-        )));
-    }
-    let predictions = if models.bg.is_some() || models.gg.is_some() {
-        predict(s, &acc.names, &models, cfg)
-    } else {
-        Predictions {
-            p_alive: vec![None; n],
-            expected_purchases: vec![None; n],
-            p_purchase: vec![None; n],
-            expected_avg_spend: vec![None; n],
-            clv: vec![None; n],
-            ..Default::default()
-        }
-    };
-
     let mut rfm = StringBuilder::with_capacity(n, 3 * n);
     let mut segment = StringBuilder::with_capacity(n, 12 * n);
     for sc in &scores {
@@ -86,7 +56,9 @@ pub(super) fn finish(
     let i64s = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
     let strs = |v: &[Option<&str>]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
 
-    let columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
+    // The columns that do not depend on the models are built before the fits, while the CLV
+    // backtest may still run beside them.
+    let mut columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
         (
             "customer_id",
             DataType::Utf8,
@@ -203,6 +175,59 @@ pub(super) fn finish(
             false,
             f64s(s.iter().map(|s| s.monetary_value).collect()),
         ),
+    ];
+    let tail: Vec<(&str, DataType, bool, ArrayRef)> = vec![
+        (
+            "historical_clv",
+            DataType::Float64,
+            false,
+            f64s(acc.spend.clone()),
+        ),
+        (
+            "top_category",
+            DataType::Utf8,
+            true,
+            strs(&acc.top.iter().map(|t| t.map(|t| t.0)).collect::<Vec<_>>()),
+        ),
+        (
+            "top_category_affinity",
+            DataType::Float64,
+            true,
+            opt_f64s(&acc.top.iter().map(|t| t.map(|t| t.1)).collect::<Vec<_>>()),
+        ),
+    ];
+
+    let models = if n == 0 {
+        Models {
+            bgnbd: None,
+            gamma_gamma: None,
+            bg: None,
+            gg: None,
+            fallback: vec!["no transactions on or before the analysis date".to_string()],
+        }
+    } else {
+        fit_models(s, cfg, before_bg)
+    };
+    if cfg.require_model && !models.fallback.is_empty() {
+        return Err(NodeError::msg(format!(
+            "require_model is set but {}",
+            models.fallback.join("; ")
+        )));
+    }
+    let predictions = if models.bg.is_some() || models.gg.is_some() {
+        predict(s, &acc.names, &models, cfg)
+    } else {
+        Predictions {
+            p_alive: vec![None; n],
+            expected_purchases: vec![None; n],
+            p_purchase: vec![None; n],
+            expected_avg_spend: vec![None; n],
+            clv: vec![None; n],
+            ..Default::default()
+        }
+    };
+
+    columns.extend([
         (
             "p_alive",
             DataType::Float64,
@@ -228,25 +253,8 @@ pub(super) fn finish(
             opt_f64s(&predictions.expected_avg_spend),
         ),
         ("clv", DataType::Float64, true, opt_f64s(&predictions.clv)),
-        (
-            "historical_clv",
-            DataType::Float64,
-            false,
-            f64s(acc.spend.clone()),
-        ),
-        (
-            "top_category",
-            DataType::Utf8,
-            true,
-            strs(&acc.top.iter().map(|t| t.map(|t| t.0)).collect::<Vec<_>>()),
-        ),
-        (
-            "top_category_affinity",
-            DataType::Float64,
-            true,
-            opt_f64s(&acc.top.iter().map(|t| t.map(|t| t.1)).collect::<Vec<_>>()),
-        ),
-    ];
+    ]);
+    columns.extend(tail);
     debug_assert_eq!(
         columns.iter().map(|c| c.0).collect::<Vec<_>>(),
         OUTPUT_COLUMNS.to_vec()
