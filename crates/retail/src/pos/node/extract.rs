@@ -123,6 +123,10 @@ pub(super) fn extract(
         let people = people.join();
         let columns = PeopleColumns::new(&people, file.as_ref(), two);
         let report = file.as_ref().map(|f| report_json(&f.list.report));
+        // Freed on this thread, which allocated most of their strings: mimalloc frees another
+        // thread's blocks several times more slowly (0.4-0.8 s against under 0.1 s at 1M
+        // customers).
+        drop((people, file));
         Ok::<_, NodeError>((row_columns, columns, report))
     })?;
     drop(side);
