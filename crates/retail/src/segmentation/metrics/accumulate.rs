@@ -6,8 +6,7 @@ use super::config::MetricsConfig;
 use super::kept_rows::{Columns, KeptRows, kept_rows};
 use super::output::finish;
 use crate::segmentation::{
-    RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, sorted_ranks,
-    text_column,
+    RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, text_column,
 };
 use flow_analytics::affinity::{CategorySpend, category_affinity};
 use flow_analytics::summary::{CustomerSummary, Transaction, summarize};
@@ -81,8 +80,8 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         return Ok(with_backtest(finish(acc, cfg, || {})?, backtest));
     };
 
-    // Pass 1: the kept rows and their customers, then renumbered in id order so every
-    // per-customer vector is already sorted by customer_id.
+    // Pass 1: the kept rows and their customers, numbered in id order so every per-customer
+    // vector is already sorted by customer_id.
     let KeptRows {
         row_customer,
         names,
@@ -97,12 +96,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         },
         end,
     )?;
-    let (_, rank) = sorted_ranks(&names);
-    let mut sorted_names = vec![""; names.len()];
-    for (old, &new) in rank.iter().enumerate() {
-        sorted_names[new as usize] = names[old];
-    }
-    let n_customers = sorted_names.len();
+    let n_customers = names.len();
 
     // Pass 2: accumulate, every sum in row order. The per-customer figures are scattered
     // over a table as long as the customers (a cache miss per row): each thread sums those of
@@ -113,11 +107,8 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     let per_customer = |customers: std::ops::Range<usize>| {
         // What each customer's rows add up to, in one place: a row touches one cache line.
         let mut latest = vec![Latest::default(); customers.len()];
-        for (i, &old) in row_customer.iter().enumerate() {
-            if old == u32::MAX {
-                continue;
-            }
-            let Some(mine) = (rank[old as usize] as usize)
+        for (i, &customer) in row_customer.iter().enumerate() {
+            let Some(mine) = (customer as usize)
                 .checked_sub(customers.start)
                 .and_then(|c| latest.get_mut(c))
             else {
@@ -156,11 +147,10 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             0
         });
         let mut revenue = 0.0;
-        for (i, &old) in row_customer.iter().enumerate() {
-            if old == u32::MAX {
+        for (i, &c) in row_customer.iter().enumerate() {
+            if c == u32::MAX {
                 continue;
             }
-            let c = rank[old as usize];
             let a = amount.value(i);
             transactions.push(Transaction {
                 customer: c,
@@ -201,7 +191,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             (latest, rows)
         });
     drop(cores);
-    let order_counts = super::orders::distinct_orders(&order, &row_customer, &rank, n_customers);
+    let order_counts = super::orders::distinct_orders(&order, &row_customer, n_customers);
     drop(row_customer);
 
     let summaries = summarize(&transactions, n_customers, end, cfg.unit)
@@ -229,7 +219,7 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         let mut backtest = None;
         let out = categories_and_fits(
             Accumulated {
-                names: sorted_names,
+                names,
                 end,
                 used,
                 after,

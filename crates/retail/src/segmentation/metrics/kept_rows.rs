@@ -2,12 +2,12 @@
 
 use arrow_array::{Array, Date32Array, Float64Array};
 
-use crate::segmentation::{Interner, RowInterner, TextColumn};
+use crate::segmentation::{RowInterner, TextColumn, sorted_ranks};
 use flow_engine::node::NodeError;
 
 /// The rows the metrics use: per row the customer's number (`u32::MAX`: left out), the
-/// customers' ids by number, and how many rows were left out for being dated after the end
-/// and for a missing value.
+/// customers' ids by number (numbered in id order: byte order, each id once), and how many
+/// rows were left out for being dated after the end and for a missing value.
 pub(super) struct KeptRows<'a> {
     pub(super) row_customer: Vec<u32>,
     pub(super) names: Vec<&'a str>,
@@ -62,8 +62,7 @@ impl Columns<'_> {
 }
 
 /// Sorts the rows up to `end` into kept and left out, and numbers the customers of the kept
-/// ones (in no particular order: the caller sorts them by id). The first row whose amount is
-/// not finite is an error.
+/// ones in id order. The first row whose amount is not finite is an error.
 pub(super) fn kept_rows<'a>(cols: Columns<'a>, end: i32) -> Result<KeptRows<'a>, NodeError> {
     match cols.customer {
         TextColumn::Dict { values, .. } => by_dictionary_key(cols, values, end),
@@ -84,25 +83,33 @@ fn one_by_one<'a>(cols: Columns<'a>, end: i32) -> Result<KeptRows<'a>, NodeError
             Row::Kept => *slot = customers.intern(i).expect("a customer, checked above"),
         }
     }
+    // Renumbered in id order.
+    let seen = customers.into_names();
+    let (order, rank) = sorted_ranks(&seen);
+    for slot in row_customer.iter_mut().filter(|s| **s != u32::MAX) {
+        *slot = rank[*slot as usize];
+    }
     Ok(KeptRows {
         row_customer,
-        names: customers.into_names(),
+        names: order.iter().map(|&i| seen[i as usize]).collect(),
         after,
         missing,
     })
 }
 
 /// For a dictionary-encoded customer column: the rows are read on every core, each noting the
-/// dictionary keys its rows use; only the keys used are then hashed, once each (a dictionary
-/// may hold one id under several keys).
+/// dictionary keys its rows use; only the ids of the keys used are then sorted, and numbered
+/// in that order (a dictionary may hold one id under several keys: they get one number).
 fn by_dictionary_key<'a>(
     cols: Columns<'a>,
     values: &'a arrow_array::StringArray,
     end: i32,
 ) -> Result<KeptRows<'a>, NodeError> {
     let n_rows = cols.amount.len();
+    let chunk_for =
+        |cores: &flow_engine::node::SpareCores| n_rows.div_ceil(cores.threads()).max(1 << 16);
     let cores = super::step_cores();
-    let chunk = n_rows.div_ceil(cores.threads()).max(1 << 16);
+    let chunk = chunk_for(&cores);
     let mut row_customer = vec![u32::MAX; n_rows];
     // Per chunk, in row order: what it found, or its first error.
     let chunks: Vec<Result<Chunk, NodeError>> = std::thread::scope(|scope| {
@@ -148,18 +155,22 @@ fn by_dictionary_key<'a>(
         after += chunk.after;
         missing += chunk.missing;
     }
-    let mut interner = Interner::with_capacity(used.iter().filter(|&&u| u).count());
-    let number: Vec<u32> = used
-        .iter()
-        .enumerate()
-        .map(|(k, &u)| {
-            if u {
-                interner.intern(values.value(k))
-            } else {
-                u32::MAX
-            }
-        })
-        .collect();
+    // The sort takes the cores it finds free.
+    drop(cores);
+    let keys: Vec<usize> = (0..values.len()).filter(|&k| used[k]).collect();
+    let ids: Vec<&str> = keys.iter().map(|&k| values.value(k)).collect();
+    let (order, _) = sorted_ranks(&ids);
+    let mut number = vec![u32::MAX; values.len()];
+    let mut names: Vec<&str> = Vec::with_capacity(ids.len());
+    for &i in &order {
+        let id = ids[i as usize];
+        if names.last() != Some(&id) {
+            names.push(id);
+        }
+        number[keys[i as usize]] = names.len() as u32 - 1;
+    }
+    let cores = super::step_cores();
+    let chunk = chunk_for(&cores);
     std::thread::scope(|scope| {
         for slots in row_customer.chunks_mut(chunk) {
             let number = &number;
@@ -170,9 +181,10 @@ fn by_dictionary_key<'a>(
             });
         }
     });
+    drop(cores);
     Ok(KeptRows {
         row_customer,
-        names: interner.into_names(),
+        names,
         after,
         missing,
     })

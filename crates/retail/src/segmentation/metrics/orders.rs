@@ -2,8 +2,8 @@
 
 use crate::segmentation::{FirstRows, TextColumn};
 
-/// Per customer (by the index `rank` gives), the number of distinct order ids among the rows
-/// `row_customer` keeps (`u32::MAX`: not kept).
+/// Per customer, the number of distinct order ids among the rows `row_customer` gives a
+/// customer (`u32::MAX`: not kept).
 ///
 /// Each thread takes a range of customers: it lists their (customer, hash of the order id,
 /// row) triples, one per run of rows of the same order, sorts them and counts the distinct
@@ -13,7 +13,6 @@ use crate::segmentation::{FirstRows, TextColumn};
 pub(super) fn distinct_orders(
     order: &TextColumn,
     row_customer: &[u32],
-    rank: &[u32],
     n_customers: usize,
 ) -> Vec<u32> {
     let cores = super::step_cores();
@@ -23,9 +22,7 @@ pub(super) fn distinct_orders(
         let handles: Vec<_> = (0..threads as u32)
             .map(|k| {
                 let customers = k * per_thread..((k + 1) * per_thread).min(n_customers as u32);
-                scope.spawn(move || {
-                    count_range(order, row_customer, rank, customers, FirstRows::hash)
-                })
+                scope.spawn(move || count_range(order, row_customer, customers, FirstRows::hash))
             })
             .collect();
         handles
@@ -35,23 +32,18 @@ pub(super) fn distinct_orders(
     })
 }
 
-/// The distinct orders of the customers in `customers` (by rank), one count each, with the
-/// ids hashed by `hash`.
+/// The distinct orders of the customers in `customers`, one count each, with the ids hashed
+/// by `hash`.
 fn count_range(
     order: &TextColumn,
     row_customer: &[u32],
-    rank: &[u32],
     customers: std::ops::Range<u32>,
     hash: impl Fn(&str) -> u64,
 ) -> Vec<u32> {
     // (customer in the range, hash, row) packed so that sorting the numbers sorts the triples.
     let mut keys: Vec<u128> = Vec::new();
     let mut last: Option<(u32, &str)> = None;
-    for (i, &old) in row_customer.iter().enumerate() {
-        if old == u32::MAX {
-            continue;
-        }
-        let customer = rank[old as usize];
+    for (i, &customer) in row_customer.iter().enumerate() {
         if !customers.contains(&customer) {
             continue;
         }
@@ -97,15 +89,14 @@ mod tests {
         // left out; against a plain count, for every split of the customers and with a hash
         // under which every id collides.
         let orders = ["o1", "o1", "o2", "o3", "o1", "o2", "o4", "o4", "o5", "o3"];
-        let row_customer = [0, 0, 1, 0, 0, 1, u32::MAX, 2, 2, 1];
-        let rank = [2, 0, 1];
+        let row_customer = [2, 2, 0, 2, 2, 0, u32::MAX, 1, 1, 0];
         let column = TextColumn::Utf8(StringArray::from(orders.to_vec()));
         let expected = {
             let mut seen = std::collections::BTreeSet::new();
             let mut counts = vec![0u32; 3];
             for (i, &c) in row_customer.iter().enumerate() {
-                if c != u32::MAX && seen.insert((rank[c as usize], orders[i])) {
-                    counts[rank[c as usize] as usize] += 1;
+                if c != u32::MAX && seen.insert((c, orders[i])) {
+                    counts[c as usize] += 1;
                 }
             }
             counts
@@ -113,12 +104,12 @@ mod tests {
         assert_eq!(expected, [2, 2, 2]);
         for split in 0..=3 {
             for hash in [FirstRows::hash, |_: &str| 7] {
-                let mut counts = count_range(&column, &row_customer, &rank, 0..split, hash);
-                counts.extend(count_range(&column, &row_customer, &rank, split..3, hash));
+                let mut counts = count_range(&column, &row_customer, 0..split, hash);
+                counts.extend(count_range(&column, &row_customer, split..3, hash));
                 assert_eq!(counts, expected, "split at {split}");
             }
         }
-        assert_eq!(distinct_orders(&column, &row_customer, &rank, 3), expected);
-        assert!(distinct_orders(&column, &[], &[], 0).is_empty());
+        assert_eq!(distinct_orders(&column, &row_customer, 3), expected);
+        assert!(distinct_orders(&column, &[], 0).is_empty());
     }
 }
