@@ -348,7 +348,10 @@ fn a_worker_sigkilled_mid_node_loses_no_finished_node_applies_no_effect_twice_an
 fn a_run_on_workers_rides_out_its_connections_being_cut() {
     let db = TestDatabase::new();
     let ws = Workspace::with_workflow(CHAIN).on_postgres(db.url());
-    let workers = Workers::start(&ws, 2, "5s");
+    // No worker dies here, so no lease needs to run out: a lease longer than a CPU-starved
+    // machine can stall a worker means a node run twice is a lost connection's doing, not a
+    // lease that expired (after which running again is what a lease is for).
+    let workers = Workers::start(&ws, 2, "30s");
     let run: Child = spawn_run(&ws);
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(250));
