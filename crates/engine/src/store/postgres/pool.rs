@@ -3,8 +3,9 @@
 //! The store's methods are called from async tasks, where the blocking client (which runs a
 //! small runtime of its own) must not block. Each connection lives on its own thread; a call
 //! hands it a closure and waits for the answer. A connection that breaks (server restarted,
-//! backend terminated) is opened again and the call retried until `retry_for` has passed: every
-//! store write is an idempotent upsert or delete, so doing one twice changes nothing.
+//! backend terminated) is opened again and the call retried until `retry_for` has passed. The
+//! run's records are idempotent upserts or deletes, so doing one twice changes nothing; queueing
+//! a task is a plain insert, so a retry after an answer lost on its way queues it twice.
 
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
