@@ -613,10 +613,11 @@ impl PeopleColumns {
                 let bit = |has: bool, bit: u8| if has { bit } else { 0 };
                 let has: Vec<u8> = (0..n)
                     .map(|i| {
+                        let consent = consent(i);
                         bit(email(i).is_some(), Self::EMAIL)
                             | bit(name(i).is_some(), Self::NAME)
-                            | bit(consent(i).is_some(), Self::CONSENT_KNOWN)
-                            | bit(consent(i) == Some(true), Self::CONSENT)
+                            | bit(consent.is_some(), Self::CONSENT_KNOWN)
+                            | bit(consent == Some(true), Self::CONSENT)
                     })
                     .collect();
                 (ids, has)
