@@ -8,7 +8,9 @@
 //! subtracts from the revenue; an order counts when its net amount in the window is positive,
 //! and a customer converts with at least one such order.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 
 use arrow_array::RecordBatch;
 use serde::{Deserialize, Serialize};
@@ -25,41 +27,65 @@ pub(crate) const MIN_CUSTOMERS: usize = 30;
 
 /// The purchases of the customers being measured, by customer: (day, order, net amount).
 pub(crate) struct Purchases {
-    by_customer: HashMap<String, Vec<(i32, String, f64)>>,
+    /// Each measured customer's number: its rows are `rows[number]`.
+    customers: FxHashMap<Box<str>, u32>,
+    rows: Vec<Vec<(i32, String, f64)>>,
     /// The first and last day of the whole table (every customer), when it has dated rows.
     span: Option<(i32, i32)>,
 }
 
 impl Purchases {
-    /// The rows of `wanted` customers; the span over every row. Rows without a customer, a
-    /// date or an amount are left out.
-    pub(crate) fn read(tx: &RecordBatch, wanted: &HashSet<&str>) -> Result<Self, NodeError> {
+    /// The rows of the customers `wanted` names once it knows the table's span (the first and
+    /// last day over every row): a send whose window the data does not reach needs none of
+    /// its customers' rows, and a table without wanted customers is read no further. Rows
+    /// without a customer, a date or an amount are left out.
+    pub(crate) fn read<'w, I>(
+        tx: &RecordBatch,
+        wanted: impl FnOnce(Option<(i32, i32)>) -> I,
+    ) -> Result<Self, NodeError>
+    where
+        I: IntoIterator<Item = &'w str>,
+    {
+        use arrow_array::Array;
         let need =
             |name: &str| crate::segmentation::missing_column(tx, name, "a transactions column");
         let ids = text_column(tx, "customer_id")?.ok_or_else(|| need("customer_id"))?;
         let orders = text_column(tx, "order_id")?.ok_or_else(|| need("order_id"))?;
         let days = date_column(tx, "date")?.ok_or_else(|| need("date"))?;
         let amounts = f64_column(tx, "amount")?.ok_or_else(|| need("amount"))?;
-        let mut by_customer: HashMap<String, Vec<(i32, String, f64)>> = HashMap::new();
-        let mut span: Option<(i32, i32)> = None;
-        for i in 0..tx.num_rows() {
-            use arrow_array::Array;
-            if days.is_null(i) {
-                continue;
-            }
-            let day = days.value(i);
-            span = Some(span.map_or((day, day), |(a, b)| (a.min(day), b.max(day))));
-            let Some(id) = ids.get(i) else { continue };
-            if !wanted.contains(id) || amounts.is_null(i) || !amounts.value(i).is_finite() {
-                continue;
-            }
-            let order = orders.get(i).unwrap_or("").to_string();
-            by_customer
-                .entry(id.to_string())
-                .or_default()
-                .push((day, order, amounts.value(i)));
+        let span = days
+            .iter()
+            .flatten()
+            .fold(None, |span: Option<(i32, i32)>, day| {
+                Some(span.map_or((day, day), |(a, b)| (a.min(day), b.max(day))))
+            });
+        let mut numbers: FxHashMap<&str, u32> = FxHashMap::default();
+        for id in wanted(span) {
+            let next = numbers.len() as u32;
+            numbers.entry(id).or_insert(next);
         }
-        Ok(Purchases { by_customer, span })
+        let mut rows = vec![Vec::new(); numbers.len()];
+        if !numbers.is_empty() {
+            for i in 0..tx.num_rows() {
+                if days.is_null(i) || amounts.is_null(i) || !amounts.value(i).is_finite() {
+                    continue;
+                }
+                let Some(&n) = ids.get(i).and_then(|id| numbers.get(id)) else {
+                    continue;
+                };
+                let order = orders.get(i).unwrap_or("").to_string();
+                rows[n as usize].push((days.value(i), order, amounts.value(i)));
+            }
+        }
+        let customers = numbers
+            .into_iter()
+            .map(|(id, n)| (Box::from(id), n))
+            .collect();
+        Ok(Purchases {
+            customers,
+            rows,
+            span,
+        })
     }
 
     /// The first and last day of the table.
@@ -69,12 +95,12 @@ impl Purchases {
 
     /// What `customer` did on days `first..=last`.
     fn outcome(&self, customer: &str, first: i32, last: i32) -> Outcome {
-        let Some(rows) = self.by_customer.get(customer) else {
+        let Some(&n) = self.customers.get(customer) else {
             return Outcome::default();
         };
         let mut revenue = 0.0;
         let mut per_order: HashMap<&str, f64> = HashMap::new();
-        for (day, order, amount) in rows {
+        for (day, order, amount) in &self.rows[n as usize] {
             if (first..=last).contains(day) {
                 revenue += amount;
                 *per_order.entry(order.as_str()).or_default() += amount;
@@ -226,12 +252,25 @@ pub(crate) fn figures(send: &SendRecord, tx: &Purchases, first: i32, last: i32) 
     }
 }
 
+/// The first and last day of `send`'s window.
+fn window(send: &SendRecord) -> (i32, i32) {
+    let sent = parse_iso_day(&send.sent_on).unwrap_or(0);
+    let window = i32::try_from(send.window_days).unwrap_or(i32::MAX / 2);
+    (sent + 1, sent + window)
+}
+
+/// Whether [`measure`] reads the purchases of `send`'s customers from transactions spanning
+/// `span`: only for a send not yet final whose window the data covers from its first day.
+pub(crate) fn reads_purchases(send: &SendRecord, span: Option<(i32, i32)>) -> bool {
+    let (first, _) = window(send);
+    send.measured.is_none()
+        && span.is_some_and(|(data_first, data_last)| data_first <= first && first <= data_last)
+}
+
 /// Measures `send` on the transactions (if any). A send measured before keeps its final
 /// figures.
 pub(crate) fn measure(send: &SendRecord, tx: Option<&Purchases>) -> SendOutcome {
-    let sent = parse_iso_day(&send.sent_on).unwrap_or(0);
-    let window = i32::try_from(send.window_days).unwrap_or(i32::MAX / 2);
-    let (first, end) = (sent + 1, sent + window);
+    let (first, end) = window(send);
     let (status, figures, note) = match (&send.measured, tx) {
         (Some(m), _) => (Status::Measured, Some(m.clone()), measured_note(m, send)),
         (None, None) => (

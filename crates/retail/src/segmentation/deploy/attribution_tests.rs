@@ -49,13 +49,10 @@ fn send(treated: &[&str], control: &[&str]) -> SendRecord {
 }
 
 fn purchases(tx: &RecordBatch, s: &SendRecord) -> Purchases {
-    let wanted: HashSet<&str> = s
-        .treated
-        .iter()
-        .chain(&s.control)
-        .map(String::as_str)
-        .collect();
-    Purchases::read(tx, &wanted).unwrap()
+    Purchases::read(tx, |_| {
+        s.treated.iter().chain(&s.control).map(String::as_str)
+    })
+    .unwrap()
 }
 
 fn ids(prefix: &str, n: usize) -> Vec<String> {
@@ -247,4 +244,70 @@ fn a_final_send_keeps_its_figures_without_transactions() {
     let out = measure(&s, None);
     assert_eq!(out.status, Status::Measured);
     assert_eq!(out.figures.unwrap().days_observed, 14);
+}
+
+#[test]
+fn only_the_customers_of_sends_the_data_reaches_are_read_and_every_outcome_stays_the_same() {
+    // 40 treated and 40 control customers per send, buying on days around the data's span
+    // (2024-04-01 to 2024-04-30); sends dated before, inside, on the edges of and after it.
+    let treated = ids("T", 40);
+    let control = ids("C", 40);
+    let mut rows = Vec::new();
+    for (i, id) in treated.iter().chain(&control).enumerate() {
+        for d in [1, 5 + i % 7, 12, 19 + i % 5, 30] {
+            let order = format!("o{i}-{d}");
+            let amount = if i % 9 == 0 { -5.0 } else { 10.0 + i as f64 };
+            rows.push((id.clone(), order, format!("2024-04-{d:02}"), amount));
+        }
+    }
+    let rows: Vec<(&str, &str, &str, f64)> = rows
+        .iter()
+        .map(|(c, o, d, a)| (c.as_str(), o.as_str(), d.as_str(), *a))
+        .collect();
+    let tx = transactions(&rows);
+    let every: Vec<&str> = treated.iter().chain(&control).map(String::as_str).collect();
+    let all = Purchases::read(&tx, |_| every.iter().copied()).unwrap();
+    let t: Vec<&str> = treated.iter().map(String::as_str).collect();
+    let c: Vec<&str> = control.iter().map(String::as_str).collect();
+    // (sent on, whether the data reaches its window)
+    let cases = [
+        ("2024-03-20", false), // the window opens before the data starts
+        ("2024-03-31", true),  // opens on the data's first day
+        ("2024-04-10", true),  // final: the data covers the whole window
+        ("2024-04-25", true),  // open: the data ends inside the window
+        ("2024-04-29", true),  // opens on the data's last day
+        ("2024-04-30", false), // opens the day after the data ends
+        ("2024-06-01", false),
+    ];
+    for (sent_on, reached) in cases {
+        let mut s = send(&t, &c);
+        s.sent_on = sent_on.into();
+        assert_eq!(reads_purchases(&s, all.span()), reached, "{sent_on}");
+        let read = Purchases::read(&tx, |span| {
+            let wanted = if reads_purchases(&s, span) {
+                every.clone()
+            } else {
+                Vec::new()
+            };
+            wanted.into_iter()
+        })
+        .unwrap();
+        assert_eq!(read.span(), all.span());
+        assert_eq!(
+            read.rows.iter().any(|r| !r.is_empty()),
+            reached,
+            "{sent_on}"
+        );
+        let (a, b) = (measure(&s, Some(&all)), measure(&s, Some(&read)));
+        assert_eq!(
+            (&a.status, &a.figures, &a.note),
+            (&b.status, &b.figures, &b.note)
+        );
+        if reached {
+            assert!(b.figures.is_some(), "{sent_on}");
+        }
+        // A send measured before keeps its figures and needs no rows.
+        s.measured = a.figures.clone().or_else(|| Some(Measured::default()));
+        assert!(!reads_purchases(&s, all.span()), "{sent_on}");
+    }
 }

@@ -1,9 +1,7 @@
 //! Measured outcomes: the sends of this run (treated and control customers per campaign and
 //! segment) go into the ledger, and every send still in it is measured on the transactions.
 
-use std::collections::HashSet;
-
-use super::attribution::{MIN_CUSTOMERS, Purchases, SendOutcome, Status, measure};
+use super::attribution::{MIN_CUSTOMERS, Purchases, SendOutcome, Status, measure, reads_purchases};
 use super::ledger::{Ledger, SendRecord};
 use super::*;
 use crate::segmentation::campaign::CONTROL_REASON;
@@ -199,16 +197,14 @@ pub(super) fn update(
     ledger.record(sends);
     ledger.prune();
     let purchases = match transactions {
-        Some(tx) => {
-            let wanted: HashSet<&str> = ledger
+        Some(tx) => Some(Purchases::read(tx, |span| {
+            ledger
                 .sends
                 .iter()
-                .filter(|s| s.measured.is_none())
+                .filter(move |s| reads_purchases(s, span))
                 .flat_map(|s| s.treated.iter().chain(&s.control))
                 .map(String::as_str)
-                .collect();
-            Some(Purchases::read(tx, &wanted)?)
-        }
+        })?),
         None => None,
     };
     let mut measured: Vec<SendOutcome> = Vec::with_capacity(ledger.sends.len());
