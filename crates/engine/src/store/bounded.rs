@@ -75,14 +75,7 @@ impl BoundedStore {
         &self,
         op: impl FnOnce(&dyn StateStore) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        if let Some(reason) = self
-            .broken
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Err(self.broken_error(format!("an earlier write failed: {reason}")));
-        }
+        self.still_writable()?;
         let (done, result) = mpsc::sync_channel(1);
         let inner = self.inner.clone();
         let job: Job = Box::new(move || {
@@ -94,6 +87,24 @@ impl BoundedStore {
             self.mark_broken(&reason);
             return Err(self.broken_error(reason));
         }
+        self.wait(&result)
+    }
+
+    /// Fails at once when an earlier write failed or stalled.
+    fn still_writable(&self) -> Result<(), StoreError> {
+        match self
+            .broken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
+            Some(reason) => Err(self.broken_error(format!("an earlier write failed: {reason}"))),
+            None => Ok(()),
+        }
+    }
+
+    /// The result of a write, waited for at most the deadline.
+    fn wait<T>(&self, result: &mpsc::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
         match result.recv_timeout(self.deadline) {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(StoreError::Io(reason))) => {
@@ -177,6 +188,33 @@ impl StateStore for BoundedStore {
 
     fn apply_durable(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         self.write(move |store| store.apply_durable(writes))
+    }
+
+    fn encode_output(
+        &self,
+        run_id: &str,
+        node_id: &str,
+        output: &crate::data::Output,
+    ) -> Result<Vec<u8>, StoreError> {
+        // A small output is encoded in memory: no I/O to bound.
+        if crate::data::size_hint(output) < super::OUTPUT_FILE_THRESHOLD {
+            return super::encode_in_memory(output);
+        }
+        // The inner store may write a large one to a file as it encodes it (no copy of the
+        // encoding in memory, the write beside the encoding): within the deadline, on a thread
+        // of its own so that other nodes' writes do not queue behind the encoding.
+        self.still_writable()?;
+        let (done, result) = mpsc::sync_channel(1);
+        let (inner, output) = (self.inner.clone(), output.clone());
+        let (run_id, node_id) = (run_id.to_string(), node_id.to_string());
+        std::thread::Builder::new()
+            .name("flow-checkpoint-file".into())
+            .spawn(move || {
+                stall_for_tests();
+                let _ = done.send(inner.encode_output(&run_id, &node_id, &output));
+            })
+            .map_err(|e| StoreError::Io(format!("cannot start the checkpoint's writer: {e}")))?;
+        self.wait(&result)
     }
     crate::store::delegate_reads!(inner);
 
