@@ -71,6 +71,18 @@ fn put(key: &str) -> Vec<Write> {
     }]
 }
 
+/// A broken store fails a write at once, naming the earlier failure.
+fn later_writes_fail_at_once(store: &BoundedStore) {
+    let start = Instant::now();
+    let err = store.apply(put("b")).unwrap_err().to_string();
+    assert!(
+        start.elapsed() < Duration::from_millis(150),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.contains("an earlier write failed"), "{err}");
+}
+
 #[test]
 fn a_flush_that_never_returns_fails_within_the_deadline_and_names_the_store() {
     let dir = tempfile::tempdir().unwrap();
@@ -96,14 +108,7 @@ fn a_flush_that_never_returns_fails_within_the_deadline_and_names_the_store() {
     // The disk here has space: the message must not claim otherwise.
     assert!(message.contains("still accepts writes"), "{message}");
     // The writer is stuck: later writes fail at once rather than queueing behind it.
-    let start = Instant::now();
-    let err = store.apply(put("b")).unwrap_err().to_string();
-    assert!(
-        start.elapsed() < Duration::from_millis(150),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(err.contains("an earlier write failed"), "{err}");
+    later_writes_fail_at_once(&store);
     // Reads still work, and what was written before is there.
     assert!(store.get("test", "a").unwrap().is_some());
 }
@@ -207,12 +212,5 @@ fn a_large_output_whose_file_write_never_returns_fails_within_the_deadline() {
     assert!(matches!(err, StoreError::NotDurable { .. }), "{message}");
     assert!(message.contains("did not finish within 200ms"), "{message}");
     // The store is broken for this process: later writes fail at once.
-    let start = Instant::now();
-    let err = store.apply(put("b")).unwrap_err().to_string();
-    assert!(
-        start.elapsed() < Duration::from_millis(150),
-        "{:?}",
-        start.elapsed()
-    );
-    assert!(err.contains("an earlier write failed"), "{err}");
+    later_writes_fail_at_once(&store);
 }
