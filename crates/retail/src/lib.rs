@@ -3,6 +3,7 @@
 //! [`connectors`] sync POS APIs into a local history.
 //! [`register`] adds them to a registry, the same way a third-party crate adds its own.
 
+mod beside;
 pub mod connectors;
 pub mod pos;
 pub mod segmentation;

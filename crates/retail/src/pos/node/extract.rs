@@ -20,6 +20,7 @@ use super::super::{
 };
 use super::report::{checked, file_error, report_json};
 use super::transactions_schema;
+use crate::beside::Beside;
 use crate::str_map::StrMap;
 use crate::text_dictionary::TextDictionary;
 use flow_engine::data::Output;
@@ -632,35 +633,6 @@ impl PeopleColumns {
                 has,
             }
         })
-    }
-}
-
-/// Work started on a thread of a scope, or done on the spot when there is no core for one.
-enum Beside<'scope, T> {
-    Thread(std::thread::ScopedJoinHandle<'scope, T>),
-    Done(T),
-}
-
-impl<'scope, T: Send + 'scope> Beside<'scope, T> {
-    fn start<'env>(
-        scope: &'scope std::thread::Scope<'scope, 'env>,
-        on_a_thread: bool,
-        work: impl FnOnce() -> T + Send + 'scope,
-    ) -> Self {
-        if on_a_thread {
-            Beside::Thread(scope.spawn(work))
-        } else {
-            Beside::Done(work())
-        }
-    }
-
-    fn join(self) -> T {
-        match self {
-            Beside::Thread(thread) => thread
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            Beside::Done(value) => value,
-        }
     }
 }
 

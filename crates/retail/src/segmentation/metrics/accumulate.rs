@@ -1,10 +1,13 @@
 //! The per-customer figures accumulated from the transaction rows.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use arrow_array::{Array, RecordBatch};
 
 use super::config::MetricsConfig;
 use super::kept_rows::{Columns, KeptRows, kept_rows};
-use super::output::finish;
+use super::output::{days_since, finish, finish_alone, model_free_columns, scores_and_gamma_gamma};
+use crate::beside::Beside;
 use crate::segmentation::{
     RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, text_column,
 };
@@ -27,7 +30,12 @@ pub(super) struct Accumulated<'a> {
     pub(super) email: Vec<Option<&'a str>>,
     pub(super) name: Vec<Option<&'a str>>,
     pub(super) marketing: Vec<Option<bool>>,
-    /// Favourite category (by spend) and top category (by affinity index, with the index).
+}
+
+/// Per customer, the favourite category (by spend) and the top category (by affinity index,
+/// with the index).
+#[derive(Default)]
+pub(super) struct Favourites<'a> {
     pub(super) favourite: Vec<Option<&'a str>>,
     pub(super) top: Vec<Option<(&'a str, f64)>>,
 }
@@ -73,11 +81,12 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             email: Vec::new(),
             name: Vec::new(),
             marketing: Vec::new(),
-            favourite: Vec::new(),
-            top: Vec::new(),
         };
         let backtest = super::backtest::clv_backtest(&[], 0, 0, cfg);
-        return Ok(with_backtest(finish(acc, cfg, || {})?, backtest));
+        return Ok(with_backtest(
+            finish_alone(acc, Favourites::default(), cfg)?,
+            backtest,
+        ));
     };
 
     // Pass 1: the kept rows and their customers, numbered in id order so every per-customer
@@ -191,11 +200,18 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
             (latest, rows)
         });
     drop(cores);
-    let order_counts = super::orders::distinct_orders(&order, &row_customer, n_customers);
+    // The order counts and the customers' summaries share nothing: the summaries on a core of
+    // their own when one is free (the counts then get one thread fewer).
+    let (order_counts, summaries) = std::thread::scope(|scope| {
+        let summaries =
+            Beside::on_core(scope, flow_engine::node::spare_cores(2).split_one(), || {
+                summarize(&transactions, n_customers, end, cfg.unit)
+            });
+        let counts = super::orders::distinct_orders(&order, &row_customer, n_customers);
+        (counts, summaries.join())
+    });
     drop(row_customer);
-
-    let summaries = summarize(&transactions, n_customers, end, cfg.unit)
-        .map_err(|e| NodeError::msg(format!("customer summary: {e}")))?;
+    let summaries = summaries.map_err(|e| NodeError::msg(format!("customer summary: {e}")))?;
     if summaries.len() != n_customers {
         return Err(NodeError::msg(format!(
             "internal error: {} summaries for {n_customers} customers",
@@ -203,58 +219,58 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
         )));
     }
     let used = transactions.len() as u64;
+    let acc = Accumulated {
+        names,
+        end,
+        used,
+        after,
+        missing,
+        revenue,
+        spend: latest.iter().map(|l| l.spend).collect(),
+        orders: order_counts,
+        summaries,
+        email: texts(&latest, email_codes.as_ref(), |l| l.email),
+        name: texts(&latest, name_codes.as_ref(), |l| l.name),
+        marketing: latest.iter().map(|l| l.marketing.map(|x| x.1)).collect(),
+    };
+    drop(latest);
+    let category_names = categories.map(RowInterner::into_names).unwrap_or_default();
+
     // The CLV backtest refits the models on an earlier window, with which this window's
-    // figures share nothing: on a core of its own beside the category figures, the RFM scores
-    // and the Gamma-Gamma fit when one is free (it is waited for before the BG/NBD fit, which
-    // then gets every core), after everything when none is.
-    let side = flow_engine::node::spare_cores(2).split_one();
+    // figures share nothing: on a core of its own when one is free, beside the category
+    // figures and the columns that need no model. The RFM scores and the Gamma-Gamma fit go
+    // to whichever of the two threads is done first. Both are waited for before the BG/NBD
+    // fit, which then gets every core. Without a free core the backtest comes last.
+    let days_since = days_since(&acc);
+    let claimed = AtomicBool::new(false);
+    let scores_once = || {
+        (!claimed.swap(true, Ordering::AcqRel))
+            .then(|| scores_and_gamma_gamma(&acc, &days_since, cfg))
+    };
     let backtest_here = || super::backtest::clv_backtest(&transactions, n_customers, end, cfg);
-    let (backtest, out) = std::thread::scope(|scope| {
-        let mut beside = side.map(|core| {
-            scope.spawn(move || {
+    let side = flow_engine::node::spare_cores(2).split_one();
+    let (beside, mine) = std::thread::scope(|scope| {
+        let beside = side.map(|core| {
+            scope.spawn(|| {
                 let _core = core;
-                backtest_here()
+                (backtest_here(), scores_once())
             })
         });
-        let mut backtest = None;
-        let out = categories_and_fits(
-            Accumulated {
-                names,
-                end,
-                used,
-                after,
-                missing,
-                revenue,
-                spend: latest.iter().map(|l| l.spend).collect(),
-                orders: order_counts,
-                summaries,
-                email: texts(&latest, email_codes.as_ref(), |l| l.email),
-                name: texts(&latest, name_codes.as_ref(), |l| l.name),
-                marketing: latest.iter().map(|l| l.marketing.map(|x| x.1)).collect(),
-                favourite: Vec::new(),
-                top: Vec::new(),
-            },
-            categories.map(RowInterner::into_names).unwrap_or_default(),
-            category_lines,
-            cfg,
-            || {
-                backtest = beside
-                    .take()
-                    .map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-            },
-        );
-        let backtest = match (beside, backtest) {
-            // No BG/NBD fit (none asked for, too few repeat customers, or an error before it).
-            (Some(thread), _) => thread
-                .join()
-                .unwrap_or_else(|p| std::panic::resume_unwind(p)),
-            (None, Some(done)) => done,
-            (None, None) if out.is_ok() => backtest_here(),
-            (None, None) => None,
-        };
-        (backtest, out)
+        let mine = favourites(n_customers, &category_names, category_lines).map(|favourites| {
+            let columns = model_free_columns(&acc, &days_since, &favourites);
+            (columns, scores_once())
+        });
+        let beside = beside.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (beside, mine)
     });
-    Ok(with_backtest(out?, backtest))
+    let (columns, mine) = mine?;
+    let (backtest, theirs) = beside.unzip();
+    let (scored, gg_fit) = mine
+        .or(theirs.flatten())
+        .expect("the scores are claimed by one of the threads");
+    let out = finish(acc, columns, scored?, gg_fit, cfg)?;
+    let backtest = backtest.unwrap_or_else(backtest_here);
+    Ok(with_backtest(out, backtest))
 }
 
 /// The output with the CLV backtest's metadata, when there is one.
@@ -265,17 +281,12 @@ fn with_backtest(out: Output, backtest: Option<serde_json::Value>) -> Output {
     }
 }
 
-/// Each customer's favourite and top category from the category lines, then the models' fits
-/// (`before_bg` is called before the BG/NBD fit) and the table.
-fn categories_and_fits<'a>(
-    mut acc: Accumulated<'a>,
-    category_names: Vec<&'a str>,
+/// Each customer's favourite and top category from the category lines.
+fn favourites<'a>(
+    n_customers: usize,
+    category_names: &[&'a str],
     category_lines: Vec<CategorySpend>,
-    cfg: &MetricsConfig,
-    before_bg: impl FnOnce(),
-) -> Result<Output, NodeError> {
-    let n_customers = acc.names.len();
-
+) -> Result<Favourites<'a>, NodeError> {
     // Category favourites (by net spend) and top affinity (by index).
     let mut favourite: Vec<Option<&'a str>> = vec![None; n_customers];
     let mut top: Vec<Option<(&'a str, f64)>> = vec![None; n_customers];
@@ -316,9 +327,7 @@ fn categories_and_fits<'a>(
         }
     }
     drop(category_lines);
-    acc.favourite = favourite;
-    acc.top = top;
-    finish(acc, cfg, before_bg)
+    Ok(Favourites { favourite, top })
 }
 
 /// The customers each of `threads` threads sums the rows of, in order. The first thread also

@@ -24,11 +24,48 @@ pub(super) struct Models {
     pub(super) fallback: Vec<String>,
 }
 
-/// The models fitted to `summaries`: Gamma-Gamma, then (after `before_bg`) BG/NBD.
+/// Why the models are not fitted to `summaries`, if they are not.
+fn not_fitted(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Option<String> {
+    if !cfg.fit {
+        return Some("model fitting is off (fit: none)".to_string());
+    }
+    let repeat = summaries.iter().filter(|s| s.frequency > 0).count();
+    (repeat < cfg.min_repeat_customers).then(|| {
+        format!(
+            "too few repeat customers to fit the models: {repeat} of {} bought on more \
+             than one day, min_repeat_customers is {}",
+            flow_engine::plural::plural(summaries.len() as u64, "customer"),
+            cfg.min_repeat_customers
+        )
+    })
+}
+
+/// The Gamma-Gamma fit to `summaries`, when the models are fitted. It is quick and on one
+/// thread, and needs nothing the BG/NBD fit does: it may run beside other work.
+pub(super) fn fit_gamma_gamma(
+    summaries: &[CustomerSummary],
+    cfg: &MetricsConfig,
+) -> Option<Result<GammaGammaFit, AnalyticsError>> {
+    if not_fitted(summaries, cfg).is_some() {
+        return None;
+    }
+    let spend: Vec<gamma_gamma::SpendObservation> = summaries
+        .iter()
+        .map(gamma_gamma::SpendObservation::from)
+        .collect();
+    let options = gamma_gamma::FitOptions {
+        min_repeat_customers: cfg.min_repeat_customers,
+        ..Default::default()
+    };
+    Some(gamma_gamma::fit(&spend, &options))
+}
+
+/// The models fitted to `summaries`: `gg_fit` (what [`fit_gamma_gamma`] gave), and BG/NBD,
+/// whose likelihood's terms get every core free by then.
 pub(super) fn fit_models(
     summaries: &[CustomerSummary],
     cfg: &MetricsConfig,
-    before_bg: impl FnOnce(),
+    gg_fit: Option<Result<GammaGammaFit, AnalyticsError>>,
 ) -> Models {
     let mut m = Models {
         bgnbd: None,
@@ -37,34 +74,12 @@ pub(super) fn fit_models(
         gg: None,
         fallback: Vec::new(),
     };
-    if !cfg.fit {
-        m.fallback
-            .push("model fitting is off (fit: none)".to_string());
+    // `None` exactly when the models are not fitted.
+    let Some(gg_fit) = gg_fit else {
+        m.fallback.extend(not_fitted(summaries, cfg));
         return m;
-    }
-    let repeat = summaries.iter().filter(|s| s.frequency > 0).count();
-    if repeat < cfg.min_repeat_customers {
-        m.fallback.push(format!(
-            "too few repeat customers to fit the models: {repeat} of {} bought on more \
-             than one day, min_repeat_customers is {}",
-            flow_engine::plural::plural(summaries.len() as u64, "customer"),
-            cfg.min_repeat_customers
-        ));
-        return m;
-    }
-    let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
-    let spend: Vec<gamma_gamma::SpendObservation> = summaries
-        .iter()
-        .map(gamma_gamma::SpendObservation::from)
-        .collect();
-    let gg_options = gamma_gamma::FitOptions {
-        min_repeat_customers: cfg.min_repeat_customers,
-        ..Default::default()
     };
-    // The Gamma-Gamma fit is quick and on one thread: first, then BG/NBD, whose likelihood's
-    // terms get every core free by then.
-    let gg_fit = gamma_gamma::fit(&spend, &gg_options);
-    before_bg();
+    let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
     let cores = super::step_cores();
     let bg_options = bgnbd::FitOptions {
         min_repeat_customers: cfg.min_repeat_customers,

@@ -10,192 +10,35 @@ use arrow_schema::{DataType, Field, Schema};
 use serde_json::Value as Json;
 
 use super::OUTPUT_COLUMNS;
-use super::accumulate::Accumulated;
+use super::accumulate::{Accumulated, Favourites};
 use super::config::{FrequencyBasis, MetricsConfig};
-use super::models::{Models, Predictions, fit_models, predict, with_model_meta};
+use super::models::{Models, Predictions, fit_gamma_gamma, fit_models, predict, with_model_meta};
 use crate::segmentation::day_string;
-use flow_analytics::rfm::rfm_scores;
+use flow_analytics::AnalyticsError;
+use flow_analytics::gamma_gamma::GammaGammaFit;
+use flow_analytics::rfm::{RfmScore, rfm_scores};
 use flow_analytics::summary::TimeUnit;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 
-/// Scores, models (`before_bg` is called between the Gamma-Gamma and the BG/NBD fits, if
-/// they are made), and the output table with its metadata.
+/// The models (the Gamma-Gamma fit is `gg_fit`, made by [`scores_and_gamma_gamma`]) and the
+/// output table, of `columns` and the RFM scores' `scored` columns, with its metadata.
 pub(super) fn finish(
     acc: Accumulated<'_>,
+    columns: ModelFreeColumns,
+    scored: Vec<Column>,
+    gg_fit: GammaGammaResult,
     cfg: &MetricsConfig,
-    before_bg: impl FnOnce(),
 ) -> Result<Output, NodeError> {
     let n = acc.names.len();
     let s = &acc.summaries;
-    let days_since: Vec<i64> = s
-        .iter()
-        .map(|s| i64::from(acc.end) - i64::from(s.last_day))
-        .collect();
-    let f_values: Vec<f64> = match cfg.frequency {
-        FrequencyBasis::Orders => acc.orders.iter().map(|&o| f64::from(o)).collect(),
-        FrequencyBasis::Days => s.iter().map(|s| f64::from(s.frequency) + 1.0).collect(),
-    };
-    let r_values: Vec<f64> = days_since.iter().map(|&d| d as f64).collect();
-    let scores = rfm_scores(&r_values, &f_values, &acc.spend)
-        .map_err(|e| NodeError::msg(format!("RFM scores: {e}")))?;
-
-    let mut rfm = StringBuilder::with_capacity(n, 3 * n);
-    let mut segment = StringBuilder::with_capacity(n, 12 * n);
-    for sc in &scores {
-        let digits = [b'0' + sc.recency, b'0' + sc.frequency, b'0' + sc.monetary];
-        rfm.append_value(std::str::from_utf8(&digits).expect("ascii digits"));
-        segment.append_value(cfg.segments.segment(sc.recency, sc.frequency));
-    }
-    let f64s = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
-    let opt_f64s = |v: &[Option<f64>]| {
-        let mut b = Float64Builder::with_capacity(v.len());
-        b.extend(v.iter().copied());
-        Arc::new(b.finish()) as ArrayRef
-    };
-    let i64s = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
-    let strs = |v: &[Option<&str>]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
-
-    // The columns that do not depend on the models are built before the fits, while the CLV
-    // backtest may still run beside them.
-    let mut columns: Vec<(&str, DataType, bool, ArrayRef)> = vec![
-        (
-            "customer_id",
-            DataType::Utf8,
-            false,
-            Arc::new(StringArray::from(acc.names.clone())),
-        ),
-        ("email", DataType::Utf8, true, strs(&acc.email)),
-        ("customer_name", DataType::Utf8, true, strs(&acc.name)),
-        (
-            "accepts_marketing",
-            DataType::Boolean,
-            true,
-            Arc::new(BooleanArray::from(acc.marketing.clone())),
-        ),
-        (
-            "first_purchase",
-            DataType::Date32,
-            false,
-            Arc::new(Date32Array::from(
-                s.iter().map(|s| s.first_day).collect::<Vec<_>>(),
-            )),
-        ),
-        (
-            "last_purchase",
-            DataType::Date32,
-            false,
-            Arc::new(Date32Array::from(
-                s.iter().map(|s| s.last_day).collect::<Vec<_>>(),
-            )),
-        ),
-        (
-            "orders",
-            DataType::Int64,
-            false,
-            i64s(acc.orders.iter().map(|&o| i64::from(o)).collect()),
-        ),
-        (
-            "purchase_days",
-            DataType::Int64,
-            false,
-            i64s(s.iter().map(|s| i64::from(s.frequency) + 1).collect()),
-        ),
-        (
-            "total_spend",
-            DataType::Float64,
-            false,
-            f64s(acc.spend.clone()),
-        ),
-        (
-            "avg_order_value",
-            DataType::Float64,
-            false,
-            f64s(
-                acc.spend
-                    .iter()
-                    .zip(&acc.orders)
-                    .map(|(&sp, &o)| sp / f64::from(o))
-                    .collect(),
-            ),
-        ),
-        ("days_since_last", DataType::Int64, false, i64s(days_since)),
-        (
-            "favourite_category",
-            DataType::Utf8,
-            true,
-            strs(&acc.favourite),
-        ),
-        (
-            "r_score",
-            DataType::Int64,
-            false,
-            i64s(scores.iter().map(|s| i64::from(s.recency)).collect()),
-        ),
-        (
-            "f_score",
-            DataType::Int64,
-            false,
-            i64s(scores.iter().map(|s| i64::from(s.frequency)).collect()),
-        ),
-        (
-            "m_score",
-            DataType::Int64,
-            false,
-            i64s(scores.iter().map(|s| i64::from(s.monetary)).collect()),
-        ),
-        ("rfm", DataType::Utf8, false, Arc::new(rfm.finish())),
-        (
-            "rfm_segment",
-            DataType::Utf8,
-            false,
-            Arc::new(segment.finish()),
-        ),
-        (
-            "frequency",
-            DataType::Int64,
-            false,
-            i64s(s.iter().map(|s| i64::from(s.frequency)).collect()),
-        ),
-        (
-            "recency",
-            DataType::Float64,
-            false,
-            f64s(s.iter().map(|s| s.recency).collect()),
-        ),
-        (
-            "T",
-            DataType::Float64,
-            false,
-            f64s(s.iter().map(|s| s.t).collect()),
-        ),
-        (
-            "monetary_value",
-            DataType::Float64,
-            false,
-            f64s(s.iter().map(|s| s.monetary_value).collect()),
-        ),
-    ];
-    let tail: Vec<(&str, DataType, bool, ArrayRef)> = vec![
-        (
-            "historical_clv",
-            DataType::Float64,
-            false,
-            f64s(acc.spend.clone()),
-        ),
-        (
-            "top_category",
-            DataType::Utf8,
-            true,
-            strs(&acc.top.iter().map(|t| t.map(|t| t.0)).collect::<Vec<_>>()),
-        ),
-        (
-            "top_category_affinity",
-            DataType::Float64,
-            true,
-            opt_f64s(&acc.top.iter().map(|t| t.map(|t| t.1)).collect::<Vec<_>>()),
-        ),
-    ];
+    let ModelFreeColumns {
+        mut columns,
+        middle,
+        tail,
+    } = columns;
+    columns.extend(scored);
+    columns.extend(middle);
 
     let models = if n == 0 {
         Models {
@@ -206,7 +49,7 @@ pub(super) fn finish(
             fallback: vec!["no transactions on or before the analysis date".to_string()],
         }
     } else {
-        fit_models(s, cfg, before_bg)
+        fit_models(s, cfg, gg_fit)
     };
     if cfg.require_model && !models.fallback.is_empty() {
         return Err(NodeError::msg(format!(
@@ -291,4 +134,253 @@ pub(super) fn finish(
         .with_meta("rows_with_missing_values", acc.missing)
         .with_meta("revenue", acc.revenue);
     Ok(with_model_meta(out, &models, &predictions))
+}
+
+/// [`finish`] with everything it needs made on this thread.
+pub(super) fn finish_alone(
+    acc: Accumulated<'_>,
+    favourites: Favourites<'_>,
+    cfg: &MetricsConfig,
+) -> Result<Output, NodeError> {
+    let days_since = days_since(&acc);
+    let columns = model_free_columns(&acc, &days_since, &favourites);
+    let (scored, gg_fit) = scores_and_gamma_gamma(&acc, &days_since, cfg);
+    finish(acc, columns, scored?, gg_fit, cfg)
+}
+
+/// Per customer, the days from the last purchase to the end of the analysis.
+pub(super) fn days_since(acc: &Accumulated<'_>) -> Vec<i64> {
+    acc.summaries
+        .iter()
+        .map(|s| i64::from(acc.end) - i64::from(s.last_day))
+        .collect()
+}
+
+/// A column of the output: name, type, nullable, values.
+pub(super) type Column = (&'static str, DataType, bool, ArrayRef);
+
+/// The Gamma-Gamma fit, when the models are fitted.
+pub(super) type GammaGammaResult = Option<Result<GammaGammaFit, AnalyticsError>>;
+
+/// The RFM scores' columns, and the Gamma-Gamma fit: they need none of the other columns,
+/// and neither needs the other.
+pub(super) fn scores_and_gamma_gamma(
+    acc: &Accumulated<'_>,
+    days_since: &[i64],
+    cfg: &MetricsConfig,
+) -> (Result<Vec<Column>, NodeError>, GammaGammaResult) {
+    let scored = score_columns(acc, days_since, cfg);
+    let gg_fit = if acc.names.is_empty() {
+        None
+    } else {
+        fit_gamma_gamma(&acc.summaries, cfg)
+    };
+    (scored, gg_fit)
+}
+
+/// The RFM scores' columns: `r_score`, `f_score`, `m_score`, `rfm`, `rfm_segment`.
+fn score_columns(
+    acc: &Accumulated<'_>,
+    days_since: &[i64],
+    cfg: &MetricsConfig,
+) -> Result<Vec<Column>, NodeError> {
+    let n = acc.names.len();
+    let f_values: Vec<f64> = match cfg.frequency {
+        FrequencyBasis::Orders => acc.orders.iter().map(|&o| f64::from(o)).collect(),
+        FrequencyBasis::Days => acc
+            .summaries
+            .iter()
+            .map(|s| f64::from(s.frequency) + 1.0)
+            .collect(),
+    };
+    let r_values: Vec<f64> = days_since.iter().map(|&d| d as f64).collect();
+    let scores = rfm_scores(&r_values, &f_values, &acc.spend)
+        .map_err(|e| NodeError::msg(format!("RFM scores: {e}")))?;
+    let mut rfm = StringBuilder::with_capacity(n, 3 * n);
+    let mut segment = StringBuilder::with_capacity(n, 12 * n);
+    for sc in &scores {
+        let digits = [b'0' + sc.recency, b'0' + sc.frequency, b'0' + sc.monetary];
+        rfm.append_value(std::str::from_utf8(&digits).expect("ascii digits"));
+        segment.append_value(cfg.segments.segment(sc.recency, sc.frequency));
+    }
+    let score = |of: fn(&RfmScore) -> u8| {
+        Arc::new(Int64Array::from_iter_values(
+            scores.iter().map(|s| i64::from(of(s))),
+        )) as ArrayRef
+    };
+    Ok(vec![
+        ("r_score", DataType::Int64, false, score(|s| s.recency)),
+        ("f_score", DataType::Int64, false, score(|s| s.frequency)),
+        ("m_score", DataType::Int64, false, score(|s| s.monetary)),
+        ("rfm", DataType::Utf8, false, Arc::new(rfm.finish())),
+        (
+            "rfm_segment",
+            DataType::Utf8,
+            false,
+            Arc::new(segment.finish()),
+        ),
+    ])
+}
+
+/// The columns that depend neither on the RFM scores nor on the models: those before the
+/// scores, those between the scores and the predictions, and those after the predictions.
+pub(super) struct ModelFreeColumns {
+    columns: Vec<Column>,
+    middle: Vec<Column>,
+    tail: Vec<Column>,
+}
+
+pub(super) fn model_free_columns(
+    acc: &Accumulated<'_>,
+    days_since: &[i64],
+    favourites: &Favourites<'_>,
+) -> ModelFreeColumns {
+    let s = &acc.summaries;
+    let f64s = |v: Vec<f64>| Arc::new(Float64Array::from(v)) as ArrayRef;
+    let i64s = |v: Vec<i64>| Arc::new(Int64Array::from(v)) as ArrayRef;
+    let strs = |v: &[Option<&str>]| Arc::new(StringArray::from(v.to_vec())) as ArrayRef;
+    let columns: Vec<Column> = vec![
+        (
+            "customer_id",
+            DataType::Utf8,
+            false,
+            Arc::new(StringArray::from(acc.names.clone())),
+        ),
+        ("email", DataType::Utf8, true, strs(&acc.email)),
+        ("customer_name", DataType::Utf8, true, strs(&acc.name)),
+        (
+            "accepts_marketing",
+            DataType::Boolean,
+            true,
+            Arc::new(BooleanArray::from(acc.marketing.clone())),
+        ),
+        (
+            "first_purchase",
+            DataType::Date32,
+            false,
+            Arc::new(Date32Array::from(
+                s.iter().map(|s| s.first_day).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "last_purchase",
+            DataType::Date32,
+            false,
+            Arc::new(Date32Array::from(
+                s.iter().map(|s| s.last_day).collect::<Vec<_>>(),
+            )),
+        ),
+        (
+            "orders",
+            DataType::Int64,
+            false,
+            i64s(acc.orders.iter().map(|&o| i64::from(o)).collect()),
+        ),
+        (
+            "purchase_days",
+            DataType::Int64,
+            false,
+            i64s(s.iter().map(|s| i64::from(s.frequency) + 1).collect()),
+        ),
+        (
+            "total_spend",
+            DataType::Float64,
+            false,
+            f64s(acc.spend.clone()),
+        ),
+        (
+            "avg_order_value",
+            DataType::Float64,
+            false,
+            f64s(
+                acc.spend
+                    .iter()
+                    .zip(&acc.orders)
+                    .map(|(&sp, &o)| sp / f64::from(o))
+                    .collect(),
+            ),
+        ),
+        (
+            "days_since_last",
+            DataType::Int64,
+            false,
+            i64s(days_since.to_vec()),
+        ),
+        (
+            "favourite_category",
+            DataType::Utf8,
+            true,
+            strs(&favourites.favourite),
+        ),
+    ];
+    let middle: Vec<Column> = vec![
+        (
+            "frequency",
+            DataType::Int64,
+            false,
+            i64s(s.iter().map(|s| i64::from(s.frequency)).collect()),
+        ),
+        (
+            "recency",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.recency).collect()),
+        ),
+        (
+            "T",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.t).collect()),
+        ),
+        (
+            "monetary_value",
+            DataType::Float64,
+            false,
+            f64s(s.iter().map(|s| s.monetary_value).collect()),
+        ),
+    ];
+    let tail: Vec<Column> = vec![
+        (
+            "historical_clv",
+            DataType::Float64,
+            false,
+            f64s(acc.spend.clone()),
+        ),
+        (
+            "top_category",
+            DataType::Utf8,
+            true,
+            strs(
+                &favourites
+                    .top
+                    .iter()
+                    .map(|t| t.map(|t| t.0))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+        (
+            "top_category_affinity",
+            DataType::Float64,
+            true,
+            opt_f64s(
+                &favourites
+                    .top
+                    .iter()
+                    .map(|t| t.map(|t| t.1))
+                    .collect::<Vec<_>>(),
+            ),
+        ),
+    ];
+    ModelFreeColumns {
+        columns,
+        middle,
+        tail,
+    }
+}
+
+/// A nullable float column.
+fn opt_f64s(v: &[Option<f64>]) -> ArrayRef {
+    let mut b = Float64Builder::with_capacity(v.len());
+    b.extend(v.iter().copied());
+    Arc::new(b.finish())
 }
