@@ -292,29 +292,117 @@ fn encode_part<W: std::io::Write + ?Sized>(data: &Data, out: &mut W) -> Result<(
     match data {
         Data::Empty => {}
         Data::Json(v) => serde_json::to_writer(&mut *out, v)?,
-        Data::Table(batch) => {
-            let options = arrow_ipc::writer::IpcWriteOptions::default()
-                .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))?;
-            let mut writer = arrow_ipc::writer::StreamWriter::try_new_with_options(
-                &mut *out,
-                &batch.schema(),
-                options,
-            )?;
-            // An empty table is still written as one (empty) batch.
-            let rows = batch.num_rows();
-            let mut start = 0;
-            loop {
-                let len = IPC_CHUNK_ROWS.min(rows - start);
-                writer.write(&batch.slice(start, len))?;
-                start += len;
-                if start >= rows {
-                    break;
-                }
-            }
-            writer.finish()?;
-        }
+        Data::Table(batch) => encode_table(batch, out)?,
     }
     Ok(())
+}
+
+/// Threads that compress a large table's chunks at most, when the cores are free.
+const MAX_ENCODERS: usize = 4;
+
+/// A table as an Arrow IPC stream (LZ4-compressed buffers) in chunks of [`IPC_CHUNK_ROWS`].
+/// The chunks after the first are encoded on the cores no other work holds, one thread each
+/// (on this thread when there is at most one), and written in order: the bytes are the same
+/// either way.
+fn encode_table<W: std::io::Write + ?Sized>(
+    batch: &RecordBatch,
+    out: &mut W,
+) -> Result<(), ArrowError> {
+    let rows = batch.num_rows();
+    let cores = (rows > 2 * IPC_CHUNK_ROWS).then(|| crate::cores::spare(MAX_ENCODERS + 1));
+    // This thread only writes: the encoders are the cores taken.
+    let threads = cores.as_ref().map_or(1, |c| c.threads() - 1);
+    encode_table_on(batch, out, threads)
+}
+
+/// [`encode_table`] with `threads` encoding threads.
+fn encode_table_on<W: std::io::Write + ?Sized>(
+    batch: &RecordBatch,
+    out: &mut W,
+    threads: usize,
+) -> Result<(), ArrowError> {
+    let options = arrow_ipc::writer::IpcWriteOptions::default()
+        .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))?;
+    let schema = batch.schema();
+    let writer = |out| stream_writer(out, &schema, &options);
+    let rows = batch.num_rows();
+    // An empty table is still written as one (empty) batch.
+    let chunks: Vec<RecordBatch> = (0..rows.max(1))
+        .step_by(IPC_CHUNK_ROWS)
+        .map(|start| batch.slice(start, IPC_CHUNK_ROWS.min(rows - start)))
+        .collect();
+    let mut stream = stream_writer(&mut *out, &schema, &options)?;
+    // The first chunk carries the dictionaries; the later chunks share them (they are slices
+    // of one table), so a writer that has written the first writes no dictionary again.
+    stream.write(&chunks[0])?;
+    let rest = &chunks[1..];
+    if threads < 2 || rest.len() < 2 {
+        for chunk in rest {
+            stream.write(chunk)?;
+        }
+        return stream.finish();
+    }
+    let threads = threads.min(rest.len());
+    std::thread::scope(|scope| {
+        let mut encoded = Vec::with_capacity(threads);
+        for first in 0..threads {
+            // Each thread encodes every `threads`-th chunk, a few ahead of the writer at most.
+            let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>, ArrowError>>(2);
+            // Written chunks' buffers come back to be filled again, not allocated afresh.
+            let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
+            let writer = &writer;
+            let chunks = &chunks;
+            scope.spawn(move || {
+                let primed = writer(Vec::new())
+                    .and_then(|mut encoder| encoder.write(&chunks[0]).map(|()| encoder));
+                let mut encoder = match primed {
+                    Ok(encoder) => encoder,
+                    Err(e) => {
+                        let _ = send.send(Err(e));
+                        return;
+                    }
+                };
+                // The schema and the first chunk, written already.
+                encoder.get_mut().clear();
+                for chunk in rest.iter().skip(first).step_by(threads) {
+                    if let Ok(mut buffer) = returned.try_recv() {
+                        buffer.clear();
+                        *encoder.get_mut() = buffer;
+                    }
+                    let bytes = encoder
+                        .write(chunk)
+                        .map(|()| std::mem::take(encoder.get_mut()));
+                    let failed = bytes.is_err();
+                    // Stops when the writer stopped reading (it failed to write).
+                    if send.send(bytes).is_err() || failed {
+                        return;
+                    }
+                }
+            });
+            encoded.push((receive, give_back));
+        }
+        for i in 0..rest.len() {
+            let (receive, give_back) = &encoded[i % threads];
+            let bytes = receive
+                .recv()
+                .map_err(|_| ArrowError::IpcError("a chunk's encoder stopped".into()))??;
+            stream.get_mut().write_all(&bytes)?;
+            let _ = give_back.send(bytes);
+        }
+        // Dropping the receivers stops any thread still encoding.
+        drop(encoded);
+        Ok::<_, ArrowError>(())
+    })?;
+    stream.finish()
+}
+
+/// An IPC stream writer to `out`; it writes the schema at once.
+fn stream_writer<W: std::io::Write>(
+    out: W,
+    schema: &arrow_schema::Schema,
+    options: &arrow_ipc::writer::IpcWriteOptions,
+) -> Result<arrow_ipc::writer::StreamWriter<W>, ArrowError> {
+    arrow_ipc::writer::StreamWriter::try_new_with_options(out, schema, options.clone())
 }
 
 /// Decodes an output written by [`encode`] (or by a flow that stated part lengths in the
@@ -638,6 +726,72 @@ mod tests {
         let empty = batch.slice(0, 0);
         let back = decode(&encode(&Output::table(empty.clone())).unwrap()).unwrap();
         assert_eq!(back.select(None).as_table().unwrap(), &empty);
+    }
+
+    /// A table of `rows` rows with a dictionary column, nulls and floats.
+    fn mixed_table(rows: usize) -> RecordBatch {
+        use arrow_array::DictionaryArray;
+        use arrow_array::types::Int32Type;
+        let category: DictionaryArray<Int32Type> = (0..rows)
+            .map(|i| (i % 5 != 0).then(|| ["tea", "cake", "jam"][i % 3]))
+            .collect();
+        let amount: arrow_array::Float64Array = (0..rows)
+            .map(|i| (i % 11 != 0).then(|| i as f64 / 7.0))
+            .collect();
+        let ids: Vec<i64> = (0..rows as i64).collect();
+        RecordBatch::try_from_iter([
+            (
+                "id",
+                Arc::new(Int64Array::from(ids)) as arrow_array::ArrayRef,
+            ),
+            ("category", Arc::new(category)),
+            ("amount", Arc::new(amount)),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn a_table_encoded_on_several_threads_is_the_same_bytes_as_on_one() {
+        for rows in [0, 1, 3 * IPC_CHUNK_ROWS, 5 * IPC_CHUNK_ROWS + 17] {
+            let batch = mixed_table(rows);
+            let mut one = Vec::new();
+            encode_table_on(&batch, &mut one, 1).unwrap();
+            for threads in [2, 3, 8] {
+                let mut several = Vec::new();
+                encode_table_on(&batch, &mut several, threads).unwrap();
+                assert!(one == several, "{rows} rows on {threads} threads");
+            }
+            let mut part = Vec::new();
+            encode_part(&Data::Table(batch.clone()), &mut part).unwrap();
+            assert!(part == one, "{rows} rows on the cores free");
+            let back = decode(&encode(&Output::table(batch.clone())).unwrap()).unwrap();
+            assert_eq!(back.select(None).as_table().unwrap(), &batch);
+        }
+    }
+
+    #[test]
+    fn a_table_whose_writer_fails_midway_returns_the_error_on_any_number_of_threads() {
+        /// Takes `room` bytes, then fails.
+        struct Full {
+            room: usize,
+        }
+        impl std::io::Write for Full {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if buf.len() > self.room {
+                    return Err(std::io::Error::other("disk full"));
+                }
+                self.room -= buf.len();
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let batch = mixed_table(9 * IPC_CHUNK_ROWS);
+        for threads in [1, 2, 3] {
+            let err = encode_table_on(&batch, &mut Full { room: 300_000 }, threads).unwrap_err();
+            assert!(err.to_string().contains("disk full"), "{err}");
+        }
     }
 
     #[test]
