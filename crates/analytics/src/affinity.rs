@@ -63,6 +63,17 @@ pub struct CategoryAffinity {
 /// positive get no entries (their shares are meaningless).
 /// Errors with `NonFinite` when an amount is not finite.
 pub fn category_affinity(lines: &[CategorySpend]) -> AnalyticsResult<Vec<CategoryAffinity>> {
+    let mut out = Vec::new();
+    for_each_category_affinity(lines, |cell| out.push(cell))?;
+    Ok(out)
+}
+
+/// [`category_affinity`], each entry handed to `each` in order instead of collected (a table
+/// of ten million lines has millions of entries).
+pub fn for_each_category_affinity(
+    lines: &[CategorySpend],
+    mut each: impl FnMut(CategoryAffinity),
+) -> AnalyticsResult<()> {
     let mut keyed: Vec<(u64, f64)> = Vec::with_capacity(lines.len());
     for l in lines {
         if !l.amount.is_finite() {
@@ -77,16 +88,20 @@ pub fn category_affinity(lines: &[CategorySpend]) -> AnalyticsResult<Vec<Categor
         ));
     }
     keyed.sort_unstable_by_key(|k| k.0);
-    // Merge duplicates: (customer, category, spend).
-    let mut cells: Vec<(u32, u32, f64)> = Vec::new();
-    for (key, amount) in keyed {
-        let (c, k) = ((key >> 32) as u32, key as u32);
-        match cells.last_mut() {
-            Some(cell) if cell.0 == c && cell.1 == k => cell.2 += amount,
-            _ => cells.push((c, k, amount)),
+    // Duplicates merged in place, each cell's lines added in sorted order: (customer << 32 |
+    // category, spend).
+    keyed.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 += later.1;
+            true
+        } else {
+            false
         }
-    }
-    let mut category_total: Vec<(u32, f64)> = cells.iter().map(|c| (c.1, c.2)).collect();
+    });
+    let cells = keyed;
+    let customer_of = |cell: &(u64, f64)| (cell.0 >> 32) as u32;
+    let category_of = |cell: &(u64, f64)| cell.0 as u32;
+    let mut category_total: Vec<(u32, f64)> = cells.iter().map(|c| (category_of(c), c.1)).collect();
     category_total.sort_unstable_by_key(|c| c.0);
     category_total.dedup_by(|later, kept| {
         if later.0 == kept.0 {
@@ -97,39 +112,33 @@ pub fn category_affinity(lines: &[CategorySpend]) -> AnalyticsResult<Vec<Categor
         }
     });
     let grand_total: f64 = category_total.iter().map(|c| c.1).sum();
-    let mut out = Vec::with_capacity(cells.len());
     if grand_total <= 0.0 {
-        return Ok(out);
+        return Ok(());
     }
-    let mut start = 0;
-    while start < cells.len() {
-        let customer = cells[start].0;
-        let end = start
-            + cells[start..]
-                .iter()
-                .take_while(|c| c.0 == customer)
-                .count();
-        let total: f64 = cells[start..end].iter().map(|c| c.2).sum();
-        if total > 0.0 {
-            for &(_, category, spend) in &cells[start..end] {
-                let i = category_total.partition_point(|c| c.0 < category);
-                let overall_share = category_total[i].1 / grand_total;
-                if overall_share <= 0.0 {
-                    continue;
-                }
-                let share = spend / total;
-                out.push(CategoryAffinity {
-                    customer,
-                    category,
-                    spend,
-                    share,
-                    index: share / overall_share * 100.0,
-                });
-            }
+    for same_customer in cells.chunk_by(|a, b| customer_of(a) == customer_of(b)) {
+        let total: f64 = same_customer.iter().map(|c| c.1).sum();
+        if total <= 0.0 {
+            continue;
         }
-        start = end;
+        for cell in same_customer {
+            let category = category_of(cell);
+            let i = category_total.partition_point(|c| c.0 < category);
+            let overall_share = category_total[i].1 / grand_total;
+            if overall_share <= 0.0 {
+                continue;
+            }
+            let spend = cell.1;
+            let share = spend / total;
+            each(CategoryAffinity {
+                customer: customer_of(cell),
+                category,
+                spend,
+                share,
+                index: share / overall_share * 100.0,
+            });
+        }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Options of [`co_purchase`].

@@ -11,7 +11,7 @@ use crate::beside::Beside;
 use crate::segmentation::{
     RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, text_column,
 };
-use flow_analytics::affinity::{CategorySpend, category_affinity};
+use flow_analytics::affinity::{CategorySpend, for_each_category_affinity};
 use flow_analytics::summary::{CustomerSummary, Transaction, summarize};
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
@@ -291,11 +291,9 @@ fn favourites<'a>(
     let mut favourite: Vec<Option<&'a str>> = vec![None; n_customers];
     let mut top: Vec<Option<(&'a str, f64)>> = vec![None; n_customers];
     if !category_lines.is_empty() {
-        let cells = category_affinity(&category_lines)
-            .map_err(|e| NodeError::msg(format!("category affinity: {e}")))?;
         let mut best_spend: Vec<f64> = vec![0.0; n_customers];
         let mut best_index: Vec<(f64, f64)> = vec![(f64::NEG_INFINITY, 0.0); n_customers];
-        for cell in &cells {
+        for_each_category_affinity(&category_lines, |cell| {
             let ci = cell.customer as usize;
             let name = category_names[cell.category as usize];
             // Favourite: highest positive spend, ties by name.
@@ -324,7 +322,8 @@ fn favourites<'a>(
                 top[ci] = Some((name, cell.index));
                 best_index[ci] = (cell.index, cell.spend);
             }
-        }
+        })
+        .map_err(|e| NodeError::msg(format!("category affinity: {e}")))?;
     }
     drop(category_lines);
     Ok(Favourites { favourite, top })
