@@ -88,29 +88,14 @@ pub fn for_each_category_affinity(
         ));
     }
     keyed.sort_unstable_by_key(|k| k.0);
-    // Duplicates merged in place, each cell's lines added in sorted order: (customer << 32 |
-    // category, spend).
-    keyed.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
-            kept.1 += later.1;
-            true
-        } else {
-            false
-        }
-    });
+    // Cells of (customer << 32 | category, spend), merged in place.
+    merge_runs(&mut keyed);
     let cells = keyed;
     let customer_of = |cell: &(u64, f64)| (cell.0 >> 32) as u32;
     let category_of = |cell: &(u64, f64)| cell.0 as u32;
     let mut category_total: Vec<(u32, f64)> = cells.iter().map(|c| (category_of(c), c.1)).collect();
     category_total.sort_unstable_by_key(|c| c.0);
-    category_total.dedup_by(|later, kept| {
-        if later.0 == kept.0 {
-            kept.1 += later.1;
-            true
-        } else {
-            false
-        }
-    });
+    merge_runs(&mut category_total);
     let grand_total: f64 = category_total.iter().map(|c| c.1).sum();
     if grand_total <= 0.0 {
         return Ok(());
@@ -139,6 +124,18 @@ pub fn for_each_category_affinity(
         }
     }
     Ok(())
+}
+
+/// Merges each run of equal keys into its first entry, the amounts added in order.
+fn merge_runs<K: PartialEq>(sorted: &mut Vec<(K, f64)>) {
+    sorted.dedup_by(|later, kept| {
+        if later.0 == kept.0 {
+            kept.1 += later.1;
+            true
+        } else {
+            false
+        }
+    });
 }
 
 /// Options of [`co_purchase`].
