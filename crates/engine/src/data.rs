@@ -324,7 +324,6 @@ fn encode_table_on<W: std::io::Write + ?Sized>(
     let options = arrow_ipc::writer::IpcWriteOptions::default()
         .try_with_compression(Some(arrow_ipc::CompressionType::LZ4_FRAME))?;
     let schema = batch.schema();
-    let writer = |out| stream_writer(out, &schema, &options);
     let rows = batch.num_rows();
     // An empty table is still written as one (empty) batch.
     let chunks: Vec<RecordBatch> = (0..rows.max(1))
@@ -350,10 +349,9 @@ fn encode_table_on<W: std::io::Write + ?Sized>(
             let (send, receive) = std::sync::mpsc::sync_channel::<Result<Vec<u8>, ArrowError>>(2);
             // Written chunks' buffers come back to be filled again, not allocated afresh.
             let (give_back, returned) = std::sync::mpsc::channel::<Vec<u8>>();
-            let writer = &writer;
-            let chunks = &chunks;
+            let (schema, options, chunks) = (&schema, &options, &chunks);
             scope.spawn(move || {
-                let primed = writer(Vec::new())
+                let primed = stream_writer(Vec::new(), schema, options)
                     .and_then(|mut encoder| encoder.write(&chunks[0]).map(|()| encoder));
                 let mut encoder = match primed {
                     Ok(encoder) => encoder,
@@ -788,8 +786,12 @@ mod tests {
             }
         }
         let batch = mixed_table(9 * IPC_CHUNK_ROWS);
+        let mut whole = Vec::new();
+        encode_table_on(&batch, &mut whole, 1).unwrap();
+        // Past the schema and the first chunk, so the failure comes among the later chunks.
+        let room = whole.len() / 2;
         for threads in [1, 2, 3] {
-            let err = encode_table_on(&batch, &mut Full { room: 300_000 }, threads).unwrap_err();
+            let err = encode_table_on(&batch, &mut Full { room }, threads).unwrap_err();
             assert!(err.to_string().contains("disk full"), "{err}");
         }
     }

@@ -40,14 +40,17 @@ fn not_fitted(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> Option<Stri
     })
 }
 
+/// The Gamma-Gamma fit, or why the models are not fitted.
+pub(super) enum GammaGamma {
+    NotFitted(String),
+    Fitted(Result<GammaGammaFit, AnalyticsError>),
+}
+
 /// The Gamma-Gamma fit to `summaries`, when the models are fitted. It is quick and on one
 /// thread, and needs nothing the BG/NBD fit does: it may run beside other work.
-pub(super) fn fit_gamma_gamma(
-    summaries: &[CustomerSummary],
-    cfg: &MetricsConfig,
-) -> Option<Result<GammaGammaFit, AnalyticsError>> {
-    if not_fitted(summaries, cfg).is_some() {
-        return None;
+pub(super) fn fit_gamma_gamma(summaries: &[CustomerSummary], cfg: &MetricsConfig) -> GammaGamma {
+    if let Some(why) = not_fitted(summaries, cfg) {
+        return GammaGamma::NotFitted(why);
     }
     let spend: Vec<gamma_gamma::SpendObservation> = summaries
         .iter()
@@ -57,15 +60,15 @@ pub(super) fn fit_gamma_gamma(
         min_repeat_customers: cfg.min_repeat_customers,
         ..Default::default()
     };
-    Some(gamma_gamma::fit(&spend, &options))
+    GammaGamma::Fitted(gamma_gamma::fit(&spend, &options))
 }
 
-/// The models fitted to `summaries`: `gg_fit` (what [`fit_gamma_gamma`] gave), and BG/NBD,
-/// whose likelihood's terms get every core free by then.
+/// The models fitted to `summaries`: the Gamma-Gamma fit `gg` (what [`fit_gamma_gamma`]
+/// gave), and BG/NBD, whose likelihood's terms get every core free by then.
 pub(super) fn fit_models(
     summaries: &[CustomerSummary],
     cfg: &MetricsConfig,
-    gg_fit: Option<Result<GammaGammaFit, AnalyticsError>>,
+    gg: GammaGamma,
 ) -> Models {
     let mut m = Models {
         bgnbd: None,
@@ -74,10 +77,12 @@ pub(super) fn fit_models(
         gg: None,
         fallback: Vec::new(),
     };
-    // `None` exactly when the models are not fitted.
-    let Some(gg_fit) = gg_fit else {
-        m.fallback.extend(not_fitted(summaries, cfg));
-        return m;
+    let gg_fit = match gg {
+        GammaGamma::NotFitted(why) => {
+            m.fallback.push(why);
+            return m;
+        }
+        GammaGamma::Fitted(fit) => fit,
     };
     let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
     let cores = super::step_cores();

@@ -12,10 +12,10 @@ use serde_json::Value as Json;
 use super::OUTPUT_COLUMNS;
 use super::accumulate::{Accumulated, Favourites};
 use super::config::{FrequencyBasis, MetricsConfig};
-use super::models::{Models, Predictions, fit_gamma_gamma, fit_models, predict, with_model_meta};
+use super::models::{
+    GammaGamma, Models, Predictions, fit_gamma_gamma, fit_models, predict, with_model_meta,
+};
 use crate::segmentation::day_string;
-use flow_analytics::AnalyticsError;
-use flow_analytics::gamma_gamma::GammaGammaFit;
 use flow_analytics::rfm::{RfmScore, rfm_scores};
 use flow_analytics::summary::TimeUnit;
 use flow_engine::data::Output;
@@ -27,7 +27,7 @@ pub(super) fn finish(
     acc: Accumulated<'_>,
     columns: ModelFreeColumns,
     scored: Vec<Column>,
-    gg_fit: GammaGammaResult,
+    gg_fit: GammaGamma,
     cfg: &MetricsConfig,
 ) -> Result<Output, NodeError> {
     let n = acc.names.len();
@@ -159,23 +159,17 @@ pub(super) fn days_since(acc: &Accumulated<'_>) -> Vec<i64> {
 /// A column of the output: name, type, nullable, values.
 pub(super) type Column = (&'static str, DataType, bool, ArrayRef);
 
-/// The Gamma-Gamma fit, when the models are fitted.
-pub(super) type GammaGammaResult = Option<Result<GammaGammaFit, AnalyticsError>>;
-
 /// The RFM scores' columns, and the Gamma-Gamma fit: they need none of the other columns,
 /// and neither needs the other.
 pub(super) fn scores_and_gamma_gamma(
     acc: &Accumulated<'_>,
     days_since: &[i64],
     cfg: &MetricsConfig,
-) -> (Result<Vec<Column>, NodeError>, GammaGammaResult) {
-    let scored = score_columns(acc, days_since, cfg);
-    let gg_fit = if acc.names.is_empty() {
-        None
-    } else {
-        fit_gamma_gamma(&acc.summaries, cfg)
-    };
-    (scored, gg_fit)
+) -> (Result<Vec<Column>, NodeError>, GammaGamma) {
+    (
+        score_columns(acc, days_since, cfg),
+        fit_gamma_gamma(&acc.summaries, cfg),
+    )
 }
 
 /// The RFM scores' columns: `r_score`, `f_score`, `m_score`, `rfm`, `rfm_segment`.

@@ -221,6 +221,29 @@ fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
     assert!(!alone.meta.contains_key("model_fallback"));
 }
 
+#[test]
+fn the_same_bits_when_the_thread_beside_takes_the_scores() {
+    // Without the CLV backtest the thread beside is free at once and claims the RFM scores and
+    // the Gamma-Gamma fit, which otherwise this thread makes after the category figures.
+    let batch = generated_table(5_000, 5, 730, 1.7);
+    let cfg = MetricsConfig {
+        backtest_days: Some(0),
+        ..Default::default()
+    };
+    let all_cores = flow_engine::node::spare_cores(usize::MAX);
+    let alone = compute(&batch, &cfg).unwrap();
+    drop(all_cores);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while flow_engine::node::spare_cores(2).threads() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let spread = compute(&batch, &cfg).unwrap();
+    assert_eq!(out_table(&alone), out_table(&spread));
+    assert_eq!(alone.meta, spread.meta);
+    assert!(!alone.meta.contains_key("clv_backtest"));
+    assert!(!alone.meta.contains_key("model_fallback"));
+}
+
 /// CPU time (user + system, all threads) of this process so far, in ms (Linux), so timings
 /// can be read on a machine shared with other jobs.
 fn process_cpu_ms() -> u64 {
