@@ -13,13 +13,15 @@
 #              first/last purchase, AOV
 # flow's steps are timed in a workflow of just those nodes (the shipped workflow cut after
 # `metrics`), best of 3 like DuckDB's, so that no other node shares the cores; the wait between
-# the two nodes (the checkpoint of `transactions`) is printed too. It prints flow's time,
+# the two nodes (the checkpoint of `transactions`) is printed too. flow's and DuckDB's runs
+# alternate, three rounds of each, so that a slow minute on the machine does not fall on one
+# side only. It prints flow's time,
 # DuckDB's, and their ratio per step; then how long a resume takes after the last node (deploy)
 # failed, against that node's own time and the whole run; then how the whole workflow grew from
 # the smallest size to the largest.
 #
-# Each size's outputs (every file the run wrote but the report page, with the run's id and the
-# generation time blanked) are fingerprinted into target/bench-segmentation/LINES/outputs.sha256. The first fingerprint
+# Each size's outputs (every file the run wrote but the report page, with the run's id, the
+# generation time and the dates that follow from the day of the run blanked) are fingerprinted into target/bench-segmentation/LINES/outputs.sha256. The first fingerprint
 # is kept as the baseline (outputs.baseline); later runs say whether they are byte-identical to
 # it. `BASELINE=reset benches/segmentation.sh` starts the baselines over.
 #
@@ -68,7 +70,7 @@ for lines in "${sizes[@]}"; do
     "$wall" "$(echo "$user + $sys" | bc -l)" "$(echo "($user + $sys) / $wall" | bc -l)" "$(echo "$rss / 1024" | bc -l)"
   "$flow" --state "$work/.flow" runs show last --json >"$work/run.json"
 
-  # extract + metrics alone, best of 3.
+  # extract + metrics alone: a workflow of just those nodes, run beside DuckDB below.
   python3 - "$work/segmentation.yaml" "$work/steps.yaml" <<'PY'
 import re, sys
 head, nodes = open(sys.argv[1]).read().split("\nnodes:\n", 1)
@@ -76,12 +78,6 @@ keep = [n for n in re.split(r"\n(?=  - id: )", nodes)
         if re.match(r"\s*- id: (daily|transactions|metrics)\b", n)]
 open(sys.argv[2], "w").write(head + "\nnodes:\n" + "\n".join(keep) + "\n")
 PY
-  for i in 1 2 3; do
-    rm -rf "$work/.flow-steps"
-    "$flow" --state "$work/.flow-steps" run "$work/steps.yaml" >/dev/null 2>&1
-    "$flow" --state "$work/.flow-steps" runs show last --json >"$work/steps.$i.json"
-  done
-  rm -rf "$work/.flow-steps"
 
   # Resume after the last node failed: deploy cannot write into a file where its directory
   # should be; the file is removed and the run resumed.
@@ -97,8 +93,9 @@ PY
   rm -rf "$blocked"
 
   # Fingerprint of the outputs, against the baseline.
-  # The run's id (in message ids and the summary) and the summary's generation time differ from
-  # run to run by design; they are blanked before hashing.
+  # The run's id (in message ids and the summary), the summary's generation time and the dates
+  # that follow from the day of the run (the output folder's name, the sends' dates and their
+  # attribution windows) differ from run to run by design; they are blanked before hashing.
   python3 - "$work/out" "$work/run.json" >"$work/outputs.sha256" <<'PY'
 import hashlib, json, os, re, sys
 out, run = sys.argv[1], json.load(open(sys.argv[2]))
@@ -107,8 +104,11 @@ for root, _, files in sorted(os.walk(out)):
         if name.startswith("report."):
             continue
         path = os.path.join(root, name)
+        day = os.path.relpath(path, out).split(os.sep, 1)[0].encode()
         data = open(path, "rb").read().replace(run["run"]["id"].encode(), b"RUN")
         data = re.sub(rb'"generated_at": *"[^"]*"', b'"generated_at": ""', data)
+        data = re.sub(rb'("(?:sent_on|window_end)": *"|window opens )[0-9-]{10}', rb"\1DATE", data)
+        data = data.replace(day, b"DAY")
         print(hashlib.sha256(data).hexdigest(), os.path.relpath(path, out).split(os.sep, 1)[-1])
 PY
   if [ "${BASELINE:-}" = reset ] || [ ! -f "$work/outputs.baseline" ]; then
@@ -121,11 +121,11 @@ PY
   fi
   echo "  outputs: $outputs"
 
-  $py - "$work/data/transactions.csv" "$work/run.json" "$lines" "$wall" "$rss" "$summary" "$work" "$(cat "$work/resume.time")" <<'PY'
-import datetime, json, sys, time
+  $py - "$work/data/transactions.csv" "$work/run.json" "$lines" "$wall" "$rss" "$summary" "$work" "$(cat "$work/resume.time")" "$flow" <<'PY'
+import datetime, json, shutil, subprocess, sys, time
 import duckdb
 
-path, run_json, lines, wall, rss, summary, work, resume_wall = sys.argv[1:]
+path, run_json, lines, wall, rss, summary, work, resume_wall, flow_bin = sys.argv[1:]
 run = json.load(open(run_json))
 node_ms = {n["node_id"]: (n.get("duration_ms") or 0) for n in run["nodes"]}
 print("  slowest nodes: " + ", ".join(
@@ -133,18 +133,6 @@ print("  slowest nodes: " + ", ".join(
 
 def at(s):
     return datetime.datetime.fromisoformat(s[:26].rstrip("Z"))
-
-steps = []
-for i in (1, 2, 3):
-    nodes = {n["node_id"]: n for n in json.load(open(f"{work}/steps.{i}.json"))["nodes"]}
-    t, m = nodes["transactions"], nodes["metrics"]
-    steps.append({
-        "extract": (at(t["finished_at"]) - at(t["started_at"])).total_seconds(),
-        "checkpoint": (at(m["started_at"]) - at(t["finished_at"])).total_seconds(),
-        "metrics": (at(m["finished_at"]) - at(m["started_at"])).total_seconds(),
-    })
-flow = {k: min(s[k] for s in steps) for k in ("extract", "checkpoint", "metrics")}
-flow["extract+metrics"] = flow["extract"] + flow["metrics"]
 
 resumed = json.load(open(f"{work}/resume.json"))
 deploy = next(n for n in resumed["nodes"] if n["node_id"] == "deploy")
@@ -170,22 +158,46 @@ metrics = """
   FROM t GROUP BY customer_id
 """
 
-def best(sql, fetch):
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        cur = con.execute(sql)
-        if fetch:
-            cur.fetchall()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def timed(sql, fetch):
+    start = time.perf_counter()
+    cur = con.execute(sql)
+    if fetch:
+        cur.fetchall()
+    return time.perf_counter() - start
 
-duck = {}
-for threads in (1, 2):
-    con.execute(f"PRAGMA threads={threads}")
-    e = best(extract, False)
-    m = best(metrics, True)
-    duck[threads] = {"extract": e, "metrics": m, "extract+metrics": e + m}
+def flow_steps():
+    state = f"{work}/.flow-steps"
+    shutil.rmtree(state, ignore_errors=True)
+    subprocess.run([flow_bin, "--state", state, "run", f"{work}/steps.yaml"],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    shown = subprocess.run([flow_bin, "--state", state, "runs", "show", "last", "--json"],
+                           capture_output=True, check=True).stdout
+    shutil.rmtree(state, ignore_errors=True)
+    nodes = {n["node_id"]: n for n in json.loads(shown)["nodes"]}
+    t, m = nodes["transactions"], nodes["metrics"]
+    return {
+        "extract": (at(t["finished_at"]) - at(t["started_at"])).total_seconds(),
+        "checkpoint": (at(m["started_at"]) - at(t["finished_at"])).total_seconds(),
+        "metrics": (at(m["finished_at"]) - at(m["started_at"])).total_seconds(),
+    }
+
+# Three rounds, each running flow's two steps, then DuckDB's with 1 and with 2 threads: the
+# machine's speed drifts from minute to minute, and alternating keeps a slow minute from
+# falling on one side only. Each figure is the best of its three.
+rounds = {"flow": [], 1: [], 2: []}
+for _ in range(3):
+    rounds["flow"].append(flow_steps())
+    for threads in (1, 2):
+        con.execute(f"PRAGMA threads={threads}")
+        rounds[threads].append({"extract": timed(extract, False), "metrics": timed(metrics, True)})
+
+def best(runs, keys):
+    b = {k: min(r[k] for r in runs) for k in keys}
+    b["extract+metrics"] = b["extract"] + b["metrics"]
+    return b
+
+flow = best(rounds["flow"], ("extract", "checkpoint", "metrics"))
+duck = {threads: best(rounds[threads], ("extract", "metrics")) for threads in (1, 2)}
 print(f"  {'step':<16} {'flow':>8} {'duckdb 1t':>10} {'ratio':>6} {'duckdb 2t':>10} {'ratio':>6}   (duckdb {duckdb.__version__}; both best of 3)")
 for step in ("extract", "metrics", "extract+metrics"):
     f, d1, d2 = flow[step], duck[1][step], duck[2][step]
