@@ -22,6 +22,11 @@ impl StrMap {
         }
     }
 
+    /// Makes room for `more` short strings.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        self.short.reserve(more);
+    }
+
     /// The bytes and the length in one key; `None` above 15 bytes. Byte `i` of the string is
     /// byte `i` of the key (little-endian), the length is its last byte, the rest is zero.
     /// Read with a few loads instead of a copy of variable length (a call to `memcpy`).

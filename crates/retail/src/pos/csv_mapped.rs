@@ -269,16 +269,24 @@ const PART_BYTES: u64 = 4 << 20;
 /// file is parsed on `threads` threads, each part on the thread that reads it, while this
 /// thread merges them and does some of `idle` whenever the next part is not ready; a small
 /// file (or one thread) by one reader on this thread. Either way the items, their order and
-/// the report are those [`parse_with`] gives.
+/// the report are those [`parse_with`] gives. `customers` is about how many customers the
+/// file names (0: unknown), to size their map.
 pub fn parse_file_in_parts<P: PartSink>(
     path: &Path,
     opts: &CsvOptions,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut Merge<'_, P>,
-    threads: usize,
+    (threads, customers): (usize, usize),
     idle: &mut Idle<'_>,
 ) -> Result<StreamOutcome, PosError> {
-    parse_parts_on(path, opts, new_part, merge, (threads, idle), PART_BYTES)
+    parse_parts_on(
+        path,
+        opts,
+        new_part,
+        merge,
+        (threads, customers, idle),
+        PART_BYTES,
+    )
 }
 
 /// [`parse_file_in_parts`] on `threads` threads, in parts of `part_bytes`.
@@ -287,7 +295,7 @@ pub(crate) fn parse_parts_on<P: PartSink>(
     opts: &CsvOptions,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut Merge<'_, P>,
-    (threads, idle): (usize, &mut Idle<'_>),
+    (threads, customers, idle): (usize, usize, &mut Idle<'_>),
     part_bytes: u64,
 ) -> Result<StreamOutcome, PosError> {
     let io = |e: std::io::Error| PosError::io(Some(path), &e);
@@ -310,7 +318,7 @@ pub(crate) fn parse_parts_on<P: PartSink>(
     }
     drop(table);
     let mut report = ParseReport::default();
-    let mut book = CustomerBook::default();
+    let mut book = CustomerBook::with_capacity(customers);
     let mut index = Vec::new();
     // Parts are at least `part_bytes` long (the last one aside): no more workers than parts.
     let workers = threads.min(((len - data_start) / part_bytes) as usize);
@@ -937,7 +945,7 @@ mod tests {
             opts,
             &Vec::new,
             &mut merge,
-            (threads, &mut idle),
+            (threads, 0, &mut idle),
             part_bytes,
         );
         [one, parts.map(|o| (items, o))]

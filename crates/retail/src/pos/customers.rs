@@ -157,6 +157,14 @@ impl<R: Read> CustomersReader<R> {
         })
     }
 
+    /// Makes room for about `rows` customers in all.
+    pub fn reserve(&mut self, rows: usize) {
+        let more = rows.saturating_sub(self.list.customers.len());
+        self.list.customers.reserve(more);
+        self.lines.reserve(more);
+        self.seen.reserve(more);
+    }
+
     /// Reads up to `rows` more rows; whether there is more to read. An error stops the
     /// reading; [`CustomersReader::finish`] returns it.
     pub fn read_rows(&mut self, rows: usize) -> bool {

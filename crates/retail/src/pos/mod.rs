@@ -44,6 +44,7 @@ pub mod money;
 mod node;
 pub mod part_sink;
 mod parts;
+mod rows_estimate;
 mod runaway_quote;
 pub mod shopify;
 pub mod square;
@@ -159,19 +160,20 @@ fn open(path: &Path) -> Result<File, PosError> {
 }
 
 /// Parses a transaction file into parts made by `new_part`, merged by `merge` in file order
-/// (see [`part_sink`]): a large CSV export is parsed on `threads` threads while this one
+/// (see [`part_sink`]): a large CSV export is parsed on `sizing.0` threads while this one
 /// merges their parts, and does some of `idle` (see [`part_sink::Idle`]) whenever the next
-/// part is not ready yet. I/O errors name the file.
+/// part is not ready yet; `sizing.1` is about how many customers the file names (0: unknown).
+/// I/O errors name the file.
 pub fn parse_file_in_parts<P: part_sink::PartSink>(
     path: &Path,
     format: &Format,
     new_part: &(dyn Fn() -> P + Sync),
     merge: &mut part_sink::Merge<'_, P>,
-    threads: usize,
+    sizing: (usize, usize),
     idle: &mut part_sink::Idle<'_>,
 ) -> Result<StreamOutcome, PosError> {
     match format {
-        Format::Csv(o) => csv_mapped::parse_file_in_parts(path, o, new_part, merge, threads, idle),
+        Format::Csv(o) => csv_mapped::parse_file_in_parts(path, o, new_part, merge, sizing, idle),
         _ => {
             let mut parts = part_sink::OneReader::new(new_part(), merge);
             let outcome = parse_with(open(path)?, format, &mut |item, customer| {
@@ -210,7 +212,9 @@ pub fn customers_file_reader(
     path: &Path,
     opts: &CustomersOptions,
 ) -> Result<CustomersReader<File>, PosError> {
-    CustomersReader::new(open(path)?, opts).map_err(|e| e.with_path(path))
+    let mut reader = CustomersReader::new(open(path)?, opts).map_err(|e| e.with_path(path))?;
+    reader.reserve(rows_estimate::rows_in(path));
+    Ok(reader)
 }
 
 #[cfg(test)]

@@ -520,16 +520,26 @@ pub struct StreamOutcome {
 /// Collects customers, keeping for each attribute the value from the latest row.
 #[derive(Debug, Default)]
 pub(super) struct CustomerBook {
-    /// Per customer id, its entry.
+    /// Per customer id, its index.
     index: StrMap,
-    /// The customers, `entries[..len]`; those past `len` are kept from before a `clear` so
+    /// The customers, `customers[..len]`; those past `len` are kept from before a `clear` so
     /// that their ids' buffers are reused (a part of a file sees tens of thousands).
-    entries: Vec<(Customer, [(NaiveDateTime, u64); 3])>,
+    customers: Vec<Customer>,
+    /// Per customer, the row (timestamp, line) each attribute (email, name, consent) was last
+    /// set from; apart from the customers, so that absorbing a part whose rows carry no
+    /// attributes touches neither (in a book of a million customers each touch is a cache miss).
+    stamps: Vec<[Stamp; 3]>,
     len: usize,
-    /// The entry of the previous row and its id packed (`None` for a long id): the lines of an
-    /// order come together.
+    /// The index of the previous row's customer and its id packed (`None` for a long id): the
+    /// lines of an order come together.
     last: Option<(usize, Option<[u64; 2]>)>,
 }
+
+/// Where an attribute was last set: the row's timestamp and line.
+type Stamp = (NaiveDateTime, u64);
+
+/// The stamp of an attribute no row has set: older than any row.
+const UNSET: Stamp = (NaiveDateTime::MIN, 0);
 
 /// Customer attributes seen on one row.
 #[derive(Debug, Clone, Copy, Default)]
@@ -540,6 +550,16 @@ pub(super) struct CustomerSeen<'a> {
 }
 
 impl CustomerBook {
+    /// A book with room for `customers` customers.
+    pub(super) fn with_capacity(customers: usize) -> Self {
+        CustomerBook {
+            index: StrMap::with_capacity(customers),
+            customers: Vec::with_capacity(customers),
+            stamps: Vec::with_capacity(customers),
+            ..CustomerBook::default()
+        }
+    }
+
     /// Notes customer `id` on a row at `(ts, line)` with the attributes it carries, and returns
     /// the customer's index (customers are numbered in the order they are first seen).
     pub(super) fn observe(
@@ -553,11 +573,14 @@ impl CustomerBook {
         let packed = StrMap::pack(id);
         let idx = match self.last {
             Some((i, Some(last))) if packed == Some(last) => i,
-            Some((i, None)) if packed.is_none() && self.entries[i].0.customer_id == id => i,
+            Some((i, None)) if packed.is_none() && self.customers[i].customer_id == id => i,
             _ => self.entry(id, packed),
         };
         self.last = Some((idx, packed));
-        let (customer, stamps) = &mut self.entries[idx];
+        if seen.email.is_none() && seen.name.is_none() && seen.accepts_marketing.is_none() {
+            return idx as u32;
+        }
+        let (customer, stamps) = (&mut self.customers[idx], &mut self.stamps[idx]);
         if let Some(email) = seen.email
             && at >= stamps[0]
         {
@@ -588,22 +611,25 @@ impl CustomerBook {
     /// keeps the value of the latest row that has one, wherever that row is.
     pub(super) fn absorb(&mut self, part: &CustomerBook, index: &mut Vec<u32>) {
         index.clear();
-        for (theirs, their_stamps) in &part.entries[..part.len] {
+        let theirs = part.customers[..part.len].iter().zip(&part.stamps);
+        for (theirs, their_stamps) in theirs {
             let id = theirs.customer_id.as_str();
             let idx = self.entry(id, StrMap::pack(id));
             index.push(idx as u32);
-            let (ours, stamps) = &mut self.entries[idx];
-            // A stamp is only ever set with a value; the initial one is older than any row.
-            let unset = (NaiveDateTime::MIN, 0);
-            if their_stamps[0] != unset && their_stamps[0] >= stamps[0] {
+            // A stamp is only ever set with a value.
+            if *their_stamps == [UNSET; 3] {
+                continue;
+            }
+            let (ours, stamps) = (&mut self.customers[idx], &mut self.stamps[idx]);
+            if their_stamps[0] != UNSET && their_stamps[0] >= stamps[0] {
                 ours.email.clone_from(&theirs.email);
                 stamps[0] = their_stamps[0];
             }
-            if their_stamps[1] != unset && their_stamps[1] >= stamps[1] {
+            if their_stamps[1] != UNSET && their_stamps[1] >= stamps[1] {
                 ours.name.clone_from(&theirs.name);
                 stamps[1] = their_stamps[1];
             }
-            if their_stamps[2] != unset && their_stamps[2] >= stamps[2] {
+            if their_stamps[2] != UNSET && their_stamps[2] >= stamps[2] {
                 ours.accepts_marketing = theirs.accepts_marketing;
                 stamps[2] = their_stamps[2];
             }
@@ -611,17 +637,16 @@ impl CustomerBook {
         self.last = None;
     }
 
-    /// The index of customer `id`'s entry (`packed` is `StrMap::pack(id)`), added (with no
-    /// attributes yet) when new.
+    /// The index of customer `id` (`packed` is `StrMap::pack(id)`), added (with no attributes
+    /// yet) when new.
     fn entry(&mut self, id: &str, packed: Option<[u64; 2]>) -> usize {
         let i = self.len;
         let found = self.index.get_or_insert_packed(id, packed, i as u32) as usize;
         if found != i {
             return found;
         }
-        let unset = [(NaiveDateTime::MIN, 0); 3];
-        match self.entries.get_mut(i) {
-            Some((customer, stamps)) => {
+        match self.customers.get_mut(i) {
+            Some(customer) => {
                 let mut reused = std::mem::take(&mut customer.customer_id);
                 reused.clear();
                 reused.push_str(id);
@@ -629,14 +654,14 @@ impl CustomerBook {
                     customer_id: reused,
                     ..Customer::default()
                 };
-                *stamps = unset;
+                self.stamps[i] = [UNSET; 3];
             }
             None => {
-                let customer = Customer {
+                self.customers.push(Customer {
                     customer_id: id.to_string(),
                     ..Customer::default()
-                };
-                self.entries.push((customer, unset));
+                });
+                self.stamps.push([UNSET; 3]);
             }
         }
         self.len += 1;
@@ -657,9 +682,9 @@ impl CustomerBook {
 
     /// The customers in first-seen order.
     pub(super) fn into_customers(self) -> Vec<Customer> {
-        let mut entries = self.entries;
-        entries.truncate(self.len);
-        entries.into_iter().map(|(c, _)| c).collect()
+        let mut customers = self.customers;
+        customers.truncate(self.len);
+        customers
     }
 }
 
@@ -799,6 +824,90 @@ mod tests {
                 customer_id: "b".into(),
                 ..Customer::default()
             }
+        );
+    }
+
+    #[test]
+    fn a_book_absorbing_parts_keeps_what_one_book_of_every_row_keeps() {
+        let seen = |email: Option<&'static str>, name: Option<&'static str>, flag| CustomerSeen {
+            email,
+            name,
+            accepts_marketing: flag,
+        };
+        let long = "a-customer-id-longer-than-15";
+        // (id, time, attributes), in file order: rows without attributes keep what earlier
+        // rows set, an older row later in the file does not win, a customer can first show
+        // in a later part.
+        let rows = [
+            (
+                "a",
+                "2024-01-01 10:00:00",
+                seen(Some("a@x.com"), Some("Ann"), Some(true)),
+            ),
+            (long, "2024-01-01 11:00:00", seen(None, Some("Lee"), None)),
+            ("b", "2024-01-02 10:00:00", seen(None, None, None)),
+            ("a", "2024-01-03 10:00:00", seen(None, None, None)),
+            (
+                long,
+                "2024-01-03 11:00:00",
+                seen(Some("lee@x.com"), None, Some(false)),
+            ),
+            (
+                "a",
+                "2023-12-31 10:00:00",
+                seen(Some("old@x.com"), None, Some(false)),
+            ),
+            ("c", "2024-01-04 10:00:00", seen(None, Some("Cy"), None)),
+            (
+                "b",
+                "2024-01-05 10:00:00",
+                seen(Some("b@x.com"), None, None),
+            ),
+            ("a", "2024-01-05 10:00:00", seen(None, Some("Annie"), None)),
+        ];
+        let mut one = CustomerBook::default();
+        let numbers: Vec<u32> = rows
+            .iter()
+            .enumerate()
+            .map(|(line, (id, at, s))| one.observe(id, ts(at), line as u64, *s))
+            .collect();
+        let customers = one.into_customers();
+        for split in [[1, 3], [2, 5], [3, 8], [0, 9]] {
+            let mut merged = CustomerBook::with_capacity(2);
+            let mut part = CustomerBook::default();
+            let mut index = Vec::new();
+            let mut merged_numbers = Vec::new();
+            let bounds = [0, split[0], split[1], rows.len()];
+            for w in bounds.windows(2) {
+                part.clear();
+                let local: Vec<u32> = (w[0]..w[1])
+                    .map(|line| {
+                        let (id, at, s) = rows[line];
+                        part.observe(id, ts(at), line as u64, s)
+                    })
+                    .collect();
+                merged.absorb(&part, &mut index);
+                merged_numbers.extend(local.iter().map(|&n| index[n as usize]));
+            }
+            assert_eq!(merged_numbers, numbers, "split at {split:?}");
+            assert_eq!(merged.into_customers(), customers, "split at {split:?}");
+        }
+        assert_eq!(
+            customers
+                .iter()
+                .map(|c| (
+                    c.customer_id.as_str(),
+                    c.email.as_deref(),
+                    c.name.as_deref(),
+                    c.accepts_marketing
+                ))
+                .collect::<Vec<_>>(),
+            [
+                ("a", Some("a@x.com"), Some("Annie"), Some(true)),
+                (long, Some("lee@x.com"), Some("Lee"), Some(false)),
+                ("b", Some("b@x.com"), None, None),
+                ("c", None, Some("Cy"), None),
+            ]
         );
     }
 
