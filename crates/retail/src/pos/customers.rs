@@ -165,6 +165,11 @@ impl<R: Read> CustomersReader<R> {
         self.seen.reserve(more);
     }
 
+    /// The rows read so far.
+    pub fn rows_read(&self) -> u64 {
+        self.list.report.rows_read
+    }
+
     /// Reads up to `rows` more rows; whether there is more to read. An error stops the
     /// reading; [`CustomersReader::finish`] returns it.
     pub fn read_rows(&mut self, rows: usize) -> bool {

@@ -2,6 +2,7 @@
 //! the `transactions` table.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -16,8 +17,8 @@ use chrono::NaiveDate;
 use super::super::part_sink::{OneReader, PartSink};
 use super::super::rows_estimate::rows_in;
 use super::super::{
-    CatalogOptions, Customer, CustomersOptions, Format, IndexedCustomers, LineItem, MaxBadRows,
-    OnBadRows, PosError,
+    CatalogOptions, Customer, CustomersOptions, CustomersReader, Format, IndexedCustomers,
+    LineItem, MaxBadRows, OnBadRows, PosError,
 };
 use super::report::{checked, file_error, report_json};
 use super::transactions_schema;
@@ -55,32 +56,50 @@ pub(super) fn extract(
         })
         .collect();
 
-    let mut b = Builders::new(rows_in(path));
+    let export_rows = rows_in(path);
+    let mut b = Builders::new(export_rows);
     let new_part = || PartRows::new(until);
-    let mut merge = |part: &mut PartRows, customers: &[u32]| b.merge(part, customers, &products);
     // The export is parsed on this node's core and the ones no other work holds (up to 8
-    // threads) while this thread merges the parts; while it waits for the next one, it reads
-    // the customers file, whose errors come after the export's.
+    // threads) while this thread merges the parts. This thread also reads the customers file
+    // (whose errors come after the export's): while it waits for the next part, and after
+    // each part as far as the export has come, so that little of it is left once the export
+    // is parsed (what is left is read on one core).
     let cores = flow_engine::node::spare_cores(8);
-    let mut list = customers
-        .as_ref()
-        .map(|(p, o)| super::super::customers_file_reader(p, o));
-    let mut idle = || {
-        list.as_mut()
-            .is_some_and(|l| l.as_mut().is_ok_and(|l| l.read_rows(256)))
+    let customers_rows = customers.as_ref().map_or(0, |(p, _)| rows_in(p));
+    let list = RefCell::new(
+        customers
+            .as_ref()
+            .map(|(p, o)| super::super::customers_file_reader(p, o)),
+    );
+    let with_list = |read: &mut dyn FnMut(&mut CustomersReader<std::fs::File>) -> bool| match list
+        .borrow_mut()
+        .as_mut()
+    {
+        Some(Ok(l)) => read(l),
+        _ => false,
     };
-    // The customers file names about as many customers as the export.
-    let customers_hint = customers.as_ref().map_or(0, |(p, _)| rows_in(p));
+    let mut merge = |part: &mut PartRows, customers: &[u32]| {
+        b.merge(part, customers, &products);
+        let export_done = (b.rows() + b.after_until) as f64 / export_rows.max(1) as f64;
+        let target = (customers_rows as f64 * export_done) as u64;
+        with_list(&mut |l| {
+            while l.rows_read() < target && l.read_rows(256) {}
+            false
+        });
+    };
+    let mut idle = || with_list(&mut |l| l.read_rows(256));
     let outcome = super::super::parse_file_in_parts(
         path,
         format,
         &new_part,
         &mut merge,
-        (cores.threads(), customers_hint),
+        // The customers file names about as many customers as the export.
+        (cores.threads(), customers_rows),
         &mut idle,
     );
     drop(cores);
     let outcome = outcome.map_err(|e| file_error(path, e))?;
+    let list = list.into_inner();
     let after_until = b.after_until;
     let report = outcome.report;
     checked(path, &report, policy, max_bad)?;
@@ -591,8 +610,10 @@ impl PeopleColumns {
             let listed = listed[i].and_then(|c| c.accepts_marketing);
             listed.or(people[i].accepts_marketing)
         };
+        // Copying the emails and the names is mostly waiting on memory (each string is an
+        // allocation of its own): one column on each core.
         std::thread::scope(|scope| {
-            let ids_and_has = Beside::start(scope, two, || {
+            let the_rest = Beside::start(scope, two, || {
                 let ids: StringArray = people
                     .iter()
                     .map(|p| Some(p.customer_id.as_str()))
@@ -607,11 +628,11 @@ impl PeopleColumns {
                             | bit(consent == Some(true), Self::CONSENT)
                     })
                     .collect();
-                (ids, has)
+                let name: StringArray = (0..n).map(name).collect();
+                (ids, has, name)
             });
             let email: StringArray = (0..n).map(email).collect();
-            let name: StringArray = (0..n).map(name).collect();
-            let (customer_id, has) = ids_and_has.join();
+            let (customer_id, has, name) = the_rest.join();
             PeopleColumns {
                 customer_id,
                 email,
