@@ -32,6 +32,13 @@ pub struct BgNbdFit {
 /// A fit that ends near an optimum without meeting the tolerance is returned with
 /// `converged == false`.
 pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdFit> {
+    prepare(data, options)?.fit(options)
+}
+
+/// The observations checked and reduced to their distinct patterns: the part of a fit that
+/// needs the data, which [`Prepared::fit`] then no longer does (so that it can be done
+/// beside other work, on `options.threads` threads).
+pub fn prepare(data: &[Observation], options: &FitOptions) -> AnalyticsResult<Prepared> {
     ensure_finite("penalizer", options.penalizer)?;
     if options.penalizer < 0.0 {
         return Err(AnalyticsError::InvalidInput("penalizer < 0".into()));
@@ -63,37 +70,68 @@ pub fn fit(data: &[Observation], options: &FitOptions) -> AnalyticsResult<BgNbdF
     let scaled = original
         .rescaled(scale)
         .unwrap_or_else(|| Patterns::new(data, scale, options.threads));
-    let (best, iterations) = fit_log_params(
-        |theta: &[f64], grad: Option<&mut [f64]>| {
-            scaled.negative_mean_ll(theta, grad, options.penalizer)
-        },
-        &[0.1; 4],
-        options,
-        "BG/NBD",
-    )?;
-    let params = BgNbdParams {
-        r: best.x[0].exp(),
-        alpha: best.x[1].exp() / scale,
-        a: best.x[2].exp(),
-        b: best.x[3].exp(),
-    };
-    params.validate()?;
-    let theta = [
-        params.r.ln(),
-        params.alpha.ln(),
-        params.a.ln(),
-        params.b.ln(),
-    ];
-    let log_likelihood = -original.negative_mean_ll(&theta, None, 0.0) * original.total_weight;
-    ensure_finite("BG/NBD log-likelihood", log_likelihood)?;
-    Ok(BgNbdFit {
-        params,
-        log_likelihood,
-        iterations,
-        converged: best.converged,
+    Ok(Prepared {
+        original,
+        scaled,
+        scale,
         customers: data.len(),
-        patterns: original.rows.len(),
     })
+}
+
+/// Observations ready to fit (see [`prepare`]).
+pub struct Prepared {
+    original: Patterns,
+    /// The patterns with times scaled to at most 10, which the optimiser works on.
+    scaled: Patterns,
+    scale: f64,
+    customers: usize,
+}
+
+impl Prepared {
+    /// [`fit`] of the prepared observations; the likelihood's terms on `options.threads`
+    /// threads. `options` other than the threads are those the observations were prepared with.
+    pub fn fit(mut self, options: &FitOptions) -> AnalyticsResult<BgNbdFit> {
+        let threads = options.threads.max(1);
+        self.original.threads = threads;
+        self.scaled.threads = threads;
+        let Prepared {
+            original,
+            scaled,
+            scale,
+            customers,
+        } = self;
+        let (best, iterations) = fit_log_params(
+            |theta: &[f64], grad: Option<&mut [f64]>| {
+                scaled.negative_mean_ll(theta, grad, options.penalizer)
+            },
+            &[0.1; 4],
+            options,
+            "BG/NBD",
+        )?;
+        let params = BgNbdParams {
+            r: best.x[0].exp(),
+            alpha: best.x[1].exp() / scale,
+            a: best.x[2].exp(),
+            b: best.x[3].exp(),
+        };
+        params.validate()?;
+        let theta = [
+            params.r.ln(),
+            params.alpha.ln(),
+            params.a.ln(),
+            params.b.ln(),
+        ];
+        let log_likelihood = -original.negative_mean_ll(&theta, None, 0.0) * original.total_weight;
+        ensure_finite("BG/NBD log-likelihood", log_likelihood)?;
+        Ok(BgNbdFit {
+            params,
+            log_likelihood,
+            iterations,
+            converged: best.converged,
+            customers,
+            patterns: original.rows.len(),
+        })
+    }
 }
 
 /// Distinct `(x, t_x, T)` patterns with weights, grouped by `x`, with times as indices into a
@@ -120,19 +158,19 @@ const ROWS_PER_THREAD: usize = 20_000;
 
 impl Patterns {
     pub(super) fn new(data: &[Observation], scale: f64, threads: usize) -> Self {
-        let mut times: Vec<f64> = Vec::with_capacity(2 * data.len());
+        let mut unsorted: Vec<f64> = Vec::with_capacity(2 * data.len());
         for obs in data {
-            times.push(obs.recency * scale);
-            times.push(obs.t * scale);
+            unsorted.push(obs.recency * scale);
+            unsorted.push(obs.t * scale);
         }
-        times.sort_unstable_by(f64::total_cmp);
+        let mut times = sort_on(unsorted, threads, f64::total_cmp);
         times.dedup();
         let index = |v: f64| times.partition_point(|&u| u < v);
-        let mut keyed: Vec<(u32, usize, usize)> = data
+        let keyed: Vec<(u32, usize, usize)> = data
             .iter()
             .map(|o| (o.frequency, index(o.recency * scale), index(o.t * scale)))
             .collect();
-        keyed.sort_unstable();
+        let keyed = sort_on(keyed, threads, Ord::cmp);
         let mut rows: Vec<(usize, usize, f64)> = Vec::new();
         let mut groups: Vec<(f64, f64, std::ops::Range<usize>)> = Vec::new();
         let mut last: Option<(u32, usize, usize)> = None;
@@ -197,10 +235,13 @@ impl Patterns {
         }
         let chunk = self.rows.len().div_ceil(threads);
         let (rows, groups) = (&self.rows, &self.groups);
+        // The first chunk on this thread, the others on threads started for them.
+        let (first, rest) = terms.split_at_mut(chunk.min(terms.len()));
         std::thread::scope(|scope| {
-            for (k, part) in terms.chunks_mut(chunk).enumerate() {
-                scope.spawn(move || terms_of(rows, groups, part, k * chunk, at));
+            for (k, part) in rest.chunks_mut(chunk).enumerate() {
+                scope.spawn(move || terms_of(rows, groups, part, (k + 1) * chunk, at));
             }
+            terms_of(rows, groups, first, 0, at);
         });
     }
 
@@ -305,6 +346,40 @@ impl Patterns {
             f64::INFINITY
         }
     }
+}
+
+/// `v` sorted by `cmp`: for a large `v` and two threads or more, its halves are sorted side
+/// by side and merged. Elements `cmp` finds equal must be alike in every bit, so that any
+/// sort gives the same result.
+fn sort_on<T: Copy + Send>(
+    mut v: Vec<T>,
+    threads: usize,
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering + Sync,
+) -> Vec<T> {
+    if threads < 2 || v.len() < 2 * ROWS_PER_THREAD {
+        v.sort_unstable_by(&cmp);
+        return v;
+    }
+    let n = v.len();
+    let (left, right) = v.split_at_mut(n / 2);
+    std::thread::scope(|scope| {
+        scope.spawn(|| left.sort_unstable_by(&cmp));
+        right.sort_unstable_by(&cmp);
+    });
+    let mut merged = Vec::with_capacity(n);
+    let (mut l, mut r) = (0, 0);
+    while l < left.len() && r < right.len() {
+        if cmp(&right[r], &left[l]).is_lt() {
+            merged.push(right[r]);
+            r += 1;
+        } else {
+            merged.push(left[l]);
+            l += 1;
+        }
+    }
+    merged.extend_from_slice(&left[l..]);
+    merged.extend_from_slice(&right[r..]);
+    merged
 }
 
 /// [`Patterns::fill_terms`] for the rows from `start` on, one per element of `out`.

@@ -43,7 +43,7 @@ use super::summary::CustomerSummary;
 use super::{AnalyticsError, AnalyticsResult, ensure_finite};
 
 pub use super::optimize::FitOptions;
-pub use fit::{BgNbdFit, fit};
+pub use fit::{BgNbdFit, Prepared, fit, prepare};
 
 /// One customer's purchase history in model form.
 #[derive(Debug, Clone, Copy, PartialEq)]

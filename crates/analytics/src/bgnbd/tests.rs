@@ -222,6 +222,21 @@ fn the_likelihood_and_its_gradient_have_the_same_bits_on_any_number_of_threads()
 }
 
 #[test]
+fn the_patterns_are_the_same_sorted_on_one_thread_or_on_two() {
+    // Enough customers for the sorts to split across threads, many with the same times.
+    let data = simulate(60_000, BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap(), 11);
+    let one = Patterns::new(&data, 10.0 / 364.0, 1);
+    let two = Patterns::new(&data, 10.0 / 364.0, 2);
+    assert!(one.rows.len() > 1000);
+    assert_eq!(one.rows, two.rows);
+    let theta = [-0.7, 0.3, -0.2, 1.0];
+    assert_eq!(
+        one.negative_mean_ll(&theta, None, 0.0).to_bits(),
+        two.negative_mean_ll(&theta, None, 0.0).to_bits()
+    );
+}
+
+#[test]
 fn rescaled_patterns_are_the_patterns_of_the_scaled_data() {
     let data = simulate(2_000, BgNbdParams::new(0.5, 20.0, 0.8, 2.5).unwrap(), 9);
     let scale = 10.0 / 364.0;
