@@ -208,6 +208,15 @@ impl TextColumn {
         }
     }
 
+    /// Whether some row has no value.
+    pub(crate) fn has_nulls(&self) -> bool {
+        match self {
+            TextColumn::Utf8(a) => a.null_count() > 0,
+            TextColumn::View(a) => a.null_count() > 0,
+            TextColumn::Dict { keys, values } => keys.null_count() > 0 || values.null_count() > 0,
+        }
+    }
+
     /// Whether row `i` has a value; for a dictionary without null values, without reading it.
     #[inline]
     pub(crate) fn is_valid(&self, i: usize) -> bool {

@@ -1,12 +1,10 @@
 //! The per-customer figures accumulated from the transaction rows.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use arrow_array::{Array, RecordBatch};
 
 use super::config::MetricsConfig;
 use super::kept_rows::{Columns, KeptRows, kept_rows};
-use super::output::{days_since, finish, finish_alone, model_free_columns, scores_and_gamma_gamma};
+use super::output::{ModelWork, days_since, finish, finish_alone, model_free_columns};
 use crate::beside::Beside;
 use crate::segmentation::{
     RowInterner, TextCodes, bool_column, date_column, f64_column, missing_column, text_column,
@@ -58,8 +56,14 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     let complete = |i: usize| {
         customer.is_valid(i) && order.is_valid(i) && date.is_valid(i) && amount.is_valid(i)
     };
+    // Without a missing value anywhere, the latest date is the maximum of a plain slice.
+    let none_missing = !customer.has_nulls()
+        && !order.has_nulls()
+        && date.null_count() == 0
+        && amount.null_count() == 0;
     let end = match cfg.analysis_date {
         Some(d) => Some(d),
+        None if none_missing => date.values().iter().copied().max(),
         None => (0..n_rows)
             .filter(|&i| complete(i))
             .map(|i| date.value(i))
@@ -238,37 +242,34 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
 
     // The CLV backtest refits the models on an earlier window, with which this window's
     // figures share nothing: on a core of its own when one is free, beside the category
-    // figures and the columns that need no model. The RFM scores and the Gamma-Gamma fit go
-    // to whichever of the two threads is done first. Both are waited for before the BG/NBD
-    // fit, which then gets every core. Without a free core the backtest comes last.
+    // figures and the columns that need no model. Then both threads take turns at the RFM
+    // scores, the Gamma-Gamma fit and the BG/NBD fit's preparation, and both are waited for
+    // before the BG/NBD fit, which then gets every core. Without a free core the backtest
+    // comes last.
     let days_since = days_since(&acc);
-    let claimed = AtomicBool::new(false);
-    let scores_once = || {
-        (!claimed.swap(true, Ordering::AcqRel))
-            .then(|| scores_and_gamma_gamma(&acc, &days_since, cfg))
-    };
+    let work = ModelWork::default();
+    let take_turns = || work.take_turns(&acc, &days_since, cfg);
     let backtest_here = || super::backtest::clv_backtest(&transactions, n_customers, end, cfg);
     let side = flow_engine::node::spare_cores(2).split_one();
-    let (beside, mine) = std::thread::scope(|scope| {
+    let (backtest, columns) = std::thread::scope(|scope| {
         let beside = side.map(|core| {
             scope.spawn(|| {
                 let _core = core;
-                (backtest_here(), scores_once())
+                let backtest = backtest_here();
+                take_turns();
+                backtest
             })
         });
-        let mine = favourites(n_customers, &category_names, category_lines).map(|favourites| {
+        let columns = favourites(n_customers, &category_names, category_lines).map(|favourites| {
             let columns = model_free_columns(&acc, &days_since, &favourites);
-            (columns, scores_once())
+            take_turns();
+            columns
         });
         let beside = beside.map(|t| t.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
-        (beside, mine)
+        (beside, columns)
     });
-    let (columns, mine) = mine?;
-    let (backtest, theirs) = beside.unzip();
-    let (scored, gg_fit) = mine
-        .or(theirs.flatten())
-        .expect("the scores are claimed by one of the threads");
-    let out = finish(acc, columns, scored?, gg_fit, cfg)?;
+    let columns = columns?;
+    let out = finish(acc, columns, work, cfg)?;
     let backtest = backtest.unwrap_or_else(backtest_here);
     Ok(with_backtest(out, backtest))
 }

@@ -63,12 +63,37 @@ pub(super) fn fit_gamma_gamma(summaries: &[CustomerSummary], cfg: &MetricsConfig
     GammaGamma::Fitted(gamma_gamma::fit(&spend, &options))
 }
 
+/// The BG/NBD fit's observations, checked and reduced to their patterns (see
+/// [`bgnbd::prepare`]) on this thread, when the models are fitted.
+pub(super) type PreparedBgNbd = Result<bgnbd::Prepared, AnalyticsError>;
+
+/// [`PreparedBgNbd`] of `summaries`; `None` when model fitting is off.
+pub(super) fn prepare_bgnbd(
+    summaries: &[CustomerSummary],
+    cfg: &MetricsConfig,
+) -> Option<PreparedBgNbd> {
+    cfg.fit.then(|| {
+        let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
+        bgnbd::prepare(&obs, &bg_options(cfg, 1))
+    })
+}
+
+fn bg_options(cfg: &MetricsConfig, threads: usize) -> bgnbd::FitOptions {
+    bgnbd::FitOptions {
+        min_repeat_customers: cfg.min_repeat_customers,
+        threads,
+        ..Default::default()
+    }
+}
+
 /// The models fitted to `summaries`: the Gamma-Gamma fit `gg` (what [`fit_gamma_gamma`]
-/// gave), and BG/NBD, whose likelihood's terms get every core free by then.
+/// gave), and BG/NBD from `bg` (what [`prepare_bgnbd`] gave, prepared here when `None`),
+/// whose likelihood's terms get every core free by then.
 pub(super) fn fit_models(
     summaries: &[CustomerSummary],
     cfg: &MetricsConfig,
     gg: GammaGamma,
+    bg: Option<PreparedBgNbd>,
 ) -> Models {
     let mut m = Models {
         bgnbd: None,
@@ -84,14 +109,16 @@ pub(super) fn fit_models(
         }
         GammaGamma::Fitted(fit) => fit,
     };
-    let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
     let cores = super::step_cores();
-    let bg_options = bgnbd::FitOptions {
-        min_repeat_customers: cfg.min_repeat_customers,
-        threads: cores.threads(),
-        ..Default::default()
-    };
-    let bg_fit = bgnbd::fit(&obs, &bg_options);
+    let options = bg_options(cfg, cores.threads());
+    let bg_fit = match bg {
+        Some(prepared) => prepared,
+        None => {
+            let obs: Vec<Observation> = summaries.iter().map(Observation::from).collect();
+            bgnbd::prepare(&obs, &options)
+        }
+    }
+    .and_then(|prepared| prepared.fit(&options));
     drop(cores);
     match bg_fit {
         Ok(fit) => {

@@ -1,6 +1,7 @@
 //! Scores, models and the output table with its metadata.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arrow_array::builder::{Float64Builder, StringBuilder};
 use arrow_array::{
@@ -13,7 +14,8 @@ use super::OUTPUT_COLUMNS;
 use super::accumulate::{Accumulated, Favourites};
 use super::config::{FrequencyBasis, MetricsConfig};
 use super::models::{
-    GammaGamma, Models, Predictions, fit_gamma_gamma, fit_models, predict, with_model_meta,
+    GammaGamma, Models, Predictions, PreparedBgNbd, fit_gamma_gamma, fit_models, predict,
+    prepare_bgnbd, with_model_meta,
 };
 use crate::segmentation::day_string;
 use flow_analytics::rfm::{RfmScore, rfm_scores};
@@ -21,15 +23,16 @@ use flow_analytics::summary::TimeUnit;
 use flow_engine::data::Output;
 use flow_engine::node::NodeError;
 
-/// The models (the Gamma-Gamma fit is `gg_fit`, made by [`scores_and_gamma_gamma`]) and the
-/// output table, of `columns` and the RFM scores' `scored` columns, with its metadata.
+/// The models (from what `work` made) and the output table, of `columns` and the RFM scores'
+/// columns, with its metadata.
 pub(super) fn finish(
     acc: Accumulated<'_>,
     columns: ModelFreeColumns,
-    scored: Vec<Column>,
-    gg_fit: GammaGamma,
+    work: ModelWork,
     cfg: &MetricsConfig,
 ) -> Result<Output, NodeError> {
+    let (scored, gg_fit, bg_prepared) = work.done();
+    let scored = scored?;
     let n = acc.names.len();
     let s = &acc.summaries;
     let ModelFreeColumns {
@@ -49,7 +52,7 @@ pub(super) fn finish(
             fallback: vec!["no transactions on or before the analysis date".to_string()],
         }
     } else {
-        fit_models(s, cfg, gg_fit)
+        fit_models(s, cfg, gg_fit, bg_prepared)
     };
     if cfg.require_model && !models.fallback.is_empty() {
         return Err(NodeError::msg(format!(
@@ -144,8 +147,9 @@ pub(super) fn finish_alone(
 ) -> Result<Output, NodeError> {
     let days_since = days_since(&acc);
     let columns = model_free_columns(&acc, &days_since, &favourites);
-    let (scored, gg_fit) = scores_and_gamma_gamma(&acc, &days_since, cfg);
-    finish(acc, columns, scored?, gg_fit, cfg)
+    let work = ModelWork::default();
+    work.take_turns(&acc, &days_since, cfg);
+    finish(acc, columns, work, cfg)
 }
 
 /// Per customer, the days from the last purchase to the end of the analysis.
@@ -159,17 +163,53 @@ pub(super) fn days_since(acc: &Accumulated<'_>) -> Vec<i64> {
 /// A column of the output: name, type, nullable, values.
 pub(super) type Column = (&'static str, DataType, bool, ArrayRef);
 
-/// The RFM scores' columns, and the Gamma-Gamma fit: they need none of the other columns,
-/// and neither needs the other.
-pub(super) fn scores_and_gamma_gamma(
-    acc: &Accumulated<'_>,
-    days_since: &[i64],
-    cfg: &MetricsConfig,
-) -> (Result<Vec<Column>, NodeError>, GammaGamma) {
-    (
-        score_columns(acc, days_since, cfg),
-        fit_gamma_gamma(&acc.summaries, cfg),
-    )
+/// The work on the customers' figures that needs none of the other columns and that none of
+/// the rest of this work needs: the RFM scores' columns, the Gamma-Gamma fit and the BG/NBD
+/// fit's preparation. Threads that are free take turns at it ([`ModelWork::take_turns`]).
+#[derive(Default)]
+pub(super) struct ModelWork {
+    next: AtomicUsize,
+    scored: Mutex<Option<Result<Vec<Column>, NodeError>>>,
+    gg_fit: Mutex<Option<GammaGamma>>,
+    bg_prepared: Mutex<Option<Option<PreparedBgNbd>>>,
+}
+
+impl ModelWork {
+    /// Does the parts no thread has taken yet, one after another, until none is left.
+    pub(super) fn take_turns(
+        &self,
+        acc: &Accumulated<'_>,
+        days_since: &[i64],
+        cfg: &MetricsConfig,
+    ) {
+        fn put<T>(slot: &Mutex<Option<T>>, value: T) {
+            *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(value);
+        }
+        loop {
+            match self.next.fetch_add(1, Ordering::AcqRel) {
+                0 => put(&self.scored, score_columns(acc, days_since, cfg)),
+                1 => put(&self.gg_fit, fit_gamma_gamma(&acc.summaries, cfg)),
+                2 => put(&self.bg_prepared, prepare_bgnbd(&acc.summaries, cfg)),
+                _ => return,
+            }
+        }
+    }
+
+    /// The results, once some thread's [`ModelWork::take_turns`] has returned.
+    pub(super) fn done(
+        self,
+    ) -> (
+        Result<Vec<Column>, NodeError>,
+        GammaGamma,
+        Option<PreparedBgNbd>,
+    ) {
+        fn get<T>(slot: Mutex<Option<T>>) -> T {
+            slot.into_inner()
+                .unwrap_or_else(|p| p.into_inner())
+                .expect("made by a thread that took turns to the end")
+        }
+        (get(self.scored), get(self.gg_fit), get(self.bg_prepared))
+    }
 }
 
 /// The RFM scores' columns: `r_score`, `f_score`, `m_score`, `rfm`, `rfm_segment`.

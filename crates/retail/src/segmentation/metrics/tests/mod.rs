@@ -341,6 +341,56 @@ fn csv_style_types_are_accepted() {
 }
 
 #[test]
+fn the_analysis_date_is_the_latest_date_of_a_row_with_every_value() {
+    // The latest date is on a row missing its customer, its order or its amount: the analysis
+    // date is the latest of the complete rows; with every row complete, the latest of all.
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Utf8, true),
+        Field::new("order_id", DataType::Utf8, true),
+        Field::new("date", DataType::Utf8, true),
+        Field::new("amount", DataType::Float64, true),
+    ]));
+    let dates = || {
+        Arc::new(StringArray::from(vec![
+            "2024-05-01",
+            "2024-05-02",
+            "2024-05-09",
+        ])) as ArrayRef
+    };
+    let batch = |customer: Option<&str>, order: Option<&str>, amount: Option<f64>| {
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(StringArray::from(vec![Some("a"), Some("b"), customer])),
+                Arc::new(StringArray::from(vec![Some("1"), Some("2"), order])),
+                dates(),
+                Arc::new(Float64Array::from(vec![Some(5.0), Some(7.0), amount])),
+            ],
+        )
+        .unwrap()
+    };
+    let analysis_date = |b: RecordBatch| {
+        compute(&b, &MetricsConfig::default()).unwrap().meta["analysis_date"].clone()
+    };
+    assert_eq!(
+        analysis_date(batch(Some("c"), Some("3"), Some(1.0))),
+        "2024-05-09"
+    );
+    assert_eq!(
+        analysis_date(batch(None, Some("3"), Some(1.0))),
+        "2024-05-02"
+    );
+    assert_eq!(
+        analysis_date(batch(Some("c"), None, Some(1.0))),
+        "2024-05-02"
+    );
+    assert_eq!(
+        analysis_date(batch(Some("c"), Some("3"), None)),
+        "2024-05-02"
+    );
+}
+
+#[test]
 fn too_few_repeat_customers_leaves_model_columns_null() {
     let lines = vec![
         line("a", "1", "2024-01-01", 10.0),

@@ -222,9 +222,10 @@ fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
 }
 
 #[test]
-fn the_same_bits_when_the_thread_beside_takes_the_scores() {
-    // Without the CLV backtest the thread beside is free at once and claims the RFM scores and
-    // the Gamma-Gamma fit, which otherwise this thread makes after the category figures.
+fn the_same_bits_when_the_thread_beside_takes_its_turns_first() {
+    // Without the CLV backtest the thread beside is free at once and takes the first turns at
+    // the RFM scores, the Gamma-Gamma fit and the BG/NBD fit's preparation, which otherwise
+    // this thread mostly makes after the category figures.
     let batch = generated_table(5_000, 5, 730, 1.7);
     let cfg = MetricsConfig {
         backtest_days: Some(0),
