@@ -1,6 +1,7 @@
 //! Maximum-likelihood fitting of the BG/NBD model (see the parent module's docs).
 
 use std::cell::RefCell;
+use std::sync::mpsc;
 
 use super::super::optimize::fit_log_params;
 use super::super::special::{digamma, ln_gamma};
@@ -147,6 +148,8 @@ pub(super) struct Patterns {
     /// Threads that compute the repeat patterns' terms, and the fewest rows worth a thread.
     threads: usize,
     pub(super) rows_per_thread: usize,
+    /// How many rows' terms a thread hands over at a time.
+    pub(super) rows_per_block: usize,
     /// Per row of `x > 0`, what it adds to the log-likelihood and subtracts from or adds to
     /// each gradient component (rows of `x = 0` unused): allocated by the first evaluation,
     /// reused by the next.
@@ -155,6 +158,10 @@ pub(super) struct Patterns {
 
 /// Below this many rows the terms are computed on the calling thread alone.
 const ROWS_PER_THREAD: usize = 20_000;
+
+/// Terms handed over at a time: small enough that the sum starts on a block soon after it is
+/// computed, large enough that handing it over costs nothing next to computing it.
+const ROWS_PER_BLOCK: usize = 8_192;
 
 impl Patterns {
     pub(super) fn new(data: &[Observation], scale: f64, threads: usize) -> Self {
@@ -200,6 +207,7 @@ impl Patterns {
             total_weight: data.len() as f64,
             threads: threads.max(1),
             rows_per_thread: ROWS_PER_THREAD,
+            rows_per_block: ROWS_PER_BLOCK,
         }
     }
 
@@ -217,32 +225,61 @@ impl Patterns {
             total_weight: self.total_weight,
             threads: self.threads,
             rows_per_thread: self.rows_per_thread,
+            rows_per_block: self.rows_per_block,
             terms: RefCell::new(Vec::new()),
         })
     }
 
-    /// Fills `terms` for the rows of `x > 0` (see the field), over `self.threads` threads
-    /// when there are enough rows: the exp and log of each row, the costly part of an
-    /// evaluation.
-    fn fill_terms(&self, terms: &mut [[f64; 5]], at: &TermInputs<'_>) {
+    /// Computes the terms of the rows of `x > 0` into `terms` (see the field) and hands them
+    /// to `sum` in row order. Over `self.threads` threads when there are enough rows: this
+    /// thread computes the first share (a little smaller than the others) and starts summing
+    /// it while the other threads compute theirs and hand them over a block at a time, so the
+    /// sum, which stays on one thread and in row order, mostly overlaps their work.
+    fn with_terms<R>(
+        &self,
+        terms: &mut [[f64; 5]],
+        at: &TermInputs<'_>,
+        sum: impl FnOnce(&mut RowTerms<'_>) -> R,
+    ) -> R {
         let threads = self
             .threads
             .min(self.rows.len() / self.rows_per_thread.max(1))
             .max(1);
         if threads == 1 {
             terms_of(&self.rows, &self.groups, terms, 0, at);
-            return;
+            return sum(&mut RowTerms::all(terms));
         }
-        let chunk = self.rows.len().div_ceil(threads);
-        let (rows, groups) = (&self.rows, &self.groups);
-        // The first chunk on this thread, the others on threads started for them.
-        let (first, rest) = terms.split_at_mut(chunk.min(terms.len()));
+        let n = terms.len();
+        let first = n * 9 / (10 * threads);
+        let share = (n - first).div_ceil(threads - 1);
+        let (rows, groups, block) = (&self.rows, &self.groups, self.rows_per_block.max(1));
+        let (mine, others) = terms.split_at_mut(first);
         std::thread::scope(|scope| {
-            for (k, part) in rest.chunks_mut(chunk).enumerate() {
-                scope.spawn(move || terms_of(rows, groups, part, (k + 1) * chunk, at));
+            let mut handed = Vec::with_capacity(threads - 1);
+            for (k, part) in others.chunks_mut(share).enumerate() {
+                let (send, receive) = mpsc::channel::<&[[f64; 5]]>();
+                handed.push(receive);
+                scope.spawn(move || {
+                    let mut start = first + k * share;
+                    let mut rest = part;
+                    while !rest.is_empty() {
+                        let (done, later) = rest.split_at_mut(block.min(rest.len()));
+                        terms_of(rows, groups, done, start, at);
+                        start += done.len();
+                        if send.send(done).is_err() {
+                            return;
+                        }
+                        rest = later;
+                    }
+                });
             }
-            terms_of(rows, groups, first, 0, at);
-        });
+            terms_of(rows, groups, mine, 0, at);
+            sum(&mut RowTerms {
+                ready: mine,
+                handed: handed.into_iter(),
+                current: None,
+            })
+        })
     }
 
     /// `-mean(LL) + penalizer * Σ θ_i²` at log-parameters `theta`, with its gradient with
@@ -280,59 +317,61 @@ impl Patterns {
         };
         let mut terms = self.terms.borrow_mut();
         terms.resize(self.rows.len(), [0.0; 5]);
-        self.fill_terms(
-            &mut terms,
-            &TermInputs {
-                r,
-                a,
-                b,
-                ln_a,
-                ln_times: &ln_times,
-                inv_times: &inv_times,
-                want_grad,
-            },
-        );
-        let mut ll = 0.0;
-        let mut g = [0.0; 4]; // d LL / d (r, alpha, a, b)
-        for (x, w_x, range) in &self.groups {
-            let (x, w_x) = (*x, *w_x);
-            let rx = r + x;
-            if x == 0.0 {
-                ll += w_x * r * ln_alpha;
-                if want_grad {
-                    g[0] += w_x * ln_alpha;
-                    g[1] += w_x * r / alpha;
-                }
-                for &(_, i_t, w) in &self.rows[range.clone()] {
-                    ll -= w * rx * ln_times[i_t];
+        let inputs = TermInputs {
+            r,
+            a,
+            b,
+            ln_a,
+            ln_times: &ln_times,
+            inv_times: &inv_times,
+            want_grad,
+        };
+        let (ll, g) = self.with_terms(&mut terms, &inputs, |row_terms| {
+            let mut ll = 0.0;
+            let mut g = [0.0; 4]; // d LL / d (r, alpha, a, b)
+            for (x, w_x, range) in &self.groups {
+                let (x, w_x) = (*x, *w_x);
+                let rx = r + x;
+                if x == 0.0 {
+                    ll += w_x * r * ln_alpha;
                     if want_grad {
-                        g[0] -= w * ln_times[i_t];
-                        g[1] -= w * rx * inv_times[i_t];
+                        g[0] += w_x * ln_alpha;
+                        g[1] += w_x * r / alpha;
+                    }
+                    for &(_, i_t, w) in &self.rows[range.clone()] {
+                        ll -= w * rx * ln_times[i_t];
+                        if want_grad {
+                            g[0] -= w * ln_times[i_t];
+                            g[1] -= w * rx * inv_times[i_t];
+                        }
+                    }
+                    row_terms.skip(range.len());
+                    continue;
+                }
+                let a1 = ln_gamma(rx) - lg_r + r * ln_alpha;
+                let a2 = lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
+                ll += w_x * (a1 + a2);
+                if want_grad {
+                    let dg_abx = digamma(a + b + x);
+                    g[0] += w_x * (digamma(rx) - dg_r + ln_alpha);
+                    g[1] += w_x * r / alpha;
+                    g[2] += w_x * (dg_ab - dg_abx);
+                    g[3] += w_x * (dg_ab + digamma(b + x) - dg_b - dg_abx);
+                }
+                // The rows' terms, added in row order.
+                for _ in range.clone() {
+                    let t = row_terms.next();
+                    ll += t[0];
+                    if want_grad {
+                        g[0] -= t[1];
+                        g[1] -= t[2];
+                        g[2] += t[3];
+                        g[3] -= t[4];
                     }
                 }
-                continue;
             }
-            let a1 = ln_gamma(rx) - lg_r + r * ln_alpha;
-            let a2 = lg_ab + ln_gamma(b + x) - lg_b - ln_gamma(a + b + x);
-            ll += w_x * (a1 + a2);
-            if want_grad {
-                let dg_abx = digamma(a + b + x);
-                g[0] += w_x * (digamma(rx) - dg_r + ln_alpha);
-                g[1] += w_x * r / alpha;
-                g[2] += w_x * (dg_ab - dg_abx);
-                g[3] += w_x * (dg_ab + digamma(b + x) - dg_b - dg_abx);
-            }
-            // The rows' terms, added in row order.
-            for t in &terms[range.clone()] {
-                ll += t[0];
-                if want_grad {
-                    g[0] -= t[1];
-                    g[1] -= t[2];
-                    g[2] += t[3];
-                    g[3] -= t[4];
-                }
-            }
-        }
+            (ll, g)
+        });
         let n = self.total_weight;
         let value = -ll / n + penalizer * p.iter().map(|v| v * v).sum::<f64>();
         if let Some(grad) = grad {
@@ -423,6 +462,62 @@ fn terms_of(
                 out[3] = w * w4 / a;
                 out[4] = w * w4 / bx1;
             }
+        }
+    }
+}
+
+/// The rows' terms in row order: those of this thread's share, then each other thread's as
+/// it hands them over, a block at a time.
+struct RowTerms<'a> {
+    ready: &'a [[f64; 5]],
+    handed: std::vec::IntoIter<mpsc::Receiver<&'a [[f64; 5]]>>,
+    current: Option<mpsc::Receiver<&'a [[f64; 5]]>>,
+}
+
+impl<'a> RowTerms<'a> {
+    /// Every row's terms, already computed.
+    fn all(terms: &'a [[f64; 5]]) -> Self {
+        RowTerms {
+            ready: terms,
+            handed: Vec::new().into_iter(),
+            current: None,
+        }
+    }
+
+    /// The next row's terms, waiting for them when another thread is still computing them.
+    fn next(&mut self) -> &'a [f64; 5] {
+        while self.ready.is_empty() {
+            self.ready = self.receive();
+        }
+        let (t, rest) = self.ready.split_first().expect("not empty");
+        self.ready = rest;
+        t
+    }
+
+    /// Passes over `n` rows.
+    fn skip(&mut self, mut n: usize) {
+        while n > 0 {
+            while self.ready.is_empty() {
+                self.ready = self.receive();
+            }
+            let k = n.min(self.ready.len());
+            self.ready = &self.ready[k..];
+            n -= k;
+        }
+    }
+
+    /// The next block handed over. A thread hands over every block of its share before it
+    /// ends, and the threads' shares follow one another in row order.
+    fn receive(&mut self) -> &'a [[f64; 5]] {
+        loop {
+            if let Some(block) = self.current.as_ref().and_then(|r| r.recv().ok()) {
+                return block;
+            }
+            self.current = Some(
+                self.handed
+                    .next()
+                    .expect("the rows' terms from the threads that compute them"),
+            );
         }
     }
 }

@@ -208,6 +208,8 @@ fn the_likelihood_and_its_gradient_have_the_same_bits_on_any_number_of_threads()
     let evaluate = |threads: usize| {
         let mut pat = Patterns::new(&data, 10.0 / 364.0, threads);
         pat.rows_per_thread = 1;
+        // Handed over in many blocks, some shares ending mid-block.
+        pat.rows_per_block = 7;
         [[0.1, 0.1, 0.1, 0.1], [-0.7, 0.3, -0.2, 1.0]].map(|theta| {
             let mut grad = [0.0; 4];
             let value = pat.negative_mean_ll(&theta, Some(&mut grad), 0.01);
