@@ -243,9 +243,9 @@ pub(super) fn compute(batch: &RecordBatch, cfg: &MetricsConfig) -> Result<Output
     // The CLV backtest refits the models on an earlier window, with which this window's
     // figures share nothing: on a core of its own when one is free, beside the category
     // figures and the columns that need no model. Then both threads take turns at the RFM
-    // scores, the Gamma-Gamma fit and the BG/NBD fit's preparation, and both are waited for
-    // before the BG/NBD fit, which then gets every core. Without a free core the backtest
-    // comes last.
+    // scores, the Gamma-Gamma fit, the BG/NBD fit's preparation and the customers' patterns
+    // for the predictions; both are waited for before the BG/NBD fit, which then gets every
+    // core. Without a free core the backtest comes last.
     let days_since = days_since(&acc);
     let work = ModelWork::default();
     let take_turns = || work.take_turns(&acc, &days_since, cfg);

@@ -183,6 +183,7 @@ pub(super) fn predict(
     names: &[&str],
     models: &Models,
     cfg: &MetricsConfig,
+    index: Option<PatternIndex>,
 ) -> Predictions {
     let n = summaries.len();
     let mut out = Predictions {
@@ -193,23 +194,10 @@ pub(super) fn predict(
         clv: Vec::with_capacity(n),
         ..Default::default()
     };
-    // Customers with the same history pattern get the same BG/NBD predictions: compute each
-    // distinct pattern once (one-time buyers differ only by T, so there are far fewer
-    // patterns than customers).
-    let mut index: HashMap<(u32, u64, u64), u32, FastHash> =
-        HashMap::with_capacity_and_hasher(n / 2, FastHash);
-    let mut patterns: Vec<Observation> = Vec::new();
-    let pattern_of: Vec<u32> = summaries
-        .iter()
-        .map(|s| {
-            let key = (s.frequency, s.recency.to_bits(), s.t.to_bits());
-            *index.entry(key).or_insert_with(|| {
-                patterns.push(Observation::from(s));
-                (patterns.len() - 1) as u32
-            })
-        })
-        .collect();
-    drop(index);
+    let PatternIndex {
+        patterns,
+        pattern_of,
+    } = index.unwrap_or_else(|| PatternIndex::new(summaries));
     let values = match &models.bg {
         Some(bg) => {
             let horizon = f64::from(cfg.horizon_days) / cfg.unit.days_per_unit();
@@ -275,6 +263,37 @@ pub(super) fn predict(
         out.clv.push(clv);
     }
     out
+}
+
+/// The customers' distinct history patterns: customers with the same pattern get the same
+/// BG/NBD predictions, each computed once (one-time buyers differ only by T, so there are far
+/// fewer patterns than customers).
+pub(super) struct PatternIndex {
+    patterns: Vec<Observation>,
+    /// Per customer, the index of its pattern in `patterns`.
+    pattern_of: Vec<u32>,
+}
+
+impl PatternIndex {
+    pub(super) fn new(summaries: &[CustomerSummary]) -> Self {
+        let mut index: HashMap<(u32, u64, u64), u32, FastHash> =
+            HashMap::with_capacity_and_hasher(summaries.len() / 2, FastHash);
+        let mut patterns: Vec<Observation> = Vec::new();
+        let pattern_of: Vec<u32> = summaries
+            .iter()
+            .map(|s| {
+                let key = (s.frequency, s.recency.to_bits(), s.t.to_bits());
+                *index.entry(key).or_insert_with(|| {
+                    patterns.push(Observation::from(s));
+                    (patterns.len() - 1) as u32
+                })
+            })
+            .collect();
+        PatternIndex {
+            patterns,
+            pattern_of,
+        }
+    }
 }
 
 /// `f` of each item, in order, the items split over the cores in runs of at least 1,024.

@@ -14,8 +14,8 @@ use super::OUTPUT_COLUMNS;
 use super::accumulate::{Accumulated, Favourites};
 use super::config::{FrequencyBasis, MetricsConfig};
 use super::models::{
-    GammaGamma, Models, Predictions, PreparedBgNbd, fit_gamma_gamma, fit_models, predict,
-    prepare_bgnbd, with_model_meta,
+    GammaGamma, Models, PatternIndex, Predictions, PreparedBgNbd, fit_gamma_gamma, fit_models,
+    predict, prepare_bgnbd, with_model_meta,
 };
 use crate::segmentation::day_string;
 use flow_analytics::rfm::{RfmScore, rfm_scores};
@@ -31,7 +31,7 @@ pub(super) fn finish(
     work: ModelWork,
     cfg: &MetricsConfig,
 ) -> Result<Output, NodeError> {
-    let (scored, gg_fit, bg_prepared) = work.done();
+    let (scored, gg_fit, bg_prepared, patterns) = work.done();
     let scored = scored?;
     let n = acc.names.len();
     let s = &acc.summaries;
@@ -61,7 +61,7 @@ pub(super) fn finish(
         )));
     }
     let predictions = if models.bg.is_some() || models.gg.is_some() {
-        predict(s, &acc.names, &models, cfg)
+        predict(s, &acc.names, &models, cfg, patterns)
     } else {
         Predictions {
             p_alive: vec![None; n],
@@ -164,14 +164,16 @@ pub(super) fn days_since(acc: &Accumulated<'_>) -> Vec<i64> {
 pub(super) type Column = (&'static str, DataType, bool, ArrayRef);
 
 /// The work on the customers' figures that needs none of the other columns and that none of
-/// the rest of this work needs: the RFM scores' columns, the Gamma-Gamma fit and the BG/NBD
-/// fit's preparation. Threads that are free take turns at it ([`ModelWork::take_turns`]).
+/// the rest of this work needs: the RFM scores' columns, the Gamma-Gamma fit, the BG/NBD
+/// fit's preparation and the customers' distinct patterns the predictions are made for.
+/// Threads that are free take turns at it ([`ModelWork::take_turns`]).
 #[derive(Default)]
 pub(super) struct ModelWork {
     next: AtomicUsize,
     scored: Mutex<Option<Result<Vec<Column>, NodeError>>>,
     gg_fit: Mutex<Option<GammaGamma>>,
     bg_prepared: Mutex<Option<Option<PreparedBgNbd>>>,
+    patterns: Mutex<Option<Option<PatternIndex>>>,
 }
 
 impl ModelWork {
@@ -190,6 +192,10 @@ impl ModelWork {
                 0 => put(&self.scored, score_columns(acc, days_since, cfg)),
                 1 => put(&self.gg_fit, fit_gamma_gamma(&acc.summaries, cfg)),
                 2 => put(&self.bg_prepared, prepare_bgnbd(&acc.summaries, cfg)),
+                3 => put(
+                    &self.patterns,
+                    cfg.fit.then(|| PatternIndex::new(&acc.summaries)),
+                ),
                 _ => return,
             }
         }
@@ -202,13 +208,19 @@ impl ModelWork {
         Result<Vec<Column>, NodeError>,
         GammaGamma,
         Option<PreparedBgNbd>,
+        Option<PatternIndex>,
     ) {
         fn get<T>(slot: Mutex<Option<T>>) -> T {
             slot.into_inner()
                 .unwrap_or_else(|p| p.into_inner())
                 .expect("made by a thread that took turns to the end")
         }
-        (get(self.scored), get(self.gg_fit), get(self.bg_prepared))
+        (
+            get(self.scored),
+            get(self.gg_fit),
+            get(self.bg_prepared),
+            get(self.patterns),
+        )
     }
 }
 
