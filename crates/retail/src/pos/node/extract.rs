@@ -120,10 +120,9 @@ pub(super) fn extract(
     }
 
     // The customers' columns: their details from the export, overridden by a customers file.
-    // Customers without a kept row are not needed. When a core is free, the customers are put
-    // in order beside the rest of the customers file being read and the rows' columns being
-    // built, and their columns are built on both cores. The customers file's errors come
-    // before the table's.
+    // Customers without a kept row are not needed. When a core is free, the rows' columns are
+    // built beside the rest of the customers file being read and the customers' columns,
+    // which are built on both cores. The customers file's errors come before the table's.
     let rows = b.rows();
     let (has_orders, has_products) = (format.has_orders(), format.has_products());
     let number_of = std::mem::take(&mut b.number_of);
@@ -131,7 +130,7 @@ pub(super) fn extract(
     let side = flow_engine::node::spare_cores(2).split_one();
     let two = side.is_some();
     let (row_columns, people, customers_report) = std::thread::scope(|scope| {
-        let people = Beside::start(scope, two, || people(&number_of, seen));
+        let row_columns = Beside::start(scope, two, || b.row_columns());
         let file = match (&customers, list) {
             (Some((p, _)), Some(list)) => {
                 let file = list
@@ -142,18 +141,17 @@ pub(super) fn extract(
             }
             _ => None,
         };
-        let row_columns = b.row_columns();
-        let people = people.join();
+        let people = people(&number_of, seen);
         let columns = PeopleColumns::new(&people, file.as_ref(), two);
         let report = file.as_ref().map(|f| report_json(&f.list.report));
         // Freed on this thread, which allocated most of their strings: mimalloc frees another
         // thread's blocks several times more slowly (0.4-0.8 s against under 0.1 s at 1M
         // customers).
         drop((people, file));
-        Ok::<_, NodeError>((row_columns, columns, report))
+        Ok::<_, NodeError>((row_columns.join(), columns, report))
     })?;
+    let batch = b.finish(row_columns?, people, two)?;
     drop(side);
-    let batch = b.finish(row_columns?, people)?;
     let mut out = Output::table(batch)
         .with_meta("source", path.display().to_string())
         .with_meta("format", format.name())
@@ -219,7 +217,7 @@ pub(crate) fn transactions_table(
             seen[n as usize] = c;
         }
     }
-    b.table(seen)
+    b.table(seen, false)
 }
 
 /// The rows of one part of the file, as columns, with the part's products numbered: filled on
@@ -335,7 +333,7 @@ struct Builders {
     after_until: u64,
     /// Per row, the customer's index: the key of the dictionary-encoded `customer_id` column
     /// (each id is stored once), and of the contact columns joined per customer.
-    customer_index: Vec<u32>,
+    customer_index: Vec<i32>,
     /// Per customer number of the parse, the customer's index here (`u32::MAX`: no row kept
     /// yet). A customer whose rows are all left out (after `until`) has no index.
     index_of: Vec<u32>,
@@ -421,7 +419,7 @@ impl Builders {
                 }
                 index => index,
             };
-            self.customer_index.push(index);
+            self.customer_index.push(index as i32);
             let [id, name, category] = self.part_keys[product as usize];
             self.product_ids.rows.append_option(id);
             self.product_names.rows.append_option(name);
@@ -468,19 +466,19 @@ impl Builders {
         self.customer_index.len() as u64
     }
 
-    /// The table on this thread, from the details of every customer by their number in the
-    /// parse; and the number of customers with a kept row.
-    fn table(mut self, seen: Vec<Customer>) -> Result<(RecordBatch, usize), NodeError> {
+    /// The table, from the details of every customer by their number in the parse, on this
+    /// thread and another one when `two`; and the number of customers with a kept row.
+    fn table(mut self, seen: Vec<Customer>, two: bool) -> Result<(RecordBatch, usize), NodeError> {
         let people = people(&std::mem::take(&mut self.number_of), seen);
         let row_columns = self.row_columns()?;
         Ok((
-            self.finish(row_columns, PeopleColumns::new(&people, None, false))?,
+            self.finish(row_columns, PeopleColumns::new(&people, None, two), two)?,
             people.len(),
         ))
     }
 
-    /// The columns taken from the rows themselves, the customers' dictionary keys among them;
-    /// leaves the customers' indexes for [`Builders::finish`].
+    /// The columns taken from the rows themselves, the customers' dictionary keys among them
+    /// (which [`Builders::finish`] also reads the customers' details by).
     fn row_columns(&mut self) -> Result<RowColumns, NodeError> {
         if self.order_ids_overflow {
             return Err(NodeError::msg(
@@ -494,7 +492,7 @@ impl Builders {
             None,
         )?;
         Ok(RowColumns {
-            customer_keys: self.customer_index.iter().map(|&i| i as i32).collect(),
+            customer_keys: ScalarBuffer::from(std::mem::take(&mut self.customer_index)),
             order_id: Arc::new(order_id),
             date: Arc::new(Date32Array::from(std::mem::take(&mut self.date))),
             product_id: std::mem::take(&mut self.product_ids).finish()?,
@@ -505,28 +503,50 @@ impl Builders {
         })
     }
 
-    /// The table, from the rows' columns and the customers' by their index here.
-    fn finish(self, rows: RowColumns, people: PeopleColumns) -> Result<RecordBatch, NodeError> {
+    /// The table, from the rows' columns and the customers' by their index here; the email
+    /// and name columns on a thread of their own when `two`.
+    fn finish(
+        self,
+        rows: RowColumns,
+        people: PeopleColumns,
+        two: bool,
+    ) -> Result<RecordBatch, NodeError> {
         // The three per-customer columns share one buffer of keys (a row's customer index);
         // a row's key is null where its customer lacks the value. What each customer has is
         // read from one byte per customer, not from the customers themselves.
-        let n = self.customer_index.len();
-        let flag = |bit: u8| {
-            let (index, has) = (&self.customer_index, &people.has);
-            BooleanBuffer::collect_bool(n, move |i| has[index[i] as usize] & bit != 0)
-        };
         let keys = rows.customer_keys;
+        let PeopleColumns {
+            customer_id,
+            email,
+            name,
+            has,
+        } = people;
+        let (index, has) = (&keys, &has);
+        let flag = |bit: u8| {
+            BooleanBuffer::collect_bool(index.len(), move |i| has[index[i] as usize] & bit != 0)
+        };
         let per_customer =
             |nulls: Option<BooleanBuffer>, values: StringArray| -> Result<ArrayRef, NodeError> {
                 let keys = Int32Array::try_new(keys.clone(), nulls.map(NullBuffer::new))?;
                 Ok(Arc::new(DictionaryArray::try_new(keys, Arc::new(values))?))
             };
-        let consent = BooleanArray::new(
-            flag(PeopleColumns::CONSENT),
-            Some(NullBuffer::new(flag(PeopleColumns::CONSENT_KNOWN))),
-        );
+        let (contact, customer_id, consent) = std::thread::scope(|scope| {
+            let contact = Beside::start(scope, two, || -> Result<_, NodeError> {
+                Ok((
+                    per_customer(Some(flag(PeopleColumns::EMAIL)), email)?,
+                    per_customer(Some(flag(PeopleColumns::NAME)), name)?,
+                ))
+            });
+            let customer_id = per_customer(None, customer_id);
+            let consent = BooleanArray::new(
+                flag(PeopleColumns::CONSENT),
+                Some(NullBuffer::new(flag(PeopleColumns::CONSENT_KNOWN))),
+            );
+            (contact.join(), customer_id, consent)
+        });
+        let (email, name) = contact?;
         let columns: Vec<ArrayRef> = vec![
-            per_customer(None, people.customer_id)?,
+            customer_id?,
             rows.order_id,
             rows.date,
             rows.product_id,
@@ -534,8 +554,8 @@ impl Builders {
             rows.category,
             rows.quantity,
             rows.amount,
-            per_customer(Some(flag(PeopleColumns::EMAIL)), people.email)?,
-            per_customer(Some(flag(PeopleColumns::NAME)), people.name)?,
+            email,
+            name,
             Arc::new(consent),
         ];
         Ok(RecordBatch::try_new(
@@ -808,7 +828,8 @@ mod tests {
             )
             .unwrap();
             assert!(b.after_until > 0);
-            let (table, _) = b.table(outcome.customers).unwrap();
+            // The customers' columns on one thread, and on two.
+            let (table, _) = b.table(outcome.customers, threads == 3).unwrap();
             assert_eq!(
                 table, expected,
                 "{threads} threads, parts of {part_bytes} bytes"
