@@ -22,9 +22,10 @@ impl StrMap {
         }
     }
 
-    /// Makes room for `more` short strings.
-    pub(crate) fn reserve(&mut self, more: usize) {
-        self.short.reserve(more);
+    /// Makes room for `more` short strings if memory allows (a capacity hint: the map still
+    /// grows when it is short).
+    pub(crate) fn reserve_hint(&mut self, more: usize) {
+        let _ = self.short.try_reserve(more);
     }
 
     /// The bytes and the length in one key; `None` above 15 bytes. Byte `i` of the string is

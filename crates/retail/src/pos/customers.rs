@@ -157,12 +157,13 @@ impl<R: Read> CustomersReader<R> {
         })
     }
 
-    /// Makes room for about `rows` customers in all.
-    pub fn reserve(&mut self, rows: usize) {
+    /// Makes room for about `rows` customers in all if memory allows (a capacity hint: the
+    /// list still grows when it is short).
+    pub fn reserve_hint(&mut self, rows: usize) {
         let more = rows.saturating_sub(self.list.customers.len());
-        self.list.customers.reserve(more);
-        self.lines.reserve(more);
-        self.seen.reserve(more);
+        if self.list.customers.try_reserve(more).is_ok() && self.lines.try_reserve(more).is_ok() {
+            self.seen.reserve_hint(more);
+        }
     }
 
     /// The rows read so far.

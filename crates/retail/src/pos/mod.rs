@@ -213,7 +213,7 @@ pub fn customers_file_reader(
     opts: &CustomersOptions,
 ) -> Result<CustomersReader<File>, PosError> {
     let mut reader = CustomersReader::new(open(path)?, opts).map_err(|e| e.with_path(path))?;
-    reader.reserve(rows_estimate::rows_in(path));
+    reader.reserve_hint(rows_estimate::rows_in(path));
     Ok(reader)
 }
 

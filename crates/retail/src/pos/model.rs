@@ -550,14 +550,16 @@ pub(super) struct CustomerSeen<'a> {
 }
 
 impl CustomerBook {
-    /// A book with room for `customers` customers.
+    /// A book with room for `customers` customers if memory allows (a capacity hint: the
+    /// book still grows when it is short).
     pub(super) fn with_capacity(customers: usize) -> Self {
-        CustomerBook {
-            index: StrMap::with_capacity(customers),
-            customers: Vec::with_capacity(customers),
-            stamps: Vec::with_capacity(customers),
-            ..CustomerBook::default()
+        let mut book = CustomerBook::default();
+        if book.customers.try_reserve(customers).is_ok()
+            && book.stamps.try_reserve(customers).is_ok()
+        {
+            book.index.reserve_hint(customers);
         }
+        book
     }
 
     /// Notes customer `id` on a row at `(ts, line)` with the attributes it carries, and returns
@@ -872,8 +874,14 @@ mod tests {
             .map(|(line, (id, at, s))| one.observe(id, ts(at), line as u64, *s))
             .collect();
         let customers = one.into_customers();
-        for split in [[1, 3], [2, 5], [3, 8], [0, 9]] {
-            let mut merged = CustomerBook::with_capacity(2);
+        // Room for 2 customers, for none, or asked for more than memory holds.
+        for (split, room) in [
+            ([1, 3], 2),
+            ([2, 5], 0),
+            ([3, 8], usize::MAX / 4),
+            ([0, 9], 2),
+        ] {
+            let mut merged = CustomerBook::with_capacity(room);
             let mut part = CustomerBook::default();
             let mut index = Vec::new();
             let mut merged_numbers = Vec::new();

@@ -18,8 +18,9 @@ pub(crate) fn rows_in(path: &Path) -> usize {
         return 0;
     }
     let lines = sample.iter().filter(|&&b| b == b'\n').count().max(1);
-    // A little over, so a file of slightly shorter lines does not grow once more.
-    (len / (sample.len() / lines).max(1)) * 21 / 20
+    // A row is taken to be at least 8 bytes, so a start of blank lines does not promise a row
+    // per byte; a little over, so a file of slightly shorter lines does not grow once more.
+    (len / (sample.len() / lines).max(8)) * 21 / 20
 }
 
 #[cfg(test)]
@@ -44,5 +45,10 @@ mod tests {
         assert_eq!(rows_in(&dir.path().join("missing.csv")), 0);
         std::fs::write(dir.path().join("empty.csv"), "").unwrap();
         assert_eq!(rows_in(&dir.path().join("empty.csv")), 0);
+        // Blank lines first, then long ones: at most one row per 8 bytes.
+        let blank_first = format!("{}{}", "\n".repeat(70_000), "x".repeat(1 << 20));
+        std::fs::write(dir.path().join("blank.csv"), &blank_first).unwrap();
+        let rows = rows_in(&dir.path().join("blank.csv"));
+        assert!(rows <= blank_first.len() / 8 * 21 / 20, "{rows}");
     }
 }
