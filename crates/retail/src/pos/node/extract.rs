@@ -442,24 +442,33 @@ impl Builders {
     }
 
     /// Makes room for the whole file, from the first part's `rows` holding `order_bytes` bytes
-    /// of order ids. Only what is written is touched, so a reserve too large costs nothing.
+    /// of order ids, if memory allows (the columns still grow when it is short). Only what is
+    /// written is touched, so a reserve too large costs nothing.
     fn reserve(&mut self, rows: usize, order_bytes: usize) {
         let total = self.expected_rows.max(rows);
-        self.customer_index.reserve(total);
-        self.order_offsets.reserve(total);
-        self.order_bytes
-            .reserve(total / rows * order_bytes + order_bytes);
-        self.date.reserve(total);
-        for column in [
-            &mut self.product_ids,
-            &mut self.product_names,
-            &mut self.categories,
-        ] {
-            // Nothing appended yet: the first part reserves.
-            column.rows = Int32Builder::with_capacity(total);
+        let reserved = self.customer_index.try_reserve(total).is_ok()
+            && self.order_offsets.try_reserve(total).is_ok()
+            && self
+                .order_bytes
+                .try_reserve(
+                    (total / rows)
+                        .saturating_mul(order_bytes)
+                        .saturating_add(order_bytes),
+                )
+                .is_ok()
+            && self.date.try_reserve(total).is_ok()
+            && self.quantity.try_reserve(total).is_ok()
+            && self.amount.try_reserve(total).is_ok();
+        if reserved {
+            for column in [
+                &mut self.product_ids,
+                &mut self.product_names,
+                &mut self.categories,
+            ] {
+                // Nothing appended yet: the first part reserves.
+                column.rows = Int32Builder::with_capacity(total);
+            }
         }
-        self.quantity.reserve(total);
-        self.amount.reserve(total);
     }
 
     fn rows(&self) -> u64 {
@@ -813,8 +822,10 @@ mod tests {
         assert!(expected.num_rows() > 15_000);
 
         // In parts of a few kilobytes on two and three threads, with the columns sized from
-        // the file or grown.
-        for (threads, part_bytes, expected_rows) in [(2, 4096, 0), (3, 20_000, 30_000)] {
+        // the file, grown, or sized from an estimate larger than memory holds.
+        for (threads, part_bytes, expected_rows) in
+            [(2, 4096, 0), (3, 20_000, 30_000), (2, 4096, usize::MAX / 2)]
+        {
             let mut b = Builders::new(expected_rows);
             let new_part = || PartRows::new(Some(until));
             let mut merge = |part: &mut PartRows, c: &[u32]| b.merge(part, c, &catalog);
