@@ -150,7 +150,7 @@ pub(super) fn extract(
         drop((people, file));
         Ok::<_, NodeError>((row_columns.join(), columns, report))
     })?;
-    let batch = b.finish(row_columns?, people, two)?;
+    let batch = row_columns?.into_table(people, two)?;
     drop(side);
     let mut out = Output::table(batch)
         .with_meta("source", path.display().to_string())
@@ -481,13 +481,13 @@ impl Builders {
         let people = people(&std::mem::take(&mut self.number_of), seen);
         let row_columns = self.row_columns()?;
         Ok((
-            self.finish(row_columns, PeopleColumns::new(&people, None, two), two)?,
+            row_columns.into_table(PeopleColumns::new(&people, None, two), two)?,
             people.len(),
         ))
     }
 
     /// The columns taken from the rows themselves, the customers' dictionary keys among them
-    /// (which [`Builders::finish`] also reads the customers' details by).
+    /// (which [`RowColumns::into_table`] also reads the customers' details by).
     fn row_columns(&mut self) -> Result<RowColumns, NodeError> {
         if self.order_ids_overflow {
             return Err(NodeError::msg(
@@ -511,15 +511,26 @@ impl Builders {
             amount: Arc::new(Float64Array::from(std::mem::take(&mut self.amount))),
         })
     }
+}
 
-    /// The table, from the rows' columns and the customers' by their index here; the email
-    /// and name columns on a thread of their own when `two`.
-    fn finish(
-        self,
-        rows: RowColumns,
-        people: PeopleColumns,
-        two: bool,
-    ) -> Result<RecordBatch, NodeError> {
+/// The `transactions` columns that come from the rows alone.
+struct RowColumns {
+    /// Per row, its customer's index.
+    customer_keys: ScalarBuffer<i32>,
+    order_id: ArrayRef,
+    date: ArrayRef,
+    product_id: ArrayRef,
+    product_name: ArrayRef,
+    category: ArrayRef,
+    quantity: ArrayRef,
+    amount: ArrayRef,
+}
+
+impl RowColumns {
+    /// The table, of these columns and the customers' by their index (the customers'
+    /// dictionary keys); the email and name columns on a thread of their own when `two`.
+    fn into_table(self, people: PeopleColumns, two: bool) -> Result<RecordBatch, NodeError> {
+        let rows = self;
         // The three per-customer columns share one buffer of keys (a row's customer index);
         // a row's key is null where its customer lacks the value. What each customer has is
         // read from one byte per customer, not from the customers themselves.
@@ -572,19 +583,6 @@ impl Builders {
             columns,
         )?)
     }
-}
-
-/// The `transactions` columns that come from the rows alone.
-struct RowColumns {
-    /// Per row, its customer's index.
-    customer_keys: ScalarBuffer<i32>,
-    order_id: ArrayRef,
-    date: ArrayRef,
-    product_id: ArrayRef,
-    product_name: ArrayRef,
-    category: ArrayRef,
-    quantity: ArrayRef,
-    amount: ArrayRef,
 }
 
 /// Each customer's id, email and name by their index, and one byte per customer saying which

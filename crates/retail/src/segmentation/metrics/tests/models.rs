@@ -14,6 +14,7 @@ use flow_analytics::bgnbd::{self, Observation};
 use flow_analytics::clv::{ClvOptions, customer_lifetime_value, discounted_value};
 use flow_analytics::gamma_gamma;
 use flow_analytics::summary::{TimeUnit, Transaction, summarize};
+use flow_engine::data::Output;
 
 #[test]
 fn fitted_models_on_generated_data() {
@@ -200,21 +201,24 @@ fn a_missing_spend_model_nulls_only_the_columns_that_need_it() {
     assert!(err.contains("Gamma-Gamma model cannot be fitted"), "{err}");
 }
 
-#[test]
-fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
-    let batch = generated_table(5_000, 5, 730, 1.7);
-    let cfg = MetricsConfig::default();
-    // Every core taken: each step of the node runs on this thread alone.
+/// The node's output with every core taken (each step on this thread alone), then with cores
+/// free (other tests take cores too: it starts when one is free, almost always at once).
+fn alone_and_spread(batch: &RecordBatch, cfg: &MetricsConfig) -> (Output, Output) {
     let all_cores = flow_engine::node::spare_cores(usize::MAX);
-    let alone = compute(&batch, &cfg).unwrap();
+    let alone = compute(batch, cfg).unwrap();
     drop(all_cores);
-    // Other tests take cores too: start when one is free (almost always at once), so that
-    // the steps run on more than one thread.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while flow_engine::node::spare_cores(2).threads() < 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let spread = compute(&batch, &cfg).unwrap();
+    (alone, compute(batch, cfg).unwrap())
+}
+
+#[test]
+fn the_same_bits_on_one_thread_as_on_the_cores_other_work_leaves_free() {
+    let batch = generated_table(5_000, 5, 730, 1.7);
+    let cfg = MetricsConfig::default();
+    let (alone, spread) = alone_and_spread(&batch, &cfg);
     assert_eq!(out_table(&alone), out_table(&spread));
     assert_eq!(alone.meta, spread.meta);
     assert!(alone.meta.contains_key("clv_backtest"));
@@ -231,14 +235,7 @@ fn the_same_bits_when_the_thread_beside_takes_its_turns_first() {
         backtest_days: Some(0),
         ..Default::default()
     };
-    let all_cores = flow_engine::node::spare_cores(usize::MAX);
-    let alone = compute(&batch, &cfg).unwrap();
-    drop(all_cores);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while flow_engine::node::spare_cores(2).threads() < 2 && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    let spread = compute(&batch, &cfg).unwrap();
+    let (alone, spread) = alone_and_spread(&batch, &cfg);
     assert_eq!(out_table(&alone), out_table(&spread));
     assert_eq!(alone.meta, spread.meta);
     assert!(!alone.meta.contains_key("clv_backtest"));
