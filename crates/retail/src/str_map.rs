@@ -4,6 +4,9 @@ use std::collections::HashMap;
 
 use rustc_hash::FxBuildHasher;
 
+/// How many look-ups in a large map follow a touch of their entries ([`StrMap::touch`]).
+pub(crate) const TOUCH_AHEAD: usize = 16;
+
 /// Strings to `u32`, ids of up to 15 bytes packed into the key itself: a look-up in a map of
 /// a million customers then neither follows a pointer to the key's bytes nor calls `memcmp`
 /// (both cache misses that grow with the map). The key is two `u64`s, not a `u128`, whose
@@ -93,6 +96,19 @@ impl StrMap {
         }
     }
 
+    /// Looks up each string only to bring its entry into the cache, so that the look-ups that
+    /// follow find them there: in a map larger than the caches, touching a few entries one
+    /// after another lets their cache misses overlap instead of coming one at a time. Returns
+    /// how many are present (which keeps the look-ups from being optimised away).
+    #[inline]
+    pub(crate) fn touch<'a>(&self, strings: impl IntoIterator<Item = &'a str>) -> usize {
+        let present = strings
+            .into_iter()
+            .filter(|s| Self::pack(s).is_some_and(|k| self.short.contains_key(&k)))
+            .count();
+        std::hint::black_box(present)
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.short.len() + self.long.len()
     }
@@ -150,6 +166,7 @@ mod tests {
         assert_eq!(map.get_or_insert("abcdefgh", 99), 3);
         assert_eq!(map.get(long), Some(5));
         assert_eq!(map.get("abcdefghijklmn"), None);
+        assert_eq!(map.touch(["abcd", "abc", "a", "abcdefgh"]), 3);
         assert_eq!(map.len(), 6);
         map.clear();
         assert_eq!(map.get("a"), None);

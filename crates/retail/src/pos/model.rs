@@ -25,7 +25,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::max_bad_rows::MaxBadRows;
-use crate::str_map::StrMap;
+use crate::str_map::{self, StrMap};
 use flow_engine::plural::plural_of;
 
 /// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
@@ -614,7 +614,14 @@ impl CustomerBook {
     pub(super) fn absorb(&mut self, part: &CustomerBook, index: &mut Vec<u32>) {
         index.clear();
         let theirs = part.customers[..part.len].iter().zip(&part.stamps);
-        for (theirs, their_stamps) in theirs {
+        for (i, (theirs, their_stamps)) in theirs.enumerate() {
+            if i % str_map::TOUCH_AHEAD == 0 {
+                // The map of a large file is larger than the caches: bring the entries of the
+                // next few look-ups in together (the look-ups' cache misses overlap).
+                let ahead = &part.customers[i..part.len.min(i + str_map::TOUCH_AHEAD)];
+                self.index
+                    .touch(ahead.iter().map(|c| c.customer_id.as_str()));
+            }
             let id = theirs.customer_id.as_str();
             let idx = self.entry(id, StrMap::pack(id));
             index.push(idx as u32);

@@ -608,11 +608,9 @@ impl PeopleColumns {
             None => vec![None; n],
             Some(file) => {
                 let look_up = |half: &[Customer]| -> Vec<Option<&Customer>> {
-                    half.iter()
-                        .map(|p| {
-                            let i = file.position(&p.customer_id)?;
-                            Some(&file.list.customers[i])
-                        })
+                    let at = file.positions_of(half);
+                    at.into_iter()
+                        .map(|i| Some(&file.list.customers[i?]))
                         .collect()
                 };
                 let (first, second) = people.split_at(n / 2);
