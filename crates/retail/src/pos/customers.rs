@@ -81,15 +81,15 @@ impl IndexedCustomers {
         self.positions.get(id).map(|i| i as usize)
     }
 
-    /// The positions of `people` here, as [`IndexedCustomers::position`] gives them one by
-    /// one: the look-ups go in small groups whose entries are brought into the cache together
-    /// (the map of a file of a million customers is larger than the caches).
-    pub(crate) fn positions_of(&self, people: &[Customer]) -> Vec<Option<usize>> {
+    /// The entry here of each of `people` ([`IndexedCustomers::position`] for each): the
+    /// look-ups go in small groups whose entries in the map are brought into the cache
+    /// together (the map of a file of a million customers is larger than the caches).
+    pub(crate) fn entries_of(&self, people: &[Customer]) -> Vec<Option<&Customer>> {
         let mut found = Vec::with_capacity(people.len());
         for group in people.chunks(TOUCH_AHEAD) {
             let ids = group.iter().map(|p| p.customer_id.as_str());
             self.positions.touch(ids.clone());
-            found.extend(ids.map(|id| self.position(id)));
+            found.extend(ids.map(|id| Some(&self.list.customers[self.position(id)?])));
         }
         found
     }
@@ -344,6 +344,40 @@ mod tests {
             ]
         );
         assert_eq!(list.report.customers, 3);
+    }
+
+    #[test]
+    fn entries_of_people_across_groups_are_those_found_one_by_one() {
+        let mut text = String::from("customer_id,name,email,accepts_marketing\n");
+        for i in 0..100 {
+            text.push_str(&format!("C{i},Name {i},c{i}@example.com,yes\n"));
+        }
+        text.push_str("a customer id longer than fifteen bytes,Long,l@example.com,no\n");
+        let file = CustomersReader::new(text.as_bytes(), &CustomersOptions::default())
+            .unwrap()
+            .finish_indexed()
+            .unwrap();
+        // More people than a few groups, listed and not, short ids and a long one.
+        let people: Vec<Customer> = (0..70)
+            .map(|i| format!("C{}", 138 - 2 * i))
+            .chain([
+                "a customer id longer than fifteen bytes".to_string(),
+                "X".into(),
+            ])
+            .map(|customer_id| Customer {
+                customer_id,
+                ..Customer::default()
+            })
+            .collect();
+        let one_by_one: Vec<Option<&Customer>> = people
+            .iter()
+            .map(|p| Some(&file.list.customers[file.position(&p.customer_id)?]))
+            .collect();
+        let entries = file.entries_of(&people);
+        assert_eq!(entries, one_by_one);
+        // C0 ... C98 of the even ids, and the long one.
+        assert_eq!(entries.iter().flatten().count(), 50 + 1);
+        assert_eq!(entries[70].unwrap().name.as_deref(), Some("Long"));
     }
 
     #[test]

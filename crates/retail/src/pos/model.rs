@@ -25,7 +25,7 @@ use chrono::{Duration, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use super::max_bad_rows::MaxBadRows;
-use crate::str_map::{self, StrMap};
+use crate::str_map::{StrMap, TOUCH_AHEAD};
 use flow_engine::plural::plural_of;
 
 /// How many [`BadRow`]s a report keeps; the count beyond that stays exact.
@@ -613,37 +613,45 @@ impl CustomerBook {
     /// keeps the value of the latest row that has one, wherever that row is.
     pub(super) fn absorb(&mut self, part: &CustomerBook, index: &mut Vec<u32>) {
         index.clear();
-        let theirs = part.customers[..part.len].iter().zip(&part.stamps);
-        for (i, (theirs, their_stamps)) in theirs.enumerate() {
-            if i % str_map::TOUCH_AHEAD == 0 {
-                // The map of a large file is larger than the caches: bring the entries of the
-                // next few look-ups in together (the look-ups' cache misses overlap).
-                let ahead = &part.customers[i..part.len.min(i + str_map::TOUCH_AHEAD)];
-                self.index
-                    .touch(ahead.iter().map(|c| c.customer_id.as_str()));
-            }
-            let id = theirs.customer_id.as_str();
-            let idx = self.entry(id, StrMap::pack(id));
-            index.push(idx as u32);
-            // A stamp is only ever set with a value.
-            if *their_stamps == [UNSET; 3] {
-                continue;
-            }
-            let (ours, stamps) = (&mut self.customers[idx], &mut self.stamps[idx]);
-            if their_stamps[0] != UNSET && their_stamps[0] >= stamps[0] {
-                ours.email.clone_from(&theirs.email);
-                stamps[0] = their_stamps[0];
-            }
-            if their_stamps[1] != UNSET && their_stamps[1] >= stamps[1] {
-                ours.name.clone_from(&theirs.name);
-                stamps[1] = their_stamps[1];
-            }
-            if their_stamps[2] != UNSET && their_stamps[2] >= stamps[2] {
-                ours.accepts_marketing = theirs.accepts_marketing;
-                stamps[2] = their_stamps[2];
+        let theirs = &part.customers[..part.len];
+        let groups = theirs
+            .chunks(TOUCH_AHEAD)
+            .zip(part.stamps.chunks(TOUCH_AHEAD));
+        for (group, stamps) in groups {
+            // The map of a large file is larger than the caches: bring the entries of the
+            // group's look-ups in together (their cache misses overlap).
+            self.index
+                .touch(group.iter().map(|c| c.customer_id.as_str()));
+            for (theirs, their_stamps) in group.iter().zip(stamps) {
+                index.push(self.absorb_one(theirs, their_stamps));
             }
         }
         self.last = None;
+    }
+
+    /// Adds one customer of a later part, with the stamps of its attributes there, and
+    /// returns its index here.
+    fn absorb_one(&mut self, theirs: &Customer, their_stamps: &[Stamp; 3]) -> u32 {
+        let id = theirs.customer_id.as_str();
+        let idx = self.entry(id, StrMap::pack(id));
+        // A stamp is only ever set with a value.
+        if *their_stamps == [UNSET; 3] {
+            return idx as u32;
+        }
+        let (ours, stamps) = (&mut self.customers[idx], &mut self.stamps[idx]);
+        if their_stamps[0] != UNSET && their_stamps[0] >= stamps[0] {
+            ours.email.clone_from(&theirs.email);
+            stamps[0] = their_stamps[0];
+        }
+        if their_stamps[1] != UNSET && their_stamps[1] >= stamps[1] {
+            ours.name.clone_from(&theirs.name);
+            stamps[1] = their_stamps[1];
+        }
+        if their_stamps[2] != UNSET && their_stamps[2] >= stamps[2] {
+            ours.accepts_marketing = theirs.accepts_marketing;
+            stamps[2] = their_stamps[2];
+        }
+        idx as u32
     }
 
     /// The index of customer `id` (`packed` is `StrMap::pack(id)`), added (with no attributes

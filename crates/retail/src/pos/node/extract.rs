@@ -607,16 +607,10 @@ impl PeopleColumns {
         let listed: Vec<Option<&Customer>> = match file {
             None => vec![None; n],
             Some(file) => {
-                let look_up = |half: &[Customer]| -> Vec<Option<&Customer>> {
-                    let at = file.positions_of(half);
-                    at.into_iter()
-                        .map(|i| Some(&file.list.customers[i?]))
-                        .collect()
-                };
                 let (first, second) = people.split_at(n / 2);
                 std::thread::scope(|scope| {
-                    let first = Beside::start(scope, two, || look_up(first));
-                    let second = look_up(second);
+                    let first = Beside::start(scope, two, || file.entries_of(first));
+                    let second = file.entries_of(second);
                     let mut listed = first.join();
                     listed.extend(second);
                     listed
